@@ -1,0 +1,119 @@
+// Package awserr is the one place that classifies AWS errors, from the SDK's
+// typed exceptions and smithy.APIError codes (reference/aws-ecs.md §5).
+package awserr
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/aws/smithy-go"
+)
+
+// Code returns the AWS error code of err, or "".
+func Code(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// Message returns the AWS error message of err, or "".
+func Message(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorMessage()
+	}
+	return ""
+}
+
+var notFound = map[string]bool{
+	"ResourceNotFoundException":          true, // logs, secretsmanager
+	"NoSuchEntity":                       true, // iam
+	"ClusterNotFoundException":           true,
+	"ServiceNotFoundException":           true,
+	"ServiceNotActiveException":          true,
+	"NamespaceNotFound":                  true, // servicediscovery
+	"ServiceNotFound":                    true,
+	"InstanceNotFound":                   true,
+	"OperationNotFound":                  true,
+	"ObjectNotFoundException":            true, // application autoscaling
+	"ParameterNotFound":                  true, // ssm
+	"InvalidVpcID.NotFound":              true,
+	"InvalidSubnetID.NotFound":           true,
+	"InvalidGroup.NotFound":              true,
+	"InvalidGroupId.NotFound":            true,
+	"InvalidInternetGatewayID.NotFound":  true,
+	"InvalidRouteTableID.NotFound":       true,
+	"InvalidAllocationID.NotFound":       true,
+	"NatGatewayNotFound":                 true,
+	"InvalidNetworkInterfaceID.NotFound": true,
+	"InvalidAssociationID.NotFound":      true,
+	"InvalidRoute.NotFound":              true,
+	"Gateway.NotAttached":                true,
+}
+
+// IsNotFound: the resource is not there (a state, not a failure).
+func IsNotFound(err error) bool {
+	if err == nil {
+		return false
+	}
+	if notFound[Code(err)] {
+		return true
+	}
+	// ECS answers a missing task definition with ClientException "Unable to describe task definition."
+	return Code(err) == "ClientException" && strings.Contains(Message(err), "Unable to describe task definition")
+}
+
+var throttles = map[string]bool{
+	"Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
+	"TooManyRequestsException": true, "RequestThrottled": true, "ThrottledException": true,
+	"ConcurrentModificationException": true,
+}
+
+// IsThrottle: the call was throttled.
+func IsThrottle(err error) bool { return throttles[Code(err)] }
+
+// dependency codes: something still uses the resource; retry within a budget.
+var dependency = map[string]bool{
+	"DependencyViolation":                        true,
+	"InvalidGroup.InUse":                         true,
+	"ResourceInUse":                              true,
+	"DeleteConflict":                             true,
+	"ClusterContainsServicesException":           true,
+	"ClusterContainsTasksException":              true,
+	"ClusterContainsContainerInstancesException": true,
+	"UpdateInProgressException":                  true,
+	"DuplicateRequest":                           true,
+	"OperationAbortedException":                  true,
+	"InvalidIPAddress.InUse":                     true,
+}
+
+// IsDependency: the delete (or change) is blocked by something that is going
+// away; reference/aws-ecs.md §5 retries these within a budget.
+func IsDependency(err error) bool {
+	if dependency[Code(err)] {
+		return true
+	}
+	// "The service cannot be stopped while deployments are active."
+	return Code(err) == "InvalidParameterException" && strings.Contains(Message(err), "deployments are active")
+}
+
+// IsAlreadyExists: a create found the name taken.
+func IsAlreadyExists(err error) bool {
+	switch Code(err) {
+	case "EntityAlreadyExists", "ResourceAlreadyExistsException", "ResourceExistsException",
+		"NamespaceAlreadyExists", "ServiceAlreadyExists", "InvalidGroup.Duplicate", "ParameterAlreadyExists":
+		return true
+	}
+	return false
+}
+
+// IsAccessDenied: the credentials may not do this.
+func IsAccessDenied(err error) bool {
+	switch Code(err) {
+	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError":
+		return true
+	}
+	return false
+}

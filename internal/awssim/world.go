@@ -1,0 +1,369 @@
+// Package awssim is an in-memory AWS account that the real aws-sdk-go-v2 clients
+// talk to. A Finalize-step middleware (after the SDK's retry and signing
+// middleware) hands each operation's typed input to a handler here and returns
+// its typed output or an API error, so the SDK's own retryers, paginators and
+// waiters run unchanged. Semantics and error codes follow
+// ../shared/reference/aws-ecs.md; each handler cites what it models.
+package awssim
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/deploybot/deploybot/internal/clock"
+)
+
+// DefaultAccount is the account id of a world made by New.
+const DefaultAccount = "123456789012"
+
+// Call is one operation as the simulated account saw it.
+type Call struct {
+	Service   string // SDK service id, e.g. "ECS", "EC2", "IAM"
+	Operation string // e.g. "CreateCluster"
+	Write     bool
+	Principal string // the access key that signed the call
+	ErrCode   string // "" on success
+	At        time.Time
+}
+
+// Faults are switches that make the account misbehave the way real AWS can.
+type Faults struct {
+	// ThrottleFraction of calls (0..1) answer with the service's throttling
+	// error code before doing anything. Deterministic for a given Seed.
+	ThrottleFraction float64
+	Seed             int64
+	// FailCall makes the Nth call (1-based, counted over all calls) fail with
+	// an InternalFailure (HTTP 500 class, which the SDK retries).
+	FailCall int
+	// StopAfterWrites simulates the deploybot process dying: after this many
+	// successful writes every further call fails with ErrCrashed. 0 = off.
+	StopAfterWrites int
+}
+
+// ErrCrashed is returned for every call after Faults.StopAfterWrites writes.
+var ErrCrashed = fmt.Errorf("awssim: process crashed (injected after write limit)")
+
+type handlerFunc func(ctx context.Context, w *World, in any) (any, error)
+
+var (
+	handlersMu sync.RWMutex
+	handlers   = map[reflect.Type]handlerFunc{}
+)
+
+// Handle registers the simulated implementation of one SDK operation; service
+// files call it from init(). I is the operation's input struct type.
+func Handle[I any, O any](f func(ctx context.Context, w *World, in *I) (*O, error)) {
+	handlersMu.Lock()
+	defer handlersMu.Unlock()
+	handlers[reflect.TypeOf((*I)(nil))] = func(ctx context.Context, w *World, in any) (any, error) {
+		out, err := f(ctx, w, in.(*I))
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+}
+
+// World is one simulated AWS account in one or more regions.
+type World struct {
+	// Mu guards all simulated state. Handlers hold it for their whole run.
+	Mu      sync.Mutex
+	Clock   clock.Clock
+	Account string
+	Region  string
+	// Latency is real time each call takes (benchmarks set 50ms).
+	Latency time.Duration
+
+	faultsMu sync.Mutex
+	faults   Faults
+	rng      *rand.Rand
+	calls    []Call
+	nCalls   int
+	nWrites  int
+
+	// ids hands out deterministic resource ids per prefix.
+	ids map[string]int
+
+	// Services keep their state here, keyed by a name of their choosing, so
+	// that each service's file owns its own types.
+	state map[string]any
+
+	// Principals maps an access key id to the principal (role ARN) it
+	// belongs to; the default key is the account's admin.
+	principals map[string]Principal
+}
+
+// Principal is who signs a call: a role session with an optional policy.
+type Principal struct {
+	ARN string
+	// Policy, when non-nil, is evaluated for every call (AccessDenied on deny).
+	Policy *PolicyDocument
+}
+
+// AdminAccessKey signs calls made with Config(); it is allowed everything.
+const AdminAccessKey = "ASIASIMULATEDADMIN00"
+
+// New makes an empty account.
+func New(c clock.Clock) *World {
+	w := &World{
+		Clock:      c,
+		Account:    DefaultAccount,
+		Region:     "us-east-1",
+		ids:        map[string]int{},
+		state:      map[string]any{},
+		principals: map[string]Principal{},
+		rng:        rand.New(rand.NewSource(1)),
+	}
+	w.principals[AdminAccessKey] = Principal{ARN: "arn:aws:iam::" + w.Account + ":user/admin"}
+	return w
+}
+
+// SetFaults replaces the fault switches and resets the call counters they use.
+func (w *World) SetFaults(f Faults) {
+	w.faultsMu.Lock()
+	defer w.faultsMu.Unlock()
+	w.faults = f
+	w.rng = rand.New(rand.NewSource(f.Seed))
+	w.nCalls = 0
+	w.nWrites = 0
+}
+
+// Calls returns a copy of every call seen so far.
+func (w *World) Calls() []Call {
+	w.faultsMu.Lock()
+	defer w.faultsMu.Unlock()
+	return append([]Call(nil), w.calls...)
+}
+
+// ResetCalls forgets the call log (not the state).
+func (w *World) ResetCalls() {
+	w.faultsMu.Lock()
+	defer w.faultsMu.Unlock()
+	w.calls = nil
+}
+
+// State returns the service state stored under key, creating it with mk.
+// Callers must hold w.Mu.
+func State[T any](w *World, key string, mk func() *T) *T {
+	if s, ok := w.state[key]; ok {
+		return s.(*T)
+	}
+	s := mk()
+	w.state[key] = s
+	return s
+}
+
+// NewID returns a deterministic id like "vpc-0000000000000001" for prefix "vpc".
+// Callers must hold w.Mu.
+func (w *World) NewID(prefix string) string {
+	w.ids[prefix]++
+	return fmt.Sprintf("%s-%017x", prefix, w.ids[prefix])
+}
+
+// NextSeq returns 1, 2, 3... per key. Callers must hold w.Mu.
+func (w *World) NextSeq(key string) int {
+	w.ids["seq:"+key]++
+	return w.ids["seq:"+key]
+}
+
+// AddPrincipal registers an access key for a principal (used by STS
+// AssumeRole* handlers and by tests that run with a narrower policy).
+func (w *World) AddPrincipal(accessKey string, p Principal) {
+	w.faultsMu.Lock()
+	defer w.faultsMu.Unlock()
+	w.principals[accessKey] = p
+}
+
+// Config returns an aws.Config whose clients talk to this world, signed as
+// the account admin.
+func (w *World) Config() aws.Config {
+	return w.ConfigFor(credentials.NewStaticCredentialsProvider(AdminAccessKey, "simulated-secret", "simulated-session"))
+}
+
+// ConfigFor returns an aws.Config for this world using the given credentials.
+func (w *World) ConfigFor(creds aws.CredentialsProvider) aws.Config {
+	cfg := aws.Config{
+		Region:      w.Region,
+		Credentials: creds,
+		HTTPClient:  noNetwork{},
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 10
+				o.RateLimiter = ratelimit.None
+				o.Backoff = w.backoff()
+			})
+		},
+	}
+	cfg.APIOptions = append(cfg.APIOptions, w.middleware)
+	return cfg
+}
+
+// backoff sleeps on the world's clock instead of the wall clock: the SDK's
+// retryer will then not sleep again because we return 0.
+func (w *World) backoff() retry.BackoffDelayer {
+	return retry.BackoffDelayerFunc(func(attempt int, err error) (time.Duration, error) {
+		d := time.Duration(1<<min(attempt, 5)) * 50 * time.Millisecond
+		_ = w.Clock.Sleep(context.Background(), d)
+		return 0, nil
+	})
+}
+
+type noNetwork struct{}
+
+func (noNetwork) Do(*http.Request) (*http.Response, error) {
+	return nil, fmt.Errorf("awssim: a request tried to reach the network")
+}
+
+type paramsKey struct{}
+
+func (w *World) middleware(st *middleware.Stack) error {
+	if err := st.Initialize.Add(middleware.InitializeMiddlewareFunc("awssimParams",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			ctx = middleware.WithStackValue(ctx, paramsKey{}, in.Parameters)
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before); err != nil {
+		return err
+	}
+	return st.Finalize.Add(middleware.FinalizeMiddlewareFunc("awssimDispatch",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			params := middleware.GetStackValue(ctx, paramsKey{})
+			key := accessKeyOf(in.Request)
+			out, err := w.dispatch(ctx, awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx), key, params)
+			return middleware.FinalizeOutput{Result: out}, middleware.Metadata{}, err
+		}), middleware.After)
+}
+
+var credRe = regexp.MustCompile(`Credential=([A-Z0-9]+)/`)
+
+func accessKeyOf(req any) string {
+	r, ok := req.(*smithyhttp.Request)
+	if !ok {
+		return ""
+	}
+	if m := credRe.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// IsWrite says whether an operation changes state (anything but Describe,
+// List, Get, and STS identity calls).
+func IsWrite(op string) bool {
+	for _, p := range []string{"Describe", "List", "Get", "AssumeRole", "Validate"} {
+		if strings.HasPrefix(op, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func throttleCode(service string) string {
+	switch service {
+	case "EC2":
+		return "RequestLimitExceeded"
+	case "IAM", "STS":
+		return "Throttling"
+	default:
+		return "ThrottlingException"
+	}
+}
+
+func (w *World) dispatch(ctx context.Context, service, op, accessKey string, params any) (any, error) {
+	if w.Latency > 0 {
+		if err := (clock.Real{}).Sleep(ctx, w.Latency); err != nil {
+			return nil, err
+		}
+	}
+	write := IsWrite(op)
+	call := Call{Service: service, Operation: op, Write: write, At: w.Clock.Now()}
+
+	w.faultsMu.Lock()
+	w.nCalls++
+	n := w.nCalls
+	f := w.faults
+	throttled := f.ThrottleFraction > 0 && w.rng.Float64() < f.ThrottleFraction
+	crashed := f.StopAfterWrites > 0 && w.nWrites >= f.StopAfterWrites
+	principal, known := w.principals[accessKey]
+	w.faultsMu.Unlock()
+	call.Principal = principal.ARN
+
+	var out any
+	var err error
+	switch {
+	case crashed:
+		err = ErrCrashed
+	case throttled:
+		err = &smithy.GenericAPIError{Code: throttleCode(service), Message: "Rate exceeded", Fault: smithy.FaultClient}
+	case f.FailCall == n:
+		err = &smithy.GenericAPIError{Code: "InternalFailure", Message: "injected failure of call " + fmt.Sprint(n), Fault: smithy.FaultServer}
+	case !known:
+		err = &smithy.GenericAPIError{Code: invalidTokenCode(service), Message: "The security token included in the request is invalid.", Fault: smithy.FaultClient}
+	default:
+		if principal.Policy != nil {
+			if denied := w.authorize(principal, service, op, params); denied != nil {
+				err = denied
+				break
+			}
+		}
+		handlersMu.RLock()
+		h, ok := handlers[reflect.TypeOf(params)]
+		handlersMu.RUnlock()
+		if !ok {
+			err = fmt.Errorf("awssim: %s.%s is not simulated", service, op)
+			break
+		}
+		w.Mu.Lock()
+		out, err = h(context.WithValue(ctx, principalKey{}, principal), w, params)
+		w.Mu.Unlock()
+	}
+	if err != nil {
+		var ae smithy.APIError
+		if ok := asAPIError(err, &ae); ok {
+			call.ErrCode = ae.ErrorCode()
+		} else {
+			call.ErrCode = "error"
+		}
+	}
+	w.faultsMu.Lock()
+	if err == nil && write {
+		w.nWrites++
+	}
+	w.calls = append(w.calls, call)
+	w.faultsMu.Unlock()
+	return out, err
+}
+
+func invalidTokenCode(service string) string {
+	switch service {
+	case "EC2":
+		return "AuthFailure"
+	case "IAM", "STS":
+		return "InvalidClientTokenId"
+	default:
+		return "UnrecognizedClientException"
+	}
+}
+
+type principalKey struct{}
+
+// PrincipalOf returns who signed the call being handled.
+func PrincipalOf(ctx context.Context) Principal {
+	p, _ := ctx.Value(principalKey{}).(Principal)
+	return p
+}

@@ -1,0 +1,100 @@
+package config
+
+import "time"
+
+// Environment is one validated environment file. Field names mirror the YAML
+// keys (see environments/schema.json). Defaults are filled by Load.
+type Environment struct {
+	// File is the path the environment was loaded from (for messages).
+	File string `yaml:"-" json:"-"`
+
+	Name             string            `yaml:"name"`
+	AWS              AWS               `yaml:"aws"`
+	Prefect          Prefect           `yaml:"prefect"`
+	Worker           Worker            `yaml:"worker"`
+	Network          Network           `yaml:"network"`
+	ServiceDiscovery ServiceDiscovery  `yaml:"service_discovery"`
+	HealthGate       HealthGate        `yaml:"health_gate"`
+	Protect          bool              `yaml:"protect"`
+	Tags             map[string]string `yaml:"tags"`
+
+	// Lines maps a dotted field path ("worker.cpu", "network.subnet_ids[1]")
+	// to its line in File, so later stages can point at the file too.
+	Lines map[string]int `yaml:"-" json:"-"`
+}
+
+type AWS struct {
+	AccountID    string `yaml:"account_id"`
+	Region       string `yaml:"region"`
+	PlanRoleARN  string `yaml:"plan_role_arn"`
+	ApplyRoleARN string `yaml:"apply_role_arn"`
+}
+
+type Prefect struct {
+	// APIURL is a Prefect Cloud workspace URL
+	// (https://api.prefect.cloud/api/accounts/<id>/workspaces/<id>) or a
+	// self-hosted server's .../api.
+	APIURL   string `yaml:"api_url"`
+	WorkPool string `yaml:"work_pool"`
+	// CreateWorkPool lets preflight create a missing ecs work pool.
+	CreateWorkPool bool `yaml:"create_work_pool"`
+	// PruneOfflineWorkers deletes OFFLINE workers of earlier revisions after a
+	// successful gate. Default true.
+	PruneOfflineWorkers *bool `yaml:"prune_offline_workers"`
+}
+
+type Worker struct {
+	Image            string            `yaml:"image"`
+	CPU              int               `yaml:"cpu"`           // Fargate CPU units; default 512
+	Memory           int               `yaml:"memory"`        // MiB; default 1024
+	DesiredCount     int               `yaml:"desired_count"` // default 1
+	Autoscaling      *Autoscaling      `yaml:"autoscaling"`   // nil: no autoscaling
+	Env              map[string]string `yaml:"env"`
+	LogRetentionDays int               `yaml:"log_retention_days"` // default 30
+}
+
+type Autoscaling struct {
+	Min              int `yaml:"min"`
+	Max              int `yaml:"max"`
+	TargetCPUPercent int `yaml:"target_cpu_percent"` // default 70
+}
+
+type Network struct {
+	Mode string `yaml:"mode"` // "managed" (default) or "existing"
+
+	// managed
+	CIDR              string `yaml:"cidr"`               // default 10.0.0.0/16
+	AvailabilityZones int    `yaml:"availability_zones"` // default 2
+	NAT               string `yaml:"nat"`                // none (default) | single | per-az
+
+	// existing
+	VPCID            string   `yaml:"vpc_id"`
+	SubnetIDs        []string `yaml:"subnet_ids"`
+	AssignPublicIP   *bool    `yaml:"assign_public_ip"`
+	SecurityGroupIDs []string `yaml:"security_group_ids"`
+}
+
+type ServiceDiscovery struct {
+	// Namespace is the Cloud Map private DNS namespace; default
+	// "<name>.prefect.internal".
+	Namespace string `yaml:"namespace"`
+}
+
+type HealthGate struct {
+	Timeout          time.Duration `yaml:"timeout"`            // default 5m
+	MinOnlineWorkers int           `yaml:"min_online_workers"` // default 1
+}
+
+// PublicIP says whether the worker's tasks get a public IP: with a managed
+// network and nat: none they run in public subnets and need one.
+func (e *Environment) PublicIP() bool {
+	if e.Network.Mode == "existing" {
+		return e.Network.AssignPublicIP != nil && *e.Network.AssignPublicIP
+	}
+	return e.Network.NAT == "none"
+}
+
+// Prune reports prefect.prune_offline_workers with its default.
+func (e *Environment) Prune() bool {
+	return e.Prefect.PruneOfflineWorkers == nil || *e.Prefect.PruneOfflineWorkers
+}

@@ -1,0 +1,183 @@
+// Package plan is pure data: what deploybot intends to do to one environment.
+// It is built by the engine and rendered by internal/render; it imports
+// nothing of ours, so that every view (terminal, PR comment, JSON) shows the
+// same value.
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+)
+
+// Action is what happens to one resource.
+type Action string
+
+const (
+	NoOp    Action = "no-op"
+	Create  Action = "create"
+	Update  Action = "update"
+	Delete  Action = "delete"
+	Replace Action = "replace" // delete then create (or create then delete)
+	// Conflict: a resource exists under our name without our tags; deploybot
+	// never takes it over. A plan with a conflict cannot be applied.
+	Conflict Action = "conflict"
+)
+
+// Symbol is the Terraform-style diff marker.
+func (a Action) Symbol() string {
+	switch a {
+	case Create:
+		return "+"
+	case Update:
+		return "~"
+	case Delete:
+		return "-"
+	case Replace:
+		return "-/+"
+	case Conflict:
+		return "!"
+	default:
+		return " "
+	}
+}
+
+// Unknown is the value of a field that AWS decides at apply time.
+const Unknown = "(known after apply)"
+
+// SensitiveChanged is all a plan ever shows of a sensitive value.
+const SensitiveChanged = "(sensitive value changed)"
+
+// FieldChange is one attribute's before and after. Values are normalised
+// strings (numbers in decimal, lists and maps as canonical JSON).
+type FieldChange struct {
+	Path   string `json:"path"`
+	Before string `json:"before,omitempty"`
+	After  string `json:"after,omitempty"`
+	// Sensitive values are never stored here: Before/After are empty and
+	// renderers print SensitiveChanged.
+	Sensitive bool `json:"sensitive,omitempty"`
+	// ForcesReplacement marks the fields AWS cannot change in place.
+	ForcesReplacement bool `json:"forces_replacement,omitempty"`
+}
+
+// Change is the plan for one resource.
+type Change struct {
+	Address string `json:"address"` // e.g. "ecs_service.worker"
+	Kind    string `json:"kind"`    // e.g. "ecs_service"
+	Name    string `json:"name"`    // the AWS name or id
+	Action  Action `json:"action"`
+	// Reason says why: for a replacement, which field forces it; for a
+	// conflict, what is in the way; for a delete, why it goes.
+	Reason string        `json:"reason,omitempty"`
+	Fields []FieldChange `json:"fields,omitempty"`
+}
+
+// Operation is what the plan is for.
+type Operation string
+
+const (
+	OpApply   Operation = "apply"
+	OpDestroy Operation = "destroy"
+)
+
+// Plan is an ordered list of changes for one environment. Changes are in
+// apply order (dependencies first); a destroy plan is in delete order.
+type Plan struct {
+	Environment string    `json:"environment"`
+	File        string    `json:"file"`
+	Account     string    `json:"account"`
+	Region      string    `json:"region"`
+	Operation   Operation `json:"operation"`
+	Changes     []Change  `json:"changes"`
+	// Notes are things a reviewer should know that are not changes
+	// (e.g. why the worker gets a public IP).
+	Notes []string `json:"notes,omitempty"`
+	// Fingerprint is Fingerprint() at build time, stored for reports.
+	Fingerprint string `json:"fingerprint"`
+}
+
+// Summary counts changes by action.
+type Summary struct {
+	Add       int `json:"add"`
+	Change    int `json:"change"`
+	Destroy   int `json:"destroy"`
+	Replace   int `json:"replace"`
+	Conflicts int `json:"conflicts"`
+	Unchanged int `json:"unchanged"`
+}
+
+// Summary counts the plan's changes. A replacement counts once as Replace
+// (renderers say "N to replace").
+func (p *Plan) Summary() Summary {
+	var s Summary
+	for _, c := range p.Changes {
+		switch c.Action {
+		case Create:
+			s.Add++
+		case Update:
+			s.Change++
+		case Delete:
+			s.Destroy++
+		case Replace:
+			s.Replace++
+		case Conflict:
+			s.Conflicts++
+		default:
+			s.Unchanged++
+		}
+	}
+	return s
+}
+
+// HasChanges says whether applying the plan would do anything.
+func (p *Plan) HasChanges() bool {
+	s := p.Summary()
+	return s.Add+s.Change+s.Destroy+s.Replace+s.Conflicts > 0
+}
+
+// Destructive returns the addresses the plan deletes or replaces.
+func (p *Plan) Destructive() []string {
+	var out []string
+	for _, c := range p.Changes {
+		if c.Action == Delete || c.Action == Replace {
+			out = append(out, c.Address)
+		}
+	}
+	return out
+}
+
+// ComputeFingerprint hashes the normalised plan: environment, operation and
+// every non-no-op change with its fields, in a canonical order. It does not
+// depend on map order, timestamps, or unchanged resources, so two plans of the
+// same intended change have the same fingerprint across runs and machines.
+func (p *Plan) ComputeFingerprint() string {
+	type fc struct {
+		P, B, A string
+		S, F    bool
+	}
+	type ch struct {
+		Addr, Act string
+		F         []fc
+	}
+	var cs []ch
+	for _, c := range p.Changes {
+		if c.Action == NoOp {
+			continue
+		}
+		x := ch{Addr: c.Address, Act: string(c.Action)}
+		for _, f := range c.Fields {
+			x.F = append(x.F, fc{f.Path, f.Before, f.After, f.Sensitive, f.ForcesReplacement})
+		}
+		sort.Slice(x.F, func(i, j int) bool { return x.F[i].P < x.F[j].P })
+		cs = append(cs, x)
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Addr < cs[j].Addr })
+	b, _ := json.Marshal(struct {
+		Env, Op string
+		C       []ch
+	}{p.Environment, string(p.Operation), cs})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:16]
+}
