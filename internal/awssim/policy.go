@@ -1,28 +1,23 @@
 package awssim
 
 import (
-	"path"
 	"strings"
+
+	"github.com/deploybot/deploybot/internal/iampolicy"
 )
 
-// PolicyDocument is an IAM policy as deploybot writes them: a list of
-// statements with Effect, Action and Resource (strings or lists of strings).
-type PolicyDocument struct {
-	Version   string      `json:"Version"`
-	Statement []Statement `json:"Statement"`
-}
+// Policy types are internal/iampolicy's: the simulated account evaluates
+// policies with the same code deploybot writes them with.
+type (
+	PolicyDocument = iampolicy.Document
+	Statement      = iampolicy.Statement
+	StringList     = iampolicy.StringList
+)
 
-// Statement is one IAM policy statement.
-type Statement struct {
-	Sid       string         `json:"Sid,omitempty"`
-	Effect    string         `json:"Effect"`
-	Action    StringList     `json:"Action"`
-	Resource  StringList     `json:"Resource"`
-	Condition map[string]any `json:"Condition,omitempty"`
+// PolicyAllows evaluates doc for one action on one resource ARN ("" = "*").
+func PolicyAllows(doc *PolicyDocument, action, resource string) bool {
+	return doc.Allows(iampolicy.Request{Action: action, Resource: resource})
 }
-
-// StringList accepts a JSON string or list of strings, as IAM does.
-type StringList []string
 
 // ServiceActionPrefix maps an SDK service id to its IAM action prefix.
 var ServiceActionPrefix = map[string]string{
@@ -46,73 +41,29 @@ func Action(service, op string) string {
 	return p + ":" + op
 }
 
-// Allows evaluates the policy the way IAM does for one action: an explicit
-// Deny wins, otherwise some Allow must match, otherwise it is an implicit
-// deny. Action and resource patterns use IAM's * and ? wildcards; actions
-// match case-insensitively. resource "" means the call names no resource ARN
-// (only statements with Resource "*" can allow it).
-func (p *PolicyDocument) Allows(action, resource string) bool {
-	allowed := false
-	for _, s := range p.Statement {
-		if !matchAny(s.Action, action, true) {
-			continue
-		}
-		res := resource
-		if res == "" {
-			res = "*"
-		}
-		if !matchAny(s.Resource, res, false) {
-			continue
-		}
-		if strings.EqualFold(s.Effect, "Deny") {
-			return false
-		}
-		if strings.EqualFold(s.Effect, "Allow") {
-			allowed = true
-		}
-	}
-	return allowed
-}
-
-func matchAny(patterns []string, v string, fold bool) bool {
-	for _, pat := range patterns {
-		a, b := pat, v
-		if fold {
-			a, b = strings.ToLower(a), strings.ToLower(b)
-		}
-		if a == "*" {
-			return true
-		}
-		// path.Match treats '/' specially; IAM does not, so match segment-free.
-		if ok, _ := path.Match(strings.ReplaceAll(a, "/", "\x00"), strings.ReplaceAll(b, "/", "\x00")); ok {
-			return true
-		}
-	}
-	return false
-}
-
-// authorize checks a call against the principal's policy. Resource-level
-// checks use the ARN a handler family reports through ResourceARNOf; calls
-// without one are checked against "*".
+// authorize checks a call against the principal's identity policy the way
+// IAM does: the action, the resource ARN the action is authorized on (see
+// authz.go; "*" for actions without resource-level permissions) and the
+// condition keys the request carries.
 func (w *World) authorize(pr Principal, service, op string, params any) error {
 	action := Action(service, op)
-	res := ""
-	if f := resourceOf; f != nil {
-		res = f(w, service, op, params)
+	req := iampolicy.Request{Action: action}
+	if resourceOf != nil {
+		req.Resource, req.Context = resourceOf(w, service, op, params)
 	}
-	if pr.Policy.Allows(action, res) {
+	if pr.Policy.Allows(req) {
 		return nil
 	}
-	target := res
+	target := req.Resource
 	if target == "" {
 		target = "*"
 	}
 	return Err(accessDeniedCode(service), "User: "+pr.ARN+" is not authorized to perform: "+action+" on resource: "+target+" because no identity-based policy allows the "+action+" action")
 }
 
-// resourceOf names the resource ARN a call acts on, for resource-level
-// policy checks; nil means every call is checked against "*".
-var resourceOf func(w *World, service, op string, params any) string
+// resourceOf names the resource ARN a call is authorized on and the
+// condition keys it carries; set by authz.go.
+var resourceOf func(w *World, service, op string, params any) (string, map[string]string)
 
 func accessDeniedCode(service string) string {
 	switch service {
