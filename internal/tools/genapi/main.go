@@ -40,7 +40,7 @@ var svcs = []svc{
 	{"ECSAPI", "ecs", (*ecs.Client)(nil), `CreateCluster DescribeClusters DeleteCluster TagResource UntagResource ListTagsForResource
 		RegisterTaskDefinition DescribeTaskDefinition DeregisterTaskDefinition DeleteTaskDefinitions ListTaskDefinitions
 		CreateService DescribeServices UpdateService DeleteService ListServiceDeployments DescribeServiceDeployments
-		ListTasks DescribeTasks`},
+		ListTasks DescribeTasks UpdateClusterSettings`},
 	{"IAMAPI", "iam", (*iam.Client)(nil), `CreateRole GetRole DeleteRole UpdateAssumeRolePolicy TagRole UntagRole ListRoleTags
 		AttachRolePolicy DetachRolePolicy ListAttachedRolePolicies PutRolePolicy GetRolePolicy DeleteRolePolicy ListRolePolicies
 		CreateOpenIDConnectProvider GetOpenIDConnectProvider ListOpenIDConnectProviders`},
