@@ -47,13 +47,25 @@ func Action(service, op string) string {
 // condition keys the request carries.
 func (w *World) authorize(pr Principal, service, op string, params any) error {
 	action := Action(service, op)
+	if action == "sts:GetCallerIdentity" {
+		// AWS answers it for any valid credentials; no policy can deny it.
+		return nil
+	}
 	req := iampolicy.Request{Action: action}
 	if resourceOf != nil {
 		req.Resource, req.Context = resourceOf(w, service, op, params)
 	}
-	if pr.Policy.Allows(req) {
-		return nil
+	reqs := append([]iampolicy.Request{req}, impliedChecks(w, service, op, params)...)
+	for _, r := range reqs {
+		if !pr.Policy.Allows(r) {
+			return denied(pr, service, r)
+		}
 	}
+	return nil
+}
+
+func denied(pr Principal, service string, req iampolicy.Request) error {
+	action := req.Action
 	target := req.Resource
 	if target == "" {
 		target = "*"

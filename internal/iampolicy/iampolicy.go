@@ -103,7 +103,8 @@ func (d *Document) Allows(r Request) bool {
 		if res == "" {
 			res = "*"
 		}
-		if !matchAny(s.Resource, res, false) {
+		// Trust policies have no Resource: the role itself is the resource.
+		if len(s.Resource) > 0 && !matchAny(s.Resource, res, false) {
 			continue
 		}
 		deny := strings.EqualFold(s.Effect, "Deny")

@@ -1,0 +1,366 @@
+package awssim
+
+import (
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/deploybot/deploybot/internal/iampolicy"
+)
+
+// Authorization as IAM does it for the operations deploybot calls: which
+// resource ARN an action is authorized on (AWS Service Authorization
+// Reference, "Resource types" column; actions without resource-level
+// permissions are authorized on "*"), which condition keys the request
+// carries, and which further actions AWS checks behind the call
+// (iampolicy.Implied, iam:PassRole, ec2:CreateTags on create).
+
+func init() { resourceOf = authzResource }
+
+// LookupRolePath returns an IAM role's path, for building its ARN; the IAM
+// simulator sets it (called with w.Mu held). Unknown roles live under "/".
+var LookupRolePath = func(w *World, name string) (string, bool) { return "", false }
+
+// EC2TagsOf returns the tags of an EC2 resource id, called with w.Mu held
+// (VPCs, subnets and
+// security groups are in the shared state; the network simulator extends it
+// for gateways, route tables, addresses and NAT gateways).
+var EC2TagsOf = func(w *World, id string) (map[string]string, bool) {
+	s := w.EC2State()
+	if v, ok := s.VPCs[id]; ok {
+		return v.Tags, true
+	}
+	if v, ok := s.Subnets[id]; ok {
+		return v.Tags, true
+	}
+	if v, ok := s.SecurityGroups[id]; ok {
+		return v.Tags, true
+	}
+	return nil, false
+}
+
+func (w *World) arn(service, rest string) string {
+	return "arn:aws:" + service + ":" + w.Region + ":" + w.Account + ":" + rest
+}
+
+func lastSegment(s string) string {
+	if i := strings.LastIndex(s, "/"); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+func (w *World) ecsCluster(c *string) string {
+	name := aws.ToString(c)
+	if name == "" {
+		name = "default"
+	}
+	if strings.HasPrefix(name, "arn:") {
+		return name
+	}
+	return w.arn("ecs", "cluster/"+name)
+}
+
+func (w *World) ecsService(cluster *string, svc string) string {
+	if strings.HasPrefix(svc, "arn:") {
+		return svc
+	}
+	return w.arn("ecs", "service/"+lastSegment(w.ecsCluster(cluster))+"/"+svc)
+}
+
+func (w *World) roleARN(name string) string {
+	w.Mu.Lock()
+	path, _ := LookupRolePath(w, name)
+	w.Mu.Unlock()
+	if path == "" {
+		path = "/"
+	}
+	return "arn:aws:iam::" + w.Account + ":role" + path + name
+}
+
+func (w *World) secretARN(id string) string {
+	if strings.HasPrefix(id, "arn:") {
+		return id
+	}
+	// Secrets Manager authorizes on the full ARN, which ends in a random
+	// six-character suffix (reference/aws-ecs.md §7).
+	return w.arn("secretsmanager", "secret:"+id+"-Sim000")
+}
+
+func (w *World) logGroup(name string) string { return w.arn("logs", "log-group:"+name) }
+
+func requestTags(specs []ec2types.TagSpecification) map[string]string {
+	ctx := map[string]string{}
+	for _, s := range specs {
+		for _, t := range s.Tags {
+			ctx["aws:RequestTag/"+aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
+	}
+	return ctx
+}
+
+func (w *World) resourceTags(id string) map[string]string {
+	ctx := map[string]string{}
+	w.Mu.Lock()
+	tags, _ := EC2TagsOf(w, id)
+	w.Mu.Unlock()
+	for k, v := range tags {
+		ctx["aws:ResourceTag/"+k] = v
+	}
+	return ctx
+}
+
+// authzResource answers resourceOf.
+func authzResource(w *World, service, op string, params any) (string, map[string]string) {
+	switch in := params.(type) {
+	// ECS
+	case *ecs.CreateClusterInput:
+		return w.ecsCluster(in.ClusterName), nil
+	case *ecs.DeleteClusterInput:
+		return w.ecsCluster(in.Cluster), nil
+	case *ecs.DescribeClustersInput:
+		if len(in.Clusters) > 0 {
+			return w.ecsCluster(&in.Clusters[0]), nil
+		}
+	case *ecs.CreateServiceInput:
+		return w.ecsService(in.Cluster, aws.ToString(in.ServiceName)), nil
+	case *ecs.UpdateServiceInput:
+		return w.ecsService(in.Cluster, aws.ToString(in.Service)), nil
+	case *ecs.DeleteServiceInput:
+		return w.ecsService(in.Cluster, aws.ToString(in.Service)), nil
+	case *ecs.DescribeServicesInput:
+		if len(in.Services) > 0 {
+			return w.ecsService(in.Cluster, in.Services[0]), nil
+		}
+	case *ecs.ListServiceDeploymentsInput:
+		return w.ecsService(in.Cluster, aws.ToString(in.Service)), nil
+	case *ecs.DescribeServiceDeploymentsInput:
+		if len(in.ServiceDeploymentArns) > 0 {
+			return in.ServiceDeploymentArns[0], nil
+		}
+	case *ecs.DescribeTasksInput:
+		if len(in.Tasks) > 0 {
+			t := in.Tasks[0]
+			if !strings.HasPrefix(t, "arn:") {
+				t = w.arn("ecs", "task/"+lastSegment(w.ecsCluster(in.Cluster))+"/"+t)
+			}
+			return t, nil
+		}
+	case *ecs.DeleteTaskDefinitionsInput:
+		if len(in.TaskDefinitions) > 0 {
+			td := in.TaskDefinitions[0]
+			if !strings.HasPrefix(td, "arn:") {
+				td = w.arn("ecs", "task-definition/"+td)
+			}
+			return td, nil
+		}
+	case *ecs.TagResourceInput:
+		return aws.ToString(in.ResourceArn), nil
+	case *ecs.UntagResourceInput:
+		return aws.ToString(in.ResourceArn), nil
+	case *ecs.ListTagsForResourceInput:
+		return aws.ToString(in.ResourceArn), nil
+
+	// CloudWatch Logs
+	case *cloudwatchlogs.CreateLogGroupInput:
+		return w.logGroup(aws.ToString(in.LogGroupName)), nil
+	case *cloudwatchlogs.DeleteLogGroupInput:
+		return w.logGroup(aws.ToString(in.LogGroupName)), nil
+	case *cloudwatchlogs.PutRetentionPolicyInput:
+		return w.logGroup(aws.ToString(in.LogGroupName)), nil
+	case *cloudwatchlogs.DeleteRetentionPolicyInput:
+		return w.logGroup(aws.ToString(in.LogGroupName)), nil
+	case *cloudwatchlogs.TagResourceInput:
+		return aws.ToString(in.ResourceArn), nil
+	case *cloudwatchlogs.UntagResourceInput:
+		return aws.ToString(in.ResourceArn), nil
+	case *cloudwatchlogs.ListTagsForResourceInput:
+		return aws.ToString(in.ResourceArn), nil
+
+	// Secrets Manager
+	case *secretsmanager.CreateSecretInput:
+		return w.secretARN(aws.ToString(in.Name)), nil
+	case *secretsmanager.DescribeSecretInput:
+		return w.secretARN(aws.ToString(in.SecretId)), nil
+	case *secretsmanager.PutSecretValueInput:
+		return w.secretARN(aws.ToString(in.SecretId)), nil
+	case *secretsmanager.DeleteSecretInput:
+		return w.secretARN(aws.ToString(in.SecretId)), nil
+	case *secretsmanager.RestoreSecretInput:
+		return w.secretARN(aws.ToString(in.SecretId)), nil
+	case *secretsmanager.TagResourceInput:
+		return w.secretARN(aws.ToString(in.SecretId)), nil
+	case *secretsmanager.UntagResourceInput:
+		return w.secretARN(aws.ToString(in.SecretId)), nil
+
+	// IAM (roles)
+	case *iam.CreateRoleInput:
+		path := aws.ToString(in.Path)
+		if path == "" {
+			path = "/"
+		}
+		return "arn:aws:iam::" + w.Account + ":role" + path + aws.ToString(in.RoleName), nil
+	case *iam.AttachRolePolicyInput:
+		return w.roleARN(aws.ToString(in.RoleName)), map[string]string{"iam:PolicyARN": aws.ToString(in.PolicyArn)}
+	case *iam.DetachRolePolicyInput:
+		return w.roleARN(aws.ToString(in.RoleName)), map[string]string{"iam:PolicyARN": aws.ToString(in.PolicyArn)}
+	}
+	if name, ok := roleNameOf(params); ok {
+		return w.roleARN(name), nil
+	}
+	switch in := params.(type) {
+	// SSM
+	case *ssm.PutParameterInput:
+		return w.arn("ssm", "parameter"+aws.ToString(in.Name)), nil
+	case *ssm.GetParameterInput:
+		return w.arn("ssm", "parameter"+aws.ToString(in.Name)), nil
+	case *ssm.DeleteParameterInput:
+		return w.arn("ssm", "parameter"+aws.ToString(in.Name)), nil
+	}
+	if service == "EC2" && IsWrite(op) {
+		return "", w.ec2Context(op, params)
+	}
+	return "", nil
+}
+
+// roleNameOf finds the RoleName of the IAM role operations.
+func roleNameOf(params any) (string, bool) {
+	switch in := params.(type) {
+	case *iam.GetRoleInput:
+		return aws.ToString(in.RoleName), true
+	case *iam.DeleteRoleInput:
+		return aws.ToString(in.RoleName), true
+	case *iam.UpdateAssumeRolePolicyInput:
+		return aws.ToString(in.RoleName), true
+	case *iam.TagRoleInput:
+		return aws.ToString(in.RoleName), true
+	case *iam.UntagRoleInput:
+		return aws.ToString(in.RoleName), true
+	case *iam.ListRoleTagsInput:
+		return aws.ToString(in.RoleName), true
+	case *iam.ListAttachedRolePoliciesInput:
+		return aws.ToString(in.RoleName), true
+	case *iam.PutRolePolicyInput:
+		return aws.ToString(in.RoleName), true
+	case *iam.GetRolePolicyInput:
+		return aws.ToString(in.RoleName), true
+	case *iam.DeleteRolePolicyInput:
+		return aws.ToString(in.RoleName), true
+	case *iam.ListRolePoliciesInput:
+		return aws.ToString(in.RoleName), true
+	}
+	return "", false
+}
+
+// ec2Context gives EC2 writes their tag condition keys: the request's tags
+// for creates, the target resource's tags otherwise.
+func (w *World) ec2Context(op string, params any) map[string]string {
+	if specs := tagSpecsOf(params); specs != nil {
+		return requestTags(specs)
+	}
+	if id := ec2TargetID(params); id != "" {
+		return w.resourceTags(id)
+	}
+	return nil
+}
+
+func tagSpecsOf(params any) []ec2types.TagSpecification {
+	switch in := params.(type) {
+	case *ec2.CreateVpcInput:
+		return in.TagSpecifications
+	case *ec2.CreateSubnetInput:
+		return in.TagSpecifications
+	case *ec2.CreateInternetGatewayInput:
+		return in.TagSpecifications
+	case *ec2.CreateRouteTableInput:
+		return in.TagSpecifications
+	case *ec2.AllocateAddressInput:
+		return in.TagSpecifications
+	case *ec2.CreateNatGatewayInput:
+		return in.TagSpecifications
+	case *ec2.CreateSecurityGroupInput:
+		return in.TagSpecifications
+	}
+	return nil
+}
+
+// ec2TargetID is the resource an EC2 write acts on.
+func ec2TargetID(params any) string {
+	switch in := params.(type) {
+	case *ec2.DeleteVpcInput:
+		return aws.ToString(in.VpcId)
+	case *ec2.ModifyVpcAttributeInput:
+		return aws.ToString(in.VpcId)
+	case *ec2.DeleteSubnetInput:
+		return aws.ToString(in.SubnetId)
+	case *ec2.ModifySubnetAttributeInput:
+		return aws.ToString(in.SubnetId)
+	case *ec2.AttachInternetGatewayInput:
+		return aws.ToString(in.InternetGatewayId)
+	case *ec2.DetachInternetGatewayInput:
+		return aws.ToString(in.InternetGatewayId)
+	case *ec2.DeleteInternetGatewayInput:
+		return aws.ToString(in.InternetGatewayId)
+	case *ec2.DeleteRouteTableInput:
+		return aws.ToString(in.RouteTableId)
+	case *ec2.CreateRouteInput:
+		return aws.ToString(in.RouteTableId)
+	case *ec2.ReplaceRouteInput:
+		return aws.ToString(in.RouteTableId)
+	case *ec2.DeleteRouteInput:
+		return aws.ToString(in.RouteTableId)
+	case *ec2.AssociateRouteTableInput:
+		return aws.ToString(in.RouteTableId)
+	case *ec2.ReleaseAddressInput:
+		return aws.ToString(in.AllocationId)
+	case *ec2.DeleteNatGatewayInput:
+		return aws.ToString(in.NatGatewayId)
+	case *ec2.DeleteSecurityGroupInput:
+		return aws.ToString(in.GroupId)
+	case *ec2.AuthorizeSecurityGroupEgressInput:
+		return aws.ToString(in.GroupId)
+	case *ec2.RevokeSecurityGroupEgressInput:
+		return aws.ToString(in.GroupId)
+	case *ec2.CreateTagsInput:
+		if len(in.Resources) > 0 {
+			return in.Resources[0]
+		}
+	case *ec2.DeleteTagsInput:
+		if len(in.Resources) > 0 {
+			return in.Resources[0]
+		}
+	}
+	return ""
+}
+
+// impliedChecks are the further authorizations AWS makes behind a call.
+func impliedChecks(w *World, service, op string, params any) []iampolicy.Request {
+	var out []iampolicy.Request
+	for _, a := range iampolicy.Implied[Action(service, op)] {
+		out = append(out, iampolicy.Request{Action: a})
+	}
+	switch in := params.(type) {
+	case *ecs.RegisterTaskDefinitionInput:
+		// Passing the execution and task roles to ECS (reference/aws-ecs.md §5.2).
+		for _, r := range []*string{in.ExecutionRoleArn, in.TaskRoleArn} {
+			if aws.ToString(r) != "" {
+				out = append(out, iampolicy.Request{Action: "iam:PassRole", Resource: aws.ToString(r),
+					Context: map[string]string{"iam:PassedToService": "ecs-tasks.amazonaws.com"}})
+			}
+		}
+	}
+	if specs := tagSpecsOf(params); len(specs) > 0 {
+		// Tagging on create needs ec2:CreateTags for that create action.
+		ctx := requestTags(specs)
+		ctx["ec2:CreateAction"] = op
+		out = append(out, iampolicy.Request{Action: "ec2:CreateTags", Context: ctx})
+	}
+	return out
+}
