@@ -1,0 +1,168 @@
+package awssim
+
+import (
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/google/go-cmp/cmp"
+)
+
+const ecsTrust = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+
+func TestIAMRoleLifecycle(t *testing.T) {
+	w, clk := newTestWorld(t)
+	c := iam.NewFromConfig(w.Config())
+	out, err := c.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String("deploybot-staging-execution"), Path: aws.String("/deploybot/"),
+		AssumeRolePolicyDocument: aws.String(ecsTrust), MaxSessionDuration: aws.Int32(7200),
+		Tags: []iamtypes.Tag{{Key: aws.String("deploybot:environment"), Value: aws.String("staging")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(out.Role.Arn)
+	if want := "arn:aws:iam::123456789012:role/deploybot/deploybot-staging-execution"; arn != want {
+		t.Fatalf("arn = %s, want %s", arn, want)
+	}
+	if w.RoleAssumableByECS(arn) {
+		t.Fatal("a role ECS can assume right after creation: IAM propagation is not modelled")
+	}
+	clk.Advance(IAMPropagation)
+	if !w.RoleAssumableByECS(arn) {
+		t.Fatal("role still not assumable after propagation")
+	}
+
+	got, err := c.GetRole(bg, &iam.GetRoleInput{RoleName: aws.String("deploybot-staging-execution")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc := aws.ToString(got.Role.AssumeRolePolicyDocument); doc == ecsTrust {
+		t.Fatal("GetRole returned the trust policy decoded; IAM returns it URL-encoded")
+	} else if dec, _ := url.QueryUnescape(doc); dec != ecsTrust {
+		t.Fatalf("decoded trust policy = %s", dec)
+	}
+	if diff := cmp.Diff(int32(7200), aws.ToInt32(got.Role.MaxSessionDuration)); diff != "" {
+		t.Fatal(diff)
+	}
+
+	inline := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf"}]}`
+	steps := []struct {
+		name string
+		call func() error
+		code string
+	}{
+		{"create twice", func() error {
+			_, err := c.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String("deploybot-staging-execution"), AssumeRolePolicyDocument: aws.String(ecsTrust)})
+			return err
+		}, "EntityAlreadyExists"},
+		{"bad json", func() error {
+			_, err := c.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String("other"), AssumeRolePolicyDocument: aws.String("{nope")})
+			return err
+		}, "MalformedPolicyDocument"},
+		{"unknown oidc principal", func() error {
+			_, err := c.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String("other"), AssumeRolePolicyDocument: aws.String(
+				`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},"Action":"sts:AssumeRoleWithWebIdentity"}]}`)})
+			return err
+		}, "MalformedPolicyDocument"},
+		{"attach unknown policy", func() error {
+			_, err := c.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyArn: aws.String("arn:aws:iam::aws:policy/Nope")})
+			return err
+		}, "NoSuchEntity"},
+		{"attach", func() error {
+			_, err := c.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyArn: aws.String(ECSTaskExecutionRolePolicyARN)})
+			return err
+		}, ""},
+		{"put inline", func() error {
+			_, err := c.PutRolePolicy(bg, &iam.PutRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyName: aws.String("secret"), PolicyDocument: aws.String(inline)})
+			return err
+		}, ""},
+		{"delete with policies attached", func() error {
+			_, err := c.DeleteRole(bg, &iam.DeleteRoleInput{RoleName: aws.String("deploybot-staging-execution")})
+			return err
+		}, "DeleteConflict"},
+		{"get missing inline", func() error {
+			_, err := c.GetRolePolicy(bg, &iam.GetRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyName: aws.String("nope")})
+			return err
+		}, "NoSuchEntity"},
+		{"detach", func() error {
+			_, err := c.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyArn: aws.String(ECSTaskExecutionRolePolicyARN)})
+			return err
+		}, ""},
+		{"delete with inline policy", func() error {
+			_, err := c.DeleteRole(bg, &iam.DeleteRoleInput{RoleName: aws.String("deploybot-staging-execution")})
+			return err
+		}, "DeleteConflict"},
+	}
+	for _, s := range steps {
+		if got := errCode(t, s.call()); got != s.code {
+			t.Fatalf("%s: code %q, want %q", s.name, got, s.code)
+		}
+	}
+
+	if !w.RoleAllows(arn, "secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf") {
+		t.Fatal("inline policy does not allow the secret")
+	}
+	if w.RoleAllows(arn, "secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:123456789012:secret:other-AbCdEf") {
+		t.Fatal("inline policy allows another secret")
+	}
+	pol, err := c.GetRolePolicy(bg, &iam.GetRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyName: aws.String("secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec, _ := url.QueryUnescape(aws.ToString(pol.PolicyDocument)); dec != inline || aws.ToString(pol.PolicyDocument) == inline {
+		t.Fatalf("GetRolePolicy document = %s", aws.ToString(pol.PolicyDocument))
+	}
+	names, err := c.ListRolePolicies(bg, &iam.ListRolePoliciesInput{RoleName: aws.String("deploybot-staging-execution")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"secret"}, names.PolicyNames); diff != "" {
+		t.Fatal(diff)
+	}
+	if _, err := c.DeleteRolePolicy(bg, &iam.DeleteRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyName: aws.String("secret")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteRole(bg, &iam.DeleteRoleInput{RoleName: aws.String("deploybot-staging-execution")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetRole(bg, &iam.GetRoleInput{RoleName: aws.String("deploybot-staging-execution")}); errCode(t, err) != "NoSuchEntity" {
+		t.Fatalf("GetRole after delete: %v", err)
+	}
+	// The SDK's own waiter runs against the simulation.
+	if err := iam.NewRoleExistsWaiter(c, func(o *iam.RoleExistsWaiterOptions) { o.MinDelay, o.MaxDelay = time.Millisecond, time.Millisecond }).Wait(bg,
+		&iam.GetRoleInput{RoleName: aws.String("deploybot-staging-execution")}, 20*time.Millisecond); err == nil {
+		t.Fatal("RoleExists waiter succeeded for a deleted role")
+	}
+}
+
+func TestIAMOIDCProvider(t *testing.T) {
+	w, _ := newTestWorld(t)
+	c := iam.NewFromConfig(w.Config())
+	in := &iam.CreateOpenIDConnectProviderInput{Url: aws.String("https://token.actions.githubusercontent.com"), ClientIDList: []string{"sts.amazonaws.com"}}
+	out, err := c.CreateOpenIDConnectProvider(bg, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"; aws.ToString(out.OpenIDConnectProviderArn) != want {
+		t.Fatalf("arn = %s", aws.ToString(out.OpenIDConnectProviderArn))
+	}
+	if _, err := c.CreateOpenIDConnectProvider(bg, in); errCode(t, err) != "EntityAlreadyExists" {
+		t.Fatalf("second create: %v", err)
+	}
+	got, err := c.GetOpenIDConnectProvider(bg, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: out.OpenIDConnectProviderArn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"token.actions.githubusercontent.com", "sts.amazonaws.com"}, []string{aws.ToString(got.Url), got.ClientIDList[0]}); diff != "" {
+		t.Fatal(diff)
+	}
+	list, err := c.ListOpenIDConnectProviders(bg, &iam.ListOpenIDConnectProvidersInput{})
+	if err != nil || len(list.OpenIDConnectProviderList) != 1 {
+		t.Fatalf("list = %+v, %v", list, err)
+	}
+	if _, err := c.GetOpenIDConnectProvider(bg, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String("arn:aws:iam::123456789012:oidc-provider/x")}); errCode(t, err) != "NoSuchEntity" {
+		t.Fatalf("get missing: %v", err)
+	}
+}
