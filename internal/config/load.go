@@ -1,0 +1,232 @@
+// Package config owns environment files: strict YAML loading, defaults, and
+// the validation a platform engineer wants before anything touches AWS. Every
+// problem reads "FILE:LINE: field.path: message" and all of them are reported
+// at once (see Errors). The package does no I/O beyond reading the files.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxFileSize bounds what Load reads: an environment file is a page of
+// YAML, anything bigger is a mistake (or an attack on the parser).
+const maxFileSize = 1 << 20
+
+// Load reads, defaults and validates one environment file. Problems come
+// back as *Errors (all of them, each with its line).
+func Load(path string) (*Environment, error) {
+	envs, err := LoadAll([]string{path})
+	if err != nil {
+		return nil, err
+	}
+	return envs[0], nil
+}
+
+// LoadAll loads every file and also checks that environment names are unique
+// across them. It returns the environments in the order of paths, or nil and
+// an *Errors holding the problems of all files.
+func LoadAll(paths []string) ([]*Environment, error) {
+	errs := &Errors{}
+	envs := make([]*Environment, 0, len(paths))
+	firstByName := map[string]*Environment{}
+	for _, path := range paths {
+		data, err := readFile(path)
+		if err != nil {
+			errs.add(Problem{File: path, Message: err.Error()})
+			continue
+		}
+		env, probs := parse(path, data)
+		errs.add(probs...)
+		if env == nil || !nameRE.MatchString(env.Name) {
+			continue
+		}
+		if first, dup := firstByName[env.Name]; dup {
+			errs.add(Problem{File: path, Line: env.Lines["name"], Field: "name",
+				Message: fmt.Sprintf("environment %q is also defined in %s:%d; names must be unique, they name the AWS resources", env.Name, first.File, first.Lines["name"])})
+			errs.add(Problem{File: first.File, Line: first.Lines["name"], Field: "name",
+				Message: fmt.Sprintf("environment %q is also defined in %s:%d; names must be unique, they name the AWS resources", env.Name, path, env.Lines["name"])})
+		} else {
+			firstByName[env.Name] = env
+		}
+		envs = append(envs, env)
+	}
+	if err := errs.errOrNil(); err != nil {
+		return nil, err
+	}
+	return envs, nil
+}
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read: %w", unwrapPath(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read: %w", unwrapPath(err))
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("larger than %d bytes; an environment file is a page of YAML", maxFileSize)
+	}
+	return data, nil
+}
+
+// unwrapPath drops the *PathError's path, which the problem already shows.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Discover lists the environment files in dir: *.yaml and *.yml, sorted,
+// skipping dotfiles (editor backups) and anything that is not a file.
+func Discover(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, &Errors{Problems: []Problem{{File: dir, Message: fmt.Sprintf("cannot list environment files: %v", unwrapPath(err))}}}
+	}
+	var paths []string
+	for _, e := range entries {
+		name := e.Name()
+		ext := filepath.Ext(name)
+		if strings.HasPrefix(name, ".") || (ext != ".yaml" && ext != ".yml") || !e.Type().IsRegular() {
+			continue
+		}
+		paths = append(paths, filepath.Join(dir, name))
+	}
+	sort.Strings(paths)
+	if len(paths) == 0 {
+		return nil, &Errors{Problems: []Problem{{File: dir, Message: "no environment files (*.yaml, *.yml) here"}}}
+	}
+	return paths, nil
+}
+
+var yamlErrLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// parse decodes, defaults and validates one file's bytes. The environment
+// comes back whenever the file decoded as a mapping, even with problems, so
+// that LoadAll can still compare names across files.
+func parse(file string, data []byte) (env *Environment, probs []Problem) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, []Problem{{File: file, Line: 1, Message: "file is empty; an environment needs at least name, aws, prefect and worker"}}
+	}
+	root, err := parseYAML(data)
+	if err != nil {
+		line, msg := 1, strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := yamlErrLine.FindStringSubmatch(err.Error()); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = m[2]
+		}
+		return nil, []Problem{{File: file, Line: max(line, 1), Message: "invalid YAML: " + msg}}
+	}
+	d := newDecoder(file)
+	e := &Environment{File: file}
+	if root.Kind != yaml.MappingNode {
+		d.fail(root.Line, "", "the file must be a mapping of name, aws, prefect, worker, ...; found %s", describe(root))
+		return nil, d.probs
+	}
+	d.mapping(root, "", reflect.ValueOf(e).Elem())
+	applyDefaults(e, d.set)
+	e.Lines = d.lines
+	validate(e, d)
+	return e, d.probs
+}
+
+// parseYAML returns the single document's root node.
+func parseYAML(data []byte) (root *yaml.Node, err error) {
+	defer func() {
+		// yaml.v3 has panicked on hostile input in the past; a broken file
+		// must come back as a problem, not a crash.
+		if r := recover(); r != nil {
+			root, err = nil, fmt.Errorf("yaml: %v", r)
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("yaml: the file has no YAML document")
+		}
+		return nil, err
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		return nil, fmt.Errorf("yaml: line %d: a second YAML document (---); put one environment per file", max(next.Line-1, 1))
+	} else if !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil, errors.New("yaml: the file has no YAML document")
+	}
+	root = resolveAlias(doc.Content[0])
+	if root == nil {
+		return nil, errors.New("yaml: the file has no YAML document")
+	}
+	return root, nil
+}
+
+// applyDefaults fills fields that were absent or null. Presence, not the zero
+// value, decides: desired_count: 0 is a value the user wrote. Managed-network
+// defaults apply only in managed mode, so an existing-mode environment has no
+// CIDR or NAT that does not exist.
+func applyDefaults(e *Environment, set map[string]bool) {
+	unset := func(path string) bool { return !set[path] }
+	if unset("worker.cpu") {
+		e.Worker.CPU = DefaultCPU
+	}
+	if unset("worker.memory") {
+		e.Worker.Memory = DefaultMemory
+	}
+	if unset("worker.desired_count") {
+		e.Worker.DesiredCount = DefaultDesiredCount
+		// With autoscaling, start where the scaler would put the service
+		// anyway, so that min <= desired_count <= max holds by default.
+		if a := e.Worker.Autoscaling; a != nil && set["worker.autoscaling.min"] && a.Min > DefaultDesiredCount {
+			e.Worker.DesiredCount = a.Min
+		}
+	}
+	if unset("worker.log_retention_days") {
+		e.Worker.LogRetentionDays = DefaultLogRetentionDays
+	}
+	if e.Worker.Autoscaling != nil && unset("worker.autoscaling.target_cpu_percent") {
+		e.Worker.Autoscaling.TargetCPUPercent = DefaultTargetCPUPercent
+	}
+	if unset("network.mode") {
+		e.Network.Mode = DefaultNetworkMode
+	}
+	if e.Network.Mode == "managed" {
+		if unset("network.cidr") {
+			e.Network.CIDR = DefaultCIDR
+		}
+		if unset("network.availability_zones") {
+			e.Network.AvailabilityZones = DefaultAZs
+		}
+		if unset("network.nat") {
+			e.Network.NAT = DefaultNAT
+		}
+	}
+	if unset("service_discovery.namespace") && e.Name != "" {
+		e.ServiceDiscovery.Namespace = e.Name + NamespaceSuffix
+	}
+	if unset("health_gate.timeout") {
+		e.HealthGate.Timeout = DefaultGateTimeout
+	}
+	if unset("health_gate.min_online_workers") {
+		e.HealthGate.MinOnlineWorkers = DefaultMinOnlineWorkers
+	}
+}
