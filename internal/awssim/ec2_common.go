@@ -1,0 +1,324 @@
+package awssim
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// The EC2 network simulator: VPCs, subnets, internet gateways, route tables,
+// Elastic IPs, NAT gateways, security groups and network interfaces, with the
+// error codes and delays of reference/aws-ecs.md §5, §5.1 and §5.3. State
+// lives in EC2State(); what ec2_state.go does not type lives in ec2Net.
+
+// InternetGateway is a simulated internet gateway.
+type InternetGateway struct {
+	ID    string
+	VPCID string // "" when detached
+	Tags  map[string]string
+}
+
+// Route is one route of a route table. Target is "local", an igw-… or a nat-….
+type Route struct {
+	Destination string
+	Target      string
+}
+
+// RouteTable is a simulated route table; Associations maps association id to
+// subnet id ("" for the main association).
+type RouteTable struct {
+	ID, VPCID    string
+	Main         bool
+	MainAssocID  string
+	Routes       []Route
+	Associations map[string]string
+	Tags         map[string]string
+}
+
+// Address is a simulated Elastic IP.
+type Address struct {
+	AllocationID, PublicIP string
+	// NATID and ENIID are set while a NAT gateway holds the address.
+	NATID, ENIID, AssociationID string
+	Tags                        map[string]string
+}
+
+// NatGateway is a simulated public NAT gateway.
+type NatGateway struct {
+	ID, SubnetID, VPCID, AllocationID, ENIID string
+	State                                    types.NatGatewayState
+	FailureCode, FailureMessage              string
+	Created, DeleteRequested                 time.Time
+	// ReadyAt is when a pending gateway becomes available; GoneAt when a
+	// deleting one becomes deleted; ForgetAt when a deleted one stops
+	// being described at all.
+	ReadyAt, GoneAt, ForgetAt time.Time
+	Tags                      map[string]string
+}
+
+// NAT gateway and describe-visibility delays (simulated time). AWS documents
+// that a NAT gateway is `pending` while it is provisioned (typically a minute
+// or two) and that a deleted one stays visible in the `deleted` state "for a
+// short while, usually an hour"; the delete itself takes about a minute
+// (reference/aws-ecs.md §5: the provider polls deleting→gone every 10 s).
+var (
+	NATPendingFor    = 90 * time.Second
+	NATDeletingFor   = 60 * time.Second
+	NATDeletedVisibl = time.Hour
+)
+
+type ec2Net struct {
+	IGWs        map[string]*InternetGateway
+	RouteTables map[string]*RouteTable
+	Addresses   map[string]*Address
+	NATs        map[string]*NatGateway
+	// natTokens maps CreateNatGateway ClientToken → gateway id (idempotency).
+	natTokens map[string]string
+}
+
+// ec2NetState returns the network simulator's part of the EC2 state.
+// Callers hold w.Mu.
+func (w *World) ec2NetState() *ec2Net {
+	s := w.EC2State()
+	if n, ok := s.Extra.(*ec2Net); ok {
+		return n
+	}
+	n := &ec2Net{IGWs: map[string]*InternetGateway{}, RouteTables: map[string]*RouteTable{},
+		Addresses: map[string]*Address{}, NATs: map[string]*NatGateway{}, natTokens: map[string]string{}}
+	s.Extra = n
+	return n
+}
+
+// ec2Tick moves every time-driven EC2 state forward: released task ENIs are
+// reaped, NAT gateways progress. Every EC2 handler calls it first.
+func (w *World) ec2Tick() {
+	w.ReapENIs()
+	now := w.Clock.Now()
+	n := w.ec2NetState()
+	for id, g := range n.NATs {
+		switch g.State {
+		case types.NatGatewayStatePending:
+			if !now.Before(g.ReadyAt) {
+				g.State = types.NatGatewayStateAvailable
+			}
+		case types.NatGatewayStateDeleting:
+			if !now.Before(g.GoneAt) {
+				w.natGone(g)
+			}
+		case types.NatGatewayStateDeleted, types.NatGatewayStateFailed:
+			if !now.Before(g.ForgetAt) {
+				delete(n.NATs, id)
+			}
+		}
+	}
+}
+
+// natGone finishes a NAT gateway's deletion: its ENI and the address
+// association go away, routes to it become blackholes.
+func (w *World) natGone(g *NatGateway) {
+	n := w.ec2NetState()
+	g.State = types.NatGatewayStateDeleted
+	g.ForgetAt = g.GoneAt.Add(NATDeletedVisibl)
+	delete(w.EC2State().ENIs, g.ENIID)
+	if a, ok := n.Addresses[g.AllocationID]; ok && a.NATID == g.ID {
+		a.NATID, a.ENIID, a.AssociationID = "", "", ""
+	}
+}
+
+func ec2Tags(m map[string]string) []types.Tag {
+	if len(m) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]types.Tag, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
+	}
+	return out
+}
+
+// ec2TagsFor returns the tags of the TagSpecifications for resource type rt.
+// A specification for a type the operation does not create is an error, as
+// in EC2.
+func ec2TagsFor(specs []types.TagSpecification, rt types.ResourceType) (map[string]string, error) {
+	out := map[string]string{}
+	for _, s := range specs {
+		if s.ResourceType != rt {
+			return nil, Err("InvalidParameterValue", fmt.Sprintf("'%s' is not a valid taggable resource type for this operation.", s.ResourceType))
+		}
+		for _, t := range s.Tags {
+			k := aws.ToString(t.Key)
+			if strings.HasPrefix(strings.ToLower(k), "aws:") {
+				return nil, Err("InvalidParameterValue", "Tag keys starting with 'aws:' are reserved for internal use")
+			}
+			out[k] = aws.ToString(t.Value)
+		}
+	}
+	return out, nil
+}
+
+// ec2FilterFn answers the values of one filter name for one resource; ok=false
+// means the filter name is not supported for this describe call.
+type ec2FilterFn func(name string) (values []string, ok bool)
+
+// ec2MatchFilters applies EC2 filter semantics: every filter must match; within
+// a filter any value may match; values may use * and ? wildcards. tag:<key>
+// and tag-key are answered from tags. An unknown filter name is an
+// InvalidParameterValue error, as in EC2.
+func ec2MatchFilters(filters []types.Filter, tags map[string]string, get ec2FilterFn) (bool, error) {
+	for _, f := range filters {
+		name := aws.ToString(f.Name)
+		var have []string
+		switch {
+		case strings.HasPrefix(name, "tag:"):
+			if v, ok := tags[strings.TrimPrefix(name, "tag:")]; ok {
+				have = []string{v}
+			}
+		case name == "tag-key":
+			for k := range tags {
+				have = append(have, k)
+			}
+		case name == "tag-value":
+			for _, v := range tags {
+				have = append(have, v)
+			}
+		default:
+			vals, ok := get(name)
+			if !ok {
+				return false, Err("InvalidParameterValue", fmt.Sprintf("The filter '%s' is invalid", name))
+			}
+			have = vals
+		}
+		if !ec2AnyMatch(f.Values, have) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func ec2AnyMatch(patterns, values []string) bool {
+	for _, p := range patterns {
+		for _, v := range values {
+			if ec2Wildcard(p, v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ec2Wildcard matches EC2 filter values: * any run, ? one character.
+func ec2Wildcard(p, v string) bool {
+	if p == "" {
+		return v == ""
+	}
+	switch p[0] {
+	case '*':
+		for i := 0; i <= len(v); i++ {
+			if ec2Wildcard(p[1:], v[i:]) {
+				return true
+			}
+		}
+		return false
+	case '?':
+		return v != "" && ec2Wildcard(p[1:], v[1:])
+	default:
+		return v != "" && p[0] == v[0] && ec2Wildcard(p[1:], v[1:])
+	}
+}
+
+func ec2One(v string) []string { return []string{v} }
+
+func ec2BoolStr(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// ec2ParseCIDR parses an IPv4 CIDR that must be the network address (EC2
+// rejects host bits).
+func ec2ParseCIDR(s string) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() || p.Masked() != p {
+		return netip.Prefix{}, false
+	}
+	return p, true
+}
+
+func ec2CidrContains(outer, inner netip.Prefix) bool {
+	return outer.Bits() <= inner.Bits() && outer.Contains(inner.Addr())
+}
+
+// azsOf returns the availability zones of the world's region: <region>a..f.
+func (w *World) azsOf() []string {
+	var out []string
+	for _, l := range "abcdef" {
+		out = append(out, w.Region+string(l))
+	}
+	return out
+}
+
+// ec2ResourceTags returns the tag map of any EC2 resource id, for
+// CreateTags/DeleteTags.
+func (w *World) ec2ResourceTags(id string) (map[string]string, error) {
+	s := w.EC2State()
+	n := w.ec2NetState()
+	notFound := func(code, kind string) error {
+		return Err(code, fmt.Sprintf("The %s ID '%s' does not exist", kind, id))
+	}
+	switch {
+	case strings.HasPrefix(id, "vpc-"):
+		if v, ok := s.VPCs[id]; ok {
+			return v.Tags, nil
+		}
+		return nil, notFound("InvalidVpcID.NotFound", "vpc")
+	case strings.HasPrefix(id, "subnet-"):
+		if v, ok := s.Subnets[id]; ok {
+			return v.Tags, nil
+		}
+		return nil, notFound("InvalidSubnetID.NotFound", "subnet")
+	case strings.HasPrefix(id, "sg-"):
+		if v, ok := s.SecurityGroups[id]; ok {
+			return v.Tags, nil
+		}
+		return nil, Err("InvalidGroup.NotFound", fmt.Sprintf("The security group '%s' does not exist", id))
+	case strings.HasPrefix(id, "igw-"):
+		if v, ok := n.IGWs[id]; ok {
+			return v.Tags, nil
+		}
+		return nil, notFound("InvalidInternetGatewayID.NotFound", "internetGateway")
+	case strings.HasPrefix(id, "rtb-"):
+		if v, ok := n.RouteTables[id]; ok {
+			return v.Tags, nil
+		}
+		return nil, notFound("InvalidRouteTableID.NotFound", "routeTable")
+	case strings.HasPrefix(id, "eipalloc-"):
+		if v, ok := n.Addresses[id]; ok {
+			return v.Tags, nil
+		}
+		return nil, notFound("InvalidAllocationID.NotFound", "allocation")
+	case strings.HasPrefix(id, "nat-"):
+		if v, ok := n.NATs[id]; ok && v.State != types.NatGatewayStateDeleted {
+			return v.Tags, nil
+		}
+		return nil, Err("NatGatewayNotFound", fmt.Sprintf("The Nat Gateway %s was not found", id))
+	}
+	return nil, Err("InvalidID", fmt.Sprintf("The ID '%s' is not valid", id))
+}
+
+func ec2Need(v *string, field string) (string, error) {
+	if aws.ToString(v) == "" {
+		return "", Err("MissingParameter", fmt.Sprintf("The request must contain the parameter %s", field))
+	}
+	return *v, nil
+}
