@@ -1,0 +1,479 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/resource"
+)
+
+// Output keys the engine reads to fill Report.Deployment.
+const (
+	kindService        = "ecs_service"
+	outARN             = "arn"
+	outDeploymentID    = "deployment_id"
+	outTaskDefinition  = "task_definition"
+	outPrevTaskDef     = "previous_task_definition"
+	outDeployStatus    = "deployment_status"
+	outDeployStartedAt = "deployment_started_at"
+	outCluster         = "cluster"
+	outWorkerPrefix    = "worker_prefix"
+)
+
+// run is the state of one Apply or Destroy.
+type run struct {
+	e      *Engine
+	p      *Planned
+	report *plan.Report
+
+	mu      sync.Mutex
+	outputs map[string]resource.Outputs // current outputs by address
+	steps   map[string]plan.StepResult  // by step id
+}
+
+func (e *Engine) newRun(p *Planned, op plan.Operation) *run {
+	r := &run{
+		e: e, p: p,
+		outputs: map[string]resource.Outputs{},
+		steps:   map[string]plan.StepResult{},
+		report: &plan.Report{
+			Environment: p.env.Name,
+			Operation:   op,
+			Plan:        p.Plan,
+			StartedAt:   e.clock().Now(),
+		},
+	}
+	for addr, live := range p.live {
+		if live.Ours {
+			r.outputs[addr] = live.Outputs
+		}
+	}
+	return r
+}
+
+// Apply carries out an apply plan: creates and updates in dependency order,
+// independent resources at once (up to Concurrency), a replacement as
+// delete-then-create. Every deploybot name is deterministic and AWS keeps
+// names unique (cluster, role, log group, secret, security group in a VPC,
+// ...), so a create-before-delete would collide with the old resource; and
+// with no state file, two resources under one name would make the next Read
+// ambiguous. The delete halves run first, dependents before what they use.
+//
+// Resources the plan left unchanged are looked at again once their
+// dependencies are done: when a dependency's outputs changed (a new
+// task-definition revision), the dependent is updated with the new values.
+// A failed step skips everything that depends on it; the Report lists every
+// step, and the error joins the failures.
+func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
+	if p == nil || p.Plan == nil || p.Plan.Operation != plan.OpApply {
+		return nil, errors.New("apply: not an apply plan")
+	}
+	var conflicts []string
+	for _, c := range p.Plan.Changes {
+		if c.Action == plan.Conflict {
+			conflicts = append(conflicts, c.Address)
+		}
+	}
+	if len(conflicts) > 0 {
+		err := &ConflictError{Addresses: conflicts}
+		return e.refused(p, plan.OpApply, err), err
+	}
+	r := e.newRun(p, plan.OpApply)
+
+	var steps []*step
+	replaced := map[string]bool{}
+	for _, addr := range p.order {
+		if p.changes[addr].Action == plan.Replace {
+			replaced[addr] = true
+		}
+	}
+	// Delete halves of replacements: a replaced dependent goes first.
+	for i := len(p.order) - 1; i >= 0; i-- {
+		addr := p.order[i]
+		if !replaced[addr] {
+			continue
+		}
+		s := &step{id: "delete:" + addr, run: func(ctx context.Context) error { return r.delete(ctx, addr, true) }}
+		for _, d := range p.graph.transitiveDependents(addr) {
+			if replaced[d] {
+				s.after = append(s.after, "delete:"+d)
+			}
+		}
+		steps = append(steps, s)
+	}
+	for _, addr := range p.order {
+		s := &step{id: "apply:" + addr, run: func(ctx context.Context) error { return r.upsert(ctx, addr) }}
+		for _, d := range p.graph.deps[addr] {
+			s.after = append(s.after, "apply:"+d)
+		}
+		if replaced[addr] {
+			s.after = append(s.after, "delete:"+addr)
+		}
+		steps = append(steps, s)
+	}
+	outcomes := walk(ctx, steps, e.concurrency())
+	err := r.finish(steps, outcomes)
+	r.fillDeployment()
+	return r.report, err
+}
+
+// Destroy deletes every resource of a destroy plan, dependents before what
+// they use (reference/aws-ecs.md §5.3: the service before the cluster and
+// its security group, the roles last because nothing depends on them after
+// the service is gone), independent ones at once. A protected environment is
+// refused before any call.
+func (e *Engine) Destroy(ctx context.Context, p *Planned) (*plan.Report, error) {
+	if p == nil || p.Plan == nil || p.Plan.Operation != plan.OpDestroy {
+		return nil, errors.New("destroy: not a destroy plan")
+	}
+	if p.env.Protect {
+		err := &ProtectedError{Environment: p.env.Name, File: p.env.File}
+		return e.refused(p, plan.OpDestroy, err), err
+	}
+	r := e.newRun(p, plan.OpDestroy)
+	var steps []*step
+	for i := len(p.order) - 1; i >= 0; i-- {
+		addr := p.order[i]
+		s := &step{id: "delete:" + addr, run: func(ctx context.Context) error {
+			if ch, ok := p.changes[addr]; !ok || ch.Action != plan.Delete {
+				return nil
+			}
+			return r.delete(ctx, addr, false)
+		}}
+		for _, d := range p.graph.dependents[addr] {
+			s.after = append(s.after, "delete:"+d)
+		}
+		steps = append(steps, s)
+	}
+	outcomes := walk(ctx, steps, e.concurrency())
+	return r.report, r.finish(steps, outcomes)
+}
+
+func (e *Engine) refused(p *Planned, op plan.Operation, err error) *plan.Report {
+	now := e.clock().Now()
+	return &plan.Report{Environment: p.env.Name, Operation: op, Status: plan.StatusRefused, Plan: p.Plan,
+		Error: err.Error(), StartedAt: now, FinishedAt: now}
+}
+
+// finish records skipped steps, orders the step results as the plan is
+// ordered, and sets the status.
+func (r *run) finish(steps []*step, outcomes map[string]outcome) error {
+	var errs []error
+	var results []plan.StepResult
+	for _, s := range steps {
+		o := outcomes[s.id]
+		addr := stepAddress(s.id)
+		switch o.state {
+		case stepFailed:
+			errs = append(errs, o.err)
+		case stepSkipped:
+			res := plan.StepResult{Address: addr, Action: r.plannedAction(s.id), Status: "skipped"}
+			if o.cause != "" {
+				res.Error = fmt.Sprintf("not attempted: %s failed", stepAddress(o.cause))
+			} else if o.err != nil {
+				res.Error = "not attempted: " + o.err.Error()
+				if !errors.Is(o.err, errUpstream) && len(errs) == 0 {
+					errs = append(errs, fmt.Errorf("%s: %w", addr, o.err))
+				}
+			}
+			if res.Action == plan.NoOp {
+				continue
+			}
+			if o.cause != "" {
+				r.e.say(addr, res.Error)
+			}
+			results = append(results, res)
+			continue
+		}
+		r.mu.Lock()
+		res, ok := r.steps[s.id]
+		r.mu.Unlock()
+		if ok {
+			results = append(results, res)
+		}
+	}
+	r.report.Steps = results
+	r.report.FinishedAt = r.e.clock().Now()
+	err := errors.Join(errs...)
+	switch {
+	case err != nil:
+		r.report.Status = plan.StatusFailed
+		r.report.Error = errs[0].Error()
+	case len(results) == 0:
+		r.report.Status = plan.StatusNoChanges
+	default:
+		r.report.Status = plan.StatusSucceeded
+	}
+	return err
+}
+
+func (r *run) plannedAction(id string) plan.Action {
+	ch, ok := r.p.changes[stepAddress(id)]
+	if !ok {
+		return plan.NoOp
+	}
+	if ch.Action == plan.Replace && id[:len("delete:")] == "delete:" {
+		return plan.Delete
+	}
+	return ch.Action
+}
+
+func stepAddress(id string) string {
+	for i := 0; i < len(id); i++ {
+		if id[i] == ':' {
+			return id[i+1:]
+		}
+	}
+	return id
+}
+
+// refs returns the current outputs of addr's dependencies.
+func (r *run) refs(addr string) resource.Refs {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	refs := resource.Refs{}
+	for _, d := range r.p.graph.deps[addr] {
+		if o, ok := r.outputs[d]; ok {
+			refs[d] = o
+		}
+	}
+	return refs
+}
+
+func (r *run) setOutputs(addr string, o resource.Outputs) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.outputs[addr] = o
+}
+
+// stepCtx gives a kind a Ctx whose progress lines carry the step's elapsed time.
+func (r *run) stepCtx(start time.Time) *resource.Ctx {
+	return r.e.ctxFor(r.p.env, func(addr, msg string) {
+		r.e.say(addr, fmt.Sprintf("%s (%s)", msg, elapsedSince(r.e.clock().Now(), start)))
+	})
+}
+
+func elapsedSince(now, start time.Time) string {
+	return now.Sub(start).Round(time.Second).String()
+}
+
+func (r *run) record(id string, res plan.StepResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.steps[id] = res
+}
+
+var verbs = map[plan.Action][2]string{
+	plan.Create:  {"creating…", "created"},
+	plan.Update:  {"updating…", "updated"},
+	plan.Delete:  {"deleting…", "deleted"},
+	plan.Replace: {"creating the replacement…", "replaced"},
+}
+
+// upsert creates, updates or (if a dependency's new outputs require it)
+// replaces one resource. When AWS throttles it beyond the SDK's retries, the
+// whole step runs again after reading the resource afresh, so a create that
+// got through before the throttle continues as an update.
+func (r *run) upsert(ctx context.Context, addr string) error {
+	res := r.p.resources[addr]
+	kind := r.e.Kinds[res.Kind]
+	planned := r.p.changes[addr].Action
+	live := r.p.live[addr]
+	if planned == plan.Replace {
+		live = nil // its delete half has run
+	}
+	start := r.e.clock().Now()
+	x := r.stepCtx(start)
+	action := plan.NoOp
+	var outputs resource.Outputs
+	attempt := 0
+	err := r.e.retryThrottled(ctx, addr, func() error {
+		attempt++
+		if attempt > 1 {
+			l, err := kind.Read(ctx, x, res)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", addr, err)
+			}
+			live = l
+		}
+		refs := r.refs(addr)
+		if live == nil {
+			if action == plan.NoOp {
+				action = plan.Create
+				if planned == plan.Replace {
+					action = plan.Replace
+				}
+				r.e.say(addr, verbs[action][0])
+			}
+			out, err := kind.Create(ctx, x, res, refs)
+			if err != nil {
+				return fmt.Errorf("create %s: %w", addr, err)
+			}
+			outputs = out
+			return nil
+		}
+		fields := diffAttrs(kind.Desired(res, refs), live.Attrs)
+		if len(fields) == 0 {
+			outputs = live.Outputs
+			return nil
+		}
+		if f := forcedBy(fields); f != "" {
+			// A dependency's new outputs changed a field AWS cannot change in
+			// place; the plan could not know (it showed "known after apply").
+			if action == plan.NoOp {
+				action = plan.Replace
+				r.e.say(addr, fmt.Sprintf("replacing: field %s cannot be changed in place…", f))
+			}
+			if err := kind.Delete(ctx, x, res, live); err != nil {
+				return fmt.Errorf("delete %s for replacement: %w", addr, err)
+			}
+			live = nil
+			out, err := kind.Create(ctx, x, res, refs)
+			if err != nil {
+				return fmt.Errorf("create %s: %w", addr, err)
+			}
+			outputs = out
+			return nil
+		}
+		if action == plan.NoOp {
+			action = plan.Update
+			r.e.say(addr, verbs[action][0])
+		}
+		out, err := kind.Update(ctx, x, res, live, refs, fields)
+		if err != nil {
+			return fmt.Errorf("update %s: %w", addr, err)
+		}
+		merged := resource.Outputs{}
+		for k, v := range live.Outputs {
+			merged[k] = v
+		}
+		for k, v := range out {
+			merged[k] = v
+		}
+		outputs = merged
+		return nil
+	})
+	elapsed := r.e.clock().Now().Sub(start)
+	if action == plan.NoOp && err == nil {
+		r.setOutputs(addr, outputs)
+		return nil
+	}
+	if action == plan.NoOp {
+		action = planned
+	}
+	result := plan.StepResult{Address: addr, Action: action, Status: "done", Duration: elapsed}
+	if err != nil {
+		result.Status, result.Error = "failed", err.Error()
+		r.record("apply:"+addr, result)
+		r.e.say(addr, fmt.Sprintf("failed (%s)", elapsedSince(r.e.clock().Now(), start)))
+		return err
+	}
+	r.setOutputs(addr, outputs)
+	r.record("apply:"+addr, result)
+	r.e.say(addr, fmt.Sprintf("%s (%s)", verbs[action][1], elapsedSince(r.e.clock().Now(), start)))
+	return nil
+}
+
+// delete removes one resource (for a destroy, or the first half of a
+// replacement). Deleting what is already gone succeeds (the kinds' contract).
+func (r *run) delete(ctx context.Context, addr string, forReplace bool) error {
+	res := r.p.resources[addr]
+	kind := r.e.Kinds[res.Kind]
+	live := r.p.live[addr]
+	start := r.e.clock().Now()
+	x := r.stepCtx(start)
+	verb := "deleting…"
+	if forReplace {
+		verb = "deleting for replacement (" + r.p.changes[addr].Reason + ")…"
+	}
+	r.e.say(addr, verb)
+	err := r.e.retryThrottled(ctx, addr, func() error {
+		if err := kind.Delete(ctx, x, res, live); err != nil {
+			return fmt.Errorf("delete %s: %w", addr, err)
+		}
+		return nil
+	})
+	result := plan.StepResult{Address: addr, Action: plan.Delete, Status: "done", Duration: r.e.clock().Now().Sub(start)}
+	if err != nil {
+		result.Status, result.Error = "failed", err.Error()
+		r.record("delete:"+addr, result)
+		r.e.say(addr, fmt.Sprintf("failed (%s)", elapsedSince(r.e.clock().Now(), start)))
+		return err
+	}
+	r.mu.Lock()
+	delete(r.outputs, addr)
+	r.mu.Unlock()
+	r.record("delete:"+addr, result)
+	r.e.say(addr, fmt.Sprintf("deleted (%s)", elapsedSince(r.e.clock().Now(), start)))
+	return nil
+}
+
+// fillDeployment reports the ECS deployment the apply started: the service
+// step's outputs, and the worker prefix from the task definition's.
+func (r *run) fillDeployment() {
+	var svc *resource.Resource
+	for _, addr := range r.p.order {
+		if res := r.p.resources[addr]; res.Kind == kindService {
+			svc = res
+			break
+		}
+	}
+	if svc == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res, ran := r.steps["apply:"+svc.Address]
+	if !ran || res.Status != "done" {
+		return
+	}
+	out := r.outputs[svc.Address]
+	d := &plan.DeploymentInfo{
+		Cluster:                out[outCluster],
+		Service:                svc.Name,
+		DeploymentID:           out[outDeploymentID],
+		TaskDefinition:         out[outTaskDefinition],
+		PreviousTaskDefinition: out[outPrevTaskDef],
+		Status:                 out[outDeployStatus],
+	}
+	if t, err := time.Parse(time.RFC3339Nano, out[outDeployStartedAt]); err == nil {
+		d.StartedAt = t
+	}
+	deps := append([]string(nil), r.p.graph.deps[svc.Address]...)
+	sort.Strings(deps)
+	for _, dep := range deps {
+		o := r.outputs[dep]
+		if p := o[outWorkerPrefix]; p != "" && d.WorkerPrefix == "" {
+			d.WorkerPrefix = p
+		}
+		if d.Cluster == "" && r.p.resources[dep].Kind == "ecs_cluster" {
+			d.Cluster = r.p.resources[dep].Name
+		}
+	}
+	if d.TaskDefinition == "" && d.DeploymentID == "" {
+		return
+	}
+	r.report.Deployment = d
+}
+
+// transitiveDependents returns every address that depends on addr, directly
+// or not, sorted.
+func (g *graph) transitiveDependents(addr string) []string {
+	seen := map[string]bool{}
+	var visit func(string)
+	visit = func(n string) {
+		for _, d := range g.dependents[n] {
+			if !seen[d] {
+				seen[d] = true
+				visit(d)
+			}
+		}
+	}
+	visit(addr)
+	return sortedKeys(seen)
+}
