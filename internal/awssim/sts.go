@@ -13,3 +13,9 @@ func init() {
 		return &sts.GetCallerIdentityOutput{Account: aws.String(w.Account), Arn: aws.String(p), UserId: aws.String("AIDASIMULATED")}, nil
 	})
 }
+
+// anonymousPrincipal signs nothing: only the STS calls that take no
+// credentials (AssumeRoleWithWebIdentity) are allowed without a key.
+var anonymousPrincipal = Principal{ARN: "anonymous", Policy: &PolicyDocument{Version: "2012-10-17", Statement: []Statement{{
+	Effect: "Allow", Action: StringList{"sts:AssumeRoleWithWebIdentity"}, Resource: StringList{"*"},
+}}}}

@@ -107,6 +107,10 @@ type World struct {
 	// Principals maps an access key id to the principal (role ARN) it
 	// belongs to; the default key is the account's admin.
 	principals map[string]Principal
+
+	// Images says how container images behave when ECS runs them (see
+	// images.go); unknown images are healthy. Guarded by Mu.
+	Images map[string]ImageBehavior
 }
 
 // Principal is who signs a call: a role session with an optional policy.
@@ -129,8 +133,11 @@ func New(c clock.Clock) *World {
 		state:      map[string]any{},
 		principals: map[string]Principal{},
 		rng:        rand.New(rand.NewSource(1)),
+		Images:     map[string]ImageBehavior{},
 	}
 	w.principals[AdminAccessKey] = Principal{ARN: "arn:aws:iam::" + w.Account + ":user/admin"}
+	// Unsigned calls (STS AssumeRoleWithWebIdentity) come without a key.
+	w.principals[""] = anonymousPrincipal
 	return w
 }
 
