@@ -1,0 +1,471 @@
+// Package deploy is the one orchestration of plan, apply and destroy that
+// both the CLI and the GitHub Action run: the environment lock, the Prefect
+// preflight before any AWS write, the stale-plan check against what was
+// reviewed, the engine, the Prefect health gate after a service deployment,
+// and the report. It prints nothing; progress goes to Options.Progress.
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/prefect"
+	"github.com/deploybot/deploybot/internal/stack"
+)
+
+// Prefect is what deploy needs of a Prefect API client (*prefect.Client):
+// the preflight before an apply and the health gate after its deployment.
+type Prefect interface {
+	Preflight(ctx context.Context, env *config.Environment) (*prefect.Preflight, error)
+	Gate(ctx context.Context, in prefect.GateInput) (*plan.GateReport, error)
+}
+
+var _ Prefect = (*prefect.Client)(nil)
+
+// Lease is a held environment lock.
+type Lease interface {
+	Release(ctx context.Context) error
+}
+
+// LockFunc takes the environment's lock for one apply or destroy. It fails
+// fast, naming the holder, when someone else holds it.
+type LockFunc func(ctx context.Context, env *config.Environment) (Lease, error)
+
+// Options are the inputs of one plan, apply or destroy.
+type Options struct {
+	Env *config.Environment
+	// APIKey is the Prefect API key written to the secret. Empty: the
+	// secret's value is neither compared nor written.
+	APIKey string
+	Engine *engine.Engine
+	// Prefect runs preflight and the health gate; nil skips both (plan, or
+	// a caller that has no Prefect access).
+	Prefect Prefect
+	// Lock takes the environment lock for apply and destroy; nil takes none.
+	Lock LockFunc
+	// ReviewedPlan, or only its ReviewedFingerprint, is what a reviewer saw;
+	// apply refuses deletes and replacements the reviewed plan did not have.
+	ReviewedPlan        *plan.Plan
+	ReviewedFingerprint string
+	// Force deletes the secret without a recovery window on destroy.
+	Force bool
+	// DetailedExitCode makes ExitCode give 4 for a plan with changes.
+	DetailedExitCode bool
+	// Progress receives one human line at a time ("ecs_service.worker: creating… (12s)").
+	Progress func(line string)
+}
+
+// Result is what a plan, apply or destroy produced.
+type Result struct {
+	Operation plan.Operation
+	Plan      *plan.Plan
+	// Report is set for apply and destroy (also when refused or failed).
+	Report    *plan.Report
+	Preflight *prefect.Preflight
+	// Warnings are things the user should read that did not stop the run
+	// (drift since review, a paused work pool).
+	Warnings []string
+
+	detailedExitCode bool
+	isPlan           bool
+}
+
+// StaleError: the plan made now deletes or replaces something the reviewed
+// plan did not. Nothing was changed.
+type StaleError struct {
+	// Unreviewed maps each address to why the new plan destroys it.
+	Unreviewed map[string]string
+	// FingerprintOnly: there was no reviewed plan to compare, only its
+	// fingerprint, which differs.
+	FingerprintOnly bool
+}
+
+func (e *StaleError) Error() string {
+	var parts []string
+	for _, a := range sortedKeys(e.Unreviewed) {
+		parts = append(parts, fmt.Sprintf("%s (%s)", a, e.Unreviewed[a]))
+	}
+	what := "the reviewed plan did not"
+	if e.FingerprintOnly {
+		what = "the reviewed plan (known only by its fingerprint) differs from this one"
+	}
+	return fmt.Sprintf("refusing to apply: the plan now deletes or replaces %s, and %s; re-run the plan and have it reviewed",
+		strings.Join(parts, ", "), what)
+}
+
+// PreflightError: the Prefect preflight failed; nothing was written to AWS.
+type PreflightError struct{ Err error }
+
+func (e *PreflightError) Error() string {
+	return "prefect preflight failed, nothing was changed in AWS: " + e.Err.Error()
+}
+func (e *PreflightError) Unwrap() error { return e.Err }
+
+// GateError: the deployment did not pass the Prefect health gate.
+type GateError struct{ Gate *plan.GateReport }
+
+func (e *GateError) Error() string {
+	msg := "health gate failed: " + e.Gate.Reason
+	switch {
+	case e.Gate.RolledBack:
+		msg += "; rolled back to " + e.Gate.RolledBackTo
+	case e.Gate.NothingToRollBack:
+		msg += "; this was the first deploy, there is nothing to roll back to"
+	}
+	return msg
+}
+
+// ExitCode is 3: the deploy happened and was judged unhealthy.
+func (e *GateError) ExitCode() int { return ExitGateFailed }
+
+// InputError is bad input from the user (wrong --confirm, a missing flag).
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+func (e *InputError) ExitCode() int { return ExitBadInput }
+
+// BadInput wraps err as bad input (exit code 2).
+func BadInput(format string, args ...any) error {
+	return &InputError{Err: fmt.Errorf(format, args...)}
+}
+
+// Exit codes (DESIGN.md "cli").
+const (
+	ExitOK             = 0
+	ExitError          = 1
+	ExitBadInput       = 2
+	ExitGateFailed     = 3
+	ExitChangesPending = 4
+)
+
+// ExitCode maps the outcome of a command to the process exit code, in one
+// place: an error that knows its code (config errors: 2, the gate: 3) gives
+// it, any other error 1; a plan with changes gives 4 when asked for
+// (--detailed-exitcode), like terraform's.
+func ExitCode(err error, r *Result) int {
+	if err != nil {
+		var coded interface{ ExitCode() int }
+		if errors.As(err, &coded) {
+			return coded.ExitCode()
+		}
+		return ExitError
+	}
+	if r != nil && r.isPlan && r.detailedExitCode && r.Plan != nil && r.Plan.HasChanges() {
+		return ExitChangesPending
+	}
+	return ExitOK
+}
+
+func (o *Options) say(line string) {
+	if o.Progress != nil {
+		o.Progress(line)
+	}
+}
+
+// engine returns a copy of o.Engine whose progress goes to o.Progress.
+func (o *Options) engine() (*engine.Engine, error) {
+	if o.Engine == nil {
+		return nil, errors.New("deploy: no engine")
+	}
+	if o.Env == nil {
+		return nil, errors.New("deploy: no environment")
+	}
+	e := *o.Engine
+	if e.Progress == nil && o.Progress != nil {
+		e.Progress = func(address, msg string) { o.Progress(address + ": " + msg) }
+	}
+	return &e, nil
+}
+
+// Plan computes what an apply would change. It takes no lock and writes nothing.
+func Plan(ctx context.Context, o Options) (*Result, error) {
+	res := &Result{Operation: plan.OpApply, isPlan: true, detailedExitCode: o.DetailedExitCode}
+	eng, err := o.engine()
+	if err != nil {
+		return res, err
+	}
+	st, err := stack.Build(o.Env, o.APIKey)
+	if err != nil {
+		return res, o.scrub(err)
+	}
+	p, err := eng.Plan(ctx, st)
+	if err != nil {
+		return res, o.scrub(err)
+	}
+	res.Plan = p.Plan
+	return res, nil
+}
+
+// Apply is lock → preflight → plan → stale check → apply → health gate →
+// report, releasing the lock on every path (also when ctx is cancelled by
+// SIGTERM). The preflight runs before any AWS write besides the lock, so a
+// bad key or a missing work pool changes nothing.
+func Apply(ctx context.Context, o Options) (res *Result, err error) {
+	eng, err := o.engine()
+	if err != nil {
+		return &Result{Operation: plan.OpApply}, err
+	}
+	clk := eng.Clock
+	res = &Result{Operation: plan.OpApply}
+	started := clk.Now()
+	report := func(status plan.Status, cause error) {
+		if res.Report == nil {
+			res.Report = &plan.Report{Environment: o.Env.Name, Operation: plan.OpApply, Plan: res.Plan, StartedAt: started}
+		}
+		res.Report.Status = status
+		if cause != nil && res.Report.Error == "" {
+			res.Report.Error = o.scrub(cause).Error()
+		}
+		res.Report.FinishedAt = clk.Now()
+	}
+	defer func() { err = o.scrub(err) }()
+
+	release, err := o.lock(ctx)
+	if err != nil {
+		report(plan.StatusRefused, err)
+		return res, err
+	}
+	defer func() {
+		if rerr := release(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+
+	if o.Prefect != nil {
+		o.say("prefect: checking the API key and the work pool " + o.Env.Prefect.WorkPool + "…")
+		pf, perr := o.Prefect.Preflight(ctx, o.Env)
+		if perr != nil {
+			err = &PreflightError{Err: perr}
+			report(plan.StatusFailed, err)
+			return res, err
+		}
+		res.Preflight = pf
+		res.Warnings = append(res.Warnings, pf.Warnings...)
+		if pf.PoolCreated {
+			o.say("prefect: created the work pool " + o.Env.Prefect.WorkPool)
+		}
+	}
+
+	st, err := stack.Build(o.Env, o.APIKey)
+	if err != nil {
+		report(plan.StatusFailed, err)
+		return res, err
+	}
+	planned, err := eng.Plan(ctx, st)
+	if err != nil {
+		report(plan.StatusFailed, err)
+		return res, err
+	}
+	res.Plan = planned.Plan
+	warn, err := checkReviewed(planned.Plan, o.ReviewedPlan, o.ReviewedFingerprint)
+	res.Warnings = append(res.Warnings, warn...)
+	if err != nil {
+		report(plan.StatusRefused, err)
+		return res, err
+	}
+
+	rep, err := eng.Apply(ctx, planned)
+	res.Report = rep
+	if rep == nil {
+		report(plan.StatusFailed, err)
+		return res, err
+	}
+	if err != nil {
+		report(rep.Status, err)
+		return res, err
+	}
+	if rep.Deployment == nil || o.Prefect == nil {
+		return res, nil
+	}
+
+	o.say("prefect: waiting for a worker of " + shortARN(rep.Deployment.TaskDefinition) + " to come ONLINE in " + o.Env.Prefect.WorkPool + "…")
+	gate, err := o.Prefect.Gate(ctx, prefect.GateInput{
+		Env:        o.Env,
+		ECS:        eng.AWS.ECS,
+		Clock:      clk,
+		Deployment: *rep.Deployment,
+		Progress:   func(line string) { o.say("prefect: " + line) },
+	})
+	if gate != nil && gate.WorkPoolURL == "" && res.Preflight != nil {
+		gate.WorkPoolURL = res.Preflight.WorkPoolURL
+	}
+	rep.Gate = gate
+	if err != nil {
+		err = fmt.Errorf("health gate: %w", err)
+		report(plan.StatusFailed, err)
+		return res, err
+	}
+	if !gate.Passed {
+		err = &GateError{Gate: gate}
+		status := plan.StatusFailed
+		if gate.RolledBack {
+			status = plan.StatusRolledBack
+		}
+		report(status, err)
+		return res, err
+	}
+	report(plan.StatusSucceeded, nil)
+	return res, nil
+}
+
+// Destroy is protected check → lock → plan destroy → destroy → release.
+func Destroy(ctx context.Context, o Options) (res *Result, err error) {
+	res = &Result{Operation: plan.OpDestroy}
+	eng, err := o.engine()
+	if err != nil {
+		return res, err
+	}
+	defer func() { err = o.scrub(err) }()
+	now := eng.Clock.Now()
+	refuse := func(err error) (*Result, error) {
+		res.Report = &plan.Report{Environment: o.Env.Name, Operation: plan.OpDestroy, Status: plan.StatusRefused,
+			Plan: res.Plan, Error: err.Error(), StartedAt: now, FinishedAt: eng.Clock.Now()}
+		return res, err
+	}
+	if o.Env.Protect {
+		return refuse(&engine.ProtectedError{Environment: o.Env.Name, File: o.Env.File})
+	}
+	release, err := o.lock(ctx)
+	if err != nil {
+		return refuse(err)
+	}
+	defer func() {
+		if rerr := release(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	var opts []stack.BuildOption
+	if o.Force {
+		opts = append(opts, stack.ForceDeleteSecret)
+	}
+	st, err := stack.Build(o.Env, "", opts...)
+	if err != nil {
+		return res, err
+	}
+	planned, err := eng.PlanDestroy(ctx, st)
+	if err != nil {
+		return res, err
+	}
+	res.Plan = planned.Plan
+	res.Report, err = eng.Destroy(ctx, planned)
+	return res, err
+}
+
+// lock takes the environment lock and returns how to release it. The
+// release runs on a context that outlives ctx (a SIGTERM cancels ctx, and the
+// lock must still go), bounded to 30 seconds.
+func (o *Options) lock(ctx context.Context) (func() error, error) {
+	if o.Lock == nil {
+		return func() error { return nil }, nil
+	}
+	o.say("lock: taking the lock of environment " + o.Env.Name + "…")
+	lease, err := o.Lock(ctx, o.Env)
+	if err != nil {
+		return nil, err
+	}
+	return func() error {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := lease.Release(rctx); err != nil {
+			return fmt.Errorf("release the lock of environment %s: %w", o.Env.Name, err)
+		}
+		o.say("lock: released")
+		return nil
+	}, nil
+}
+
+// checkReviewed compares the plan about to be applied with the one that was
+// reviewed: deletes and replacements the reviewer did not see are refused,
+// anything else that drifted is applied and reported as a warning.
+func checkReviewed(now, reviewed *plan.Plan, fingerprint string) ([]string, error) {
+	if reviewed == nil && fingerprint == "" {
+		return nil, nil
+	}
+	if reviewed != nil && fingerprint == "" {
+		fingerprint = reviewed.Fingerprint
+	}
+	if fingerprint == now.Fingerprint {
+		return nil, nil
+	}
+	reasons := map[string]string{}
+	for _, c := range now.Changes {
+		if c.Action == plan.Delete || c.Action == plan.Replace {
+			why := c.Reason
+			if why == "" {
+				why = string(c.Action)
+			}
+			reasons[c.Address] = why
+		}
+	}
+	if reviewed == nil {
+		if len(reasons) > 0 {
+			return nil, &StaleError{Unreviewed: reasons, FingerprintOnly: true}
+		}
+		return []string{fmt.Sprintf("the plan changed since it was reviewed (fingerprint %s, reviewed %s); it deletes and replaces nothing, so it is applied", now.Fingerprint, fingerprint)}, nil
+	}
+	seen := map[string]plan.Action{}
+	for _, c := range reviewed.Changes {
+		seen[c.Address] = c.Action
+	}
+	unreviewed := map[string]string{}
+	for a, why := range reasons {
+		if act := seen[a]; act != plan.Delete && act != plan.Replace {
+			unreviewed[a] = why
+		}
+	}
+	if len(unreviewed) > 0 {
+		return nil, &StaleError{Unreviewed: unreviewed}
+	}
+	var drift []string
+	for _, c := range now.Changes {
+		if c.Action != plan.NoOp && seen[c.Address] != c.Action {
+			drift = append(drift, fmt.Sprintf("%s (%s)", c.Address, c.Action))
+		}
+	}
+	msg := "the plan changed since it was reviewed"
+	if len(drift) > 0 {
+		msg += ": " + strings.Join(drift, ", ")
+	}
+	return []string{msg + "; no unreviewed delete or replacement, so it is applied"}, nil
+}
+
+// scrub makes sure the Prefect API key never leaves in an error, whatever
+// a lower layer put into it.
+func (o *Options) scrub(err error) error {
+	if err == nil || o.APIKey == "" || !strings.Contains(err.Error(), o.APIKey) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), o.APIKey, "[redacted]"), err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+func shortARN(arn string) string {
+	if i := strings.LastIndex(arn, "/"); i >= 0 {
+		return arn[i+1:]
+	}
+	return arn
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
