@@ -1,0 +1,173 @@
+package render
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run go test ./internal/render -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s differs from the golden file (-want +got):\n%s", path, diff)
+	}
+}
+
+func commentOpts(p *plan.Plan) CommentOptions {
+	return CommentOptions{
+		Marker:       Marker(p.Environment, p.Fingerprint, testHead, testBase),
+		HeadSHA:      testHead,
+		RunURL:       testRunURL,
+		ArtifactName: "deploybot-plan-" + p.Environment + ".json",
+	}
+}
+
+func summaryOpts(p *plan.Plan) SummaryOptions {
+	return SummaryOptions{HeadSHA: testHead, RunURL: testRunURL, ArtifactName: "deploybot-plan-" + p.Environment + ".json"}
+}
+
+// renderPlanAll renders a plan in every plan view.
+func renderPlanAll(t *testing.T, p *plan.Plan) map[string][]byte {
+	t.Helper()
+	var text, color bytes.Buffer
+	if err := Text(&text, p, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Text(&color, p, TextOptions{Color: true}); err != nil {
+		t.Fatal(err)
+	}
+	js, err := JSON(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{
+		"txt":        text.Bytes(),
+		"color.txt":  color.Bytes(),
+		"comment.md": []byte(Comment(p, nil, commentOpts(p))),
+		"summary.md": []byte(Summary(p, nil, summaryOpts(p))),
+		"json":       js,
+	}
+}
+
+// renderReportAll renders a report in every report view.
+func renderReportAll(t *testing.T, r *plan.Report) map[string][]byte {
+	t.Helper()
+	var text, color bytes.Buffer
+	if err := ReportText(&text, r, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReportText(&color, r, TextOptions{Color: true}); err != nil {
+		t.Fatal(err)
+	}
+	js, err := ReportJSON(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{
+		"txt":        text.Bytes(),
+		"color.txt":  color.Bytes(),
+		"comment.md": []byte(Comment(nil, r, commentOpts(r.Plan))),
+		"summary.md": []byte(Summary(nil, r, summaryOpts(r.Plan))),
+		"json":       js,
+	}
+}
+
+var planCases = []struct {
+	name string
+	plan func() *plan.Plan
+}{
+	{"create", createPlan},
+	{"update", updatePlan},
+	{"replace", replacePlan},
+	{"destroy", destroyPlan},
+	{"no_changes", noChangePlan},
+	{"conflict", conflictPlan},
+}
+
+var reportCases = []struct {
+	name   string
+	report func() *plan.Report
+}{
+	{"report_passed", passedReport},
+	{"report_rolled_back", rolledBackReport},
+	{"report_first_deploy_failed", firstDeployFailedReport},
+}
+
+// formats that get a golden file; colour only for the cases where it shows
+// something new.
+var goldenFormats = []string{"txt", "comment.md", "summary.md", "json"}
+
+func TestGoldenPlans(t *testing.T) {
+	for _, tc := range planCases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := renderPlanAll(t, tc.plan())
+			for _, f := range goldenFormats {
+				golden(t, tc.name+"."+f, out[f])
+			}
+			if tc.name == "update" || tc.name == "replace" {
+				golden(t, tc.name+".color.txt", out["color.txt"])
+			}
+		})
+	}
+}
+
+func TestGoldenReports(t *testing.T) {
+	for _, tc := range reportCases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := renderReportAll(t, tc.report())
+			for _, f := range goldenFormats {
+				golden(t, tc.name+"."+f, out[f])
+			}
+			if tc.name == "report_rolled_back" {
+				golden(t, tc.name+".color.txt", out["color.txt"])
+			}
+		})
+	}
+}
+
+// Rendering the same value twice gives the same bytes, so the Action can
+// skip editing a comment whose body has not changed.
+func TestDeterministic(t *testing.T) {
+	for _, tc := range planCases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := renderPlanAll(t, tc.plan()), renderPlanAll(t, tc.plan())
+			if diff := cmp.Diff(a, b); diff != "" {
+				t.Errorf("two renders differ:\n%s", diff)
+			}
+		})
+	}
+	for _, tc := range reportCases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := renderReportAll(t, tc.report()), renderReportAll(t, tc.report())
+			if diff := cmp.Diff(a, b); diff != "" {
+				t.Errorf("two renders differ:\n%s", diff)
+			}
+		})
+	}
+	big := bigPlan(200 << 10)
+	if a, b := Comment(big, nil, commentOpts(big)), Comment(big, nil, commentOpts(big)); a != b {
+		t.Error("two renders of the cut 200 KB comment differ")
+	}
+}

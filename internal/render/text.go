@@ -1,0 +1,392 @@
+package render
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/deploybot/deploybot/internal/plan"
+)
+
+// TextOptions controls the terminal views.
+type TextOptions struct {
+	// Color turns on ANSI colours. The CLI sets it when stdout is a
+	// terminal; files, pipes and CI logs get plain text.
+	Color bool
+}
+
+const (
+	ansiReset  = "\x1b[0m"
+	ansiBold   = "\x1b[1m"
+	ansiRed    = "\x1b[31m"
+	ansiGreen  = "\x1b[32m"
+	ansiYellow = "\x1b[33m"
+	ansiCyan   = "\x1b[36m"
+)
+
+type painter bool
+
+func (c painter) paint(code, s string) string {
+	if !c || s == "" {
+		return s
+	}
+	return code + s + ansiReset
+}
+
+// symbol colours a diff symbol the way Terraform does; "-/+" is red then
+// green.
+func (c painter) symbol(sym string, st lineStyle) string {
+	switch st {
+	case styleCreate:
+		return c.paint(ansiGreen, sym)
+	case styleUpdate:
+		return c.paint(ansiYellow, sym)
+	case styleDelete:
+		return c.paint(ansiRed, sym)
+	case styleReplace:
+		if sym == "-/+" && c {
+			return c.paint(ansiRed, "-") + "/" + c.paint(ansiGreen, "+")
+		}
+		return sym
+	case styleConflict:
+		return c.paint(ansiBold+ansiRed, sym)
+	}
+	return sym
+}
+
+// textWriter remembers the first write error so that rendering code reads
+// as a sequence of lines.
+type textWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (t *textWriter) line(format string, args ...any) {
+	if t.err != nil {
+		return
+	}
+	_, t.err = fmt.Fprintf(t.w, format+"\n", args...)
+}
+
+// Text writes the plan for a terminal, Terraform-style: a header naming the
+// environment, account and region, each changed resource with its symbol and
+// field-level before -> after, notes, and the closing summary line.
+func Text(w io.Writer, p *plan.Plan, o TextOptions) error {
+	t := &textWriter{w: w}
+	c := painter(o.Color)
+	writePlanText(t, c, p)
+	if t.err != nil {
+		return fmt.Errorf("write plan of %s: %w", p.Environment, t.err)
+	}
+	return nil
+}
+
+func writePlanText(t *textWriter, c painter, p *plan.Plan) {
+	what := "plan"
+	if p.Operation == plan.OpDestroy {
+		what = "destroy plan"
+	}
+	t.line("%s", c.paint(ansiBold, fmt.Sprintf("deploybot %s for environment %s", what, oneLine(p.Environment))))
+	t.line("  %s", headerDetails(p))
+	t.line("")
+
+	lines := diffLines(p)
+	if len(lines) > 0 {
+		t.line("Resource actions are indicated with the following symbols:")
+		for _, l := range legend(p) {
+			t.line("  %s %s", padSymbol(c, l.sym, l.style), l.text)
+		}
+		t.line("")
+		t.line("deploybot will perform the following actions:")
+		t.line("")
+		for _, l := range lines {
+			t.line("%s", terminalLine(c, l))
+		}
+		t.line("")
+	}
+
+	if len(p.Notes) > 0 {
+		t.line("Notes:")
+		for _, n := range p.Notes {
+			t.line("  - %s", oneLine(n))
+		}
+		t.line("")
+	}
+
+	t.line("%s", c.paint(ansiBold, summaryLine(p)))
+	if n := p.Summary().Conflicts; n > 0 {
+		t.line("%s", c.paint(ansiBold+ansiRed, conflictLine(n)))
+	}
+}
+
+func headerDetails(p *plan.Plan) string {
+	var parts []string
+	if p.Account != "" {
+		parts = append(parts, "account "+oneLine(p.Account))
+	}
+	if p.Region != "" {
+		parts = append(parts, "region "+oneLine(p.Region))
+	}
+	if p.File != "" {
+		parts = append(parts, "file "+oneLine(p.File))
+	}
+	if p.Fingerprint != "" {
+		parts = append(parts, "fingerprint "+oneLine(p.Fingerprint))
+	}
+	return strings.Join(parts, ", ")
+}
+
+type legendEntry struct {
+	sym   string
+	text  string
+	style lineStyle
+}
+
+// legend lists only the symbols this plan uses, in a fixed order.
+func legend(p *plan.Plan) []legendEntry {
+	used := map[plan.Action]bool{}
+	for _, ch := range p.Changes {
+		used[ch.Action] = true
+	}
+	var out []legendEntry
+	for _, e := range []struct {
+		a    plan.Action
+		text string
+	}{
+		{plan.Create, "create"},
+		{plan.Update, "update in place"},
+		{plan.Replace, "destroy and then create replacement"},
+		{plan.Delete, "destroy"},
+		{plan.Conflict, "conflict: exists without deploybot's tags, will not be touched"},
+	} {
+		if used[e.a] {
+			out = append(out, legendEntry{e.a.Symbol(), e.text, actionStyle(e.a)})
+		}
+	}
+	return out
+}
+
+// terminalLine lays a line out like Terraform: indentation, then the symbol
+// right-aligned in three columns, then the text.
+func terminalLine(c painter, l diffLine) string {
+	indent := strings.Repeat("    ", l.depth)
+	switch {
+	case l.text == "" && l.sym == "":
+		return ""
+	case l.sym == "":
+		return "  " + indent + l.text
+	case l.cont:
+		// Under the field name, so a multi-line value reads as a block.
+		return strings.Repeat("    ", max(0, l.depth-1)) + "    " + l.text
+	}
+	text := l.text
+	if l.depth == 0 {
+		text = c.paint(ansiBold, text)
+	}
+	return indent + padSymbol(c, l.sym, l.style) + " " + text
+}
+
+// padSymbol right-aligns a symbol in three columns before colouring it, so
+// escape codes never count towards the alignment.
+func padSymbol(c painter, sym string, st lineStyle) string {
+	return strings.Repeat(" ", max(0, 3-len(sym))) + c.symbol(sym, st)
+}
+
+// ReportText writes the outcome of an apply or destroy: per-step status and
+// durations, the ECS deployment, and the Prefect health gate (workers seen,
+// reason, stopped tasks with reasons and exit codes, the rollback).
+func ReportText(w io.Writer, r *plan.Report, o TextOptions) error {
+	t := &textWriter{w: w}
+	c := painter(o.Color)
+	writeReportText(t, c, r)
+	if t.err != nil {
+		return fmt.Errorf("write report of %s: %w", r.Environment, t.err)
+	}
+	return nil
+}
+
+func writeReportText(t *textWriter, c painter, r *plan.Report) {
+	head := fmt.Sprintf("deploybot %s for environment %s", statusHeadline(r), oneLine(r.Environment))
+	if d := r.FinishedAt.Sub(r.StartedAt); !r.StartedAt.IsZero() && !r.FinishedAt.IsZero() && d > 0 {
+		head += " (" + formatDuration(d) + ")"
+	}
+	colour := ansiGreen
+	switch r.Status {
+	case plan.StatusFailed, plan.StatusRefused:
+		colour = ansiRed
+	case plan.StatusRolledBack:
+		colour = ansiYellow
+	}
+	t.line("%s", c.paint(ansiBold+colour, head))
+	if r.Error != "" {
+		t.line("%s %s", c.paint(ansiBold+ansiRed, "Error:"), oneLine(r.Error))
+	}
+
+	if len(r.Steps) > 0 {
+		t.line("")
+		t.line("%s", c.paint(ansiBold, "Steps:"))
+		aw, sw := 0, 0
+		for _, s := range r.Steps {
+			aw = max(aw, len(oneLine(s.Address)))
+			sw = max(sw, len(oneLine(s.Status)))
+		}
+		for _, s := range r.Steps {
+			st := stepStyle(s)
+			line := fmt.Sprintf("  %s %-*s  %s  %s", padSymbol(c, s.Action.Symbol(), actionStyle(s.Action)), aw, oneLine(s.Address),
+				c.paint(st, fmt.Sprintf("%-*s", sw, oneLine(s.Status))), formatDuration(s.Duration))
+			if s.Error != "" {
+				line += "  " + oneLine(s.Error)
+			}
+			t.line("%s", strings.TrimRight(line, " "))
+		}
+	}
+
+	if d := r.Deployment; d != nil {
+		t.line("")
+		t.line("%s", c.paint(ansiBold, "ECS deployment:"))
+		for _, l := range deploymentLines(d) {
+			t.line("  %s", l)
+		}
+	}
+
+	if g := r.Gate; g != nil {
+		t.line("")
+		verdict := c.paint(ansiBold+ansiGreen, "passed")
+		if !g.Passed {
+			verdict = c.paint(ansiBold+ansiRed, "failed")
+		}
+		t.line("%s %s after %s", c.paint(ansiBold, "Prefect health gate:"), verdict, formatDuration(g.Duration))
+		if g.Reason != "" {
+			t.line("  %s", oneLine(g.Reason))
+		}
+		if g.WorkPoolURL != "" {
+			t.line("  work pool: %s", oneLine(g.WorkPoolURL))
+		}
+		t.line("  workers seen: %s", workersSeen(g))
+		nw := 0
+		for _, wk := range g.Workers {
+			nw = max(nw, len(oneLine(wk.Name)))
+		}
+		for _, wk := range g.Workers {
+			t.line("    %-*s  %-7s  %s", nw, oneLine(wk.Name), oneLine(wk.Status), workerDetail(wk))
+		}
+		if len(g.StoppedTasks) > 0 {
+			t.line("  stopped tasks of the new revision:")
+			for _, st := range g.StoppedTasks {
+				t.line("    %s: %s", oneLine(st.TaskARN), stoppedTaskDetail(st))
+			}
+		}
+		if len(g.ServiceEvents) > 0 {
+			t.line("  recent service events:")
+			for _, e := range g.ServiceEvents {
+				t.line("    - %s", oneLine(e))
+			}
+		}
+		if l := rollbackLine(g); l != "" {
+			t.line("  %s", c.paint(ansiBold, l))
+		}
+		if g.PrunedWorkers > 0 {
+			t.line("  pruned %d offline worker(s) left by earlier revisions", g.PrunedWorkers)
+		}
+		for _, wn := range g.Warnings {
+			t.line("  %s %s", c.paint(ansiYellow, "warning:"), oneLine(wn))
+		}
+	}
+}
+
+func stepStyle(s plan.StepResult) string {
+	switch s.Status {
+	case "done":
+		return ansiGreen
+	case "failed":
+		return ansiRed
+	}
+	return ansiYellow
+}
+
+func deploymentLines(d *plan.DeploymentInfo) []string {
+	id := ""
+	if d.DeploymentID != "" {
+		id = ", deployment " + oneLine(d.DeploymentID)
+	}
+	out := []string{fmt.Sprintf("service %s/%s%s: %s", oneLine(d.Cluster), oneLine(d.Service), id, orDash(oneLine(d.Status)))}
+	out = append(out, "task definition "+orDash(oneLine(d.TaskDefinition)))
+	if d.PreviousTaskDefinition != "" {
+		out = append(out, "previous task definition "+oneLine(d.PreviousTaskDefinition))
+	} else {
+		out = append(out, "previous task definition: none (first deploy)")
+	}
+	if d.WorkerPrefix != "" {
+		out = append(out, "worker name prefix "+oneLine(d.WorkerPrefix))
+	}
+	if s := formatTime(d.StartedAt); s != "" {
+		out = append(out, "started "+s)
+	}
+	return out
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// workersSeen summarises the workers the gate saw, new revision first.
+func workersSeen(g *plan.GateReport) string {
+	if len(g.Workers) == 0 {
+		return "none"
+	}
+	online, onlineNew := 0, 0
+	for _, w := range g.Workers {
+		if w.Status == "ONLINE" {
+			online++
+			if w.NewRevision {
+				onlineNew++
+			}
+		}
+	}
+	return fmt.Sprintf("%d (%d online, %d of them of the new revision)", len(g.Workers), online, onlineNew)
+}
+
+func workerDetail(w plan.WorkerStatus) string {
+	var parts []string
+	if w.NewRevision {
+		parts = append(parts, "new revision")
+	} else {
+		parts = append(parts, "earlier revision")
+	}
+	if s := formatTime(w.LastHeartbeat); s != "" {
+		parts = append(parts, "last heartbeat "+s)
+	} else {
+		parts = append(parts, "no heartbeat")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func stoppedTaskDetail(st plan.StoppedTask) string {
+	parts := []string{orDash(oneLine(st.StoppedReason))}
+	if st.StopCode != "" {
+		parts = append(parts, "stop code "+oneLine(st.StopCode))
+	}
+	if st.ExitCode != nil {
+		parts = append(parts, fmt.Sprintf("exit code %d", *st.ExitCode))
+	}
+	if st.ContainerReason != "" {
+		parts = append(parts, "container: "+oneLine(st.ContainerReason))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// rollbackLine says what the rollback did, or why there was none.
+func rollbackLine(g *plan.GateReport) string {
+	switch {
+	case g.RolledBack && g.RestoredWorkerOnline:
+		return "rolled back to " + orDash(oneLine(g.RolledBackTo)) + "; the previous worker is ONLINE again"
+	case g.RolledBack:
+		return "rolled back to " + orDash(oneLine(g.RolledBackTo)) + "; the previous worker has NOT come back online"
+	case g.NothingToRollBack:
+		return "nothing to roll back to: this was the first deploy"
+	}
+	return ""
+}
