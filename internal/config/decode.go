@@ -149,7 +149,7 @@ func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value) {
 		seen[key] = kn.Line
 		fi, known := index[key]
 		if !known {
-			d.fail(kn.Line, field, "unknown key%s; allowed keys: %s", suggest(key, keys), strings.Join(keys, ", "))
+			d.fail(kn.Line, field, "unknown key%s (allowed: %s)", suggest(key, keys), strings.Join(keys, ", "))
 			continue
 		}
 		d.lines[field] = kn.Line

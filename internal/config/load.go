@@ -44,7 +44,9 @@ func LoadAll(paths []string) ([]*Environment, error) {
 	for _, path := range paths {
 		data, err := readFile(path)
 		if err != nil {
-			errs.add(Problem{File: path, Message: err.Error()})
+			// Line 1, so that every problem of a file reads FILE:LINE and
+			// tools that link FILE:LINE (Actions problem matchers) work.
+			errs.add(Problem{File: path, Line: 1, Message: err.Error()})
 			continue
 		}
 		env, probs := parse(path, data)
@@ -116,7 +118,49 @@ func Discover(dir string) ([]string, error) {
 	return paths, nil
 }
 
-var yamlErrLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var (
+	yamlErrLine       = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	yamlUnknownAnchor = regexp.MustCompile(`unknown anchor '(.*)' referenced`)
+)
+
+// yamlParserErrors are the messages of yaml.v3's parser (parserc.go), as
+// opposed to its scanner: for these it prints the 0-based line of the
+// construct it was parsing (decode.go, parser.fail), so we add one.
+var yamlParserErrors = map[string]bool{
+	"did not find expected <stream-start>":   true,
+	"did not find expected <document start>": true,
+	"found undefined tag handle":             true,
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected key":              true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found duplicate %TAG directive":         true,
+}
+
+// yamlErrorLine finds the 1-based line of a yaml.v3 error and its message
+// without the "yaml: line N:" prefix.
+func yamlErrorLine(err error, data []byte) (int, string) {
+	text := err.Error()
+	if m := yamlErrLine.FindStringSubmatch(text); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		if yamlParserErrors[m[2]] {
+			line++
+		}
+		return max(line, 1), m[2]
+	}
+	msg := strings.TrimPrefix(text, "yaml: ")
+	if m := yamlUnknownAnchor.FindStringSubmatch(msg); m != nil {
+		for i, l := range strings.Split(string(data), "\n") {
+			if strings.Contains(l, "*"+m[1]) {
+				return i + 1, msg + " (an anchor must be defined above its first use)"
+			}
+		}
+	}
+	return 1, msg
+}
 
 // parse decodes, defaults and validates one file's bytes. The environment
 // comes back whenever the file decoded as a mapping, even with problems, so
@@ -127,12 +171,8 @@ func parse(file string, data []byte) (env *Environment, probs []Problem) {
 	}
 	root, err := parseYAML(data)
 	if err != nil {
-		line, msg := 1, strings.TrimPrefix(err.Error(), "yaml: ")
-		if m := yamlErrLine.FindStringSubmatch(err.Error()); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
-		}
-		return nil, []Problem{{File: file, Line: max(line, 1), Message: "invalid YAML: " + msg}}
+		line, msg := yamlErrorLine(err, data)
+		return nil, []Problem{{File: file, Line: line, Message: "invalid YAML: " + msg}}
 	}
 	d := newDecoder(file)
 	e := &Environment{File: file}
@@ -166,7 +206,7 @@ func parseYAML(data []byte) (root *yaml.Node, err error) {
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); err == nil {
-		return nil, fmt.Errorf("yaml: line %d: a second YAML document (---); put one environment per file", max(next.Line-1, 1))
+		return nil, fmt.Errorf("yaml: line %d: a second YAML document (---); put one environment per file", max(next.Line, 1))
 	} else if !errors.Is(err, io.EOF) {
 		return nil, err
 	}

@@ -327,6 +327,11 @@ func imageProblem(image string) string {
 		}
 		return fmt.Sprintf("%q is not a valid image reference (%s)", clip(image), imageExample)
 	}
+	// distribution/reference reads an uppercase first component as a
+	// registry host; nobody means a host called PrefectHQ.
+	if d := m[1]; d != "" && !strings.ContainsAny(d, ".:") && d != "localhost" && strings.ToLower(d) != d {
+		return fmt.Sprintf("repository names must be lowercase (%q would be read as a registry host)", d)
+	}
 	if n := len(m[1]) + len(m[2]) + 1; n > 256 {
 		return "the image name is longer than 255 characters"
 	}
@@ -423,7 +428,7 @@ func looksLikePrefectKey(v string) bool {
 }
 
 func (c *checker) env() {
-	for _, k := range sortedKeys(c.e.Worker.Env) {
+	for _, k := range c.keysInFileOrder("worker.env", c.e.Worker.Env) {
 		path := childPath("worker.env", k)
 		if c.d.bad[path] {
 			continue
@@ -686,7 +691,7 @@ func (c *checker) tags() {
 		c.fail("tags", "has %d tags; at most %d: AWS allows 50 per resource and deploybot adds deploybot:environment, deploybot:stack, managed-by and, on EC2, Name", len(tags), MaxUserTags)
 	}
 	firstFold := map[string]string{}
-	for _, k := range sortedKeys(tags) {
+	for _, k := range c.keysInFileOrder("tags", tags) {
 		path := childPath("tags", k)
 		if c.d.bad[path] {
 			continue
@@ -722,12 +727,20 @@ func (c *checker) tags() {
 	}
 }
 
-func sortedKeys(m map[string]string) []string {
+// keysInFileOrder returns m's keys in the order the file has them, so that
+// of two clashing keys the later one is reported.
+func (c *checker) keysInFileOrder(path string, m map[string]string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	sort.Slice(keys, func(i, j int) bool {
+		li, lj := c.d.lines[childPath(path, keys[i])], c.d.lines[childPath(path, keys[j])]
+		if li != lj {
+			return li < lj
+		}
+		return keys[i] < keys[j]
+	})
 	return keys
 }
 
