@@ -104,7 +104,11 @@ func (w *World) ec2Tick() {
 		switch g.State {
 		case types.NatGatewayStatePending:
 			if !now.Before(g.ReadyAt) {
-				g.State = types.NatGatewayStateAvailable
+				if w.vpcHasIGW(g.VPCID) {
+					g.State = types.NatGatewayStateAvailable
+				} else {
+					w.natFail(g)
+				}
 			}
 		case types.NatGatewayStateDeleting:
 			if !now.Before(g.GoneAt) {
