@@ -1,0 +1,20 @@
+// Command deploybot keeps a Prefect worker running on AWS ECS Fargate.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/deploybot/deploybot/internal/cli"
+)
+
+func main() {
+	// A cancelled GitHub Actions job sends SIGTERM: stop starting work,
+	// release the environment lock, and exit.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Main(ctx, &cli.Factory{}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}

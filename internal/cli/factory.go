@@ -1,0 +1,149 @@
+// Package cli is deploybot's command line: one Options struct, NewCmdX and
+// xRun per command (cli/cli's shape), every dependency in a Factory so that
+// tests and `deploybot demo` run the real commands against the simulated AWS
+// account and Prefect API. Errors become exit codes in one place (Main).
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/prefect"
+	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/resources"
+)
+
+// Version is set at build time (-ldflags "-X .../internal/cli.Version=v1.2.3").
+var Version = "dev"
+
+// IOStreams are the command's standard streams: data on Out, progress and
+// errors on ErrOut.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// InTTY: a person can answer a question on In. OutTTY: Out is a
+	// terminal (colour).
+	InTTY, OutTTY bool
+}
+
+// System returns the process's streams.
+func System() *IOStreams {
+	return &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, InTTY: isTerminal(os.Stdin), OutTTY: isTerminal(os.Stdout)}
+}
+
+// Test returns streams backed by buffers, not terminals.
+func Test() (io *IOStreams, in, out, errOut *bytes.Buffer) {
+	in, out, errOut = &bytes.Buffer{}, &bytes.Buffer{}, &bytes.Buffer{}
+	return &IOStreams{In: in, Out: out, ErrOut: errOut}, in, out, errOut
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// Factory holds what commands need from the outside world. Zero fields get
+// the real thing (see Defaults).
+type Factory struct {
+	IO     *IOStreams
+	Getenv func(string) string
+	// AWSConfig loads the AWS configuration for a region: by default the
+	// SDK's standard chain (credentials, AWS_ENDPOINT_URL, ...).
+	AWSConfig func(ctx context.Context, region string) (aws.Config, error)
+	Clock     clock.Clock
+	// Prefect makes the Prefect API client for an environment.
+	Prefect func(env *config.Environment, apiKey string) (deploy.Prefect, error)
+	// Lock returns the environment lock for apply and destroy, and Unlock
+	// breaks it; nil Lock: no lock.
+	Lock   func(clients *awsapi.Clients, clk clock.Clock) deploy.LockFunc
+	Unlock func(ctx context.Context, clients *awsapi.Clients, clk clock.Clock, env *config.Environment) (string, error)
+	Kinds  func() map[string]resource.Kind
+}
+
+// Defaults fills the zero fields of f with the real implementations.
+func (f *Factory) Defaults() *Factory {
+	if f.IO == nil {
+		f.IO = System()
+	}
+	if f.Getenv == nil {
+		f.Getenv = os.Getenv
+	}
+	if f.AWSConfig == nil {
+		f.AWSConfig = func(ctx context.Context, region string) (aws.Config, error) {
+			// LoadDefaultConfig is the SDK's standard way: it honours
+			// AWS_PROFILE, AWS_ENDPOINT_URL and the rest (DESIGN.md).
+			return awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+		}
+	}
+	if f.Clock == nil {
+		f.Clock = clock.Real{}
+	}
+	if f.Prefect == nil {
+		f.Prefect = func(env *config.Environment, apiKey string) (deploy.Prefect, error) {
+			return prefect.New(env.Prefect.APIURL, apiKey, prefect.WithClock(f.Clock), prefect.WithUserAgent("deploybot/"+Version))
+		}
+	}
+	if f.Lock == nil {
+		f.Lock = defaultLock
+	}
+	if f.Unlock == nil {
+		f.Unlock = defaultUnlock
+	}
+	if f.Kinds == nil {
+		f.Kinds = resources.Kinds
+	}
+	return f
+}
+
+// apiKey is the Prefect API key from Prefect's own variable.
+func (f *Factory) apiKey() string { return strings.TrimSpace(f.Getenv("PREFECT_API_KEY")) }
+
+// clients loads the AWS configuration for env's region.
+func (f *Factory) clients(ctx context.Context, env *config.Environment) (*awsapi.Clients, error) {
+	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	if err != nil {
+		return nil, err
+	}
+	return awsapi.New(cfg), nil
+}
+
+// engine builds the engine for env, with progress on stderr.
+func (f *Factory) engine(ctx context.Context, env *config.Environment, p *progress) (*engine.Engine, error) {
+	c, err := f.clients(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	return &engine.Engine{AWS: c, Clock: f.Clock, Kinds: f.Kinds(), Progress: p.resource}, nil
+}
+
+// progress writes progress lines to stderr, one at a time (the engine
+// reports from concurrent steps), never with the API key in them.
+type progress struct {
+	mu  sync.Mutex
+	w   io.Writer
+	key string
+}
+
+func (p *progress) line(s string) {
+	if p.key != "" {
+		s = strings.ReplaceAll(s, p.key, "[redacted]")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	io.WriteString(p.w, s+"\n")
+}
+
+func (p *progress) resource(address, msg string) { p.line("  " + address + ": " + msg) }
