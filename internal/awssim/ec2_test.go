@@ -259,7 +259,10 @@ func TestEC2DeleteVPCAndSubnetDependencies(t *testing.T) {
 
 	deleteVPC := func() error { _, err := e.c.DeleteVpc(e.ctx, &ec2.DeleteVpcInput{VpcId: &vpc}); return err }
 	deleteSubnet := func() error { _, err := e.c.DeleteSubnet(e.ctx, &ec2.DeleteSubnetInput{SubnetId: &sn}); return err }
-	deleteSG := func() error { _, err := e.c.DeleteSecurityGroup(e.ctx, &ec2.DeleteSecurityGroupInput{GroupId: sg.GroupId}); return err }
+	deleteSG := func() error {
+		_, err := e.c.DeleteSecurityGroup(e.ctx, &ec2.DeleteSecurityGroupInput{GroupId: sg.GroupId})
+		return err
+	}
 	deleteRT := func() error {
 		_, err := e.c.DeleteRouteTable(e.ctx, &ec2.DeleteRouteTableInput{RouteTableId: rt.RouteTable.RouteTableId})
 		return err
@@ -440,7 +443,10 @@ func TestEC2NATGatewayAndEIPLifecycle(t *testing.T) {
 	if st := e.natState(t, nat); st != types.NatGatewayStateAvailable {
 		t.Fatalf("NAT state after %s = %s", NATPendingFor, st)
 	}
-	release := func() error { _, err := e.c.ReleaseAddress(e.ctx, &ec2.ReleaseAddressInput{AllocationId: &alloc}); return err }
+	release := func() error {
+		_, err := e.c.ReleaseAddress(e.ctx, &ec2.ReleaseAddressInput{AllocationId: &alloc})
+		return err
+	}
 	wantCode(t, "release while the NAT uses it", release(), "InvalidIPAddress.InUse")
 	_, err = e.c.DeleteSubnet(e.ctx, &ec2.DeleteSubnetInput{SubnetId: &pub})
 	wantCode(t, "delete subnet with a NAT", err, "DependencyViolation")

@@ -19,10 +19,10 @@ type SecurityGroupSpec struct {
 
 // Network returns the network resources of env and where the worker runs.
 // Existing mode: only the worker security group (unless security_group_ids
-// is given). Managed mode is built by managedNetwork.
+// is given). Managed mode is built by buildManagedNetwork (network_managed.go).
 func Network(env *config.Environment, tags map[string]string) (NetworkPlacement, error) {
 	if env.Network.Mode != "existing" {
-		return managedNetwork(env, tags)
+		return buildManagedNetwork(env, tags)
 	}
 	var np NetworkPlacement
 	np.VPC = Ref{Literal: env.Network.VPCID}
@@ -67,10 +67,4 @@ func withName(tags map[string]string, name string) map[string]string {
 	}
 	out["Name"] = name
 	return out
-}
-
-// managedNetwork is replaced by the managed-network implementation
-// (issue 3): VPC, subnets, gateways, routes, NAT, and the security group.
-var managedNetwork = func(env *config.Environment, tags map[string]string) (NetworkPlacement, error) {
-	return NetworkPlacement{}, fmt.Errorf("%s: network.mode: managed networks are not implemented yet", env.File)
 }

@@ -32,4 +32,7 @@ type NetworkPlacement struct {
 	AssignPublicIP bool
 	// Addresses of resources the ECS service must wait for (e.g. NAT routes).
 	ServiceDependsOn []string
+	// Notes are plan notes about the placement (e.g. why the worker gets a
+	// public IP with nat: none).
+	Notes []string
 }
