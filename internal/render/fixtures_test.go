@@ -320,3 +320,14 @@ func firstDeployFailedReport() *plan.Report {
 		StartedAt: t0, FinishedAt: t0.Add(6 * time.Minute),
 	}
 }
+
+// refusedReport: on merge the re-plan replaces something the reviewed plan
+// did not, so nothing is applied.
+func refusedReport() *plan.Report {
+	p := replacePlan()
+	return &plan.Report{
+		Environment: "production", Operation: plan.OpApply, Status: plan.StatusRefused, Plan: p,
+		Error:     "the plan changed since review: it now replaces security_group.worker and cloudmap_namespace.main, which the reviewed plan (fingerprint 0badc0ffee000000) did not; re-run the plan on a pull request and merge again",
+		StartedAt: t0, FinishedAt: t0.Add(4 * time.Second),
+	}
+}

@@ -113,6 +113,7 @@ var reportCases = []struct {
 	{"report_passed", passedReport},
 	{"report_rolled_back", rolledBackReport},
 	{"report_first_deploy_failed", firstDeployFailedReport},
+	{"report_refused", refusedReport},
 }
 
 // formats that get a golden file; colour only for the cases where it shows

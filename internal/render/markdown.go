@@ -20,6 +20,13 @@ import (
 // (reference/github-actions.md §4, "Budget in bytes").
 const DefaultCommentMaxLen = 65536
 
+// resourceBoundarySlack is how many diff lines a cut gives up to end
+// between two resources rather than inside one.
+const resourceBoundarySlack = 60
+
+// maxOpenDiffLines is the longest diff a comment shows without folding.
+const maxOpenDiffLines = 12
+
 // DefaultSummaryMaxLen is the budget for one job-summary section. GitHub
 // accepts 1 MiB per step summary and silently drops the WHOLE summary when it
 // is larger, and actions/runner#4337 reports drops just under 1 MiB
@@ -59,7 +66,8 @@ type SummaryOptions struct {
 // first; a title; when r is not nil, the apply's outcome (status, ECS
 // deployment, health gate); the one-line summary; loud warnings for destroys,
 // replacements and conflicts, each address with its reason; notes; the diff
-// in a collapsed section; a footer with the short commit and the run link.
+// in a collapsed section (open when it is 12 lines or fewer); a footer with
+// the short commit and the run link.
 //
 // It never exceeds MaxLen: the diff is cut on line boundaries first (the
 // marker, summary, warnings and footer stay), and the comment says how much
@@ -153,6 +161,14 @@ func (d *mdDoc) fit(limit int) string {
 		}
 	}
 	if lo >= 0 {
+		// End on a resource boundary when one is near, so no resource is
+		// shown half.
+		for k := lo; k > 0 && k > lo-resourceBoundarySlack; k-- {
+			if d.diffText[k] == "" {
+				lo = k
+				break
+			}
+		}
 		return d.render(lo, -1)
 	}
 	// Even without the diff it does not fit: shorten the lists.
@@ -351,8 +367,11 @@ func (d *mdDoc) planSection(diffKeep, itemCap int) string {
 		return b.String()
 	}
 
+	// A short diff is shown open: collapsing a few lines only costs the
+	// reviewer a click (Atlantis folds beyond 12 lines, dflook beyond 10;
+	// reference/pr-comment-bots.md §1, §2).
 	open := "<details>"
-	if !d.o.collapsed {
+	if !d.o.collapsed || keep <= maxOpenDiffLines {
 		open = "<details open>"
 	}
 	label := fmt.Sprintf("Show plan (%d resources, %d lines)", len(changed(p)), total)
@@ -504,7 +523,9 @@ func (d *mdDoc) cutNotice(keep int) string {
 		}
 		msg = fmt.Sprintf("The plan is too long for a %s (%s): it shows the first %d of %d diff lines; the last %d lines (%s) were cut",
 			d.o.surface, d.o.limitText, keep, total, total-keep, byteSize(cutBytes))
-		if from != "" {
+		if from != "" && d.diff[keep-1].addr == from {
+			msg += ", from the middle of " + code(from) + " on"
+		} else if from != "" {
 			msg += ", from " + code(from) + " on"
 		}
 		msg += "."
@@ -572,7 +593,7 @@ func (d *mdDoc) reportSection(itemCap int) string {
 			b.WriteString(x)
 		}
 	}
-	line := "**Status:** " + esc(string(r.Status))
+	line := "**Status:** " + esc(strings.ReplaceAll(string(r.Status), "_", " "))
 	if dur := r.FinishedAt.Sub(r.StartedAt); !r.StartedAt.IsZero() && !r.FinishedAt.IsZero() && dur > 0 {
 		line += " after " + formatDuration(dur)
 	}
@@ -618,14 +639,13 @@ func (d *mdDoc) reportSection(itemCap int) string {
 			s += " ([work pool](" + u + "))"
 		}
 		w(s, "\n\n")
-		if rb := rollbackLine(g); rb != "" {
-			kind := "NOTE"
-			if g.RolledBack && !g.RestoredWorkerOnline {
-				kind = "CAUTION"
-			} else if g.NothingToRollBack {
-				kind = "WARNING"
-			}
-			w("> [!", kind, "]\n> **", esc(upperFirst(rb)), ".**\n\n")
+		switch {
+		case g.RolledBack && g.RestoredWorkerOnline:
+			w("> [!NOTE]\n> **Rolled back** to ", codeOrDash(g.RolledBackTo), "; the previous worker is ONLINE again.\n\n")
+		case g.RolledBack:
+			w("> [!CAUTION]\n> **Rolled back** to ", codeOrDash(g.RolledBackTo), ", but the previous worker has NOT come back online.\n\n")
+		case g.NothingToRollBack:
+			w("> [!WARNING]\n> **Nothing to roll back to: this was the first deploy.**\n\n")
 		}
 		w("Workers seen: ", esc(workersSeen(g)), "\n\n")
 		if len(g.Workers) > 0 {
@@ -651,8 +671,8 @@ func (d *mdDoc) reportSection(itemCap int) string {
 				if st.ExitCode != nil {
 					exit = strconv.Itoa(int(*st.ExitCode))
 				}
-				w("| ", cell(code(taskID(st.TaskARN))), " | ", cell(esc(orDash(st.StoppedReason))), " | ", cell(esc(orDash(st.StopCode))),
-					" | ", exit, " | ", cell(esc(orDash(st.ContainerReason))), " |\n")
+				w("| ", cell(code(taskID(st.TaskARN))), " | ", cell(escOrDash(st.StoppedReason)), " | ", cell(escOrDash(st.StopCode)),
+					" | ", exit, " | ", cell(escOrDash(st.ContainerReason)), " |\n")
 			}
 			if more > 0 {
 				w(fmt.Sprintf("| … and %d more | | | | |\n", more))
@@ -692,14 +712,14 @@ func (d *mdDoc) reportSection(itemCap int) string {
 		if counts["failed"] > 0 || !d.o.collapsed {
 			open = "<details open>"
 		}
-		w(open, "<summary>", summary, "</summary>\n\n| | resource | status | duration | error |\n|---|---|---|---|---|\n")
+		w(open, "<summary>", summary, "</summary>\n\n| action | resource | status | duration | error |\n|---|---|---|---|---|\n")
 		shown, more := capList(r.Steps, itemCap)
 		for _, s := range shown {
 			status := esc(s.Status)
 			if s.Status == "failed" {
 				status = "**failed**"
 			}
-			w("| ", cell(code(diffSymbol(s.Action.Symbol()))), " | ", cell(code(s.Address)), " | ", cell(status), " | ",
+			w("| ", cell(esc(string(s.Action))), " | ", cell(code(s.Address)), " | ", cell(status), " | ",
 				formatDuration(s.Duration), " | ", cell(esc(s.Error)), " |\n")
 		}
 		if more > 0 {
@@ -713,12 +733,11 @@ func (d *mdDoc) reportSection(itemCap int) string {
 	return b.String()
 }
 
-func upperFirst(s string) string {
-	r, n := utf8.DecodeRuneInString(s)
-	if n == 0 {
-		return s
+func escOrDash(s string) string {
+	if s == "" {
+		return "-"
 	}
-	return string(unicode.ToUpper(r)) + s[n:]
+	return esc(s)
 }
 
 // taskID shortens a task ARN to its id, which is what the ECS console and

@@ -141,6 +141,34 @@ func TestCommentCutTo65536(t *testing.T) {
 	if want := strings.Join(diffTexts(p)[:kept], "\n"); m[2] != want {
 		t.Error("the kept diff is not the plan's first lines, unchanged")
 	}
+	if next := diffTexts(p)[kept]; next != "" {
+		t.Errorf("the cut splits a resource: the first line cut is %q", next)
+	}
+	if !regexp.MustCompile("were cut, from `ecs_task_definition\\.worker_\\d{4}` on\\.").MatchString(got) {
+		t.Error("cut notice does not name the first resource cut")
+	}
+}
+
+// Short diffs are shown open; longer ones folded (Atlantis folds beyond 12
+// lines). The job summary is always open.
+func TestDiffFolding(t *testing.T) {
+	short := &plan.Plan{Environment: "staging", Operation: plan.OpApply, Changes: []plan.Change{
+		{Address: "ecs_service.worker", Kind: "ecs_service", Action: plan.Update,
+			Fields: []plan.FieldChange{{Path: "desired_count", Before: "1", After: "2"}}}}}
+	tests := []struct {
+		name string
+		got  string
+		want string
+	}{
+		{"short comment", Comment(short, nil, CommentOptions{}), "<details open><summary>"},
+		{"long comment", Comment(updatePlan(), nil, CommentOptions{}), "<details><summary>Show plan"},
+		{"long summary", Summary(updatePlan(), nil, SummaryOptions{}), "<details open><summary>Show plan"},
+	}
+	for _, tc := range tests {
+		if !strings.Contains(tc.got, tc.want) {
+			t.Errorf("%s lacks %q", tc.name, tc.want)
+		}
+	}
 }
 
 // outsideFences drops the contents of fenced code blocks, where text is

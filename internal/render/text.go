@@ -206,7 +206,7 @@ func ReportText(w io.Writer, r *plan.Report, o TextOptions) error {
 }
 
 func writeReportText(t *textWriter, c painter, r *plan.Report) {
-	head := fmt.Sprintf("deploybot %s for environment %s", statusHeadline(r), oneLine(r.Environment))
+	head := fmt.Sprintf("deploybot, environment %s: %s", oneLine(r.Environment), statusHeadline(r))
 	if d := r.FinishedAt.Sub(r.StartedAt); !r.StartedAt.IsZero() && !r.FinishedAt.IsZero() && d > 0 {
 		head += " (" + formatDuration(d) + ")"
 	}
