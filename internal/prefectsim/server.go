@@ -1,0 +1,441 @@
+// Package prefectsim is a simulated Prefect API (Cloud and self-hosted styles)
+// on an httptest server, for tests and `deploybot demo`. It follows the
+// OpenAPI shapes in ../shared/reference/prefect-openapi/ and the behaviour in
+// ../shared/reference/prefect-api.md (cited as "ref §N"), and rejects what
+// Prefect rejects: unknown filter keys (422), limit > 200 (422), a missing or
+// extra trailing slash (307), a wrong or missing key (401). Its workers come
+// from the simulated AWS account: a running task of a healthy revision
+// heartbeats into its work pool, a broken one never does.
+package prefectsim
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/deploybot/deploybot/internal/awssim"
+	"github.com/deploybot/deploybot/internal/clock"
+)
+
+// Default Cloud account and workspace ids of a simulated server.
+const (
+	DefaultAccountID   = "6a1f3c2e-8d4b-4e7a-9c10-2b5d7e9f0a11"
+	DefaultWorkspaceID = "0c9e8d7b-6a5f-4e3d-8c2b-1a0f9e8d7c62"
+)
+
+// Request is one request as the server saw it. It records the auth scheme,
+// never the credential.
+type Request struct {
+	At     time.Time // simulated time
+	Method string
+	Path   string
+	Status int
+	Auth   string // "Bearer", "Basic", "" (none), or "multiple"
+}
+
+// Server is a simulated Prefect API. All state is guarded by mu; time is the
+// clock's (the world's).
+type Server struct {
+	srv   *httptest.Server
+	clock clock.Clock
+	tasks TaskSource
+
+	mu          sync.Mutex
+	accountID   string
+	workspaceID string
+	keys        map[string]bool
+	authString  string // self-hosted PREFECT_SERVER_API_AUTH_STRING; "" = no auth
+	hybridOK    bool   // false models Cloud Hobby: no ecs pools (ref §2.1 Tier)
+	pools       map[string]*pool
+	faults      []fault
+	rateLimit   int // per simulated minute; 0 = none
+	log         []Request
+	seq         int
+}
+
+type fault struct {
+	status     int
+	retryAfter string
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithClock sets the clock (default: the world's, or the real one without a world).
+func WithClock(c clock.Clock) Option { return func(s *Server) { s.clock = c } }
+
+// WithTaskSource sets where workers come from (default: the world's tasks).
+func WithTaskSource(t TaskSource) Option { return func(s *Server) { s.tasks = t } }
+
+// WithKey adds a valid API key.
+func WithKey(key string) Option { return func(s *Server) { s.keys[key] = true } }
+
+// WithAuthString makes the self-hosted endpoints require HTTP basic auth
+// "user:pass" (PREFECT_SERVER_API_AUTH_STRING, ref §2.2).
+func WithAuthString(userPass string) Option { return func(s *Server) { s.authString = userPass } }
+
+// WithAccount sets the Cloud account and workspace ids.
+func WithAccount(accountID, workspaceID string) Option {
+	return func(s *Server) { s.accountID, s.workspaceID = accountID, workspaceID }
+}
+
+// New starts a simulated Prefect API whose workers come from w's tasks and
+// whose time is w's clock. w may be nil when WithClock and WithTaskSource are
+// given.
+func New(w *awssim.World, opts ...Option) *Server {
+	s := &Server{
+		accountID:   DefaultAccountID,
+		workspaceID: DefaultWorkspaceID,
+		keys:        map[string]bool{},
+		pools:       map[string]*pool{},
+		hybridOK:    true,
+	}
+	if w != nil {
+		s.clock = w.Clock
+		s.tasks = worldTasks(w)
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.clock == nil {
+		s.clock = clock.Real{}
+	}
+	if s.tasks == nil {
+		s.tasks = noTasks{}
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// URL is the Cloud-style workspace API URL: <server>/api/accounts/<a>/workspaces/<w>.
+func (s *Server) URL() string {
+	return s.srv.URL + "/api/accounts/" + s.accountID + "/workspaces/" + s.workspaceID
+}
+
+// SelfHostedURL is the self-hosted-style API URL: <server>/api.
+func (s *Server) SelfHostedURL() string { return s.srv.URL + "/api" }
+
+// Close shuts the server down.
+func (s *Server) Close() { s.srv.Close() }
+
+// AddKey makes key a valid API key.
+func (s *Server) AddKey(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[key] = true
+}
+
+// RevokeKey makes key invalid (an expired or deleted key).
+func (s *Server) RevokeKey(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.keys, key)
+}
+
+// ValidKey says whether key is accepted.
+func (s *Server) ValidKey(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keys[key]
+}
+
+// SetHybridPoolsAllowed(false) models Prefect Cloud Hobby: creating an ecs
+// pool answers 403 "plan does not support" (ref §2.1 Tier).
+func (s *Server) SetHybridPoolsAllowed(ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hybridOK = ok
+}
+
+// AddWorkPool creates a pool as if by `prefect work-pool create`.
+func (s *Server) AddWorkPool(name, typ string, paused bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.newPool(name, typ, s.clock.Now())
+	p.paused = paused
+}
+
+// SetPaused pauses or resumes a pool.
+func (s *Server) SetPaused(name string, paused bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pools[name]; p != nil {
+		p.paused = paused
+		p.updated = s.clock.Now()
+	}
+}
+
+// InjectFault makes the next n requests answer status (429 or 503 are the
+// interesting ones) with the given Retry-After header value ("" for none):
+// seconds ("7") or an HTTP date.
+func (s *Server) InjectFault(status int, retryAfter string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := 0; i < n; i++ {
+		s.faults = append(s.faults, fault{status: status, retryAfter: retryAfter})
+	}
+}
+
+// SetRateLimit enforces Prefect Cloud's per-minute request limit (ref §2.4;
+// Hobby: 625) in fixed windows of simulated minutes: over it, 429 with
+// Retry-After until the next window. 0 turns it off.
+func (s *Server) SetRateLimit(perMinute int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rateLimit = perMinute
+}
+
+// Requests returns a copy of the request log.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.log...)
+}
+
+// ResetRequests forgets the request log.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = nil
+}
+
+// RequestsPerMinute counts requests per minute of simulated time (keys are
+// the minutes, truncated).
+func (s *Server) RequestsPerMinute() map[time.Time]int {
+	out := map[time.Time]int{}
+	for _, r := range s.Requests() {
+		out[r.At.Truncate(time.Minute)]++
+	}
+	return out
+}
+
+// MaxRequestsPerMinute is the most requests in any sliding 60 s window of
+// simulated time (stricter than fixed minutes).
+func (s *Server) MaxRequestsPerMinute() int {
+	log := s.Requests()
+	sort.SliceStable(log, func(i, j int) bool { return log[i].At.Before(log[j].At) })
+	best, j := 0, 0
+	for i := range log {
+		for log[i].At.Sub(log[j].At) >= time.Minute {
+			j++
+		}
+		best = max(best, i-j+1)
+	}
+	return best
+}
+
+// Worker is a worker row as the server holds it (for tests and the demo).
+type Worker struct {
+	Pool          string
+	Name          string
+	Status        string
+	LastHeartbeat time.Time
+	Created       time.Time
+}
+
+// Workers returns every worker row of a pool, with status as of now.
+func (s *Server) Workers(poolName string) []Worker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	s.sync(now)
+	p := s.pools[poolName]
+	if p == nil {
+		return nil
+	}
+	var out []Worker
+	for _, w := range p.sortedWorkers() {
+		out = append(out, Worker{Pool: poolName, Name: w.name, Status: w.status(now), LastHeartbeat: w.lastHB, Created: w.created})
+	}
+	return out
+}
+
+// PoolStatus returns a pool's status as of now ("" when it does not exist).
+func (s *Server) PoolStatus(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	s.sync(now)
+	if p := s.pools[name]; p != nil {
+		if st := p.status(now); st != nil {
+			return *st
+		}
+	}
+	return ""
+}
+
+// serve is the whole HTTP surface: faults and rate limit first (Cloud answers
+// those at its edge), then auth, then routes.
+func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	rec := &recorder{ResponseWriter: rw, status: http.StatusOK}
+	defer func() {
+		s.log = append(s.log, Request{At: now, Method: r.Method, Path: r.URL.Path, Status: rec.status, Auth: authScheme(r)})
+	}()
+	if len(s.faults) > 0 {
+		f := s.faults[0]
+		s.faults = s.faults[1:]
+		if f.retryAfter != "" {
+			rec.Header().Set("Retry-After", f.retryAfter)
+		}
+		writeJSON(rec, f.status, detail(http.StatusText(f.status)))
+		return
+	}
+	if s.rateLimit > 0 {
+		minute := now.Truncate(time.Minute)
+		n := 0
+		for _, q := range s.log {
+			if q.At.Truncate(time.Minute).Equal(minute) {
+				n++
+			}
+		}
+		if n >= s.rateLimit {
+			wait := minute.Add(time.Minute).Sub(now)
+			rec.Header().Set("Retry-After", fmt.Sprint(int((wait+time.Second-1)/time.Second)))
+			writeJSON(rec, http.StatusTooManyRequests, detail("Rate limit exceeded"))
+			return
+		}
+	}
+
+	path := r.URL.Path
+	cloudBase := "/api/accounts/" + s.accountID + "/workspaces/" + s.workspaceID
+	switch {
+	case path == "/api/me" || path == "/api/me/":
+		if !s.cloudAuth(rec, r) {
+			return
+		}
+		if path == "/api/me" { // collection routes keep their slash (ref §2.1)
+			redirect(rec, r, "/api/me/")
+			return
+		}
+		if r.Method != http.MethodGet {
+			writeJSON(rec, http.StatusMethodNotAllowed, detail("Method Not Allowed"))
+			return
+		}
+		writeJSON(rec, http.StatusOK, map[string]any{"id": s.uuid("actor"), "handle": "deploybot-sim", "email": nil})
+	case strings.HasPrefix(path, "/api/accounts/"):
+		if !s.cloudAuth(rec, r) {
+			return
+		}
+		rest, ok := strings.CutPrefix(path, cloudBase)
+		if !ok || (rest != "" && !strings.HasPrefix(rest, "/")) {
+			writeJSON(rec, http.StatusNotFound, detail("Workspace not found"))
+			return
+		}
+		s.route(rec, r, cloudBase, rest, now)
+	case path == "/api" || strings.HasPrefix(path, "/api/"):
+		rest := strings.TrimPrefix(path, "/api")
+		// /health and /ready are exempt from basic auth (ref §1.6).
+		if rest != "/health" && rest != "/ready" && !s.selfHostedAuth(rec, r) {
+			return
+		}
+		s.route(rec, r, "/api", rest, now)
+	default:
+		writeJSON(rec, http.StatusNotFound, detail("Not Found"))
+	}
+}
+
+// cloudAuth accepts exactly one Authorization header, "Bearer <valid key>";
+// Cloud answers 401 "Invalid authentication credentials" otherwise (ref §1.6).
+func (s *Server) cloudAuth(rw http.ResponseWriter, r *http.Request) bool {
+	vals := r.Header.Values("Authorization")
+	if len(vals) == 1 {
+		if key, ok := strings.CutPrefix(vals[0], "Bearer "); ok && s.keys[key] {
+			return true
+		}
+	}
+	writeJSON(rw, http.StatusUnauthorized, detail("Invalid authentication credentials"))
+	return false
+}
+
+// selfHostedAuth checks basic auth when the server has an auth string: the
+// OSS server compares scheme "Basic" and the string, answering 401
+// {"exception_message": "Unauthorized"} (ref §2.2). A Bearer key instead of the
+// auth string is also a 401 (the docs' "API key wins" precedence, ref §2.2),
+// and so are two Authorization headers.
+func (s *Server) selfHostedAuth(rw http.ResponseWriter, r *http.Request) bool {
+	if s.authString == "" {
+		return true
+	}
+	vals := r.Header.Values("Authorization")
+	if len(vals) == 1 {
+		if tok, ok := strings.CutPrefix(vals[0], "Basic "); ok {
+			if got, err := base64.StdEncoding.DecodeString(tok); err == nil && string(got) == s.authString {
+				return true
+			}
+		}
+	}
+	writeJSON(rw, http.StatusUnauthorized, map[string]any{"exception_message": "Unauthorized"})
+	return false
+}
+
+func authScheme(r *http.Request) string {
+	vals := r.Header.Values("Authorization")
+	switch {
+	case len(vals) == 0:
+		return ""
+	case len(vals) > 1:
+		return "multiple"
+	}
+	scheme, _, _ := strings.Cut(vals[0], " ")
+	return scheme
+}
+
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func writeJSON(rw http.ResponseWriter, status int, v any) {
+	rw.Header().Set("Content-Type", "application/json")
+	rw.WriteHeader(status)
+	_ = json.NewEncoder(rw).Encode(v)
+}
+
+func detail(msg string) map[string]any { return map[string]any{"detail": msg} }
+
+// redirect answers what Starlette's redirect_slashes answers: 307 to the
+// same URL with the trailing slash toggled (ref §2.1 "unexpected 307").
+func redirect(rw http.ResponseWriter, r *http.Request, path string) {
+	u := *r.URL
+	u.Path = path
+	u.RawPath = ""
+	u.Scheme, u.Host = "http", r.Host
+	rw.Header().Set("Location", u.String())
+	rw.WriteHeader(http.StatusTemporaryRedirect)
+}
+
+// uuid makes a deterministic UUID-shaped id from a seed.
+func (s *Server) uuid(seed string) string {
+	h := sha256.Sum256([]byte(seed))
+	x := hex.EncodeToString(h[:16])
+	return x[0:8] + "-" + x[8:12] + "-4" + x[13:16] + "-8" + x[17:20] + "-" + x[20:32]
+}
+
+// newID returns a fresh deterministic id.
+func (s *Server) newID(kind string) string {
+	s.seq++
+	return s.uuid(fmt.Sprintf("%s/%d", kind, s.seq))
+}
+
+// SetTaskSource replaces where workers come from.
+func (s *Server) SetTaskSource(t TaskSource) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tasks = t
+}
