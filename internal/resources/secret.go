@@ -93,42 +93,52 @@ func (k SecretKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Res
 	if s.Value == "" {
 		return nil, fmt.Errorf("secret %s: the Prefect API key is needed to create it (PREFECT_API_KEY)", s.Name)
 	}
-	var arn string
-	// reference/aws-ecs.md §5 (secretsmanager/secret.go): a name deleted a
-	// moment ago answers "was deleted" for a while; retry for 2 minutes.
-	// "scheduled for deletion" means it can be restored instead (§5.3 step 7).
-	err = retry(ctx, x, r.Address, "CreateSecret", secretsPropagationTimeout,
-		codeWithMessage("InvalidRequestException", "was deleted"),
-		func() error {
-			out, err := x.AWS.Secrets.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-				Name:               aws.String(s.Name),
-				Description:        aws.String(s.Description),
-				SecretString:       aws.String(s.Value),
-				ClientRequestToken: aws.String(s.VersionID),
-				Tags:               secretTagList(r.Tags),
-			})
-			if err == nil {
-				arn = aws.ToString(out.ARN)
-			}
-			return err
+	// reference/aws-ecs.md §5 (secretsmanager/secret.go): right after a
+	// delete the name answers "was deleted" / "scheduled for deletion" for a
+	// while; retry for 2 minutes. A secret scheduled for deletion with a
+	// recovery window is restored instead (§5.3 step 7); one force-deleted
+	// cannot be, and its name frees up shortly.
+	deadline := x.Clock.Now().Add(x.Wait(secretsPropagationTimeout))
+	for {
+		out, err := x.AWS.Secrets.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+			Name:               aws.String(s.Name),
+			Description:        aws.String(s.Description),
+			SecretString:       aws.String(s.Value),
+			ClientRequestToken: aws.String(s.VersionID),
+			Tags:               secretTagList(r.Tags),
 		})
-	switch {
-	case err == nil:
-		return resource.Outputs{"arn": arn, "name": s.Name, "version_id": s.VersionID}, nil
-	case codeWithMessage("InvalidRequestException", "scheduled for deletion")(err):
-		return k.restore(ctx, x, r, s)
-	case awserr.IsAlreadyExists(err):
-		// A re-run after a crash between CreateSecret and the next step.
-		live, err := k.Read(ctx, x, r)
-		if err != nil {
+		switch {
+		case err == nil:
+			return resource.Outputs{"arn": aws.ToString(out.ARN), "name": s.Name, "version_id": s.VersionID}, nil
+		case codeWithMessage("InvalidRequestException", "scheduled for deletion")(err):
+			outputs, rerr := k.restore(ctx, x, r, s)
+			if rerr == nil {
+				return outputs, nil
+			}
+			if !codeWithMessage("InvalidRequestException", "marked for deletion")(rerr) && !awserr.IsNotFound(rerr) {
+				return nil, rerr
+			}
+		case codeWithMessage("InvalidRequestException", "was deleted")(err):
+		case awserr.IsAlreadyExists(err):
+			// A re-run after a crash between CreateSecret and the next step.
+			live, err := k.Read(ctx, x, r)
+			if err != nil {
+				return nil, err
+			}
+			if live == nil || !live.Ours {
+				return nil, fmt.Errorf("secret %s %w", s.Name, errConflict)
+			}
+			return k.Update(ctx, x, r, live, nil, []plan.FieldChange{{Path: "value", Sensitive: true}})
+		default:
+			return nil, fmt.Errorf("CreateSecret %s: %w", s.Name, scrub(err, s.Value))
+		}
+		if !x.Clock.Now().Before(deadline) {
+			return nil, fmt.Errorf("CreateSecret %s: the name is still being deleted after %s: %w", s.Name, x.Wait(secretsPropagationTimeout), scrub(err, s.Value))
+		}
+		x.Say(r.Address, "the secret's name is still being deleted; retrying")
+		if err := x.Clock.Sleep(ctx, retryDelay); err != nil {
 			return nil, err
 		}
-		if live == nil || !live.Ours {
-			return nil, fmt.Errorf("secret %s %w", s.Name, errConflict)
-		}
-		return k.Update(ctx, x, r, live, nil, []plan.FieldChange{{Path: "value", Sensitive: true}})
-	default:
-		return nil, fmt.Errorf("CreateSecret %s: %w", s.Name, scrub(err, s.Value))
 	}
 }
 

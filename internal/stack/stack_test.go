@@ -1,0 +1,302 @@
+package stack
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/resource"
+)
+
+const testKey = "pnu_TESTKEY0123456789abcdefghijklmnopqrstu"
+
+func existingEnv() *config.Environment {
+	public := true
+	return &config.Environment{
+		Name: "staging",
+		AWS:  config.AWS{AccountID: "123456789012", Region: "us-east-1"},
+		Prefect: config.Prefect{
+			APIURL:   "https://api.prefect.cloud/api/accounts/a/workspaces/w",
+			WorkPool: "staging-pool",
+		},
+		Worker: config.Worker{Image: "prefecthq/prefect-aws:latest", CPU: 512, Memory: 1024, DesiredCount: 1,
+			Env: map[string]string{"PREFECT_LOGGING_LEVEL": "INFO"}, LogRetentionDays: 30},
+		Network: config.Network{Mode: "existing", VPCID: "vpc-1", SubnetIDs: []string{"subnet-a", "subnet-b"}, AssignPublicIP: &public},
+		Tags:    map[string]string{"team": "data", resource.TagEnvironment: "spoofed"},
+	}
+}
+
+func TestBuildAddressesAndDependencies(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		autoscaling *config.Autoscaling
+		want        map[string][]string
+	}{
+		{name: "no autoscaling", want: map[string][]string{
+			"security_group.worker": nil,
+			AddrSecret:              nil,
+			AddrLogGroup:            nil,
+			AddrCluster:             nil,
+			AddrExecutionRole:       {AddrSecret},
+			AddrTaskRole:            nil,
+			AddrTaskDefinition:      {AddrExecutionRole, AddrTaskRole, AddrSecret, AddrLogGroup},
+			AddrNamespace:           nil,
+			AddrDiscoveryService:    {AddrNamespace},
+			AddrService:             {AddrCluster, AddrDiscoveryService, AddrExecutionRole, AddrTaskRole, AddrTaskDefinition, "security_group.worker"},
+		}},
+		{name: "autoscaling", autoscaling: &config.Autoscaling{Min: 1, Max: 3, TargetCPUPercent: 60}, want: map[string][]string{
+			"security_group.worker": nil,
+			AddrSecret:              nil,
+			AddrLogGroup:            nil,
+			AddrCluster:             nil,
+			AddrExecutionRole:       {AddrSecret},
+			AddrTaskRole:            nil,
+			AddrTaskDefinition:      {AddrExecutionRole, AddrTaskRole, AddrSecret, AddrLogGroup},
+			AddrNamespace:           nil,
+			AddrDiscoveryService:    {AddrNamespace},
+			AddrService:             {AddrCluster, AddrDiscoveryService, AddrExecutionRole, AddrTaskRole, AddrTaskDefinition, "security_group.worker"},
+			AddrScalableTarget:      {AddrService},
+			AddrScalingPolicy:       {AddrScalableTarget},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := existingEnv()
+			env.Worker.Autoscaling = tc.autoscaling
+			st, err := Build(env, testKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]string{}
+			for _, r := range st.Resources {
+				if _, dup := got[r.Address]; dup {
+					t.Errorf("%s twice", r.Address)
+				}
+				deps := append([]string(nil), r.DependsOn...)
+				sort.Strings(deps)
+				got[r.Address] = deps
+				if r.Kind+"."+r.Address[len(r.Kind)+1:] != r.Address {
+					t.Errorf("%s: kind %q does not prefix the address", r.Address, r.Kind)
+				}
+				if r.Tags[resource.TagEnvironment] != "staging" || r.Tags[resource.TagStack] != StackTagValue ||
+					r.Tags[resource.TagManagedBy] != resource.ManagedByValue || r.Tags["team"] != "data" {
+					t.Errorf("%s: tags %v", r.Address, r.Tags)
+				}
+			}
+			want := map[string][]string{}
+			for k, v := range tc.want {
+				v = append([]string(nil), v...)
+				sort.Strings(v)
+				want[k] = v
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("addresses and dependencies (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestNames(t *testing.T) {
+	st, err := Build(existingEnv(), testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := st.Names
+	n.WorkerPrefix = regexp.MustCompile(`^staging-[0-9a-f]{8}$`).ReplaceAllString(n.WorkerPrefix, "staging-HASH")
+	want := Names{
+		Environment: "staging", Account: "123456789012", Region: "us-east-1",
+		Cluster: "deploybot-staging", ClusterARN: "arn:aws:ecs:us-east-1:123456789012:cluster/deploybot-staging",
+		Service: "worker", ServiceARN: "arn:aws:ecs:us-east-1:123456789012:service/deploybot-staging/worker",
+		Container: "worker", TaskFamily: "deploybot-staging-worker",
+		LogGroup: "/deploybot/staging/worker", LogPrefix: "worker",
+		RolePath: "/deploybot/", ExecutionRole: "deploybot-staging-execution",
+		ExecutionRoleARN: "arn:aws:iam::123456789012:role/deploybot/deploybot-staging-execution",
+		TaskRole:         "deploybot-staging-task", TaskRoleARN: "arn:aws:iam::123456789012:role/deploybot/deploybot-staging-task",
+		Secret:    "deploybot/staging/prefect-api-key",
+		Namespace: "staging.prefect.internal", DiscoveryService: "worker",
+		SecurityGroup: "deploybot-staging-worker", LockParameter: "/deploybot/staging/lock",
+		ScalableTarget: "service/deploybot-staging/worker", ScalingPolicy: "deploybot-staging-cpu",
+		WorkerPrefix: "staging-HASH",
+	}
+	if d := cmp.Diff(want, n); d != "" {
+		t.Errorf("names (-want +got):\n%s", d)
+	}
+}
+
+func TestWorkerIdentityContract(t *testing.T) {
+	st, err := Build(existingEnv(), testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	td := st.Resource(AddrTaskDefinition).Spec.(*TaskDefinitionSpec)
+	c := td.Container
+	wantCmd := []string{"/bin/sh", "-c", `exec prefect worker start --pool "$DEPLOYBOT_WORK_POOL" --type ecs --with-healthcheck --name "$DEPLOYBOT_WORKER_PREFIX-$(hostname)"`}
+	if d := cmp.Diff(wantCmd, c.Command); d != "" {
+		t.Errorf("command (-want +got):\n%s", d)
+	}
+	wantEnv := map[string]string{
+		"DEPLOYBOT_WORK_POOL":     "staging-pool",
+		"DEPLOYBOT_WORKER_PREFIX": st.Names.WorkerPrefix,
+		"PREFECT_API_URL":         "https://api.prefect.cloud/api/accounts/a/workspaces/w",
+		"PREFECT_LOGGING_LEVEL":   "INFO",
+	}
+	if d := cmp.Diff(wantEnv, c.Environment); d != "" {
+		t.Errorf("env (-want +got):\n%s", d)
+	}
+	if got := c.Secrets[EnvAPIKey]; got != (Ref{Address: AddrSecret, Key: "arn"}) {
+		t.Errorf("PREFECT_API_KEY valueFrom = %+v", got)
+	}
+	if _, ok := c.LogOptions["awslogs-create-group"]; ok {
+		t.Error("awslogs-create-group must not be set (reference/aws-ecs.md §4.4)")
+	}
+	if hc := c.HealthCheck; hc.Interval != 30 || hc.Timeout != 5 || hc.Retries != 3 || hc.StartPeriod != 60 ||
+		!strings.Contains(hc.Command[1], "urllib.request.urlopen('http://localhost:8080/health'") {
+		t.Errorf("health check = %+v", hc)
+	}
+}
+
+func TestWorkerPrefixFollowsTheContainer(t *testing.T) {
+	base, _ := Build(existingEnv(), testKey)
+	for _, tc := range []struct {
+		name    string
+		mutate  func(*config.Environment)
+		key     string
+		changes bool
+	}{
+		{"same file", func(*config.Environment) {}, testKey, false},
+		{"another key", func(*config.Environment) {}, "pnu_other", false},
+		{"desired count", func(e *config.Environment) { e.Worker.DesiredCount = 3 }, testKey, false},
+		{"image", func(e *config.Environment) { e.Worker.Image = "prefecthq/prefect-aws:0.7.11" }, testKey, true},
+		{"cpu", func(e *config.Environment) { e.Worker.CPU = 1024; e.Worker.Memory = 2048 }, testKey, true},
+		{"env", func(e *config.Environment) { e.Worker.Env["X"] = "1" }, testKey, true},
+		{"pool", func(e *config.Environment) { e.Prefect.WorkPool = "other" }, testKey, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := existingEnv()
+			tc.mutate(env)
+			st, err := Build(env, tc.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed := st.Names.WorkerPrefix != base.Names.WorkerPrefix; changed != tc.changes {
+				t.Errorf("prefix %s → %s: changed = %t, want %t", base.Names.WorkerPrefix, st.Names.WorkerPrefix, changed, tc.changes)
+			}
+		})
+	}
+}
+
+func TestSecretNeverPrinted(t *testing.T) {
+	st, err := Build(existingEnv(), testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := st.Resource(AddrSecret).Spec.(*SecretSpec)
+	if spec.Value != testKey {
+		t.Fatal("the secret spec must carry the key for the writes")
+	}
+	js, err := json.Marshal(st.Resources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{
+		fmt.Sprintf("%v", spec), fmt.Sprintf("%+v", spec), fmt.Sprintf("%#v", spec), fmt.Sprintf("%s", spec),
+		fmt.Sprintf("%v", *spec), fmt.Sprintf("%+v", st.Resources), fmt.Sprintf("%#v", *spec), fmt.Sprintf("%q", *spec),
+		string(js),
+	} {
+		if strings.Contains(out, testKey) || strings.Contains(out, "TESTKEY") {
+			t.Errorf("key printed: %s", out)
+		}
+	}
+}
+
+func TestSecretVersionID(t *testing.T) {
+	a := SecretVersionID("staging", testKey)
+	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`).MatchString(a) {
+		t.Errorf("%q is not UUID-shaped", a)
+	}
+	for _, tc := range []struct {
+		env, key string
+		same     bool
+	}{
+		{"staging", testKey, true},
+		{"production", testKey, false},
+		{"staging", testKey + "x", false},
+	} {
+		if got := SecretVersionID(tc.env, tc.key) == a; got != tc.same {
+			t.Errorf("SecretVersionID(%s, key') == SecretVersionID(staging, key) is %t, want %t", tc.env, got, tc.same)
+		}
+	}
+	st, _ := Build(existingEnv(), "")
+	if v := st.Resource(AddrSecret).Spec.(*SecretSpec).VersionID; v != "" {
+		t.Errorf("no key: version %q, want none", v)
+	}
+	if v := st.Resource(AddrService).Spec.(*ServiceSpec).SecretVersion; v != "" {
+		t.Errorf("no key: service secret version %q, want none", v)
+	}
+}
+
+func TestTaskRolePassRoleScoped(t *testing.T) {
+	st, _ := Build(existingEnv(), testKey)
+	doc := st.Resource(AddrTaskRole).Spec.(*RoleSpec).Inline[TaskWorkerPolicy].JSON(nil)
+	var parsed struct {
+		Statement []struct {
+			Action    []string
+			Resource  []string
+			Condition map[string]map[string][]string
+		}
+	}
+	if err := json.Unmarshal([]byte(doc), &parsed); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range parsed.Statement {
+		for _, a := range s.Action {
+			if a != "iam:PassRole" {
+				continue
+			}
+			found = true
+			want := []string{st.Names.ExecutionRoleARN, st.Names.TaskRoleARN}
+			if d := cmp.Diff(want, s.Resource); d != "" {
+				t.Errorf("PassRole resources (-want +got):\n%s", d)
+			}
+			if got := s.Condition["StringEquals"]["iam:PassedToService"]; len(got) != 1 || got[0] != "ecs-tasks.amazonaws.com" {
+				t.Errorf("PassRole condition = %v", s.Condition)
+			}
+		}
+	}
+	if !found {
+		t.Error("no iam:PassRole statement")
+	}
+	exec := st.Resource(AddrExecutionRole).Spec.(*RoleSpec).Inline[ExecutionSecretPolicy].JSON(resource.Refs{AddrSecret: {"arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:deploybot/staging/prefect-api-key-AbCdEf"}})
+	if !strings.Contains(exec, `"Resource":["arn:aws:secretsmanager:us-east-1:123456789012:secret:deploybot/staging/prefect-api-key-AbCdEf"]`) {
+		t.Errorf("execution role secret policy = %s", exec)
+	}
+}
+
+func TestForceDeleteSecret(t *testing.T) {
+	for _, tc := range []struct {
+		opts []BuildOption
+		want bool
+	}{{nil, false}, {[]BuildOption{ForceDeleteSecret}, true}} {
+		st, _ := Build(existingEnv(), testKey, tc.opts...)
+		if got := st.Resource(AddrSecret).Spec.(*SecretSpec).ForceDelete; got != tc.want {
+			t.Errorf("ForceDelete = %t, want %t", got, tc.want)
+		}
+	}
+}
+
+func TestAutoscalingClampsDesiredCount(t *testing.T) {
+	env := existingEnv()
+	env.Worker.DesiredCount = 1
+	env.Worker.Autoscaling = &config.Autoscaling{Min: 2, Max: 4, TargetCPUPercent: 70}
+	st, _ := Build(env, testKey)
+	svc := st.Resource(AddrService).Spec.(*ServiceSpec)
+	if svc.DesiredCount != 2 || !svc.Autoscaling {
+		t.Errorf("service spec = desired %d autoscaling %t; want 2, true", svc.DesiredCount, svc.Autoscaling)
+	}
+}
