@@ -124,9 +124,8 @@ type mdDoc struct {
 	p *plan.Plan
 	r *plan.Report
 
-	diff      []diffLine
-	diffText  []string // diff lines laid out for a ```diff block
-	diffBytes int
+	diff     []diffLine
+	diffText []string // diff lines laid out for a ```diff block
 }
 
 func newMDDoc(p *plan.Plan, r *plan.Report, o mdOptions) *mdDoc {
@@ -134,9 +133,7 @@ func newMDDoc(p *plan.Plan, r *plan.Report, o mdOptions) *mdDoc {
 	if p != nil {
 		d.diff = diffLines(p)
 		for _, l := range d.diff {
-			t := diffBlockLine(l)
-			d.diffText = append(d.diffText, t)
-			d.diffBytes += len(t) + 1
+			d.diffText = append(d.diffText, diffBlockLine(l))
 		}
 	}
 	return d
@@ -165,7 +162,11 @@ func (d *mdDoc) fit(limit int) string {
 		// shown half.
 		for k := lo; k > 0 && k > lo-resourceBoundarySlack; k-- {
 			if d.diffText[k] == "" {
-				lo = k
+				// Fewer lines can still mean a longer notice (more digits),
+				// so the shorter cut is checked too.
+				if s := d.render(k, -1); len(s) <= limit {
+					return s
+				}
 				break
 			}
 		}
@@ -567,9 +568,11 @@ func (d *mdDoc) footer() string {
 	parts = append(parts, "deploybot")
 	verb := "planned"
 	if d.r != nil {
-		verb = map[plan.Operation]string{plan.OpDestroy: "destroyed"}[d.r.Operation]
-		if verb == "" {
+		switch d.r.Operation {
+		case plan.OpApply, "":
 			verb = "applied"
+		case plan.OpDestroy:
+			verb = "destroyed"
 		}
 	}
 	if d.o.headSHA != "" {

@@ -167,7 +167,7 @@ func fieldLines(a plan.Action, f plan.FieldChange, width int) []diffLine {
 	label := path + strings.Repeat(" ", width-utf8.RuneCountInString(path))
 	suffix := ""
 	if f.ForcesReplacement {
-		suffix = " # forces replacement"
+		suffix = forcesReplacement
 	}
 
 	sym := "~"
@@ -257,6 +257,10 @@ func contextAround(ops []diffOp, n int) []bool {
 	}
 	return keep
 }
+
+// forcesReplacement marks, Terraform-style, a field that AWS cannot change
+// in place.
+const forcesReplacement = " # forces replacement"
 
 func ifOne(vl []string, s string) string {
 	if len(vl) == 1 {
@@ -430,9 +434,11 @@ func reportPlan(p *plan.Plan, r *plan.Report) *plan.Plan {
 
 // statusHeadline says in a few words how an apply or destroy ended.
 func statusHeadline(r *plan.Report) string {
-	op := "apply"
-	if r.Operation == plan.OpDestroy {
-		op = "destroy"
+	// Any operation name reads right here, so a caller can report a plan
+	// that failed as Operation "plan".
+	op := oneLine(string(r.Operation))
+	if op == "" {
+		op = string(plan.OpApply)
 	}
 	switch r.Status {
 	case plan.StatusSucceeded:

@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -479,4 +480,77 @@ func TestTextWriteErrors(t *testing.T) {
 	if err := ReportText(failingWriter{}, passedReport(), TextOptions{}); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("ReportText error = %v", err)
 	}
+}
+
+// The JSON documents decode back into their types unchanged, so the Action
+// (and anyone's scripts) can read them with the exported types.
+func TestJSONRoundTrip(t *testing.T) {
+	for _, tc := range planCases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.plan()
+			b, err := JSON(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got PlanDoc
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(NewPlanDoc(p), got); diff != "" {
+				t.Errorf("round trip (-want +got):\n%s", diff)
+			}
+			if got.FormatVersion != FormatVersion || got.Fingerprint != p.Fingerprint {
+				t.Errorf("format_version %q, fingerprint %q", got.FormatVersion, got.Fingerprint)
+			}
+		})
+	}
+	for _, tc := range reportCases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.report()
+			b, err := ReportJSON(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got ReportDoc
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(NewReportDoc(r), got); diff != "" {
+				t.Errorf("round trip (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// A plan without a stored fingerprint gets the computed one.
+	p := updatePlan()
+	want := p.Fingerprint
+	p.Fingerprint = ""
+	if got := NewPlanDoc(p).Fingerprint; got != want {
+		t.Errorf("fingerprint = %q, want %q", got, want)
+	}
+}
+
+// A plan that could not be made is reported with no plan at all.
+func TestReportWithoutPlan(t *testing.T) {
+	r := &plan.Report{Environment: "staging", Operation: "plan", Status: plan.StatusFailed,
+		Error: "read iam_role.task: AccessDenied: User: arn:aws:sts::123456789012:assumed-role/deploybot-plan/gh is not authorized to perform: iam:GetRole"}
+	o := CommentOptions{Marker: Marker("staging", "", testHead, testBase), HeadSHA: testHead, RunURL: testRunURL}
+	md := Comment(nil, r, o)
+	var text bytes.Buffer
+	if err := ReportText(&text, r, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]string{"comment": md, "summary": Summary(nil, r, SummaryOptions{}), "text": text.String()} {
+		for _, want := range []string{"plan failed", "iam:GetRole"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("%s lacks %q:\n%s", name, want, got)
+			}
+		}
+		if strings.Contains(got, "#### Plan") || strings.Contains(got, "applied at") {
+			t.Errorf("%s talks about a plan or apply that did not happen:\n%s", name, got)
+		}
+	}
+	if m, ok := ParseMarker(md); !ok || m.Env != "staging" {
+		t.Errorf("ParseMarker = %+v %v", m, ok)
+	}
+	checkMarkdown(t, md)
 }

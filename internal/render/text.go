@@ -183,6 +183,9 @@ func terminalLine(c painter, l diffLine) string {
 	if l.depth == 0 {
 		text = c.paint(ansiBold, text)
 	}
+	if t, ok := strings.CutSuffix(text, forcesReplacement); ok && bool(c) {
+		text = t + c.paint(ansiRed, forcesReplacement)
+	}
 	return indent + padSymbol(c, l.sym, l.style) + " " + text
 }
 
