@@ -454,7 +454,8 @@ func destructiveItem(c plan.Change) string {
 }
 
 // legendMD explains the symbols of the diff block; "~" is shown as "!"
-// there because GitHub's diff highlighting colours "!" lines and not "~".
+// there because GitHub's diff highlighting colours "!" lines and not "~"
+// (terraform-pr-commenter's trick, reference/pr-comment-bots.md §5).
 func legendMD(p *plan.Plan) string {
 	var parts []string
 	for _, e := range legend(p) {

@@ -121,7 +121,8 @@ func diffLines(p *plan.Plan) []diffLine {
 }
 
 func resourceLines(c plan.Change) []diffLine {
-	head := "# " + c.Address
+	addr := oneLine(c.Address)
+	head := "# " + addr
 	if c.Name != "" {
 		head += " (" + oneLine(c.Name) + ")"
 	}
@@ -130,7 +131,7 @@ func resourceLines(c plan.Change) []diffLine {
 	if c.Reason != "" {
 		out = append(out, diffLine{depth: 0, text: "# (" + oneLine(c.Reason) + ")", style: styleComment})
 	}
-	out = append(out, diffLine{sym: c.Action.Symbol(), depth: 0, text: c.Address, style: actionStyle(c.Action)})
+	out = append(out, diffLine{sym: c.Action.Symbol(), depth: 0, text: addr, style: actionStyle(c.Action)})
 
 	width := 0
 	for _, f := range c.Fields {
