@@ -10,6 +10,7 @@ import (
 
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/stack"
 )
 
 // Output keys the engine reads to fill Report.Deployment.
@@ -453,6 +454,11 @@ func (r *run) fillDeployment() {
 		}
 		if d.Cluster == "" && r.p.resources[dep].Kind == "ecs_cluster" {
 			d.Cluster = r.p.resources[dep].Name
+		}
+		// The prefix is in the desired task definition (COMMON.md worker
+		// identity contract) when its kind does not report it as an output.
+		if td, ok := r.p.resources[dep].Spec.(*stack.TaskDefinitionSpec); ok && d.WorkerPrefix == "" {
+			d.WorkerPrefix = td.Container.Environment[stack.EnvWorkerPrefix]
 		}
 	}
 	if d.TaskDefinition == "" && d.DeploymentID == "" {

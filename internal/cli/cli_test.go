@@ -1,0 +1,431 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/deploybot/deploybot/internal/awssim"
+	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/prefect"
+)
+
+const testKey = "pnu_TESTKEYdonotprint0123456789abcdef"
+
+// baseEnv is a valid existing-network environment; cases edit numbered lines.
+const baseEnv = `name: demo
+aws:
+  account_id: "123456789012"
+  region: us-east-1
+  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
+  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply
+prefect:
+  api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15
+  work_pool: demo-pool
+worker:
+  image: prefecthq/prefect-aws:latest
+  cpu: 512
+  memory: 1024
+health_gate:
+  timeout: 5m
+tags:
+  team: data
+network:
+  mode: existing
+  vpc_id: VPC
+  subnet_ids: [SUBNETS]
+protect: false
+`
+
+// edit replaces 1-based lines of base ("" deletes the line's content).
+func edit(base string, lines map[int]string) string {
+	ls := strings.Split(strings.TrimSuffix(base, "\n"), "\n")
+	for n, l := range lines {
+		for len(ls) < n {
+			ls = append(ls, "")
+		}
+		ls[n-1] = l
+	}
+	return strings.Join(ls, "\n") + "\n"
+}
+
+// stubPrefect passes preflight and the gate, recording that it was asked.
+type stubPrefect struct {
+	preflights, gates int
+	fail              error
+	gate              *plan.GateReport
+}
+
+func (s *stubPrefect) Preflight(ctx context.Context, env *config.Environment) (*prefect.Preflight, error) {
+	s.preflights++
+	if s.fail != nil {
+		return nil, s.fail
+	}
+	return &prefect.Preflight{WorkPoolURL: "https://app.prefect.cloud/pool/" + env.Prefect.WorkPool}, nil
+}
+
+func (s *stubPrefect) Gate(ctx context.Context, in prefect.GateInput) (*plan.GateReport, error) {
+	s.gates++
+	if s.gate != nil {
+		return s.gate, nil
+	}
+	return &plan.GateReport{Passed: true, Reason: "1 worker of " + in.Deployment.WorkerPrefix + " is ONLINE"}, nil
+}
+
+type harness struct {
+	t        *testing.T
+	world    *awssim.World
+	dir      string
+	env      map[string]string
+	prefect  *stubPrefect
+	vpc      string
+	subnets  []string
+	lastOut  string
+	lastErr  string
+	inTTY    bool
+	stdinStr string
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	w := awssim.New(clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)))
+	vpc, subnets := w.SeedExistingVPC("10.30.0.0/16", 2, false)
+	w.ResetCalls()
+	return &harness{t: t, world: w, dir: t.TempDir(), env: map[string]string{"PREFECT_API_KEY": testKey},
+		prefect: &stubPrefect{}, vpc: vpc, subnets: subnets}
+}
+
+// file writes an environment file with the seeded VPC filled in.
+func (h *harness) file(name, content string) string {
+	h.t.Helper()
+	content = strings.ReplaceAll(content, "VPC", h.vpc)
+	content = strings.ReplaceAll(content, "SUBNETS", strings.Join(h.subnets, ", "))
+	p := filepath.Join(h.dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+func (h *harness) run(args ...string) int {
+	h.t.Helper()
+	ios, in, out, errOut := Test()
+	ios.InTTY = h.inTTY
+	in.WriteString(h.stdinStr)
+	f := &Factory{
+		IO:     ios,
+		Getenv: func(k string) string { return h.env[k] },
+		AWSConfig: func(ctx context.Context, region string) (aws.Config, error) {
+			return h.world.Config(), nil
+		},
+		Clock:   h.world.Clock,
+		Prefect: func(*config.Environment, string) (deploy.Prefect, error) { return h.prefect, nil },
+	}
+	code := Main(context.Background(), f, args)
+	h.lastOut, h.lastErr = out.String(), errOut.String()
+	for _, s := range []string{h.lastOut, h.lastErr} {
+		if strings.Contains(s, testKey) {
+			h.t.Fatalf("deploybot %v printed the Prefect API key:\n%s", args, s)
+		}
+	}
+	return code
+}
+
+func (h *harness) awsCalls() int { return len(h.world.Calls()) }
+
+func TestBadFilesExit2WithFileLineFieldAndNoAWSCall(t *testing.T) {
+	tests := []struct {
+		name  string
+		lines map[int]string
+		line  int
+		field string
+	}{
+		{"unknown top-level key", map[int]string{22: "protcet: true"}, 22, "protcet"},
+		{"unknown nested key", map[int]string{12: "  cpus: 512"}, 12, "worker.cpus"},
+		{"cpu as a string", map[int]string{12: `  cpu: "512"`}, 12, "worker.cpu"},
+		{"protect as yes", map[int]string{22: "protect: yes"}, 22, "protect"},
+		{"duplicate key", map[int]string{22: "name: other"}, 22, "name"},
+		{"list for a string", map[int]string{11: "  image: [a, b]"}, 11, "worker.image"},
+		{"missing image", map[int]string{11: ""}, 10, "worker.image"},
+		{"null work pool", map[int]string{9: "  work_pool:"}, 9, "prefect.work_pool"},
+		{"capital name", map[int]string{1: "name: Demo"}, 1, "name"},
+		{"long name", map[int]string{1: "name: " + strings.Repeat("a", 25)}, 1, "name"},
+		{"unquoted account", map[int]string{3: "  account_id: 123456789012"}, 3, "aws.account_id"},
+		{"short account", map[int]string{3: `  account_id: "12345"`}, 3, "aws.account_id"},
+		{"misspelt region", map[int]string{4: "  region: us-esat-1"}, 4, "aws.region"},
+		{"role in another account", map[int]string{5: "  plan_role_arn: arn:aws:iam::210987654321:role/deploybot-plan"}, 5, "aws.plan_role_arn"},
+		{"user instead of role", map[int]string{6: "  apply_role_arn: arn:aws:iam::123456789012:user/bob"}, 6, "aws.apply_role_arn"},
+		{"plain http api url", map[int]string{8: "  api_url: http://prefect.example.com/api"}, 8, "prefect.api_url"},
+		{"api url with credentials", map[int]string{8: "  api_url: https://admin:hunter2@prefect.example.com/api"}, 8, "prefect.api_url"},
+		{"pool with a slash", map[int]string{9: "  work_pool: team/ecs"}, 9, "prefect.work_pool"},
+		{"image with a space", map[int]string{11: "  image: prefecthq/prefect aws"}, 11, "worker.image"},
+		{"cpu not fargate", map[int]string{12: "  cpu: 300"}, 12, "worker.cpu"},
+		{"memory not for cpu", map[int]string{12: "  cpu: 256", 13: "  memory: 4096"}, 13, "worker.memory"},
+		{"retention not allowed", map[int]string{13: "  log_retention_days: 10"}, 13, "worker.log_retention_days"},
+		{"negative desired count", map[int]string{13: "  desired_count: -1"}, 13, "worker.desired_count"},
+		{"api key in env", map[int]string{13: "  env: {PREFECT_API_KEY: x}"}, 13, "worker.env.PREFECT_API_KEY"},
+		{"network mode typo", map[int]string{19: "  mode: existng"}, 19, "network.mode"},
+		{"bad vpc id", map[int]string{20: "  vpc_id: vpc-12345"}, 20, "network.vpc_id"},
+		{"empty subnets", map[int]string{21: "  subnet_ids: []"}, 21, "network.subnet_ids"},
+		{"duplicate subnets", map[int]string{21: "  subnet_ids: [subnet-0a1b2c3d, subnet-0a1b2c3d]"}, 21, "network.subnet_ids[1]"},
+		{"bad security group", map[int]string{22: "  security_group_ids: [sg-xyz]", 23: "protect: false"}, 22, "network.security_group_ids[0]"},
+		{"invalid yaml", map[int]string{12: "  cpu: [512"}, 13, ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			path := h.file(fmt.Sprintf("bad%02d.yaml", i), edit(baseEnv, tt.lines))
+			want := fmt.Sprintf("%s:%d: ", path, tt.line)
+			if tt.field != "" {
+				want += tt.field + ": "
+			}
+			commands := [][]string{{"validate", path}}
+			if i%5 == 0 { // plan, apply and destroy load the file the same way; try them on some
+				commands = append(commands, []string{"plan", "-e", path}, []string{"apply", "-e", path, "--yes"},
+					[]string{"destroy", "-e", path, "--confirm", "demo"})
+			}
+			for _, args := range commands {
+				if code := h.run(args...); code != 2 {
+					t.Fatalf("deploybot %v exit %d, want 2\nstderr: %s", args, code, h.lastErr)
+				}
+				if !strings.Contains(h.lastErr, want) {
+					t.Fatalf("deploybot %v stderr lacks %q:\n%s", args, want, h.lastErr)
+				}
+				if h.lastOut != "" {
+					t.Fatalf("deploybot %v wrote to stdout on bad input: %q", args, h.lastOut)
+				}
+			}
+			if n := h.awsCalls(); n != 0 {
+				t.Fatalf("%d AWS calls on bad input: %+v", n, h.world.Calls())
+			}
+		})
+	}
+}
+
+func TestBadInvocationsExit2WithoutAWSCall(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		noKey   bool
+		tty     bool
+		wantErr string
+	}{
+		{name: "plan without -e", args: []string{"plan"}, wantErr: "an environment file is required"},
+		{name: "unknown format", args: []string{"plan", "-e", "GOOD", "--format", "yaml"}, wantErr: `--format "yaml": want text, markdown or json`},
+		{name: "unknown flag", args: []string{"plan", "-e", "GOOD", "--colour"}, wantErr: "unknown flag: --colour"},
+		{name: "unknown command", args: []string{"deploy"}, wantErr: `unknown command "deploy"`},
+		{name: "missing file", args: []string{"plan", "-e", "nope.yaml"}, wantErr: "nope.yaml"},
+		{name: "destroy wrong confirm", args: []string{"destroy", "-e", "GOOD", "--confirm", "prod"}, wantErr: `--confirm "prod" does not match the environment's name "demo"`},
+		{name: "destroy without confirm", args: []string{"destroy", "-e", "GOOD"}, wantErr: "destroy needs --confirm demo"},
+		{name: "apply without --yes off a terminal", args: []string{"apply", "-e", "GOOD"}, wantErr: "refusing to apply without --yes: standard input is not a terminal"},
+		{name: "apply without the key", args: []string{"apply", "-e", "GOOD", "--yes"}, noKey: true, wantErr: "PREFECT_API_KEY is not set"},
+		{name: "validate with no environments dir", args: []string{"validate"}, wantErr: "environments: cannot list environment files"},
+		{name: "plan with an argument", args: []string{"plan", "-e", "GOOD", "extra"}, wantErr: `unknown command "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			t.Chdir(h.dir)
+			good := h.file("demo.yaml", baseEnv)
+			if tt.noKey {
+				delete(h.env, "PREFECT_API_KEY")
+			}
+			h.inTTY = tt.tty
+			var args []string
+			for _, a := range tt.args {
+				args = append(args, strings.ReplaceAll(a, "GOOD", good))
+			}
+			if code := h.run(args...); code != 2 {
+				t.Fatalf("exit %d, want 2; stderr:\n%s", code, h.lastErr)
+			}
+			if !strings.Contains(h.lastErr, tt.wantErr) {
+				t.Fatalf("stderr lacks %q:\n%s", tt.wantErr, h.lastErr)
+			}
+			if n := h.awsCalls(); n != 0 {
+				t.Fatalf("%d AWS calls on bad input", n)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	h := newHarness(t)
+	t.Chdir(h.dir)
+	if err := os.Mkdir("environments", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.file("environments/demo.yaml", baseEnv)
+	h.file("environments/other.yaml", edit(baseEnv, map[int]string{1: "name: other"}))
+	if code := h.run("validate"); code != 0 {
+		t.Fatalf("exit %d: %s", code, h.lastErr)
+	}
+	want := "environments/demo.yaml: ok (environment demo, account 123456789012, us-east-1)\n" +
+		"environments/other.yaml: ok (environment other, account 123456789012, us-east-1)\n"
+	if !strings.HasSuffix(h.lastOut, want) || strings.Count(h.lastOut, "\n") != 2 {
+		t.Fatalf("stdout:\n%s\nwant suffix:\n%s", h.lastOut, want)
+	}
+	// Two files with the same name: both are reported, exit 2.
+	h.file("environments/dup.yaml", baseEnv)
+	if code := h.run("validate"); code != 2 || !strings.Contains(h.lastErr, "environments/dup.yaml:1: name: ") {
+		t.Fatalf("duplicate names: exit %d\n%s", code, h.lastErr)
+	}
+	if h.awsCalls() != 0 {
+		t.Fatal("validate called AWS")
+	}
+}
+
+func TestProtectedEnvironmentIsNotDestroyed(t *testing.T) {
+	h := newHarness(t)
+	path := h.file("demo.yaml", edit(baseEnv, map[int]string{22: "protect: true"}))
+	code := h.run("destroy", "-e", path, "--confirm", "demo")
+	if code != 1 || !strings.Contains(h.lastErr, `refusing to destroy environment "demo"`) || !strings.Contains(h.lastErr, "protect: true") {
+		t.Fatalf("exit %d\n%s", code, h.lastErr)
+	}
+	if h.awsCalls() != 0 {
+		t.Fatal("a protected destroy called AWS")
+	}
+}
+
+func TestVersion(t *testing.T) {
+	h := newHarness(t)
+	if code := h.run("version"); code != 0 || h.lastOut != "deploybot dev\n" {
+		t.Fatalf("exit %d out %q", code, h.lastOut)
+	}
+}
+
+var elapsedRe = regexp.MustCompile(`\((\d+m)?\d+s\)`)
+
+// TestLifecycleExitCodes drives the real commands against the simulated
+// account: plan, apply, plan again, destroy, with their exit codes.
+func TestLifecycleExitCodes(t *testing.T) {
+	h := newHarness(t)
+	path := h.file("demo.yaml", baseEnv)
+
+	steps := []struct {
+		args []string
+		want int
+		out  string // stdout must contain
+	}{
+		{[]string{"plan", "-e", path}, 0, "ecs_service.worker"},
+		{[]string{"plan", "-e", path, "--detailed-exitcode"}, 4, ""},
+		{[]string{"plan", "-e", path, "--format", "json"}, 0, `"environment": "demo"`},
+		{[]string{"plan", "-e", path, "--format", "markdown"}, 0, "demo"},
+		{[]string{"apply", "-e", path, "--yes"}, 0, ""},
+		{[]string{"plan", "-e", path, "--detailed-exitcode"}, 0, ""},
+		{[]string{"destroy", "-e", path, "--confirm", "demo", "--force"}, 0, ""},
+		{[]string{"plan", "-e", path, "--detailed-exitcode"}, 4, ""},
+	}
+	for _, s := range steps {
+		code := h.run(s.args...)
+		if code != s.want {
+			t.Fatalf("deploybot %v: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", s.args, code, s.want, h.lastOut, h.lastErr)
+		}
+		if !strings.Contains(h.lastOut, s.out) {
+			t.Fatalf("deploybot %v: stdout lacks %q:\n%s", s.args, s.out, h.lastOut)
+		}
+		if s.args[0] == "apply" {
+			if !strings.Contains(h.lastErr, "ecs_service.worker: created") || !elapsedRe.MatchString(h.lastErr) {
+				t.Fatalf("apply progress lacks per-resource elapsed time:\n%s", h.lastErr)
+			}
+			if h.prefect.preflights != 1 || h.prefect.gates != 1 {
+				t.Fatalf("preflight %d, gate %d; want 1 each", h.prefect.preflights, h.prefect.gates)
+			}
+		}
+	}
+	if left := h.world.TaggedFor("demo"); len(left) != 0 {
+		t.Fatalf("destroy left %+v", left)
+	}
+}
+
+func TestPlanOutFile(t *testing.T) {
+	h := newHarness(t)
+	path := h.file("demo.yaml", baseEnv)
+	out := filepath.Join(h.dir, "plan.json")
+	if code := h.run("plan", "-e", path, "--format", "json", "--out", out); code != 0 {
+		t.Fatalf("exit %d: %s", code, h.lastErr)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || !bytes.Contains(b, []byte(`"fingerprint"`)) {
+		t.Fatalf("plan file: %v %s", err, b)
+	}
+	if h.lastOut != "" {
+		t.Fatalf("stdout with --out: %q", h.lastOut)
+	}
+	if h.world.Calls()[0].Write {
+		t.Fatal("plan wrote to AWS")
+	}
+	for _, c := range h.world.Calls() {
+		if c.Write {
+			t.Fatalf("plan made a write call: %+v", c)
+		}
+	}
+}
+
+func TestApplyAsksOnATerminal(t *testing.T) {
+	tests := []struct {
+		answer string
+		want   int
+		writes bool
+	}{
+		{"no\n", 1, false},
+		{"yes\n", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.TrimSpace(tt.answer), func(t *testing.T) {
+			h := newHarness(t)
+			path := h.file("demo.yaml", baseEnv)
+			h.inTTY, h.stdinStr = true, tt.answer
+			code := h.run("apply", "-e", path)
+			if code != tt.want || !strings.Contains(h.lastErr, "Only 'yes' will be accepted") {
+				t.Fatalf("exit %d\n%s", code, h.lastErr)
+			}
+			wrote := false
+			for _, c := range h.world.Calls() {
+				wrote = wrote || c.Write
+			}
+			if wrote != tt.writes {
+				t.Fatalf("wrote = %v, want %v", wrote, tt.writes)
+			}
+		})
+	}
+}
+
+func TestGateFailureExits3(t *testing.T) {
+	h := newHarness(t)
+	path := h.file("demo.yaml", baseEnv)
+	h.prefect.gate = &plan.GateReport{Passed: false, Reason: "no worker of the new revision came ONLINE within 5m", NothingToRollBack: true}
+	if code := h.run("apply", "-e", path, "--yes"); code != 3 {
+		t.Fatalf("exit %d\n%s", code, h.lastErr)
+	}
+	if !strings.Contains(h.lastErr, "health gate failed: no worker of the new revision came ONLINE within 5m; this was the first deploy, there is nothing to roll back to") {
+		t.Fatalf("stderr:\n%s", h.lastErr)
+	}
+}
+
+func TestFailedPreflightWritesNothing(t *testing.T) {
+	h := newHarness(t)
+	path := h.file("demo.yaml", baseEnv)
+	h.prefect.fail = fmt.Errorf("prefect rejected the API key %s (401)", testKey)
+	if code := h.run("apply", "-e", path, "--yes"); code != 1 {
+		t.Fatalf("exit %d\n%s", code, h.lastErr)
+	}
+	if !strings.Contains(h.lastErr, "prefect preflight failed, nothing was changed in AWS") || !strings.Contains(h.lastErr, "[redacted]") {
+		t.Fatalf("stderr:\n%s", h.lastErr)
+	}
+	for _, c := range h.world.Calls() {
+		if c.Write && c.Service != "SSM" { // the lock is the only write before preflight
+			t.Fatalf("a failed preflight wrote %s.%s", c.Service, c.Operation)
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package deploy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/plan"
+)
+
+func mkPlan(changes ...plan.Change) *plan.Plan {
+	p := &plan.Plan{Environment: "demo", Operation: plan.OpApply, Changes: changes}
+	p.Fingerprint = p.ComputeFingerprint()
+	return p
+}
+
+func TestCheckReviewed(t *testing.T) {
+	update := plan.Change{Address: "task_definition.worker", Action: plan.Update, Fields: []plan.FieldChange{{Path: "cpu", Before: "256", After: "512"}}}
+	update2 := plan.Change{Address: "task_definition.worker", Action: plan.Update, Fields: []plan.FieldChange{{Path: "cpu", Before: "256", After: "1024"}}}
+	replaceSG := plan.Change{Address: "security_group.worker", Action: plan.Replace, Reason: "field vpc_id cannot be changed in place"}
+	replaceSvc := plan.Change{Address: "ecs_service.worker", Action: plan.Replace, Reason: "field subnets cannot be changed in place"}
+	tests := []struct {
+		name        string
+		now         *plan.Plan
+		reviewed    *plan.Plan
+		fingerprint string
+		wantErr     string
+		wantWarn    bool
+	}{
+		{name: "nothing reviewed", now: mkPlan(replaceSG)},
+		{name: "same plan", now: mkPlan(update, replaceSG), reviewed: mkPlan(update, replaceSG)},
+		{name: "same fingerprint only", now: mkPlan(replaceSG), fingerprint: mkPlan(replaceSG).Fingerprint},
+		{name: "drift without destruction is applied", now: mkPlan(update2), reviewed: mkPlan(update), wantWarn: true},
+		{name: "reviewed replacement stays allowed", now: mkPlan(update2, replaceSG), reviewed: mkPlan(update, replaceSG), wantWarn: true},
+		{
+			name: "new replacement refused", now: mkPlan(update, replaceSG, replaceSvc), reviewed: mkPlan(update, replaceSG),
+			wantErr: "refusing to apply: the plan now deletes or replaces ecs_service.worker (field subnets cannot be changed in place), and the reviewed plan did not; re-run the plan and have it reviewed",
+		},
+		{
+			name: "fingerprint only, destructive drift refused", now: mkPlan(replaceSG), fingerprint: "0123456789abcdef",
+			wantErr: "refusing to apply: the plan now deletes or replaces security_group.worker (field vpc_id cannot be changed in place), and the reviewed plan (known only by its fingerprint) differs from this one; re-run the plan and have it reviewed",
+		},
+		{name: "fingerprint only, harmless drift applied", now: mkPlan(update2), fingerprint: "0123456789abcdef", wantWarn: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			warn, err := checkReviewed(tt.now, tt.reviewed, tt.fingerprint)
+			if tt.wantErr != "" {
+				var se *StaleError
+				if !errors.As(err, &se) || err.Error() != tt.wantErr {
+					t.Fatalf("err = %v\nwant  %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (len(warn) > 0) != tt.wantWarn {
+				t.Fatalf("warnings %q, want some: %v", warn, tt.wantWarn)
+			}
+		})
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	changes := &Result{isPlan: true, detailedExitCode: true, Plan: mkPlan(plan.Change{Address: "a.b", Action: plan.Create})}
+	noChanges := &Result{isPlan: true, detailedExitCode: true, Plan: mkPlan(plan.Change{Address: "a.b", Action: plan.NoOp})}
+	notAsked := &Result{isPlan: true, Plan: changes.Plan}
+	tests := []struct {
+		name string
+		err  error
+		res  *Result
+		want int
+	}{
+		{"ok", nil, nil, 0},
+		{"error", errors.New("boom"), nil, 1},
+		{"config errors", &config.Errors{Problems: []config.Problem{{File: "a.yaml", Line: 1, Field: "name", Message: "bad"}}}, nil, 2},
+		{"wrapped config errors", fmt.Errorf("load: %w", &config.Errors{}), nil, 2},
+		{"bad input", BadInput("--confirm %q", "x"), nil, 2},
+		{"gate failed", &GateError{Gate: &plan.GateReport{Reason: "no worker"}}, nil, 3},
+		{"changes pending", nil, changes, 4},
+		{"no changes", nil, noChanges, 0},
+		{"changes without --detailed-exitcode", nil, notAsked, 0},
+		{"error wins over changes", errors.New("boom"), changes, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ExitCode(tt.err, tt.res); got != tt.want {
+				t.Fatalf("ExitCode = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestScrubRemovesTheKey(t *testing.T) {
+	o := &Options{APIKey: "pnu_secret123"}
+	inner := &GateError{Gate: &plan.GateReport{Reason: "x"}}
+	err := o.scrub(fmt.Errorf("prefect said pnu_secret123 is bad: %w", inner))
+	if strings.Contains(err.Error(), "pnu_secret123") {
+		t.Fatalf("key in %q", err)
+	}
+	if d := cmp.Diff("prefect said [redacted] is bad: health gate failed: x", err.Error()); d != "" {
+		t.Fatal(d)
+	}
+	if ExitCode(err, nil) != 3 {
+		t.Fatal("scrubbing lost the exit code")
+	}
+}
