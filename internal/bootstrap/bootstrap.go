@@ -1,0 +1,167 @@
+package bootstrap
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/iampolicy"
+)
+
+// GitHub's OIDC issuer and the audience deploybot requests
+// (reference/github-actions.md §2.1-2.3).
+const (
+	OIDCHost     = "token.actions.githubusercontent.com"
+	OIDCURL      = "https://" + OIDCHost
+	OIDCAudience = "sts.amazonaws.com"
+)
+
+// Role is one IAM role to create or update.
+type Role struct {
+	Name        string
+	Path        string
+	ARN         string
+	Description string
+	Trust       *iampolicy.Document
+	// InlinePolicyName is per environment, so that one plan role can serve
+	// several environments, each bootstrap adding its own inline policy.
+	InlinePolicyName string
+	Policy           *iampolicy.Document
+}
+
+// Result is everything bootstrap would create for one environment.
+type Result struct {
+	Environment string
+	Repo        string
+	ProviderARN string
+	PlanRole    Role
+	ApplyRole   Role
+}
+
+// Options say which repository the roles trust.
+type Options struct {
+	Repo          string // OWNER/NAME
+	DefaultBranch string // default "main"
+}
+
+var repoRe = regexp.MustCompile(`^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$`)
+var roleARNRe = regexp.MustCompile(`^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/(.+)$`)
+
+// Build derives the OIDC provider and both roles for env.
+func Build(env *config.Environment, o Options) (*Result, error) {
+	if !repoRe.MatchString(o.Repo) {
+		return nil, fmt.Errorf("--repo: %q is not OWNER/NAME", o.Repo)
+	}
+	if o.DefaultBranch == "" {
+		o.DefaultBranch = "main"
+	}
+	n := namesOf(env)
+	provider := "arn:" + n.Partition + ":iam::" + n.Account + ":oidc-provider/" + OIDCHost
+	plan, err := roleFromARN(env.AWS.PlanRoleARN, "aws.plan_role_arn")
+	if err != nil {
+		return nil, err
+	}
+	apply, err := roleFromARN(env.AWS.ApplyRoleARN, "aws.apply_role_arn")
+	if err != nil {
+		return nil, err
+	}
+	owner, name, _ := strings.Cut(o.Repo, "/")
+	// Both sub formats GitHub issues: the legacy repo:OWNER/NAME:... and the
+	// immutable repo:OWNER@ID/NAME@ID:... (reference/github-actions.md §2.2).
+	subs := func(suffix string) iampolicy.StringList {
+		return iampolicy.StringList{
+			"repo:" + owner + "/" + name + ":" + suffix,
+			"repo:" + owner + "@*/" + name + "@*:" + suffix,
+		}
+	}
+	trust := func(subjects iampolicy.StringList) *iampolicy.Document {
+		return &iampolicy.Document{Version: iampolicy.Version2012, Statement: []iampolicy.Statement{{
+			Sid:       "GitHubActionsOIDC",
+			Effect:    "Allow",
+			Principal: map[string]iampolicy.StringList{"Federated": {provider}},
+			Action:    iampolicy.StringList{"sts:AssumeRoleWithWebIdentity"},
+			Condition: map[string]map[string]iampolicy.StringList{
+				"StringEquals": {OIDCHost + ":aud": {OIDCAudience}},
+				"StringLike":   {OIDCHost + ":sub": subjects},
+			},
+		}}}
+	}
+	reads, writes := EngineActions()
+	writeSet := map[string]bool{}
+	for _, a := range writes {
+		writeSet[a] = true
+	}
+	plan.Description = "deploybot plan (read-only), assumed by pull-request jobs of " + o.Repo
+	plan.Trust = trust(subs("pull_request"))
+	plan.InlinePolicyName = "deploybot-plan-" + env.Name
+	plan.Policy = Policy(n, reads, writeSet)
+
+	apply.Description = "deploybot apply/destroy for environment " + env.Name + " of " + o.Repo
+	// The environment's GitHub environment (with its protection rules), or
+	// the default branch when the workflow does not use environments.
+	applySubs := append(subs("environment:"+env.Name), subs("ref:refs/heads/"+o.DefaultBranch)...)
+	apply.Trust = trust(applySubs)
+	apply.InlinePolicyName = "deploybot-apply-" + env.Name
+	all := append(append([]string(nil), reads...), writes...)
+	sort.Strings(all)
+	apply.Policy = Policy(n, all, writeSet)
+	// ECS needs iam:PassRole on the two roles of the stack, to ECS tasks only.
+	apply.Policy.Statement = append(apply.Policy.Statement, iampolicy.Statement{
+		Sid: "PassStackRoles", Effect: "Allow", Action: iampolicy.StringList{"iam:PassRole"},
+		Resource:  iampolicy.StringList{n.roleARNs()},
+		Condition: map[string]map[string]iampolicy.StringList{"StringEquals": {"iam:PassedToService": {"ecs-tasks.amazonaws.com"}}},
+	})
+	// Tagging in the create call needs ec2:CreateTags for that create action.
+	var creates iampolicy.StringList
+	for op := range createsWithTags {
+		creates = append(creates, op)
+	}
+	sort.Strings(creates)
+	apply.Policy.Statement = append(apply.Policy.Statement, iampolicy.Statement{
+		Sid: "Ec2TagOnCreate", Effect: "Allow", Action: iampolicy.StringList{"ec2:CreateTags"}, Resource: iampolicy.StringList{"*"},
+		Condition: map[string]map[string]iampolicy.StringList{"StringEquals": {
+			"ec2:CreateAction":                     creates,
+			"aws:RequestTag/deploybot:environment": {env.Name},
+		}},
+	})
+	for _, r := range []*Role{&plan, &apply} {
+		addImplied(r.Policy)
+	}
+	return &Result{Environment: env.Name, Repo: o.Repo, ProviderARN: provider, PlanRole: plan, ApplyRole: apply}, nil
+}
+
+// addImplied grants the permissions AWS checks behind the allowed actions.
+func addImplied(doc *iampolicy.Document) {
+	seen := map[string]bool{}
+	var extra []string
+	for _, a := range doc.Actions() {
+		for _, x := range iampolicy.Implied[a] {
+			if !seen[x] {
+				seen[x] = true
+				extra = append(extra, x)
+			}
+		}
+	}
+	if len(extra) == 0 {
+		return
+	}
+	sort.Strings(extra)
+	doc.Statement = append(doc.Statement, iampolicy.Statement{Sid: "CheckedByAWSBehindTheseCalls", Effect: "Allow", Action: extra, Resource: iampolicy.StringList{"*"}})
+}
+
+func roleFromARN(arn, field string) (Role, error) {
+	m := roleARNRe.FindStringSubmatch(arn)
+	if m == nil {
+		return Role{}, fmt.Errorf("%s: %q is not an IAM role ARN", field, arn)
+	}
+	full := m[3]
+	path := "/"
+	name := full
+	if i := strings.LastIndex(full, "/"); i >= 0 {
+		path = "/" + full[:i+1]
+		name = full[i+1:]
+	}
+	return Role{Name: name, Path: path, ARN: arn}, nil
+}

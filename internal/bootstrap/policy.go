@@ -1,0 +1,224 @@
+// Package bootstrap derives what the GitHub Action needs in an AWS account
+// from an environment file: the GitHub OIDC identity provider, a read-only
+// plan role trusted only by the repository's pull-request jobs, and an apply
+// role for the environment trusted only by its GitHub environment or the
+// default branch, each with a least-privilege policy. The actions come from
+// internal/awsapi (the only AWS operations deploybot can call); resources
+// are the environment's deterministic names and tags where AWS supports
+// resource-level permissions (reference/aws-ecs.md §6 naming, §7 roles).
+package bootstrap
+
+import (
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/iampolicy"
+)
+
+// apiServices ties each awsapi interface to its IAM action prefix.
+var apiServices = []struct {
+	prefix string
+	iface  reflect.Type
+}{
+	{"ec2", reflect.TypeOf((*awsapi.EC2API)(nil)).Elem()},
+	{"ecs", reflect.TypeOf((*awsapi.ECSAPI)(nil)).Elem()},
+	{"iam", reflect.TypeOf((*awsapi.IAMAPI)(nil)).Elem()},
+	{"logs", reflect.TypeOf((*awsapi.LogsAPI)(nil)).Elem()},
+	{"secretsmanager", reflect.TypeOf((*awsapi.SecretsAPI)(nil)).Elem()},
+	{"servicediscovery", reflect.TypeOf((*awsapi.ServiceDiscoveryAPI)(nil)).Elem()},
+	{"application-autoscaling", reflect.TypeOf((*awsapi.AutoScalingAPI)(nil)).Elem()},
+	{"ssm", reflect.TypeOf((*awsapi.SSMAPI)(nil)).Elem()},
+}
+
+// notForRoles are operations only bootstrap itself (with admin credentials)
+// or the credential chain performs; the roles never need them.
+// sts:GetCallerIdentity needs no permission at all (AWS answers it for any
+// valid credentials) and AssumeRoleWithWebIdentity is authorized by the
+// trust policy, not by an identity policy.
+var notForRoles = map[string]bool{
+	"iam:CreateOpenIDConnectProvider": true,
+	"iam:GetOpenIDConnectProvider":    true,
+	"iam:ListOpenIDConnectProviders":  true,
+}
+
+// readOnly says whether an operation only reads.
+func readOnly(op string) bool {
+	return strings.HasPrefix(op, "Describe") || strings.HasPrefix(op, "List") || strings.HasPrefix(op, "Get")
+}
+
+// EngineActions returns every IAM action deploybot's engine may call, split
+// into reads and writes, sorted.
+func EngineActions() (reads, writes []string) {
+	for _, s := range apiServices {
+		for i := 0; i < s.iface.NumMethod(); i++ {
+			op := s.iface.Method(i).Name
+			a := s.prefix + ":" + op
+			if notForRoles[a] {
+				continue
+			}
+			if readOnly(op) {
+				reads = append(reads, a)
+			} else {
+				writes = append(writes, a)
+			}
+		}
+	}
+	sort.Strings(reads)
+	sort.Strings(writes)
+	return reads, writes
+}
+
+// scope is where an action's permission is granted: resource ARN patterns
+// and conditions. Actions without resource-level support get "*".
+type scope struct {
+	sid        string
+	resources  []string
+	conditions map[string]map[string]iampolicy.StringList
+}
+
+// Names are the deterministic names deploybot gives an environment's
+// resources (COMMON naming: see internal/stack).
+type Names struct {
+	Env, Account, Region, Partition string
+}
+
+func (n Names) arn(service, rest string) string {
+	return "arn:" + n.Partition + ":" + service + ":" + n.Region + ":" + n.Account + ":" + rest
+}
+
+func (n Names) cluster() string { return "deploybot-" + n.Env }
+func (n Names) family() string  { return "deploybot-" + n.Env + "-worker" }
+func (n Names) roleARNs() string {
+	return "arn:" + n.Partition + ":iam::" + n.Account + ":role/deploybot/deploybot-" + n.Env + "-*"
+}
+func (n Names) logGroup() string      { return "/deploybot/" + n.Env + "/worker" }
+func (n Names) secretName() string    { return "deploybot/" + n.Env + "/prefect-api-key" }
+func (n Names) lockParameter() string { return "/deploybot/" + n.Env + "/lock" }
+
+// scopeOf returns where action is granted for environment n. The mapping of
+// actions to resource types follows the AWS Service Authorization Reference
+// (and is what the simulated account enforces, see internal/awssim/authz.go).
+func scopeOf(n Names, action string, write bool) scope {
+	svc, op, _ := strings.Cut(action, ":")
+	envTag := map[string]map[string]iampolicy.StringList{}
+	switch svc {
+	case "ecs":
+		switch op {
+		case "CreateCluster", "DeleteCluster", "DescribeClusters":
+			return scope{sid: "EcsCluster", resources: []string{n.arn("ecs", "cluster/"+n.cluster())}}
+		case "CreateService", "UpdateService", "DeleteService", "DescribeServices", "ListServiceDeployments":
+			return scope{sid: "EcsService", resources: []string{n.arn("ecs", "service/"+n.cluster()+"/*")}}
+		case "DescribeServiceDeployments":
+			return scope{sid: "EcsServiceDeployments", resources: []string{n.arn("ecs", "service-deployment/"+n.cluster()+"/*")}}
+		case "DescribeTasks":
+			return scope{sid: "EcsTasks", resources: []string{n.arn("ecs", "task/"+n.cluster()+"/*")}}
+		case "DeleteTaskDefinitions":
+			return scope{sid: "EcsTaskDefinitionDelete", resources: []string{n.arn("ecs", "task-definition/"+n.family()+":*")}}
+		case "TagResource", "UntagResource", "ListTagsForResource":
+			return scope{sid: "EcsTags", resources: []string{
+				n.arn("ecs", "cluster/"+n.cluster()),
+				n.arn("ecs", "service/"+n.cluster()+"/*"),
+				n.arn("ecs", "task-definition/"+n.family()+":*"),
+			}}
+		}
+	case "logs":
+		if op != "DescribeLogGroups" {
+			lg := n.arn("logs", "log-group:"+n.logGroup())
+			return scope{sid: "Logs", resources: []string{lg, lg + ":*"}}
+		}
+	case "secretsmanager":
+		return scope{sid: "PrefectApiKeySecret", resources: []string{n.arn("secretsmanager", "secret:"+n.secretName()+"-??????")}}
+	case "iam":
+		s := scope{sid: "Roles", resources: []string{n.roleARNs()}}
+		if op == "AttachRolePolicy" || op == "DetachRolePolicy" {
+			// Only the ECS task execution managed policy may be attached.
+			s.sid = "ExecutionRoleManagedPolicy"
+			s.conditions = map[string]map[string]iampolicy.StringList{"ArnEquals": {"iam:PolicyARN": {"arn:" + n.Partition + ":iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"}}}
+		}
+		return s
+	case "ssm":
+		return scope{sid: "Lock", resources: []string{n.arn("ssm", "parameter"+n.lockParameter())}}
+	case "ec2":
+		if !write {
+			break
+		}
+		if op == "DisassociateRouteTable" {
+			// Names only an association id, which carries no tags.
+			break
+		}
+		if createsWithTags[op] {
+			// Creates must carry our environment tag in the request.
+			envTag["StringEquals"] = map[string]iampolicy.StringList{"aws:RequestTag/deploybot:environment": {n.Env}}
+			return scope{sid: "Ec2CreateTagged", resources: []string{"*"}, conditions: envTag}
+		}
+		// Everything else may only touch resources tagged for this environment.
+		envTag["StringEquals"] = map[string]iampolicy.StringList{"aws:ResourceTag/deploybot:environment": {n.Env}}
+		return scope{sid: "Ec2OwnTagged", resources: []string{"*"}, conditions: envTag}
+	}
+	return scope{sid: "ReadOrUnscoped", resources: []string{"*"}}
+}
+
+// createsWithTags are the EC2 creates deploybot tags in the create call
+// itself (TagSpecifications), so the request carries the environment tag.
+var createsWithTags = map[string]bool{
+	"CreateVpc": true, "CreateSubnet": true, "CreateInternetGateway": true, "CreateRouteTable": true,
+	"AllocateAddress": true, "CreateNatGateway": true, "CreateSecurityGroup": true,
+}
+
+// Policy builds the identity policy for a role that may call actions.
+func Policy(n Names, actions []string, writes map[string]bool) *iampolicy.Document {
+	type key struct{ sid, res, cond string }
+	groups := map[key]*iampolicy.Statement{}
+	var order []key
+	for _, a := range actions {
+		s := scopeOf(n, a, writes[a])
+		sid := s.sid
+		if !writes[a] && (sid == "ReadOrUnscoped") {
+			sid = "Read"
+		}
+		k := key{sid, strings.Join(s.resources, ","), condKey(s.conditions)}
+		st, ok := groups[k]
+		if !ok {
+			st = &iampolicy.Statement{Sid: sidName(sid, len(order)), Effect: "Allow", Resource: s.resources, Condition: s.conditions}
+			groups[k] = st
+			order = append(order, k)
+		}
+		st.Action = append(st.Action, a)
+	}
+	sort.Slice(order, func(i, j int) bool { return groups[order[i]].Sid < groups[order[j]].Sid })
+	doc := &iampolicy.Document{Version: iampolicy.Version2012}
+	for _, k := range order {
+		doc.Statement = append(doc.Statement, *groups[k])
+	}
+	return doc
+}
+
+func sidName(s string, _ int) string { return s }
+
+func condKey(c map[string]map[string]iampolicy.StringList) string {
+	if len(c) == 0 {
+		return ""
+	}
+	var parts []string
+	for op, kv := range c {
+		for k, v := range kv {
+			parts = append(parts, op+"|"+k+"|"+strings.Join(v, ","))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ";")
+}
+
+// namesOf returns the naming context of an environment.
+func namesOf(env *config.Environment) Names {
+	part := "aws"
+	if strings.HasPrefix(env.AWS.Region, "cn-") {
+		part = "aws-cn"
+	} else if strings.HasPrefix(env.AWS.Region, "us-gov-") {
+		part = "aws-us-gov"
+	}
+	return Names{Env: env.Name, Account: env.AWS.AccountID, Region: env.AWS.Region, Partition: part}
+}
