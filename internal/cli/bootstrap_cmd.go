@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deploybot/deploybot/internal/bootstrap"
+	"github.com/deploybot/deploybot/internal/deploy"
+)
+
+func init() { Register(NewCmdBootstrap) }
+
+// BootstrapOptions are `deploybot bootstrap`'s flags.
+type BootstrapOptions struct {
+	File          string
+	Repo          string
+	DefaultBranch string
+	Apply         bool
+}
+
+// NewCmdBootstrap prints (or creates, with --apply) the GitHub OIDC provider
+// and the plan and apply roles an environment needs.
+func NewCmdBootstrap(f *Factory) *cobra.Command {
+	o := &BootstrapOptions{}
+	cmd := &cobra.Command{
+		Use:   "bootstrap -e FILE --repo OWNER/NAME [--apply]",
+		Short: "Print or create the OIDC provider and the IAM roles the GitHub Action assumes",
+		Long: `bootstrap derives what the GitHub Action needs in the environment's AWS account:
+the GitHub OIDC identity provider, the read-only plan role (trusted only by the
+repository's pull_request jobs) and the environment's apply role (trusted only
+by its GitHub environment or the default branch), each with a least-privilege
+policy limited to what deploybot calls and to this environment's resources.
+
+Without --apply it prints the documents and changes nothing. With --apply it
+creates or updates them using admin credentials from the AWS SDK's chain.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return bootstrapRun(cmd, f, o) },
+	}
+	cmd.Flags().StringVarP(&o.File, "environment", "e", "", "environment file")
+	cmd.Flags().StringVar(&o.Repo, "repo", "", "GitHub repository OWNER/NAME whose workflows assume the roles (default: $GITHUB_REPOSITORY)")
+	cmd.Flags().StringVar(&o.DefaultBranch, "default-branch", "main", "branch whose pushes may apply when no GitHub environment is used")
+	cmd.Flags().BoolVar(&o.Apply, "apply", false, "create or update the provider and roles (needs IAM admin credentials)")
+	return cmd
+}
+
+func bootstrapRun(cmd *cobra.Command, f *Factory, o *BootstrapOptions) error {
+	env, err := loadEnv(o.File)
+	if err != nil {
+		return err
+	}
+	if o.Repo == "" {
+		o.Repo = f.Getenv("GITHUB_REPOSITORY")
+	}
+	if o.Repo == "" {
+		return deploy.BadInput("--repo OWNER/NAME is required (the repository whose workflows assume the roles)")
+	}
+	res, err := bootstrap.Build(env, bootstrap.Options{Repo: o.Repo, DefaultBranch: o.DefaultBranch})
+	if err != nil {
+		return deploy.BadInput("%s", err)
+	}
+	if !o.Apply {
+		return res.Print(f.IO.Out)
+	}
+	c, err := f.clients(cmd.Context(), env)
+	if err != nil {
+		return err
+	}
+	say := func(s string) { fmt.Fprintln(f.IO.ErrOut, "  "+s) }
+	if err := res.Apply(cmd.Context(), c.IAM, say); err != nil {
+		return err
+	}
+	fmt.Fprintf(f.IO.Out, "bootstrap of %s done: plan role %s, apply role %s\n", env.Name, res.PlanRole.ARN, res.ApplyRole.ARN)
+	return nil
+}
