@@ -119,13 +119,14 @@ func describeService(ctx context.Context, x *resource.Ctx, cluster, name string)
 	return nil, nil
 }
 
-func primaryTaskDefinition(s *ecstypes.Service) string {
+// primaryDeployment returns the PRIMARY deployment's task definition and id.
+func primaryDeployment(s *ecstypes.Service) (taskDefinition, id string) {
 	for _, d := range s.Deployments {
 		if aws.ToString(d.Status) == "PRIMARY" {
-			return aws.ToString(d.TaskDefinition)
+			return aws.ToString(d.TaskDefinition), aws.ToString(d.Id)
 		}
 	}
-	return aws.ToString(s.TaskDefinition)
+	return aws.ToString(s.TaskDefinition), ""
 }
 
 func (ServiceKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
@@ -325,12 +326,16 @@ func (k ServiceKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Re
 	if !s.Autoscaling {
 		update.DesiredCount = aws.Int32(int32(s.DesiredCount))
 	}
-	previous := primaryTaskDefinition(svc)
+	previous, previousID := primaryDeployment(svc)
 	opTime := x.Clock.Now()
+	var updated *ecstypes.Service
 	err = retry(ctx, x, r.Address, "UpdateService", serviceCreateRetryBudget, codeWithMessage("InvalidParameterException",
 		"verify that the ECS service role being passed has the proper permissions",
 		"does not have an associated load balancer"), func() error {
-		_, err := x.AWS.ECS.UpdateService(ctx, update)
+		out, err := x.AWS.ECS.UpdateService(ctx, update)
+		if err == nil {
+			updated = out.Service
+		}
 		return err
 	})
 	if err != nil {
@@ -344,6 +349,16 @@ func (k ServiceKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Re
 	}
 	if err := updateECSTags(ctx, x, live.ID, desiredTags, liveTags); err != nil {
 		return nil, err
+	}
+	// Not every change starts a deployment (desired count, deployment
+	// configuration and tag propagation do not): wait only when the PRIMARY
+	// deployment is a new one (the GitHub Action's check, reference/aws-ecs.md §3).
+	if updated != nil {
+		if _, id := primaryDeployment(updated); id == previousID {
+			out := copyMap(live.Outputs)
+			out["task_definition"] = aws.ToString(updated.TaskDefinition)
+			return out, nil
+		}
 	}
 	x.Say(r.Address, "updated; waiting for the deployment")
 	return waitDeployment(ctx, x, r, s, live.ID, opTime, previous)

@@ -69,7 +69,7 @@ func (TaskDefinitionKind) Desired(r *resource.Resource, refs resource.Refs) reso
 
 // OutputsChangedByUpdate: an update registers a new revision.
 func (TaskDefinitionKind) OutputsChangedByUpdate(*resource.Resource) []string {
-	return []string{"arn", "revision"}
+	return []string{"arn", "revision", "worker_prefix"}
 }
 
 func jsonArray(items []string) string {
@@ -191,7 +191,8 @@ func (TaskDefinitionKind) Read(ctx context.Context, x *resource.Ctx, r *resource
 	addTags(a, tags)
 	arn := aws.ToString(td.TaskDefinitionArn)
 	return &resource.Live{ID: arn, Ours: isOurs(r, tags), Attrs: a,
-		Outputs: resource.Outputs{"arn": arn, "family": s.Family, "revision": strconv.Itoa(int(td.Revision))},
+		Outputs: resource.Outputs{"arn": arn, "family": s.Family, "revision": strconv.Itoa(int(td.Revision)),
+			"worker_prefix": a["container.env."+stack.EnvWorkerPrefix].Value},
 		Raw:     liveTaskDefinition{arn: arn, tags: tags}}, nil
 }
 
@@ -260,7 +261,8 @@ func (TaskDefinitionKind) register(ctx context.Context, x *resource.Ctx, r *reso
 	td := out.TaskDefinition
 	arn := aws.ToString(td.TaskDefinitionArn)
 	x.Say(r.Address, "registered "+arn)
-	return resource.Outputs{"arn": arn, "family": s.Family, "revision": strconv.Itoa(int(td.Revision))}, nil
+	return resource.Outputs{"arn": arn, "family": s.Family, "revision": strconv.Itoa(int(td.Revision)),
+		"worker_prefix": c.Environment[stack.EnvWorkerPrefix]}, nil
 }
 
 func (k TaskDefinitionKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Resource, refs resource.Refs) (resource.Outputs, error) {

@@ -1,0 +1,92 @@
+package resources
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/stack"
+)
+
+func TestCanonicalPolicy(t *testing.T) {
+	ours := `{"Version":"2012-10-17","Statement":[{"Sid":"A","Effect":"Allow","Action":["s3:Get","ecs:RunTask"],"Resource":["*"]},{"Effect":"Allow","Principal":{"Service":["ecs-tasks.amazonaws.com"]},"Action":["sts:AssumeRole"],"Condition":{"StringEquals":{"aws:SourceAccount":["1"]}}}]}`
+	want := canonicalPolicy(ours)
+	for _, tc := range []struct {
+		name, doc string
+		same      bool
+	}{
+		{"identical", ours, true},
+		{"URL-encoded, as IAM returns it", url.QueryEscape(ours), true},
+		{"URL-encoded with %20 spaces", url.PathEscape(`{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"aws:SourceAccount": "1"}}}, {"Sid": "A", "Effect": "Allow", "Action": ["ecs:RunTask", "s3:Get"], "Resource": "*"}]}`), true},
+		{"single values and another statement order", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:SourceAccount":"1"}}},{"Sid":"A","Effect":"Allow","Action":["ecs:RunTask","s3:Get"],"Resource":"*"}]}`, true},
+		{"an action more", `{"Version":"2012-10-17","Statement":[{"Sid":"A","Effect":"Allow","Action":["s3:Get","ecs:RunTask","ecs:StopTask"],"Resource":["*"]},{"Effect":"Allow","Principal":{"Service":["ecs-tasks.amazonaws.com"]},"Action":["sts:AssumeRole"],"Condition":{"StringEquals":{"aws:SourceAccount":["1"]}}}]}`, false},
+		{"another account", `{"Version":"2012-10-17","Statement":[{"Sid":"A","Effect":"Allow","Action":["s3:Get","ecs:RunTask"],"Resource":["*"]},{"Effect":"Allow","Principal":{"Service":["ecs-tasks.amazonaws.com"]},"Action":["sts:AssumeRole"],"Condition":{"StringEquals":{"aws:SourceAccount":["2"]}}}]}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := canonicalPolicy(tc.doc)
+			if (got == want) != tc.same {
+				t.Errorf("canonical forms equal = %t, want %t\n got: %s\nwant: %s", got == want, tc.same, got, want)
+			}
+		})
+	}
+}
+
+func TestFargateUnits(t *testing.T) {
+	for in, want := range map[string]string{"256": "256", "0.25 vCPU": "256", "1 vCPU": "1024", "1 GB": "1024", "2GB": "2048", "512": "512"} {
+		if got := fargateUnits(in); got != want {
+			t.Errorf("fargateUnits(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestFamilyOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-staging-worker:7": "deploybot-staging-worker",
+		"deploybot-staging-worker:7": "deploybot-staging-worker",
+		"arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-staging-worker2:1": "deploybot-staging-worker2",
+	} {
+		if got := familyOf(in); got != want {
+			t.Errorf("familyOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTagChanges(t *testing.T) {
+	set, remove := tagChanges(
+		map[string]string{"a": "1", "b": "2", "keep": "x"},
+		map[string]string{"a": "1", "b": "old", "gone": "y", "aws:cloudformation:stack": "z", "keep": "other"},
+		"keep")
+	if len(set) != 1 || set["b"] != "2" {
+		t.Errorf("set = %v, want b=2", set)
+	}
+	if len(remove) != 1 || remove[0] != "gone" {
+		t.Errorf("remove = %v, want [gone] (aws: tags and ignored keys stay)", remove)
+	}
+}
+
+func TestDeploymentErrorMessage(t *testing.T) {
+	e := &DeploymentError{Service: "deploybot-staging/worker", Status: "ROLLBACK_SUCCESSFUL", Reason: "circuit breaker",
+		StoppedTasks: []plan.StoppedTask{{StoppedReason: "Essential container in task exited", ContainerReason: "exit 1"}},
+		Events:       []string{"(service worker) rolling back to deployment ecs-svc/1"}}
+	want := "ECS deployment of deploybot-staging/worker ended ROLLBACK_SUCCESSFUL: circuit breaker; stopped task: Essential container in task exited (exit 1); event: (service worker) rolling back to deployment ecs-svc/1"
+	if got := e.Error(); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestServiceDesiredCountWithAutoscaling: Application Auto Scaling owns the
+// desired count, so it is not desired (and not diffed) when autoscaling is on.
+func TestServiceDesiredCountWithAutoscaling(t *testing.T) {
+	for _, tc := range []struct {
+		autoscaling bool
+		want        bool
+	}{{false, true}, {true, false}} {
+		r := &resource.Resource{Address: stack.AddrService, Kind: "ecs_service", Spec: &stack.ServiceSpec{
+			Autoscaling: tc.autoscaling, DesiredCount: 2, MaximumPercent: 200, MinimumHealthy: 100}}
+		_, got := (ServiceKind{}).Desired(r, nil)["desired_count"]
+		if got != tc.want {
+			t.Errorf("autoscaling %t: desired_count desired = %t, want %t", tc.autoscaling, got, tc.want)
+		}
+	}
+}
