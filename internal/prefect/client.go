@@ -94,12 +94,13 @@ func WithMaxRetries(n int) Option { return func(c *Client) { c.maxRetries = n } 
 // or a self-hosted server's API URL (<server>/api; Basic auth with
 // WithBasicAuth, otherwise Bearer apiKey if one is given, otherwise none).
 func New(apiURL, apiKey string, opts ...Option) (*Client, error) {
+	shown := safeURL(apiURL)
 	u, err := url.Parse(strings.TrimSpace(apiURL))
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("prefect api_url %q: want an http(s) URL such as https://api.prefect.cloud/api/accounts/<id>/workspaces/<id> or https://prefect.example.com/api", apiURL)
+		return nil, fmt.Errorf("prefect api_url %q: want an http(s) URL such as https://api.prefect.cloud/api/accounts/<id>/workspaces/<id> or https://prefect.example.com/api", shown)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("prefect api_url %q: must not carry a query, fragment or credentials", apiURL)
+		return nil, fmt.Errorf("prefect api_url %q: must not carry a query, fragment or credentials", shown)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
@@ -122,14 +123,14 @@ func New(apiURL, apiKey string, opts ...Option) (*Client, error) {
 		c.accountID, c.workspaceID = m[2], m[3]
 	} else if strings.EqualFold(u.Hostname(), "api.prefect.cloud") {
 		// Prefect's Go provider refuses the same (validateCloudEndpoint, ref §2.2).
-		return nil, fmt.Errorf("prefect api_url %q: a Prefect Cloud URL must name the workspace: https://api.prefect.cloud/api/accounts/<account id>/workspaces/<workspace id>", apiURL)
+		return nil, fmt.Errorf("prefect api_url %q: a Prefect Cloud URL must name the workspace: https://api.prefect.cloud/api/accounts/<account id>/workspaces/<workspace id>", shown)
 	}
 	if c.cloud {
 		if c.basic {
-			return nil, fmt.Errorf("prefect api_url %q is Prefect Cloud, which takes an API key (Bearer), not basic auth", apiURL)
+			return nil, fmt.Errorf("prefect api_url %q is Prefect Cloud, which takes an API key (Bearer), not basic auth", shown)
 		}
 		if apiKey == "" {
-			return nil, fmt.Errorf("prefect api_url %q is Prefect Cloud: an API key is required", apiURL)
+			return nil, fmt.Errorf("prefect api_url %q is Prefect Cloud: an API key is required", shown)
 		}
 	}
 	if c.http == nil {
@@ -142,6 +143,16 @@ func New(apiURL, apiKey string, opts ...Option) (*Client, error) {
 		c.maxRetries = 0
 	}
 	return c, nil
+}
+
+// safeURL is apiURL as it may be printed: without user info or query.
+func safeURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "(not a URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
 
 // IsCloud says whether the client talks to a Prefect Cloud workspace.

@@ -1,0 +1,160 @@
+package prefect
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/prefectsim"
+)
+
+func TestPreflight(t *testing.T) {
+	type setup struct {
+		pool, typ   string // "" pool: none
+		paused      bool
+		noHybrid    bool
+		authString  string
+		selfHosted  bool
+		key         string
+		basic       []string
+		create      bool
+		askPoolName string
+	}
+	tests := []struct {
+		name        string
+		s           setup
+		errHas      []string
+		warnings    []string
+		created     bool
+		poolTypeNow string
+	}{
+		{name: "cloud: key works, ecs pool exists", s: setup{pool: testPool, typ: "ecs"}},
+		{name: "paused pool is a warning", s: setup{pool: testPool, typ: "ecs", paused: true},
+			warnings: []string{`work pool "ecs-pool" is paused: the worker will come ONLINE but pick up no flow runs until the pool is resumed`}},
+		{name: "bad key says it is wrong or expired", s: setup{pool: testPool, typ: "ecs", key: "pnu_bad"},
+			errHas: []string{"environments/staging.yaml", "the Prefect API key was rejected: it is wrong or expired", "GET /me/: 401 Unauthorized: Invalid authentication credentials"}},
+		{name: "missing pool says how to create it", s: setup{},
+			errHas: []string{`work pool "ecs-pool" does not exist in Prefect Cloud workspace ` + prefectsim.DefaultWorkspaceID, "prefect work-pool create \"ecs-pool\" --type ecs", "prefect.create_work_pool: true", "404 Not Found"}},
+		{name: "missing pool is created when the file asks", s: setup{create: true}, created: true, poolTypeNow: "ecs"},
+		{name: "existing pool with create_work_pool is left alone", s: setup{pool: testPool, typ: "ecs", create: true}, poolTypeNow: "ecs"},
+		{name: "wrong pool type", s: setup{pool: testPool, typ: "process"}, errHas: []string{`work pool "ecs-pool" is of type "process", not ecs`}},
+		{name: "push pool", s: setup{pool: testPool, typ: "ecs:push"}, errHas: []string{`is of type "ecs:push", not ecs`}},
+		{name: "Hobby plan cannot create an ecs pool", s: setup{create: true, noHybrid: true},
+			errHas: []string{"does not allow hybrid (ecs) work pools", "403 Forbidden", "plan does not support"}},
+		{name: "reserved pool name", s: setup{create: true, askPoolName: "prefect-pool"}, errHas: []string{`pool names starting with "prefect" are reserved`}},
+		{name: "self-hosted open server", s: setup{pool: testPool, typ: "ecs", selfHosted: true, key: "-"}},
+		{name: "self-hosted with basic auth", s: setup{pool: testPool, typ: "ecs", selfHosted: true, authString: "admin:pw", basic: []string{"admin", "pw"}}},
+		{name: "self-hosted with a wrong password", s: setup{pool: testPool, typ: "ecs", selfHosted: true, authString: "admin:pw", basic: []string{"admin", "nope"}},
+			errHas: []string{"the Prefect server rejected the credentials", "401 Unauthorized: Unauthorized"}},
+		{name: "self-hosted with a key where basic auth is needed", s: setup{pool: testPool, typ: "ecs", selfHosted: true, authString: "admin:pw"},
+			errHas: []string{"401 Unauthorized"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clock.NewVirtual(t0)
+			opts := []prefectsim.Option{prefectsim.WithClock(clk), prefectsim.WithKey(testKey)}
+			if tt.s.authString != "" {
+				opts = append(opts, prefectsim.WithAuthString(tt.s.authString))
+			}
+			sim := prefectsim.New(nil, opts...)
+			defer sim.Close()
+			if tt.s.pool != "" {
+				sim.AddWorkPool(tt.s.pool, tt.s.typ, tt.s.paused)
+			}
+			sim.SetHybridPoolsAllowed(!tt.s.noHybrid)
+			url, key := sim.URL(), testKey
+			if tt.s.selfHosted {
+				url = sim.SelfHostedURL()
+			}
+			switch tt.s.key {
+			case "":
+			case "-":
+				key = ""
+			default:
+				key = tt.s.key
+			}
+			var copts []Option
+			if tt.s.basic != nil {
+				copts = append(copts, WithBasicAuth(tt.s.basic[0], tt.s.basic[1]))
+			}
+			c, err := New(url, key, append(copts, WithClock(clk))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := testPool
+			if tt.s.askPoolName != "" {
+				pool = tt.s.askPoolName
+			}
+			env := &config.Environment{Name: "staging", File: "environments/staging.yaml",
+				Prefect: config.Prefect{APIURL: url, WorkPool: pool, CreateWorkPool: tt.s.create}}
+			pf, err := c.Preflight(context.Background(), env)
+			if len(tt.errHas) > 0 {
+				if err == nil {
+					t.Fatal("preflight passed, want an error")
+				}
+				for _, want := range tt.errHas {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q lacks %q", err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pf.Warnings) != len(tt.warnings) {
+				t.Errorf("warnings (-want +got):\n%s", cmp.Diff(tt.warnings, pf.Warnings))
+			}
+			for i := range min(len(pf.Warnings), len(tt.warnings)) {
+				if !strings.HasPrefix(pf.Warnings[i], tt.warnings[i]) {
+					t.Errorf("warning %q does not start with %q", pf.Warnings[i], tt.warnings[i])
+				}
+			}
+			if pf.PoolCreated != tt.created {
+				t.Errorf("PoolCreated = %v", pf.PoolCreated)
+			}
+			if pf.WorkPoolURL != c.WorkPoolURL(pool) {
+				t.Errorf("WorkPoolURL = %q", pf.WorkPoolURL)
+			}
+			if tt.poolTypeNow != "" {
+				wp, err := c.ReadWorkPool(context.Background(), pool)
+				if err != nil || wp.Type != tt.poolTypeNow || wp.StatusString() != "NOT_READY" {
+					t.Errorf("pool after preflight = %+v, %v", wp, err)
+				}
+			}
+			for _, r := range sim.Requests() {
+				if r.Status == 307 {
+					t.Errorf("a request hit a trailing-slash redirect: %+v", r)
+				}
+			}
+		})
+	}
+}
+
+// TestBadKeyFailsPreflightBeforeAnyAWSWrite follows the apply order: the
+// preflight runs before the first AWS call, so a bad key costs no AWS write.
+func TestBadKeyFailsPreflightBeforeAnyAWSWrite(t *testing.T) {
+	s := newScenario(t, scenarioOpts{})
+	s.ecs.mu.Lock()
+	s.ecs.calls, s.ecs.writes = nil, 0
+	s.ecs.mu.Unlock()
+	apply := func(c *Client) error {
+		if _, err := c.Preflight(context.Background(), s.env); err != nil {
+			return err
+		}
+		_, err := s.ecs.UpdateService(context.Background(), nil)
+		return err
+	}
+	c, _ := New(s.sim.URL(), "pnu_notAValidKey", WithClock(s.clk))
+	err := apply(c)
+	if err == nil || !strings.Contains(err.Error(), "wrong or expired") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(s.ecs.calls) != 0 || s.ecs.writes != 0 {
+		t.Fatalf("AWS calls after a failed preflight: %v", s.ecs.calls)
+	}
+}
