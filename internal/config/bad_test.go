@@ -177,6 +177,13 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		{name: "malformed security group", lines: map[int]string{19: "  mode: existing", 20: "  vpc_id: vpc-0a1b2c3d", 21: "  subnet_ids: [subnet-0a1b2c3d]", 22: "  security_group_ids: [sg-xyz]"},
 			want: []want{{22, "network.security_group_ids[0]", `"sg-xyz" is not a security group id`}}},
 
+		{name: "empty security group list", lines: map[int]string{19: "  mode: existing", 20: "  vpc_id: vpc-0a1b2c3d", 21: "  subnet_ids: [subnet-0a1b2c3d]", 22: "  security_group_ids: []"},
+			want: []want{{22, "network.security_group_ids", "is empty; leave it out and deploybot creates the worker security group deploybot-demo-worker"}}},
+		{name: "work pool given as a number", lines: map[int]string{9: "  work_pool: 42"},
+			want: []want{{9, "prefect.work_pool", `must be a string, not the number 42; quote it ("42")`}}},
+		{name: "account id with a leading zero, unquoted", lines: map[int]string{3: "  account_id: 012345678901"},
+			want: []want{{3, "aws.account_id", "which drops leading zeros"}}},
+
 		// service discovery, health gate
 		{name: "namespace that is not a DNS name", lines: map[int]string{20: "service_discovery: {namespace: Demo_NS.internal}"},
 			want: []want{{20, "service_discovery.namespace", `label "Demo_NS" must be 1 to 63 lowercase letters`}}},

@@ -190,7 +190,11 @@ func (d *decoder) value(n *yaml.Node, path string, keyLine int, v reflect.Value)
 	case t.Kind() == reflect.String:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
 			if n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!int" || n.ShortTag() == "!!float") {
-				at("must be a string, not %s; quote it (%q): YAML reads unquoted digits as a number, which drops leading zeros", describe(n), n.Value)
+				why := ""
+				if path == "aws.account_id" || strings.HasPrefix(n.Value, "0") {
+					why = ": YAML reads unquoted digits as a number, which drops leading zeros"
+				}
+				at("must be a string, not %s; quote it (%q)%s", describe(n), n.Value, why)
 				return
 			}
 			at("must be a string, not %s", describe(n))

@@ -583,7 +583,10 @@ func (c *checker) existingNetwork() {
 		c.idList("network.subnet_ids", n.SubnetIDs, subnetIDRE, "subnet id (subnet- and 8 or 17 hex digits)")
 	}
 	if c.has("network.security_group_ids") {
-		if len(n.SecurityGroupIDs) > MaxSecurityGroups {
+		switch {
+		case len(n.SecurityGroupIDs) == 0:
+			c.fail("network.security_group_ids", "is empty; leave it out and deploybot creates the worker security group deploybot-%s-worker", c.e.Name)
+		case len(n.SecurityGroupIDs) > MaxSecurityGroups:
 			c.fail("network.security_group_ids", "has %d security groups; ECS accepts at most %d", len(n.SecurityGroupIDs), MaxSecurityGroups)
 		}
 		c.idList("network.security_group_ids", n.SecurityGroupIDs, sgIDRE, "security group id (sg- and 8 or 17 hex digits)")
