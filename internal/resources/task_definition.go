@@ -193,7 +193,7 @@ func (TaskDefinitionKind) Read(ctx context.Context, x *resource.Ctx, r *resource
 	return &resource.Live{ID: arn, Ours: isOurs(r, tags), Attrs: a,
 		Outputs: resource.Outputs{"arn": arn, "family": s.Family, "revision": strconv.Itoa(int(td.Revision)),
 			"worker_prefix": a["container.env."+stack.EnvWorkerPrefix].Value},
-		Raw:     liveTaskDefinition{arn: arn, tags: tags}}, nil
+		Raw: liveTaskDefinition{arn: arn, tags: tags}}, nil
 }
 
 // familyOf returns the family of a task-definition ARN
