@@ -107,7 +107,7 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		{name: "image with capitals", lines: map[int]string{11: "  image: PrefectHQ/prefect-aws:3"},
 			want: []want{{11, "worker.image", "repository names must be lowercase"}}},
 		{name: "image with a bad tag", lines: map[int]string{11: "  image: prefecthq/prefect-aws:-bad"},
-			want: []want{{11, "worker.image", `"prefecthq/prefect-aws:-bad" is not a valid image reference`}}},
+			want: []want{{11, "worker.image", "is not a valid image reference (like prefecthq/prefect-aws:latest"}}},
 		{name: "CPU Fargate does not offer", lines: map[int]string{12: "  cpu: 300"},
 			want: []want{{12, "worker.cpu", "300 is not a Fargate CPU size; choose one of 256, 512, 1024, 2048, 4096, 8192, 16384"}}},
 		{name: "memory that does not go with the CPU", lines: map[int]string{12: "  cpu: 4096"},

@@ -112,9 +112,10 @@ func describe(n *yaml.Node) string {
 	return "an unexpected YAML node"
 }
 
+// clip shortens a user's value for a message, on a rune boundary.
 func clip(s string) string {
-	if len(s) > 40 {
-		return s[:37] + "..."
+	if r := []rune(s); len(r) > 40 {
+		return string(r[:37]) + "..."
 	}
 	return s
 }

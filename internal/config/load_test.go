@@ -296,9 +296,14 @@ func TestCredentialsNeverEchoed(t *testing.T) {
 		"https://admin:s3cr3t-pw@api.prefect.cloud/api/x",
 		"ftp://admin:s3cr3t-pw@x",
 	} {
-		path := writeFile(t, t.TempDir(), "e.yaml", edit(baseFile, map[int]string{8: "  api_url: " + url, 13: "  env: {TOKEN: pnb_s3cr3t-pw}"}))
+		path := writeFile(t, t.TempDir(), "e.yaml", edit(baseFile, map[int]string{
+			8:  "  api_url: " + url,
+			11: "  image: https://bob:s3cr3t-pw@ghcr.io/acme/worker:1",
+			13: "  env: {TOKEN: pnb_s3cr3t-pw}",
+			17: "  team: pnu_s3cr3t-pw",
+		}))
 		_, err := Load(path)
-		if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") || strings.Count(err.Error(), "\n") != 3 {
 			t.Errorf("Load with api_url %s: error %v must exist and not contain the credential", url, err)
 		}
 	}

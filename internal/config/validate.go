@@ -325,7 +325,9 @@ func imageProblem(image string) string {
 		if _, repo, ok := strings.Cut(name, "/"); ok && strings.ToLower(repo) != repo || !ok && strings.ToLower(name) != name {
 			return "repository names must be lowercase"
 		}
-		return fmt.Sprintf("%q is not a valid image reference (%s)", clip(image), imageExample)
+		// The value is not echoed: a malformed reference may be a URL with
+		// registry credentials in it.
+		return "is not a valid image reference (" + imageExample + ")"
 	}
 	// distribution/reference reads an uppercase first component as a
 	// registry host; nobody means a host called PrefectHQ.
@@ -405,7 +407,8 @@ func (c *checker) autoscaling() {
 			maxOK = false
 		}
 	}
-	desiredOK := !c.d.bad["worker.desired_count"] && c.e.Worker.DesiredCount >= 0
+	// A desired_count already refused on its own is not compared again.
+	desiredOK := !c.d.bad["worker.desired_count"] && c.e.Worker.DesiredCount >= 1 && c.e.Worker.DesiredCount <= MaxWorkers
 	switch {
 	case minOK && maxOK && a.Min > a.Max:
 		c.fail("worker.autoscaling.min", "%d is greater than autoscaling.max %d; %s", a.Min, a.Max, rule)
