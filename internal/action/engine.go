@@ -1,0 +1,95 @@
+package action
+
+import (
+	"context"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/prefect"
+	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/resources"
+)
+
+// Engine is what the Action needs to plan, apply and destroy one
+// environment. The default is internal/deploy, the same orchestration the CLI
+// runs (lock, Prefect preflight, stale-plan check, engine, health gate).
+type Engine interface {
+	Plan(ctx context.Context, r Request) (*deploy.Result, error)
+	Apply(ctx context.Context, r Request) (*deploy.Result, error)
+	Destroy(ctx context.Context, r Request) (*deploy.Result, error)
+}
+
+// Request is one environment's job for the Engine.
+type Request struct {
+	Env *config.Environment
+	// AWS is the config of the assumed role: the plan role for Plan, the
+	// apply role for Apply and Destroy.
+	AWS aws.Config
+	// PrefectAPIKey is the `prefect-api-key` input (masked; never logged).
+	PrefectAPIKey string
+	Clock         clock.Clock
+	// ReviewedPlan or ReviewedFingerprint is what was reviewed (Apply);
+	// deploy refuses deletes and replacements that were not.
+	ReviewedPlan        *plan.Plan
+	ReviewedFingerprint string
+	// Progress receives one-line progress notes.
+	Progress func(msg string)
+}
+
+// DeployEngine runs internal/deploy with the real resource kinds.
+type DeployEngine struct {
+	// Kinds are the resource kinds; default resources.Kinds.
+	Kinds func() map[string]resource.Kind
+	// Prefect makes the Prefect client for an environment; default
+	// prefect.New on the environment's api_url.
+	Prefect func(env *config.Environment, apiKey string, clk clock.Clock) (deploy.Prefect, error)
+	// Lock is the environment lock for apply and destroy; nil takes none.
+	Lock func(clients *awsapi.Clients, clk clock.Clock) deploy.LockFunc
+}
+
+func (d DeployEngine) options(r Request) deploy.Options {
+	kinds := d.Kinds
+	if kinds == nil {
+		kinds = resources.Kinds
+	}
+	clients := awsapi.New(r.AWS)
+	o := deploy.Options{Env: r.Env, APIKey: r.PrefectAPIKey, Progress: r.Progress,
+		Engine: &engine.Engine{AWS: clients, Clock: r.Clock, Kinds: kinds()}}
+	if d.Lock != nil {
+		o.Lock = d.Lock(clients, r.Clock)
+	}
+	return o
+}
+
+func (d DeployEngine) Plan(ctx context.Context, r Request) (*deploy.Result, error) {
+	return deploy.Plan(ctx, d.options(r))
+}
+
+func (d DeployEngine) Apply(ctx context.Context, r Request) (*deploy.Result, error) {
+	o := d.options(r)
+	o.ReviewedPlan, o.ReviewedFingerprint = r.ReviewedPlan, r.ReviewedFingerprint
+	newPrefect := d.Prefect
+	if newPrefect == nil {
+		newPrefect = func(env *config.Environment, apiKey string, clk clock.Clock) (deploy.Prefect, error) {
+			return prefect.New(env.Prefect.APIURL, apiKey, prefect.WithClock(clk), prefect.WithUserAgent("deploybot-action"))
+		}
+	}
+	p, err := newPrefect(r.Env, r.PrefectAPIKey, r.Clock)
+	if err != nil {
+		return &deploy.Result{Operation: plan.OpApply}, &InputError{Msg: err.Error()}
+	}
+	o.Prefect = p
+	return deploy.Apply(ctx, o)
+}
+
+func (d DeployEngine) Destroy(ctx context.Context, r Request) (*deploy.Result, error) {
+	return deploy.Destroy(ctx, d.options(r))
+}
+
+func defaultEngine() Engine { return DeployEngine{} }

@@ -1,0 +1,558 @@
+package action
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	gh "github.com/google/go-github/v62/github"
+
+	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/github"
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/render"
+)
+
+// event parses the event payload at GITHUB_EVENT_PATH with go-github's types.
+func (r *run) event() (any, error) {
+	p := r.ghctx.EventPath
+	if p == "" {
+		return nil, inputErrorf("GITHUB_EVENT_PATH is not set")
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, inputErrorf("read the event payload: %v", err)
+	}
+	ev, err := gh.ParseWebHook(r.ghctx.EventName, b)
+	if err != nil {
+		return nil, inputErrorf("parse the %s event payload: %v", r.ghctx.EventName, err)
+	}
+	return ev, nil
+}
+
+func fingerprint(p *plan.Plan) string {
+	if p.Fingerprint != "" {
+		return p.Fingerprint
+	}
+	return p.ComputeFingerprint()
+}
+
+// prInfo is the pull request a flow comments on.
+type prInfo struct {
+	Number           int
+	HeadSHA, BaseSHA string
+}
+
+// --- pull_request: plan ---------------------------------------------------
+
+func (r *run) planFlow(ctx context.Context) error {
+	var pr *prInfo
+	if strings.HasPrefix(r.ghctx.EventName, "pull_request") {
+		raw, err := r.event()
+		if err != nil {
+			return err
+		}
+		ev, ok := raw.(*gh.PullRequestEvent)
+		if !ok || ev.PullRequest == nil {
+			return inputErrorf("the pull_request event payload has no pull_request")
+		}
+		switch a := ev.GetAction(); {
+		case r.in.operation == OpAuto && a != "opened" && a != "synchronize" && a != "reopened":
+			r.note("Nothing to do for a pull request that was %s.", a)
+			r.outcome = "skipped"
+			return nil
+		}
+		head, base := ev.PullRequest.GetHead(), ev.PullRequest.GetBase()
+		if hr, br := head.GetRepo().GetFullName(), base.GetRepo().GetFullName(); hr != "" && !strings.EqualFold(hr, br) {
+			return r.skipFork(ev.GetNumber(), hr)
+		}
+		pr = &prInfo{Number: ev.GetNumber(), HeadSHA: head.GetSHA(), BaseSHA: base.GetSHA()}
+	}
+
+	all, err := r.discover()
+	if err != nil {
+		return err
+	}
+	var sel selection
+	switch {
+	case len(r.in.environments) > 0:
+		if sel.Envs, err = r.explicit(all, r.in.environments); err != nil {
+			return err
+		}
+	case pr != nil:
+		c, err := r.client()
+		if err != nil {
+			return err
+		}
+		ch, err := c.PullRequestFiles(ctx, r.owner, r.repo, pr.Number)
+		if err != nil {
+			return err
+		}
+		sel = r.affected(all, ch)
+	default:
+		sel = selection{Envs: all, All: "a manual plan covers every environment"}
+	}
+	r.reportSelection(sel)
+
+	head := r.ghctx.SHA
+	if pr != nil {
+		head = pr.HeadSHA
+	}
+	r.forEach(sel.Envs, func(ef *envFile) *envResult {
+		res := &envResult{File: ef}
+		res.Plan, res.Err = r.planOne(ctx, ef)
+		if pr == nil {
+			return res
+		}
+		var body string
+		if res.Err != nil {
+			body = errorComment(ef.Name, "plan", res.Err, r.runURL, head, render.Marker(ef.Name, "", pr.HeadSHA, pr.BaseSHA))
+		} else {
+			body = render.Comment(res.Plan, nil, render.CommentOptions{
+				Marker: render.Marker(ef.Name, fingerprint(res.Plan), pr.HeadSHA, pr.BaseSHA), HeadSHA: head, RunURL: r.runURL})
+		}
+		r.comment(ctx, pr.Number, ef.Name, body, res)
+		return res
+	})
+	if pr != nil {
+		for _, d := range sel.Deleted {
+			name := strings.TrimSuffix(filepath.Base(d), filepath.Ext(d))
+			body := render.Marker(name, "", pr.HeadSHA, pr.BaseSHA) + "\n" + deletedText(d, name, r.runURL)
+			r.comment(ctx, pr.Number, name, body, &envResult{File: &envFile{Name: name, Path: d}})
+		}
+	}
+	return r.failure()
+}
+
+func (r *run) reportSelection(sel selection) {
+	switch {
+	case sel.All != "":
+		r.note("Every environment is affected: %s.", sel.All)
+	case len(sel.Envs) == 0:
+		r.note("No environment file is affected by this change.")
+		r.outcome = "no_changes"
+	}
+	for _, d := range sel.Deleted {
+		r.note("`%s` is deleted. deploybot does **not** destroy an environment because its file is gone; run the workflow with `operation: destroy` to tear it down.", d)
+	}
+	for _, ef := range sel.Envs {
+		r.log.info(ef.Name, "selected (%s)", ef.Path)
+	}
+}
+
+// planOne plans one environment with the plan role.
+func (r *run) planOne(ctx context.Context, ef *envFile) (*plan.Plan, error) {
+	if ef.Err != nil {
+		return nil, ef.Err
+	}
+	cfg, err := r.awsConfig(ctx, ef.Env, ef.Env.AWS.PlanRoleARN, "plan")
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.o.Engine.Plan(ctx, r.request(ef, cfg))
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", ef.Name, err)
+	}
+	p := res.Plan
+	s := p.Summary()
+	r.log.info(ef.Name, "plan: %d to add, %d to change, %d to replace, %d to destroy (fingerprint %s)", s.Add, s.Change, s.Replace, s.Destroy, fingerprint(p))
+	return p, nil
+}
+
+func (r *run) request(ef *envFile, cfg aws.Config) Request {
+	return Request{Env: ef.Env, AWS: cfg, PrefectAPIKey: r.in.prefectAPIKey, Clock: r.o.Clock,
+		Progress: func(m string) { r.log.info(ef.Name, "%s", m) }}
+}
+
+// comment upserts env's comment, recording the URL or a warning (a comment
+// that cannot be written does not fail the plan).
+func (r *run) comment(ctx context.Context, pr int, env, body string, res *envResult) {
+	c, err := r.client()
+	if err == nil {
+		var created bool
+		if res.CommentURL, created, err = c.UpsertComment(ctx, r.owner, r.repo, pr, env, body); err == nil {
+			verb := "updated"
+			if created {
+				verb = "created"
+			}
+			r.log.info(env, "comment %s: %s", verb, res.CommentURL)
+			return
+		}
+	}
+	r.log.warning("%s: could not write the pull request comment: %v", env, err)
+}
+
+func errorComment(env, what string, err error, runURL, head, marker string) string {
+	return fmt.Sprintf("%s\n### ❌ deploybot could not %s `%s`\n\n```\n%s\n```\n\nNothing was changed. Commit `%s` · [run](%s)\n",
+		marker, what, env, strings.ReplaceAll(err.Error(), "```", "'''"), short(head), runURL)
+}
+
+func deletedText(file, name, runURL string) string {
+	return fmt.Sprintf("### ⚠️ `%s` is deleted in this pull request\n\n"+
+		"deploybot does **not** destroy an environment because its file is gone: after the merge, the AWS resources of `%s` keep running and are no longer managed.\n\n"+
+		"To tear it down, run the deploybot workflow with `operation: destroy`, `environment: %s` and `confirm: %s` **before** merging, while the file is still on the default branch.\n\n[run](%s)\n",
+		file, name, name, name, runURL)
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
+
+// skipFork ends a fork pull request's run cleanly: GitHub gives it no OIDC
+// token and a read-only GITHUB_TOKEN (github-actions.md §2.1, gotcha 12).
+func (r *run) skipFork(number int, headRepo string) error {
+	msg := fmt.Sprintf("Pull request #%d comes from the fork %s. GitHub gives fork pull requests no OIDC token, so deploybot cannot assume an AWS role and did not plan. Nothing was read or changed in AWS. To get a plan, push the branch to %s/%s.", number, headRepo, r.owner, r.repo)
+	r.log.notice("%s", msg)
+	r.note("%s", msg)
+	r.outcome = "skipped"
+	return nil
+}
+
+// --- push: apply --------------------------------------------------------
+
+func (r *run) applyFlow(ctx context.Context) error {
+	var before, after string
+	var pr *github.PullRequest
+	switch r.ghctx.EventName {
+	case "push":
+		raw, err := r.event()
+		if err != nil {
+			return err
+		}
+		ev, ok := raw.(*gh.PushEvent)
+		if !ok {
+			return inputErrorf("the push event payload is not a push")
+		}
+		def := ev.GetRepo().GetDefaultBranch()
+		if ev.GetDeleted() || (def != "" && ev.GetRef() != "refs/heads/"+def) {
+			r.note("Nothing to apply: the push to %s is not a new commit on the default branch (%s).", ev.GetRef(), def)
+			r.outcome = "skipped"
+			return nil
+		}
+		before, after = ev.GetBefore(), ev.GetAfter()
+	default:
+		after = r.ghctx.SHA
+		if len(r.in.environments) == 0 && r.in.environment == "" {
+			return inputErrorf("operation apply outside a push needs the environment (or environments) input")
+		}
+	}
+
+	all, err := r.discover()
+	if err != nil {
+		return err
+	}
+	c, err := r.client()
+	if err != nil {
+		return err
+	}
+	var sel selection
+	switch names := append(append([]string{}, r.in.environments...), nonEmpty(r.in.environment)...); {
+	case len(names) > 0:
+		if sel.Envs, err = r.explicit(all, names); err != nil {
+			return err
+		}
+	default:
+		ch, err := c.PushFiles(ctx, r.owner, r.repo, before, after)
+		if err != nil {
+			return err
+		}
+		sel = r.affected(all, ch)
+	}
+	r.reportSelection(sel)
+	if r.ghctx.EventName == "push" && len(sel.Envs) > 0 {
+		if pr, err = c.MergedPullRequest(ctx, r.owner, r.repo, after); err != nil {
+			return err
+		}
+		if pr == nil {
+			r.note("Commit %s is not the merge of a pull request: nothing was reviewed, so no destroy or replacement will be applied.", short(after))
+		} else {
+			r.log.info("", "merged pull request #%d (head %s)", pr.Number, short(pr.HeadSHA))
+		}
+	}
+	// Applies run one environment at a time, in file order: an apply
+	// holds locks and waits on ECS and Prefect; serial logs read better and
+	// a failure in one environment is known before the next starts.
+	for _, ef := range sel.Envs {
+		r.add(r.applyOne(ctx, c, ef, after, pr))
+	}
+	return r.failure()
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+func (r *run) applyOne(ctx context.Context, c *github.Client, ef *envFile, after string, pr *github.PullRequest) *envResult {
+	res := &envResult{File: ef}
+	if ef.Err != nil {
+		res.Err = ef.Err
+		return res
+	}
+	var reviewed github.Reviewed
+	var found bool
+	if pr != nil {
+		var err error
+		if reviewed, found, err = c.ReviewedFingerprint(ctx, r.owner, r.repo, pr.Number, ef.Name); err != nil {
+			res.Err = err
+			return res
+		}
+		if found && reviewed.HeadSHA != "" && pr.HeadSHA != "" && !strings.HasPrefix(pr.HeadSHA, reviewed.HeadSHA) && !strings.HasPrefix(reviewed.HeadSHA, pr.HeadSHA) {
+			r.log.warning("%s: the reviewed plan was made for %s, but pull request #%d was merged at %s", ef.Name, short(reviewed.HeadSHA), pr.Number, short(pr.HeadSHA))
+		}
+	}
+
+	payload := map[string]any{"reviewed_fingerprint": reviewed.Fingerprint}
+	if pr != nil {
+		payload["pull_request"] = pr.Number
+	}
+	depID, err := c.CreateDeployment(ctx, r.owner, r.repo, github.NewDeployment{Ref: after, Environment: ef.Name,
+		Description: "deploybot apply of " + ef.Name, Payload: payload})
+	if err != nil {
+		r.log.warning("%s: could not record a GitHub Deployment: %v", ef.Name, err)
+	} else {
+		r.deploymentStatus(ctx, c, depID, ef.Name, github.Status{State: github.StateInProgress, Description: "applying", LogURL: r.runURL})
+	}
+
+	cfg, err := r.awsConfig(ctx, ef.Env, ef.Env.AWS.ApplyRoleARN, "apply")
+	if err == nil {
+		req := r.request(ef, cfg)
+		if found && reviewed.Fingerprint != "" {
+			req.ReviewedFingerprint = reviewed.Fingerprint
+		} else {
+			// Nothing was reviewed (a direct push, no comment, or a comment
+			// of a plan that failed): an empty reviewed plan makes deploy
+			// refuse every delete and replacement and apply the rest.
+			req.ReviewedPlan = &plan.Plan{Environment: ef.Name}
+		}
+		var out *deploy.Result
+		out, err = r.o.Engine.Apply(ctx, req)
+		res.take(out, r.log, ef.Name)
+	}
+	res.Err = err
+	if res.Report != nil && res.Report.Status != "" {
+		res.Err, res.Cause = nil, err // the report says what happened
+		if err != nil && res.Report.Error == "" {
+			res.Report.Error = err.Error()
+		}
+	}
+
+	state, desc := deploymentOutcome(res)
+	if depID != 0 {
+		r.deploymentStatus(ctx, c, depID, ef.Name, github.Status{State: state, Description: desc, LogURL: r.runURL, EnvironmentURL: res.EnvURL})
+	}
+	r.log.info(ef.Name, "apply: %s", desc)
+
+	if pr != nil {
+		marker := render.Marker(ef.Name, reviewed.Fingerprint, reviewed.HeadSHA, reviewed.BaseSHA)
+		var body string
+		if res.Report != nil {
+			body = render.Comment(nil, res.Report, render.CommentOptions{Marker: marker, HeadSHA: after, RunURL: r.runURL})
+		} else {
+			body = errorComment(ef.Name, "apply", res.Err, r.runURL, after, marker)
+		}
+		r.comment(ctx, pr.Number, ef.Name, body, res)
+	}
+	return res
+}
+
+func deploymentOutcome(res *envResult) (state, desc string) {
+	if res.Report == nil {
+		return github.StateError, "error: " + fmt.Sprint(res.Err)
+	}
+	switch res.Report.Status {
+	case plan.StatusSucceeded:
+		return github.StateSuccess, "applied"
+	case plan.StatusNoChanges:
+		return github.StateSuccess, "no changes"
+	case plan.StatusRolledBack:
+		return github.StateFailure, "health gate failed; rolled back"
+	case plan.StatusRefused:
+		return github.StateFailure, "refused: " + res.Report.Error
+	default:
+		return github.StateFailure, "failed: " + res.Report.Error
+	}
+}
+
+func (r *run) deploymentStatus(ctx context.Context, c *github.Client, id int64, env string, s github.Status) {
+	if err := c.SetDeploymentStatus(ctx, r.owner, r.repo, id, s); err != nil {
+		r.log.warning("%s: could not set the deployment status %s: %v", env, s.State, err)
+	}
+}
+
+// take records a deploy result: its plan, report and warnings.
+func (res *envResult) take(out *deploy.Result, log *logger, env string) {
+	if out == nil {
+		return
+	}
+	res.Plan, res.Report = out.Plan, out.Report
+	if res.Plan == nil && res.Report != nil {
+		res.Plan = res.Report.Plan
+	}
+	switch {
+	case res.Report != nil && res.Report.Gate != nil && res.Report.Gate.WorkPoolURL != "":
+		res.EnvURL = res.Report.Gate.WorkPoolURL
+	case out.Preflight != nil:
+		res.EnvURL = out.Preflight.WorkPoolURL
+	}
+	for _, w := range out.Warnings {
+		log.warning("%s: %s", env, w)
+		res.Warnings = append(res.Warnings, w)
+	}
+}
+
+// --- workflow_dispatch: destroy ------------------------------------------
+
+// destroyFlow tears one environment down. Every check that can refuse runs
+// before the first AWS call: the event, the environment, the confirmation,
+// the file, protect.
+func (r *run) destroyFlow(ctx context.Context) error {
+	env := r.in.environment
+	if r.ghctx.EventName != "workflow_dispatch" {
+		return inputErrorf("operation destroy only runs from workflow_dispatch (a person's decision), not from %s", r.ghctx.EventName)
+	}
+	if env == "" {
+		return inputErrorf("operation destroy needs the environment input")
+	}
+	if r.in.confirm != env {
+		return inputErrorf("refused to destroy %q: the confirm input must be exactly the environment's name (%q), got %q", env, env, r.in.confirm)
+	}
+	all, err := r.discover()
+	if err != nil {
+		return err
+	}
+	sel, err := r.explicit(all, []string{env})
+	if err != nil {
+		return err
+	}
+	ef := sel[0]
+	if ef.Err != nil {
+		return inputErrorf("refused to destroy %s: its file does not load: %v", env, ef.Err)
+	}
+	if ef.Env.Protect {
+		return inputErrorf("refused to destroy %s: %s sets protect: true (set it to false in a reviewed pull request first)", env, ef.Path)
+	}
+	c, err := r.client()
+	if err != nil {
+		return err
+	}
+	res := &envResult{File: ef}
+	cfg, err := r.awsConfig(ctx, ef.Env, ef.Env.AWS.ApplyRoleARN, "apply")
+	if err == nil {
+		var out *deploy.Result
+		out, err = r.o.Engine.Destroy(ctx, r.request(ef, cfg))
+		res.take(out, r.log, ef.Name)
+	}
+	res.Err = err
+	if res.Report != nil && res.Report.Status != "" {
+		res.Err, res.Cause = nil, err
+		if err != nil && res.Report.Error == "" {
+			res.Report.Error = err.Error()
+		}
+	}
+	r.add(res)
+	if res.Report != nil && (res.Report.Status == plan.StatusSucceeded || res.Report.Status == plan.StatusNoChanges) {
+		n, err := c.DeactivateDeployments(ctx, r.owner, r.repo, env, github.Status{Description: "destroyed by deploybot", LogURL: r.runURL})
+		if err != nil {
+			r.log.warning("%s: could not mark the deployments inactive: %v", env, err)
+		} else {
+			r.log.info(env, "destroyed; %d GitHub deployment(s) marked inactive", n)
+		}
+	}
+	return r.failure()
+}
+
+// --- schedule: drift -----------------------------------------------------
+
+// driftFlow plans every environment and keeps one issue per drifted
+// environment: opened or updated while it drifts, closed when it no longer does.
+func (r *run) driftFlow(ctx context.Context) error {
+	all, err := r.discover()
+	if err != nil {
+		return err
+	}
+	envs := all
+	if len(r.in.environments) > 0 {
+		if envs, err = r.explicit(all, r.in.environments); err != nil {
+			return err
+		}
+	}
+	c, err := r.client()
+	if err != nil {
+		return err
+	}
+	r.forEach(envs, func(ef *envFile) *envResult {
+		res := &envResult{File: ef}
+		res.Plan, res.Err = r.planOne(ctx, ef)
+		if res.Err != nil {
+			return res // an environment that cannot be planned keeps its issue as it is
+		}
+		if res.Plan.HasChanges() {
+			s := res.Plan.Summary()
+			title := fmt.Sprintf("deploybot: drift in %s (%d to add, %d to change, %d to replace, %d to destroy)", ef.Name, s.Add, s.Change, s.Replace, s.Destroy)
+			body := fmt.Sprintf("AWS no longer matches `%s` on the default branch. Merging a pull request that touches it applies the plan below; or fix the drift and this issue closes itself at the next check.\n\n", ef.Path) +
+				render.Summary(res.Plan, nil, render.SummaryOptions{HeadSHA: r.ghctx.SHA, RunURL: r.runURL, MaxLen: github.MaxCommentChars - 4096})
+			url, created, err := c.UpsertDriftIssue(ctx, r.owner, r.repo, ef.Name, title, body)
+			if err != nil {
+				res.Err = err
+				return res
+			}
+			res.CommentURL = url
+			r.log.info(ef.Name, "drift: issue %s (%s)", map[bool]string{true: "opened", false: "updated"}[created], url)
+			return res
+		}
+		closed, err := c.CloseDriftIssue(ctx, r.owner, r.repo, ef.Name, fmt.Sprintf("No drift in `%s` any more ([run](%s)): closing.", ef.Name, r.runURL))
+		if err != nil {
+			res.Err = err
+		} else if closed {
+			r.log.info(ef.Name, "drift is gone: issue closed")
+		}
+		return res
+	})
+	return r.failure()
+}
+
+// planDoc is one environment in the plan-json file.
+type planDoc struct {
+	Environment string            `json:"environment"`
+	File        string            `json:"file"`
+	Plan        *render.PlanDoc   `json:"plan,omitempty"`
+	Report      *render.ReportDoc `json:"report,omitempty"`
+	Error       string            `json:"error,omitempty"`
+	CommentURL  string            `json:"comment_url,omitempty"`
+}
+
+func (r *run) planJSON() ([]byte, error) {
+	doc := struct {
+		FormatVersion string    `json:"format_version"`
+		Event         string    `json:"event"`
+		RunURL        string    `json:"run_url"`
+		Environments  []planDoc `json:"environments"`
+	}{FormatVersion: "1", Event: r.ghctx.EventName, RunURL: r.runURL, Environments: []planDoc{}}
+	for _, res := range r.results {
+		d := planDoc{Environment: res.File.Name, File: res.File.Path, CommentURL: res.CommentURL}
+		if res.Plan != nil {
+			pd := render.NewPlanDoc(res.Plan)
+			d.Plan = &pd
+		}
+		if res.Report != nil {
+			rd := render.NewReportDoc(res.Report)
+			d.Report = &rd
+		}
+		if res.Err != nil {
+			d.Error = r.log.redact(res.Err.Error())
+		}
+		doc.Environments = append(doc.Environments, d)
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	return append(b, '\n'), err
+}
