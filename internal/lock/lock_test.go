@@ -1,0 +1,210 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/deploybot/deploybot/internal/awssim"
+	"github.com/deploybot/deploybot/internal/clock"
+)
+
+func newSSM(t *testing.T) (*awssim.World, *ssm.Client, *clock.Virtual) {
+	t.Helper()
+	clk := clock.NewVirtual(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	w := awssim.New(clk)
+	return w, ssm.NewFromConfig(w.Config()), clk
+}
+
+var (
+	alice = Holder{Who: "alice@laptop", Run: "pid 4242 on laptop", Operation: "destroy"}
+	ci    = Holder{Who: "octocat", Run: "https://github.com/acme/infra/actions/runs/99", Operation: "apply"}
+)
+
+func TestTwoAcquirersExactlyOneWins(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		w, c, clk := newSSM(t)
+		holders := []Holder{alice, ci}
+		leases := make([]*Lease, 2)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range holders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				leases[i], errs[i] = Acquire(context.Background(), c, clk, "staging", holders[i], 30*time.Minute)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		winner, loser := 0, 1
+		if leases[0] == nil {
+			winner, loser = 1, 0
+		}
+		if leases[winner] == nil || leases[loser] != nil {
+			t.Fatalf("round %d: leases = %v, errs = %v; want exactly one", round, leases, errs)
+		}
+		var he *HeldError
+		if !errors.As(errs[loser], &he) {
+			t.Fatalf("round %d: loser error = %v, want *HeldError", round, errs[loser])
+		}
+		w2 := holders[winner]
+		for _, s := range []string{w2.Who, w2.Run, w2.Operation, "deploybot unlock -e"} {
+			if !strings.Contains(he.Error(), s) {
+				t.Errorf("round %d: %q does not name %q", round, he.Error(), s)
+			}
+		}
+		if he.Stale {
+			t.Errorf("a fresh lease is not stale")
+		}
+		if got := w.TaggedFor("staging"); len(got) != 1 || got[0].Service != "ssm" {
+			t.Errorf("inventory = %+v, want the one lock parameter", got)
+		}
+	}
+}
+
+func TestReleaseThenAcquireAgain(t *testing.T) {
+	w, c, clk := newSSM(t)
+	ctx := context.Background()
+	l, err := Acquire(ctx, c, clk, "staging", alice, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := Read(ctx, c, "staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Record{Holder: alice.Who, Run: alice.Run, Operation: "destroy", Acquired: clk.Now(), Expires: clk.Now().Add(time.Hour), Token: l.Record.Token}
+	if d := cmp.Diff(&want, rec); d != "" {
+		t.Fatalf("stored lease (-want +got):\n%s", d)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.TaggedFor("staging"); len(got) != 0 {
+		t.Fatalf("release left %+v", got)
+	}
+	if _, err := Acquire(ctx, c, clk, "staging", ci, time.Hour); err != nil {
+		t.Fatalf("acquire after release: %v", err)
+	}
+	// Other environments are independent.
+	if _, err := Acquire(ctx, c, clk, "prod", alice, time.Hour); err != nil {
+		t.Fatalf("acquire another environment: %v", err)
+	}
+}
+
+func TestExpiredLeaseIsReportedStaleNotTaken(t *testing.T) {
+	_, c, clk := newSSM(t)
+	ctx := context.Background()
+	if _, err := Acquire(ctx, c, clk, "staging", ci, 30*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Hour)
+	_, err := Acquire(ctx, c, clk, "staging", alice, 30*time.Minute)
+	var he *HeldError
+	if !errors.As(err, &he) || !he.Stale {
+		t.Fatalf("err = %v, want a stale *HeldError", err)
+	}
+	for _, s := range []string{"stale", ci.Who, ci.Run, "1h30m0s ago", "deploybot unlock -e FILE"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("%q does not mention %q", err, s)
+		}
+	}
+	rec, _, _ := Read(ctx, c, "staging")
+	if rec == nil || rec.Holder != ci.Who {
+		t.Fatalf("the stale lease must stay until broken; now %+v", rec)
+	}
+}
+
+func TestBreakAndReleaseOfABrokenLease(t *testing.T) {
+	_, c, clk := newSSM(t)
+	ctx := context.Background()
+	stuck, err := Acquire(ctx, c, clk, "staging", ci, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	was, err := Break(ctx, c, "staging")
+	if err != nil || was == nil || was.Holder != ci.Who {
+		t.Fatalf("break = %+v, %v", was, err)
+	}
+	mine, err := Acquire(ctx, c, clk, "staging", alice, time.Hour)
+	if err != nil {
+		t.Fatalf("acquire after break: %v", err)
+	}
+	// The broken holder comes back: its release must not delete our lease.
+	err = stuck.Release(ctx)
+	var lost *LostError
+	if !errors.As(err, &lost) || lost.Now == nil || lost.Now.Holder != alice.Who {
+		t.Fatalf("release of a broken lease = %v, want *LostError naming the new holder", err)
+	}
+	if rec, _, _ := Read(ctx, c, "staging"); rec == nil || rec.Token != mine.Record.Token {
+		t.Fatalf("our lease was deleted by the old holder: %+v", rec)
+	}
+	if err := stuck.Renew(ctx, time.Hour); !errors.As(err, &lost) {
+		t.Fatalf("renew of a broken lease = %v, want *LostError", err)
+	}
+	if err := mine.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if was, err := Break(ctx, c, "staging"); err != nil || was != nil {
+		t.Fatalf("break of an unlocked environment = %+v, %v; want nil, nil", was, err)
+	}
+}
+
+func TestRenewExtendsExpiry(t *testing.T) {
+	_, c, clk := newSSM(t)
+	ctx := context.Background()
+	l, err := Acquire(ctx, c, clk, "staging", ci, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(9 * time.Minute)
+	if err := l.Renew(ctx, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(5 * time.Minute)
+	_, err = Acquire(ctx, c, clk, "staging", alice, time.Minute)
+	var he *HeldError
+	if !errors.As(err, &he) || he.Stale {
+		t.Fatalf("after renew the lease is live: %v", err)
+	}
+}
+
+func TestForeignValueIsHeldButNotParsed(t *testing.T) {
+	_, c, clk := newSSM(t)
+	ctx := context.Background()
+	if _, err := c.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(ParameterName("staging")), Value: aws.String("someone's note")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Acquire(ctx, c, clk, "staging", alice, time.Hour)
+	var he *HeldError
+	if !errors.As(err, &he) || !strings.Contains(err.Error(), "someone's note") || !IsHeld(err) {
+		t.Fatalf("err = %v", err)
+	}
+	if was, err := Break(ctx, c, "staging"); err != nil || was == nil {
+		t.Fatalf("break = %v %v", was, err)
+	}
+}
+
+func TestHolderFromEnv(t *testing.T) {
+	gh := map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "123", "GITHUB_REPOSITORY": "acme/infra",
+		"GITHUB_SERVER_URL": "https://github.com", "GITHUB_ACTOR": "octocat", "GITHUB_RUN_ATTEMPT": "2"}
+	got := HolderFromEnv("apply", func(k string) string { return gh[k] })
+	want := Holder{Who: "octocat", Run: "https://github.com/acme/infra/actions/runs/123/attempts/2", Operation: "apply"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("(-want +got):\n%s", d)
+	}
+	local := HolderFromEnv("destroy", func(k string) string { return map[string]string{"USER": "alice"}[k] })
+	if !strings.HasPrefix(local.Who, "alice@") || !strings.HasPrefix(local.Run, "pid ") {
+		t.Fatalf("local holder = %+v", local)
+	}
+}
