@@ -45,6 +45,7 @@ network:
   mode: existing
   vpc_id: VPC
   subnet_ids: [SUBNETS]
+  assign_public_ip: true
 protect: false
 `
 
@@ -100,7 +101,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	w := awssim.New(clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)))
-	vpc, subnets := w.SeedExistingVPC("10.30.0.0/16", 2, false)
+	vpc, subnets := w.SeedExistingVPC("10.30.0.0/16", 2, true)
 	w.ResetCalls()
 	return &harness{t: t, world: w, dir: t.TempDir(), env: map[string]string{"PREFECT_API_KEY": testKey},
 		prefect: &stubPrefect{}, vpc: vpc, subnets: subnets}
@@ -151,11 +152,11 @@ func TestBadFilesExit2WithFileLineFieldAndNoAWSCall(t *testing.T) {
 		line  int
 		field string
 	}{
-		{"unknown top-level key", map[int]string{22: "protcet: true"}, 22, "protcet"},
+		{"unknown top-level key", map[int]string{23: "protcet: true"}, 23, "protcet"},
 		{"unknown nested key", map[int]string{12: "  cpus: 512"}, 12, "worker.cpus"},
 		{"cpu as a string", map[int]string{12: `  cpu: "512"`}, 12, "worker.cpu"},
-		{"protect as yes", map[int]string{22: "protect: yes"}, 22, "protect"},
-		{"duplicate key", map[int]string{22: "name: other"}, 22, "name"},
+		{"protect as yes", map[int]string{23: "protect: yes"}, 23, "protect"},
+		{"duplicate key", map[int]string{23: "name: other"}, 23, "name"},
 		{"list for a string", map[int]string{11: "  image: [a, b]"}, 11, "worker.image"},
 		{"missing image", map[int]string{11: ""}, 10, "worker.image"},
 		{"null work pool", map[int]string{9: "  work_pool:"}, 9, "prefect.work_pool"},
@@ -179,8 +180,8 @@ func TestBadFilesExit2WithFileLineFieldAndNoAWSCall(t *testing.T) {
 		{"bad vpc id", map[int]string{20: "  vpc_id: vpc-12345"}, 20, "network.vpc_id"},
 		{"empty subnets", map[int]string{21: "  subnet_ids: []"}, 21, "network.subnet_ids"},
 		{"duplicate subnets", map[int]string{21: "  subnet_ids: [subnet-0a1b2c3d, subnet-0a1b2c3d]"}, 21, "network.subnet_ids[1]"},
-		{"bad security group", map[int]string{22: "  security_group_ids: [sg-xyz]", 23: "protect: false"}, 22, "network.security_group_ids[0]"},
-		{"invalid yaml", map[int]string{12: "  cpu: [512"}, 13, ""},
+		{"bad security group", map[int]string{23: "  security_group_ids: [sg-xyz]", 24: "protect: false"}, 23, "network.security_group_ids[0]"},
+		{"invalid yaml", map[int]string{12: "  cpu: [512"}, 12, ""},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,7 +288,7 @@ func TestValidate(t *testing.T) {
 
 func TestProtectedEnvironmentIsNotDestroyed(t *testing.T) {
 	h := newHarness(t)
-	path := h.file("demo.yaml", edit(baseEnv, map[int]string{22: "protect: true"}))
+	path := h.file("demo.yaml", edit(baseEnv, map[int]string{23: "protect: true"}))
 	code := h.run("destroy", "-e", path, "--confirm", "demo")
 	if code != 1 || !strings.Contains(h.lastErr, `refusing to destroy environment "demo"`) || !strings.Contains(h.lastErr, "protect: true") {
 		t.Fatalf("exit %d\n%s", code, h.lastErr)
@@ -343,6 +344,7 @@ func TestLifecycleExitCodes(t *testing.T) {
 			}
 		}
 	}
+	h.world.Clock.(*clock.Virtual).Advance(time.Minute) // the force-deleted secret's purge
 	if left := h.world.TaggedFor("demo"); len(left) != 0 {
 		t.Fatalf("destroy left %+v", left)
 	}

@@ -1,0 +1,444 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/awssim"
+	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/resources"
+	"github.com/deploybot/deploybot/internal/stack"
+)
+
+const e2eKey = "pnu_E2EsecretKEYthatmustneverprint42"
+
+// envYAML is an existing-network environment; VPC and SUBNETS are filled
+// with the seeded VPC.
+const envYAML = `name: NAME
+aws:
+  account_id: "123456789012"
+  region: us-east-1
+  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
+  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply
+prefect:
+  api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15
+  work_pool: NAME-pool
+worker:
+  image: prefecthq/prefect-aws:3.1
+  cpu: 512
+  memory: 1024
+  desired_count: 1
+  #AUTOSCALING
+  env: { PREFECT_LOGGING_LEVEL: INFO }
+network:
+  mode: existing
+  vpc_id: VPC
+  subnet_ids: [SUBNETS]
+  assign_public_ip: true
+tags:
+  team: data-platform
+`
+
+type world struct {
+	t        testing.TB
+	w        *awssim.World
+	clk      *clock.Virtual
+	vpc      string
+	subnets  []string
+	mu       sync.Mutex
+	progress []string
+}
+
+func newWorld(t testing.TB) *world {
+	t.Helper()
+	clk := clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	w := awssim.New(clk)
+	vpc, subnets := w.SeedExistingVPC("10.40.0.0/16", 2, true)
+	w.ResetCalls()
+	return &world{t: t, w: w, clk: clk, vpc: vpc, subnets: subnets}
+}
+
+// env loads an environment file named name, with edits applied as
+// "old" → "new" replacements of the YAML.
+func (x *world) env(name string, edits ...string) *config.Environment {
+	x.t.Helper()
+	y := strings.ReplaceAll(envYAML, "NAME", name)
+	y = strings.ReplaceAll(y, "VPC", x.vpc)
+	y = strings.ReplaceAll(y, "SUBNETS", strings.Join(x.subnets, ", "))
+	for i := 0; i+1 < len(edits); i += 2 {
+		if !strings.Contains(y, edits[i]) {
+			x.t.Fatalf("edit %q matches nothing", edits[i])
+		}
+		y = strings.ReplaceAll(y, edits[i], edits[i+1])
+	}
+	p := filepath.Join(x.t.TempDir(), name+".yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		x.t.Fatal(err)
+	}
+	env, err := config.Load(p)
+	if err != nil {
+		x.t.Fatalf("load: %v", err)
+	}
+	return env
+}
+
+func (x *world) engine() *engine.Engine {
+	return &engine.Engine{
+		AWS:   awsapi.New(x.w.Config()),
+		Clock: x.clk,
+		Kinds: resources.Kinds(),
+		Progress: func(address, msg string) {
+			x.mu.Lock()
+			defer x.mu.Unlock()
+			x.progress = append(x.progress, address+": "+msg)
+		},
+	}
+}
+
+func (x *world) plan(env *config.Environment) *engine.Planned {
+	x.t.Helper()
+	st, err := stack.Build(env, e2eKey)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	p, err := x.engine().Plan(context.Background(), st)
+	if err != nil {
+		x.t.Fatalf("plan: %v", err)
+	}
+	return p
+}
+
+func (x *world) apply(env *config.Environment) *plan.Report {
+	x.t.Helper()
+	rep, err := x.engine().Apply(context.Background(), x.plan(env))
+	if err != nil {
+		x.t.Fatalf("apply: %v\nprogress:\n%s", err, strings.Join(x.progress, "\n"))
+	}
+	return rep
+}
+
+func (x *world) destroy(env *config.Environment) *plan.Report {
+	x.t.Helper()
+	st, err := stack.Build(env, "", stack.ForceDeleteSecret)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	e := x.engine()
+	p, err := e.PlanDestroy(context.Background(), st)
+	if err != nil {
+		x.t.Fatalf("plan destroy: %v", err)
+	}
+	rep, err := e.Destroy(context.Background(), p)
+	if err != nil {
+		x.t.Fatalf("destroy: %v", err)
+	}
+	// Secrets Manager purges a force-deleted secret asynchronously, within
+	// seconds (awssim.SecretForceDeletePurge).
+	x.clk.Advance(time.Minute)
+	return rep
+}
+
+func (x *world) writes() []string {
+	var out []string
+	for _, c := range x.w.Calls() {
+		if c.Write && c.ErrCode == "" {
+			out = append(out, c.Service+"."+c.Operation)
+		}
+	}
+	return out
+}
+
+func summary(p *plan.Plan) []string {
+	var out []string
+	for _, c := range p.Changes {
+		if c.Action == plan.NoOp {
+			continue
+		}
+		line := c.Action.Symbol() + " " + c.Address
+		for _, f := range c.Fields {
+			if c.Action != plan.Create {
+				line += " " + f.Path
+			}
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+func inventory(w *awssim.World, env string) []string {
+	var out []string
+	for _, it := range w.TaggedFor(env) {
+		out = append(out, it.Service+" "+it.Type+" "+it.ID)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestE2EEmptyAccountPlanWritesNothing(t *testing.T) {
+	x := newWorld(t)
+	p := x.plan(x.env("demo"))
+	want := []string{
+		"+ ecs_cluster.main", "+ iam_role.task", "+ log_group.worker", "+ secret.prefect_api_key", "+ security_group.worker",
+		"+ iam_role.execution", "+ service_discovery_namespace.main", "+ service_discovery_service.worker",
+		"+ task_definition.worker", "+ ecs_service.worker", "+ autoscaling_target.worker", "+ autoscaling_policy.cpu",
+	}
+	if d := cmp.Diff(sortedCopy(want), sortedCopy(summary(p.Plan))); d != "" {
+		t.Fatalf("plan (-want +got):\n%s", d)
+	}
+	if w := x.writes(); len(w) != 0 {
+		t.Fatalf("plan wrote: %v", w)
+	}
+	if p.Plan.Fingerprint == "" || p.Plan.Fingerprint != x.plan(x.env("demo")).Plan.Fingerprint {
+		t.Fatal("fingerprint unstable across runs")
+	}
+}
+
+func TestE2EApplyUpdateDestroy(t *testing.T) {
+	x := newWorld(t)
+	env := x.env("demo")
+	rep := x.apply(env)
+	if rep.Status != plan.StatusSucceeded {
+		t.Fatalf("status %s", rep.Status)
+	}
+	if rep.Deployment == nil || rep.Deployment.TaskDefinition == "" || !strings.HasPrefix(rep.Deployment.WorkerPrefix, "demo-") {
+		t.Fatalf("deployment: %+v", rep.Deployment)
+	}
+	again := x.plan(env)
+	if d := summary(again.Plan); len(d) != 0 {
+		t.Fatalf("plan right after apply has changes:\n%s", strings.Join(d, "\n"))
+	}
+
+	// An update of image and cpu: exactly the task definition (a new
+	// revision) and the service that runs it.
+	env2 := x.env("demo", "image: prefecthq/prefect-aws:3.1", "image: prefecthq/prefect-aws:3.2", "cpu: 512", "cpu: 1024", "memory: 1024", "memory: 2048")
+	up := x.plan(env2)
+	got := summary(up.Plan)
+	want := []string{
+		"~ task_definition.worker container.env.DEPLOYBOT_WORKER_PREFIX container.image cpu memory",
+		"~ ecs_service.worker task_definition",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("update plan (-want +got):\n%s", d)
+	}
+	rep = x.apply(env2)
+	if rep.Deployment == nil || !strings.HasSuffix(rep.Deployment.TaskDefinition, ":2") || !strings.HasSuffix(rep.Deployment.PreviousTaskDefinition, ":1") {
+		t.Fatalf("deployment after update: %+v", rep.Deployment)
+	}
+	if d := summary(x.plan(env2).Plan); len(d) != 0 {
+		t.Fatalf("plan after update has changes:\n%s", strings.Join(d, "\n"))
+	}
+
+	// Another environment in the same account stays untouched by a destroy.
+	other := x.env("other")
+	x.apply(other)
+	otherBefore := inventory(x.w, "other")
+	rep = x.destroy(env2)
+	if rep.Status != plan.StatusSucceeded {
+		t.Fatalf("destroy status %s", rep.Status)
+	}
+	if left := inventory(x.w, "demo"); len(left) != 0 {
+		t.Fatalf("destroy left:\n%s", strings.Join(left, "\n"))
+	}
+	if d := cmp.Diff(otherBefore, inventory(x.w, "other")); d != "" {
+		t.Fatalf("destroy touched another environment (-before +after):\n%s", d)
+	}
+	if d := summary(x.plan(other).Plan); len(d) != 0 {
+		t.Fatalf("other environment drifted:\n%s", strings.Join(d, "\n"))
+	}
+}
+
+// TestE2ECrashAfterEveryWrite kills the run after its k-th write for every k,
+// then runs again from scratch: every run converges, with no duplicates.
+func TestE2ECrashAfterEveryWrite(t *testing.T) {
+	clean := newWorld(t)
+	clean.apply(clean.env("demo"))
+	n := len(clean.writes())
+	want := len(inventory(clean.w, "demo"))
+	if n < 10 {
+		t.Fatalf("a clean apply made only %d writes", n)
+	}
+	for k := 1; k < n; k++ {
+		t.Run(fmt.Sprint("after write ", k), func(t *testing.T) {
+			x := newWorld(t)
+			env := x.env("demo")
+			x.w.SetFaults(awssim.Faults{StopAfterWrites: k})
+			st, _ := stack.Build(env, e2eKey)
+			e := x.engine()
+			p, err := e.Plan(context.Background(), st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Apply(context.Background(), p); err == nil {
+				t.Fatalf("apply survived a crash after write %d", k)
+			}
+			x.w.SetFaults(awssim.Faults{})
+			// The re-run is a new CI job or a person trying again: minutes
+			// later, when AWS has finished what the dead run started (a Cloud
+			// Map namespace is created asynchronously and is not listed until
+			// its operation succeeds).
+			x.clk.Advance(5 * time.Minute)
+			x.apply(env)
+			if d := summary(x.plan(env).Plan); len(d) != 0 {
+				t.Fatalf("not converged:\n%s", strings.Join(d, "\n"))
+			}
+			if got := len(inventory(x.w, "demo")); got != want {
+				t.Fatalf("%d resources after crash and re-run, a clean apply has %d:\n%s", got, want, strings.Join(inventory(x.w, "demo"), "\n"))
+			}
+		})
+	}
+}
+
+func TestE2EThrottledCallsStillSucceed(t *testing.T) {
+	x := newWorld(t)
+	env := x.env("demo")
+	x.w.SetFaults(awssim.Faults{ThrottleFraction: 0.3, Seed: 42})
+	x.apply(env)
+	if d := summary(x.plan(env).Plan); len(d) != 0 {
+		t.Fatalf("not converged:\n%s", strings.Join(d, "\n"))
+	}
+	x.destroy(env)
+	if left := inventory(x.w, "demo"); len(left) != 0 {
+		t.Fatalf("destroy left:\n%s", strings.Join(left, "\n"))
+	}
+	throttled := 0
+	for _, c := range x.w.Calls() {
+		if strings.Contains(c.ErrCode, "Throttl") || c.ErrCode == "RequestLimitExceeded" {
+			throttled++
+		}
+	}
+	if throttled == 0 {
+		t.Fatal("nothing was throttled")
+	}
+}
+
+func TestE2EOtherAccountIsRefused(t *testing.T) {
+	x := newWorld(t)
+	env := x.env("demo", `account_id: "123456789012"`, `account_id: "210987654321"`,
+		"arn:aws:iam::123456789012:", "arn:aws:iam::210987654321:")
+	st, _ := stack.Build(env, e2eKey)
+	_, err := x.engine().Plan(context.Background(), st)
+	var ae *engine.AccountMismatchError
+	if !errors.As(err, &ae) || ae.Got != "123456789012" {
+		t.Fatalf("err = %v", err)
+	}
+	if w := x.writes(); len(w) != 0 {
+		t.Fatalf("wrote %v", w)
+	}
+}
+
+func TestE2EKeyAppearsInNoOutput(t *testing.T) {
+	x := newWorld(t)
+	env := x.env("demo")
+	var outputs []string
+	p := x.plan(env)
+	b, _ := json.Marshal(p.Plan)
+	outputs = append(outputs, string(b))
+	rep := x.apply(env)
+	b, _ = json.Marshal(rep)
+	outputs = append(outputs, string(b))
+	// A failing run's errors too.
+	x.w.SetFaults(awssim.Faults{StopAfterWrites: 1})
+	env2 := x.env("demo", "cpu: 512", "cpu: 1024", "memory: 1024", "memory: 2048")
+	st, _ := stack.Build(env2, e2eKey+"-rotated")
+	e := x.engine()
+	p2, err := e.Plan(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep2, err := e.Apply(context.Background(), p2)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	b, _ = json.Marshal(p2.Plan)
+	outputs = append(outputs, string(b), err.Error())
+	b, _ = json.Marshal(rep2)
+	outputs = append(outputs, string(b))
+	outputs = append(outputs, x.progress...)
+	for _, o := range outputs {
+		if strings.Contains(o, e2eKey) {
+			t.Fatalf("the Prefect API key leaked into: %s", o)
+		}
+	}
+	// The rotated key shows as a sensitive change, without a value.
+	for _, c := range p2.Plan.Changes {
+		if c.Address == "secret.prefect_api_key" {
+			if c.Action != plan.Update || len(c.Fields) != 1 || !c.Fields[0].Sensitive || c.Fields[0].After != "" {
+				t.Fatalf("secret change: %+v", c)
+			}
+			return
+		}
+	}
+	t.Fatal("the rotated key does not show in the plan")
+}
+
+func sortedCopy(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
+}
+
+// BenchmarkPlanNoChanges plans the full existing-mode stack right after an
+// apply, with 50 ms of latency per AWS call, and reports the AWS calls and
+// the wall time of one plan. Target (issue 2): <= 25 calls, < 300 ms.
+func BenchmarkPlanNoChanges(b *testing.B) {
+	x := newWorld(b)
+	env := x.env("demo")
+	x.apply(env)
+	st, err := stack.Build(env, e2eKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := x.engine()
+	x.w.Latency = 50 * time.Millisecond
+	x.w.ResetCalls()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		p, err := e.Plan(context.Background(), st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if p.Plan.HasChanges() {
+			b.Fatalf("changes: %v", summary(p.Plan))
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(len(x.w.Calls()))/float64(b.N), "aws-calls/op")
+	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "wall-ms/op")
+}
+
+// BenchmarkPlanEmptyAccount plans the same stack in an empty account.
+func BenchmarkPlanEmptyAccount(b *testing.B) {
+	x := newWorld(b)
+	st, err := stack.Build(x.env("demo"), e2eKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := x.engine()
+	x.w.Latency = 50 * time.Millisecond
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if _, err := e.Plan(context.Background(), st); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(len(x.w.Calls()))/float64(b.N), "aws-calls/op")
+	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "wall-ms/op")
+}
