@@ -50,6 +50,7 @@ type revision struct {
 	prefix   string
 	apiURL   string
 	key      string
+	auth     string // PREFECT_API_AUTH_STRING for a self-hosted server with basic auth
 	pool     string
 	internet bool
 	behavior prefectsim.ImageBehavior

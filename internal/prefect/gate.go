@@ -93,6 +93,11 @@ func (c *Client) Gate(ctx context.Context, in GateInput) (*plan.GateReport, erro
 	if rep != nil {
 		rep.Duration = g.clk.Now().Sub(start)
 	}
+	if err == nil && ctx.Err() != nil && !rep.Passed {
+		// cancelled (SIGTERM) while waiting or rolling back: the report says
+		// how far it got, and the caller must not read it as a verdict
+		err = fmt.Errorf("health gate interrupted: %w", ctx.Err())
+	}
 	return rep, err
 }
 
@@ -116,6 +121,9 @@ func (g *gate) run(ctx context.Context) (*plan.GateReport, error) {
 		return nil, fmt.Errorf("health gate: deployment must name the cluster, service and task definition (got %+v)", dep)
 	}
 	g.pool = in.Env.Prefect.WorkPool
+	if g.pool == "" {
+		return nil, errors.New("health gate: prefect.work_pool is empty")
+	}
 	rep := &plan.GateReport{WorkPoolURL: g.c.WorkPoolURL(g.pool)}
 	g.timeout = in.Env.HealthGate.Timeout
 	if g.timeout <= 0 {
@@ -137,6 +145,12 @@ func (g *gate) run(ctx context.Context) (*plan.GateReport, error) {
 		g.prefix = p
 	}
 
+	// Only workers that heartbeated since the deploy started: the old
+	// revision's rows (and the OFFLINE pile-up, ref §1.4) stay off the page.
+	var recent *WorkerFilter
+	if !dep.StartedAt.IsZero() {
+		recent = &WorkerFilter{LastHeartbeatTime: &WorkerFilterHeartbeat{After: &dep.StartedAt}}
+	}
 	start := g.clk.Now()
 	deadline := start.Add(g.timeout)
 	answered := false
@@ -155,7 +169,7 @@ func (g *gate) run(ctx context.Context) (*plan.GateReport, error) {
 			return rep, nil
 		}
 
-		workers, err := g.c.ReadWorkers(ctx, g.pool, &WorkerFilter{LastHeartbeatTime: &WorkerFilterHeartbeat{After: &dep.StartedAt}})
+		workers, err := g.c.ReadWorkers(ctx, g.pool, recent)
 		now := g.clk.Now()
 		online := 0
 		if err != nil {
@@ -189,7 +203,7 @@ func (g *gate) run(ctx context.Context) (*plan.GateReport, error) {
 			g.rollback(ctx, rep, v)
 			return rep, nil
 		}
-		g.progress(g.progressLine(rep.Workers, online, want, left, err))
+		g.progress(g.progressLine(rep.Workers, online, want, left, err, v))
 		if err := g.clk.Sleep(ctx, min(PollInterval, left)); err != nil {
 			return rep, fmt.Errorf("health gate: %w", err)
 		}
@@ -233,7 +247,7 @@ func newOnlineNames(ws []plan.WorkerStatus) []string {
 	return names
 }
 
-func (g *gate) progressLine(ws []plan.WorkerStatus, online, want int, left time.Duration, err error) string {
+func (g *gate) progressLine(ws []plan.WorkerStatus, online, want int, left time.Duration, err error, v ecsView) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "health gate: %d/%d worker(s) of %s (prefix %s) ONLINE in pool %q", online, want, shortTD(g.in.Deployment.TaskDefinition), g.prefix, g.pool)
 	switch {
@@ -255,6 +269,9 @@ func (g *gate) progressLine(ws []plan.WorkerStatus, online, want int, left time.
 			seen = append(seen, s)
 		}
 		b.WriteString("; seen: " + strings.Join(seen, ", "))
+	}
+	if len(v.stopped) > 0 {
+		fmt.Fprintf(&b, "; ECS: %d stopped task(s) of this revision, last: %s", len(v.stopped), describeStop(v.stopped[0]))
 	}
 	fmt.Fprintf(&b, "; %s left", left.Round(time.Second))
 	return b.String()

@@ -43,17 +43,29 @@ type scenarioOpts struct {
 	firstDeploy bool                     // no revision 1
 	waitBefore  time.Duration            // time between the deploy and the gate (the engine's deployment wait)
 	extra       []prefectsim.Task
+	// selfHosted: the server's auth string ("user:pass"); the workers and
+	// the client use the self-hosted URL with basic auth.
+	selfHosted string
 }
 
 func newScenario(t *testing.T, o scenarioOpts) *scenario {
 	t.Helper()
 	s := &scenario{clk: clock.NewVirtual(t0)}
 	var f *fakeECS
-	s.sim = prefectsim.New(nil, prefectsim.WithClock(s.clk), prefectsim.WithKey(testKey),
-		prefectsim.WithTaskSource(prefectsim.TaskSourceFunc(func() []prefectsim.Task { return f.Tasks() })))
+	simOpts := []prefectsim.Option{prefectsim.WithClock(s.clk), prefectsim.WithKey(testKey),
+		prefectsim.WithTaskSource(prefectsim.TaskSourceFunc(func() []prefectsim.Task { return f.Tasks() }))}
+	if o.selfHosted != "" {
+		simOpts = append(simOpts, prefectsim.WithAuthString(o.selfHosted))
+	}
+	s.sim = prefectsim.New(nil, simOpts...)
 	t.Cleanup(s.sim.Close)
 	s.sim.AddWorkPool(testPool, "ecs", false)
-	v1 := revision{arn: tdV1, prefix: prefixV1, apiURL: s.sim.URL(), key: testKey, pool: testPool, internet: true}
+	apiURL, key, copts := s.sim.URL(), testKey, []Option{WithClock(s.clk)}
+	if o.selfHosted != "" {
+		user, pass, _ := strings.Cut(o.selfHosted, ":")
+		apiURL, key, copts = s.sim.SelfHostedURL(), "", append(copts, WithBasicAuth(user, pass))
+	}
+	v1 := revision{arn: tdV1, prefix: prefixV1, apiURL: apiURL, key: testKey, auth: o.selfHosted, pool: testPool, internet: true}
 	v2 := v1
 	v2.arn, v2.prefix, v2.behavior = tdV2, prefixV2, o.behavior
 	f = newFakeECS(s.clk, v1, v2)
@@ -70,9 +82,9 @@ func newScenario(t *testing.T, o scenarioOpts) *scenario {
 	f.deploy(tdV2)
 	s.clk.Advance(o.waitBefore)
 	s.env = &config.Environment{Name: "staging", File: "environments/staging.yaml",
-		Prefect:    config.Prefect{APIURL: s.sim.URL(), WorkPool: testPool},
+		Prefect:    config.Prefect{APIURL: apiURL, WorkPool: testPool},
 		HealthGate: config.HealthGate{Timeout: 5 * time.Minute, MinOnlineWorkers: 1}}
-	c, err := New(s.sim.URL(), testKey, WithClock(s.clk))
+	c, err := New(apiURL, key, copts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +199,7 @@ func TestGate(t *testing.T) {
 				s.ecs.extra[i].Env["PREFECT_API_URL"] = s.sim.URL()
 			}
 			var poolStatuses []string
+			s.sim.ResetRequests()
 			rep, err := s.client.Gate(context.Background(), GateInput{Env: s.env, ECS: s.ecs, Clock: s.clk, Deployment: s.dep,
 				Progress: func(line string) {
 					s.progress = append(s.progress, line)
@@ -232,6 +245,14 @@ func TestGate(t *testing.T) {
 			}
 			if !tt.passed && len(s.progress) == 0 {
 				t.Errorf("no progress while waiting")
+			}
+			for _, r := range s.sim.Requests() {
+				if r.Status != http.StatusOK && r.Status != http.StatusNoContent {
+					t.Errorf("request answered %d: %+v", r.Status, r)
+				}
+				if want := map[bool]string{true: "Basic", false: "Bearer"}[tt.opts.selfHosted != ""]; r.Auth != want {
+					t.Errorf("request authenticated with %q, want %q", r.Auth, want)
+				}
 			}
 			if tt.opts.extra != nil {
 				if len(poolStatuses) == 0 {

@@ -7,14 +7,8 @@ import (
 	"github.com/deploybot/deploybot/internal/awssim"
 )
 
-// ImageBehavior is how a simulated container image behaves (mirrors
-// awssim.ImageBehavior).
-type ImageBehavior struct {
-	PullFails   bool
-	CrashAfter  time.Duration
-	ExitCode    int32
-	NoHeartbeat bool // the process runs but never reaches Prefect (e.g. hangs at start, PrefectHQ/prefect#18796)
-}
+// ImageBehavior is how a simulated container image behaves (the world's).
+type ImageBehavior = awssim.ImageBehavior
 
 // Task is one ECS task as the Prefect simulator needs to see it (mirrors
 // awssim.TaskView). Secrets holds the resolved secret values.
