@@ -276,6 +276,13 @@ func (w *World) RoleAllows(roleARN, action, resource string) bool {
 }
 
 func init() {
+	LookupRolePath = func(w *World, name string) (string, bool) {
+		r, ok := w.iam().Roles[name]
+		if !ok {
+			return "", false
+		}
+		return r.Path, true
+	}
 	RegisterInventory(func(w *World) []Item {
 		var items []Item
 		for _, name := range sortedKeys(w.iam().Roles) {
