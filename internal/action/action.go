@@ -25,9 +25,9 @@ import (
 
 // Exit codes, the same as the CLI's (DESIGN.md "Architecture", cli).
 const (
-	ExitOK        = 0
-	ExitError     = 1
-	ExitBadInput  = 2
+	ExitOK         = 0
+	ExitError      = 1
+	ExitBadInput   = 2
 	ExitGateFailed = 3
 )
 

@@ -1,7 +1,9 @@
 package action_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +14,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/action"
+	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/githubsim"
+	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/render"
 )
 
@@ -242,5 +246,280 @@ func TestWrongRoleTrustFailsThePlan(t *testing.T) {
 	}
 	if h.outputs()["result"] != "failed" {
 		t.Errorf("result = %q", h.outputs()["result"])
+	}
+}
+
+// merge marks PR #2 merged as mergeSHA and makes the push compare list files.
+func (h *harness) merge(files ...string) {
+	h.gh.Do(func() {
+		if p := h.repo.Pulls[2]; p != nil {
+			p.State, p.Merged, p.MergeCommitSHA = "closed", true, mergeSHA
+		}
+	})
+	var fs []githubsim.File
+	for _, f := range files {
+		fs = append(fs, githubsim.File{Filename: f, Status: "modified"})
+	}
+	h.gh.SetCompare(repoFull, baseSHA, mergeSHA, fs)
+	h.event("push", "push.branch.actions-flavour.DERIVED.json", nil)
+	h.oidc("push", "refs/heads/master", "staging")
+}
+
+func TestMergeAppliesTheReviewedPlanAndRefusesAStaleOne(t *testing.T) {
+	h := newHarness(t)
+	h.openPR("environments/staging.yaml")
+	h.prEvent("pull_request.opened.json")
+	if code := h.run(); code != 0 {
+		t.Fatalf("plan: exit %d\n%s", code, h.stdout.String())
+	}
+	reviewed, _ := render.ParseMarker(h.botComments()["staging"].Body)
+
+	// The merge: re-plan with the apply role, same fingerprint, apply.
+	h.merge("environments/staging.yaml")
+	h.resetFiles()
+	h.sts.calls = nil
+	if code := h.run(); code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, h.stdout.String())
+	}
+	if h.awsWrites() == 0 {
+		t.Fatal("the apply wrote nothing to AWS")
+	}
+	if calls := h.sts.calls; len(calls) != 1 || calls[0].Role != applyRole || calls[0].Subject != "repo:Codertocat/Hello-World:environment:staging" {
+		t.Errorf("STS calls = %+v", calls)
+	}
+	deps := h.gh.Deployments(repoFull)
+	if len(deps) != 1 {
+		t.Fatalf("deployments = %d", len(deps))
+	}
+	d := deps[0]
+	var states []string
+	for _, s := range d.Statuses {
+		states = append(states, s.State)
+	}
+	if diff := cmp.Diff([]string{"in_progress", "success"}, states); diff != "" {
+		t.Errorf("deployment states (-want +got):\n%s", diff)
+	}
+	if d.Ref != mergeSHA || d.Environment != "staging" || *d.AutoMerge || len(*d.RequiredContexts) != 0 ||
+		d.Statuses[1].LogURL != "https://github.com/Codertocat/Hello-World/actions/runs/4242" || !strings.Contains(d.Statuses[1].EnvironmentURL, "/work-pools/work-pool/staging-pool") {
+		t.Errorf("deployment = %+v", d)
+	}
+	out := h.outputs()
+	if out["result"] != "applied" || out["deployment-url"] != d.Statuses[1].EnvironmentURL {
+		t.Errorf("outputs = %v", out)
+	}
+	c := h.botComments()["staging"]
+	if c.Edits != 1 || !strings.Contains(strings.ToLower(c.Body), "appl") {
+		t.Errorf("the PR comment was not edited with the outcome (edits %d):\n%.600s", c.Edits, c.Body)
+	}
+	if m, _ := render.ParseMarker(c.Body); m != reviewed {
+		t.Errorf("the outcome comment lost the reviewed marker: %+v vs %+v", m, reviewed)
+	}
+	h.noSecretLeaks()
+
+	// A second PR reviews a CPU change; by the merge, the file also moves
+	// the VPC to another CIDR, which replaces it: nobody reviewed that.
+	h.writeEnv("staging", "1024", "10.20.0.0/16")
+	h.resetFiles()
+	h.gh.Do(func() { h.repo.Pulls[2].State, h.repo.Pulls[2].Merged = "open", false })
+	h.prEvent("pull_request.synchronize.json")
+	if code := h.run(); code != 0 {
+		t.Fatalf("second plan: exit %d\n%s", code, h.stdout.String())
+	}
+	h.writeEnv("staging", "1024", "10.30.0.0/16")
+	h.merge("environments/staging.yaml")
+	h.resetFiles()
+	h.world.ResetCalls()
+	if code := h.run(); code != 1 {
+		t.Fatalf("stale apply: exit %d, want 1\n%s", code, h.stdout.String())
+	}
+	if h.awsWrites() != 0 {
+		t.Errorf("a refused apply wrote to AWS %d times", h.awsWrites())
+	}
+	c = h.botComments()["staging"]
+	if !strings.Contains(c.Body, "vpc.main") || !strings.Contains(strings.ToLower(c.Body), "refus") {
+		t.Errorf("the comment does not explain the refusal:\n%.1500s", c.Body)
+	}
+	deps = h.gh.Deployments(repoFull)
+	if last := deps[len(deps)-1]; last.State() != "failure" || !strings.Contains(last.Statuses[len(last.Statuses)-1].Description, "refused") {
+		t.Errorf("the refused deployment's status: %+v", last.Statuses)
+	}
+	if h.outputs()["result"] != "refused" {
+		t.Errorf("result = %q", h.outputs()["result"])
+	}
+}
+
+func TestDirectPushRefusesUnreviewedDestroys(t *testing.T) {
+	h := newHarness(t)
+	// Applied once (creates need no review), then a direct push changes the CIDR.
+	h.merge("environments/staging.yaml") // no pull request: a direct push
+	if code := h.run(); code != 0 {
+		t.Fatalf("first apply: exit %d\n%s", code, h.stdout.String())
+	}
+	h.writeEnv("staging", "512", "10.30.0.0/16")
+	h.resetFiles()
+	h.world.ResetCalls()
+	if code := h.run(); code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, h.stdout.String())
+	}
+	if h.awsWrites() != 0 || !strings.Contains(h.summary(), "not the merge of a pull request") {
+		t.Errorf("writes %d; summary:\n%s", h.awsWrites(), h.summary())
+	}
+}
+
+func TestDestroyNeedsTheExactConfirmation(t *testing.T) {
+	tests := []struct {
+		name        string
+		environment string
+		confirm     string
+		wantExit    int
+	}{
+		{"the payload's confirm \"true\" is refused", "staging", "true", 2},
+		{"a different case is refused", "staging", "Staging", 2},
+		{"no confirm is refused", "staging", "", 2},
+		{"no environment is refused", "", "", 2},
+		{"an unknown environment is refused", "nope", "nope", 2},
+		{"the name itself destroys", "staging", "staging", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			// Something to destroy, and a deployment to mark inactive.
+			h.merge("environments/staging.yaml")
+			if code := h.run(); code != 0 {
+				t.Fatalf("apply: exit %d\n%s", code, h.stdout.String())
+			}
+			h.resetFiles()
+			h.world.ResetCalls()
+			h.sts.calls = nil
+			h.event("workflow_dispatch", "workflow_dispatch.teardown.DERIVED.json", nil)
+			h.oidc("workflow_dispatch", "refs/heads/main", "staging")
+			h.env["INPUT_OPERATION"] = "destroy"
+			h.env["INPUT_ENVIRONMENT"] = tc.environment
+			h.env["INPUT_CONFIRM"] = tc.confirm
+			code := h.run()
+			if code != tc.wantExit {
+				t.Fatalf("exit %d, want %d\n%s", code, tc.wantExit, h.stdout.String())
+			}
+			dep := h.gh.Deployments(repoFull)[0]
+			if tc.wantExit != 0 {
+				if h.awsCalls() != 0 {
+					t.Errorf("a refused destroy made %d AWS calls", h.awsCalls())
+				}
+				if h.outputs()["result"] != "refused" || !strings.Contains(h.summary(), "Refused before any AWS call") {
+					t.Errorf("result %q; summary:\n%s", h.outputs()["result"], h.summary())
+				}
+				if dep.State() != "success" {
+					t.Errorf("deployment state %q after a refusal", dep.State())
+				}
+				return
+			}
+			if h.awsWrites() == 0 || h.outputs()["result"] != "destroyed" {
+				t.Errorf("writes %d, result %q", h.awsWrites(), h.outputs()["result"])
+			}
+			if dep.State() != "inactive" {
+				t.Errorf("deployment state %q, want inactive", dep.State())
+			}
+			h.noSecretLeaks()
+		})
+	}
+}
+
+func TestDriftIssuesOpenAndClose(t *testing.T) {
+	h := newHarness(t)
+	h.scheduleEvent()
+	h.oidc("schedule", "refs/heads/master", "")
+	// Nothing exists yet: both environments drift.
+	if code := h.run(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, h.stdout.String())
+	}
+	is := h.gh.Issues(repoFull)
+	if len(is) != 2 || is[0].State != "open" || !strings.Contains(is[0].Title, "drift in") {
+		t.Fatalf("issues = %+v", is)
+	}
+	if h.outputs()["result"] != "drift" {
+		t.Errorf("result = %q", h.outputs()["result"])
+	}
+	// Apply staging; the next check closes its issue, keeps qa's.
+	h.merge("environments/staging.yaml") // no pull request: a direct push
+	if code := h.run(); code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, h.stdout.String())
+	}
+	h.scheduleEvent()
+	h.oidc("schedule", "refs/heads/master", "")
+	h.resetFiles()
+	if code := h.run(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, h.stdout.String())
+	}
+	got := map[string]string{}
+	for _, i := range h.gh.Issues(repoFull) {
+		got[strings.Fields(i.Title)[3]] = i.State
+	}
+	if diff := cmp.Diff(map[string]string{"qa": "open", "staging": "closed"}, got); diff != "" {
+		t.Errorf("issue states (-want +got):\n%s", diff)
+	}
+	h.noSecretLeaks()
+}
+
+// scheduleEvent is a schedule run; its payload is just the cron line.
+func (h *harness) scheduleEvent() {
+	p := filepath.Join(h.tmp, "event.json")
+	if err := os.WriteFile(p, []byte(`{"schedule":"17 6 * * *","workflow":".github/workflows/deploybot.yml"}`), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	h.env["GITHUB_EVENT_NAME"] = "schedule"
+	h.env["GITHUB_EVENT_PATH"] = p
+}
+
+// hugePlanEngine plans through the real engine, then pads the plan to a
+// given size with many changed fields, the way a large task definition or
+// policy diff would grow it.
+type hugePlanEngine struct {
+	action.Engine
+	bytes int
+}
+
+func (e hugePlanEngine) Plan(ctx context.Context, r action.Request) (*deploy.Result, error) {
+	res, err := e.Engine.Plan(ctx, r)
+	if err != nil {
+		return res, err
+	}
+	p := res.Plan
+	for i, n := 0, 0; n < e.bytes; i++ {
+		c := plan.Change{Address: fmt.Sprintf("ssm_parameter.p%04d", i), Kind: "ssm_parameter", Name: fmt.Sprintf("p%04d", i), Action: plan.Update}
+		for j := 0; j < 4; j++ {
+			f := plan.FieldChange{Path: fmt.Sprintf("value[%d]", j), Before: strings.Repeat("a", 60), After: strings.Repeat("b", 60)}
+			c.Fields = append(c.Fields, f)
+			n += 160
+		}
+		p.Changes = append(p.Changes, c)
+	}
+	p.Fingerprint = p.ComputeFingerprint()
+	return res, nil
+}
+
+func TestHugePlanStillMakesAValidComment(t *testing.T) {
+	h := newHarness(t)
+	h.engine = hugePlanEngine{Engine: h.engine, bytes: 200_000}
+	h.openPR("environments/staging.yaml")
+	h.prEvent("pull_request.opened.json")
+	if code := h.run(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, h.stdout.String())
+	}
+	c := h.botComments()["staging"]
+	if n := utf8.RuneCountInString(c.Body); n > githubsim.MaxBodyChars || n < 30_000 {
+		t.Errorf("comment has %d characters", n)
+	}
+	if m, ok := render.ParseMarker(c.Body); !ok || m.Fingerprint == "" {
+		t.Error("the cut comment lost its marker")
+	}
+	if !strings.Contains(c.Body, "to change") {
+		t.Error("the cut comment lost its summary line")
+	}
+	if len(h.summary()) < 200_000 {
+		t.Errorf("the job summary (%d bytes) does not hold the full plan", len(h.summary()))
+	}
+	b, _ := os.ReadFile(filepath.Join(h.dir, action.PlanJSONPath))
+	if !strings.Contains(string(b), "ssm_parameter.p0300") {
+		t.Error("plan-json does not hold the full plan")
 	}
 }

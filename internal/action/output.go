@@ -174,7 +174,11 @@ func (r *run) writeSummary(runErr error, planPath string) {
 		b.WriteString("\n")
 	}
 	if runErr != nil {
-		fmt.Fprintf(&b, "> [!CAUTION]\n> %s\n\n", strings.ReplaceAll(runErr.Error(), "\n", "\n> "))
+		what := "Failed"
+		if ExitCode(runErr) == ExitBadInput {
+			what = "Refused before any AWS call"
+		}
+		fmt.Fprintf(&b, "> [!CAUTION]\n> **%s:** %s\n\n", what, strings.ReplaceAll(runErr.Error(), "\n", "\n> "))
 	}
 	per := summaryBudget / max(len(r.results), 1)
 	head := ""

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	gh "github.com/google/go-github/v62/github"
 )
@@ -114,7 +115,7 @@ func (s *Server) createDeploymentStatus(w http.ResponseWriter, r *http.Request, 
 		validationFailed(w, "DeploymentStatus", "state", "invalid", "state is not included in the list")
 		return
 	}
-	if len(in.GetDescription()) > 140 {
+	if utf8.RuneCountInString(in.GetDescription()) > 140 {
 		validationFailed(w, "DeploymentStatus", "description", "custom", "description is too long (maximum is 140 characters)")
 		return
 	}
