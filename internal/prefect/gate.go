@@ -109,6 +109,10 @@ type gate struct {
 	pool     string
 	prefix   string
 	timeout  time.Duration
+	// sameNames: the previous revision's workers carry the same prefix (the
+	// prefix hashes the container definition, so a task-level change such as
+	// cpu keeps it), so a name alone does not tell old from new.
+	sameNames bool
 }
 
 func (g *gate) run(ctx context.Context) (*plan.GateReport, error) {
@@ -143,6 +147,14 @@ func (g *gate) run(ctx context.Context) (*plan.GateReport, error) {
 			return rep, fmt.Errorf("health gate: task definition %s has no %s variable, so its workers cannot be told apart", dep.TaskDefinition, WorkerPrefixEnv)
 		}
 		g.prefix = p
+	}
+
+	if prev := dep.PreviousTaskDefinition; prev != "" {
+		pp, err := g.prefixOf(ctx, prev)
+		if err != nil {
+			addWarning(rep, "reading the previous revision: "+err.Error())
+		}
+		g.sameNames = err != nil || pp == g.prefix
 	}
 
 	// Only workers that heartbeated since the deploy started: the old
@@ -219,6 +231,11 @@ func (g *gate) classify(workers []Worker, now time.Time) ([]plan.WorkerStatus, i
 	online := 0
 	for _, w := range workers {
 		ws := plan.WorkerStatus{Name: w.Name, Status: w.Status, NewRevision: strings.HasPrefix(w.Name, g.prefix+"-")}
+		if g.sameNames {
+			// the row must have been created (first heartbeat) after the
+			// deploy started (ref §1.7 step 3, "created >= deployStart")
+			ws.NewRevision = ws.NewRevision && w.Created != nil && !w.Created.Before(started)
+		}
 		if w.LastHeartbeatTime != nil {
 			ws.LastHeartbeat = *w.LastHeartbeatTime
 		}
@@ -323,7 +340,9 @@ func (g *gate) rollback(ctx context.Context, rep *plan.GateReport, v ecsView) {
 		rep.Reason += fmt.Sprintf("; rolled back to %s, but its worker cannot be identified: %v", shortTD(prev), err)
 		return
 	}
-	name := g.waitWorker(ctx, prevPrefix, deadline)
+	// a heartbeat after the rollback completed: with equal prefixes an old
+	// row of the failed revision must not count
+	name := g.waitWorker(ctx, prevPrefix, g.clk.Now(), deadline)
 	if name == "" {
 		rep.Reason += fmt.Sprintf("; rolled back to %s, but no worker of it (prefix %s) came back ONLINE by %s", shortTD(prev), prevPrefix, deadline.UTC().Format(time.RFC3339))
 		return
@@ -333,14 +352,15 @@ func (g *gate) rollback(ctx context.Context, rep *plan.GateReport, v ecsView) {
 }
 
 // waitWorker polls until a worker whose name starts with prefix+"-" is ONLINE
-// and fresh; it returns its name, or "" at the deadline.
-func (g *gate) waitWorker(ctx context.Context, prefix string, deadline time.Time) string {
+// and fresh with a heartbeat at or after since; it returns its name, or "" at
+// the deadline.
+func (g *gate) waitWorker(ctx context.Context, prefix string, since, deadline time.Time) string {
 	for {
 		ws, err := g.c.ReadWorkers(ctx, g.pool, &WorkerFilter{Status: &WorkerFilterStatusField{Any: []string{WorkerOnline}}})
 		now := g.clk.Now()
 		if err == nil {
 			for _, w := range ws {
-				if strings.HasPrefix(w.Name, prefix+"-") && w.Status == WorkerOnline && w.FreshAt(now) {
+				if strings.HasPrefix(w.Name, prefix+"-") && w.Status == WorkerOnline && w.FreshAt(now) && !w.LastHeartbeatTime.Before(since) {
 					return w.Name
 				}
 			}

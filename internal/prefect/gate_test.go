@@ -46,6 +46,9 @@ type scenarioOpts struct {
 	// selfHosted: the server's auth string ("user:pass"); the workers and
 	// the client use the self-hosted URL with basic auth.
 	selfHosted string
+	// samePrefix: revision 2 differs only at the task level (e.g. cpu), so
+	// its workers carry revision 1's prefix
+	samePrefix bool
 }
 
 func newScenario(t *testing.T, o scenarioOpts) *scenario {
@@ -68,6 +71,9 @@ func newScenario(t *testing.T, o scenarioOpts) *scenario {
 	v1 := revision{arn: tdV1, prefix: prefixV1, apiURL: apiURL, key: testKey, auth: o.selfHosted, pool: testPool, internet: true}
 	v2 := v1
 	v2.arn, v2.prefix, v2.behavior = tdV2, prefixV2, o.behavior
+	if o.samePrefix {
+		v2.prefix = prefixV1
+	}
 	f = newFakeECS(s.clk, v1, v2)
 	f.extra = o.extra
 	s.ecs = f
@@ -78,7 +84,7 @@ func newScenario(t *testing.T, o scenarioOpts) *scenario {
 		prev = tdV1
 	}
 	s.dep = plan.DeploymentInfo{Cluster: f.cluster, Service: f.service, TaskDefinition: tdV2, PreviousTaskDefinition: prev,
-		WorkerPrefix: prefixV2, StartedAt: s.clk.Now()}
+		WorkerPrefix: v2.prefix, StartedAt: s.clk.Now()}
 	f.deploy(tdV2)
 	s.clk.Advance(o.waitBefore)
 	s.env = &config.Environment{Name: "staging", File: "environments/staging.yaml",
@@ -150,6 +156,15 @@ func TestGate(t *testing.T) {
 		{
 			name: "good deploy passes after the engine waited for the deployment", opts: scenarioOpts{waitBefore: 2 * time.Minute},
 			passed: true, maxDuration: 15 * time.Second,
+		},
+		{
+			name: "same prefix (task-level change): a good deploy passes on a new row", opts: scenarioOpts{samePrefix: true},
+			passed: true, maxDuration: time.Minute,
+		},
+		{
+			name:       "same prefix: the old worker's heartbeats do not pass a broken revision",
+			opts:       scenarioOpts{samePrefix: true, behavior: prefectsim.ImageBehavior{NoHeartbeat: true}},
+			rolledBack: true, restored: true, updateServiceCalls: 1, minDuration: 5 * time.Minute,
 		},
 		{
 			name:       "revision that never heartbeats is rolled back and the old worker is back",
