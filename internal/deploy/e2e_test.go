@@ -1,0 +1,204 @@
+package deploy_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/awssim"
+	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/prefect"
+	"github.com/deploybot/deploybot/internal/prefectsim"
+	"github.com/deploybot/deploybot/internal/resources"
+)
+
+const key = "pnu_DEPLOYe2eKEYneverPRINTED0123456789"
+
+const envYAML = `name: demo
+aws:
+  account_id: "123456789012"
+  region: us-east-1
+  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
+  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply
+prefect:
+  api_url: https://api.prefect.cloud/api/accounts/6a1f3c2e-8d4b-4e7a-9c10-2b5d7e9f0a11/workspaces/0c9e8d7b-6a5f-4e3d-8c2b-1a0f9e8d7c62
+  work_pool: demo-pool
+  create_work_pool: true
+worker:
+  image: IMAGE
+  cpu: 512
+  memory: 1024
+network:
+  mode: existing
+  vpc_id: VPC
+  subnet_ids: [SUBNETS]
+  assign_public_ip: true
+health_gate:
+  timeout: 5m
+`
+
+type e2e struct {
+	t       *testing.T
+	w       *awssim.World
+	clk     *clock.Virtual
+	sim     *prefectsim.Server
+	vpc     string
+	subnets []string
+	mu      sync.Mutex
+	lines   []string
+}
+
+func newE2E(t *testing.T) *e2e {
+	clk := clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	w := awssim.New(clk)
+	vpc, subnets := w.SeedExistingVPC("10.50.0.0/16", 2, true)
+	// Workers come from the world's tasks (awssim.World.Tasks).
+	tasks := prefectsim.TaskSourceFunc(func() []prefectsim.Task {
+		var out []prefectsim.Task
+		for _, v := range w.Tasks() {
+			out = append(out, prefectsim.Task(v))
+		}
+		return out
+	})
+	sim := prefectsim.New(w, prefectsim.WithKey(key), prefectsim.WithTaskSource(tasks))
+	t.Cleanup(sim.Close)
+	return &e2e{t: t, w: w, clk: clk, sim: sim, vpc: vpc, subnets: subnets}
+}
+
+func (x *e2e) options(image string) deploy.Options {
+	x.t.Helper()
+	y := strings.NewReplacer("IMAGE", image, "VPC", x.vpc, "SUBNETS", strings.Join(x.subnets, ", ")).Replace(envYAML)
+	p := filepath.Join(x.t.TempDir(), "demo.yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		x.t.Fatal(err)
+	}
+	env, err := config.Load(p)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	// The worker in the simulated task reaches the simulated Prefect API
+	// only at its address (a loopback http URL, which a file may not name).
+	env.Prefect.APIURL = x.sim.URL()
+	client, err := prefect.New(x.sim.URL(), key, prefect.WithClock(x.clk))
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	return deploy.Options{
+		Env:     env,
+		APIKey:  key,
+		Engine:  &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: resources.Kinds()},
+		Prefect: client,
+		Force:   true,
+		Progress: func(line string) {
+			x.mu.Lock()
+			defer x.mu.Unlock()
+			x.lines = append(x.lines, line)
+		},
+	}
+}
+
+func (x *e2e) noLeak(res *deploy.Result, err error) {
+	x.t.Helper()
+	var outs []string
+	if err != nil {
+		outs = append(outs, err.Error())
+	}
+	b, _ := json.Marshal(res)
+	outs = append(outs, string(b))
+	if res != nil && res.Report != nil {
+		b, _ = json.Marshal(res.Report)
+		outs = append(outs, string(b))
+	}
+	x.mu.Lock()
+	outs = append(outs, x.lines...)
+	x.mu.Unlock()
+	for _, o := range outs {
+		if strings.Contains(o, key) {
+			x.t.Fatalf("the Prefect API key leaked: %s", o)
+		}
+	}
+}
+
+// TestDeployThroughTheGate runs the whole apply against the simulated AWS
+// account and Prefect API: a first deploy passes the gate, an update passes
+// it with the new revision's worker, a revision that never heartbeats is
+// rolled back (exit 3), and destroy leaves nothing behind.
+func TestDeployThroughTheGate(t *testing.T) {
+	x := newE2E(t)
+	ctx := context.Background()
+
+	res, err := deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3.1"))
+	x.noLeak(res, err)
+	if err != nil {
+		t.Fatalf("first deploy: %v\n%s", err, strings.Join(x.lines, "\n"))
+	}
+	if res.Report.Status != plan.StatusSucceeded || res.Report.Gate == nil || !res.Report.Gate.Passed {
+		t.Fatalf("first deploy report: %+v gate %+v", res.Report, res.Report.Gate)
+	}
+	if res.Preflight == nil || !res.Preflight.PoolCreated {
+		t.Fatalf("preflight: %+v", res.Preflight)
+	}
+
+	res, err = deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3.1"))
+	x.noLeak(res, err)
+	if err != nil || res.Report.Status != plan.StatusNoChanges || res.Report.Gate != nil {
+		t.Fatalf("no-change deploy: %v %+v", err, res.Report)
+	}
+
+	res, err = deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3.2"))
+	x.noLeak(res, err)
+	if err != nil || res.Report.Status != plan.StatusSucceeded || !strings.HasSuffix(res.Report.Deployment.TaskDefinition, ":2") {
+		t.Fatalf("update: %v %+v", err, res.Report)
+	}
+
+	x.w.Mu.Lock()
+	x.w.Images["prefecthq/prefect-aws:silent"] = awssim.ImageBehavior{NoHeartbeat: true}
+	x.w.Mu.Unlock()
+	res, err = deploy.Apply(ctx, x.options("prefecthq/prefect-aws:silent"))
+	x.noLeak(res, err)
+	if deploy.ExitCode(err, res) != deploy.ExitGateFailed || res.Report.Status != plan.StatusRolledBack {
+		t.Fatalf("silent revision: exit %d, %v, %+v", deploy.ExitCode(err, res), err, res.Report)
+	}
+	if g := res.Report.Gate; g == nil || !g.RolledBack || !strings.HasSuffix(g.RolledBackTo, ":2") {
+		t.Fatalf("gate: %+v", res.Report.Gate)
+	}
+
+	res, err = deploy.Destroy(ctx, x.options("prefecthq/prefect-aws:3.2"))
+	x.noLeak(res, err)
+	if err != nil || res.Report.Status != plan.StatusSucceeded {
+		t.Fatalf("destroy: %v %+v", err, res.Report)
+	}
+	x.clk.Advance(time.Minute) // the force-deleted secret's purge
+	if left := x.w.TaggedFor("demo"); len(left) != 0 {
+		t.Fatalf("destroy left %+v", left)
+	}
+}
+
+func TestBadKeyFailsPreflightWithoutAWSWrite(t *testing.T) {
+	x := newE2E(t)
+	o := x.options("prefecthq/prefect-aws:3.1")
+	client, err := prefect.New(x.sim.URL(), "pnu_wrongkey", prefect.WithClock(x.clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Prefect = client
+	x.w.ResetCalls()
+	res, err := deploy.Apply(context.Background(), o)
+	x.noLeak(res, err)
+	if err == nil || !strings.Contains(err.Error(), "prefect preflight failed, nothing was changed in AWS") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(x.w.Calls()); n != 0 {
+		t.Fatalf("%d AWS calls after a failed preflight", n)
+	}
+}
