@@ -461,7 +461,9 @@ func (r *run) fillDeployment() {
 			d.WorkerPrefix = td.Container.Environment[stack.EnvWorkerPrefix]
 		}
 	}
-	if d.TaskDefinition == "" && d.DeploymentID == "" {
+	// Only a step that started a deployment reports one (a tag-only update
+	// of the service starts none, and its outputs are the live ones).
+	if d.DeploymentID == "" && out[outDeployStartedAt] == "" {
 		return
 	}
 	r.report.Deployment = d
