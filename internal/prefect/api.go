@@ -77,6 +77,14 @@ func (w *Worker) FreshAt(now time.Time) bool {
 	return w.LastHeartbeatTime != nil && now.Sub(*w.LastHeartbeatTime) < InactivityHeartbeatMultiple*w.HeartbeatInterval()
 }
 
+// Steady says whether the worker has heartbeated at least twice: its last
+// heartbeat is at least half an interval after its row was created (the first
+// heartbeat, ref §1.4). A worker that heartbeats once and then crashes stays
+// ONLINE for 3 intervals; this is what tells it from one that stayed up.
+func (w *Worker) Steady() bool {
+	return w.Created != nil && w.LastHeartbeatTime != nil && w.LastHeartbeatTime.Sub(*w.Created) >= w.HeartbeatInterval()/2
+}
+
 // WorkerFilter is WorkerFilter (additionalProperties: false: only these keys).
 type WorkerFilter struct {
 	Operator          string                   `json:"operator,omitempty"`

@@ -262,6 +262,27 @@ func TestReadWorkersPages(t *testing.T) {
 	}
 }
 
+func TestWorkerSteady(t *testing.T) {
+	at := func(d time.Duration) *time.Time { x := t0.Add(d); return &x }
+	tests := []struct {
+		name string
+		w    Worker
+		want bool
+	}{
+		{"one heartbeat", Worker{Created: at(0), LastHeartbeatTime: at(0)}, false},
+		{"one heartbeat, timestamps a few ms apart", Worker{Created: at(0), LastHeartbeatTime: at(3 * time.Millisecond)}, false},
+		{"two heartbeats", Worker{Created: at(0), LastHeartbeatTime: at(30 * time.Second)}, true},
+		{"no created", Worker{LastHeartbeatTime: at(30 * time.Second)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.w.Steady(); got != tt.want {
+				t.Errorf("Steady = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestWorkerFreshness(t *testing.T) {
 	iv := func(n int) *int { return &n }
 	at := func(d time.Duration) *time.Time { x := t0.Add(-d); return &x }

@@ -69,7 +69,9 @@ type GateInput struct {
 
 // Gate waits until env.HealthGate.MinOnlineWorkers workers of the new
 // revision are ONLINE in the work pool with a heartbeat newer than the deploy's
-// start and fresher than 3 heartbeat intervals (ref §1.7). The pool's READY
+// start and fresher than 3 heartbeat intervals (ref §1.7), and steady: a
+// second heartbeat, so that a worker that crashes right after its first one
+// does not pass (it would stay ONLINE for 90 s). The pool's READY
 // status alone never passes: during a rolling deploy the old worker keeps it
 // READY (ref §1.7 step 3). Each poll also reads ECS and stops early when the
 // new revision's tasks keep stopping or ECS rolled the deployment back. A
@@ -113,6 +115,8 @@ type gate struct {
 	// prefix hashes the container definition, so a task-level change such as
 	// cpu keeps it), so a name alone does not tell old from new.
 	sameNames bool
+	// unsteady: new-revision workers seen with one heartbeat so far
+	unsteady map[string]bool
 }
 
 func (g *gate) run(ctx context.Context) (*plan.GateReport, error) {
@@ -229,6 +233,7 @@ func (g *gate) classify(workers []Worker, now time.Time) ([]plan.WorkerStatus, i
 	started := g.in.Deployment.StartedAt
 	var out []plan.WorkerStatus
 	online := 0
+	g.unsteady = map[string]bool{}
 	for _, w := range workers {
 		ws := plan.WorkerStatus{Name: w.Name, Status: w.Status, NewRevision: strings.HasPrefix(w.Name, g.prefix+"-")}
 		if g.sameNames {
@@ -241,7 +246,11 @@ func (g *gate) classify(workers []Worker, now time.Time) ([]plan.WorkerStatus, i
 		}
 		if ws.NewRevision && w.Status == WorkerOnline && w.LastHeartbeatTime != nil &&
 			w.LastHeartbeatTime.After(started) && w.FreshAt(now) {
-			online++
+			if w.Steady() {
+				online++
+			} else {
+				g.unsteady[w.Name] = true
+			}
 		}
 		out = append(out, ws)
 	}
@@ -279,6 +288,9 @@ func (g *gate) progressLine(ws []plan.WorkerStatus, online, want int, left time.
 			s := fmt.Sprintf("%s %s", w.Name, w.Status)
 			if !w.LastHeartbeat.IsZero() {
 				s += fmt.Sprintf(" (heartbeat %s ago)", now.Sub(w.LastHeartbeat).Round(time.Second))
+			}
+			if g.unsteady[w.Name] {
+				s += " [first heartbeat; waiting for the next]"
 			}
 			if !w.NewRevision {
 				s += " [previous revision]"

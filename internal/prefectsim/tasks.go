@@ -10,20 +10,9 @@ import (
 // ImageBehavior is how a simulated container image behaves (the world's).
 type ImageBehavior = awssim.ImageBehavior
 
-// Task is one ECS task as the Prefect simulator needs to see it (mirrors
-// awssim.TaskView). Secrets holds the resolved secret values.
-type Task struct {
-	ARN, Cluster, Service, TaskDefinitionARN string
-	LastStatus                               string
-	Hostname                                 string
-	Image                                    string
-	Env                                      map[string]string
-	Secrets                                  map[string]string
-	Command                                  []string
-	StartedAt, StoppedAt                     time.Time
-	Internet                                 bool
-	Behavior                                 ImageBehavior
-}
+// Task is one ECS task as the Prefect simulator sees it: the world's view
+// (Secrets holds resolved values, only when the task could read them).
+type Task = awssim.TaskView
 
 // TaskSource lists the simulated account's tasks, running and stopped.
 type TaskSource interface {
@@ -39,12 +28,8 @@ type noTasks struct{}
 
 func (noTasks) Tasks() []Task { return nil }
 
-// worldTasks is the world's tasks. Until the ECS simulator exposes them
-// (World.Tasks), a world contributes none and tests use WithTaskSource.
-func worldTasks(w *awssim.World) TaskSource {
-	_ = w
-	return noTasks{}
-}
+// worldTasks is the simulated account's tasks, running and stopped.
+func worldTasks(w *awssim.World) TaskSource { return TaskSourceFunc(w.Tasks) }
 
 // Worker identity contract (notes/COMMON.md): the container runs
 // `prefect worker start --pool "$DEPLOYBOT_WORK_POOL" --name
