@@ -452,7 +452,9 @@ func TestECSTeardown(t *testing.T) {
 		t.Fatalf("status after delete = %s", st)
 	}
 	// The SDK's own waiter, polling every 5 simulated seconds.
-	waiter := ecs.NewServicesInactiveWaiter(advancingECS(f, 5*time.Second), func(o *ecs.ServicesInactiveWaiterOptions) { o.MinDelay, o.MaxDelay = time.Millisecond, time.Millisecond })
+	waiter := ecs.NewServicesInactiveWaiter(advancingECS(f, 5*time.Second), func(o *ecs.ServicesInactiveWaiterOptions) {
+		o.MinDelay, o.MaxDelay = time.Millisecond, time.Millisecond
+	})
 	if err := waiter.Wait(bg, &ecs.DescribeServicesInput{Cluster: cluster, Services: []string{"worker"}}, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -496,7 +498,9 @@ func TestECSServiceGoesMissingAfterInactive(t *testing.T) {
 		t.Fatalf("after retention: %+v %v", out, err)
 	}
 	// The stock waiter fails on MISSING (reference/aws-ecs.md §4.3).
-	waiter := ecs.NewServicesInactiveWaiter(f.ecs, func(o *ecs.ServicesInactiveWaiterOptions) { o.MinDelay, o.MaxDelay = time.Millisecond, time.Millisecond })
+	waiter := ecs.NewServicesInactiveWaiter(f.ecs, func(o *ecs.ServicesInactiveWaiterOptions) {
+		o.MinDelay, o.MaxDelay = time.Millisecond, time.Millisecond
+	})
 	if err := waiter.Wait(bg, &ecs.DescribeServicesInput{Cluster: aws.String("deploybot-staging"), Services: []string{"worker"}}, time.Second); err == nil {
 		t.Fatal("ServicesInactive waiter succeeded on a MISSING service")
 	}

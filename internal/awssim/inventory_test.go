@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/smithy-go"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/clock"
 )
@@ -42,3 +45,37 @@ func errMessage(err error) string {
 }
 
 var bg = context.Background()
+
+func TestInventoryAndRegisteredListers(t *testing.T) {
+	w, _ := newTestWorld(t)
+	RegisterInventory(func(w *World) []Item {
+		return []Item{{Service: "zz-test", Type: "thing", ID: "t-1", Tags: map[string]string{"deploybot:environment": "other"}}}
+	})
+	t.Cleanup(func() {
+		inventoryMu.Lock()
+		inventoryFuncs = inventoryFuncs[:len(inventoryFuncs)-1]
+		inventoryMu.Unlock()
+	})
+	c := cloudwatchlogs.NewFromConfig(w.Config())
+	if _, err := c.CreateLogGroup(bg, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("/deploybot/staging/worker"),
+		Tags: map[string]string{"deploybot:environment": "staging"}}); err != nil {
+		t.Fatal(err)
+	}
+	got := w.Inventory()
+	want := []Item{
+		{Service: "logs", Type: "log-group", ID: "arn:aws:logs:us-east-1:123456789012:log-group:/deploybot/staging/worker", Tags: map[string]string{"deploybot:environment": "staging"}},
+		{Service: "zz-test", Type: "thing", ID: "t-1", Tags: map[string]string{"deploybot:environment": "other"}},
+	}
+	var mine []Item
+	for _, it := range got {
+		if it.Service == "logs" || it.Service == "zz-test" {
+			mine = append(mine, it)
+		}
+	}
+	if diff := cmp.Diff(want, mine); diff != "" {
+		t.Fatalf("inventory (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want[1:], w.TaggedFor("other")); diff != "" {
+		t.Fatalf("TaggedFor (-want +got):\n%s", diff)
+	}
+}

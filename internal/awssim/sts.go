@@ -10,7 +10,11 @@ import (
 func init() {
 	Handle(func(ctx context.Context, w *World, in *sts.GetCallerIdentityInput) (*sts.GetCallerIdentityOutput, error) {
 		p := PrincipalOf(ctx).ARN
-		return &sts.GetCallerIdentityOutput{Account: aws.String(w.Account), Arn: aws.String(p), UserId: aws.String("AIDASIMULATED")}, nil
+		user := "AIDASIMULATED"
+		if s, ok := w.stsSessions()[p]; ok {
+			user = s.UserID // an assumed-role session: "AROA...:session"
+		}
+		return &sts.GetCallerIdentityOutput{Account: aws.String(w.Account), Arn: aws.String(p), UserId: aws.String(user)}, nil
 	})
 }
 
