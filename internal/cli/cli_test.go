@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 )
@@ -425,9 +427,34 @@ func TestFailedPreflightWritesNothing(t *testing.T) {
 	if !strings.Contains(h.lastErr, "prefect preflight failed, nothing was changed in AWS") || !strings.Contains(h.lastErr, "[redacted]") {
 		t.Fatalf("stderr:\n%s", h.lastErr)
 	}
+	if n := h.awsCalls(); n != 0 { // preflight comes before the lock, the first AWS call
+		t.Fatalf("%d AWS calls after a failed preflight", n)
+	}
+}
+
+func TestLockHeldThenUnlock(t *testing.T) {
+	h := newHarness(t)
+	path := h.file("demo.yaml", baseEnv)
+	alice := lock.Holder{Who: "alice@laptop", Run: "pid 42 on laptop", Operation: "apply"}
+	if _, err := lock.Acquire(context.Background(), ssm.NewFromConfig(h.world.Config()), h.world.Clock, "demo", alice, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	h.world.ResetCalls()
+	if code := h.run("apply", "-e", path, "--yes"); code != 1 || !strings.Contains(h.lastErr, "environment demo is locked by alice@laptop (run pid 42 on laptop, apply)") {
+		t.Fatalf("exit %d\n%s", code, h.lastErr)
+	}
 	for _, c := range h.world.Calls() {
-		if c.Write && c.Service != "SSM" { // the lock is the only write before preflight
-			t.Fatalf("a failed preflight wrote %s.%s", c.Service, c.Operation)
+		if c.Write && c.ErrCode == "" {
+			t.Fatalf("a locked-out apply wrote %s.%s", c.Service, c.Operation)
 		}
+	}
+	if code := h.run("unlock", "-e", path); code != 0 || !strings.HasPrefix(h.lastOut, "Broke the lock of environment demo held by alice@laptop (run pid 42 on laptop, apply)") {
+		t.Fatalf("unlock: exit %d\n%s%s", code, h.lastOut, h.lastErr)
+	}
+	if code := h.run("apply", "-e", path, "--yes"); code != 0 {
+		t.Fatalf("apply after unlock: exit %d\n%s", code, h.lastErr)
+	}
+	if code := h.run("unlock", "-e", path); code != 0 || h.lastOut != "Environment demo was not locked.\n" {
+		t.Fatalf("apply did not release the lock: %q", h.lastOut)
 	}
 }

@@ -9,12 +9,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/stack"
@@ -48,7 +52,8 @@ type Options struct {
 	// Prefect runs preflight and the health gate; nil skips both (plan, or
 	// a caller that has no Prefect access).
 	Prefect Prefect
-	// Lock takes the environment lock for apply and destroy; nil takes none.
+	// Lock takes the environment lock for apply and destroy; nil takes the
+	// SSM lock (SSMLock) held by whoever runs this process; NoLock takes none.
 	Lock LockFunc
 	// ReviewedPlan, or only its ReviewedFingerprint, is what a reviewer saw;
 	// apply refuses deletes and replacements the reviewed plan did not have.
@@ -204,10 +209,12 @@ func Plan(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// Apply is lock → preflight → plan → stale check → apply → health gate →
+// Apply is preflight → lock → plan → stale check → apply → health gate →
 // report, releasing the lock on every path (also when ctx is cancelled by
-// SIGTERM). The preflight runs before any AWS write besides the lock, so a
-// bad key or a missing work pool changes nothing.
+// SIGTERM). The preflight comes first because the lock is itself an AWS
+// write (an SSM parameter): a bad key or a missing work pool then changes
+// nothing in AWS at all. Preflight only reads AWS-wise and is idempotent on
+// Prefect's side (creating a missing pool tolerates a concurrent create).
 func Apply(ctx context.Context, o Options) (res *Result, err error) {
 	eng, err := o.engine()
 	if err != nil {
@@ -228,17 +235,6 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	defer func() { err = o.scrub(err) }()
 
-	release, err := o.lock(ctx)
-	if err != nil {
-		report(plan.StatusRefused, err)
-		return res, err
-	}
-	defer func() {
-		if rerr := release(); rerr != nil && err == nil {
-			err = rerr
-		}
-	}()
-
 	if o.Prefect != nil {
 		o.say("prefect: checking the API key and the work pool " + o.Env.Prefect.WorkPool + "…")
 		pf, perr := o.Prefect.Preflight(ctx, o.Env)
@@ -253,6 +249,17 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 			o.say("prefect: created the work pool " + o.Env.Prefect.WorkPool)
 		}
 	}
+
+	release, err := o.lock(ctx, eng, plan.OpApply)
+	if err != nil {
+		report(plan.StatusRefused, err)
+		return res, err
+	}
+	defer func() {
+		if rerr := release(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
 
 	st, err := stack.Build(o.Env, o.APIKey)
 	if err != nil {
@@ -333,7 +340,7 @@ func Destroy(ctx context.Context, o Options) (res *Result, err error) {
 	if o.Env.Protect {
 		return refuse(&engine.ProtectedError{Environment: o.Env.Name, File: o.Env.File})
 	}
-	release, err := o.lock(ctx)
+	release, err := o.lock(ctx, eng, plan.OpDestroy)
 	if err != nil {
 		return refuse(err)
 	}
@@ -359,15 +366,44 @@ func Destroy(ctx context.Context, o Options) (res *Result, err error) {
 	return res, err
 }
 
-// lock takes the environment lock and returns how to release it. The
-// release runs on a context that outlives ctx (a SIGTERM cancels ctx, and the
-// lock must still go), bounded to 30 seconds.
-func (o *Options) lock(ctx context.Context) (func() error, error) {
-	if o.Lock == nil {
-		return func() error { return nil }, nil
+// LockTTL is how long a lease lasts. It outlives the longest apply (a 20
+// minute deployment wait plus the health gate plus IAM and Cloud Map waits)
+// and destroy (ENI drain); a holder that dies leaves a lease that is
+// reported stale after it, and `deploybot unlock` breaks it at once.
+const LockTTL = 2 * time.Hour
+
+// SSMLock is the environment lock in SSM (internal/lock), held by holder.
+func SSMLock(api awsapi.SSMAPI, clk clock.Clock, holder lock.Holder) LockFunc {
+	return func(ctx context.Context, env *config.Environment) (Lease, error) {
+		l, err := lock.Acquire(ctx, api, clk, env.Name, holder, LockTTL)
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
+	}
+}
+
+// NoLock takes no lock (tests, or a caller that serialises runs itself).
+var NoLock LockFunc = func(context.Context, *config.Environment) (Lease, error) { return noLease{}, nil }
+
+type noLease struct{}
+
+func (noLease) Release(context.Context) error { return nil }
+
+// lock takes the environment lock and returns how to release it: Options.Lock,
+// or by default the SSM lock held by whoever runs this process
+// (lock.HolderFromEnv). The release runs on a context that outlives ctx (a
+// SIGTERM cancels ctx, and the lock must still go), bounded to 30 seconds.
+func (o *Options) lock(ctx context.Context, eng *engine.Engine, op plan.Operation) (func() error, error) {
+	lf := o.Lock
+	if lf == nil {
+		if eng.AWS == nil || eng.AWS.SSM == nil {
+			return nil, errors.New("deploy: no lock: the engine has no SSM client (use NoLock to run without one)")
+		}
+		lf = SSMLock(eng.AWS.SSM, eng.Clock, lock.HolderFromEnv(string(op), os.Getenv))
 	}
 	o.say("lock: taking the lock of environment " + o.Env.Name + "…")
-	lease, err := o.Lock(ctx, o.Env)
+	lease, err := lf(ctx, o.Env)
 	if err != nil {
 		return nil, err
 	}

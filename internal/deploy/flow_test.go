@@ -206,19 +206,19 @@ func TestApplyFlowOrder(t *testing.T) {
 	}{
 		{
 			name:       "good deploy",
-			wantPhases: []string{"lock", "preflight", "writes", "gate", "unlock"},
+			wantPhases: []string{"preflight", "lock", "writes", "gate", "unlock"},
 			wantStatus: plan.StatusSucceeded,
 		},
 		{
 			name:       "preflight fails before any write",
 			setup:      func(f *flowFixture) { f.prefect.preflight = errors.New("the API key was rejected (401)") },
-			wantPhases: []string{"lock", "preflight", "unlock"},
+			wantPhases: []string{"preflight"},
 			wantStatus: plan.StatusFailed, wantCode: 1,
 		},
 		{
 			name:       "apply step fails: no gate, lock released",
 			setup:      func(f *flowFixture) { f.kind.fail["create ecs_cluster.main"] = errors.New("boom") },
-			wantPhases: []string{"lock", "preflight", "writes", "unlock"},
+			wantPhases: []string{"preflight", "lock", "writes", "unlock"},
 			wantStatus: plan.StatusFailed, wantCode: 1,
 		},
 		{
@@ -226,7 +226,7 @@ func TestApplyFlowOrder(t *testing.T) {
 			setup: func(f *flowFixture) {
 				f.prefect.gate = &plan.GateReport{Passed: false, Reason: "no worker came online", RolledBack: true, RolledBackTo: "deploybot-demo-worker:1"}
 			},
-			wantPhases: []string{"lock", "preflight", "writes", "gate", "unlock"},
+			wantPhases: []string{"preflight", "lock", "writes", "gate", "unlock"},
 			wantStatus: plan.StatusRolledBack, wantCode: 3,
 		},
 		{
@@ -237,7 +237,7 @@ func TestApplyFlowOrder(t *testing.T) {
 					return nil, errors.New("environment demo is locked by alice@laptop until 09:30")
 				}
 			},
-			wantPhases: []string{"lock"},
+			wantPhases: []string{"preflight", "lock"},
 			wantStatus: plan.StatusRefused, wantCode: 1,
 		},
 	}
@@ -296,7 +296,7 @@ func TestApplyHandsTheDeploymentToTheGate(t *testing.T) {
 	if err != nil || res.Report.Status != plan.StatusNoChanges {
 		t.Fatalf("second apply: %v %+v", err, res.Report)
 	}
-	if d := cmp.Diff([]string{"lock", "preflight", "unlock"}, f.ev.all()); d != "" {
+	if d := cmp.Diff([]string{"preflight", "lock", "unlock"}, f.ev.all()); d != "" {
 		t.Fatalf("second apply (-want +got):\n%s", d)
 	}
 }
@@ -325,7 +325,7 @@ func TestApplyRefusesUnreviewedReplacement(t *testing.T) {
 	if _, ok := se.Unreviewed["ecs_service.worker"]; !ok {
 		t.Fatalf("unreviewed: %v", se.Unreviewed)
 	}
-	if d := cmp.Diff([]string{"lock", "preflight", "unlock"}, f.ev.all()); d != "" {
+	if d := cmp.Diff([]string{"preflight", "lock", "unlock"}, f.ev.all()); d != "" {
 		t.Fatalf("a refused apply did (-want +got):\n%s", d)
 	}
 }
