@@ -23,7 +23,7 @@ type Preflight struct {
 func (c *Client) Preflight(ctx context.Context, env *config.Environment) (*Preflight, error) {
 	pool := env.Prefect.WorkPool
 	if pool == "" {
-		return nil, fmt.Errorf("prefect preflight: %s: prefect.work_pool is empty", env.File)
+		return nil, fmt.Errorf("prefect preflight%s: prefect.work_pool is empty", fileOf(env))
 	}
 	out := &Preflight{WorkPoolURL: c.WorkPoolURL(pool)}
 	if err := c.CheckKey(ctx); err != nil {
@@ -32,8 +32,8 @@ func (c *Client) Preflight(ctx context.Context, env *config.Environment) (*Prefl
 	wp, err := c.ReadWorkPool(ctx, pool)
 	if StatusOf(err) == http.StatusNotFound {
 		if !env.Prefect.CreateWorkPool {
-			return nil, fmt.Errorf("prefect preflight: work pool %q does not exist in %s: create it with `prefect work-pool create %q --type ecs`, or set prefect.create_work_pool: true in %s: %w",
-				pool, c.where(), pool, env.File, err)
+			return nil, fmt.Errorf("prefect preflight%s: work pool %q does not exist in %s: create it with `prefect work-pool create %q --type ecs`, or set prefect.create_work_pool: true in the environment file: %w",
+				fileOf(env), pool, c.where(), pool, err)
 		}
 		wp, err = c.CreateWorkPool(ctx, pool)
 		if StatusOf(err) == http.StatusConflict { // created meanwhile (ref §2.3: 409 means it exists)
@@ -46,8 +46,8 @@ func (c *Client) Preflight(ctx context.Context, env *config.Environment) (*Prefl
 		return nil, c.explain(err, env)
 	}
 	if wp.Type != "ecs" {
-		return nil, fmt.Errorf("prefect preflight: work pool %q is of type %q, not ecs: deploybot runs `prefect worker start --type ecs`, which needs an ecs pool (push and managed pools run no worker, ref prefect-api.md §1.7); point prefect.work_pool at an ecs pool or create one with `prefect work-pool create <name> --type ecs`",
-			pool, wp.Type)
+		return nil, fmt.Errorf("prefect preflight%s: work pool %q is of type %q, not ecs: deploybot runs `prefect worker start --type ecs`, which needs an ecs pool (push and managed pools run no worker, ref prefect-api.md §1.7); point prefect.work_pool at an ecs pool or create one with `prefect work-pool create <name> --type ecs`",
+			fileOf(env), pool, wp.Type)
 	}
 	if wp.IsPaused || wp.StatusString() == PoolPaused {
 		out.Warnings = append(out.Warnings, fmt.Sprintf("work pool %q is paused: the worker will come ONLINE but pick up no flow runs until the pool is resumed (%s)", pool, out.WorkPoolURL))
@@ -94,7 +94,15 @@ func (c *Client) explain(err error, env *config.Environment) error {
 		hint = "cannot reach " + c.APIURL() + ": check prefect.api_url and the network"
 	}
 	if hint == "" {
-		return fmt.Errorf("prefect preflight (%s): %w", env.File, err)
+		return fmt.Errorf("prefect preflight%s: %w", fileOf(env), err)
 	}
-	return fmt.Errorf("prefect preflight (%s): %s: %w", env.File, hint, err)
+	return fmt.Errorf("prefect preflight%s: %s: %w", fileOf(env), hint, err)
+}
+
+// fileOf names the environment file for messages, when there is one.
+func fileOf(env *config.Environment) string {
+	if env.File == "" {
+		return ""
+	}
+	return " (" + env.File + ")"
 }

@@ -3,7 +3,6 @@ package prefectsim
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -368,11 +367,4 @@ func timeOf(m map[string]any, k string) (time.Time, bool) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	return t, err == nil
-}
-
-func unescape(s string) string {
-	if u, err := url.PathUnescape(s); err == nil {
-		return u
-	}
-	return s
 }
