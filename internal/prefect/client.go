@@ -184,7 +184,7 @@ func (c *Client) WorkPoolURL(pool string) string {
 type APIError struct {
 	Op         string // what deploybot was doing, e.g. `read work pool "ecs-pool"`
 	Method     string
-	Path       string // relative to the API base (or the Cloud API root)
+	Path       string // relative to the API base (from the host for /api/me/)
 	StatusCode int    // 0 when no HTTP answer came back
 	Detail     string // Prefect's "detail" (or exception_message), or the transport error
 	Location   string // for a 3xx: where Prefect redirected to
@@ -232,6 +232,15 @@ func (c *Client) urlFor(cl call) string {
 	return base.String() + cl.path
 }
 
+// shownPath is the call's path as errors show it: relative to the API base,
+// or from the host for calls on the Cloud API root (/api/me/).
+func (c *Client) shownPath(cl call) string {
+	if cl.root && c.cloudRoot != nil {
+		return c.cloudRoot.Path + cl.path
+	}
+	return cl.path
+}
+
 // do runs one call with retries on 429/502/503/504 (honouring Retry-After,
 // seconds or HTTP date, ref §2.4) and on transport errors, each attempt bounded
 // by the request timeout; waits are on the client's clock.
@@ -247,10 +256,10 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		status, hdr, respBody, err := c.attempt(ctx, cl, body)
 		if err != nil {
 			if ctx.Err() != nil || attempt >= c.maxRetries {
-				return &APIError{Op: cl.op, Method: cl.method, Path: cl.path, Detail: c.redact(err.Error())}
+				return &APIError{Op: cl.op, Method: cl.method, Path: c.shownPath(cl), Detail: c.redact(err.Error())}
 			}
 			if err := c.clock.Sleep(ctx, backoff(attempt)); err != nil {
-				return &APIError{Op: cl.op, Method: cl.method, Path: cl.path, Detail: err.Error()}
+				return &APIError{Op: cl.op, Method: cl.method, Path: c.shownPath(cl), Detail: err.Error()}
 			}
 			continue
 		}
@@ -265,14 +274,14 @@ func (c *Client) do(ctx context.Context, cl call) error {
 				return e
 			}
 			if err := c.clock.Sleep(ctx, wait); err != nil {
-				return &APIError{Op: cl.op, Method: cl.method, Path: cl.path, StatusCode: status, Detail: err.Error()}
+				return &APIError{Op: cl.op, Method: cl.method, Path: c.shownPath(cl), StatusCode: status, Detail: err.Error()}
 			}
 			continue
 		}
 		if status >= 200 && status < 300 {
 			if cl.out != nil && len(bytes.TrimSpace(respBody)) > 0 {
 				if err := json.Unmarshal(respBody, cl.out); err != nil {
-					return &APIError{Op: cl.op, Method: cl.method, Path: cl.path, StatusCode: status, Detail: "cannot decode the answer: " + err.Error()}
+					return &APIError{Op: cl.op, Method: cl.method, Path: c.shownPath(cl), StatusCode: status, Detail: "cannot decode the answer: " + err.Error()}
 				}
 			}
 			return nil
@@ -348,7 +357,7 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 }
 
 func (c *Client) apiError(cl call, status int, hdr http.Header, body []byte) *APIError {
-	e := &APIError{Op: cl.op, Method: cl.method, Path: cl.path, StatusCode: status, Detail: c.redact(detailOf(body))}
+	e := &APIError{Op: cl.op, Method: cl.method, Path: c.shownPath(cl), StatusCode: status, Detail: c.redact(detailOf(body))}
 	if status >= 300 && status < 400 {
 		e.Location = hdr.Get("Location")
 	}

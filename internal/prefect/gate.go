@@ -226,9 +226,10 @@ func (g *gate) run(ctx context.Context) (*plan.GateReport, error) {
 	}
 }
 
-// classify marks each worker as of the new revision or not and counts the new
-// ones that pass: name prefix, ONLINE, heartbeat after the deploy started and
-// younger than 3 of its intervals.
+// classify marks each worker as of the new revision or not (other revisions,
+// other environments sharing the pool) and counts the new ones that pass:
+// name prefix, ONLINE, heartbeat after the deploy started, younger than 3 of
+// its intervals, and steady (heartbeated twice).
 func (g *gate) classify(workers []Worker, now time.Time) ([]plan.WorkerStatus, int) {
 	started := g.in.Deployment.StartedAt
 	var out []plan.WorkerStatus
@@ -293,7 +294,7 @@ func (g *gate) progressLine(ws []plan.WorkerStatus, online, want int, left time.
 				s += " [first heartbeat; waiting for the next]"
 			}
 			if !w.NewRevision {
-				s += " [previous revision]"
+				s += " [not this revision]"
 			}
 			seen = append(seen, s)
 		}

@@ -304,7 +304,7 @@ func TestGateProgressSaysWhatItSees(t *testing.T) {
 	}
 	// later lines show the old worker, still heartbeating, for what it is
 	later := strings.Join(s.progress[1:], "\n")
-	for _, want := range []string{prefixV1 + "-ip-", "ONLINE (heartbeat", "[previous revision]", "4m50s left", "0s left"} {
+	for _, want := range []string{prefixV1 + "-ip-", "ONLINE (heartbeat", "[not this revision]", "4m50s left", "0s left"} {
 		if !strings.Contains(later, want) {
 			t.Errorf("progress lacks %q:\n%s", want, later)
 		}

@@ -36,7 +36,7 @@ func TestPreflight(t *testing.T) {
 		{name: "paused pool is a warning", s: setup{pool: testPool, typ: "ecs", paused: true},
 			warnings: []string{`work pool "ecs-pool" is paused: the worker will come ONLINE but pick up no flow runs until the pool is resumed`}},
 		{name: "bad key says it is wrong or expired", s: setup{pool: testPool, typ: "ecs", key: "pnu_bad"},
-			errHas: []string{"environments/staging.yaml", "the Prefect API key was rejected: it is wrong or expired", "GET /me/: 401 Unauthorized: Invalid authentication credentials"}},
+			errHas: []string{"environments/staging.yaml", "the Prefect API key was rejected: it is wrong or expired", "GET /api/me/: 401 Unauthorized: Invalid authentication credentials"}},
 		{name: "missing pool says how to create it", s: setup{},
 			errHas: []string{`work pool "ecs-pool" does not exist in Prefect Cloud workspace ` + prefectsim.DefaultWorkspaceID, "prefect work-pool create \"ecs-pool\" --type ecs", "prefect.create_work_pool: true", "404 Not Found"}},
 		{name: "missing pool is created when the file asks", s: setup{create: true}, created: true, poolTypeNow: "ecs"},
