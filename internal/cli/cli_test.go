@@ -68,6 +68,7 @@ type stubPrefect struct {
 	preflights, gates int
 	fail              error
 	gate              *plan.GateReport
+	onGate            func()
 }
 
 func (s *stubPrefect) Preflight(ctx context.Context, env *config.Environment) (*prefect.Preflight, error) {
@@ -80,6 +81,9 @@ func (s *stubPrefect) Preflight(ctx context.Context, env *config.Environment) (*
 
 func (s *stubPrefect) Gate(ctx context.Context, in prefect.GateInput) (*plan.GateReport, error) {
 	s.gates++
+	if s.onGate != nil {
+		s.onGate()
+	}
 	if s.gate != nil {
 		return s.gate, nil
 	}
@@ -448,6 +452,14 @@ func TestLockHeldThenUnlock(t *testing.T) {
 			t.Fatalf("a locked-out apply wrote %s.%s", c.Service, c.Operation)
 		}
 	}
+	// While it runs, the lease says who holds it and for what.
+	h.prefect.onGate = func() {
+		rec, _, err := lock.Read(context.Background(), ssm.NewFromConfig(h.world.Config()), "demo")
+		if err != nil || rec == nil || rec.Operation != "apply" || !strings.HasPrefix(rec.Holder, "bob@") {
+			t.Errorf("lease during apply: %+v %v", rec, err)
+		}
+	}
+	h.env["USER"] = "bob"
 	if code := h.run("unlock", "-e", path); code != 0 || !strings.HasPrefix(h.lastOut, "Broke the lock of environment demo held by alice@laptop (run pid 42 on laptop, apply)") {
 		t.Fatalf("unlock: exit %d\n%s%s", code, h.lastOut, h.lastErr)
 	}

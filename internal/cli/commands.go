@@ -207,7 +207,7 @@ func applyRun(ctx context.Context, o *ApplyOptions) error {
 	if err != nil {
 		return &deploy.InputError{Err: fmt.Errorf("%s: prefect.api_url: %w", env.File, err)}
 	}
-	opts := deploy.Options{Env: env, APIKey: key, Engine: eng, Prefect: gate, Lock: f.Lock(eng.AWS, f.Clock, "apply"), Progress: pr.line}
+	opts := deploy.Options{Env: env, APIKey: key, Engine: eng, Prefect: gate, Lock: f.Lock(eng.AWS, f.Clock), Progress: pr.line}
 
 	if !o.Yes {
 		pr.line(fmt.Sprintf("Planning %s (%s, account %s, %s)…", env.Name, env.File, env.AWS.AccountID, env.AWS.Region))
@@ -321,7 +321,7 @@ func destroyRun(ctx context.Context, o *DestroyOptions) error {
 		return err
 	}
 	pr.line(fmt.Sprintf("Destroying %s (%s, account %s, %s)…", env.Name, env.File, env.AWS.AccountID, env.AWS.Region))
-	res, err := deploy.Destroy(ctx, deploy.Options{Env: env, Engine: eng, Lock: f.Lock(eng.AWS, f.Clock, "destroy"), Force: o.Force, Progress: pr.line})
+	res, err := deploy.Destroy(ctx, deploy.Options{Env: env, Engine: eng, Lock: f.Lock(eng.AWS, f.Clock), Force: o.Force, Progress: pr.line})
 	if res != nil && res.Report != nil {
 		if rerr := writeReport(f, res.Report); rerr != nil && err == nil {
 			err = rerr

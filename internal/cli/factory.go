@@ -66,9 +66,9 @@ type Factory struct {
 	Clock     clock.Clock
 	// Prefect makes the Prefect API client for an environment.
 	Prefect func(env *config.Environment, apiKey string) (deploy.Prefect, error)
-	// Lock returns the environment lock for an apply or destroy
-	// (operation), and Unlock breaks it.
-	Lock   func(clients *awsapi.Clients, clk clock.Clock, operation string) deploy.LockFunc
+	// Lock returns the environment lock for apply and destroy, and Unlock
+	// breaks it.
+	Lock   func(clients *awsapi.Clients, clk clock.Clock) deploy.LockFunc
 	Unlock func(ctx context.Context, clients *awsapi.Clients, clk clock.Clock, env *config.Environment) (string, error)
 	Kinds  func() map[string]resource.Kind
 }

@@ -13,9 +13,9 @@ import (
 )
 
 // defaultLock is the environment lock in SSM, held by this user and process
-// (or the GitHub Actions run).
-func (f *Factory) defaultLock(clients *awsapi.Clients, clk clock.Clock, operation string) deploy.LockFunc {
-	return deploy.SSMLock(clients.SSM, clk, lock.HolderFromEnv(operation, f.Getenv))
+// (or the GitHub Actions run); deploy fills in the operation.
+func (f *Factory) defaultLock(clients *awsapi.Clients, clk clock.Clock) deploy.LockFunc {
+	return deploy.SSMLock(clients.SSM, clk, lock.HolderFromEnv("", f.Getenv))
 }
 
 // defaultUnlock breaks the environment's lock whoever holds it.

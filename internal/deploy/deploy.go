@@ -373,14 +373,28 @@ func Destroy(ctx context.Context, o Options) (res *Result, err error) {
 const LockTTL = 2 * time.Hour
 
 // SSMLock is the environment lock in SSM (internal/lock), held by holder.
+// An empty holder.Operation is filled with the operation taking the lock
+// (OperationOf).
 func SSMLock(api awsapi.SSMAPI, clk clock.Clock, holder lock.Holder) LockFunc {
 	return func(ctx context.Context, env *config.Environment) (Lease, error) {
-		l, err := lock.Acquire(ctx, api, clk, env.Name, holder, LockTTL)
+		h := holder
+		if h.Operation == "" {
+			h.Operation = string(OperationOf(ctx))
+		}
+		l, err := lock.Acquire(ctx, api, clk, env.Name, h, LockTTL)
 		if err != nil {
 			return nil, err
 		}
 		return l, nil
 	}
+}
+
+type operationKey struct{}
+
+// OperationOf is the operation (apply or destroy) a LockFunc is called for.
+func OperationOf(ctx context.Context) plan.Operation {
+	op, _ := ctx.Value(operationKey{}).(plan.Operation)
+	return op
 }
 
 // NoLock takes no lock (tests, or a caller that serialises runs itself).
@@ -403,7 +417,7 @@ func (o *Options) lock(ctx context.Context, eng *engine.Engine, op plan.Operatio
 		lf = SSMLock(eng.AWS.SSM, eng.Clock, lock.HolderFromEnv(string(op), os.Getenv))
 	}
 	o.say("lock: taking the lock of environment " + o.Env.Name + "…")
-	lease, err := lf(ctx, o.Env)
+	lease, err := lf(context.WithValue(ctx, operationKey{}, op), o.Env)
 	if err != nil {
 		return nil, err
 	}
