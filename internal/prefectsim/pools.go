@@ -201,8 +201,8 @@ func (s *Server) filterPools(rw http.ResponseWriter, body map[string]any, now ti
 		p := s.pools[n]
 		var results []bool
 		for field, val := range map[string]string{"id": p.id, "name": p.name, "type": p.typ} {
-			if any, ok := strList(sub(f, field), "any_"); ok {
-				results = append(results, contains(any, val))
+			if vals, ok := strList(sub(f, field), "any_"); ok {
+				results = append(results, contains(vals, val))
 			}
 		}
 		if combine(str(f, "operator"), results) {
@@ -278,8 +278,8 @@ func (s *Server) filterWorkers(rw http.ResponseWriter, name string, body map[str
 		}
 		if st := sub(f, "status"); st != nil {
 			in := true
-			if any, ok := strList(st, "any_"); ok {
-				in = in && contains(any, w.status(now))
+			if vals, ok := strList(st, "any_"); ok {
+				in = in && contains(vals, w.status(now))
 			}
 			if not, ok := strList(st, "not_any_"); ok {
 				in = in && !contains(not, w.status(now))
