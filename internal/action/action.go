@@ -128,7 +128,13 @@ func Main(ctx context.Context, o Options) int {
 	err := Run(ctx, o)
 	if err != nil {
 		o.defaults()
-		fmt.Fprintf(o.Stdout, "::error title=deploybot::%s\n", escapeData(err.Error()))
+		Annotate(o.Stdout, err)
 	}
 	return ExitCode(err)
+}
+
+// Annotate prints err as a workflow error annotation (github-actions.md
+// §1.4), so it shows on the run's summary page.
+func Annotate(w io.Writer, err error) {
+	fmt.Fprintf(w, "::error title=deploybot::%s\n", escapeData(err.Error()))
 }

@@ -328,12 +328,12 @@ func TestMergeAppliesTheReviewedPlanAndRefusesAStaleOne(t *testing.T) {
 	h.writeEnv("staging", "1024", "10.30.0.0/16")
 	h.merge("environments/staging.yaml")
 	h.resetFiles()
-	h.world.ResetCalls()
+	h.writes.Store(0)
 	if code := h.run(); code != 1 {
 		t.Fatalf("stale apply: exit %d, want 1\n%s", code, h.stdout.String())
 	}
-	if h.awsWrites() != 0 {
-		t.Errorf("a refused apply wrote to AWS %d times", h.awsWrites())
+	if h.stackWrites() != 0 {
+		t.Errorf("a refused apply changed %d resources", h.stackWrites())
 	}
 	c = h.botComments()["staging"]
 	if !strings.Contains(c.Body, "vpc.main") || !strings.Contains(strings.ToLower(c.Body), "refus") {
@@ -357,12 +357,12 @@ func TestDirectPushRefusesUnreviewedDestroys(t *testing.T) {
 	}
 	h.writeEnv("staging", "512", "10.30.0.0/16")
 	h.resetFiles()
-	h.world.ResetCalls()
+	h.writes.Store(0)
 	if code := h.run(); code != 1 {
 		t.Fatalf("exit %d, want 1\n%s", code, h.stdout.String())
 	}
-	if h.awsWrites() != 0 || !strings.Contains(h.summary(), "not the merge of a pull request") {
-		t.Errorf("writes %d; summary:\n%s", h.awsWrites(), h.summary())
+	if h.stackWrites() != 0 || !strings.Contains(h.summary(), "not the merge of a pull request") {
+		t.Errorf("writes %d; summary:\n%s", h.stackWrites(), h.summary())
 	}
 }
 

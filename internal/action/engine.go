@@ -10,6 +10,7 @@ import (
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/resource"
@@ -40,6 +41,8 @@ type Request struct {
 	ReviewedFingerprint string
 	// Progress receives one-line progress notes.
 	Progress func(msg string)
+	// Getenv is the runner's environment (the lock names the run holding it).
+	Getenv func(string) string
 }
 
 // DeployEngine runs internal/deploy with the real resource kinds.
@@ -49,7 +52,8 @@ type DeployEngine struct {
 	// Prefect makes the Prefect client for an environment; default
 	// prefect.New on the environment's api_url.
 	Prefect func(env *config.Environment, apiKey string, clk clock.Clock) (deploy.Prefect, error)
-	// Lock is the environment lock for apply and destroy; nil takes none.
+	// Lock is the environment lock for apply and destroy; default the SSM
+	// lock (deploy.SSMLock) held by this workflow run.
 	Lock func(clients *awsapi.Clients, clk clock.Clock) deploy.LockFunc
 }
 
@@ -63,6 +67,12 @@ func (d DeployEngine) options(r Request) deploy.Options {
 		Engine: &engine.Engine{AWS: clients, Clock: r.Clock, Kinds: kinds()}}
 	if d.Lock != nil {
 		o.Lock = d.Lock(clients, r.Clock)
+	} else {
+		getenv := r.Getenv
+		if getenv == nil {
+			getenv = func(string) string { return "" }
+		}
+		o.Lock = deploy.SSMLock(clients.SSM, r.Clock, lock.HolderFromEnv("", getenv))
 	}
 	return o
 }

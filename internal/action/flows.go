@@ -49,52 +49,92 @@ type prInfo struct {
 
 // --- pull_request: plan ---------------------------------------------------
 
-func (r *run) planFlow(ctx context.Context) error {
-	var pr *prInfo
-	if strings.HasPrefix(r.ghctx.EventName, "pull_request") {
+// pushInfo is the commit range of a push event.
+type pushInfo struct{ Before, After string }
+
+// scope reads what the event is about: the pull request (nil for a fork,
+// which ends the run cleanly, or for another event) or the push range.
+// done is true when there is nothing to do.
+func (r *run) scope() (pr *prInfo, push *pushInfo, done bool, err error) {
+	switch {
+	case strings.HasPrefix(r.ghctx.EventName, "pull_request"):
 		raw, err := r.event()
 		if err != nil {
-			return err
+			return nil, nil, false, err
 		}
 		ev, ok := raw.(*gh.PullRequestEvent)
 		if !ok || ev.PullRequest == nil {
-			return inputErrorf("the pull_request event payload has no pull_request")
+			return nil, nil, false, inputErrorf("the pull_request event payload has no pull_request")
 		}
-		switch a := ev.GetAction(); {
-		case r.in.operation == OpAuto && a != "opened" && a != "synchronize" && a != "reopened":
+		if a := ev.GetAction(); r.in.operation == OpAuto && a != "opened" && a != "synchronize" && a != "reopened" {
 			r.note("Nothing to do for a pull request that was %s.", a)
 			r.outcome = "skipped"
-			return nil
+			return nil, nil, true, nil
 		}
 		head, base := ev.PullRequest.GetHead(), ev.PullRequest.GetBase()
 		if hr, br := head.GetRepo().GetFullName(), base.GetRepo().GetFullName(); hr != "" && !strings.EqualFold(hr, br) {
-			return r.skipFork(ev.GetNumber(), hr)
+			return nil, nil, true, r.skipFork(ev.GetNumber(), hr)
 		}
-		pr = &prInfo{Number: ev.GetNumber(), HeadSHA: head.GetSHA(), BaseSHA: base.GetSHA()}
+		return &prInfo{Number: ev.GetNumber(), HeadSHA: head.GetSHA(), BaseSHA: base.GetSHA()}, nil, false, nil
+	case r.ghctx.EventName == "push":
+		raw, err := r.event()
+		if err != nil {
+			return nil, nil, false, err
+		}
+		ev, ok := raw.(*gh.PushEvent)
+		if !ok {
+			return nil, nil, false, inputErrorf("the push event payload is not a push")
+		}
+		def := ev.GetRepo().GetDefaultBranch()
+		if ev.GetDeleted() || (def != "" && ev.GetRef() != "refs/heads/"+def) {
+			r.note("Nothing to do: the push to %s is not a new commit on the default branch (%s).", ev.GetRef(), def)
+			r.outcome = "skipped"
+			return nil, nil, true, nil
+		}
+		return nil, &pushInfo{Before: ev.GetBefore(), After: ev.GetAfter()}, false, nil
 	}
+	return nil, nil, false, nil
+}
 
+// selectEnvs picks the environments to act on: the explicit inputs, else
+// what the pull request or push changed (see affected), else all of them.
+func (r *run) selectEnvs(ctx context.Context, all []*envFile, pr *prInfo, push *pushInfo) (selection, error) {
+	names := append(append([]string{}, r.in.environments...), nonEmpty(r.in.environment)...)
+	if len(names) > 0 {
+		envs, err := r.explicit(all, names)
+		return selection{Envs: envs}, err
+	}
+	if pr == nil && push == nil {
+		return selection{Envs: all, All: "no pull request or push to take the changed files from"}, nil
+	}
+	c, err := r.client()
+	if err != nil {
+		return selection{}, err
+	}
+	var ch github.Changes
+	if pr != nil {
+		ch, err = c.PullRequestFiles(ctx, r.owner, r.repo, pr.Number)
+	} else {
+		ch, err = c.PushFiles(ctx, r.owner, r.repo, push.Before, push.After)
+	}
+	if err != nil {
+		return selection{}, err
+	}
+	return r.affected(all, ch), nil
+}
+
+func (r *run) planFlow(ctx context.Context) error {
+	pr, push, done, err := r.scope()
+	if err != nil || done {
+		return err
+	}
 	all, err := r.discover()
 	if err != nil {
 		return err
 	}
-	var sel selection
-	switch {
-	case len(r.in.environments) > 0:
-		if sel.Envs, err = r.explicit(all, r.in.environments); err != nil {
-			return err
-		}
-	case pr != nil:
-		c, err := r.client()
-		if err != nil {
-			return err
-		}
-		ch, err := c.PullRequestFiles(ctx, r.owner, r.repo, pr.Number)
-		if err != nil {
-			return err
-		}
-		sel = r.affected(all, ch)
-	default:
-		sel = selection{Envs: all, All: "a manual plan covers every environment"}
+	sel, err := r.selectEnvs(ctx, all, pr, push)
+	if err != nil {
+		return err
 	}
 	r.reportSelection(sel)
 
@@ -128,6 +168,27 @@ func (r *run) planFlow(ctx context.Context) error {
 	return r.failure()
 }
 
+// affectedFlow only lists the affected environments (the `environments`
+// output), with no AWS call: a workflow uses it to fan out one job per
+// environment, each with its own `environment:` protection and concurrency.
+func (r *run) affectedFlow(ctx context.Context) error {
+	pr, push, done, err := r.scope()
+	if err != nil || done {
+		return err
+	}
+	all, err := r.discover()
+	if err != nil {
+		return err
+	}
+	sel, err := r.selectEnvs(ctx, all, pr, push)
+	if err != nil {
+		return err
+	}
+	r.reportSelection(sel)
+	r.outcome = "no_changes"
+	return nil
+}
+
 func (r *run) reportSelection(sel selection) {
 	switch {
 	case sel.All != "":
@@ -141,6 +202,7 @@ func (r *run) reportSelection(sel selection) {
 	}
 	for _, ef := range sel.Envs {
 		r.log.info(ef.Name, "selected (%s)", ef.Path)
+		r.selected = append(r.selected, ef.Name)
 	}
 }
 
@@ -164,7 +226,7 @@ func (r *run) planOne(ctx context.Context, ef *envFile) (*plan.Plan, error) {
 }
 
 func (r *run) request(ef *envFile, cfg aws.Config) Request {
-	return Request{Env: ef.Env, AWS: cfg, PrefectAPIKey: r.in.prefectAPIKey, Clock: r.o.Clock,
+	return Request{Env: ef.Env, AWS: cfg, PrefectAPIKey: r.in.prefectAPIKey, Clock: r.o.Clock, Getenv: r.o.Getenv,
 		Progress: func(m string) { r.log.info(ef.Name, "%s", m) }}
 }
 
@@ -218,32 +280,17 @@ func (r *run) skipFork(number int, headRepo string) error {
 // --- push: apply --------------------------------------------------------
 
 func (r *run) applyFlow(ctx context.Context) error {
-	var before, after string
-	var pr *github.PullRequest
-	switch r.ghctx.EventName {
-	case "push":
-		raw, err := r.event()
-		if err != nil {
-			return err
-		}
-		ev, ok := raw.(*gh.PushEvent)
-		if !ok {
-			return inputErrorf("the push event payload is not a push")
-		}
-		def := ev.GetRepo().GetDefaultBranch()
-		if ev.GetDeleted() || (def != "" && ev.GetRef() != "refs/heads/"+def) {
-			r.note("Nothing to apply: the push to %s is not a new commit on the default branch (%s).", ev.GetRef(), def)
-			r.outcome = "skipped"
-			return nil
-		}
-		before, after = ev.GetBefore(), ev.GetAfter()
-	default:
-		after = r.ghctx.SHA
-		if len(r.in.environments) == 0 && r.in.environment == "" {
-			return inputErrorf("operation apply outside a push needs the environment (or environments) input")
-		}
+	_, push, done, err := r.scope()
+	if err != nil || done {
+		return err
 	}
-
+	after := r.ghctx.SHA
+	switch {
+	case push != nil:
+		after = push.After
+	case len(r.in.environments) == 0 && r.in.environment == "":
+		return inputErrorf("operation apply outside a push needs the environment (or environments) input")
+	}
 	all, err := r.discover()
 	if err != nil {
 		return err
@@ -252,19 +299,11 @@ func (r *run) applyFlow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var sel selection
-	switch names := append(append([]string{}, r.in.environments...), nonEmpty(r.in.environment)...); {
-	case len(names) > 0:
-		if sel.Envs, err = r.explicit(all, names); err != nil {
-			return err
-		}
-	default:
-		ch, err := c.PushFiles(ctx, r.owner, r.repo, before, after)
-		if err != nil {
-			return err
-		}
-		sel = r.affected(all, ch)
+	sel, err := r.selectEnvs(ctx, all, nil, push)
+	if err != nil {
+		return err
 	}
+	var pr *github.PullRequest
 	r.reportSelection(sel)
 	if r.ghctx.EventName == "push" && len(sel.Envs) > 0 {
 		if pr, err = c.MergedPullRequest(ctx, r.owner, r.repo, after); err != nil {

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,6 +69,7 @@ type harness struct {
 	env    map[string]string
 	stdout bytes.Buffer
 	engine action.Engine
+	writes *atomic.Int64 // resource writes by paramKind
 }
 
 func newHarness(t *testing.T) *harness {
@@ -85,7 +87,8 @@ func newHarness(t *testing.T) *harness {
 	h.tmp = t.TempDir()
 	h.pf = prefectsim.New(h.world, prefectsim.WithKey(prefectKey))
 	t.Cleanup(h.pf.Close)
-	h.engine = action.DeployEngine{Kinds: paramKinds,
+	h.writes = &atomic.Int64{}
+	h.engine = action.DeployEngine{Kinds: func() map[string]resource.Kind { return paramKinds(h.writes) },
 		Prefect: func(env *config.Environment, key string, clk clock.Clock) (deploy.Prefect, error) {
 			return prefect.New(env.Prefect.APIURL, key, prefect.WithClock(clk))
 		}}
@@ -255,6 +258,9 @@ func (h *harness) awsWrites() int {
 	return n
 }
 
+// stackWrites counts the resource writes (not the environment lock's).
+func (h *harness) stackWrites() int { return int(h.writes.Load()) }
+
 // noSecretLeaks checks that the Prefect key and the session credentials
 // appear nowhere but in the ::add-mask:: commands.
 func (h *harness) noSecretLeaks() {
@@ -383,21 +389,21 @@ func stsError(status int, code, msg string) *http.Response {
 // check, reports) run against the simulated account while each resource is
 // a single SSM parameter holding its attributes. Keys with "cidr" in them
 // force replacement, as a VPC's CIDR does.
-func paramKinds() map[string]resource.Kind {
+func paramKinds(writes *atomic.Int64) map[string]resource.Kind {
 	out := map[string]resource.Kind{}
 	for k := range resources.Kinds() {
-		out[k] = paramKind{}
+		out[k] = paramKind{writes: writes}
 	}
 	return out
 }
 
-type paramKind struct{}
+type paramKind struct{ writes *atomic.Int64 }
 
 func paramName(x *resource.Ctx, r *resource.Resource) string {
 	return "/deploybot-test/" + x.Env.Name + "/" + r.Address
 }
 
-func (paramKind) Desired(r *resource.Resource, refs resource.Refs) resource.Attrs {
+func (k paramKind) Desired(r *resource.Resource, refs resource.Refs) resource.Attrs {
 	b, _ := json.Marshal(r.Spec)
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
@@ -425,6 +431,7 @@ func (k paramKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resour
 }
 
 func (k paramKind) put(ctx context.Context, x *resource.Ctx, r *resource.Resource, refs resource.Refs) (resource.Outputs, error) {
+	k.writes.Add(1)
 	b, _ := json.Marshal(k.Desired(r, refs))
 	_, err := x.AWS.SSM.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(paramName(x, r)), Value: aws.String(string(b)),
 		Type: ssmtypes.ParameterTypeString, Overwrite: aws.Bool(true)})
@@ -439,7 +446,8 @@ func (k paramKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Reso
 	return k.put(ctx, x, r, refs)
 }
 
-func (paramKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resource, _ *resource.Live) error {
+func (k paramKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resource, _ *resource.Live) error {
+	k.writes.Add(1)
 	_, err := x.AWS.SSM.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(paramName(x, r))})
 	if awserr.IsNotFound(err) {
 		return nil

@@ -3,6 +3,7 @@ package action
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -60,6 +61,7 @@ func (r *run) finish(runErr error) error {
 		{"plan-json", planPath},
 		{"result", r.result(runErr)},
 		{"deployment-url", strings.Join(urls, "\n")},
+		{"environments", r.environmentsJSON()},
 	} {
 		if err := r.setOutput(kv[0], kv[1]); err != nil {
 			errs = append(errs, err.Error())
@@ -69,6 +71,12 @@ func (r *run) finish(runErr error) error {
 		return fmt.Errorf("write the Action's outputs: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// environmentsJSON is the environments output: a JSON array of names.
+func (r *run) environmentsJSON() string {
+	b, _ := json.Marshal(append([]string{}, r.selected...))
+	return string(b)
 }
 
 // result is the `result` output: one word for the whole run.

@@ -26,6 +26,8 @@ const (
 	OpApply   = "apply"
 	OpDestroy = "destroy"
 	OpDrift   = "drift"
+	// OpAffected only lists the affected environments (no AWS call).
+	OpAffected = "affected"
 )
 
 // inputs are the action.yml inputs.
@@ -58,7 +60,9 @@ type run struct {
 	mu      sync.Mutex
 	results []*envResult
 	notes   []string // job-summary lines that are not about one environment
-	outcome string   // overall result output when no environment ran
+	// selected are the environments the run acts on (the environments output).
+	selected []string
+	outcome  string // overall result output when no environment ran
 }
 
 // Run executes the Action once. Its error maps to an exit code with ExitCode.
@@ -105,6 +109,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		return r.destroyFlow(ctx)
 	case OpDrift:
 		return r.driftFlow(ctx)
+	case OpAffected:
+		return r.affectedFlow(ctx)
 	}
 	return nil
 }
@@ -167,9 +173,9 @@ func (r *run) readInputs() error {
 		in.operation = OpAuto
 	}
 	switch in.operation {
-	case OpAuto, OpPlan, OpApply, OpDestroy, OpDrift:
+	case OpAuto, OpPlan, OpApply, OpDestroy, OpDrift, OpAffected:
 	default:
-		return inputErrorf("input operation: %q is not one of auto, plan, apply, destroy, drift", in.operation)
+		return inputErrorf("input operation: %q is not one of auto, plan, apply, destroy, drift, affected", in.operation)
 	}
 	in.environment = r.input("environment")
 	in.confirm = r.input("confirm")
