@@ -87,9 +87,26 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 	r := e.newRun(p, plan.OpApply)
 
 	var steps []*step
+	// Resources the file no longer asks for are deleted first, dependents
+	// first; every other step comes after them.
+	var removals []string
+	for i := len(p.order) - 1; i >= 0; i-- {
+		addr := p.order[i]
+		if ch, ok := p.changes[addr]; !ok || !p.absent[addr] || ch.Action != plan.Delete {
+			continue
+		}
+		s := &step{id: "delete:" + addr, run: func(ctx context.Context) error { return r.delete(ctx, addr, false) }}
+		for _, d := range removals {
+			if contains(p.graph.transitiveDependents(addr), stepAddress(d)) {
+				s.after = append(s.after, d)
+			}
+		}
+		steps = append(steps, s)
+		removals = append(removals, s.id)
+	}
 	replaced := map[string]bool{}
 	for _, addr := range p.order {
-		if p.changes[addr].Action == plan.Replace {
+		if ch, ok := p.changes[addr]; ok && ch.Action == plan.Replace {
 			replaced[addr] = true
 		}
 	}
@@ -105,13 +122,18 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 				s.after = append(s.after, "delete:"+d)
 			}
 		}
+		s.after = append(s.after, removals...)
 		steps = append(steps, s)
 	}
 	for _, addr := range p.order {
+		if p.absent[addr] {
+			continue
+		}
 		s := &step{id: "apply:" + addr, run: func(ctx context.Context) error { return r.upsert(ctx, addr) }}
 		for _, d := range p.graph.deps[addr] {
 			s.after = append(s.after, "apply:"+d)
 		}
+		s.after = append(s.after, removals...)
 		if replaced[addr] {
 			s.after = append(s.after, "delete:"+addr)
 		}
@@ -467,6 +489,15 @@ func (r *run) fillDeployment() {
 		return
 	}
 	r.report.Deployment = d
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
 }
 
 // transitiveDependents returns every address that depends on addr, directly

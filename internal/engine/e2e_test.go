@@ -54,9 +54,8 @@ tags:
   team: data-platform
 `
 
-// autoscalingYAML goes into envYAML once awssim simulates Application Auto
-// Scaling; until then the e2e stack has no scaling target and policy.
-var autoscalingYAML = ""
+// autoscalingYAML goes into envYAML; TestE2EAutoscalingTurnedOff removes it.
+var autoscalingYAML = "  autoscaling: { min: 1, max: 3, target_cpu_percent: 70 }\n"
 
 type world struct {
 	t        testing.TB
@@ -308,6 +307,35 @@ func TestE2ECrashAfterEveryWrite(t *testing.T) {
 				t.Fatalf("%d resources after crash and re-run, a clean apply has %d:\n%s", got, want, strings.Join(inventory(x.w, "demo"), "\n"))
 			}
 		})
+	}
+}
+
+// TestE2EAutoscalingTurnedOff: a file that drops autoscaling deletes the
+// scaling policy and target (they would keep resizing the service), and a
+// destroy from such a file still removes ones left behind.
+func TestE2EAutoscalingTurnedOff(t *testing.T) {
+	x := newWorld(t)
+	x.apply(x.env("demo"))
+	off := x.env("demo", "  autoscaling: { min: 1, max: 3, target_cpu_percent: 70 }\n", "")
+	p := x.plan(off)
+	want := []string{"- autoscaling_policy.cpu", "- autoscaling_target.worker"}
+	if d := cmp.Diff(want, summary(p.Plan)); d != "" {
+		t.Fatalf("plan (-want +got):\n%s", d)
+	}
+	if p.Plan.Changes[0].Reason != "the environment file no longer asks for it" {
+		t.Fatalf("reason %q", p.Plan.Changes[0].Reason)
+	}
+	if _, err := x.engine().Apply(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if d := summary(x.plan(off).Plan); len(d) != 0 {
+		t.Fatalf("not converged:\n%s", strings.Join(d, "\n"))
+	}
+	// Turned on again, then destroyed from the file that has it off.
+	x.apply(x.env("demo"))
+	x.destroy(off)
+	if left := inventory(x.w, "demo"); len(left) != 0 {
+		t.Fatalf("destroy left:\n%s", strings.Join(left, "\n"))
 	}
 }
 

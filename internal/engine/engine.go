@@ -66,6 +66,7 @@ type Planned struct {
 	order     []string // topological: dependencies first
 	live      map[string]*resource.Live
 	changes   map[string]*plan.Change
+	absent    map[string]bool // resources the file does not ask for
 }
 
 // target is the engine's view of a stack: the environment, its desired
@@ -73,7 +74,10 @@ type Planned struct {
 type target struct {
 	env       *config.Environment
 	resources []resource.Resource
-	notes     []string
+	// absent are resources the stack can have but this file does not ask
+	// for (autoscaling turned off): deleted when they exist and are ours.
+	absent []resource.Resource
+	notes  []string
 }
 
 // AccountMismatchError: the credentials belong to another account than the
@@ -154,6 +158,19 @@ func (e *Engine) plan(ctx context.Context, t target, op plan.Operation) (*Planne
 			return nil, fmt.Errorf("plan %s: no implementation of kind %q", r.Address, r.Kind)
 		}
 		p.resources[r.Address] = r
+		deps[r.Address] = r.DependsOn
+	}
+	p.absent = map[string]bool{}
+	for i := range t.absent {
+		r := &t.absent[i]
+		if _, dup := p.resources[r.Address]; dup {
+			continue
+		}
+		if _, ok := e.Kinds[r.Kind]; !ok {
+			continue
+		}
+		p.resources[r.Address] = r
+		p.absent[r.Address] = true
 		deps[r.Address] = r.DependsOn
 	}
 	g, err := newGraph(deps)
@@ -297,7 +314,23 @@ func (e *Engine) planRefs(p *Planned, r *resource.Resource) (resource.Refs, []st
 }
 
 func (e *Engine) diffApply(p *Planned, pl *plan.Plan) {
+	// What the file no longer asks for goes first, dependents first.
+	for i := len(p.order) - 1; i >= 0; i-- {
+		addr := p.order[i]
+		if !p.absent[addr] {
+			continue
+		}
+		r := p.resources[addr]
+		if live := p.live[addr]; live != nil && live.Ours {
+			ch := &plan.Change{Address: addr, Kind: r.Kind, Name: r.Name, Action: plan.Delete, Reason: "the environment file no longer asks for it"}
+			p.changes[addr] = ch
+			pl.Changes = append(pl.Changes, *ch)
+		}
+	}
 	for _, addr := range p.order {
+		if p.absent[addr] {
+			continue
+		}
 		r := p.resources[addr]
 		live := p.live[addr]
 		ch := &plan.Change{Address: addr, Kind: r.Kind, Name: r.Name, Action: plan.NoOp}
@@ -420,7 +453,47 @@ func targetOf(st *stack.Stack) target {
 	if st == nil {
 		return target{}
 	}
-	return target{env: st.Env, resources: st.Resources, notes: stackNotes(st.Env)}
+	return target{env: st.Env, resources: st.Resources, absent: optionalResources(st), notes: stackNotes(st.Env)}
+}
+
+// optionalResources are the resources st's environment could have but does
+// not ask for: the autoscaling target and policy when autoscaling is off,
+// the worker security group when the file names its own groups. Without
+// them a file that turns autoscaling off would leave the scaling target
+// resizing the service, and destroy would leave it behind.
+func optionalResources(st *stack.Stack) []resource.Resource {
+	if st.Env == nil {
+		return nil
+	}
+	full := *st.Env
+	changed := false
+	if full.Worker.Autoscaling == nil {
+		n := max(full.Worker.DesiredCount, 1)
+		full.Worker.Autoscaling = &config.Autoscaling{Min: n, Max: n, TargetCPUPercent: 70}
+		changed = true
+	}
+	if full.Network.Mode == "existing" && len(full.Network.SecurityGroupIDs) > 0 {
+		full.Network.SecurityGroupIDs = nil
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	fullStack, err := stack.Build(&full, "")
+	if err != nil {
+		return nil
+	}
+	have := map[string]bool{}
+	for _, r := range st.Resources {
+		have[r.Address] = true
+	}
+	var out []resource.Resource
+	for _, r := range fullStack.Resources {
+		if !have[r.Address] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // stackNotes are what a reviewer should know about env that no change shows.

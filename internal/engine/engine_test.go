@@ -472,3 +472,35 @@ func TestCancelledApplyStartsNothing(t *testing.T) {
 		t.Fatalf("wrote %v", w)
 	}
 }
+
+func TestResourcesNoLongerAskedForAreDeletedFirst(t *testing.T) {
+	f := newFixture(t)
+	rs := diamond()
+	extra := res("scaler", nil, "fake.svc")
+	f.apply(t, append(rs, extra))
+	before := len(f.acct.writes())
+
+	// The file no longer asks for the scaler (the stack lists it as absent)
+	// and changes the service.
+	rs = diamond()
+	spec(&rs[0]).Attrs["cpu"] = "512"
+	p, err := f.eng.plan(context.Background(), target{env: f.env, resources: rs, absent: []resource.Resource{extra}}, plan.OpApply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"- fake.scaler", "  fake.net", "  fake.logs", "  fake.roles", "~ fake.svc", "  fake.zeta"}
+	if d := cmp.Diff(want, actions(p.Plan)); d != "" {
+		t.Fatalf("plan (-want +got):\n%s", d)
+	}
+	if _, err := f.eng.Apply(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"delete fake.scaler", "update fake.svc"}, f.acct.writes()[before:]); d != "" {
+		t.Fatalf("writes (-want +got):\n%s", d)
+	}
+	// Absent and missing: nothing to do.
+	p, err = f.eng.plan(context.Background(), target{env: f.env, resources: rs, absent: []resource.Resource{extra}}, plan.OpApply)
+	if err != nil || p.Plan.HasChanges() {
+		t.Fatalf("re-plan: %v %v", err, actions(p.Plan))
+	}
+}
