@@ -16,6 +16,7 @@ import (
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
@@ -201,4 +202,61 @@ func TestBadKeyFailsPreflightWithoutAWSWrite(t *testing.T) {
 	if n := len(x.w.Calls()); n != 0 {
 		t.Fatalf("%d AWS calls after a failed preflight", n)
 	}
+}
+
+// TestTwoAppliesAtOnce: exactly one proceeds; the other fails fast naming
+// the holder, and changes nothing.
+func TestTwoAppliesAtOnce(t *testing.T) {
+	x := newE2E(t)
+	type outcome struct {
+		res *deploy.Result
+		err error
+	}
+	results := make(chan outcome, 2)
+	// Both runs finish preflight before either goes for the lock, so they
+	// really race for it.
+	var bothPreflighted sync.WaitGroup
+	bothPreflighted.Add(2)
+	for i := 0; i < 2; i++ {
+		o := x.options("prefecthq/prefect-aws:3.1")
+		o.Prefect = barrierPrefect{Prefect: o.Prefect, wg: &bothPreflighted}
+		go func() {
+			res, err := deploy.Apply(context.Background(), o)
+			results <- outcome{res, err}
+		}()
+	}
+	var ok, held int
+	for i := 0; i < 2; i++ {
+		r := <-results
+		x.noLeak(r.res, r.err)
+		switch {
+		case r.err == nil && r.res.Report.Status == plan.StatusSucceeded:
+			ok++
+		case lock.IsHeld(r.err) && r.res.Report.Status == plan.StatusRefused:
+			held++
+			if !strings.Contains(r.err.Error(), "environment demo is locked by ") {
+				t.Fatalf("held error does not name the holder: %v", r.err)
+			}
+			if len(r.res.Report.Steps) != 0 {
+				t.Fatalf("the refused apply did steps: %+v", r.res.Report.Steps)
+			}
+		default:
+			t.Fatalf("unexpected outcome: %v %+v", r.err, r.res.Report)
+		}
+	}
+	if ok != 1 || held != 1 {
+		t.Fatalf("%d succeeded, %d refused; want one each", ok, held)
+	}
+}
+
+type barrierPrefect struct {
+	deploy.Prefect
+	wg *sync.WaitGroup
+}
+
+func (b barrierPrefect) Preflight(ctx context.Context, env *config.Environment) (*prefect.Preflight, error) {
+	pf, err := b.Prefect.Preflight(ctx, env)
+	b.wg.Done()
+	b.wg.Wait()
+	return pf, err
 }
