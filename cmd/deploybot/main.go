@@ -7,6 +7,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	// Commands that register themselves with the CLI.
+	_ "github.com/deploybot/deploybot/internal/action/cmd"
 	"github.com/deploybot/deploybot/internal/cli"
 )
 

@@ -85,7 +85,7 @@ func NewCmdPlan(f *Factory, runF func(context.Context, *PlanOptions) error) *cob
 			return planRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.EnvFile, "env-file", "e", "", "environment file (required)")
+	cmd.Flags().StringVarP(&opts.EnvFile, "environment", "e", "", "environment file (required)")
 	cmd.Flags().StringVar(&opts.Format, "format", "text", "output format: text, markdown or json")
 	cmd.Flags().StringVar(&opts.OutFile, "out", "", "write the plan to FILE instead of standard output")
 	cmd.Flags().BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "exit 4 when the plan has changes")
@@ -180,7 +180,7 @@ func NewCmdApply(f *Factory, runF func(context.Context, *ApplyOptions) error) *c
 			return applyRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.EnvFile, "env-file", "e", "", "environment file (required)")
+	cmd.Flags().StringVarP(&opts.EnvFile, "environment", "e", "", "environment file (required)")
 	cmd.Flags().BoolVar(&opts.Yes, "yes", false, "apply without asking (required when standard input is not a terminal)")
 	return cmd
 }
@@ -293,7 +293,7 @@ func NewCmdDestroy(f *Factory, runF func(context.Context, *DestroyOptions) error
 			return destroyRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.EnvFile, "env-file", "e", "", "environment file (required)")
+	cmd.Flags().StringVarP(&opts.EnvFile, "environment", "e", "", "environment file (required)")
 	cmd.Flags().StringVar(&opts.Confirm, "confirm", "", "the environment's name, to confirm (required)")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "delete the Prefect API key secret at once, without Secrets Manager's recovery window")
 	return cmd
@@ -352,7 +352,7 @@ func NewCmdUnlock(f *Factory, runF func(context.Context, *UnlockOptions) error) 
 			return unlockRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.EnvFile, "env-file", "e", "", "environment file (required)")
+	cmd.Flags().StringVarP(&opts.EnvFile, "environment", "e", "", "environment file (required)")
 	return cmd
 }
 
