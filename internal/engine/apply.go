@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -240,17 +241,16 @@ func (r *run) plannedAction(id string) plan.Action {
 	if !ok {
 		return plan.NoOp
 	}
-	if ch.Action == plan.Replace && id[:len("delete:")] == "delete:" {
+	if ch.Action == plan.Replace && strings.HasPrefix(id, "delete:") {
 		return plan.Delete
 	}
 	return ch.Action
 }
 
+// stepAddress is the resource address of a step id ("apply:ADDR", "delete:ADDR").
 func stepAddress(id string) string {
-	for i := 0; i < len(id); i++ {
-		if id[i] == ':' {
-			return id[i+1:]
-		}
+	if _, addr, ok := strings.Cut(id, ":"); ok {
+		return addr
 	}
 	return id
 }
