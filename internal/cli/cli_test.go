@@ -470,3 +470,18 @@ func TestLockHeldThenUnlock(t *testing.T) {
 		t.Fatalf("apply did not release the lock: %q", h.lastOut)
 	}
 }
+
+func TestPlanWithoutTheKeySaysWhatItCannotSee(t *testing.T) {
+	h := newHarness(t)
+	path := h.file("demo.yaml", baseEnv)
+	if code := h.run("apply", "-e", path, "--yes"); code != 0 {
+		t.Fatalf("apply: %d\n%s", code, h.lastErr)
+	}
+	delete(h.env, "PREFECT_API_KEY")
+	if code := h.run("plan", "-e", path, "--detailed-exitcode"); code != 0 {
+		t.Fatalf("plan without the key: exit %d (a missing key must not look like a change)\n%s", code, h.lastOut)
+	}
+	if !strings.Contains(h.lastErr, "PREFECT_API_KEY is not set, so this plan cannot tell whether the stored Prefect API key would change") {
+		t.Fatalf("stderr:\n%s", h.lastErr)
+	}
+}

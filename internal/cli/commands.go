@@ -109,6 +109,9 @@ func planRun(ctx context.Context, o *PlanOptions) error {
 		return err
 	}
 	pr.line(fmt.Sprintf("Planning %s (%s, account %s, %s)…", env.Name, env.File, env.AWS.AccountID, env.AWS.Region))
+	if f.apiKey() == "" {
+		pr.line("note: PREFECT_API_KEY is not set, so this plan cannot tell whether the stored Prefect API key would change")
+	}
 	res, err := deploy.Plan(ctx, deploy.Options{Env: env, APIKey: f.apiKey(), Engine: eng, DetailedExitCode: o.DetailedExitCode})
 	if err != nil {
 		return err
