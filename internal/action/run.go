@@ -30,6 +30,14 @@ const (
 	OpAffected = "affected"
 )
 
+// InputNames are the Action's inputs; action.yml declares exactly these
+// (a test checks both, and every GetInput call).
+var InputNames = []string{"github-token", "app-id", "app-private-key", "app-installation-id",
+	"environments-dir", "environments", "operation", "environment", "confirm", "prefect-api-key"}
+
+// OutputNames are the Action's outputs, written by every run.
+var OutputNames = []string{"changes", "plan-json", "result", "deployment-url", "environments"}
+
 // inputs are the action.yml inputs.
 type inputs struct {
 	githubToken       string

@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+#
+# deploybot's container action image: a static Go binary on distroless
+# static (CA certificates, no shell). It runs as root on purpose: the runner
+# mounts /github/file_commands owned by the runner's user, and a non-root
+# USER cannot write GITHUB_OUTPUT or GITHUB_STEP_SUMMARY
+# (github-actions.md §1.1 "Non-root is a real problem"). No WORKDIR either:
+# the runner sets it to /github/workspace.
+
+ARG GO_VERSION=1.26
+
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-alpine AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY cmd ./cmd
+COPY internal ./internal
+ARG TARGETOS
+ARG TARGETARCH
+ARG VERSION=dev
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
+    go build -trimpath -ldflags "-s -w -X github.com/deploybot/deploybot/internal/cli.Version=${VERSION}" \
+      -o /out/deploybot ./cmd/deploybot
+
+FROM gcr.io/distroless/static-debian12 AS final
+COPY --from=build /out/deploybot /deploybot
+ENTRYPOINT ["/deploybot", "action"]
