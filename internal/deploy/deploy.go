@@ -362,6 +362,13 @@ func Destroy(ctx context.Context, o Options) (res *Result, err error) {
 		return res, err
 	}
 	res.Plan = planned.Plan
+	if !o.Force {
+		for _, c := range planned.Plan.Changes {
+			if c.Kind == "secret" {
+				planned.Plan.Notes = append(planned.Plan.Notes, fmt.Sprintf("%s is deleted with Secrets Manager's recovery window: it can be restored for a few days, and its name stays taken until then (destroy --force deletes it at once)", c.Address))
+			}
+		}
+	}
 	res.Report, err = eng.Destroy(ctx, planned)
 	return res, err
 }
