@@ -67,6 +67,7 @@ type Planned struct {
 	live      map[string]*resource.Live
 	changes   map[string]*plan.Change
 	absent    map[string]bool // resources the file does not ask for
+	notes     []string        // from reading
 }
 
 // target is the engine's view of a stack: the environment, its desired
@@ -191,7 +192,7 @@ func (e *Engine) plan(ctx context.Context, t target, op plan.Operation) (*Planne
 		Account:     t.env.AWS.AccountID,
 		Region:      t.env.AWS.Region,
 		Operation:   op,
-		Notes:       append([]string(nil), t.notes...),
+		Notes:       append(append([]string(nil), t.notes...), p.notes...),
 	}
 	if op == plan.OpDestroy {
 		e.diffDestroy(p, pl)
@@ -257,6 +258,12 @@ func (e *Engine) readAll(ctx context.Context, p *Planned) error {
 	}
 	var all []error
 	for _, addr := range p.order {
+		if err, ok := errs[addr]; ok && p.absent[addr] {
+			// Not knowing whether a leftover exists must not block the plan
+			// of what the file asks for; say so instead.
+			p.notes = append(p.notes, fmt.Sprintf("could not check whether %s (no longer asked for) is left over: %v", addr, err))
+			continue
+		}
 		if err, ok := errs[addr]; ok {
 			all = append(all, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/awsapi"
@@ -503,4 +504,30 @@ func TestResourcesNoLongerAskedForAreDeletedFirst(t *testing.T) {
 	if err != nil || p.Plan.HasChanges() {
 		t.Fatalf("re-plan: %v %v", err, actions(p.Plan))
 	}
+}
+
+func TestUnreadableLeftoverIsANoteNotAFailure(t *testing.T) {
+	f := newFixture(t)
+	extra := res("scaler", nil, "fake.svc")
+	extra.Kind = "unreadable"
+	f.eng.Kinds["unreadable"] = unreadableKind{fakeKind{f.acct}}
+	p, err := f.eng.plan(context.Background(), target{env: f.env, resources: diamond(), absent: []resource.Resource{extra}}, plan.OpApply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"could not check whether fake.scaler (no longer asked for) is left over: read fake.scaler: api error AccessDeniedException: not allowed"}
+	if d := cmp.Diff(want, p.Plan.Notes); d != "" {
+		t.Fatalf("notes (-want +got):\n%s", d)
+	}
+	// A resource the file asks for that cannot be read fails the plan.
+	rs := append(diamond(), extra)
+	if _, err := f.eng.plan(context.Background(), target{env: f.env, resources: rs}, plan.OpApply); err == nil {
+		t.Fatal("want an error")
+	}
+}
+
+type unreadableKind struct{ fakeKind }
+
+func (unreadableKind) Read(context.Context, *resource.Ctx, *resource.Resource) (*resource.Live, error) {
+	return nil, &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not allowed"}
 }
