@@ -2,6 +2,10 @@ package action_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -18,6 +22,7 @@ import (
 	"github.com/deploybot/deploybot/internal/githubsim"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/render"
+	"github.com/deploybot/deploybot/internal/resources"
 )
 
 // openPR registers pull request #2 of the payloads, changing files.
@@ -521,5 +526,150 @@ func TestHugePlanStillMakesAValidComment(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(h.dir, action.PlanJSONPath))
 	if !strings.Contains(string(b), "ssm_parameter.p0300") {
 		t.Error("plan-json does not hold the full plan")
+	}
+}
+
+// TestRealStackThroughTheAction runs the real resource kinds against the
+// simulated account: the PR plan, the merge's apply through the Prefect
+// health gate, and the dispatch destroy, which leaves nothing tagged behind.
+func TestRealStackThroughTheAction(t *testing.T) {
+	h := newHarness(t)
+	h.engine = action.DeployEngine{Kinds: resources.Kinds} // real kinds, real lock, default Prefect client
+	vpc, subnets := h.world.SeedExistingVPC("10.50.0.0/16", 2, true)
+	body := fmt.Sprintf(`name: demo
+aws:
+  account_id: "123456789012"
+  region: us-east-1
+  plan_role_arn: %s
+  apply_role_arn: %s
+prefect:
+  api_url: %s
+  work_pool: demo-pool
+  create_work_pool: true
+worker:
+  image: prefecthq/prefect-aws:3.1
+network:
+  mode: existing
+  vpc_id: %s
+  subnet_ids: [%s]
+  assign_public_ip: true
+`, planRole, applyRole, h.pf.SelfHostedURL(), vpc, strings.Join(subnets, ", "))
+	if err := os.WriteFile(filepath.Join(h.dir, "environments", "demo.yaml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.openPR("environments/demo.yaml")
+	h.prEvent("pull_request.opened.json")
+	if code := h.run(); code != 0 {
+		t.Fatalf("plan: exit %d\n%s", code, h.stdout.String())
+	}
+	if c := h.botComments()["demo"]; !strings.Contains(c.Body, "ecs_service.worker") {
+		t.Fatalf("the plan comment does not show the service:\n%.2000s", c.Body)
+	}
+
+	h.merge("environments/demo.yaml")
+	h.oidc("push", "refs/heads/master", "demo")
+	h.resetFiles()
+	if code := h.run(); code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, h.stdout.String())
+	}
+	out := h.outputs()
+	deps := h.gh.Deployments(repoFull)
+	if out["result"] != "applied" || len(deps) != 1 || deps[0].State() != "success" || out["deployment-url"] == "" ||
+		deps[0].Statuses[len(deps[0].Statuses)-1].EnvironmentURL != out["deployment-url"] {
+		t.Fatalf("outputs %v, deployments %+v\n%s", out, deps, h.stdout.String())
+	}
+	if len(h.world.TaggedFor("demo")) == 0 {
+		t.Fatal("nothing was created")
+	}
+	h.noSecretLeaks()
+
+	h.resetFiles()
+	h.event("workflow_dispatch", "workflow_dispatch.teardown.DERIVED.json", nil)
+	h.oidc("workflow_dispatch", "refs/heads/master", "demo")
+	h.env["INPUT_OPERATION"], h.env["INPUT_ENVIRONMENT"], h.env["INPUT_CONFIRM"] = "destroy", "demo", "demo"
+	if code := h.run(); code != 0 {
+		t.Fatalf("destroy: exit %d\n%s", code, h.stdout.String())
+	}
+	h.clock.Advance(8 * 24 * time.Hour) // the secret's recovery window
+	if left := h.world.TaggedFor("demo"); len(left) != 0 {
+		t.Errorf("destroy left %+v", left)
+	}
+	if st := h.gh.Deployments(repoFull)[0].State(); st != "inactive" {
+		t.Errorf("deployment state %q after destroy", st)
+	}
+	h.noSecretLeaks()
+}
+
+func TestGitHubAppOnEnterpriseServer(t *testing.T) {
+	h := newHarness(t)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	h.gh.AddApp(77, "deploybot-ghes", &key.PublicKey, 99)
+	h.env["GITHUB_API_URL"] = h.gh.APIURL(true)
+	h.env["INPUT_GITHUB-TOKEN"] = "" // the App, not the job token
+	h.env["INPUT_APP-ID"] = "77"
+	h.env["INPUT_APP-INSTALLATION-ID"] = "99"
+	h.env["INPUT_APP-PRIVATE-KEY"] = pemKey
+	h.openPR("environments/staging.yaml")
+	h.prEvent("pull_request.opened.json")
+	if code := h.run(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, h.stdout.String())
+	}
+	if c := h.gh.Comments(repoFull, 2); len(c) != 1 || c[0].User != "deploybot-ghes[bot]" {
+		t.Fatalf("comments = %+v", c)
+	}
+	// Every line of the key is masked, and none is printed otherwise.
+	lines := strings.Split(strings.TrimSpace(pemKey), "\n")
+	body := lines[1 : len(lines)-1]
+	for _, l := range body {
+		if !strings.Contains(h.stdout.String(), "::add-mask::"+l) {
+			t.Fatalf("key line %.8s… not masked", l)
+		}
+	}
+	for _, l := range strings.Split(h.stdout.String(), "\n") {
+		if !strings.HasPrefix(l, "::add-mask::") && strings.Contains(l, body[0]) {
+			t.Errorf("the App key leaked into the log: %.40s", l)
+		}
+	}
+}
+
+func TestBadInputsAreRefusedBeforeAnyCall(t *testing.T) {
+	tests := []struct {
+		name  string
+		event string
+		set   map[string]string
+		want  string
+	}{
+		{"unknown operation", "pull_request", map[string]string{"INPUT_OPERATION": "yolo"}, `"yolo" is not one of`},
+		{"auto on workflow_dispatch", "workflow_dispatch", nil, "operation auto is ambiguous"},
+		{"destroy from a pull request", "pull_request", map[string]string{"INPUT_OPERATION": "destroy", "INPUT_ENVIRONMENT": "staging", "INPUT_CONFIRM": "staging"}, "only runs from workflow_dispatch"},
+		{"bad app id", "pull_request", map[string]string{"INPUT_APP-ID": "twelve"}, "app-id"},
+		{"unknown environment", "workflow_dispatch", map[string]string{"INPUT_OPERATION": "plan", "INPUT_ENVIRONMENTS": "nope"}, `environment "nope"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.openPR("environments/staging.yaml")
+			if tc.event == "pull_request" {
+				h.prEvent("pull_request.opened.json")
+			} else {
+				h.event("workflow_dispatch", "workflow_dispatch.teardown.DERIVED.json", nil)
+			}
+			for k, v := range tc.set {
+				h.env[k] = v
+			}
+			if code := h.run(); code != 2 {
+				t.Fatalf("exit %d, want 2\n%s", code, h.stdout.String())
+			}
+			if !strings.Contains(h.stdout.String(), tc.want) {
+				t.Errorf("the error does not say %q:\n%s", tc.want, h.stdout.String())
+			}
+			if h.awsCalls() != 0 || len(h.gh.Requests()) != 0 {
+				t.Errorf("%d AWS calls, %d GitHub requests", h.awsCalls(), len(h.gh.Requests()))
+			}
+		})
 	}
 }

@@ -130,6 +130,11 @@ func (r *run) input(name string) string { return r.gha.GetInput(name) }
 func (r *run) readSecrets() {
 	r.in.prefectAPIKey = r.input("prefect-api-key")
 	r.in.githubToken = r.input("github-token")
+	if r.in.githubToken == "" {
+		// The runner does not set GITHUB_TOKEN by itself (github-actions.md
+		// §1.5), but a workflow may pass it as env instead of the input.
+		r.in.githubToken = strings.TrimSpace(r.o.Getenv("GITHUB_TOKEN"))
+	}
 	r.in.appPrivateKey = r.input("app-private-key")
 	for _, s := range []string{r.in.prefectAPIKey, r.in.githubToken, r.in.appPrivateKey, r.o.Getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN")} {
 		r.mask(s)
