@@ -233,7 +233,15 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		}
 		res.Report.FinishedAt = clk.Now()
 	}
-	defer func() { err = o.scrub(err) }()
+	defer func() {
+		err = o.scrub(err)
+		o.scrubReport(res.Report)
+		for i := range res.Warnings {
+			if o.APIKey != "" {
+				res.Warnings[i] = strings.ReplaceAll(res.Warnings[i], o.APIKey, "[redacted]")
+			}
+		}
+	}()
 
 	if o.Prefect != nil {
 		o.say("prefect: checking the API key and the work pool " + o.Env.Prefect.WorkPool + "…")
@@ -492,6 +500,32 @@ func checkReviewed(now, reviewed *plan.Plan, fingerprint string) ([]string, erro
 		msg += ": " + strings.Join(drift, ", ")
 	}
 	return []string{msg + "; no unreviewed delete or replacement, so it is applied"}, nil
+}
+
+// scrubReport removes the Prefect API key from every message of a report,
+// whatever a lower layer (or AWS, echoing a request) put into it.
+func (o *Options) scrubReport(r *plan.Report) {
+	if r == nil || o.APIKey == "" {
+		return
+	}
+	clean := func(s *string) { *s = strings.ReplaceAll(*s, o.APIKey, "[redacted]") }
+	clean(&r.Error)
+	for i := range r.Steps {
+		clean(&r.Steps[i].Error)
+	}
+	if g := r.Gate; g != nil {
+		clean(&g.Reason)
+		for i := range g.Warnings {
+			clean(&g.Warnings[i])
+		}
+		for i := range g.ServiceEvents {
+			clean(&g.ServiceEvents[i])
+		}
+		for i := range g.StoppedTasks {
+			clean(&g.StoppedTasks[i].StoppedReason)
+			clean(&g.StoppedTasks[i].ContainerReason)
+		}
+	}
 }
 
 // scrub makes sure the Prefect API key never leaves in an error, whatever

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -108,5 +109,24 @@ func TestScrubRemovesTheKey(t *testing.T) {
 	}
 	if ExitCode(err, nil) != 3 {
 		t.Fatal("scrubbing lost the exit code")
+	}
+}
+
+func TestScrubReport(t *testing.T) {
+	key := "pnu_secret123"
+	r := &plan.Report{
+		Error: "create secret: value pnu_secret123 rejected",
+		Steps: []plan.StepResult{{Address: "secret.prefect_api_key", Error: "pnu_secret123"}},
+		Gate:  &plan.GateReport{Reason: "worker said pnu_secret123", ServiceEvents: []string{"x pnu_secret123"}, StoppedTasks: []plan.StoppedTask{{StoppedReason: "pnu_secret123"}}},
+	}
+	(&Options{APIKey: key}).scrubReport(r)
+	if b, _ := json.Marshal(r); strings.Contains(string(b), key) {
+		t.Fatalf("key left in %s", b)
+	}
+	// No key: nothing changes (an empty key must not be "replaced" everywhere).
+	r2 := &plan.Report{Error: "boom"}
+	(&Options{}).scrubReport(r2)
+	if r2.Error != "boom" {
+		t.Fatalf("error became %q", r2.Error)
 	}
 }
