@@ -231,6 +231,7 @@ func TestRateLimitsAreWaitedOut(t *testing.T) {
 		{name: "secondary 403 with retry-after", set: func(s *githubsim.Server) { s.SecondaryRateLimit(2, 403, 30*time.Second) }, minWait: 60 * time.Second},
 		{name: "secondary 429 with retry-after", set: func(s *githubsim.Server) { s.SecondaryRateLimit(1, 429, 45*time.Second) }, minWait: 45 * time.Second},
 		{name: "primary with x-ratelimit-reset", set: func(s *githubsim.Server) { s.PrimaryRateLimit(1, 10*time.Minute) }, minWait: 10 * time.Minute},
+		{name: "content creation limit on the POST, body replayed", set: func(s *githubsim.Server) { s.ContentCreationLimit(1, time.Minute) }, minWait: time.Minute},
 		{name: "bounded: gives up", set: func(s *githubsim.Server) { s.SecondaryRateLimit(20, 403, time.Second) }, wantErr: true},
 	}
 	for _, tc := range tests {
@@ -245,8 +246,11 @@ func TestRateLimitsAreWaitedOut(t *testing.T) {
 			if waited := f.clock.Now().Sub(start); waited < tc.minWait {
 				t.Errorf("waited %s on the clock, want at least %s", waited, tc.minWait)
 			}
-			if !tc.wantErr && len(f.sim.Comments(repo, pr)) != 1 {
-				t.Error("comment not created after the limit passed")
+			if cs := f.sim.Comments(repo, pr); !tc.wantErr && (len(cs) != 1 || cs[0].Body != body("staging", "a", "x")) {
+				t.Errorf("comment not created intact after the limit passed: %+v", cs)
+			}
+			if f.sim.RateLimited() == 0 {
+				t.Error("the limit never hit")
 			}
 		})
 	}

@@ -337,6 +337,7 @@ type rateLimit struct {
 	useReset   bool          // announce x-ratelimit-reset instead of retry-after
 	until      time.Time     // requests before this are refused again
 	hits       int
+	method     string // "" limits every request; "POST" only content creation
 }
 
 // SecondaryRateLimit makes the next n requests answer status (403 or 429)
@@ -347,6 +348,15 @@ func (s *Server) SecondaryRateLimit(n int, status int, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.limit = rateLimit{remaining: n, retryAfter: d, status: status}
+}
+
+// ContentCreationLimit makes the next n POST requests answer 403 with a
+// retry-after of d: the secondary limit on creating content, 80 a minute
+// (github-actions.md §3.3), which CreateComment's docs warn about.
+func (s *Server) ContentCreationLimit(n int, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limit = rateLimit{remaining: n, retryAfter: d, status: http.StatusForbidden, method: http.MethodPost}
 }
 
 // PrimaryRateLimit makes the next n requests answer 403 with
@@ -365,10 +375,13 @@ func (s *Server) RateLimited() int {
 }
 
 // limited answers a rate-limited request and reports whether it did. s.mu held.
-func (s *Server) limited(w http.ResponseWriter) bool {
+func (s *Server) limited(w http.ResponseWriter, method string) bool {
 	now := s.Clock.Now()
 	l := &s.limit
 	if l.remaining <= 0 && !now.Before(l.until) {
+		return false
+	}
+	if l.method != "" && l.method != method {
 		return false
 	}
 	if l.remaining > 0 {
@@ -458,7 +471,7 @@ func (s *Server) routes() http.Handler {
 			writeJSON(rec, http.StatusUnauthorized, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
 			return
 		}
-		if s.limited(rec) {
+		if s.limited(rec, r.Method) {
 			return
 		}
 		mux.ServeHTTP(rec, r)
