@@ -27,7 +27,11 @@ func (r *run) event() (any, error) {
 	if err != nil {
 		return nil, inputErrorf("read the event payload: %v", err)
 	}
-	ev, err := gh.ParseWebHook(r.ghctx.EventName, b)
+	name := r.ghctx.EventName
+	if name == "pull_request_target" {
+		name = "pull_request" // the same payload (github-actions.md §5.1)
+	}
+	ev, err := gh.ParseWebHook(name, b)
 	if err != nil {
 		return nil, inputErrorf("parse the %s event payload: %v", r.ghctx.EventName, err)
 	}
@@ -57,7 +61,7 @@ type pushInfo struct{ Before, After string }
 // done is true when there is nothing to do.
 func (r *run) scope() (pr *prInfo, push *pushInfo, done bool, err error) {
 	switch {
-	case strings.HasPrefix(r.ghctx.EventName, "pull_request"):
+	case r.ghctx.EventName == "pull_request" || r.ghctx.EventName == "pull_request_target":
 		raw, err := r.event()
 		if err != nil {
 			return nil, nil, false, err
@@ -236,6 +240,9 @@ func (r *run) comment(ctx context.Context, pr int, env, body string, res *envRes
 	c, err := r.client()
 	if err == nil {
 		var created bool
+		// The runner's masks do not cover what deploybot writes to GitHub
+		// (pr-comment-bots.md §0): redact known secrets here too.
+		body = r.log.redact(body)
 		if res.CommentURL, created, err = c.UpsertComment(ctx, r.owner, r.repo, pr, env, body); err == nil {
 			verb := "updated"
 			if created {
@@ -540,7 +547,7 @@ func (r *run) driftFlow(ctx context.Context) error {
 			title := fmt.Sprintf("deploybot: drift in %s (%d to add, %d to change, %d to replace, %d to destroy)", ef.Name, s.Add, s.Change, s.Replace, s.Destroy)
 			body := fmt.Sprintf("AWS no longer matches `%s` on the default branch. Merging a pull request that touches it applies the plan below; or fix the drift and this issue closes itself at the next check.\n\n", ef.Path) +
 				render.Summary(res.Plan, nil, render.SummaryOptions{HeadSHA: r.ghctx.SHA, RunURL: r.runURL, MaxLen: github.MaxCommentChars - 4096})
-			url, created, err := c.UpsertDriftIssue(ctx, r.owner, r.repo, ef.Name, title, body)
+			url, created, err := c.UpsertDriftIssue(ctx, r.owner, r.repo, ef.Name, title, r.log.redact(body))
 			if err != nil {
 				res.Err = err
 				return res

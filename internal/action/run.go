@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -62,6 +61,7 @@ type run struct {
 
 	owner, repo string
 	runURL      string
+	ghMu        sync.Mutex
 	gh          *github.Client
 
 	// results, in environment order, for outputs, summary and plan-json.
@@ -148,8 +148,7 @@ func (r *run) mask(secret string) {
 		if len(line) < 4 || strings.HasPrefix(line, "-----") {
 			continue
 		}
-		r.gha.AddMask(line)
-		r.log.addSecret(line)
+		r.log.mask(line)
 	}
 }
 
@@ -216,6 +215,8 @@ func (r *run) operation() (string, error) {
 
 // client returns the GitHub API client, made on first use.
 func (r *run) client() (*github.Client, error) {
+	r.ghMu.Lock()
+	defer r.ghMu.Unlock()
 	if r.gh != nil {
 		return r.gh, nil
 	}
@@ -377,13 +378,22 @@ type logger struct {
 	secrets []string
 }
 
-func (l *logger) addSecret(s string) {
+// mask registers a secret with the runner (::add-mask::) and with redact.
+// Everything that writes to stdout holds l.mu: plans run concurrently.
+func (l *logger) mask(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.gha.AddMask(s)
 	l.secrets = append(l.secrets, s)
 }
 
 func (l *logger) redact(s string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.redactLocked(s)
+}
+
+func (l *logger) redactLocked(s string) string {
 	for _, sec := range l.secrets {
 		s = strings.ReplaceAll(s, sec, "***")
 	}
@@ -397,24 +407,22 @@ func (l *logger) info(env, format string, args ...any) {
 	if env != "" {
 		msg = "[" + env + "] " + msg
 	}
-	l.gha.Infof("%s", strings.ReplaceAll(l.redact(msg), "\n", " "))
+	l.gha.Infof("%s", strings.ReplaceAll(l.redactLocked(msg), "\n", " "))
 }
 
 func (l *logger) notice(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.gha.Noticef("%s", l.redact(fmt.Sprintf(format, args...)))
+	l.gha.Noticef("%s", l.redactLocked(fmt.Sprintf(format, args...)))
 }
 
 func (l *logger) warning(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.gha.Warningf("%s", l.redact(fmt.Sprintf(format, args...)))
+	l.gha.Warningf("%s", l.redactLocked(fmt.Sprintf(format, args...)))
 }
 
 // escapeData escapes a workflow command's message (github-actions.md §1.4).
 func escapeData(s string) string {
 	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
 }
-
-var _ = os.Getenv
