@@ -6,6 +6,11 @@
 # USER cannot write GITHUB_OUTPUT or GITHUB_STEP_SUMMARY
 # (github-actions.md §1.1 "Non-root is a real problem"). No WORKDIR either:
 # the runner sets it to /github/workspace.
+#
+# Size: the stripped binary is about 63 MB (the aws-sdk-go-v2 EC2 client
+# alone is a third of it), about 14 MB gzip-compressed; with distroless
+# static (~2 MB) a job pulls about 16 MB, under the 25 MB target, which the
+# release workflow checks on the pushed manifest's compressed layers.
 
 ARG GO_VERSION=1.26
 

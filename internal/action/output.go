@@ -174,7 +174,7 @@ func (r *run) writeSummary(runErr error, planPath string) {
 	if r.ghctx != nil {
 		event = r.ghctx.EventName
 	}
-	fmt.Fprintf(&b, "## deploybot: %s\n\n", firstNonEmpty(event, "run"))
+	fmt.Fprintf(&b, "## deploybot %s (%s)\n\n", firstNonEmpty(r.op, "run"), firstNonEmpty(event, "no event"))
 	for _, n := range r.notes {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}

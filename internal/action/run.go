@@ -71,6 +71,7 @@ type run struct {
 	// selected are the environments the run acts on (the environments output).
 	selected []string
 	outcome  string // overall result output when no environment ran
+	op       string // the resolved operation
 }
 
 // Run executes the Action once. Its error maps to an exit code with ExitCode.
@@ -107,6 +108,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	r.op = op
 	r.log.info("", "deploybot %s for %s event in %s/%s", op, ghctx.EventName, r.owner, r.repo)
 	switch op {
 	case OpPlan:
