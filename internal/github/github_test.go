@@ -448,3 +448,36 @@ func TestDriftIssues(t *testing.T) {
 		t.Errorf("issues = %+v", is)
 	}
 }
+
+func TestCutBody(t *testing.T) {
+	long := func(unit string, n int) string { return strings.Repeat(unit, n) }
+	tests := []struct {
+		name  string
+		body  string
+		limit int
+	}{
+		{"short stays", "hello\nworld", 100},
+		{"plain lines", long("line of text\n", 1000), 2000},
+		{"multi-byte at the edge", "marker\n" + long("é✓😀\n", 3000), 2500},
+		{"open fence and details", "marker\n<details>\n\n```diff\n" + long("+ x = 1\n", 2000), 1500},
+		{"one huge line", "marker\n" + long("x", 10000), 1200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := github.CutBody(tc.body, tc.limit)
+			if len(tc.body) <= tc.limit {
+				if got != tc.body {
+					t.Error("a body within the limit was changed")
+				}
+				return
+			}
+			if len(got) > tc.limit || !utf8.ValidString(got) {
+				t.Errorf("cut to %d bytes (limit %d), valid UTF-8 %v", len(got), tc.limit, utf8.ValidString(got))
+			}
+			if !strings.HasSuffix(got, github.CutNotice) || strings.Count(got, "```")%2 != 0 ||
+				strings.Count(got, "<details") != strings.Count(got, "</details>") {
+				t.Errorf("cut body is not closed cleanly: …%q", got[max(0, len(got)-300):])
+			}
+		})
+	}
+}
