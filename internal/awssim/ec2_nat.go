@@ -137,7 +137,7 @@ func createNatGateway(_ context.Context, w *World, in *ec2.CreateNatGatewayInput
 	token := aws.ToString(in.ClientToken)
 	if id, ok := n.natTokens[token]; ok && token != "" {
 		g := n.NATs[id]
-		if g != nil && (g.SubnetID != aws.ToString(in.SubnetId) || g.AllocationID != aws.ToString(in.AllocationId)) {
+		if g != nil && (g.State == types.NatGatewayStateDeleted || g.SubnetID != aws.ToString(in.SubnetId) || g.AllocationID != aws.ToString(in.AllocationId)) {
 			return nil, Err("IdempotentParameterMismatch", "The client token you have provided is associated with a resource that is already deleted or has different parameters. Please use a different client token.")
 		}
 		if g != nil {

@@ -26,7 +26,13 @@ import (
 // NetworkKinds returns the network kinds by kind name; Kinds() merges them.
 func NetworkKinds() map[string]resource.Kind {
 	return map[string]resource.Kind{
-		"security_group": SecurityGroupKind{},
+		"vpc":              VPCKind{},
+		"subnet":           SubnetKind{},
+		"internet_gateway": InternetGatewayKind{},
+		"route_table":      RouteTableKind{},
+		"eip":              EIPKind{},
+		"nat_gateway":      NATGatewayKind{},
+		"security_group":   SecurityGroupKind{},
 	}
 }
 
