@@ -27,10 +27,17 @@ const (
 // NamespaceKind is the Cloud Map private DNS namespace.
 type NamespaceKind struct{}
 
-func (NamespaceKind) Desired(r *resource.Resource, _ resource.Refs) resource.Attrs {
-	// The namespace's VPC cannot be read back from Cloud Map (it lives in
-	// the Route 53 hosted zone), so it is set on create and not diffed.
-	a := resource.Attrs{"type": {Value: string(sdtypes.NamespaceTypeDnsPrivate), ForceNew: true}}
+// TagNamespaceVPC records the namespace's VPC on the namespace: Cloud Map
+// does not return it (it lives in the Route 53 hosted zone), and a namespace
+// in another VPC must be replaced.
+const TagNamespaceVPC = "deploybot:vpc"
+
+func (NamespaceKind) Desired(r *resource.Resource, refs resource.Refs) resource.Attrs {
+	s := mustSpec[stack.NamespaceSpec](r)
+	a := resource.Attrs{
+		"type": {Value: string(sdtypes.NamespaceTypeDnsPrivate), ForceNew: true},
+		"vpc":  {Value: s.VPC.Resolve(refs), ForceNew: true},
+	}
 	addTags(a, r.Tags)
 	return a
 }
@@ -74,8 +81,8 @@ func discoveryTagList(tags map[string]string) []sdtypes.Tag {
 	return out
 }
 
-func updateDiscoveryTags(ctx context.Context, x *resource.Ctx, arn string, desired, live map[string]string) error {
-	set, remove := tagChanges(desired, live)
+func updateDiscoveryTags(ctx context.Context, x *resource.Ctx, arn string, desired, live map[string]string, ignore ...string) error {
+	set, remove := tagChanges(desired, live, ignore...)
 	if len(set) > 0 {
 		if _, err := x.AWS.Discovery.TagResource(ctx, &sd.TagResourceInput{ResourceARN: aws.String(arn), Tags: discoveryTagList(set)}); err != nil {
 			return fmt.Errorf("TagResource %s: %w", arn, err)
@@ -87,6 +94,12 @@ func updateDiscoveryTags(ctx context.Context, x *resource.Ctx, arn string, desir
 		}
 	}
 	return nil
+}
+
+func withTag(tags map[string]string, k, v string) map[string]string {
+	out := copyMap(tags)
+	out[k] = v
+	return out
 }
 
 type liveDiscovery struct {
@@ -107,9 +120,13 @@ func (NamespaceKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Reso
 	if err != nil {
 		return nil, fmt.Errorf("ListTagsForResource %s: %w", arn, err)
 	}
-	a := resource.Attrs{"type": {Value: string(ns.Type), ForceNew: true}}
+	a := resource.Attrs{
+		"type": {Value: string(ns.Type), ForceNew: true},
+		"vpc":  {Value: tags[TagNamespaceVPC], ForceNew: true},
+	}
+	delete(tags, TagNamespaceVPC)
 	addTags(a, tags)
-	out := resource.Outputs{"id": id, "arn": arn, "name": r.Name}
+	out := resource.Outputs{"id": id, "arn": arn, "name": r.Name, "vpc_id": a["vpc"].Value}
 	if ns.Properties != nil && ns.Properties.DnsProperties != nil {
 		out["hosted_zone_id"] = aws.ToString(ns.Properties.DnsProperties.HostedZoneId)
 	}
@@ -160,7 +177,7 @@ func (k NamespaceKind) Create(ctx context.Context, x *resource.Ctx, r *resource.
 		Vpc:              aws.String(vpc),
 		Description:      aws.String(s.Description),
 		CreatorRequestId: aws.String(creatorRequestID(x, s.Name)),
-		Tags:             discoveryTagList(r.Tags),
+		Tags:             discoveryTagList(withTag(r.Tags, TagNamespaceVPC, vpc)),
 	})
 	if awserr.IsAlreadyExists(err) {
 		live, err := k.Read(ctx, x, r)
@@ -191,7 +208,7 @@ func (k NamespaceKind) Create(ctx context.Context, x *resource.Ctx, r *resource.
 
 func (NamespaceKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Resource, live *resource.Live, _ resource.Refs, _ []plan.FieldChange) (resource.Outputs, error) {
 	l := live.Raw.(liveDiscovery)
-	if err := updateDiscoveryTags(ctx, x, l.arn, r.Tags, l.tags); err != nil {
+	if err := updateDiscoveryTags(ctx, x, l.arn, r.Tags, l.tags, TagNamespaceVPC); err != nil {
 		return nil, err
 	}
 	return live.Outputs, nil

@@ -54,12 +54,15 @@ func computeEnvFile(vpc string, subnets []string) *config.Environment {
 	}
 }
 
-func newComputeWorld(t *testing.T, key string) *computeWorld {
+func newComputeWorld(t *testing.T, key string, edits ...func(*config.Environment)) *computeWorld {
 	t.Helper()
 	clk := clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
 	w := awssim.New(clk)
 	vpc, subnets := w.SeedExistingVPC("10.1.0.0/16", 2, true)
 	env := computeEnvFile(vpc, subnets)
+	for _, e := range edits {
+		e(env)
+	}
 	st, err := stack.Build(env, key)
 	if err != nil {
 		t.Fatal(err)
@@ -236,6 +239,9 @@ func runLifecycle(t *testing.T, tc lifecycleCase) {
 	if err := k.Delete(ctx, c.x, &changed, live); err != nil {
 		t.Fatalf("delete again: %v", err)
 	}
+	for _, s := range c.said {
+		t.Log(s)
+	}
 }
 
 func setTags(r *resource.Resource) {
@@ -378,4 +384,50 @@ func TestSecretWithoutKey(t *testing.T) {
 	if _, err := (SecretKind{}).Create(context.Background(), c.x, r, nil); err == nil || !strings.Contains(err.Error(), "PREFECT_API_KEY") {
 		t.Errorf("create without a key: %v, want an error naming PREFECT_API_KEY", err)
 	}
+}
+
+// applyAll creates the whole stack in dependency order.
+func (c *computeWorld) applyAll() {
+	c.t.Helper()
+	for _, r := range c.st.Resources {
+		c.ensure(r.Address)
+	}
+}
+
+// readAll reads every resource concurrently, as a plan does.
+func (c *computeWorld) readAll() map[string]*resource.Live {
+	c.t.Helper()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	lives := map[string]*resource.Live{}
+	errs := map[string]error{}
+	for i := range c.st.Resources {
+		r := &c.st.Resources[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			live, err := c.kind(r).Read(context.Background(), c.x, r)
+			mu.Lock()
+			defer mu.Unlock()
+			lives[r.Address], errs[r.Address] = live, err
+		}()
+	}
+	wg.Wait()
+	for a, err := range errs {
+		if err != nil {
+			c.t.Fatalf("read %s: %v", a, err)
+		}
+	}
+	return lives
+}
+
+// liveRefs are the outputs a plan gives dependents: what Read found.
+func liveRefs(lives map[string]*resource.Live) resource.Refs {
+	refs := resource.Refs{}
+	for a, l := range lives {
+		if l != nil {
+			refs[a] = l.Outputs
+		}
+	}
+	return refs
 }

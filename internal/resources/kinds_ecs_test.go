@@ -1,0 +1,178 @@
+package resources
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/stack"
+)
+
+func noAutoscaling(e *config.Environment) { e.Worker.Autoscaling = nil }
+
+// redeploy applies a changed stack the way the engine does: the task
+// definition first (a new revision), then the service with the new refs.
+func (c *computeWorld) redeploy(st *stack.Stack) (resource.Outputs, error) {
+	c.t.Helper()
+	ctx := context.Background()
+	c.st = st
+	for _, addr := range []string{stack.AddrSecret, stack.AddrTaskDefinition, stack.AddrService} {
+		r := c.res(addr)
+		k := c.kind(r)
+		live := c.read(r)
+		d := computeDiff(k.Desired(r, c.refs(r)), live.Attrs)
+		if len(d) == 0 {
+			continue
+		}
+		out, err := k.Update(ctx, c.x, r, live, c.refs(r), d)
+		if err != nil {
+			return out, err
+		}
+		c.outputs[addr] = out
+		if addr == stack.AddrService {
+			return out, nil
+		}
+	}
+	return nil, nil
+}
+
+func TestServiceDeployments(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		edit       func(e *config.Environment)
+		key        string
+		wantStatus string // "" = succeeds
+		wantNewTD  bool
+		wantInErr  string
+	}{
+		{name: "image change", edit: func(e *config.Environment) { e.Worker.Image = "prefecthq/prefect-aws:0.7.11" }, key: computeKey, wantNewTD: true},
+		{name: "key rotation forces a new deployment", edit: func(*config.Environment) {}, key: computeKey + "-rotated"},
+		{name: "crashing image is rolled back", edit: func(e *config.Environment) { e.Worker.Image = "prefecthq/prefect:crashloop" }, key: computeKey,
+			wantStatus: "ROLLBACK_SUCCESSFUL", wantNewTD: true, wantInErr: "exit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newComputeWorld(t, computeKey, noAutoscaling)
+			c.applyAll()
+			before := c.outputs[stack.AddrTaskDefinition]["arn"]
+			env := *c.env
+			env.Worker.Env = map[string]string{"PREFECT_LOGGING_LEVEL": "INFO"}
+			tc.edit(&env)
+			st, err := stack.Build(&env, tc.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := c.redeploy(st)
+			if tc.wantStatus == "" && err != nil {
+				t.Fatalf("redeploy: %v", err)
+			}
+			if tc.wantStatus != "" {
+				var de *DeploymentError
+				if !errors.As(err, &de) {
+					t.Fatalf("redeploy error = %v, want a DeploymentError", err)
+				}
+				if de.Status != tc.wantStatus || !strings.Contains(strings.ToLower(de.Error()), tc.wantInErr) || len(de.StoppedTasks) == 0 {
+					t.Fatalf("deployment error = %s (status %s, %d stopped tasks); want %s mentioning %q", de, de.Status, len(de.StoppedTasks), tc.wantStatus, tc.wantInErr)
+				}
+				out = de.Outputs
+			}
+			if out["deployment_id"] == "" || out["deployment_status"] == "" {
+				t.Errorf("outputs %v: no deployment", out)
+			}
+			if tc.wantStatus == "" && out["deployment_status"] != "SUCCESSFUL" {
+				t.Errorf("deployment_status = %q", out["deployment_status"])
+			}
+			if _, err := time.Parse(time.RFC3339, out["deployment_started_at"]); err != nil {
+				t.Errorf("deployment_started_at %q: %v", out["deployment_started_at"], err)
+			}
+			if out["previous_task_definition"] != before {
+				t.Errorf("previous_task_definition = %q, want %q", out["previous_task_definition"], before)
+			}
+			newTD := c.outputs[stack.AddrTaskDefinition]["arn"] != before
+			if newTD != tc.wantNewTD {
+				t.Errorf("new revision registered = %t, want %t", newTD, tc.wantNewTD)
+			}
+			if tc.wantStatus == "" {
+				// The plan after the deploy is empty.
+				for _, addr := range []string{stack.AddrSecret, stack.AddrTaskDefinition, stack.AddrService} {
+					r := c.res(addr)
+					if d := computeDiff(c.kind(r).Desired(r, c.refs(r)), c.read(r).Attrs); len(d) > 0 {
+						t.Errorf("%s: changes after the deploy:%s", addr, describeChanges(d))
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestTaskDefinitionReadsTheRevisionInUse: a newer revision registered
+// outside deploybot does not hide what the service runs (ecspresso PR #218).
+func TestTaskDefinitionReadsTheRevisionInUse(t *testing.T) {
+	ctx := context.Background()
+	c := newComputeWorld(t, computeKey, noAutoscaling)
+	c.applyAll()
+	inUse := c.outputs[stack.AddrTaskDefinition]["arn"]
+	r := c.res(stack.AddrTaskDefinition)
+	other := *r
+	s := *r.Spec.(*stack.TaskDefinitionSpec)
+	s.Container.Image = "someone/else:1"
+	other.Spec = &s
+	if _, err := (TaskDefinitionKind{}).Create(ctx, c.x, &other, c.refs(r)); err != nil {
+		t.Fatal(err)
+	}
+	live := c.read(r)
+	if live.ID != inUse {
+		t.Errorf("read %s, want the revision the service runs, %s", live.ID, inUse)
+	}
+	if d := computeDiff((TaskDefinitionKind{}).Desired(r, c.refs(r)), live.Attrs); len(d) > 0 {
+		t.Errorf("changes:%s", describeChanges(d))
+	}
+}
+
+// TestDestroyLeavesNothing deletes the stack in reverse order and checks
+// that no revision, task or tagged resource of the environment remains.
+func TestDestroyLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	c := newComputeWorld(t, computeKey, noAutoscaling)
+	c.applyAll()
+	// A second revision: destroy removes every revision it registered.
+	if _, err := c.redeploy(mustBuild(t, c.env, "prefecthq/prefect-aws:2")); err != nil {
+		t.Fatal(err)
+	}
+	lives := c.readAll()
+	for i := len(c.st.Resources) - 1; i >= 0; i-- {
+		r := &c.st.Resources[i]
+		if err := c.kind(r).Delete(ctx, c.x, r, lives[r.Address]); err != nil {
+			t.Fatalf("delete %s: %v", r.Address, err)
+		}
+	}
+	for a, l := range c.readAll() {
+		if l != nil {
+			t.Errorf("%s still there: %s", a, l.ID)
+		}
+	}
+	revs, err := listRevisions(ctx, c.x, c.st.Names.TaskFamily, "ACTIVE")
+	if err != nil || len(revs) != 0 {
+		t.Errorf("ACTIVE revisions left: %v %v", revs, err)
+	}
+	left := c.w.TaggedFor("staging")
+	for _, it := range left {
+		if !strings.Contains(it.Type, "pending deletion") {
+			t.Errorf("left behind: %+v", it)
+		}
+	}
+}
+
+func mustBuild(t *testing.T, env *config.Environment, image string) *stack.Stack {
+	t.Helper()
+	e := *env
+	e.Worker.Image = image
+	st, err := stack.Build(&e, computeKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
