@@ -18,6 +18,7 @@ type Comment struct {
 	ID     int64
 	URL    string // html_url
 	Body   string
+	Author string // login
 	Marker render.MarkerData
 }
 
@@ -63,19 +64,33 @@ func (c *Client) envComments(ctx context.Context, owner, repo string, pr int, en
 		if !ok || m.Env != env || !c.ours(ic) {
 			continue
 		}
-		out = append(out, Comment{ID: ic.GetID(), URL: ic.GetHTMLURL(), Body: ic.GetBody(), Marker: m})
+		out = append(out, Comment{ID: ic.GetID(), URL: ic.GetHTMLURL(), Body: ic.GetBody(), Author: ic.GetUser().GetLogin(), Marker: m})
 	}
 	return out, nil
 }
 
 // FindComment returns deploybot's comment for env on the pull request, or
-// nil. With several (a race between two runs left a duplicate), the oldest.
+// nil. With several, the oldest of those written by the author of the newest
+// one: racing runs (one identity) agree on the oldest, and when the bot's
+// identity changed (GITHUB_TOKEN to a GitHub App), the new identity's comment
+// is the one that counts once it exists (the old one cannot be edited).
 func (c *Client) FindComment(ctx context.Context, owner, repo string, pr int, env string) (*Comment, error) {
 	cs, err := c.envComments(ctx, owner, repo, pr, env)
 	if err != nil || len(cs) == 0 {
 		return nil, err
 	}
-	return &cs[0], nil
+	return &oldestBy(cs, cs[len(cs)-1].Author)[0], nil
+}
+
+// oldestBy returns the comments written by author, oldest first.
+func oldestBy(cs []Comment, author string) []Comment {
+	var out []Comment
+	for _, c := range cs {
+		if strings.EqualFold(c.Author, author) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Reviewed is the plan a pull request's comment says was reviewed.
@@ -101,7 +116,10 @@ func (c *Client) ReviewedFingerprint(ctx context.Context, owner, repo string, pr
 // unchanged, and creates a comment only when there is none. Two runs racing
 // cannot leave two comments: it lists again right before creating, and after
 // creating it lists once more; if another run's comment appeared meanwhile,
-// the oldest is kept (edited to body) and the one it created is deleted.
+// the oldest is kept (edited to body) and the one it created is deleted: the
+// later of two racing creators always sees the earlier comment. A comment
+// this identity may not edit (403: written by another bot account) is left
+// alone and a new one posted.
 //
 // body must carry render.Marker for env on its first line. If GitHub still
 // refuses it as too long (422), it is cut under the limit on a line boundary,
@@ -123,7 +141,10 @@ func (c *Client) UpsertComment(ctx context.Context, owner, repo string, pr int, 
 	}
 	if existing != nil {
 		url, err := c.editComment(ctx, owner, repo, existing, body)
-		return url, false, err
+		if !isForbidden(err) {
+			return url, false, err
+		}
+		c.onEvent(fmt.Sprintf("comment %d for %s belongs to another account and cannot be edited: posting a new one", existing.ID, env))
 	}
 
 	ic, err := c.withCut(env, body, func(b string) (*gh.IssueComment, error) {
@@ -137,15 +158,21 @@ func (c *Client) UpsertComment(ctx context.Context, owner, repo string, pr int, 
 	if err != nil {
 		return ic.GetHTMLURL(), true, err
 	}
-	if len(all) > 1 && all[0].ID != ic.GetID() {
-		c.onEvent(fmt.Sprintf("another run commented for %s at the same time: keeping comment %d, deleting %d", env, all[0].ID, ic.GetID()))
+	if mine := oldestBy(all, ic.GetUser().GetLogin()); len(mine) > 1 && mine[0].ID != ic.GetID() {
+		keep := mine[0]
+		c.onEvent(fmt.Sprintf("another run commented for %s at the same time: keeping comment %d, deleting %d", env, keep.ID, ic.GetID()))
 		if _, err := c.rest.Issues.DeleteComment(ctx, owner, repo, ic.GetID()); err != nil {
 			return "", false, fmt.Errorf("delete duplicate comment %d for %s: %w", ic.GetID(), env, err)
 		}
-		url, err := c.editComment(ctx, owner, repo, &all[0], ic.GetBody())
+		url, err := c.editComment(ctx, owner, repo, &keep, ic.GetBody())
 		return url, false, err
 	}
 	return ic.GetHTMLURL(), true, nil
+}
+
+func isForbidden(err error) bool {
+	var er *gh.ErrorResponse
+	return errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusForbidden
 }
 
 func (c *Client) editComment(ctx context.Context, owner, repo string, existing *Comment, body string) (string, error) {

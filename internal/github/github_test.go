@@ -256,16 +256,37 @@ func TestRateLimitsAreWaitedOut(t *testing.T) {
 	}
 }
 
-func TestPermissionDenied403IsNotRetried(t *testing.T) {
+func TestCommentOfAnotherIdentity(t *testing.T) {
+	// The comment was written by another bot account (the workflow moved
+	// from GITHUB_TOKEN to a GitHub App): GitHub refuses the edit (403,
+	// not retried); a new comment is posted and is the one used from then on.
 	ctx := context.Background()
 	f := newFixture(t)
-	f.sim.AddComment(repo, pr, "someone-else[bot]", "Bot", body("staging", "a", "not ours to edit"))
-	_, _, err := f.client.UpsertComment(ctx, owner, name, pr, "staging", body("staging", "b", "x"))
-	if err == nil || !strings.Contains(err.Error(), "Resource not accessible") {
-		t.Fatalf("err = %v", err)
+	f.sim.AddComment(repo, pr, "someone-else[bot]", "Bot", body("staging", "old", "written by the old identity"))
+	rev, _, _ := f.client.ReviewedFingerprint(ctx, owner, name, pr, "staging")
+	if rev.Fingerprint != "old" {
+		t.Fatalf("before: reviewed %q", rev.Fingerprint)
 	}
-	if f.sim.CountRequests("PATCH", "/comments/") != 1 || f.clock.Now() != t0 {
-		t.Error("a permission 403 was retried")
+	for i, b := range []string{body("staging", "b", "x"), body("staging", "c", "y"), body("staging", "c", "y")} {
+		if _, _, err := f.client.UpsertComment(ctx, owner, name, pr, "staging", b); err != nil {
+			t.Fatalf("upsert %d: %v", i, err)
+		}
+	}
+	var mine []githubsim.Comment
+	for _, c := range f.sim.Comments(repo, pr) {
+		if c.User == githubsim.BotLogin {
+			mine = append(mine, c)
+		}
+	}
+	if len(mine) != 1 || mine[0].Edits != 1 || len(f.sim.Comments(repo, pr)) != 2 {
+		t.Fatalf("comments = %+v", f.sim.Comments(repo, pr))
+	}
+	if got := f.sim.CountRequests("PATCH", "/comments/"); got != 2 || f.clock.Now() != t0 {
+		t.Errorf("PATCHes = %d (want the refused one, then one edit of the new comment); clock moved: %v", got, f.clock.Now() != t0)
+	}
+	rev, _, _ = f.client.ReviewedFingerprint(ctx, owner, name, pr, "staging")
+	if rev.Fingerprint != "c" {
+		t.Errorf("after: reviewed %q, want the new identity's", rev.Fingerprint)
 	}
 }
 
