@@ -2,6 +2,8 @@ package resources
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
@@ -155,11 +157,14 @@ func waitOperation(ctx context.Context, x *resource.Ctx, what, id string) (*sdty
 	return op, err
 }
 
-// creatorRequestID is unique per create call (retries of the same call reuse
-// it, which is all Cloud Map's idempotency needs), so that re-creating a
-// namespace after a destroy is not mistaken for the old request.
-func creatorRequestID(x *resource.Ctx, name string) string {
-	id := "deploybot-" + strconv.FormatInt(x.Clock.Now().UnixNano(), 36) + "-" + name
+// creatorRequestID is unique per create call: the SDK's retries of one call
+// reuse it, which is all Cloud Map's idempotency is for, while a later
+// create (after a destroy, or over someone else's resource) is never
+// mistaken for an earlier request and answered with the old resource.
+func creatorRequestID(name string) string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	id := "deploybot-" + hex.EncodeToString(b) + "-" + name
 	return id[:min(len(id), 64)]
 }
 
@@ -176,7 +181,7 @@ func (k NamespaceKind) Create(ctx context.Context, x *resource.Ctx, r *resource.
 		Name:             aws.String(s.Name),
 		Vpc:              aws.String(vpc),
 		Description:      aws.String(s.Description),
-		CreatorRequestId: aws.String(creatorRequestID(x, s.Name)),
+		CreatorRequestId: aws.String(creatorRequestID(s.Name)),
 		Tags:             discoveryTagList(withTag(r.Tags, TagNamespaceVPC, vpc)),
 	})
 	if awserr.IsAlreadyExists(err) {
@@ -341,7 +346,7 @@ func (k DiscoveryServiceKind) Create(ctx context.Context, x *resource.Ctx, r *re
 			DnsRecords:    []sdtypes.DnsRecord{{Type: sdtypes.RecordTypeA, TTL: aws.Int64(s.TTL)}},
 		},
 		HealthCheckCustomConfig: &sdtypes.HealthCheckCustomConfig{FailureThreshold: aws.Int32(1)},
-		CreatorRequestId:        aws.String(creatorRequestID(x, s.Name)),
+		CreatorRequestId:        aws.String(creatorRequestID(s.Name)),
 		Tags:                    discoveryTagList(r.Tags),
 	})
 	if awserr.IsAlreadyExists(err) {

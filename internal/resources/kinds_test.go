@@ -306,6 +306,13 @@ func TestNotOursIsAConflict(t *testing.T) {
 			if live.Ours {
 				t.Error("a resource without our environment tag reads as ours")
 			}
+			if !createRefuses[address] {
+				return
+			}
+			_, err := c.kind(r).Create(context.Background(), c.x, r, c.refs(r))
+			if err == nil || !strings.Contains(err.Error(), "does not take it over") {
+				t.Errorf("create over the foreign resource: %v, want a conflict", err)
+			}
 		})
 	}
 }

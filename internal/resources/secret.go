@@ -109,6 +109,15 @@ func (k SecretKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Res
 		})
 		switch {
 		case err == nil:
+			// The same token and value make CreateSecret answer with an
+			// existing secret (its idempotency): make sure it is ours.
+			d, err := x.AWS.Secrets.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: out.ARN})
+			if err != nil {
+				return nil, fmt.Errorf("DescribeSecret %s: %w", s.Name, err)
+			}
+			if !isOurs(r, secretTags(d.Tags)) {
+				return nil, fmt.Errorf("secret %s %w", s.Name, errConflict)
+			}
 			return resource.Outputs{"arn": aws.ToString(out.ARN), "name": s.Name, "version_id": s.VersionID}, nil
 		case codeWithMessage("InvalidRequestException", "scheduled for deletion")(err):
 			outputs, rerr := k.restore(ctx, x, r, s)
