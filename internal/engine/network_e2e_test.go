@@ -1,0 +1,266 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/awssim"
+	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/resources"
+	"github.com/deploybot/deploybot/internal/stack"
+)
+
+// End-to-end tests of managed-network environments (issue 3): empty account
+// → apply → no-change plan → update → destroy → nothing tagged left, for
+// nat none, single and per-az, on the simulated account.
+
+const netE2EKey = "pnu_NetE2EkeyTHATmustNEVERprint0042"
+
+const netEnvYAML = `name: NAME
+aws:
+  account_id: "123456789012"
+  region: us-east-1
+  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
+  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply
+prefect:
+  api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15
+  work_pool: NAME-pool
+worker:
+  image: prefecthq/prefect-aws:3.1
+  cpu: 512
+  memory: 1024
+  desired_count: 1
+network:
+  mode: managed
+  cidr: 10.20.0.0/16
+  availability_zones: AZS
+  nat: NAT
+tags:
+  team: data-platform
+`
+
+type netE2E struct {
+	t   *testing.T
+	w   *awssim.World
+	clk *clock.Virtual
+	log []string
+}
+
+func newNetE2E(t *testing.T) *netE2E {
+	clk := clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	return &netE2E{t: t, w: awssim.New(clk), clk: clk}
+}
+
+func (x *netE2E) env(name, nat string, azs string, edits ...string) *config.Environment {
+	x.t.Helper()
+	y := strings.NewReplacer("NAME", name, "NAT", nat, "AZS", azs).Replace(netEnvYAML)
+	for i := 0; i+1 < len(edits); i += 2 {
+		if !strings.Contains(y, edits[i]) {
+			x.t.Fatalf("edit %q matches nothing", edits[i])
+		}
+		y = strings.ReplaceAll(y, edits[i], edits[i+1])
+	}
+	p := filepath.Join(x.t.TempDir(), name+".yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		x.t.Fatal(err)
+	}
+	env, err := config.Load(p)
+	if err != nil {
+		x.t.Fatalf("load: %v", err)
+	}
+	return env
+}
+
+func (x *netE2E) engine() *engine.Engine {
+	return &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: resources.Kinds(),
+		Progress: func(address, msg string) { x.log = append(x.log, address+": "+msg) }}
+}
+
+func (x *netE2E) plan(env *config.Environment) *engine.Planned {
+	x.t.Helper()
+	st, err := stack.Build(env, netE2EKey)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	p, err := x.engine().Plan(context.Background(), st)
+	if err != nil {
+		x.t.Fatalf("plan: %v", err)
+	}
+	return p
+}
+
+func (x *netE2E) apply(env *config.Environment) *plan.Report {
+	x.t.Helper()
+	rep, err := x.engine().Apply(context.Background(), x.plan(env))
+	if err != nil {
+		x.t.Fatalf("apply: %v\nprogress:\n%s", err, strings.Join(x.log, "\n"))
+	}
+	return rep
+}
+
+func (x *netE2E) destroy(env *config.Environment) {
+	x.t.Helper()
+	st, err := stack.Build(env, "", stack.ForceDeleteSecret)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	e := x.engine()
+	p, err := e.PlanDestroy(context.Background(), st)
+	if err != nil {
+		x.t.Fatalf("plan destroy: %v", err)
+	}
+	if _, err := e.Destroy(context.Background(), p); err != nil {
+		x.t.Fatalf("destroy: %v\nprogress:\n%s", err, strings.Join(x.log, "\n"))
+	}
+	// Secrets Manager purges a force-deleted secret within seconds.
+	x.clk.Advance(time.Minute)
+}
+
+// changes lists the plan's changes as "<symbol> <address>".
+func netChanges(p *plan.Plan) []string {
+	var out []string
+	for _, c := range p.Changes {
+		if c.Action != plan.NoOp {
+			out = append(out, c.Action.Symbol()+" "+c.Address)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// netLeft lists what is left in the account for env: everything tagged
+// for it, and every EC2 resource at all (ENIs carry no tags).
+func netLeft(w *awssim.World, env string) []string {
+	var out []string
+	for _, it := range w.Inventory() {
+		if it.Tags["deploybot:environment"] == env || it.Service == "ec2" {
+			out = append(out, it.Service+" "+it.Type+" "+it.ID)
+		}
+	}
+	return out
+}
+
+func netExpected(nat string, azs int) []string {
+	out := []string{"+ vpc.main", "+ internet_gateway.main", "+ route_table.public", "+ security_group.worker"}
+	for i := 0; i < azs; i++ {
+		l := string(rune('a' + i))
+		out = append(out, "+ subnet.public_"+l, "+ subnet.private_"+l)
+	}
+	switch nat {
+	case "none":
+		out = append(out, "+ route_table.private")
+	case "single":
+		out = append(out, "+ route_table.private", "+ eip.nat_a", "+ nat_gateway.a")
+	case "per-az":
+		for i := 0; i < azs; i++ {
+			l := string(rune('a' + i))
+			out = append(out, "+ route_table.private_"+l, "+ eip.nat_"+l, "+ nat_gateway."+l)
+		}
+	}
+	return out
+}
+
+func TestE2EManagedNetworkLifecycle(t *testing.T) {
+	for _, nat := range []string{"none", "single", "per-az"} {
+		t.Run(nat, func(t *testing.T) {
+			x := newNetE2E(t)
+			env := x.env("net", nat, "2")
+			p := x.plan(env)
+			var network []string
+			for _, c := range netChanges(p.Plan) {
+				if !strings.Contains(c, "ecs_") && !strings.Contains(c, "iam_") && !strings.Contains(c, "log_") &&
+					!strings.Contains(c, "secret") && !strings.Contains(c, "service_discovery") && !strings.Contains(c, "task_definition") &&
+					!strings.Contains(c, "autoscaling") {
+					network = append(network, c)
+				}
+			}
+			want := netExpected(nat, 2)
+			sort.Strings(want)
+			if d := cmp.Diff(want, network); d != "" {
+				t.Fatalf("network part of the first plan (-want +got):\n%s", d)
+			}
+			if nat == "none" && !strings.Contains(strings.Join(p.Plan.Notes, "\n"), "public IP") {
+				t.Errorf("nat none: the plan does not say why the worker gets a public IP: %v", p.Plan.Notes)
+			}
+
+			rep := x.apply(env)
+			if rep.Status != plan.StatusSucceeded {
+				t.Fatalf("apply status %s", rep.Status)
+			}
+			if d := netChanges(x.plan(env).Plan); len(d) != 0 {
+				t.Fatalf("plan right after apply has changes:\n%s", strings.Join(d, "\n"))
+			}
+
+			// Update: a tag on everything; only tags change, in place.
+			env2 := x.env("net", nat, "2", "team: data-platform", "team: platform")
+			up := x.plan(env2)
+			for _, c := range up.Plan.Changes {
+				if c.Action == plan.NoOp {
+					continue
+				}
+				if c.Action != plan.Update {
+					t.Errorf("%s: %s, want an in-place update", c.Address, c.Action)
+				}
+			}
+			for _, a := range []string{"vpc.main", "subnet.private_b", "route_table.public", "security_group.worker"} {
+				if c := netChange(up.Plan, a); c == nil || c.Action != plan.Update || len(c.Fields) != 1 || c.Fields[0].Path != "tags.team" {
+					t.Errorf("%s: %+v, want only tags.team", a, c)
+				}
+			}
+			x.apply(env2)
+			if d := netChanges(x.plan(env2).Plan); len(d) != 0 {
+				t.Fatalf("plan after the update has changes:\n%s", strings.Join(d, "\n"))
+			}
+
+			x.destroy(env2)
+			if left := netLeft(x.w, "net"); len(left) != 0 {
+				t.Fatalf("left after destroy:\n%s", strings.Join(left, "\n"))
+			}
+		})
+	}
+}
+
+func netChange(p *plan.Plan, address string) *plan.Change {
+	for i := range p.Changes {
+		if p.Changes[i].Address == address {
+			return &p.Changes[i]
+		}
+	}
+	return nil
+}
+
+func TestE2EManagedNATAddedLater(t *testing.T) {
+	x := newNetE2E(t)
+	x.apply(x.env("net", "none", "2"))
+	env2 := x.env("net", "single", "2")
+	p := x.plan(env2)
+	got := netChanges(p.Plan)
+	for _, want := range []string{"+ eip.nat_a", "+ nat_gateway.a", "~ route_table.private"} {
+		found := false
+		for _, g := range got {
+			found = found || g == want
+		}
+		if !found {
+			t.Errorf("plan %v lacks %q", got, want)
+		}
+	}
+	x.apply(env2)
+	if d := netChanges(x.plan(env2).Plan); len(d) != 0 {
+		t.Fatalf("plan after adding a NAT has changes:\n%s", strings.Join(d, "\n"))
+	}
+	x.destroy(env2)
+	if left := netLeft(x.w, "net"); len(left) != 0 {
+		t.Fatalf("left after destroy:\n%s", strings.Join(left, "\n"))
+	}
+}
