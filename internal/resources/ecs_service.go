@@ -92,6 +92,18 @@ func (ServiceKind) Desired(r *resource.Resource, refs resource.Refs) resource.At
 	if s.SecretVersion != "" {
 		a["force_new_deployment"] = resource.Attr{Value: s.SecretVersion, Sensitive: true}
 	}
+	// A service cannot leave subnets, security groups or a Cloud Map service
+	// that are being replaced: their deletion waits for its tasks' ENIs and
+	// registrations, and their successors do not exist yet. So placement
+	// that refers to a resource the plan replaces (its id is not known yet)
+	// replaces the service too; a known new value (existing-mode subnet ids
+	// edited in the file) is an in-place update with a new deployment.
+	for _, path := range []string{"network.subnets", "network.security_groups", "service_registry"} {
+		if v := a[path]; strings.Contains(v.Value, plan.Unknown) {
+			v.ForceNew = true
+			a[path] = v
+		}
+	}
 	addTags(a, r.Tags)
 	return a
 }

@@ -176,3 +176,55 @@ func mustBuild(t *testing.T, env *config.Environment, image string) *stack.Stack
 	}
 	return st
 }
+
+// TestFirstDeployFailure: a first deployment has nothing to roll back to
+// (reference/aws-ecs.md §4.1); the create fails with the stopped tasks'
+// reasons instead of reporting success.
+func TestFirstDeployFailure(t *testing.T) {
+	c := newComputeWorld(t, computeKey, noAutoscaling, func(e *config.Environment) {
+		e.Worker.Image = "example/does-not-exist:1"
+	})
+	r := c.res(stack.AddrService)
+	for _, d := range r.DependsOn {
+		c.ensure(d)
+	}
+	_, err := (ServiceKind{}).Create(context.Background(), c.x, r, c.refs(r))
+	var de *DeploymentError
+	if !errors.As(err, &de) {
+		t.Fatalf("create = %v, want a DeploymentError", err)
+	}
+	if de.Status == "SUCCESSFUL" || len(de.StoppedTasks) == 0 || !strings.Contains(de.Error(), "CannotPullContainerError") {
+		t.Errorf("deployment error = %s (status %s, %d stopped tasks)", de, de.Status, len(de.StoppedTasks))
+	}
+	if de.Outputs["previous_task_definition"] != "" || de.Outputs["deployment_id"] == "" {
+		t.Errorf("outputs = %v", de.Outputs)
+	}
+}
+
+// TestDeploymentPollsSlowerInCI: 15 s between polls, 30 s when CI=true
+// (reference/aws-ecs.md §2.3), so the same deployment takes fewer polls.
+func TestDeploymentPollsSlowerInCI(t *testing.T) {
+	polls := func(ci string) int {
+		t.Setenv("CI", ci)
+		c := newComputeWorld(t, computeKey, noAutoscaling)
+		r := c.res(stack.AddrService)
+		for _, d := range r.DependsOn {
+			c.ensure(d)
+		}
+		c.w.ResetCalls()
+		if _, err := (ServiceKind{}).Create(context.Background(), c.x, r, c.refs(r)); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, call := range c.w.Calls() {
+			if call.Operation == "DescribeServiceDeployments" {
+				n++
+			}
+		}
+		return n
+	}
+	local, ci := polls(""), polls("true")
+	if ci >= local {
+		t.Errorf("polls: %d locally, %d in CI; want fewer in CI", local, ci)
+	}
+}

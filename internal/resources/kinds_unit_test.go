@@ -90,3 +90,37 @@ func TestServiceDesiredCountWithAutoscaling(t *testing.T) {
 		}
 	}
 }
+
+// TestServicePlacementOnReplacedResources: placement that refers to a
+// resource being replaced (unknown id) replaces the service; known new ids
+// are an in-place update.
+func TestServicePlacementOnReplacedResources(t *testing.T) {
+	r := &resource.Resource{Address: stack.AddrService, Kind: "ecs_service", Spec: &stack.ServiceSpec{
+		MaximumPercent: 200, MinimumHealthy: 100,
+		Subnets:         []stack.Ref{{Address: "subnet.public_a", Key: "id"}, {Literal: "subnet-lit"}},
+		SecurityGroups:  []stack.Ref{{Address: "security_group.worker", Key: "id"}},
+		ServiceRegistry: stack.Ref{Address: stack.AddrDiscoveryService, Key: "arn"},
+		TaskDefinition:  stack.Ref{Address: stack.AddrTaskDefinition, Key: "arn"},
+	}}
+	known := resource.Refs{
+		"subnet.public_a":          {"id": "subnet-1"},
+		"security_group.worker":    {"id": "sg-1"},
+		stack.AddrDiscoveryService: {"arn": "arn:sd"},
+		stack.AddrTaskDefinition:   {"arn": "arn:td"},
+	}
+	for _, tc := range []struct {
+		name string
+		refs resource.Refs
+		want bool
+	}{{"known", known, false}, {"being replaced", resource.Refs{}, true}} {
+		a := (ServiceKind{}).Desired(r, tc.refs)
+		for _, p := range []string{"network.subnets", "network.security_groups", "service_registry"} {
+			if a[p].ForceNew != tc.want {
+				t.Errorf("%s: %s ForceNew = %t, want %t", tc.name, p, a[p].ForceNew, tc.want)
+			}
+		}
+		if a["task_definition"].ForceNew {
+			t.Errorf("%s: a new task definition is an update, not a replacement", tc.name)
+		}
+	}
+}
