@@ -94,7 +94,10 @@ func Build(env *config.Environment, o Options) (*Result, error) {
 		writeSet[a] = true
 	}
 	plan.Description = "deploybot plan (read-only), assumed by pull-request jobs of " + o.Repo
-	plan.Trust = trust(subs("pull_request"))
+	// Pull-request jobs plan; so do the scheduled drift check and manual
+	// plans, which run on the default branch. The role is read-only, and
+	// the default branch is the protected one.
+	plan.Trust = trust(append(subs("pull_request"), subs("ref:refs/heads/"+o.DefaultBranch)...))
 	plan.InlinePolicyName = "deploybot-plan-" + env.Name
 	plan.Policy = Policy(n, reads, writeSet)
 

@@ -96,7 +96,9 @@ func TestTrustPolicies(t *testing.T) {
 	}{
 		{r.PlanRole.Trust, "repo:acme/infra:pull_request", true},
 		{r.PlanRole.Trust, "repo:acme@1234/infra@5678:pull_request", true},
-		{r.PlanRole.Trust, "repo:acme/infra:ref:refs/heads/main", false},
+		{r.PlanRole.Trust, "repo:acme/infra:ref:refs/heads/main", true}, // drift checks and manual plans
+		{r.PlanRole.Trust, "repo:acme/infra:ref:refs/heads/feature", false},
+		{r.PlanRole.Trust, "repo:acme/infra:environment:staging", false},
 		{r.PlanRole.Trust, "repo:evil/infra:pull_request", false},
 		{r.ApplyRole.Trust, "repo:acme/infra:environment:staging", true},
 		{r.ApplyRole.Trust, "repo:acme@1/infra@2:environment:staging", true},
