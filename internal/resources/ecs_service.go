@@ -322,20 +322,41 @@ func (k ServiceKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Re
 	if err != nil {
 		return nil, err
 	}
-	force := changedPaths(changed)["force_new_deployment"]
-	update := &ecs.UpdateServiceInput{
-		Cluster:                 aws.String(s.Cluster),
-		Service:                 aws.String(s.Name),
-		TaskDefinition:          aws.String(in.taskDefinition),
-		PlatformVersion:         aws.String("LATEST"),
-		NetworkConfiguration:    in.network(),
-		DeploymentConfiguration: in.deployment(),
-		ServiceRegistries:       []ecstypes.ServiceRegistry{{RegistryArn: aws.String(in.registry)}},
-		PropagateTags:           ecstypes.PropagateTagsService,
-		EnableECSManagedTags:    aws.Bool(true),
-		ForceNewDeployment:      force,
+	// Only what changed goes into UpdateService: an unchanged field sent
+	// again may start a deployment nobody asked for.
+	ch := changedPaths(changed)
+	changedPrefix := func(prefix string) bool {
+		for p := range ch {
+			if strings.HasPrefix(p, prefix) {
+				return true
+			}
+		}
+		return false
 	}
-	if !s.Autoscaling {
+	update := &ecs.UpdateServiceInput{Cluster: aws.String(s.Cluster), Service: aws.String(s.Name),
+		ForceNewDeployment: ch["force_new_deployment"]}
+	if ch["task_definition"] {
+		update.TaskDefinition = aws.String(in.taskDefinition)
+	}
+	if ch["platform_version"] {
+		update.PlatformVersion = aws.String("LATEST")
+	}
+	if changedPrefix("network.") {
+		update.NetworkConfiguration = in.network()
+	}
+	if changedPrefix("deployment.") {
+		update.DeploymentConfiguration = in.deployment()
+	}
+	if ch["service_registry"] {
+		update.ServiceRegistries = []ecstypes.ServiceRegistry{{RegistryArn: aws.String(in.registry)}}
+	}
+	if ch["propagate_tags"] {
+		update.PropagateTags = ecstypes.PropagateTagsService
+	}
+	if ch["enable_ecs_managed_tags"] {
+		update.EnableECSManagedTags = aws.Bool(true)
+	}
+	if ch["desired_count"] && !s.Autoscaling {
 		update.DesiredCount = aws.Int32(int32(s.DesiredCount))
 	}
 	previous, previousID := primaryDeployment(svc)
