@@ -51,6 +51,9 @@ func TestServiceDeployments(t *testing.T) {
 	}{
 		{name: "image change", edit: func(e *config.Environment) { e.Worker.Image = "prefecthq/prefect-aws:0.7.11" }, key: computeKey, wantNewTD: true},
 		{name: "key rotation forces a new deployment", edit: func(*config.Environment) {}, key: computeKey + "-rotated"},
+		{name: "subnets edited in the file move the service in place", edit: func(e *config.Environment) {
+			e.Network.SubnetIDs = e.Network.SubnetIDs[:1]
+		}, key: computeKey},
 		{name: "crashing image is rolled back", edit: func(e *config.Environment) { e.Worker.Image = "prefecthq/prefect:crashloop" }, key: computeKey,
 			wantStatus: "ROLLBACK_SUCCESSFUL", wantNewTD: true, wantInErr: "exit"},
 	} {
