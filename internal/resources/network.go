@@ -192,15 +192,21 @@ func netChanged(changed []plan.FieldChange, path string) bool {
 // when one is given.
 func netRetry(ctx context.Context, x *resource.Ctx, address, what string, budget time.Duration,
 	retryable func(error) bool, blocker func(context.Context) string, fn func() error) error {
-	budget = x.Wait(budget)
-	deadline := x.Clock.Now().Add(budget)
+	now := x.Clock.Now()
+	return netRetryUntil(ctx, x, address, what, now, now.Add(x.Wait(budget)), retryable, blocker, fn)
+}
+
+// netRetryUntil is netRetry with an explicit deadline, for a delete whose
+// budget was partly spent waiting already (since started).
+func netRetryUntil(ctx context.Context, x *resource.Ctx, address, what string, started, deadline time.Time,
+	retryable func(error) bool, blocker func(context.Context) string, fn func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil || !retryable(err) {
 			return err
 		}
 		if !x.Clock.Now().Before(deadline) {
-			msg := fmt.Sprintf("%s: still blocked after %s", what, budget)
+			msg := fmt.Sprintf("%s: still blocked after %s", what, x.Clock.Now().Sub(started).Round(time.Second))
 			if blocker != nil {
 				if b := blocker(ctx); b != "" {
 					msg += " by " + b

@@ -290,7 +290,7 @@ func TestSubnetDeleteWaitsForENIsAndNamesThem(t *testing.T) {
 			if err == nil {
 				t.Fatal("want an error when the budget runs out")
 			}
-			for _, s := range []string{eni.ID, "attachment/abc", subnet, "re-run"} {
+			for _, s := range []string{eni.ID, "attachment/abc", subnet, "re-run", "still blocked after 1m0s"} {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("%q does not mention %q", err, s)
 				}

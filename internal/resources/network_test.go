@@ -157,7 +157,7 @@ func TestSecurityGroupDeleteWaitsForLingeringENIs(t *testing.T) {
 		wantErr []string
 	}{
 		{name: "ENI goes away within the budget", budget: 1},
-		{name: "budget too small names the ENI", budget: 0.05, wantErr: []string{"eni-", "attachment/task-1", "578734482556", "subnet-", "re-run"}},
+		{name: "budget too small names the ENI", budget: 0.05, wantErr: []string{"eni-", "attachment/task-1", "578734482556", "subnet-", "re-run", "still blocked after 50s"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

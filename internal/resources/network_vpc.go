@@ -250,12 +250,12 @@ func (SubnetKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resou
 		return fmt.Errorf("subnet %s (%s) exists without this environment's tags; deploybot does not delete it", r.Name, live.ID)
 	}
 	id := live.ID
-	deadline := x.Clock.Now().Add(x.Wait(netSubnetDeleteBudget))
+	started := x.Clock.Now()
+	deadline := started.Add(x.Wait(netSubnetDeleteBudget))
 	if _, err := netWaitENIsGone(ctx, x, r.Address, "subnet-id", id, deadline); err != nil {
 		return err
 	}
-	remaining := max(deadline.Sub(x.Clock.Now()), 0)
-	err := netRetry(ctx, x, r.Address, "delete subnet "+id, netUnscaled(x, remaining), netIsCode("DependencyViolation"),
+	err := netRetryUntil(ctx, x, r.Address, "delete subnet "+id, started, deadline, netIsCode("DependencyViolation"),
 		func(ctx context.Context) string {
 			parts := []string{}
 			if enis, err := netENIs(ctx, x, "subnet-id", id); err == nil && len(enis) > 0 {

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -167,13 +166,10 @@ func (SecurityGroupKind) Delete(ctx context.Context, x *resource.Ctx, r *resourc
 		return fmt.Errorf("security group %s (%s) exists without this environment's tags; deploybot does not delete it", r.Name, live.ID)
 	}
 	id := live.ID
-	deadline := x.Clock.Now().Add(x.Wait(netSGDeleteBudget))
+	started := x.Clock.Now()
+	deadline := started.Add(x.Wait(netSGDeleteBudget))
 	if _, err := netWaitENIsGone(ctx, x, r.Address, "group-id", id, deadline); err != nil {
 		return err
-	}
-	remaining := deadline.Sub(x.Clock.Now())
-	if remaining < 0 {
-		remaining = 0
 	}
 	blocker := func(ctx context.Context) string {
 		enis, err := netENIs(ctx, x, "group-id", id)
@@ -182,7 +178,7 @@ func (SecurityGroupKind) Delete(ctx context.Context, x *resource.Ctx, r *resourc
 		}
 		return netDescribeENIs(enis)
 	}
-	err := netRetry(ctx, x, r.Address, "delete security group "+id, netUnscaled(x, remaining),
+	err := netRetryUntil(ctx, x, r.Address, "delete security group "+id, started, deadline,
 		netIsCode("DependencyViolation", "InvalidGroup.InUse"), blocker, func() error {
 			_, err := x.AWS.EC2.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
 			return err
@@ -191,16 +187,6 @@ func (SecurityGroupKind) Delete(ctx context.Context, x *resource.Ctx, r *resourc
 		return err
 	}
 	return nil
-}
-
-// netUnscaled converts an already scaled duration back into a budget that
-// netRetry will scale again, so that a remaining share of one budget can be
-// passed on.
-func netUnscaled(x *resource.Ctx, d time.Duration) time.Duration {
-	if x.Budget <= 0 {
-		return d
-	}
-	return time.Duration(float64(d) / x.Budget)
 }
 
 func sgHas(list []string, rule string) bool {

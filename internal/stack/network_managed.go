@@ -164,3 +164,43 @@ func buildManagedNetwork(env *config.Environment, tags map[string]string) (Netwo
 	}
 	return np, nil
 }
+
+// OptionalNetworkResources are the network resources env's stack could have
+// under another network.nat or network.availability_zones setting but does not
+// now: every NAT gateway, EIP, subnet and route table of nat single and per-az
+// over the most zones config allows (config.MaxAZs), minus the addresses the
+// current stack has. The engine reads them with the stack and deletes those
+// that exist and are ours, so that turning a NAT off or dropping a zone does
+// not leave a billed NAT gateway and its Elastic IP behind (and destroy
+// removes them too). Existing mode has none: only the worker security group,
+// which the engine already treats as optional.
+func OptionalNetworkResources(env *config.Environment, tags map[string]string) []resource.Resource {
+	if env == nil || env.Network.Mode == "existing" {
+		return nil
+	}
+	have := map[string]bool{}
+	current, err := buildManagedNetwork(env, tags)
+	if err != nil {
+		return nil
+	}
+	for _, r := range current.Resources {
+		have[r.Address] = true
+	}
+	var out []resource.Resource
+	for _, nat := range []string{"single", "per-az"} {
+		full := *env
+		full.Network.NAT = nat
+		full.Network.AvailabilityZones = config.MaxAZs
+		np, err := buildManagedNetwork(&full, tags)
+		if err != nil {
+			continue
+		}
+		for _, r := range np.Resources {
+			if !have[r.Address] {
+				have[r.Address] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}

@@ -140,3 +140,48 @@ func TestManagedNetworkCIDRTooSmall(t *testing.T) {
 		t.Fatalf("err = %v, want a network.cidr error naming the file", err)
 	}
 }
+
+func TestOptionalNetworkResources(t *testing.T) {
+	tests := []struct {
+		nat      string
+		azs      int
+		contains []string
+		not      []string
+	}{
+		{nat: "none", azs: 2,
+			contains: []string{"eip.nat_a", "nat_gateway.a", "nat_gateway.f", "route_table.private_a", "subnet.public_c", "subnet.private_f"},
+			not:      []string{"vpc.main", "subnet.public_a", "route_table.private", "security_group.worker"}},
+		{nat: "single", azs: 3,
+			contains: []string{"eip.nat_b", "nat_gateway.b", "route_table.private_a", "subnet.public_d"},
+			not:      []string{"nat_gateway.a", "eip.nat_a", "route_table.private", "subnet.private_c"}},
+		{nat: "per-az", azs: 2,
+			contains: []string{"route_table.private", "nat_gateway.c", "route_table.private_c"},
+			not:      []string{"nat_gateway.a", "nat_gateway.b", "route_table.private_b"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.nat, func(t *testing.T) {
+			got := map[string]bool{}
+			for _, r := range OptionalNetworkResources(managedEnv(tc.nat, tc.azs, "10.20.0.0/16"), nil) {
+				if got[r.Address] {
+					t.Errorf("%s listed twice", r.Address)
+				}
+				got[r.Address] = true
+			}
+			for _, a := range tc.contains {
+				if !got[a] {
+					t.Errorf("missing %s", a)
+				}
+			}
+			for _, a := range tc.not {
+				if got[a] {
+					t.Errorf("%s is in the stack, not optional", a)
+				}
+			}
+		})
+	}
+	existing := managedEnv("none", 2, "")
+	existing.Network.Mode = "existing"
+	if rs := OptionalNetworkResources(existing, nil); len(rs) != 0 {
+		t.Errorf("existing mode: %d optional network resources", len(rs))
+	}
+}
