@@ -231,3 +231,15 @@ func TestDeploymentPollsSlowerInCI(t *testing.T) {
 		t.Errorf("polls: %d locally, %d in CI; want fewer in CI", local, ci)
 	}
 }
+
+// TestBudgetRunsOut: DeleteCluster retries ClusterContainsServices within
+// its budget (reference/aws-ecs.md §5), and says so when the budget is gone.
+func TestBudgetRunsOut(t *testing.T) {
+	c := newComputeWorld(t, computeKey, noAutoscaling)
+	c.ensure(stack.AddrService)
+	c.x.Budget = 0.01 // 10 minutes → 6 s
+	err := (ClusterKind{}).Delete(context.Background(), c.x, c.res(stack.AddrCluster), nil)
+	if err == nil || !strings.Contains(err.Error(), "still failing after 6s") || !strings.Contains(err.Error(), "ClusterContainsServicesException") {
+		t.Errorf("delete of a cluster with a service = %v, want the budget reported with the blocking error", err)
+	}
+}
