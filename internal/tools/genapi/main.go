@@ -46,7 +46,7 @@ var svcs = []svc{
 		CreateOpenIDConnectProvider GetOpenIDConnectProvider ListOpenIDConnectProviders`},
 	{"LogsAPI", "cloudwatchlogs", (*cloudwatchlogs.Client)(nil), `CreateLogGroup DescribeLogGroups DeleteLogGroup PutRetentionPolicy
 		DeleteRetentionPolicy ListTagsForResource TagResource UntagResource`},
-	{"SecretsAPI", "secretsmanager", (*secretsmanager.Client)(nil), `CreateSecret DescribeSecret PutSecretValue DeleteSecret RestoreSecret
+	{"SecretsAPI", "secretsmanager", (*secretsmanager.Client)(nil), `CreateSecret DescribeSecret PutSecretValue DeleteSecret RestoreSecret UpdateSecretVersionStage
 		TagResource UntagResource`},
 	{"ServiceDiscoveryAPI", "servicediscovery", (*servicediscovery.Client)(nil), `CreatePrivateDnsNamespace GetNamespace ListNamespaces
 		DeleteNamespace GetOperation CreateService GetService ListServices DeleteService UpdateService ListInstances DeregisterInstance
