@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -182,12 +183,26 @@ func (SecretKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Resou
 	if changedPaths(changed)["value"] && s.Value != "" {
 		// The same token with the same value is idempotent, so a re-run
 		// after a crash converges without a second version.
-		if _, err := x.AWS.Secrets.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+		put, err := x.AWS.Secrets.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
 			SecretId:           aws.String(ls.arn),
 			SecretString:       aws.String(s.Value),
 			ClientRequestToken: aws.String(s.VersionID),
-		}); err != nil {
+		})
+		if err != nil {
 			return nil, fmt.Errorf("PutSecretValue %s: %w", s.Name, scrub(err, s.Value))
+		}
+		// Going back to a key stored before: its version exists, so the put
+		// is ignored (idempotent token) and AWSCURRENT stays where it was.
+		// Move the stage explicitly.
+		if !slices.Contains(put.VersionStages, "AWSCURRENT") {
+			in := &secretsmanager.UpdateSecretVersionStageInput{
+				SecretId: aws.String(ls.arn), VersionStage: aws.String("AWSCURRENT"), MoveToVersionId: aws.String(s.VersionID)}
+			if cur := live.Outputs["version_id"]; cur != "" && cur != s.VersionID {
+				in.RemoveFromVersionId = aws.String(cur)
+			}
+			if _, err := x.AWS.Secrets.UpdateSecretVersionStage(ctx, in); err != nil {
+				return nil, fmt.Errorf("UpdateSecretVersionStage %s: %w", s.Name, err)
+			}
 		}
 		outputs["version_id"] = s.VersionID
 	}
