@@ -373,6 +373,14 @@ func init() {
 		}
 		c = &ecsClus{Name: name, ARN: w.ecsARN("cluster/" + name), Status: "ACTIVE", Created: w.Clock.Now(),
 			Tags: mergeTags(nil, in.Tags), Settings: clone(in.Settings)}
+		hasInsights := false
+		for _, set := range c.Settings {
+			hasInsights = hasInsights || set.Name == ecstypes.ClusterSettingNameContainerInsights
+		}
+		if !hasInsights {
+			// The account default ECS reports for a cluster created without it.
+			c.Settings = append(c.Settings, ecstypes.ClusterSetting{Name: ecstypes.ClusterSettingNameContainerInsights, Value: aws.String("disabled")})
+		}
 		st.Clusters[name] = c
 		v := w.clusterView(c, []ecstypes.ClusterField{"TAGS", "SETTINGS"})
 		return &ecs.CreateClusterOutput{Cluster: &v}, nil
@@ -398,6 +406,28 @@ func init() {
 			out.Clusters = append(out.Clusters, w.clusterView(c, in.Include))
 		}
 		return out, nil
+	})
+
+	Handle(func(ctx context.Context, w *World, in *ecs.UpdateClusterSettingsInput) (*ecs.UpdateClusterSettingsOutput, error) {
+		w.advance()
+		c, err := w.activeCluster(in.Cluster)
+		if err != nil {
+			return nil, err
+		}
+		for _, set := range in.Settings {
+			replaced := false
+			for i := range c.Settings {
+				if c.Settings[i].Name == set.Name {
+					c.Settings[i].Value = set.Value
+					replaced = true
+				}
+			}
+			if !replaced {
+				c.Settings = append(c.Settings, ecstypes.ClusterSetting{Name: set.Name, Value: set.Value})
+			}
+		}
+		v := w.clusterView(c, []ecstypes.ClusterField{"SETTINGS"})
+		return &ecs.UpdateClusterSettingsOutput{Cluster: &v}, nil
 	})
 
 	Handle(func(ctx context.Context, w *World, in *ecs.DeleteClusterInput) (*ecs.DeleteClusterOutput, error) {

@@ -336,6 +336,10 @@ func (w *World) dispatch(ctx context.Context, service, op, accessKey string, par
 			break
 		}
 		w.Mu.Lock()
+		// Every simulated service's lazy state catches up with the clock
+		// first, so that e.g. ENIs released by stopped ECS tasks show up in
+		// EC2 calls without an ECS call in between.
+		w.advance()
 		out, err = h(context.WithValue(ctx, principalKey{}, principal), w, params)
 		w.Mu.Unlock()
 	}
