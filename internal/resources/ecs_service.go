@@ -2,7 +2,7 @@ package resources
 
 import (
 	"context"
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -273,8 +273,11 @@ func (k ServiceKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Re
 	if s.SecretVersion != "" {
 		tags[TagSecretVersion] = s.SecretVersion
 	}
-	// ClientToken makes a retried create idempotent (§6 [inference]).
-	token := sha256.Sum256([]byte(s.Cluster + "/" + s.Name + "/" + in.taskDefinition + "/" + s.SecretVersion))
+	// ClientToken makes the SDK's retries of this create idempotent (§6
+	// [inference]); it is random per call so that a create after a destroy
+	// is never answered with the old service.
+	token := make([]byte, 16)
+	_, _ = rand.Read(token)
 	opTime := x.Clock.Now()
 	var arn string
 	err = retry(ctx, x, r.Address, "CreateService", serviceCreateRetryBudget, serviceRetryable, func() error {
@@ -290,7 +293,7 @@ func (k ServiceKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Re
 			ServiceRegistries:       []ecstypes.ServiceRegistry{{RegistryArn: aws.String(in.registry)}},
 			PropagateTags:           ecstypes.PropagateTagsService,
 			EnableECSManagedTags:    true,
-			ClientToken:             aws.String(hex.EncodeToString(token[:16])),
+			ClientToken:             aws.String(hex.EncodeToString(token)),
 			Tags:                    ecsTagList(tags),
 		})
 		if err == nil {
