@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -258,6 +259,180 @@ func TestE2EManagedNATAddedLater(t *testing.T) {
 	x.apply(env2)
 	if d := netChanges(x.plan(env2).Plan); len(d) != 0 {
 		t.Fatalf("plan after adding a NAT has changes:\n%s", strings.Join(d, "\n"))
+	}
+	x.destroy(env2)
+	if left := netLeft(x.w, "net"); len(left) != 0 {
+		t.Fatalf("left after destroy:\n%s", strings.Join(left, "\n"))
+	}
+}
+
+// netWrites counts the successful writes so far.
+func (x *netE2E) netWrites() int {
+	n := 0
+	for _, c := range x.w.Calls() {
+		if c.Write && c.ErrCode == "" {
+			n++
+		}
+	}
+	return n
+}
+
+// netCounts counts live EC2 resources by type (a deleted NAT gateway that is
+// still described does not count).
+func netCounts(w *awssim.World) map[string]int {
+	m := map[string]int{}
+	for _, it := range w.Inventory() {
+		if it.Service == "ec2" {
+			m[it.Type]++
+		}
+	}
+	return m
+}
+
+// TestE2EManagedCrashAfterEveryWrite: an apply of a nat single environment
+// dies after each of its writes in turn; a re-run converges with exactly one
+// VPC, NAT gateway and Elastic IP, and nothing else than a clean apply makes.
+func TestE2EManagedCrashAfterEveryWrite(t *testing.T) {
+	clean := newNetE2E(t)
+	env := clean.env("net", "single", "2")
+	clean.apply(env)
+	n := clean.netWrites()
+	want := netCounts(clean.w)
+	delete(want, "network-interface") // the task's ENI is there or lingering
+	for k := 1; k < n; k++ {
+		t.Run(fmt.Sprint("after write ", k), func(t *testing.T) {
+			x := newNetE2E(t)
+			env := x.env("net", "single", "2")
+			x.w.SetFaults(awssim.Faults{StopAfterWrites: k})
+			st, err := stack.Build(env, netE2EKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := x.engine()
+			p, err := e.Plan(context.Background(), st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Apply(context.Background(), p); err == nil {
+				t.Fatalf("apply survived a crash after write %d", k)
+			}
+			x.w.SetFaults(awssim.Faults{})
+			x.clk.Advance(5 * time.Minute)
+			x.apply(env)
+			if d := netChanges(x.plan(env).Plan); len(d) != 0 {
+				t.Fatalf("not converged:\n%s", strings.Join(d, "\n"))
+			}
+			got := netCounts(x.w)
+			delete(got, "network-interface")
+			if d := cmp.Diff(want, got); d != "" {
+				t.Fatalf("EC2 resources after crash and re-run (-clean +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// TestE2EManagedDestroyCrashAfterEveryWrite: a destroy dies after each of
+// its writes in turn; a re-run finishes it and leaves nothing.
+func TestE2EManagedDestroyCrashAfterEveryWrite(t *testing.T) {
+	probe := newNetE2E(t)
+	env := probe.env("net", "single", "2")
+	probe.apply(env)
+	before := probe.netWrites()
+	probe.destroy(env)
+	n := probe.netWrites() - before
+	for k := 1; k < n; k++ {
+		t.Run(fmt.Sprint("after write ", k), func(t *testing.T) {
+			x := newNetE2E(t)
+			env := x.env("net", "single", "2")
+			x.apply(env)
+			st, err := stack.Build(env, "", stack.ForceDeleteSecret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := x.engine()
+			p, err := e.PlanDestroy(context.Background(), st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x.w.SetFaults(awssim.Faults{StopAfterWrites: k})
+			if _, err := e.Destroy(context.Background(), p); err == nil {
+				t.Fatalf("destroy survived a crash after write %d", k)
+			}
+			x.w.SetFaults(awssim.Faults{})
+			x.clk.Advance(time.Minute)
+			x.destroy(env)
+			if left := netLeft(x.w, "net"); len(left) != 0 {
+				t.Fatalf("left after crash and re-run:\n%s", strings.Join(left, "\n"))
+			}
+		})
+	}
+}
+
+func TestE2EManagedThrottledAndLingeringENIs(t *testing.T) {
+	x := newNetE2E(t)
+	// Task ENIs that outlive their tasks far longer than the security
+	// group's 15-minute delete budget (reference/aws-ecs.md §5).
+	defer func(d time.Duration) { awssim.ENILinger = d }(awssim.ENILinger)
+	awssim.ENILinger = 6 * time.Hour
+	env := x.env("net", "single", "2")
+	x.w.SetFaults(awssim.Faults{ThrottleFraction: 0.3, Seed: 7})
+	x.apply(env)
+	if d := netChanges(x.plan(env).Plan); len(d) != 0 {
+		t.Fatalf("not converged:\n%s", strings.Join(d, "\n"))
+	}
+	throttled := 0
+	for _, c := range x.w.Calls() {
+		if c.ErrCode == "RequestLimitExceeded" {
+			throttled++
+		}
+	}
+	if throttled == 0 {
+		t.Fatal("no EC2 call was throttled")
+	}
+	x.w.SetFaults(awssim.Faults{})
+
+	// The destroy runs out of budget while the task's ENI lingers, and says
+	// which ENI blocks it.
+	st, err := stack.Build(env, "", stack.ForceDeleteSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := x.engine()
+	p, err := e.PlanDestroy(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Destroy(context.Background(), p)
+	if err == nil || !strings.Contains(err.Error(), "eni-") || !strings.Contains(err.Error(), "attachment/") || !strings.Contains(err.Error(), "re-run") {
+		t.Fatalf("destroy with a 6h ENI linger: %v; want an error naming the lingering ENI", err)
+	}
+	// A re-run once the ENI is gone finishes.
+	x.clk.Advance(awssim.ENILinger)
+	x.destroy(env)
+	if left := netLeft(x.w, "net"); len(left) != 0 {
+		t.Fatalf("left after the re-run:\n%s", strings.Join(left, "\n"))
+	}
+}
+func TestE2EManagedCIDRChangeReplacesNetworkAndService(t *testing.T) {
+	x := newNetE2E(t)
+	x.apply(x.env("net", "none", "2"))
+	env2 := x.env("net", "none", "2", "cidr: 10.20.0.0/16", "cidr: 10.30.0.0/16")
+	p := x.plan(env2)
+	for _, a := range []string{"vpc.main", "subnet.public_a", "subnet.private_b", "internet_gateway.main", "route_table.public", "security_group.worker"} {
+		c := netChange(p.Plan, a)
+		if c == nil || c.Action != plan.Replace || c.Reason == "" {
+			t.Errorf("%s: %+v, want a replacement with a reason", a, c)
+		}
+	}
+	if c := netChange(p.Plan, "vpc.main"); c == nil || !strings.Contains(c.Reason, "cidr") {
+		t.Errorf("vpc.main reason: %+v", c)
+	}
+	if c := netChange(p.Plan, "ecs_service.worker"); c == nil || (c.Action != plan.Replace && c.Action != plan.Update) {
+		t.Errorf("ecs_service.worker: %+v, want it to move to the new network", c)
+	}
+	x.apply(env2)
+	if d := netChanges(x.plan(env2).Plan); len(d) != 0 {
+		t.Fatalf("plan after the CIDR change has changes:\n%s", strings.Join(d, "\n"))
 	}
 	x.destroy(env2)
 	if left := netLeft(x.w, "net"); len(left) != 0 {
