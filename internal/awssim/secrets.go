@@ -267,6 +267,54 @@ func init() {
 		return &secretsmanager.PutSecretValueOutput{ARN: aws.String(s.ARN), Name: aws.String(s.Name), VersionId: aws.String(tok), VersionStages: []string{"AWSCURRENT"}}, nil
 	})
 
+	Handle(func(ctx context.Context, w *World, in *secretsmanager.UpdateSecretVersionStageInput) (*secretsmanager.UpdateSecretVersionStageOutput, error) {
+		w.advance()
+		s := w.findSecret(aws.ToString(in.SecretId))
+		if s == nil {
+			return nil, secretNotFound()
+		}
+		if !s.DeletedDate.IsZero() {
+			return nil, markedForDeletion()
+		}
+		stage := aws.ToString(in.VersionStage)
+		to, from := aws.ToString(in.MoveToVersionId), aws.ToString(in.RemoveFromVersionId)
+		if to != "" {
+			if _, ok := s.Versions[to]; !ok {
+				return nil, &smtypes.ResourceNotFoundException{Message: aws.String("Secrets Manager can't find the specified secret version: " + to)}
+			}
+		}
+		var holder string
+		for id, v := range s.Versions {
+			for _, st := range v.Stages {
+				if st == stage {
+					holder = id
+				}
+			}
+		}
+		if holder != "" && holder != to && holder != from {
+			return nil, &smtypes.InvalidParameterException{Message: aws.String("The staging label " + stage + " is currently attached to version " + holder + ", so you must explicitly reference that version in RemoveFromVersionId.")}
+		}
+		if from != "" {
+			v, ok := s.Versions[from]
+			if !ok || holder != from {
+				return nil, &smtypes.InvalidParameterException{Message: aws.String("The staging label " + stage + " is not attached to version " + from + ".")}
+			}
+			v.Stages = without(v.Stages, stage)
+		}
+		if to != "" && holder != to {
+			if stage == "AWSCURRENT" && from != "" {
+				// Moving AWSCURRENT moves AWSPREVIOUS to the version that had it.
+				for _, v := range s.Versions {
+					v.Stages = without(v.Stages, "AWSPREVIOUS")
+				}
+				s.Versions[from].Stages = append(s.Versions[from].Stages, "AWSPREVIOUS")
+			}
+			s.Versions[to].Stages = append(without(s.Versions[to].Stages, stage), stage)
+		}
+		s.LastChanged = w.Clock.Now()
+		return &secretsmanager.UpdateSecretVersionStageOutput{ARN: aws.String(s.ARN), Name: aws.String(s.Name)}, nil
+	})
+
 	Handle(func(ctx context.Context, w *World, in *secretsmanager.DeleteSecretInput) (*secretsmanager.DeleteSecretOutput, error) {
 		w.advance()
 		s := w.findSecret(aws.ToString(in.SecretId))

@@ -138,3 +138,39 @@ func TestSecretRecoveryWindowExpires(t *testing.T) {
 		t.Fatalf("after the window: %v", err)
 	}
 }
+
+func TestSecretVersionStageMoves(t *testing.T) {
+	w, _ := newTestWorld(t)
+	c := secretsmanager.NewFromConfig(w.Config())
+	out, err := c.CreateSecret(bg, &secretsmanager.CreateSecretInput{Name: aws.String("s"), SecretString: aws.String("one"), ClientRequestToken: aws.String(tokA)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutSecretValue(bg, &secretsmanager.PutSecretValueInput{SecretId: out.ARN, SecretString: aws.String("two"), ClientRequestToken: aws.String(tokB)}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		in   *secretsmanager.UpdateSecretVersionStageInput
+		code string
+	}{
+		{"move without naming the holder", &secretsmanager.UpdateSecretVersionStageInput{SecretId: out.ARN, VersionStage: aws.String("AWSCURRENT"), MoveToVersionId: aws.String(tokA)}, "InvalidParameterException"},
+		{"move to a missing version", &secretsmanager.UpdateSecretVersionStageInput{SecretId: out.ARN, VersionStage: aws.String("AWSCURRENT"), MoveToVersionId: aws.String(tokC), RemoveFromVersionId: aws.String(tokB)}, "ResourceNotFoundException"},
+		{"roll back to the first version", &secretsmanager.UpdateSecretVersionStageInput{SecretId: out.ARN, VersionStage: aws.String("AWSCURRENT"), MoveToVersionId: aws.String(tokA), RemoveFromVersionId: aws.String(tokB)}, ""},
+	}
+	for _, tc := range cases {
+		if _, err := c.UpdateSecretVersionStage(bg, tc.in); errCode(t, err) != tc.code {
+			t.Fatalf("%s: %v, want %q", tc.name, err, tc.code)
+		}
+	}
+	d, err := c.DescribeSecret(bg, &secretsmanager.DescribeSecretInput{SecretId: out.ARN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string][]string{tokA: {"AWSCURRENT"}, tokB: {"AWSPREVIOUS"}}, d.VersionIdsToStages); diff != "" {
+		t.Fatal(diff)
+	}
+	if v, _ := w.SecretValue(aws.ToString(out.ARN)); v != "one" {
+		t.Fatalf("current value = %q", v)
+	}
+}
