@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -164,4 +165,21 @@ func TestKeyNeverAppears(t *testing.T) {
 		}
 	}
 	sort.Strings(seen)
+}
+
+// BenchmarkReadStack reads the whole existing-mode stack concurrently, as a
+// no-change plan does, with 50 ms of simulated latency per AWS call. The
+// longest chain of dependent calls inside one kind is 3 (IAM role, Cloud Map
+// service), so a read takes about 3 round trips.
+func BenchmarkReadStack(b *testing.B) {
+	c := newComputeWorld(b, computeKey)
+	c.applyAll()
+	c.w.Latency = 50 * time.Millisecond
+	c.w.ResetCalls()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.readAll()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(len(c.w.Calls()))/float64(b.N), "calls/read")
 }

@@ -24,7 +24,7 @@ const computeKey = "pnu_COMPUTEKEY0123456789abcdefghijklmnop"
 // stack of an existing-mode environment in it, and a tiny engine (ensure)
 // that creates a resource after its dependencies.
 type computeWorld struct {
-	t       *testing.T
+	t       testing.TB
 	w       *awssim.World
 	clk     *clock.Virtual
 	x       *resource.Ctx
@@ -54,7 +54,7 @@ func computeEnvFile(vpc string, subnets []string) *config.Environment {
 	}
 }
 
-func newComputeWorld(t *testing.T, key string, edits ...func(*config.Environment)) *computeWorld {
+func newComputeWorld(t testing.TB, key string, edits ...func(*config.Environment)) *computeWorld {
 	t.Helper()
 	clk := clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
 	w := awssim.New(clk)
