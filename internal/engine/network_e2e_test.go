@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +56,7 @@ type netE2E struct {
 	t   *testing.T
 	w   *awssim.World
 	clk *clock.Virtual
+	mu  sync.Mutex // the engine reports progress from many goroutines
 	log []string
 }
 
@@ -85,7 +87,17 @@ func (x *netE2E) env(name, nat string, azs string, edits ...string) *config.Envi
 
 func (x *netE2E) engine() *engine.Engine {
 	return &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: resources.Kinds(),
-		Progress: func(address, msg string) { x.log = append(x.log, address+": "+msg) }}
+		Progress: func(address, msg string) {
+			x.mu.Lock()
+			defer x.mu.Unlock()
+			x.log = append(x.log, address+": "+msg)
+		}}
+}
+
+func (x *netE2E) progress() string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return strings.Join(x.log, "\n")
 }
 
 func (x *netE2E) plan(env *config.Environment) *engine.Planned {
@@ -105,7 +117,7 @@ func (x *netE2E) apply(env *config.Environment) *plan.Report {
 	x.t.Helper()
 	rep, err := x.engine().Apply(context.Background(), x.plan(env))
 	if err != nil {
-		x.t.Fatalf("apply: %v\nprogress:\n%s", err, strings.Join(x.log, "\n"))
+		x.t.Fatalf("apply: %v\nprogress:\n%s", err, x.progress())
 	}
 	return rep
 }
@@ -122,7 +134,7 @@ func (x *netE2E) destroy(env *config.Environment) {
 		x.t.Fatalf("plan destroy: %v", err)
 	}
 	if _, err := e.Destroy(context.Background(), p); err != nil {
-		x.t.Fatalf("destroy: %v\nprogress:\n%s", err, strings.Join(x.log, "\n"))
+		x.t.Fatalf("destroy: %v\nprogress:\n%s", err, x.progress())
 	}
 	// Secrets Manager purges a force-deleted secret within seconds.
 	x.clk.Advance(time.Minute)
