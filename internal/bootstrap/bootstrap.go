@@ -99,7 +99,13 @@ func Build(env *config.Environment, o Options) (*Result, error) {
 	// the default branch is the protected one.
 	plan.Trust = trust(append(subs("pull_request"), subs("ref:refs/heads/"+o.DefaultBranch)...))
 	plan.InlinePolicyName = "deploybot-plan-" + env.Name
-	plan.Policy = Policy(n, reads, writeSet)
+	var planReads []string
+	for _, a := range reads {
+		if !applyOnlyReads[a] {
+			planReads = append(planReads, a)
+		}
+	}
+	plan.Policy = Policy(n, planReads, writeSet)
 
 	apply.Description = "deploybot apply/destroy for environment " + env.Name + " of " + o.Repo
 	// The environment's GitHub environment (with its protection rules), or
@@ -133,6 +139,28 @@ func Build(env *config.Environment, o Options) (*Result, error) {
 		addImplied(r.Policy)
 	}
 	return &Result{Environment: env.Name, Repo: o.Repo, ProviderARN: provider, PlanRole: plan, ApplyRole: apply}, nil
+}
+
+// applyOnlyReads are reads deploybot makes only while applying or
+// destroying (deployment and teardown waits, cleanup, the lock), never in a
+// plan; the read-only plan role does without them. TestPlanRoleGrantsExactly
+// WhatPlansCall keeps this list honest.
+var applyOnlyReads = map[string]bool{
+	"ecs:DescribeServiceDeployments": true,
+	"ecs:ListServiceDeployments":     true,
+	"ecs:DescribeTasks":              true,
+	"ecs:ListTasks":                  true,
+	"ecs:ListTaskDefinitions":        true,
+	"ecs:ListTagsForResource":        true,
+	"ssm:GetParameter":               true,
+	"servicediscovery:GetNamespace":  true,
+	"servicediscovery:GetService":    true,
+	"servicediscovery:GetOperation":  true,
+	"servicediscovery:ListInstances": true,
+	"iam:ListRoleTags":               true,
+	"iam:ListRolePolicies":           true,
+	"ec2:DescribeNetworkInterfaces":  true,
+	"ec2:DescribeAvailabilityZones":  true,
 }
 
 // addImplied grants the permissions AWS checks behind the allowed actions.

@@ -94,6 +94,9 @@ func (n Names) family() string  { return "deploybot-" + n.Env + "-worker" }
 func (n Names) roleARNs() string {
 	return "arn:" + n.Partition + ":iam::" + n.Account + ":role/deploybot/deploybot-" + n.Env + "-*"
 }
+func (n Names) rolesNoPath() string {
+	return "arn:" + n.Partition + ":iam::" + n.Account + ":role/deploybot-" + n.Env + "-*"
+}
 func (n Names) logGroup() string      { return "/deploybot/" + n.Env + "/worker" }
 func (n Names) secretName() string    { return "deploybot/" + n.Env + "/prefect-api-key" }
 func (n Names) lockParameter() string { return "/deploybot/" + n.Env + "/lock" }
@@ -132,7 +135,10 @@ func scopeOf(n Names, action string, write bool) scope {
 	case "secretsmanager":
 		return scope{sid: "PrefectApiKeySecret", resources: []string{n.arn("secretsmanager", "secret:"+n.secretName()+"-??????")}}
 	case "iam":
-		s := scope{sid: "Roles", resources: []string{n.roleARNs()}}
+		// IAM authorizes a call on a role that does not exist yet on
+		// role/NAME (it cannot know the path), so reads before the first
+		// apply need the path-less ARN too.
+		s := scope{sid: "Roles", resources: []string{n.roleARNs(), n.rolesNoPath()}}
 		if op == "AttachRolePolicy" || op == "DetachRolePolicy" {
 			// Only the ECS task execution managed policy may be attached.
 			s.sid = "ExecutionRoleManagedPolicy"

@@ -1,0 +1,257 @@
+package bootstrap_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/awserr"
+	"github.com/deploybot/deploybot/internal/awssim"
+	"github.com/deploybot/deploybot/internal/bootstrap"
+	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/iampolicy"
+	"github.com/deploybot/deploybot/internal/lock"
+	"github.com/deploybot/deploybot/internal/resources"
+)
+
+// These tests prove the bootstrap policies are least privilege against the
+// simulated account, which evaluates identity policies like IAM (resource
+// ARNs, condition keys, dependent actions): the whole life of an
+// environment works with exactly these policies, and removing any one
+// statement makes some step fail with AccessDenied.
+
+const key = "pnu_LEASTPRIVILEGEtestKEY000000000000"
+
+const envYAML = `name: lp
+aws:
+  account_id: "123456789012"
+  region: us-east-1
+  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
+  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply-lp
+prefect:
+  api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15
+  work_pool: lp-pool
+worker:
+  image: prefecthq/prefect-aws:3.1
+  cpu: CPU
+  memory: 2048
+  desired_count: 1
+  autoscaling: { min: 1, max: 3, target_cpu_percent: 70 }
+NETWORK
+tags:
+  team: TEAM
+`
+
+const managedNet = `network:
+  mode: managed
+  cidr: 10.60.0.0/16
+  availability_zones: 2
+  nat: single`
+
+type lpWorld struct {
+	t       *testing.T
+	w       *awssim.World
+	clk     *clock.Virtual
+	net     string
+	planDoc *iampolicy.Document
+	appDoc  *iampolicy.Document
+}
+
+func newLPWorld(t *testing.T, managed bool) *lpWorld {
+	clk := clock.NewVirtual(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC))
+	x := &lpWorld{t: t, w: awssim.New(clk), clk: clk, net: managedNet}
+	if !managed {
+		vpc, subnets := x.w.SeedExistingVPC("10.61.0.0/16", 2, true)
+		x.net = fmt.Sprintf("network:\n  mode: existing\n  vpc_id: %s\n  subnet_ids: [%s]\n  assign_public_ip: true", vpc, strings.Join(subnets, ", "))
+	}
+	res, err := bootstrap.Build(x.env("512"), bootstrap.Options{Repo: "acme/infra"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.planDoc, x.appDoc = res.PlanRole.Policy, res.ApplyRole.Policy
+	return x
+}
+
+func (x *lpWorld) env(cpu string) *config.Environment {
+	team := "data"
+	if cpu != "512" {
+		team = "platform" // the update also changes a tag on everything
+	}
+	y := strings.NewReplacer("CPU", cpu, "NETWORK", x.net, "TEAM", team).Replace(envYAML)
+	p := filepath.Join(x.t.TempDir(), "lp.yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		x.t.Fatal(err)
+	}
+	env, err := config.Load(p)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	return env
+}
+
+// as returns deploy options whose AWS calls are signed by a principal
+// holding exactly doc.
+func (x *lpWorld) as(name string, doc *iampolicy.Document, env *config.Environment) deploy.Options {
+	akid := "ASIA" + strings.ToUpper(name) + "LP0000000"
+	x.w.AddPrincipal(akid, awssim.Principal{ARN: "arn:aws:sts::123456789012:assumed-role/" + name + "/test", Policy: doc})
+	clients := awsapi.New(x.w.ConfigFor(credentials.NewStaticCredentialsProvider(akid, "secret", "session")))
+	return deploy.Options{
+		Env:    env,
+		APIKey: key,
+		Force:  true,
+		Engine: &engine.Engine{AWS: clients, Clock: x.clk, Kinds: resources.Kinds()},
+		Lock: func(ctx context.Context, env *config.Environment) (deploy.Lease, error) {
+			return lock.Acquire(ctx, clients.SSM, x.clk, env.Name, lock.Holder{Who: "test", Run: "least-privilege", Operation: "apply"}, time.Hour)
+		},
+	}
+}
+
+// lifecycle runs plan (plan role) → apply → plan → update → destroy (apply
+// role) and returns the first error.
+func (x *lpWorld) lifecycle(planDoc, appDoc *iampolicy.Document) error {
+	ctx := context.Background()
+	if _, err := deploy.Plan(ctx, x.as("plan", planDoc, x.env("512"))); err != nil {
+		return fmt.Errorf("plan of an empty account: %w", err)
+	}
+	if _, err := deploy.Apply(ctx, x.as("apply", appDoc, x.env("512"))); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	r, err := deploy.Plan(ctx, x.as("plan", planDoc, x.env("512")))
+	if err != nil {
+		return fmt.Errorf("plan after apply: %w", err)
+	}
+	if r.Plan.HasChanges() {
+		return fmt.Errorf("plan after apply has changes: %+v", r.Plan.Summary())
+	}
+	if _, err := deploy.Apply(ctx, x.as("apply", appDoc, x.env("1024"))); err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	if _, err := deploy.Destroy(ctx, x.as("apply", appDoc, x.env("1024"))); err != nil {
+		return fmt.Errorf("destroy: %w", err)
+	}
+	x.clk.Advance(time.Minute)
+	if left := x.w.TaggedFor("lp"); len(left) > 0 {
+		return fmt.Errorf("destroy left %d resources tagged for lp", len(left))
+	}
+	return nil
+}
+
+func TestLifecycleWithBootstrapPolicies(t *testing.T) {
+	for _, managed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("managed=%v", managed), func(t *testing.T) {
+			x := newLPWorld(t, managed)
+			if err := x.lifecycle(x.planDoc, x.appDoc); err != nil {
+				t.Fatal(err)
+			}
+			denied := 0
+			for _, c := range x.w.Calls() {
+				if awserrCode(c.ErrCode) {
+					denied++
+					t.Errorf("denied: %s.%s as %s", c.Service, c.Operation, c.Principal)
+				}
+			}
+			if denied == 0 && len(x.w.Calls()) < 50 {
+				t.Fatalf("only %d calls: the lifecycle did not run", len(x.w.Calls()))
+			}
+		})
+	}
+}
+
+func awserrCode(code string) bool {
+	switch code {
+	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation":
+		return true
+	}
+	return false
+}
+
+// without returns doc minus statement i.
+func without(doc *iampolicy.Document, i int) *iampolicy.Document {
+	out := &iampolicy.Document{Version: doc.Version}
+	out.Statement = append(out.Statement, doc.Statement[:i]...)
+	out.Statement = append(out.Statement, doc.Statement[i+1:]...)
+	return out
+}
+
+func TestEveryStatementIsNeeded(t *testing.T) {
+	for _, role := range []string{"plan", "apply"} {
+		base := newLPWorld(t, true)
+		doc := base.planDoc
+		if role == "apply" {
+			doc = base.appDoc
+		}
+		for i, st := range doc.Statement {
+			t.Run(role+"/"+st.Sid, func(t *testing.T) {
+				x := newLPWorld(t, true)
+				planDoc, appDoc := x.planDoc, x.appDoc
+				if role == "plan" {
+					planDoc = without(planDoc, i)
+				} else {
+					appDoc = without(appDoc, i)
+				}
+				err := x.lifecycle(planDoc, appDoc)
+				if err == nil {
+					t.Fatalf("the lifecycle succeeded without statement %s (%v): it grants nothing deploybot needs", st.Sid, st.Action)
+				}
+				if !awserr.IsAccessDenied(err) && !strings.Contains(err.Error(), "not authorized") {
+					t.Fatalf("failed, but not for lack of permission: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// TestPlanRoleGrantsExactlyWhatPlansCall: every action of the plan role's
+// policy is called by a plan (of an empty account or of a deployed stack),
+// and nothing else is (dependent actions AWS checks behind a call aside).
+func TestPlanRoleGrantsExactlyWhatPlansCall(t *testing.T) {
+	for _, managed := range []bool{false, true} {
+		x := newLPWorld(t, managed)
+		if err := x.lifecycle(x.planDoc, x.appDoc); err != nil {
+			t.Fatal(err)
+		}
+		called := map[string]bool{}
+		for _, c := range x.w.Calls() {
+			if strings.Contains(c.Principal, "assumed-role/plan/") && c.ErrCode == "" {
+				called[awssim.Action(c.Service, c.Operation)] = true
+			}
+		}
+		delete(called, "sts:GetCallerIdentity") // needs no permission
+		// Dependent actions of what the role grants (none for a read-only role).
+		implied := map[string]bool{}
+		for _, a := range x.planDoc.Actions() {
+			for _, d := range iampolicy.Implied[a] {
+				implied[d] = true
+			}
+		}
+		granted := map[string]bool{}
+		for _, a := range x.planDoc.Actions() {
+			if !implied[a] || called[a] {
+				granted[a] = true
+			}
+		}
+		for a := range granted {
+			if !called[a] && (managed || !ec2Only(a)) {
+				t.Errorf("managed=%v: plan role grants %s, which no plan called", managed, a)
+			}
+		}
+		for a := range called {
+			if !granted[a] {
+				t.Errorf("managed=%v: a plan called %s, which the plan role does not grant", managed, a)
+			}
+		}
+	}
+}
+
+// ec2Only: reads only the managed network needs.
+func ec2Only(a string) bool { return strings.HasPrefix(a, "ec2:") }
