@@ -496,7 +496,7 @@ func init() {
 	})
 }
 
-// ServiceDesiredCount sets a service's desired count the way Application
+// setServiceDesired sets a service's desired count the way Application
 // Auto Scaling does (no new deployment). Callers hold w.Mu.
 func (w *World) setServiceDesired(s *ecsSvc, n int32) {
 	if s.Desired != n {
