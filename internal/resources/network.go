@@ -36,27 +36,30 @@ func NetworkKinds() map[string]resource.Kind {
 	}
 }
 
-// Budgets and delays of the network kinds, before Ctx.Budget scaling. The
-// delete budgets are the Terraform AWS provider's default delete timeouts
-// for the same resources (reference/aws-ecs.md §5): security group 15m,
-// internet gateway detach/delete 20m each; subnets, route tables and VPCs
-// retry DependencyViolation within the provider's ec2PropagationTimeout-scale
-// budgets. NAT gateways: the provider polls every 10 s (wait.go,
-// Delay/MinTimeout 10s); creation usually takes 1-2 minutes and deletion
-// about one.
+// Budgets and delays of the network kinds, before Ctx.Budget scaling, from
+// the Terraform AWS provider (reference/aws-ecs.md §5 and its source index):
+//   - security group delete 15m (vpc_security_group.go delete timeout);
+//   - internet gateway detach and delete 20m each (vpc_internet_gateway.go);
+//   - subnet delete 20m (vpc_subnet.go delete timeout);
+//   - VPC delete 5m (wait.go vpcDeletedTimeout): by then its contents are gone;
+//   - route table delete 5m (after disassociating, nothing else blocks it);
+//   - NAT gateway create 10m and delete 30m (vpc_nat_gateway.go timeouts),
+//     polled every 10 s (wait.go: Delay/MinTimeout 10s);
+//   - EIP release 5m (ec2PropagationTimeout): the provider does not retry,
+//     relying on the NAT's delete wait; we also retry the AuthFailure race
+//     in case the NAT's delete was started by a run that died.
+//
+// The delay between attempts is the same 10 s.
 var (
 	netPollEvery          = 10 * time.Second
 	netSGDeleteBudget     = 15 * time.Minute
 	netIGWBudget          = 20 * time.Minute
 	netSubnetDeleteBudget = 20 * time.Minute
 	netRTDeleteBudget     = 5 * time.Minute
-	netVPCDeleteBudget    = 20 * time.Minute
+	netVPCDeleteBudget    = 5 * time.Minute
 	netNATCreateBudget    = 10 * time.Minute
 	netNATDeleteBudget    = 30 * time.Minute
-	// EIP release races a deleting NAT gateway (AuthFailure, §5 EIP row);
-	// the NAT kind already waited for `deleted`, so this only covers EC2's
-	// own lag: ec2PropagationTimeout (5m).
-	netEIPReleaseBudget = 5 * time.Minute
+	netEIPReleaseBudget   = 5 * time.Minute
 )
 
 // netSpec returns r's spec as *T.
