@@ -267,6 +267,10 @@ func apiURLProblem(raw string) string {
 		if u.Scheme != "https" || u.Port() != "" || !cloudPathRE.MatchString(u.Path) {
 			return "a Prefect Cloud URL must be " + cloudURLFormat + " (reference/prefect-api.md §2.1)"
 		}
+	case isLoopback(host) && cloudPathRE.MatchString(u.Path):
+		// A local stand-in for Prefect Cloud (the simulator behind
+		// `deploybot demo`, a tunnel): the schema's pattern allows the
+		// Cloud path on any host and the Prefect client treats it as Cloud.
 	case !strings.HasSuffix(u.Path, "/api"):
 		return "a self-hosted Prefect server's API URL ends with /api, like https://prefect.example.com/api (reference/prefect-api.md §2.2)"
 	}
