@@ -69,7 +69,7 @@ type NatGateway struct {
 var (
 	NATPendingFor    = 90 * time.Second
 	NATDeletingFor   = 60 * time.Second
-	NATDeletedVisibl = time.Hour
+	NATDeletedVisibleFor = time.Hour
 )
 
 type ec2Net struct {
@@ -127,7 +127,7 @@ func (w *World) ec2Tick() {
 func (w *World) natGone(g *NatGateway) {
 	n := w.ec2NetState()
 	g.State = types.NatGatewayStateDeleted
-	g.ForgetAt = g.GoneAt.Add(NATDeletedVisibl)
+	g.ForgetAt = g.GoneAt.Add(NATDeletedVisibleFor)
 	delete(w.EC2State().ENIs, g.ENIID)
 	if a, ok := n.Addresses[g.AllocationID]; ok && a.NATID == g.ID {
 		a.NATID, a.ENIID, a.AssociationID = "", "", ""

@@ -197,7 +197,7 @@ func (w *World) natFail(g *NatGateway) {
 	g.State = types.NatGatewayStateFailed
 	g.FailureCode = "Gateway.NotAttached"
 	g.FailureMessage = fmt.Sprintf("Network %s has no Internet gateway attached", g.VPCID)
-	g.ForgetAt = g.ReadyAt.Add(NATDeletedVisibl)
+	g.ForgetAt = g.ReadyAt.Add(NATDeletedVisibleFor)
 	delete(w.EC2State().ENIs, g.ENIID)
 	if a, ok := w.ec2NetState().Addresses[g.AllocationID]; ok && a.NATID == g.ID {
 		a.NATID, a.ENIID, a.AssociationID = "", "", ""
@@ -241,7 +241,7 @@ func (w *World) natOut(g *NatGateway) types.NatGateway {
 }
 
 // deleteNatGateway moves the gateway to `deleting` for NATDeletingFor, then
-// `deleted` (still described for NATDeletedVisibl). Unknown ids are
+// `deleted` (still described for NATDeletedVisibleFor). Unknown ids are
 // NatGatewayNotFound; deleting one already deleted or deleting is a no-op.
 func deleteNatGateway(_ context.Context, w *World, in *ec2.DeleteNatGatewayInput) (*ec2.DeleteNatGatewayOutput, error) {
 	w.ec2Tick()
@@ -255,7 +255,7 @@ func deleteNatGateway(_ context.Context, w *World, in *ec2.DeleteNatGatewayInput
 		now := w.Clock.Now()
 		g.State, g.DeleteRequested, g.GoneAt = types.NatGatewayStateDeleting, now, now.Add(NATDeletingFor)
 	case types.NatGatewayStateFailed:
-		g.State, g.ForgetAt = types.NatGatewayStateDeleted, w.Clock.Now().Add(NATDeletedVisibl)
+		g.State, g.ForgetAt = types.NatGatewayStateDeleted, w.Clock.Now().Add(NATDeletedVisibleFor)
 	}
 	return &ec2.DeleteNatGatewayOutput{NatGatewayId: aws.String(id)}, nil
 }

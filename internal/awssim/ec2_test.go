@@ -470,7 +470,7 @@ func TestEC2NATGatewayAndEIPLifecycle(t *testing.T) {
 		t.Fatalf("release after the NAT is deleted: %v", err)
 	}
 	wantCode(t, "release twice", release(), "InvalidAllocationID.NotFound")
-	e.clk.Advance(NATDeletedVisibl)
+	e.clk.Advance(NATDeletedVisibleFor)
 	_, err = e.c.DescribeNatGateways(e.ctx, &ec2.DescribeNatGatewaysInput{NatGatewayIds: []string{nat}})
 	wantCode(t, "NAT forgotten", err, "NatGatewayNotFound")
 	_, err = e.c.DeleteNatGateway(e.ctx, &ec2.DeleteNatGatewayInput{NatGatewayId: aws.String("nat-404")})
