@@ -67,8 +67,8 @@ type NatGateway struct {
 // short while, usually an hour"; the delete itself takes about a minute
 // (reference/aws-ecs.md §5: the provider polls deleting→gone every 10 s).
 var (
-	NATPendingFor    = 90 * time.Second
-	NATDeletingFor   = 60 * time.Second
+	NATPendingFor        = 90 * time.Second
+	NATDeletingFor       = 60 * time.Second
 	NATDeletedVisibleFor = time.Hour
 )
 
