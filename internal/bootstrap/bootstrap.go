@@ -89,11 +89,12 @@ func Build(env *config.Environment, o Options) (*Result, error) {
 		}}}
 	}
 	reads, writes := EngineActions()
+	reads, writes = forNetwork(env, reads), forNetwork(env, writes)
 	writeSet := map[string]bool{}
 	for _, a := range writes {
 		writeSet[a] = true
 	}
-	plan.Description = "deploybot plan (read-only), assumed by pull-request jobs of " + o.Repo
+	plan.Description = "deploybot plan (read-only), assumed by pull-request and default-branch jobs of " + o.Repo
 	// Pull-request jobs plan; so do the scheduled drift check and manual
 	// plans, which run on the default branch. The role is read-only, and
 	// the default branch is the protected one.
@@ -125,20 +126,54 @@ func Build(env *config.Environment, o Options) (*Result, error) {
 	// Tagging in the create call needs ec2:CreateTags for that create action.
 	var creates iampolicy.StringList
 	for op := range createsWithTags {
-		creates = append(creates, op)
+		if env.Network.Mode != "existing" || op == "CreateSecurityGroup" {
+			creates = append(creates, op)
+		}
 	}
 	sort.Strings(creates)
-	apply.Policy.Statement = append(apply.Policy.Statement, iampolicy.Statement{
+	if len(creates) > 0 && !(env.Network.Mode == "existing" && len(env.Network.SecurityGroupIDs) > 0) {
+		apply.Policy.Statement = append(apply.Policy.Statement, ec2TagOnCreate(env, creates))
+	}
+	for _, r := range []*Role{&plan, &apply} {
+		addImplied(r.Policy)
+	}
+	return &Result{Environment: env.Name, Repo: o.Repo, ProviderARN: provider, PlanRole: plan, ApplyRole: apply}, nil
+}
+
+func ec2TagOnCreate(env *config.Environment, creates iampolicy.StringList) iampolicy.Statement {
+	return iampolicy.Statement{
 		Sid: "Ec2TagOnCreate", Effect: "Allow", Action: iampolicy.StringList{"ec2:CreateTags"}, Resource: iampolicy.StringList{"*"},
 		Condition: map[string]map[string]iampolicy.StringList{"StringEquals": {
 			"ec2:CreateAction":                     creates,
 			"aws:RequestTag/deploybot:environment": {env.Name},
 		}},
-	})
-	for _, r := range []*Role{&plan, &apply} {
-		addImplied(r.Policy)
 	}
-	return &Result{Environment: env.Name, Repo: o.Repo, ProviderARN: provider, PlanRole: plan, ApplyRole: apply}, nil
+}
+
+// existingNetworkEC2 are the EC2 operations of an environment in an
+// existing VPC: its worker security group and the ENI wait before deleting
+// it. Nothing else of the user's VPC may be touched.
+var existingNetworkEC2 = map[string]bool{
+	"ec2:DescribeSecurityGroups": true, "ec2:DescribeNetworkInterfaces": true,
+	"ec2:CreateSecurityGroup": true, "ec2:DeleteSecurityGroup": true,
+	"ec2:AuthorizeSecurityGroupEgress": true, "ec2:RevokeSecurityGroupEgress": true,
+	"ec2:CreateTags": true, "ec2:DeleteTags": true,
+}
+
+// forNetwork drops the EC2 actions env's network mode never needs: in an
+// existing VPC only the security group's (none when security_group_ids is
+// given); a managed network needs them all.
+func forNetwork(env *config.Environment, actions []string) []string {
+	if env.Network.Mode != "existing" {
+		return actions
+	}
+	var out []string
+	for _, a := range actions {
+		if !strings.HasPrefix(a, "ec2:") || (existingNetworkEC2[a] && len(env.Network.SecurityGroupIDs) == 0) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // applyOnlyReads are reads deploybot makes only while applying or
