@@ -245,7 +245,9 @@ func (w *World) reconcile(s *ecsSvc, at time.Time) {
 	if prim.Rollout != ecstypes.DeploymentRolloutStateFailed && !at.Before(prim.nextLaunchAt) {
 		n := min(desired-len(p), maxTotal-len(p)-len(others))
 		var started []string
-		for i := 0; i < n; i++ {
+		// A launch that fails at once (a role ECS cannot assume yet) backs
+		// off the rest, and may fail the deployment.
+		for i := 0; i < n && s.Deployments[0] == prim && prim.Rollout != ecstypes.DeploymentRolloutStateFailed && !at.Before(prim.nextLaunchAt); i++ {
 			if t := w.launchTask(s, prim, at); t != nil {
 				p = append(p, t)
 				started = append(started, t.ID)
