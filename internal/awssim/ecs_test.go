@@ -255,9 +255,26 @@ func TestECSDeploymentSucceedsThenRollsForward(t *testing.T) {
 	if n := len(f.tasks(t, ecstypes.DesiredStatusRunning)); n != 2 {
 		t.Fatalf("during the rollout %d tasks want RUNNING, want 2 (old and new)", n)
 	}
+	var deps []string
+	for _, d := range f.service(t).Deployments {
+		deps = append(deps, aws.ToString(d.Status)+" "+aws.ToString(d.TaskDefinition)+" "+string(d.RolloutState))
+	}
+	if diff := cmp.Diff([]string{"PRIMARY " + td2 + " IN_PROGRESS", "ACTIVE " + td1 + " COMPLETED"}, deps); diff != "" {
+		t.Fatalf("deployments during the rollout (-want +got):\n%s", diff)
+	}
+	// The provider's way to find the deployment it started (reference/aws-ecs.md §4.3).
+	since, err := f.ecs.ListServiceDeployments(bg, &ecs.ListServiceDeploymentsInput{Cluster: aws.String("deploybot-staging"), Service: aws.String("worker"),
+		CreatedAt: &ecstypes.CreatedAt{After: aws.Time(f.clk.Now().Add(-time.Minute))}})
+	if err != nil || len(since.ServiceDeployments) != 1 || aws.ToString(since.ServiceDeployments[0].TargetServiceRevisionArn) == "" {
+		t.Fatalf("deployments created in the last minute: %+v %v", since, err)
+	}
 	d, _ = f.waitDeployment(t, 10*time.Minute)
 	if d.Status != ecstypes.ServiceDeploymentStatusSuccessful {
 		t.Fatalf("second deployment = %s", d.Status)
+	}
+	stable := ecs.NewServicesStableWaiter(advancingECS(f, 15*time.Second), func(o *ecs.ServicesStableWaiterOptions) { o.MinDelay, o.MaxDelay = time.Millisecond, time.Millisecond })
+	if err := stable.Wait(bg, &ecs.DescribeServicesInput{Cluster: aws.String("deploybot-staging"), Services: []string{"worker"}}, 5*time.Second); err != nil {
+		t.Fatalf("ServicesStable waiter: %v", err)
 	}
 	stopped := f.tasks(t, ecstypes.DesiredStatusStopped)
 	if len(stopped) != 1 || aws.ToString(stopped[0].TaskDefinitionArn) != td1 || stopped[0].StopCode != ecstypes.TaskStopCodeServiceSchedulerInitiated ||
