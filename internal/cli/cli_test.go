@@ -84,6 +84,9 @@ func (s *stubPrefect) Gate(ctx context.Context, in prefect.GateInput) (*plan.Gat
 	if s.onGate != nil {
 		s.onGate()
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if s.gate != nil {
 		return s.gate, nil
 	}
@@ -102,6 +105,7 @@ type harness struct {
 	lastErr  string
 	inTTY    bool
 	stdinStr string
+	ctx      context.Context
 }
 
 func newHarness(t *testing.T) *harness {
@@ -139,7 +143,11 @@ func (h *harness) run(args ...string) int {
 		Clock:   h.world.Clock,
 		Prefect: func(*config.Environment, string) (deploy.Prefect, error) { return h.prefect, nil },
 	}
-	code := Main(context.Background(), f, args)
+	ctx := h.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	code := Main(ctx, f, args)
 	h.lastOut, h.lastErr = out.String(), errOut.String()
 	for _, s := range []string{h.lastOut, h.lastErr} {
 		if strings.Contains(s, testKey) {
@@ -483,5 +491,27 @@ func TestPlanWithoutTheKeySaysWhatItCannotSee(t *testing.T) {
 	}
 	if !strings.Contains(h.lastErr, "PREFECT_API_KEY is not set, so this plan cannot tell whether the stored Prefect API key would change") {
 		t.Fatalf("stderr:\n%s", h.lastErr)
+	}
+}
+
+// TestSIGTERMDuringTheGateReleasesTheLock: a cancelled Actions job sends
+// SIGTERM (main turns it into a cancelled context); the run stops and the
+// environment lock is released all the same.
+func TestSIGTERMDuringTheGateReleasesTheLock(t *testing.T) {
+	h := newHarness(t)
+	path := h.file("demo.yaml", baseEnv)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h.ctx = ctx
+	h.prefect.onGate = cancel
+	if code := h.run("apply", "-e", path, "--yes"); code != 1 || !strings.Contains(h.lastErr, "context canceled") {
+		t.Fatalf("exit %d\n%s", code, h.lastErr)
+	}
+	if !strings.Contains(h.lastErr, "lock: released") {
+		t.Fatalf("no release in the progress:\n%s", h.lastErr)
+	}
+	rec, raw, err := lock.Read(context.Background(), ssm.NewFromConfig(h.world.Config()), "demo")
+	if err != nil || rec != nil || raw != "" {
+		t.Fatalf("the lock is still held: %+v %q %v", rec, raw, err)
 	}
 }
