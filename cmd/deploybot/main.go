@@ -9,6 +9,7 @@ import (
 
 	// Commands that register themselves with the CLI.
 	_ "github.com/deploybot/deploybot/internal/action/cmd"
+	_ "github.com/deploybot/deploybot/internal/demo"
 	"github.com/deploybot/deploybot/internal/cli"
 )
 
