@@ -210,8 +210,16 @@ func TestE2EEmptyAccountPlanWritesNothing(t *testing.T) {
 	if w := x.writes(); len(w) != 0 {
 		t.Fatalf("plan wrote: %v", w)
 	}
-	if p.Plan.Fingerprint == "" || p.Plan.Fingerprint != x.plan(x.env("demo")).Plan.Fingerprint {
+	again := x.plan(x.env("demo"))
+	if p.Plan.Fingerprint == "" || p.Plan.Fingerprint != again.Plan.Fingerprint {
 		t.Fatal("fingerprint unstable across runs")
+	}
+	// The same plan printed twice is byte-identical (the file path aside).
+	again.Plan.File = p.Plan.File
+	b1, _ := json.Marshal(p.Plan)
+	b2, _ := json.Marshal(again.Plan)
+	if string(b1) != string(b2) {
+		t.Fatalf("two plans of one state differ:\n%s\n%s", b1, b2)
 	}
 }
 
