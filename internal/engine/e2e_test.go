@@ -357,6 +357,41 @@ func TestE2EAutoscalingTurnedOff(t *testing.T) {
 	}
 }
 
+// TestE2EDestroyCrashAfterEveryWrite kills a destroy after its k-th write
+// for every k; a fresh destroy finishes the job.
+func TestE2EDestroyCrashAfterEveryWrite(t *testing.T) {
+	clean := newWorld(t)
+	clean.apply(clean.env("demo"))
+	clean.w.ResetCalls()
+	clean.destroy(clean.env("demo"))
+	n := len(clean.writes())
+	if n < 5 {
+		t.Fatalf("a clean destroy made only %d writes", n)
+	}
+	for k := 1; k < n; k++ {
+		t.Run(fmt.Sprint("after write ", k), func(t *testing.T) {
+			x := newWorld(t)
+			env := x.env("demo")
+			x.apply(env)
+			x.w.SetFaults(awssim.Faults{StopAfterWrites: k})
+			st, _ := stack.Build(env, "", stack.ForceDeleteSecret)
+			e := x.engine()
+			p, err := e.PlanDestroy(context.Background(), st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Destroy(context.Background(), p); err == nil {
+				t.Fatalf("destroy survived a crash after write %d", k)
+			}
+			x.w.SetFaults(awssim.Faults{})
+			x.destroy(env)
+			if left := inventory(x.w, "demo"); len(left) != 0 {
+				t.Fatalf("left after crash and re-run:\n%s", strings.Join(left, "\n"))
+			}
+		})
+	}
+}
+
 func TestE2EThrottledCallsStillSucceed(t *testing.T) {
 	x := newWorld(t)
 	env := x.env("demo")
