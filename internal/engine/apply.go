@@ -64,7 +64,9 @@ func (e *Engine) newRun(p *Planned, op plan.Operation) *run {
 // names unique (cluster, role, log group, secret, security group in a VPC,
 // ...), so a create-before-delete would collide with the old resource; and
 // with no state file, two resources under one name would make the next Read
-// ambiguous. The delete halves run first, dependents before what they use.
+// ambiguous. A delete half runs after those of replaced dependents, and the
+// create half after its delete half. Resources the file no longer asks for
+// (Planned's leftovers) are deleted before any other step.
 //
 // Resources the plan left unchanged are looked at again once their
 // dependencies are done: when a dependency's outputs changed (a new
