@@ -255,7 +255,7 @@ func (d *demo) table() {
 
 func (d *demo) bootstrap(ctx context.Context) error {
 	w := d.w
-	if err := w.writeEnvFile(w.envFile(512, "prefecthq/prefect-aws:latest")); err != nil {
+	if _, err := w.writeEnvFile(w.envFile(512, "prefecthq/prefect-aws:latest")); err != nil {
 		return err
 	}
 	return d.step("0", "Bootstrap: the GitHub OIDC provider and deploybot's roles (deploybot bootstrap --apply, with admin credentials)", "created", func(s *Step) error {
@@ -296,6 +296,9 @@ func (d *demo) firstPR(ctx context.Context) error {
 	w := d.w
 	pr := w.openPR(1, "Add the demo environment", "add-demo-environment", githubsim.File{Filename: envPath, Status: "added"})
 	return d.step("1", "PR #1 adds "+envPath+" (pull_request opened)", "planned", func(s *Step) error {
+		d.p.line("The file the pull request adds:")
+		d.p.quote(w.currentEnvFile(), 0)
+		d.p.line("")
 		if err := d.pullRequest(ctx, s, pr, "1-pr-1-plan"); err != nil {
 			return err
 		}
@@ -419,11 +422,15 @@ func (d *demo) mergeAndApply(ctx context.Context, s *Step, number int, logName s
 
 func (d *demo) cpuPR(ctx context.Context) error {
 	w := d.w
-	if err := w.writeEnvFile(w.envFile(1024, "prefecthq/prefect-aws:latest")); err != nil {
+	before, err := w.writeEnvFile(w.envFile(1024, "prefecthq/prefect-aws:latest"))
+	if err != nil {
 		return err
 	}
 	pr := w.openPR(2, "Give the worker more CPU", "worker-cpu-1024", githubsim.File{Filename: envPath, Status: "modified"})
 	return d.step("3a", "PR #2 raises worker.cpu from 512 to 1024", "planned", func(s *Step) error {
+		d.p.line("The change to %s:", envPath)
+		d.p.quote(strings.Join(lineChanges(before, w.currentEnvFile()), "\n"), 0)
+		d.p.line("")
 		if err := d.pullRequest(ctx, s, pr, "3a-pr-2-plan"); err != nil {
 			return err
 		}
@@ -513,11 +520,15 @@ func (d *demo) brokenPR(ctx context.Context) error {
 		w.aws.Images[brokenImage] = *d.o.brokenBehavior
 	}
 	w.aws.Mu.Unlock()
-	if err := w.writeEnvFile(w.envFile(1024, brokenImage)); err != nil {
+	before, err := w.writeEnvFile(w.envFile(1024, brokenImage))
+	if err != nil {
 		return err
 	}
 	pr := w.openPR(3, "Upgrade the worker image", "worker-image", githubsim.File{Filename: envPath, Status: "modified"})
 	return d.step("4a", "PR #3 ships an image whose worker starts but never reaches Prefect", "planned", func(s *Step) error {
+		d.p.line("The change to %s:", envPath)
+		d.p.quote(strings.Join(lineChanges(before, w.currentEnvFile()), "\n"), 0)
+		d.p.line("")
 		return d.pullRequest(ctx, s, pr, "4a-pr-3-plan")
 	})
 }

@@ -150,12 +150,49 @@ tags:
 `, envName, awssim.DefaultAccount, planRoleARN, applyRoleARN, w.pf.URL(), workPool, image, cpu)
 }
 
-func (w *world) writeEnvFile(body string) error {
+// writeEnvFile puts a new version of the environment file in the checkout
+// and returns the previous one ("" when there was none).
+func (w *world) writeEnvFile(body string) (string, error) {
 	p := filepath.Join(w.dir, "checkout", filepath.FromSlash(envPath))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
+	old, err := os.ReadFile(p)
+	if err != nil && !os.IsNotExist(err) {
+		return "", err
 	}
-	return os.WriteFile(p, []byte(body), 0o644)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return "", err
+	}
+	return string(old), os.WriteFile(p, []byte(body), 0o644)
+}
+
+// currentEnvFile is the environment file as the checkout has it.
+func (w *world) currentEnvFile() string {
+	b, _ := os.ReadFile(filepath.Join(w.dir, "checkout", filepath.FromSlash(envPath)))
+	return string(b)
+}
+
+// lineChanges lists the lines of a file edit as a unified diff shows them
+// ("-old", "+new"); the demo's edits replace lines in place.
+func lineChanges(before, after string) []string {
+	a, b := strings.Split(before, "\n"), strings.Split(after, "\n")
+	var out []string
+	for i := 0; i < len(a) || i < len(b); i++ {
+		var x, y string
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			if i < len(a) {
+				out = append(out, "-"+x)
+			}
+			if i < len(b) {
+				out = append(out, "+"+y)
+			}
+		}
+	}
+	return out
 }
 
 // --- GitHub events -------------------------------------------------------
