@@ -90,22 +90,42 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 	r := e.newRun(p, plan.OpApply)
 
 	var steps []*step
-	// Resources the file no longer asks for are deleted first, dependents
-	// first; every other step comes after them.
-	var removals []string
+	// Leftovers (resources the file no longer asks for) are deleted after
+	// their leftover dependents and after the resources that still point at
+	// them have moved off (a service leaving a security group); what a
+	// leftover depends on changes only once it is gone (a scaling target
+	// goes before its service is updated or replaced).
+	leftover := map[string]bool{}
+	for _, addr := range p.order {
+		if ch, ok := p.changes[addr]; ok && p.absent[addr] && ch.Action == plan.Delete {
+			leftover[addr] = true
+		}
+	}
+	holdFor := map[string][]string{} // present address → leftover deletes to wait for
 	for i := len(p.order) - 1; i >= 0; i-- {
 		addr := p.order[i]
-		if ch, ok := p.changes[addr]; !ok || !p.absent[addr] || ch.Action != plan.Delete {
+		if !leftover[addr] {
 			continue
 		}
 		s := &step{id: "delete:" + addr, run: func(ctx context.Context) error { return r.delete(ctx, addr, false) }}
-		for _, d := range removals {
-			if contains(p.graph.transitiveDependents(addr), stepAddress(d)) {
-				s.after = append(s.after, d)
+		for _, d := range p.graph.transitiveDependents(addr) {
+			if leftover[d] {
+				s.after = append(s.after, "delete:"+d)
 			}
 		}
+		uses := p.graph.transitiveDeps(addr)
+		for _, x := range p.order {
+			if p.absent[x] || contains(uses, x) {
+				continue
+			}
+			if refersTo(p.live[x], p.live[addr]) {
+				s.after = append(s.after, "apply:"+x)
+			}
+		}
+		for _, d := range uses {
+			holdFor[d] = append(holdFor[d], s.id)
+		}
 		steps = append(steps, s)
-		removals = append(removals, s.id)
 	}
 	replaced := map[string]bool{}
 	for _, addr := range p.order {
@@ -125,7 +145,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 				s.after = append(s.after, "delete:"+d)
 			}
 		}
-		s.after = append(s.after, removals...)
+		s.after = append(s.after, holdFor[addr]...)
 		steps = append(steps, s)
 	}
 	for _, addr := range p.order {
@@ -136,7 +156,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 		for _, d := range p.graph.deps[addr] {
 			s.after = append(s.after, "apply:"+d)
 		}
-		s.after = append(s.after, removals...)
+		s.after = append(s.after, holdFor[addr]...)
 		if replaced[addr] {
 			s.after = append(s.after, "delete:"+addr)
 		}
@@ -493,6 +513,25 @@ func (r *run) fillDeployment() {
 	r.report.Deployment = d
 }
 
+// refersTo says whether a live resource's attrs name another's outputs (an
+// id or ARN): it still points at it.
+func refersTo(x, other *resource.Live) bool {
+	if x == nil || other == nil {
+		return false
+	}
+	for _, v := range other.Outputs {
+		if len(v) < 8 || v == plan.Unknown {
+			continue
+		}
+		for _, a := range x.Attrs {
+			if strings.Contains(a.Value, v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func contains(s []string, x string) bool {
 	for _, v := range s {
 		if v == x {
@@ -500,6 +539,22 @@ func contains(s []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// transitiveDeps returns every address addr depends on, directly or not, sorted.
+func (g *graph) transitiveDeps(addr string) []string {
+	seen := map[string]bool{}
+	var visit func(string)
+	visit = func(n string) {
+		for _, d := range g.deps[n] {
+			if !seen[d] {
+				seen[d] = true
+				visit(d)
+			}
+		}
+	}
+	visit(addr)
+	return sortedKeys(seen)
 }
 
 // transitiveDependents returns every address that depends on addr, directly

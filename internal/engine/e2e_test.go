@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/awsapi"
@@ -389,6 +391,36 @@ func TestE2EDestroyCrashAfterEveryWrite(t *testing.T) {
 				t.Fatalf("left after crash and re-run:\n%s", strings.Join(left, "\n"))
 			}
 		})
+	}
+}
+
+// TestE2EOwnSecurityGroupsGiven: a file that switches to its own security
+// groups moves the service onto them, then deletes the worker group.
+func TestE2EOwnSecurityGroupsGiven(t *testing.T) {
+	x := newWorld(t)
+	x.apply(x.env("demo"))
+	out, err := awsapi.New(x.w.Config()).EC2.CreateSecurityGroup(context.Background(), &ec2.CreateSecurityGroupInput{
+		GroupName: aws.String("platform-workers"), Description: aws.String("the platform team's"), VpcId: aws.String(x.vpc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := aws.ToString(out.GroupId)
+	env := x.env("demo", "  assign_public_ip: true\n", "  assign_public_ip: true\n  security_group_ids: ["+own+"]\n")
+	p := x.plan(env)
+	want := []string{"- security_group.worker", "~ ecs_service.worker network.security_groups"}
+	if d := cmp.Diff(want, summary(p.Plan)); d != "" {
+		t.Fatalf("plan (-want +got):\n%s", d)
+	}
+	if _, err := x.engine().Apply(context.Background(), p); err != nil {
+		t.Fatalf("apply: %v\n%s", err, strings.Join(x.progress, "\n"))
+	}
+	if d := summary(x.plan(env).Plan); len(d) != 0 {
+		t.Fatalf("not converged:\n%s", strings.Join(d, "\n"))
+	}
+	for _, it := range inventory(x.w, "demo") {
+		if strings.Contains(it, "security-group") {
+			t.Fatalf("the worker group is left: %s", it)
+		}
 	}
 }
 

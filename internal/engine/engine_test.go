@@ -531,3 +531,27 @@ type unreadableKind struct{ fakeKind }
 func (unreadableKind) Read(context.Context, *resource.Ctx, *resource.Resource) (*resource.Live, error) {
 	return nil, &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not allowed"}
 }
+
+func TestLeftoverStillInUseGoesAfterItsUsersMoveOff(t *testing.T) {
+	f := newFixture(t)
+	sg := res("sg", map[string]string{"name": "worker-sg"})
+	svc := res("svc", nil, "fake.sg")
+	f.apply(t, []resource.Resource{sg, svc})
+	before := len(f.acct.writes())
+	// The file now names its own security group: ours is a leftover, and
+	// the service must move off it before it can go.
+	svc2 := res("svc", map[string]string{"security_groups": "sg-own"})
+	p, err := f.eng.plan(context.Background(), target{env: f.env, resources: []resource.Resource{svc2}, absent: []resource.Resource{sg}}, plan.OpApply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"- fake.sg", "~ fake.svc"}, actions(p.Plan)); d != "" {
+		t.Fatalf("plan (-want +got):\n%s", d)
+	}
+	if _, err := f.eng.Apply(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"update fake.svc", "delete fake.sg"}, f.acct.writes()[before:]); d != "" {
+		t.Fatalf("writes (-want +got):\n%s", d)
+	}
+}
