@@ -126,6 +126,11 @@ func (s *Server) SelfHostedURL() string { return s.srv.URL + "/api" }
 // Close shuts the server down.
 func (s *Server) Close() { s.srv.Close() }
 
+// Handler is the server's HTTP handler, for callers that serve requests in
+// process instead of over the loopback listener (`deploybot demo` on a
+// machine without any network).
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serve) }
+
 // AddKey makes key a valid API key.
 func (s *Server) AddKey(key string) {
 	s.mu.Lock()
