@@ -19,7 +19,12 @@ import (
 
 func TestLifecycleECSCloudMapAutoscaling(t *testing.T) {
 	for _, tc := range []lifecycleCase{
-		{address: stack.AddrCluster, change: setTags, wantChanged: tagChangePaths},
+		{address: stack.AddrCluster, change: func(r *resource.Resource) {
+			s := *r.Spec.(*stack.ClusterSpec)
+			s.ContainerInsights = false
+			r.Spec = &s
+			setTags(r)
+		}, wantChanged: []string{"container_insights", "tags.cost-center", "tags.team"}},
 		{address: stack.AddrTaskDefinition, change: func(r *resource.Resource) {
 			s := *r.Spec.(*stack.TaskDefinitionSpec)
 			s.Container.Image = "prefecthq/prefect-aws:0.7.11-python3.12"
