@@ -157,13 +157,14 @@ func (d *demo) run(ctx context.Context) error {
 	d.p.line("deploybot demo: a pull request adds an environment, merges apply it behind the Prefect health gate, a")
 	d.p.line("bad image rolls back, and a manual run tears it all down. Everything below is deploybot's real code")
 	d.p.line("(the GitHub Action, engine, resource kinds, Prefect gate) running against simulations:")
-	d.p.line("  GitHub   %s (REST API and Actions OIDC tokens on %s)", repoFull, w.gh.URL)
+	d.p.line("  GitHub   %s (REST API and Actions OIDC tokens at %s)", repoFull, w.gh.URL)
 	d.p.line("  AWS      account %s, %s, on a virtual clock: waits take no real time", w.aws.Account, w.aws.Region)
 	d.p.line("  Prefect  a Cloud workspace at %s, work pool %q (type ecs), with a generated fake API key", w.pf.URL(), workPool)
 	keep := "removed at the end; --keep keeps it"
 	if d.o.Keep {
 		keep = "kept"
 	}
+	d.p.line("  network  none: the simulators answer in process, and any other address is refused")
 	d.p.line("  files    %s (the checkout, event payloads, runner files, full logs and comments; %s)", w.dir, keep)
 
 	steps := []func(context.Context) error{d.bootstrap, d.firstPR, d.firstMerge, d.cpuPR, d.cpuMerge, d.brokenPR, d.brokenMerge, d.teardown}

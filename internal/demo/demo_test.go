@@ -282,3 +282,29 @@ func TestDemoCommandExitsZero(t *testing.T) {
 		})
 	}
 }
+
+func TestInProcessTransportReachesOnlyTheSimulators(t *testing.T) {
+	w, err := newWorld(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	tests := []struct {
+		url     string
+		wantErr bool
+	}{
+		{w.gh.URL + "/repos/" + repoFull + "/pulls/1", false},
+		{w.pf.URL() + "/work_pools/" + workPool, false},
+		{"https://api.github.com/repos/" + repoFull, true},
+		{"https://api.prefect.cloud/api/me/", true},
+	}
+	for _, tc := range tests {
+		resp, err := w.http.Get(tc.url)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("GET %s: err %v, want error %v", tc.url, err, tc.wantErr)
+		}
+		if err == nil {
+			resp.Body.Close()
+		}
+	}
+}

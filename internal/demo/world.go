@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +20,10 @@ import (
 	"github.com/deploybot/deploybot/internal/action"
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/githubsim"
+	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
 )
 
@@ -50,7 +55,10 @@ type world struct {
 	prefectKey  string
 	githubToken string
 	mainSHA     string // the default branch's head
-	runID       int64
+	// http carries every GitHub and Prefect request to the simulators in
+	// process (see inProcess).
+	http  *http.Client
+	runID int64
 }
 
 func newWorld(dir string) (*world, error) {
@@ -73,6 +81,10 @@ func newWorld(dir string) (*world, error) {
 	// The work pool a Prefect Cloud user creates first (an ECS push or
 	// hybrid pool; deploybot's workers poll it).
 	w.pf.AddWorkPool(workPool, "ecs", false)
+	w.http = &http.Client{Transport: inProcess{
+		hostOf(w.gh.URL):   w.gh.Config.Handler,
+		hostOf(w.pf.URL()): w.pf.Handler(),
+	}}
 	w.mainSHA = commitSHA("initial commit")
 	w.runID = 7100000000
 	for _, d := range []string{"checkout", "runner", "logs", "comments"} {
@@ -93,6 +105,14 @@ const (
 // checker is an aws.Config for the demo's own read-only looks.
 func (w *world) checker() aws.Config {
 	return w.aws.ConfigFor(credentials.NewStaticCredentialsProvider(checkerKey, "simulated", ""))
+}
+
+func hostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 func (w *world) close() {
@@ -346,7 +366,12 @@ func (w *world) runAction(ctx context.Context, j job) (*actionRun, error) {
 			cfg.Region = region
 			return cfg, nil
 		},
-		Engine:  action.DeployEngine{},
+		HTTPClient: w.http,
+		// The Action's own Prefect client (as action.DeployEngine makes it
+		// by default), with the in-process transport.
+		Engine: action.DeployEngine{Prefect: func(env *config.Environment, key string, clk clock.Clock) (deploy.Prefect, error) {
+			return prefect.New(env.Prefect.APIURL, key, prefect.WithClock(clk), prefect.WithUserAgent("deploybot-action"), prefect.WithHTTPClient(w.http))
+		}},
 		Workdir: checkout,
 	})
 	run := &actionRun{Exit: code, Log: stdout.String()}
