@@ -150,6 +150,11 @@ func (ServiceKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resour
 	if err != nil || svc == nil {
 		return nil, err
 	}
+	// A DRAINING service is being deleted (an interrupted destroy): it is
+	// gone for the plan, and Create waits until its name is free.
+	if aws.ToString(svc.Status) == "DRAINING" {
+		return nil, nil
+	}
 	tags := ecsTags(svc.Tags)
 	a := resource.Attrs{
 		"launch_type":             {Value: string(svc.LaunchType), ForceNew: true},
@@ -254,6 +259,10 @@ func resolveService(r *resource.Resource, refs resource.Refs) (serviceInputs, er
 	return in, nil
 }
 
+// serviceDraining: a service of that name is still being deleted; it goes
+// INACTIVE once its tasks have stopped (reference/aws-ecs.md §4.3).
+var serviceDraining = codeWithMessage("InvalidParameterException", "still Draining")
+
 // serviceRetryable: reference/aws-ecs.md §5 (ecs/service.go retryServiceCreate).
 var serviceRetryable = anyOf(
 	codeWithMessage("ClusterNotFoundException"),
@@ -280,7 +289,7 @@ func (k ServiceKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Re
 	_, _ = rand.Read(token)
 	opTime := x.Clock.Now()
 	var arn string
-	err = retry(ctx, x, r.Address, "CreateService", serviceCreateRetryBudget, serviceRetryable, func() error {
+	err = retry(ctx, x, r.Address, "CreateService", serviceCreateRetryBudget, anyOf(serviceRetryable, serviceDraining), func() error {
 		out, err := x.AWS.ECS.CreateService(ctx, &ecs.CreateServiceInput{
 			Cluster:                 aws.String(s.Cluster),
 			ServiceName:             aws.String(s.Name),

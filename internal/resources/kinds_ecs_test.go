@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/stack"
@@ -241,5 +244,37 @@ func TestBudgetRunsOut(t *testing.T) {
 	err := (ClusterKind{}).Delete(context.Background(), c.x, c.res(stack.AddrCluster), nil)
 	if err == nil || !strings.Contains(err.Error(), "still failing after 6s") || !strings.Contains(err.Error(), "ClusterContainsServicesException") {
 		t.Errorf("delete of a cluster with a service = %v, want the budget reported with the blocking error", err)
+	}
+}
+
+// TestRecreateWhileDraining: an apply right after an interrupted destroy
+// finds the service DRAINING; it plans a create, and the create waits until
+// the name is free.
+func TestRecreateWhileDraining(t *testing.T) {
+	ctx := context.Background()
+	c := newComputeWorld(t, computeKey, noAutoscaling)
+	c.ensure(stack.AddrService)
+	r := c.res(stack.AddrService)
+	if _, err := c.x.AWS.ECS.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String(c.st.Names.Cluster), Service: aws.String(r.Name), DesiredCount: aws.Int32(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.x.AWS.ECS.DeleteService(ctx, &ecs.DeleteServiceInput{Cluster: aws.String(c.st.Names.Cluster), Service: aws.String(r.Name), Force: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if live := c.read(r); live != nil {
+		t.Fatalf("a DRAINING service reads as %s, want absent", live.ID)
+	}
+	if _, err := (ServiceKind{}).Create(ctx, c.x, r, c.refs(r)); err != nil {
+		t.Fatalf("create over a draining service: %v", err)
+	}
+	if live := c.read(r); live == nil || !live.Ours {
+		t.Fatalf("after the create: %+v", live)
+	}
+	waited := false
+	for _, s := range c.said {
+		waited = waited || strings.Contains(s, "still Draining")
+	}
+	if !waited {
+		t.Errorf("the create did not meet the draining service: %v", c.said)
 	}
 }
