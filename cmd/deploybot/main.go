@@ -7,10 +7,11 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/deploybot/deploybot/internal/cli"
+
 	// Commands that register themselves with the CLI.
 	_ "github.com/deploybot/deploybot/internal/action/cmd"
 	_ "github.com/deploybot/deploybot/internal/demo"
-	"github.com/deploybot/deploybot/internal/cli"
 )
 
 func main() {
