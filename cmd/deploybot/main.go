@@ -18,6 +18,11 @@ func main() {
 	// A cancelled GitHub Actions job sends SIGTERM: stop starting work,
 	// release the environment lock, and exit.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, a second one ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
 	code := cli.Main(ctx, &cli.Factory{}, os.Args[1:])
 	stop()
 	os.Exit(code)
