@@ -72,6 +72,7 @@ func circuitBreaker(enable, rollback bool) string {
 func (ServiceKind) Desired(r *resource.Resource, refs resource.Refs) resource.Attrs {
 	s := mustSpec[stack.ServiceSpec](r)
 	a := resource.Attrs{
+		"status":                             {Value: "ACTIVE", ForceNew: true},
 		"launch_type":                        {Value: string(ecstypes.LaunchTypeFargate), ForceNew: true},
 		"platform_version":                   {Value: "LATEST"},
 		"task_definition":                    {Value: s.TaskDefinition.Resolve(refs)},
@@ -150,13 +151,12 @@ func (ServiceKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resour
 	if err != nil || svc == nil {
 		return nil, err
 	}
-	// A DRAINING service is being deleted (an interrupted destroy): it is
-	// gone for the plan, and Create waits until its name is free.
-	if aws.ToString(svc.Status) == "DRAINING" {
-		return nil, nil
-	}
 	tags := ecsTags(svc.Tags)
 	a := resource.Attrs{
+		// A DRAINING service is being deleted (an interrupted destroy): it
+		// cannot be updated, so an apply replaces it (Delete waits until it
+		// is INACTIVE and its tasks have stopped) and a destroy finishes it.
+		"status":                  {Value: aws.ToString(svc.Status), ForceNew: true},
 		"launch_type":             {Value: string(svc.LaunchType), ForceNew: true},
 		"platform_version":        {Value: aws.ToString(svc.PlatformVersion)},
 		"task_definition":         {Value: aws.ToString(svc.TaskDefinition)},

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/stack"
 )
@@ -248,33 +249,36 @@ func TestBudgetRunsOut(t *testing.T) {
 }
 
 // TestRecreateWhileDraining: an apply right after an interrupted destroy
-// finds the service DRAINING; it plans a create, and the create waits until
-// the name is free.
+// finds the service DRAINING, which cannot be updated: the plan replaces it,
+// and the delete waits until it is gone before the create.
 func TestRecreateWhileDraining(t *testing.T) {
 	ctx := context.Background()
 	c := newComputeWorld(t, computeKey, noAutoscaling)
 	c.ensure(stack.AddrService)
 	r := c.res(stack.AddrService)
-	if _, err := c.x.AWS.ECS.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String(c.st.Names.Cluster), Service: aws.String(r.Name), DesiredCount: aws.Int32(0)}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := c.x.AWS.ECS.DeleteService(ctx, &ecs.DeleteServiceInput{Cluster: aws.String(c.st.Names.Cluster), Service: aws.String(r.Name), Force: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
-	if live := c.read(r); live != nil {
-		t.Fatalf("a DRAINING service reads as %s, want absent", live.ID)
+	live := c.read(r)
+	if live == nil {
+		t.Fatal("a DRAINING service reads as absent; a destroy would not wait for it")
+	}
+	var status *plan.FieldChange
+	for _, f := range computeDiff((ServiceKind{}).Desired(r, c.refs(r)), live.Attrs) {
+		if f.Path == "status" {
+			status = &f
+		}
+	}
+	if status == nil || !status.ForcesReplacement || status.Before != "DRAINING" {
+		t.Fatalf("plan of a draining service: status %+v; want DRAINING → ACTIVE forcing replacement", status)
+	}
+	if err := (ServiceKind{}).Delete(ctx, c.x, r, live); err != nil {
+		t.Fatalf("delete the draining service: %v", err)
 	}
 	if _, err := (ServiceKind{}).Create(ctx, c.x, r, c.refs(r)); err != nil {
-		t.Fatalf("create over a draining service: %v", err)
+		t.Fatalf("create after it: %v", err)
 	}
-	if live := c.read(r); live == nil || !live.Ours {
+	if live := c.read(r); live == nil || live.Attrs["status"].Value != "ACTIVE" {
 		t.Fatalf("after the create: %+v", live)
-	}
-	waited := false
-	for _, s := range c.said {
-		waited = waited || strings.Contains(s, "still Draining")
-	}
-	if !waited {
-		t.Errorf("the create did not meet the draining service: %v", c.said)
 	}
 }
