@@ -103,12 +103,6 @@ func tagChanges(desired, live map[string]string, ignore ...string) (set map[stri
 func itoa(n int) string  { return strconv.Itoa(n) }
 func i32(n int32) string { return strconv.Itoa(int(n)) }
 func btoa(b bool) string { return strconv.FormatBool(b) }
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
 
 // jsonList is a sorted list as canonical JSON, the plan's format for lists.
 func jsonList(items []string) string {
@@ -231,8 +225,8 @@ func shortErr(err error) string {
 // name that is not ours; the plan shows it as a conflict first.
 var errConflict = errors.New("exists without this environment's tags; deploybot does not take it over")
 
-// fixedTags returns the tags with deploybot's fixed key order, for SDK inputs
-// that want slices: sorted by key, so calls are reproducible.
+// sortedTagKeys orders tag keys for SDK inputs that take lists, so calls
+// are reproducible.
 func sortedTagKeys(tags map[string]string) []string {
 	keys := make([]string, 0, len(tags))
 	for k := range tags {

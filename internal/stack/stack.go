@@ -246,7 +246,6 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 		MinimumHealthy:           100,
 		ServiceRegistry:          Ref{Address: AddrDiscoveryService, Key: "arn"},
 		TaskFamily:               names.TaskFamily,
-		ExecutionRoleName:        names.ExecutionRole,
 		SecretVersion:            version,
 		DeploymentTimeoutMinutes: deploymentTimeoutMinutes,
 	})

@@ -3,7 +3,6 @@ package stack
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 
 	"github.com/deploybot/deploybot/internal/resource"
 )
@@ -173,15 +172,14 @@ type ServiceSpec struct {
 	DesiredCount   int
 	// Autoscaling: desiredCount belongs to Application Auto Scaling and is
 	// not diffed (reference/aws-ecs.md §8: the TF module ignores it too).
-	Autoscaling       bool
-	Subnets           []Ref
-	SecurityGroups    []Ref
-	AssignPublicIP    bool
-	MaximumPercent    int32
-	MinimumHealthy    int32
-	ServiceRegistry   Ref // Cloud Map service ARN
-	TaskFamily        string
-	ExecutionRoleName string
+	Autoscaling     bool
+	Subnets         []Ref
+	SecurityGroups  []Ref
+	AssignPublicIP  bool
+	MaximumPercent  int32
+	MinimumHealthy  int32
+	ServiceRegistry Ref // Cloud Map service ARN
+	TaskFamily      string
 	// SecretVersion is the secret's desired AWSCURRENT version id: when the
 	// version the service was last deployed with differs, the service needs
 	// a new deployment so tasks read the new key.
@@ -220,14 +218,4 @@ type ScalingPolicySpec struct {
 	TargetCPUPercent float64
 	ScaleInCooldown  int32
 	ScaleOutCooldown int32
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
