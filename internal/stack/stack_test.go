@@ -206,6 +206,7 @@ func TestSecretNeverPrinted(t *testing.T) {
 	for _, out := range []string{
 		fmt.Sprintf("%v", spec), fmt.Sprintf("%+v", spec), fmt.Sprintf("%#v", spec), fmt.Sprintf("%s", spec),
 		fmt.Sprintf("%v", *spec), fmt.Sprintf("%+v", st.Resources), fmt.Sprintf("%#v", *spec), fmt.Sprintf("%q", *spec),
+		fmt.Sprintf("%#v", st.Resources), fmt.Sprintf("%v", st),
 		string(js),
 	} {
 		if strings.Contains(out, testKey) || strings.Contains(out, "TESTKEY") {
