@@ -123,7 +123,13 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 			}
 		}
 		for _, d := range uses {
-			holdFor[d] = append(holdFor[d], s.id)
+			// Only what changes waits for the leftover to go; an unchanged
+			// dependency (the VPC under a NAT gateway) has nothing to wait
+			// for, and holding it would deadlock with the leftover's wait
+			// for its users to move off.
+			if ch, ok := p.changes[d]; ok && (ch.Action == plan.Update || ch.Action == plan.Replace) {
+				holdFor[d] = append(holdFor[d], s.id)
+			}
 		}
 		steps = append(steps, s)
 	}

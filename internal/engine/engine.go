@@ -483,8 +483,16 @@ func optionalResources(st *stack.Stack) []resource.Resource {
 		full.Network.SecurityGroupIDs = nil
 		changed = true
 	}
-	if !changed {
+	// The network resources another nat or availability_zones setting would
+	// have: turning a NAT off or dropping a zone must not leave a billed NAT
+	// gateway and its Elastic IP behind, nor subnets that block the VPC's
+	// deletion on destroy.
+	netLeftovers := stack.OptionalNetworkResources(st.Env, stack.Tags(st.Env))
+	if !changed && len(netLeftovers) == 0 {
 		return nil
+	}
+	if !changed {
+		return netLeftovers
 	}
 	fullStack, err := stack.Build(&full, "")
 	if err != nil {
@@ -496,6 +504,12 @@ func optionalResources(st *stack.Stack) []resource.Resource {
 	}
 	var out []resource.Resource
 	for _, r := range fullStack.Resources {
+		if !have[r.Address] {
+			have[r.Address] = true
+			out = append(out, r)
+		}
+	}
+	for _, r := range netLeftovers {
 		if !have[r.Address] {
 			out = append(out, r)
 		}

@@ -232,10 +232,23 @@ func walk(ctx context.Context, steps []*step, concurrency int) map[string]outcom
 		}
 	}
 	wg.Wait()
-	for _, s := range steps { // only reachable if a step comes after an unknown step
+	// Steps never started wait on each other (or on an unknown step): a
+	// deadlock in the step graph. That is a failure, never a quiet skip.
+	var stuck []string
+	for _, s := range steps {
 		if _, ok := out[s.id]; !ok {
-			out[s.id] = outcome{state: stepSkipped, err: errUpstream}
+			stuck = append(stuck, s.id)
 		}
 	}
+	for _, id := range stuck {
+		out[id] = outcome{state: stepFailed, err: &StepDeadlockError{Steps: stuck}}
+	}
 	return out
+}
+
+// StepDeadlockError: steps that wait on each other, so none could start.
+type StepDeadlockError struct{ Steps []string }
+
+func (e *StepDeadlockError) Error() string {
+	return "steps wait on each other and cannot start: " + strings.Join(e.Steps, ", ")
 }

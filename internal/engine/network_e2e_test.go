@@ -451,3 +451,23 @@ func TestE2EManagedCIDRChangeReplacesNetworkAndService(t *testing.T) {
 		t.Fatalf("left after destroy:\n%s", strings.Join(left, "\n"))
 	}
 }
+
+func TestE2EManagedNATRemovedLater(t *testing.T) {
+	x := newNetE2E(t)
+	x.apply(x.env("net", "single", "2"))
+	env2 := x.env("net", "none", "2")
+	p := x.plan(env2)
+	t.Logf("plan: %v", netChanges(p.Plan))
+	rep := x.apply(env2)
+	for _, st := range rep.Steps {
+		t.Logf("step %s %s %s %v %s", st.Address, st.Action, st.Status, st.Duration, st.Error)
+	}
+	t.Logf("status %s err %s progress:\n%s", rep.Status, rep.Error, x.progress())
+	if d := netChanges(x.plan(env2).Plan); len(d) != 0 {
+		t.Fatalf("plan after removing the NAT has changes:\n%s", strings.Join(d, "\n"))
+	}
+	x.destroy(env2)
+	if left := netLeft(x.w, "net"); len(left) != 0 {
+		t.Fatalf("left after destroy:\n%s", strings.Join(left, "\n"))
+	}
+}
