@@ -118,10 +118,11 @@ type GateError struct{ Gate *plan.GateReport }
 
 func (e *GateError) Error() string {
 	msg := "health gate failed: " + e.Gate.Reason
+	// The gate's reason usually says what was restored already; say it once.
 	switch {
-	case e.Gate.RolledBack:
+	case e.Gate.RolledBack && !strings.Contains(e.Gate.Reason, "rolled back"):
 		msg += "; rolled back to " + e.Gate.RolledBackTo
-	case e.Gate.NothingToRollBack:
+	case e.Gate.NothingToRollBack && !strings.Contains(e.Gate.Reason, "nothing to roll back"):
 		msg += "; this was the first deploy, there is nothing to roll back to"
 	}
 	return msg
@@ -314,7 +315,9 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	rep.Gate = gate
 	if err != nil {
-		err = fmt.Errorf("health gate: %w", err)
+		if !strings.HasPrefix(err.Error(), "health gate") {
+			err = fmt.Errorf("health gate: %w", err)
+		}
 		report(plan.StatusFailed, err)
 		return res, err
 	}

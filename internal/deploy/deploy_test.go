@@ -130,3 +130,21 @@ func TestScrubReport(t *testing.T) {
 		t.Fatalf("error became %q", r2.Error)
 	}
 }
+
+func TestGateErrorSaysTheRollbackOnce(t *testing.T) {
+	for _, c := range []struct {
+		gate *plan.GateReport
+		want string
+	}{
+		{&plan.GateReport{Reason: "no worker came ONLINE within 5m0s; rolled back to x:2 and its worker w is ONLINE again", RolledBack: true, RolledBackTo: "arn:x:2"},
+			"health gate failed: no worker came ONLINE within 5m0s; rolled back to x:2 and its worker w is ONLINE again"},
+		{&plan.GateReport{Reason: "no worker came ONLINE within 5m0s", RolledBack: true, RolledBackTo: "arn:x:2"},
+			"health gate failed: no worker came ONLINE within 5m0s; rolled back to arn:x:2"},
+		{&plan.GateReport{Reason: "tasks crashed", NothingToRollBack: true},
+			"health gate failed: tasks crashed; this was the first deploy, there is nothing to roll back to"},
+	} {
+		if got := (&GateError{Gate: c.gate}).Error(); got != c.want {
+			t.Errorf("got  %q\nwant %q", got, c.want)
+		}
+	}
+}
