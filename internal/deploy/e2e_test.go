@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -214,12 +215,22 @@ func TestTwoAppliesAtOnce(t *testing.T) {
 	}
 	results := make(chan outcome, 2)
 	// Both runs finish preflight before either goes for the lock, so they
-	// really race for it.
-	var bothPreflighted sync.WaitGroup
+	// really race for it; and neither goes on until both have tried, so the
+	// winner cannot finish and release before the loser asks (which made
+	// the loser see no lock and no changes, 1 run in 30).
+	var bothPreflighted, bothTried sync.WaitGroup
 	bothPreflighted.Add(2)
+	bothTried.Add(2)
 	for i := 0; i < 2; i++ {
 		o := x.options("prefecthq/prefect-aws:3.1")
 		o.Prefect = barrierPrefect{Prefect: o.Prefect, wg: &bothPreflighted}
+		ssmLock := deploy.SSMLock(o.Engine.AWS.SSM, x.clk, lock.Holder{Who: fmt.Sprintf("run-%d", i), Run: "test"})
+		o.Lock = func(ctx context.Context, env *config.Environment) (deploy.Lease, error) {
+			l, err := ssmLock(ctx, env)
+			bothTried.Done()
+			bothTried.Wait()
+			return l, err
+		}
 		go func() {
 			res, err := deploy.Apply(context.Background(), o)
 			results <- outcome{res, err}
@@ -234,7 +245,7 @@ func TestTwoAppliesAtOnce(t *testing.T) {
 			ok++
 		case lock.IsHeld(r.err) && r.res.Report.Status == plan.StatusRefused:
 			held++
-			if !strings.Contains(r.err.Error(), "environment demo is locked by ") {
+			if !strings.Contains(r.err.Error(), "environment demo is locked by run-") {
 				t.Fatalf("held error does not name the holder: %v", r.err)
 			}
 			if len(r.res.Report.Steps) != 0 {
