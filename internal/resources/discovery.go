@@ -184,12 +184,21 @@ func (k NamespaceKind) Create(ctx context.Context, x *resource.Ctx, r *resource.
 		CreatorRequestId: aws.String(creatorRequestID(s.Name)),
 		Tags:             discoveryTagList(withTag(r.Tags, TagNamespaceVPC, vpc)),
 	})
-	if awserr.IsAlreadyExists(err) {
-		live, err := k.Read(ctx, x, r)
-		if err != nil {
-			return nil, err
+	if awserr.IsAlreadyExists(err) || awserr.Code(err) == "DuplicateRequest" {
+		// A namespace whose creation is still under way (a run that died
+		// after asking for it) is not listed until its operation succeeds:
+		// wait for it to appear rather than calling it someone else's.
+		x.Say(r.Address, "the namespace is being created already; waiting for it")
+		var live *resource.Live
+		perr := poll(ctx, x, "namespace "+s.Name+" to be listed", cloudMapPollInterval, cloudMapBudget, func() (bool, error) {
+			l, err := k.Read(ctx, x, r)
+			live = l
+			return l != nil, err
+		})
+		if perr != nil && live == nil {
+			return nil, fmt.Errorf("Cloud Map namespace %s exists but is not listed: %w", s.Name, perr)
 		}
-		if live == nil || !live.Ours {
+		if !live.Ours {
 			return nil, fmt.Errorf("Cloud Map namespace %s %w", s.Name, errConflict)
 		}
 		return live.Outputs, nil
