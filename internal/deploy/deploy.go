@@ -21,6 +21,7 @@ import (
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
+	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
@@ -294,6 +295,20 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		report(plan.StatusFailed, err)
 		return res, err
 	}
+	var failed resource.FailedDeployment
+	if err != nil && rep.Deployment != nil && errors.As(err, &failed) {
+		// ECS itself judged the new revision unhealthy (circuit breaker):
+		// report it like a failed gate, with the stopped tasks and what ECS
+		// rolled back to; nothing is left for the gate to wait for.
+		rep.Gate = ecsFailure(rep.Deployment, failed)
+		gerr := &GateError{Gate: rep.Gate}
+		status := plan.StatusFailed
+		if rep.Gate.RolledBack {
+			status = plan.StatusRolledBack
+		}
+		report(status, gerr)
+		return res, gerr
+	}
 	if err != nil {
 		report(rep.Status, err)
 		return res, err
@@ -562,4 +577,27 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ecsFailure turns a deployment ECS failed into the gate's report.
+func ecsFailure(d *plan.DeploymentInfo, f resource.FailedDeployment) *plan.GateReport {
+	status, reason, stopped, events := f.DeploymentFailure()
+	g := &plan.GateReport{
+		Reason:        "ECS failed the deployment of " + shortARN(d.TaskDefinition) + " (" + status + ")",
+		StoppedTasks:  stopped,
+		ServiceEvents: events,
+	}
+	if reason != "" {
+		g.Reason += ": " + reason
+	}
+	switch {
+	case status == "ROLLBACK_SUCCESSFUL" && d.PreviousTaskDefinition != "":
+		g.RolledBack = true
+		g.RolledBackTo = d.PreviousTaskDefinition
+		g.Reason += "; ECS rolled the service back to " + shortARN(d.PreviousTaskDefinition)
+	case d.PreviousTaskDefinition == "":
+		g.NothingToRollBack = true
+		g.Reason += "; this was the first deploy, there is nothing to roll back to"
+	}
+	return g
 }

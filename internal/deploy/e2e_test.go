@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -270,4 +271,45 @@ func (b barrierPrefect) Preflight(ctx context.Context, env *config.Environment) 
 	b.wg.Done()
 	b.wg.Wait()
 	return pf, err
+}
+
+// TestCrashLoopingRevisionIsReportedWithItsStoppedTasks: when ECS's circuit
+// breaker fails the new revision (its tasks crash), the apply is a failed
+// gate (exit 3) that names the stopped tasks' reasons and exit codes and
+// what ECS rolled back to; a first deploy that crashes has nothing to roll
+// back to and says so.
+func TestCrashLoopingRevisionIsReportedWithItsStoppedTasks(t *testing.T) {
+	for _, first := range []bool{true, false} {
+		t.Run(fmt.Sprintf("first=%v", first), func(t *testing.T) {
+			x := newE2E(t)
+			if !first {
+				if _, err := deploy.Apply(context.Background(), x.options("prefecthq/prefect-aws:3.1")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := deploy.Apply(context.Background(), x.options("prefecthq/prefect-aws:3-crashloop"))
+			x.noLeak(res, err)
+			var gerr *deploy.GateError
+			if !errors.As(err, &gerr) || deploy.ExitCode(err, res) != deploy.ExitGateFailed {
+				t.Fatalf("err = %v (exit %d), want a failed gate, exit 3", err, deploy.ExitCode(err, res))
+			}
+			rep := res.Report
+			if rep.Deployment == nil || rep.Gate == nil || len(rep.Gate.StoppedTasks) == 0 {
+				t.Fatalf("report lacks the deployment or the stopped tasks: %+v", rep)
+			}
+			st := rep.Gate.StoppedTasks[0]
+			if st.ExitCode == nil || *st.ExitCode != 1 || st.StoppedReason == "" {
+				t.Fatalf("stopped task without reason or exit code: %+v", st)
+			}
+			if first {
+				if !rep.Gate.NothingToRollBack || rep.Status != plan.StatusFailed || !strings.Contains(err.Error(), "nothing to roll back") {
+					t.Fatalf("first deploy: status %s, gate %+v, err %v", rep.Status, rep.Gate, err)
+				}
+				return
+			}
+			if !rep.Gate.RolledBack || rep.Status != plan.StatusRolledBack || !strings.HasSuffix(rep.Gate.RolledBackTo, ":1") {
+				t.Fatalf("status %s, gate %+v", rep.Status, rep.Gate)
+			}
+		})
+	}
 }

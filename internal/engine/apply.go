@@ -35,14 +35,17 @@ type run struct {
 
 	mu      sync.Mutex
 	outputs map[string]resource.Outputs // current outputs by address
-	steps   map[string]plan.StepResult  // by step id
+	// failedDeploy: outputs of steps whose deployment started and failed.
+	failedDeploy map[string]resource.Outputs
+	steps        map[string]plan.StepResult // by step id
 }
 
 func (e *Engine) newRun(p *Planned, op plan.Operation) *run {
 	r := &run{
 		e: e, p: p,
-		outputs: map[string]resource.Outputs{},
-		steps:   map[string]plan.StepResult{},
+		outputs:      map[string]resource.Outputs{},
+		failedDeploy: map[string]resource.Outputs{},
+		steps:        map[string]plan.StepResult{},
 		report: &plan.Report{
 			Environment: p.env.Name,
 			Operation:   op,
@@ -410,6 +413,14 @@ func (r *run) upsert(ctx context.Context, addr string) error {
 		return nil
 	})
 	elapsed := r.e.clock().Now().Sub(start)
+	var failed resource.FailedDeployment
+	if errors.As(err, &failed) {
+		// The deployment started and failed: keep what it reports, so the
+		// report still names it (and what ECS rolled back to).
+		r.mu.Lock()
+		r.failedDeploy[addr] = failed.DeploymentOutputs()
+		r.mu.Unlock()
+	}
 	if action == plan.NoOp && err == nil {
 		r.setOutputs(addr, outputs)
 		return nil
@@ -480,10 +491,12 @@ func (r *run) fillDeployment() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res, ran := r.steps["apply:"+svc.Address]
-	if !ran || res.Status != "done" {
+	out := r.outputs[svc.Address]
+	if failed, ok := r.failedDeploy[svc.Address]; ok {
+		out = failed
+	} else if !ran || res.Status != "done" {
 		return
 	}
-	out := r.outputs[svc.Address]
 	d := &plan.DeploymentInfo{
 		Cluster:                out[outCluster],
 		Service:                svc.Name,

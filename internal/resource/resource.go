@@ -130,3 +130,16 @@ type Kind interface {
 	// what it depended on to be deleted. Already gone is success.
 	Delete(ctx context.Context, x *Ctx, r *Resource, live *Live) error
 }
+
+// FailedDeployment is implemented by an error of a kind whose change
+// started a deployment that then failed (the ECS service: circuit breaker,
+// rollback, timeout). The engine keeps its outputs, so the report still
+// names the deployment, and deploy reports the failure with the stopped
+// tasks and ECS's own rollback (reference/aws-ecs.md §4.1, §4.3).
+type FailedDeployment interface {
+	error
+	DeploymentOutputs() Outputs
+	// DeploymentFailure: the terminal status (STOPPED, ROLLBACK_SUCCESSFUL,
+	// ROLLBACK_FAILED, TIMED_OUT), why, the stopped tasks and recent events.
+	DeploymentFailure() (status, reason string, stopped []plan.StoppedTask, events []string)
+}

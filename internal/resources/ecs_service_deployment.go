@@ -184,3 +184,13 @@ func deploymentFailure(ctx context.Context, x *resource.Ctx, s *stack.ServiceSpe
 	}
 	return e
 }
+
+var _ resource.FailedDeployment = (*DeploymentError)(nil)
+
+// DeploymentOutputs are the service's outputs as the deployment left them.
+func (e *DeploymentError) DeploymentOutputs() resource.Outputs { return e.Outputs }
+
+// DeploymentFailure says how the deployment ended and why.
+func (e *DeploymentError) DeploymentFailure() (string, string, []plan.StoppedTask, []string) {
+	return e.Status, e.Reason, e.StoppedTasks, e.Events
+}
