@@ -263,10 +263,27 @@ func ec2CidrContains(outer, inner netip.Prefix) bool {
 	return outer.Bits() <= inner.Bits() && outer.Contains(inner.Addr())
 }
 
-// azsOf returns the availability zones of the world's region: <region>a..f.
+// regionZoneLetters are the availability zones most accounts see in some
+// regions, which have gaps: AWS retired or never opened some letters, and
+// maps zone names to physical zones per account (so an account may also see
+// other letters; deploybot must ask DescribeAvailabilityZones, never guess).
+// us-west-1 has only b and c for most accounts, ap-northeast-1 a, c and d
+// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-regions-availability-zones.html).
+var regionZoneLetters = map[string]string{
+	"us-east-1":      "abcdef",
+	"us-west-1":      "bc",
+	"ap-northeast-1": "acd",
+}
+
+// azsOf returns the availability zones of the world's region, sorted:
+// regionZoneLetters, else a to c.
 func (w *World) azsOf() []string {
+	letters, ok := regionZoneLetters[w.Region]
+	if !ok {
+		letters = "abc"
+	}
 	var out []string
-	for _, l := range "abcdef" {
+	for _, l := range letters {
 		out = append(out, w.Region+string(l))
 	}
 	return out

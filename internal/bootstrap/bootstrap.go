@@ -195,7 +195,6 @@ var applyOnlyReads = map[string]bool{
 	"iam:ListRoleTags":               true,
 	"iam:ListRolePolicies":           true,
 	"ec2:DescribeNetworkInterfaces":  true,
-	"ec2:DescribeAvailabilityZones":  true,
 }
 
 // addImplied grants the permissions AWS checks behind the allowed actions.

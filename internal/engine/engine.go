@@ -182,7 +182,9 @@ func (e *Engine) plan(ctx context.Context, t target, op plan.Operation) (*Planne
 	if p.order, err = g.topoOrder(); err != nil {
 		return nil, fmt.Errorf("plan %s: %w", t.env.Name, err)
 	}
-	if err := e.readAll(ctx, p); err != nil {
+	// A destroy needs no desired state, and must not fail because the
+	// file asks for what the account cannot have.
+	if err := e.readAll(ctx, p, op != plan.OpDestroy); err != nil {
 		return nil, err
 	}
 
@@ -205,17 +207,28 @@ func (e *Engine) plan(ctx context.Context, t target, op plan.Operation) (*Planne
 }
 
 // readAll asks STS who the credentials are and reads every resource, all at
-// once. A wrong account fails the plan even when the reads went well.
-func (e *Engine) readAll(ctx context.Context, p *Planned) error {
+// once; with resolve, the kinds that are resource.Resolvers complete their
+// desired resources at the same time (resolveAll). A wrong account fails the
+// plan even when the reads went well.
+func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 	var (
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		errs     = map[string]error{}
-		account  string
-		stsErr   error
-		sem      = make(chan struct{}, readConcurrency)
-		progress = func(a, m string) { e.say(a, m) }
+		mu         sync.Mutex
+		wg         sync.WaitGroup
+		errs       = map[string]error{}
+		account    string
+		stsErr     error
+		resolveErr error
+		resolved   map[string]resource.Resource
+		sem        = make(chan struct{}, readConcurrency)
+		progress   = func(a, m string) { e.say(a, m) }
 	)
+	if resolve {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resolved, resolveErr = e.resolveAll(ctx, p, progress)
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -256,6 +269,12 @@ func (e *Engine) readAll(ctx context.Context, p *Planned) error {
 	if account != p.env.AWS.AccountID {
 		return &AccountMismatchError{File: p.env.File, Want: p.env.AWS.AccountID, Got: account}
 	}
+	if resolveErr != nil {
+		return resolveErr
+	}
+	for addr, r := range resolved {
+		p.resources[addr] = &r
+	}
 	var all []error
 	for _, addr := range p.order {
 		if err, ok := errs[addr]; ok && p.absent[addr] {
@@ -269,6 +288,64 @@ func (e *Engine) readAll(ctx context.Context, p *Planned) error {
 		}
 	}
 	return errors.Join(all...)
+}
+
+// resolveAll calls Resolve of every kind that is a resource.Resolver, once
+// per kind, with the plan's desired resources of that kind (not the absent
+// ones: a leftover is only deleted), and returns the resolved resources by
+// address. Errors are the kinds' own, which name the file's field.
+func (e *Engine) resolveAll(ctx context.Context, p *Planned, progress resource.Progress) (map[string]resource.Resource, error) {
+	byKind := map[string][]resource.Resource{}
+	for _, addr := range p.order {
+		r := p.resources[addr]
+		if p.absent[addr] {
+			continue
+		}
+		if _, ok := e.Kinds[r.Kind].(resource.Resolver); ok {
+			byKind[r.Kind] = append(byKind[r.Kind], *r)
+		}
+	}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		out  = map[string]resource.Resource{}
+		errs = map[string]error{}
+	)
+	for kind, rs := range byKind {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var got []resource.Resource
+			err := e.retryThrottled(ctx, kind, func() error {
+				var err error
+				got, err = e.Kinds[kind].(resource.Resolver).Resolve(ctx, e.ctxFor(p.env, progress), rs)
+				return err
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[kind] = err
+				return
+			}
+			for _, r := range got {
+				out[r.Address] = r
+			}
+		}()
+	}
+	wg.Wait()
+	var all []error
+	for _, kind := range sortedKeys(errs) {
+		all = append(all, errs[kind])
+	}
+	if err := errors.Join(all...); err != nil {
+		return nil, err
+	}
+	for addr, r := range out {
+		if orig, ok := p.resources[addr]; !ok || p.absent[addr] || orig.Kind != r.Kind {
+			return nil, fmt.Errorf("plan %s: resolving %s kinds returned %s, which is not one of them", p.env.Name, r.Kind, addr)
+		}
+	}
+	return out, nil
 }
 
 func (e *Engine) read(ctx context.Context, env *config.Environment, r *resource.Resource, progress resource.Progress) (*resource.Live, error) {

@@ -131,6 +131,20 @@ type Kind interface {
 	Delete(ctx context.Context, x *Ctx, r *Resource, live *Live) error
 }
 
+// Resolver is an optional capability of a Kind whose desired state depends
+// on facts of the account that only AWS knows, which Desired (no I/O) cannot
+// look up: the names of the region's availability zones (regions have gaps
+// and names are mapped per account). When planning an apply, the engine
+// calls Resolve once per kind with every desired resource of that kind,
+// concurrently with the Reads (so it adds no round trip), and uses the
+// resources it returns — the same addresses, Specs completed — for Desired,
+// Create and Update. Resolve must not modify the resources it is given, and
+// fails when the file asks for what the account cannot have (more zones
+// than the region offers), naming the file's field.
+type Resolver interface {
+	Resolve(ctx context.Context, x *Ctx, rs []Resource) ([]Resource, error)
+}
+
 // FailedDeployment is implemented by an error of a kind whose change
 // started a deployment that then failed (the ECS service: circuit breaker,
 // rollback, timeout). The engine keeps its outputs, so the report still

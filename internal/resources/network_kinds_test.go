@@ -22,11 +22,32 @@ func netManagedEnv(nat, cidr string) *config.Environment {
 		Tags:    map[string]string{"team": "data"}}
 }
 
-func netPlacement(t *testing.T, env *config.Environment) stack.NetworkPlacement {
+// netPlacement builds env's network and resolves its subnets' zones from
+// x's account, as the engine does when it plans.
+func netPlacement(t *testing.T, x *resource.Ctx, env *config.Environment) stack.NetworkPlacement {
 	t.Helper()
 	np, err := stack.Network(env, stack.Tags(env))
 	if err != nil {
 		t.Fatal(err)
+	}
+	var subnets []resource.Resource
+	for _, r := range np.Resources {
+		if r.Kind == "subnet" {
+			subnets = append(subnets, r)
+		}
+	}
+	resolved, err := SubnetKind{}.Resolve(context.Background(), x, subnets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byAddr := map[string]resource.Resource{}
+	for _, r := range resolved {
+		byAddr[r.Address] = r
+	}
+	for i, r := range np.Resources {
+		if rr, ok := byAddr[r.Address]; ok {
+			np.Resources[i] = rr
+		}
 	}
 	return np
 }
@@ -75,7 +96,7 @@ func TestManagedNetworkKindsCreateReadDestroy(t *testing.T) {
 			ctx := context.Background()
 			w, x, _ := netWorld(t)
 			env := netManagedEnv(nat, "10.20.0.0/16")
-			np := netPlacement(t, env)
+			np := netPlacement(t, x, env)
 			lives, _ := netReadAll(t, ctx, x, np.Resources)
 			for a, l := range lives {
 				if l != nil {
@@ -131,13 +152,13 @@ func TestManagedNetworkKindsCreateReadDestroy(t *testing.T) {
 func TestCIDRChangeReplacesTheNetwork(t *testing.T) {
 	ctx := context.Background()
 	_, x, _ := netWorld(t)
-	np := netPlacement(t, netManagedEnv("single", "10.20.0.0/16"))
+	np := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
 	netApply(t, ctx, x, np.Resources)
 	lives, _ := netReadAll(t, ctx, x, np.Resources)
 
 	// New CIDR: the VPC is replaced, so every dependent sees an unknown VPC
 	// id (planRefs gives a replaced dependency no outputs).
-	changed := netPlacement(t, netManagedEnv("single", "10.30.0.0/16"))
+	changed := netPlacement(t, x, netManagedEnv("single", "10.30.0.0/16"))
 	kinds := NetworkKinds()
 	tests := map[string]string{ // address → the field forcing replacement
 		"vpc.main":              "cidr",
@@ -177,12 +198,12 @@ func TestCIDRChangeReplacesTheNetwork(t *testing.T) {
 func TestNATSwitchMovesSubnetsBetweenRouteTables(t *testing.T) {
 	ctx := context.Background()
 	w, x, _ := netWorld(t)
-	single := netPlacement(t, netManagedEnv("single", "10.20.0.0/16"))
+	single := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
 	netApply(t, ctx, x, single.Resources)
 
 	// nat: per-az adds nat b and per-zone private tables; the old
 	// route_table.private still holds the associations when they are made.
-	perAZ := netPlacement(t, netManagedEnv("per-az", "10.20.0.0/16"))
+	perAZ := netPlacement(t, x, netManagedEnv("per-az", "10.20.0.0/16"))
 	lives, refs := netReadAll(t, ctx, x, perAZ.Resources)
 	kinds := NetworkKinds()
 	for i := range perAZ.Resources {
@@ -223,7 +244,7 @@ func TestNATSwitchMovesSubnetsBetweenRouteTables(t *testing.T) {
 func TestRouteUpdateRepointsAndReassociates(t *testing.T) {
 	ctx := context.Background()
 	_, x, _ := netWorld(t)
-	np := netPlacement(t, netManagedEnv("single", "10.20.0.0/16"))
+	np := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
 	netApply(t, ctx, x, np.Resources)
 	lives, refs := netReadAll(t, ctx, x, np.Resources)
 	rt := lives["route_table.private"]
@@ -265,7 +286,7 @@ func TestSubnetDeleteWaitsForENIsAndNamesThem(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			w, x, _ := netWorld(t)
-			np := netPlacement(t, netManagedEnv("none", "10.20.0.0/16"))
+			np := netPlacement(t, x, netManagedEnv("none", "10.20.0.0/16"))
 			netApply(t, ctx, x, np.Resources)
 			lives, refs := netReadAll(t, ctx, x, np.Resources)
 			subnet := refs.Get("subnet.public_a", "id")
@@ -312,7 +333,7 @@ func TestEIPReleaseRacesADeletingNAT(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			w, x, clk := netWorld(t)
-			np := netPlacement(t, netManagedEnv("single", "10.20.0.0/16"))
+			np := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
 			netApply(t, ctx, x, np.Resources)
 			lives, refs := netReadAll(t, ctx, x, np.Resources)
 			nat := refs.Get("nat_gateway.a", "id")
@@ -358,7 +379,7 @@ func TestEIPReleaseRacesADeletingNAT(t *testing.T) {
 func TestInternetGatewayDetachWaitsForMappedAddresses(t *testing.T) {
 	ctx := context.Background()
 	w, x, clk := netWorld(t)
-	np := netPlacement(t, netManagedEnv("none", "10.20.0.0/16"))
+	np := netPlacement(t, x, netManagedEnv("none", "10.20.0.0/16"))
 	netApply(t, ctx, x, np.Resources)
 	lives, refs := netReadAll(t, ctx, x, np.Resources)
 	w.Mu.Lock()
@@ -386,7 +407,7 @@ func TestInternetGatewayDetachWaitsForMappedAddresses(t *testing.T) {
 func TestNATCreateWaitsUntilAvailableAndPendingIsAChange(t *testing.T) {
 	ctx := context.Background()
 	_, x, clk := netWorld(t)
-	np := netPlacement(t, netManagedEnv("single", "10.20.0.0/16"))
+	np := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
 	start := clk.Now()
 	netApply(t, ctx, x, np.Resources)
 	if clk.Now().Sub(start) < awssim.NATPendingFor {

@@ -2,7 +2,9 @@ package resources
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 
@@ -11,6 +13,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/deploybot/deploybot/internal/awserr"
+	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/stack"
@@ -184,11 +187,100 @@ func vpcContents(ctx context.Context, x *resource.Ctx, vpc string) string {
 // VPC cannot change in place.
 type SubnetKind struct{}
 
+// Resolve names each subnet's availability zone: the ZoneIndex-th of the
+// region's zones, sorted by name, that are available, are availability
+// zones (not Local or Wavelength zones) and need no opt-in — the zones
+// Terraform's aws_availability_zones data source gives with the same
+// filters. One DescribeAvailabilityZones serves every subnet of the plan. A
+// subnet that exists keeps its zone unless this mapping names another one
+// (then its availability_zone diff replaces it, as any ForceNew field does).
+// More zones asked for than the region has fails the plan, naming
+// network.availability_zones of the file.
+func (SubnetKind) Resolve(ctx context.Context, x *resource.Ctx, rs []resource.Resource) ([]resource.Resource, error) {
+	need := 0 // zones needed: the highest index to resolve, plus one
+	for i := range rs {
+		s, err := netSpec[stack.SubnetSpec](&rs[i])
+		if err != nil {
+			return nil, err
+		}
+		if s.AvailabilityZone == "" {
+			need = max(need, s.ZoneIndex+1)
+		}
+	}
+	if need == 0 {
+		return rs, nil
+	}
+	region := ""
+	if x.Env != nil {
+		region = x.Env.AWS.Region
+	}
+	zones, err := subnetZones(ctx, x)
+	if err != nil {
+		return nil, fmt.Errorf("look up the availability zones of %s (ec2 DescribeAvailabilityZones): %w", region, err)
+	}
+	if need > len(zones) {
+		return nil, subnetTooFewZones(x.Env, need, region, zones)
+	}
+	out := make([]resource.Resource, len(rs))
+	for i, r := range rs {
+		s := netMustSpec[stack.SubnetSpec](&r)
+		if s.AvailabilityZone == "" {
+			c := *s
+			c.AvailabilityZone = zones[s.ZoneIndex]
+			r.Spec = &c
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// subnetZones lists the names of the region's zones a managed subnet may go
+// in, sorted.
+func subnetZones(ctx context.Context, x *resource.Ctx) ([]string, error) {
+	out, err := x.AWS.EC2.DescribeAvailabilityZones(ctx, &ec2.DescribeAvailabilityZonesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("state"), Values: []string{"available"}},
+		{Name: aws.String("zone-type"), Values: []string{"availability-zone"}},
+		{Name: aws.String("opt-in-status"), Values: []string{"opt-in-not-required"}},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	var zones []string
+	for _, z := range out.AvailabilityZones {
+		zones = append(zones, aws.ToString(z.ZoneName))
+	}
+	sort.Strings(zones)
+	return zones, nil
+}
+
+// subnetTooFewZones says that env asks for more zones than its region has,
+// at the file's network.availability_zones.
+func subnetTooFewZones(env *config.Environment, need int, region string, zones []string) error {
+	p := config.Problem{Field: "network.availability_zones"}
+	if env != nil {
+		p.File, p.Line = env.File, env.Lines["network.availability_zones"]
+		if env.Network.AvailabilityZones > 0 {
+			need = env.Network.AvailabilityZones
+		}
+	}
+	have := "none"
+	if len(zones) > 0 {
+		have = "only " + strings.Join(zones, ", ")
+	}
+	p.Message = fmt.Sprintf("%d availability zones asked for, but region %s has %d available to this account (%s); set it to %d or fewer, or use another region",
+		need, region, len(zones), have, len(zones))
+	return errors.New(p.String())
+}
+
 func (SubnetKind) Desired(r *resource.Resource, refs resource.Refs) resource.Attrs {
 	s := netMustSpec[stack.SubnetSpec](r)
+	az := s.AvailabilityZone
+	if az == "" {
+		az = plan.Unknown // not resolved (Resolve was not called)
+	}
 	return netTagAttrs(resource.Attrs{
 		"cidr":              {Value: s.CIDR, ForceNew: true},
-		"availability_zone": {Value: s.AvailabilityZone, ForceNew: true},
+		"availability_zone": {Value: az, ForceNew: true},
 		"vpc_id":            {Value: s.VPC.Resolve(refs), ForceNew: true},
 	}, r.Tags)
 }
@@ -221,6 +313,9 @@ func (SubnetKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Resou
 	vpc := s.VPC.Resolve(refs)
 	if netUnknown(vpc) {
 		return nil, fmt.Errorf("create subnet %s: the VPC id is not known", r.Name)
+	}
+	if s.AvailabilityZone == "" {
+		return nil, fmt.Errorf("create subnet %s: its availability zone (index %d) was not resolved", r.Name, s.ZoneIndex)
 	}
 	out, err := x.AWS.EC2.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: aws.String(vpc), CidrBlock: aws.String(s.CIDR),
 		AvailabilityZone: aws.String(s.AvailabilityZone), TagSpecifications: netTagSpec(ec2types.ResourceTypeSubnet, r.Tags)})

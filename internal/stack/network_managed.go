@@ -20,8 +20,17 @@ type VPCSpec struct {
 
 // SubnetSpec is one subnet in one availability zone.
 type SubnetSpec struct {
-	VPC              Ref
-	CIDR             string
+	VPC  Ref
+	CIDR string
+	// ZoneIndex is the subnet's zone among the region's available
+	// availability zones sorted by name (0 is the first). Zone names cannot
+	// be derived from the region: regions have gaps (us-west-1 has only b
+	// and c for most accounts, ap-northeast-1 a, c and d) and names are
+	// mapped per account, so the subnet kind resolves the index to a name
+	// from DescribeAvailabilityZones when planning (resource.Resolver).
+	ZoneIndex int
+	// AvailabilityZone is the zone's name: empty as built, set when
+	// resolved.
 	AvailabilityZone string
 	Public           bool
 }
@@ -69,7 +78,8 @@ const NATPriceNote = "network.nat is none: the worker runs in the public subnets
 	"run the worker in private subnets instead."
 
 // managedAZLetter is the letter of the i-th availability zone ("a", "b", ...),
-// used in addresses, Name tags and AZ names.
+// used in addresses and Name tags. It is the zone's index, not the letter of
+// its name: subnet.public_a of a us-west-1 environment is in us-west-1b.
 func managedAZLetter(i int) string { return string(rune('a' + i)) }
 
 // buildManagedNetwork builds the managed network of env: a VPC; public and
@@ -97,13 +107,12 @@ func buildManagedNetwork(env *config.Environment, tags map[string]string) (Netwo
 	var publicAddrs, privateAddrs []string
 	for i := range public {
 		l := managedAZLetter(i)
-		az := env.AWS.Region + l
 		publicAddrs = append(publicAddrs, "subnet.public_"+l)
 		publicSubnets = append(publicSubnets, add("subnet.public_"+l, "subnet", "public-"+l, []string{"vpc.main"},
-			&SubnetSpec{VPC: vpc, CIDR: public[i], AvailabilityZone: az, Public: true}))
+			&SubnetSpec{VPC: vpc, CIDR: public[i], ZoneIndex: i, Public: true}))
 		privateAddrs = append(privateAddrs, "subnet.private_"+l)
 		privateSubnets = append(privateSubnets, add("subnet.private_"+l, "subnet", "private-"+l, []string{"vpc.main"},
-			&SubnetSpec{VPC: vpc, CIDR: private[i], AvailabilityZone: az}))
+			&SubnetSpec{VPC: vpc, CIDR: private[i], ZoneIndex: i}))
 	}
 	igw := add("internet_gateway.main", "internet_gateway", "igw", []string{"vpc.main"}, &InternetGatewaySpec{VPC: vpc})
 	add("route_table.public", "route_table", "public", append([]string{"vpc.main", "internet_gateway.main"}, publicAddrs...),
