@@ -328,6 +328,10 @@ func ec2TargetID(params any) string {
 		return aws.ToString(in.GroupId)
 	case *ec2.RevokeSecurityGroupEgressInput:
 		return aws.ToString(in.GroupId)
+	case *ec2.AuthorizeSecurityGroupIngressInput:
+		return aws.ToString(in.GroupId)
+	case *ec2.RevokeSecurityGroupIngressInput:
+		return aws.ToString(in.GroupId)
 	case *ec2.CreateTagsInput:
 		if len(in.Resources) > 0 {
 			return in.Resources[0]

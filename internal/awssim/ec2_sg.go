@@ -20,6 +20,8 @@ func init() {
 	Handle(deleteSecurityGroup)
 	Handle(authorizeSecurityGroupEgress)
 	Handle(revokeSecurityGroupEgress)
+	Handle(authorizeSecurityGroupIngress)
+	Handle(revokeSecurityGroupIngress)
 	Handle(describeNetworkInterfaces)
 }
 
@@ -234,22 +236,11 @@ func authorizeSecurityGroupEgress(_ context.Context, w *World, in *ec2.Authorize
 	if err != nil {
 		return nil, err
 	}
-	rules, err := sgRulesOf(in.IpPermissions)
+	rules, err := sgAuthorize(w, sg, &sg.Egress, in.IpPermissions, true)
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range rules {
-		if ec2Contains(sg.Egress, r) {
-			return nil, Err("InvalidPermission.Duplicate", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r[strings.LastIndex(r, ":")+1:], r[:strings.LastIndex(r, ":")]))
-		}
-	}
-	out := &ec2.AuthorizeSecurityGroupEgressOutput{Return: aws.Bool(true)}
-	for _, r := range rules {
-		sg.Egress = append(sg.Egress, r)
-		out.SecurityGroupRules = append(out.SecurityGroupRules, types.SecurityGroupRule{GroupId: aws.String(sg.ID),
-			SecurityGroupRuleId: aws.String(w.NewID("sgr")), IsEgress: aws.Bool(true)})
-	}
-	return out, nil
+	return &ec2.AuthorizeSecurityGroupEgressOutput{Return: aws.Bool(true), SecurityGroupRules: rules}, nil
 }
 
 func revokeSecurityGroupEgress(_ context.Context, w *World, in *ec2.RevokeSecurityGroupEgressInput) (*ec2.RevokeSecurityGroupEgressOutput, error) {
@@ -258,24 +249,103 @@ func revokeSecurityGroupEgress(_ context.Context, w *World, in *ec2.RevokeSecuri
 	if err != nil {
 		return nil, err
 	}
-	rules, err := sgRulesOf(in.IpPermissions)
+	if err := sgRevoke(&sg.Egress, in.IpPermissions); err != nil {
+		return nil, err
+	}
+	return &ec2.RevokeSecurityGroupEgressOutput{Return: aws.Bool(true)}, nil
+}
+
+// authorizeSecurityGroupIngress adds inbound rules. deploybot never calls
+// it (its worker group is egress only); tests use it to make the drift a
+// person adding a rule by hand would make.
+func authorizeSecurityGroupIngress(_ context.Context, w *World, in *ec2.AuthorizeSecurityGroupIngressInput) (*ec2.AuthorizeSecurityGroupIngressOutput, error) {
+	w.ec2Tick()
+	sg, err := w.sgByID(aws.ToString(in.GroupId))
+	if err != nil {
+		return nil, err
+	}
+	perms := in.IpPermissions
+	if len(perms) == 0 && in.IpProtocol != nil {
+		// The flat form (IpProtocol, FromPort, ToPort, CidrIp).
+		p := types.IpPermission{IpProtocol: in.IpProtocol, FromPort: in.FromPort, ToPort: in.ToPort}
+		if in.CidrIp != nil {
+			p.IpRanges = []types.IpRange{{CidrIp: in.CidrIp}}
+		}
+		perms = []types.IpPermission{p}
+	}
+	rules, err := sgAuthorize(w, sg, &sg.Ingress, perms, false)
+	if err != nil {
+		return nil, err
+	}
+	return &ec2.AuthorizeSecurityGroupIngressOutput{Return: aws.Bool(true), SecurityGroupRules: rules}, nil
+}
+
+// revokeSecurityGroupIngress removes inbound rules. In a non-default VPC a
+// rule that does not match an existing one exactly is
+// InvalidPermission.NotFound and nothing is revoked (EC2 API reference,
+// RevokeSecurityGroupIngress).
+func revokeSecurityGroupIngress(_ context.Context, w *World, in *ec2.RevokeSecurityGroupIngressInput) (*ec2.RevokeSecurityGroupIngressOutput, error) {
+	w.ec2Tick()
+	sg, err := w.sgByID(aws.ToString(in.GroupId))
+	if err != nil {
+		return nil, err
+	}
+	perms := in.IpPermissions
+	if len(perms) == 0 && in.IpProtocol != nil {
+		p := types.IpPermission{IpProtocol: in.IpProtocol, FromPort: in.FromPort, ToPort: in.ToPort}
+		if in.CidrIp != nil {
+			p.IpRanges = []types.IpRange{{CidrIp: in.CidrIp}}
+		}
+		perms = []types.IpPermission{p}
+	}
+	if err := sgRevoke(&sg.Ingress, perms); err != nil {
+		return nil, err
+	}
+	return &ec2.RevokeSecurityGroupIngressOutput{Return: aws.Bool(true)}, nil
+}
+
+// sgAuthorize adds the rules of perms to *have, all or none:
+// InvalidPermission.Duplicate when one is there already.
+func sgAuthorize(w *World, sg *SecurityGroup, have *[]string, perms []types.IpPermission, egress bool) ([]types.SecurityGroupRule, error) {
+	rules, err := sgRulesOf(perms)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range rules {
-		if !ec2Contains(sg.Egress, r) {
-			return nil, Err("InvalidPermission.NotFound", "The specified rule does not exist in this security group.")
+		if ec2Contains(*have, r) {
+			return nil, Err("InvalidPermission.Duplicate", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r[strings.LastIndex(r, ":")+1:], r[:strings.LastIndex(r, ":")]))
+		}
+	}
+	var out []types.SecurityGroupRule
+	for _, r := range rules {
+		*have = append(*have, r)
+		out = append(out, types.SecurityGroupRule{GroupId: aws.String(sg.ID),
+			SecurityGroupRuleId: aws.String(w.NewID("sgr")), IsEgress: aws.Bool(egress)})
+	}
+	return out, nil
+}
+
+// sgRevoke removes the rules of perms from *have, all or none:
+// InvalidPermission.NotFound when one is not there (a non-default VPC).
+func sgRevoke(have *[]string, perms []types.IpPermission) error {
+	rules, err := sgRulesOf(perms)
+	if err != nil {
+		return err
+	}
+	for _, r := range rules {
+		if !ec2Contains(*have, r) {
+			return Err("InvalidPermission.NotFound", "The specified rule does not exist in this security group.")
 		}
 	}
 	for _, r := range rules {
-		for i, have := range sg.Egress {
-			if have == r {
-				sg.Egress = append(sg.Egress[:i], sg.Egress[i+1:]...)
+		for i, h := range *have {
+			if h == r {
+				*have = append((*have)[:i], (*have)[i+1:]...)
 				break
 			}
 		}
 	}
-	return &ec2.RevokeSecurityGroupEgressOutput{Return: aws.Bool(true)}, nil
+	return nil
 }
 
 func describeNetworkInterfaces(_ context.Context, w *World, in *ec2.DescribeNetworkInterfacesInput) (*ec2.DescribeNetworkInterfacesOutput, error) {

@@ -151,13 +151,15 @@ func ec2TagOnCreate(env *config.Environment, creates iampolicy.StringList) iampo
 }
 
 // existingNetworkEC2 are the EC2 operations of an environment in an
-// existing VPC: its worker security group and the ENI wait before deleting
-// it. Nothing else of the user's VPC may be touched.
+// existing VPC: its worker security group (with the revoke of an inbound
+// rule added by hand) and the ENI wait before deleting it. Nothing else of
+// the user's VPC may be touched.
 var existingNetworkEC2 = map[string]bool{
 	"ec2:DescribeSecurityGroups": true, "ec2:DescribeNetworkInterfaces": true,
 	"ec2:CreateSecurityGroup": true, "ec2:DeleteSecurityGroup": true,
 	"ec2:AuthorizeSecurityGroupEgress": true, "ec2:RevokeSecurityGroupEgress": true,
-	"ec2:CreateTags": true, "ec2:DeleteTags": true,
+	"ec2:RevokeSecurityGroupIngress": true,
+	"ec2:CreateTags":                 true, "ec2:DeleteTags": true,
 }
 
 // forNetwork drops the EC2 actions env's network mode never needs: in an

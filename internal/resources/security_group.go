@@ -20,7 +20,9 @@ import (
 // SecurityGroupKind is the worker security group (egress only), in the
 // managed VPC or in the VPC an existing-mode file names. Name, description
 // and VPC cannot change in place (EC2 has no API for it); egress rules and
-// tags can.
+// tags can. Nothing may connect in (DESIGN.md: "worker security group
+// (egress only)"), so the desired ingress is none: an inbound rule someone
+// adds by hand shows in the plan and the apply revokes it.
 type SecurityGroupKind struct{}
 
 func (SecurityGroupKind) Desired(r *resource.Resource, refs resource.Refs) resource.Attrs {
@@ -30,6 +32,7 @@ func (SecurityGroupKind) Desired(r *resource.Resource, refs resource.Refs) resou
 		"description": {Value: s.Description, ForceNew: true},
 		"vpc_id":      {Value: s.VPC.Resolve(refs), ForceNew: true},
 		"egress":      {Value: sgRulesJSON(s.Egress)},
+		"ingress":     {Value: netJSONList(nil)},
 	}
 	return netTagAttrs(a, r.Tags)
 }
@@ -69,6 +72,8 @@ func sgLive(sg ec2types.SecurityGroup, ours bool) *resource.Live {
 		"description": {Value: aws.ToString(sg.Description), ForceNew: true},
 		"vpc_id":      {Value: aws.ToString(sg.VpcId), ForceNew: true},
 		"egress":      {Value: sgRulesJSON(sgRules(sg.IpPermissionsEgress))},
+		// From the same DescribeSecurityGroups answer: no extra call.
+		"ingress": {Value: netJSONList(sgIngressRules(sg.IpPermissions))},
 	}
 	netTagAttrs(a, tags)
 	id := aws.ToString(sg.GroupId)
@@ -107,6 +112,11 @@ func (SecurityGroupKind) Update(ctx context.Context, x *resource.Ctx, r *resourc
 	sg, _ := live.Raw.(ec2types.SecurityGroup)
 	if netChanged(changed, "egress") {
 		if err := sgSetEgress(ctx, x, live.ID, sgRules(sg.IpPermissionsEgress), s.Egress); err != nil {
+			return nil, err
+		}
+	}
+	if netChanged(changed, "ingress") {
+		if err := sgRevokeIngress(ctx, x, live.ID, sg.IpPermissions); err != nil {
 			return nil, err
 		}
 	}
@@ -187,6 +197,66 @@ func (SecurityGroupKind) Delete(ctx context.Context, x *resource.Ctx, r *resourc
 		return err
 	}
 	return nil
+}
+
+// sgRevokeIngress revokes every inbound rule of the group, as its plan read
+// them (whatever their source: CIDR, IPv6 range, security group or prefix
+// list). In a non-default VPC a revoke that names a rule no longer there
+// fails with InvalidPermission.NotFound and revokes nothing (EC2 API
+// reference, RevokeSecurityGroupIngress); the rules then changed since the
+// plan, so the group is described again and what it has now is revoked.
+func sgRevokeIngress(ctx context.Context, x *resource.Ctx, id string, perms []ec2types.IpPermission) error {
+	if len(perms) == 0 {
+		return nil
+	}
+	_, err := x.AWS.EC2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: perms})
+	if awserr.Code(err) == "InvalidPermission.NotFound" {
+		out, derr := x.AWS.EC2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{id}})
+		if derr != nil {
+			return fmt.Errorf("DescribeSecurityGroups %s: %w", id, derr)
+		}
+		perms = nil
+		for _, g := range out.SecurityGroups {
+			perms = append(perms, g.IpPermissions...)
+		}
+		if len(perms) == 0 {
+			return nil
+		}
+		_, err = x.AWS.EC2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: perms})
+	}
+	if err != nil {
+		return fmt.Errorf("RevokeSecurityGroupIngress %s: %w", id, err)
+	}
+	return nil
+}
+
+// sgIngressRules flattens inbound IpPermissions into "proto:from-to:source"
+// rules for the plan, where source is an IPv4 or IPv6 CIDR, a security group
+// id or a prefix list id: any inbound rule is drift, whatever it allows.
+func sgIngressRules(perms []ec2types.IpPermission) []string {
+	var out []string
+	for _, p := range perms {
+		proto := aws.ToString(p.IpProtocol)
+		from, to := aws.ToInt32(p.FromPort), aws.ToInt32(p.ToPort)
+		if proto == "-1" || proto == "all" {
+			proto, from, to = "-1", 0, 0
+		}
+		rule := func(source string) { out = append(out, fmt.Sprintf("%s:%d-%d:%s", proto, from, to, source)) }
+		for _, rg := range p.IpRanges {
+			rule(aws.ToString(rg.CidrIp))
+		}
+		for _, rg := range p.Ipv6Ranges {
+			rule(aws.ToString(rg.CidrIpv6))
+		}
+		for _, g := range p.UserIdGroupPairs {
+			rule(aws.ToString(g.GroupId))
+		}
+		for _, pl := range p.PrefixListIds {
+			rule(aws.ToString(pl.PrefixListId))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func sgHas(list []string, rule string) bool {

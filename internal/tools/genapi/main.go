@@ -35,7 +35,7 @@ var svcs = []svc{
 		CreateInternetGateway AttachInternetGateway DetachInternetGateway DeleteInternetGateway DescribeInternetGateways
 		CreateRouteTable DescribeRouteTables DeleteRouteTable CreateRoute ReplaceRoute DeleteRoute AssociateRouteTable DisassociateRouteTable
 		AllocateAddress ReleaseAddress DescribeAddresses CreateNatGateway DeleteNatGateway DescribeNatGateways
-		CreateSecurityGroup DeleteSecurityGroup DescribeSecurityGroups AuthorizeSecurityGroupEgress RevokeSecurityGroupEgress
+		CreateSecurityGroup DeleteSecurityGroup DescribeSecurityGroups AuthorizeSecurityGroupEgress RevokeSecurityGroupEgress RevokeSecurityGroupIngress
 		DescribeNetworkInterfaces DescribeAvailabilityZones CreateTags DeleteTags`},
 	{"ECSAPI", "ecs", (*ecs.Client)(nil), `CreateCluster DescribeClusters DeleteCluster TagResource UntagResource ListTagsForResource
 		RegisterTaskDefinition DescribeTaskDefinition DeregisterTaskDefinition DeleteTaskDefinitions ListTaskDefinitions
