@@ -338,7 +338,7 @@ func BenchmarkApplyManaged(b *testing.B) {
 	for _, tc := range []struct {
 		nat string
 		azs int
-	}{{"single", 2}, {"per-az", 2}} {
+	}{{"single", 2}, {"per-az", 2}, {"per-az", 3}} {
 		for _, c := range benchClocks {
 			b.Run(fmt.Sprintf("nat=%s/azs=%d/clock=%s", tc.nat, tc.azs, c.name), func(b *testing.B) {
 				x0 := newBenchNet(b)
