@@ -92,6 +92,8 @@ func (x *benchNet) waitsTakeRealTime(realPerSimSecond time.Duration) {
 	}
 }
 
+// env loads a managed-network environment file (netEnvYAML of
+// network_e2e_test.go) named name with the given nat and zone count.
 func (x *benchNet) env(name, nat string, azs int) *config.Environment {
 	x.tb.Helper()
 	y := strings.NewReplacer("NAME", name, "NAT", nat, "AZS", fmt.Sprint(azs)).Replace(netEnvYAML)
