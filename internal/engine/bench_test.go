@@ -210,28 +210,43 @@ type timedKind struct {
 }
 
 // timed returns t with the optional capabilities of k that the engine looks
-// for (resource.Resolver, engine.OutputsChangedByUpdate): a wrapper that
-// hid them would change what the engine does (subnets would get no zone).
+// for (resource.Resolver, resource.BatchReader, engine.OutputsChangedByUpdate):
+// a wrapper that hid them would change what the engine does (subnets would
+// get no zone, plans would read EC2 resources one by one).
 func timed(k resource.Kind, t timedKind) resource.Kind {
 	r, resolves := k.(resource.Resolver)
+	br, batches := k.(resource.BatchReader)
 	o, changesOutputs := k.(engine.OutputsChangedByUpdate)
 	switch {
-	case resolves && changesOutputs:
+	case resolves && batches && !changesOutputs:
+		return struct {
+			timedKind
+			resource.Resolver
+			resource.BatchReader
+		}{t, r, br}
+	case batches && !resolves && !changesOutputs:
+		return struct {
+			timedKind
+			resource.BatchReader
+		}{t, br}
+	case resolves && changesOutputs && !batches:
 		return struct {
 			timedKind
 			resource.Resolver
 			engine.OutputsChangedByUpdate
 		}{t, r, o}
-	case resolves:
+	case resolves && !batches:
 		return struct {
 			timedKind
 			resource.Resolver
 		}{t, r}
-	case changesOutputs:
+	case changesOutputs && !batches:
 		return struct {
 			timedKind
 			engine.OutputsChangedByUpdate
 		}{t, o}
+	case batches:
+		panic(fmt.Sprintf("timed: no wrapper for %T's combination of capabilities", k))
 	}
 	return t
 }

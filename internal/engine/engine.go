@@ -207,7 +207,8 @@ func (e *Engine) plan(ctx context.Context, t target, op plan.Operation) (*Planne
 }
 
 // readAll asks STS who the credentials are and reads every resource, all at
-// once; with resolve, the kinds that are resource.Resolvers complete their
+// once (the resources of a kind that is a resource.BatchReader with one
+// ReadAll: readBatches); with resolve, the kinds that are resource.Resolvers complete their
 // desired resources at the same time (resolveAll). A wrong account fails the
 // plan even when the reads went well.
 func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
@@ -243,7 +244,8 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 			stsErr = fmt.Errorf("check AWS account (sts GetCallerIdentity): %w", err)
 		}
 	}()
-	for _, addr := range p.order {
+	batches, singles := e.readBatches(p)
+	for _, addr := range singles {
 		r := p.resources[addr]
 		wg.Add(1)
 		go func() {
@@ -262,6 +264,27 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 			}
 		}()
 	}
+	for _, rs := range batches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			lives, err := e.readBatch(ctx, p.env, rs, progress)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range rs {
+				switch {
+				case err != nil:
+					// The same error for each: reported once (below), or
+					// as a note for each leftover.
+					errs[r.Address] = err
+				case lives[r.Address] != nil:
+					p.live[r.Address] = lives[r.Address]
+				}
+			}
+		}()
+	}
 	wg.Wait()
 	if stsErr != nil {
 		return stsErr
@@ -276,6 +299,7 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 		p.resources[addr] = &r
 	}
 	var all []error
+	reported := map[error]bool{} // a failed batch read is one error for many addresses
 	for _, addr := range p.order {
 		if err, ok := errs[addr]; ok && p.absent[addr] {
 			// Not knowing whether a leftover exists must not block the plan
@@ -283,11 +307,62 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 			p.notes = append(p.notes, fmt.Sprintf("could not check whether %s (no longer asked for) is left over: %v", addr, err))
 			continue
 		}
-		if err, ok := errs[addr]; ok {
+		if err, ok := errs[addr]; ok && !reported[err] {
+			reported[err] = true
 			all = append(all, err)
 		}
 	}
 	return errors.Join(all...)
+}
+
+// readBatches splits the plan's resources into those read together, one
+// batch per kind that is a resource.BatchReader (its desired resources and
+// its leftovers alike: one Describe call finds both), and those read one by
+// one. Both keep the plan's order.
+func (e *Engine) readBatches(p *Planned) (batches [][]*resource.Resource, singles []string) {
+	index := map[string]int{}
+	for _, addr := range p.order {
+		r := p.resources[addr]
+		if _, ok := e.Kinds[r.Kind].(resource.BatchReader); !ok {
+			singles = append(singles, addr)
+			continue
+		}
+		i, ok := index[r.Kind]
+		if !ok {
+			i = len(batches)
+			index[r.Kind] = i
+			batches = append(batches, nil)
+		}
+		batches[i] = append(batches[i], r)
+	}
+	return batches, singles
+}
+
+// readBatch reads rs, all of one kind that is a resource.BatchReader, with
+// one ReadAll, retried as a whole while throttled.
+func (e *Engine) readBatch(ctx context.Context, env *config.Environment, rs []*resource.Resource, progress resource.Progress) (map[string]*resource.Live, error) {
+	kind := rs[0].Kind
+	addrs := make([]string, len(rs))
+	asked := map[string]bool{}
+	for i, r := range rs {
+		addrs[i] = r.Address
+		asked[r.Address] = true
+	}
+	var lives map[string]*resource.Live
+	err := e.retryThrottled(ctx, kind, func() error {
+		var err error
+		lives, err = e.Kinds[kind].(resource.BatchReader).ReadAll(ctx, e.ctxFor(env, progress), rs)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", strings.Join(addrs, ", "), err)
+	}
+	for addr := range lives {
+		if !asked[addr] {
+			return nil, fmt.Errorf("read %s kinds: ReadAll returned %s, which is not one of them", kind, addr)
+		}
+	}
+	return lives, nil
 }
 
 // resolveAll calls Resolve of every kind that is a resource.Resolver, once

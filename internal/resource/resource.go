@@ -157,3 +157,18 @@ type FailedDeployment interface {
 	// ROLLBACK_FAILED, TIMED_OUT), why, the stopped tasks and recent events.
 	DeploymentFailure() (status, reason string, stopped []plan.StoppedTask, events []string)
 }
+
+// BatchReader is an optional capability of a Kind whose resources of one
+// plan can all be read with one call (EC2's Describe* take a filter with
+// many values, which EC2 ORs): a managed-network plan then makes one
+// DescribeSubnets instead of one per subnet, which also keeps a plan clear of
+// EC2's per-account rate limits on Describe* actions (reference/aws-ecs.md).
+// When planning, the engine calls ReadAll once per kind with every resource
+// of that kind in the plan, desired and leftover alike, instead of Read for
+// each. ReadAll returns what Read would return for each resource, keyed by
+// address; a resource that is absent is missing from the map. Read stays
+// for single reads (re-reads during an apply, tests), and must agree with
+// ReadAll on every resource.
+type BatchReader interface {
+	ReadAll(ctx context.Context, x *Ctx, rs []*Resource) (map[string]*Live, error)
+}

@@ -129,9 +129,60 @@ func netOurs(r *resource.Resource, tags map[string]string) bool {
 	return env != "" && tags[resource.TagEnvironment] == env
 }
 
-// netByNameFilter finds resources by their Name tag.
-func netByNameFilter(r *resource.Resource) []ec2types.Filter {
-	return []ec2types.Filter{{Name: aws.String("tag:Name"), Values: []string{r.Name}}}
+// netByNamesFilter finds the resources of rs by their Name tags: EC2 ORs
+// the values of one filter, so one Describe call finds every resource of a
+// kind in a plan, ours and same-named ones that are not (the conflicts).
+// A filter takes up to 200 values; a plan has a few of each kind.
+func netByNamesFilter(rs []*resource.Resource) []ec2types.Filter {
+	return []ec2types.Filter{{Name: aws.String("tag:Name"), Values: netNames(rs)}}
+}
+
+// netNames are the Name tags of rs, in order, for filters and errors.
+func netNames(rs []*resource.Resource) []string {
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = r.Name
+	}
+	return names
+}
+
+// netReadOne is a kind's Read: its ReadAll of the one resource, so that a
+// single read and a plan's batch read are the same code.
+func netReadOne(ctx context.Context, x *resource.Ctx, k resource.BatchReader, r *resource.Resource) (*resource.Live, error) {
+	lives, err := k.ReadAll(ctx, x, []*resource.Resource{r})
+	if err != nil {
+		return nil, err
+	}
+	return lives[r.Address], nil
+}
+
+// netMatch gives each resource of rs the item netPick chooses among the
+// items whose Name tag is the resource's name, as live builds it (nil: not
+// found after all); a resource with no such item is missing from the map
+// (absent).
+func netMatch[T any](rs []*resource.Resource, items []T, id func(T) string, tags func(T) map[string]string,
+	live func(it T, ours bool) (*resource.Live, error)) (map[string]*resource.Live, error) {
+	byName := map[string][]T{}
+	for _, it := range items {
+		name := tags(it)["Name"]
+		byName[name] = append(byName[name], it)
+	}
+	out := map[string]*resource.Live{}
+	for _, r := range rs {
+		// A copy per resource: netPick sorts what it is given.
+		it, ours, found := netPick(r, append([]T(nil), byName[r.Name]...), id, tags)
+		if !found {
+			continue
+		}
+		l, err := live(it, ours)
+		if err != nil {
+			return nil, err
+		}
+		if l != nil {
+			out[r.Address] = l
+		}
+	}
+	return out, nil
 }
 
 // netPick chooses among resources found by Name: ours first (lowest id, so

@@ -24,16 +24,22 @@ func (EIPKind) Desired(r *resource.Resource, _ resource.Refs) resource.Attrs {
 	return netTagAttrs(resource.Attrs{"domain": {Value: "vpc", ForceNew: true}}, r.Tags)
 }
 
-func (EIPKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
-	out, err := x.AWS.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{Filters: netByNameFilter(r)})
+func (k EIPKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
+	return netReadOne(ctx, x, k, r)
+}
+
+// ReadAll reads every address of rs with one DescribeAddresses by their
+// Name tags (resource.BatchReader).
+func (EIPKind) ReadAll(ctx context.Context, x *resource.Ctx, rs []*resource.Resource) (map[string]*resource.Live, error) {
+	out, err := x.AWS.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{Filters: netByNamesFilter(rs)})
 	if err != nil {
-		return nil, fmt.Errorf("DescribeAddresses %s: %w", r.Name, err)
+		return nil, fmt.Errorf("DescribeAddresses %s: %w", strings.Join(netNames(rs), ", "), err)
 	}
-	a, ours, found := netPick(r, out.Addresses, func(a ec2types.Address) string { return aws.ToString(a.AllocationId) },
-		func(a ec2types.Address) map[string]string { return netTagMap(a.Tags) })
-	if !found {
-		return nil, nil
-	}
+	return netMatch(rs, out.Addresses, func(a ec2types.Address) string { return aws.ToString(a.AllocationId) },
+		func(a ec2types.Address) map[string]string { return netTagMap(a.Tags) }, eipLive)
+}
+
+func eipLive(a ec2types.Address, ours bool) (*resource.Live, error) {
 	id := aws.ToString(a.AllocationId)
 	return &resource.Live{ID: id, Ours: ours, Raw: a,
 		Outputs: resource.Outputs{"id": id, "public_ip": aws.ToString(a.PublicIp)},
@@ -122,21 +128,24 @@ func (NATGatewayKind) Desired(r *resource.Resource, refs resource.Refs) resource
 	}, r.Tags)
 }
 
-func (NATGatewayKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
+func (k NATGatewayKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
+	return netReadOne(ctx, x, k, r)
+}
+
+// ReadAll reads every NAT gateway of rs with one DescribeNatGateways by
+// their Name tags (resource.BatchReader).
+func (NATGatewayKind) ReadAll(ctx context.Context, x *resource.Ctx, rs []*resource.Resource) (map[string]*resource.Live, error) {
 	// Deleted and failed gateways stay visible for about an hour; they are
 	// gone for our purposes. A deleting one is too (a new one may be made;
 	// its create waits for the address to be free).
-	out, err := x.AWS.EC2.DescribeNatGateways(ctx, &ec2.DescribeNatGatewaysInput{Filter: append(netByNameFilter(r),
+	out, err := x.AWS.EC2.DescribeNatGateways(ctx, &ec2.DescribeNatGatewaysInput{Filter: append(netByNamesFilter(rs),
 		ec2types.Filter{Name: aws.String("state"), Values: []string{"pending", "available"}})})
 	if err != nil {
-		return nil, fmt.Errorf("DescribeNatGateways %s: %w", r.Name, err)
+		return nil, fmt.Errorf("DescribeNatGateways %s: %w", strings.Join(netNames(rs), ", "), err)
 	}
-	g, ours, found := netPick(r, out.NatGateways, func(g ec2types.NatGateway) string { return aws.ToString(g.NatGatewayId) },
-		func(g ec2types.NatGateway) map[string]string { return netTagMap(g.Tags) })
-	if !found {
-		return nil, nil
-	}
-	return natLive(g, ours), nil
+	return netMatch(rs, out.NatGateways, func(g ec2types.NatGateway) string { return aws.ToString(g.NatGatewayId) },
+		func(g ec2types.NatGateway) map[string]string { return netTagMap(g.Tags) },
+		func(g ec2types.NatGateway, ours bool) (*resource.Live, error) { return natLive(g, ours), nil })
 }
 
 func natLive(g ec2types.NatGateway, ours bool) *resource.Live {

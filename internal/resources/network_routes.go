@@ -43,17 +43,20 @@ func (RouteTableKind) Desired(r *resource.Resource, refs resource.Refs) resource
 	return netTagAttrs(a, r.Tags)
 }
 
-func (RouteTableKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
-	out, err := x.AWS.EC2.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{Filters: netByNameFilter(r)})
+func (k RouteTableKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
+	return netReadOne(ctx, x, k, r)
+}
+
+// ReadAll reads every route table of rs with one DescribeRouteTables by
+// their Name tags (resource.BatchReader).
+func (RouteTableKind) ReadAll(ctx context.Context, x *resource.Ctx, rs []*resource.Resource) (map[string]*resource.Live, error) {
+	out, err := x.AWS.EC2.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{Filters: netByNamesFilter(rs)})
 	if err != nil {
-		return nil, fmt.Errorf("DescribeRouteTables %s: %w", r.Name, err)
+		return nil, fmt.Errorf("DescribeRouteTables %s: %w", strings.Join(netNames(rs), ", "), err)
 	}
-	rt, ours, found := netPick(r, out.RouteTables, func(t ec2types.RouteTable) string { return aws.ToString(t.RouteTableId) },
-		func(t ec2types.RouteTable) map[string]string { return netTagMap(t.Tags) })
-	if !found {
-		return nil, nil
-	}
-	return rtLive(rt, ours), nil
+	return netMatch(rs, out.RouteTables, func(t ec2types.RouteTable) string { return aws.ToString(t.RouteTableId) },
+		func(t ec2types.RouteTable) map[string]string { return netTagMap(t.Tags) },
+		func(t ec2types.RouteTable, ours bool) (*resource.Live, error) { return rtLive(t, ours), nil })
 }
 
 func rtLive(rt ec2types.RouteTable, ours bool) *resource.Live {

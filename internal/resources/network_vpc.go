@@ -33,16 +33,23 @@ func (VPCKind) Desired(r *resource.Resource, _ resource.Refs) resource.Attrs {
 	}, r.Tags)
 }
 
-func (VPCKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
-	out, err := x.AWS.EC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: netByNameFilter(r)})
+func (k VPCKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
+	return netReadOne(ctx, x, k, r)
+}
+
+// ReadAll reads the VPCs of rs with one DescribeVpcs by their Name tags
+// (resource.BatchReader; a stack has one), then the DNS attributes of ours.
+func (VPCKind) ReadAll(ctx context.Context, x *resource.Ctx, rs []*resource.Resource) (map[string]*resource.Live, error) {
+	out, err := x.AWS.EC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: netByNamesFilter(rs)})
 	if err != nil {
-		return nil, fmt.Errorf("DescribeVpcs %s: %w", r.Name, err)
+		return nil, fmt.Errorf("DescribeVpcs %s: %w", strings.Join(netNames(rs), ", "), err)
 	}
-	v, ours, found := netPick(r, out.Vpcs, func(v ec2types.Vpc) string { return aws.ToString(v.VpcId) },
-		func(v ec2types.Vpc) map[string]string { return netTagMap(v.Tags) })
-	if !found {
-		return nil, nil
-	}
+	return netMatch(rs, out.Vpcs, func(v ec2types.Vpc) string { return aws.ToString(v.VpcId) },
+		func(v ec2types.Vpc) map[string]string { return netTagMap(v.Tags) },
+		func(v ec2types.Vpc, ours bool) (*resource.Live, error) { return vpcLive(ctx, x, v, ours) })
+}
+
+func vpcLive(ctx context.Context, x *resource.Ctx, v ec2types.Vpc, ours bool) (*resource.Live, error) {
 	id := aws.ToString(v.VpcId)
 	live := &resource.Live{ID: id, Ours: ours, Raw: v,
 		Outputs: resource.Outputs{"id": id, "cidr": aws.ToString(v.CidrBlock)},
@@ -285,16 +292,22 @@ func (SubnetKind) Desired(r *resource.Resource, refs resource.Refs) resource.Att
 	}, r.Tags)
 }
 
-func (SubnetKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
-	out, err := x.AWS.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: netByNameFilter(r)})
+func (k SubnetKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
+	return netReadOne(ctx, x, k, r)
+}
+
+// ReadAll reads every subnet of rs with one DescribeSubnets by their Name
+// tags (resource.BatchReader).
+func (SubnetKind) ReadAll(ctx context.Context, x *resource.Ctx, rs []*resource.Resource) (map[string]*resource.Live, error) {
+	out, err := x.AWS.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: netByNamesFilter(rs)})
 	if err != nil {
-		return nil, fmt.Errorf("DescribeSubnets %s: %w", r.Name, err)
+		return nil, fmt.Errorf("DescribeSubnets %s: %w", strings.Join(netNames(rs), ", "), err)
 	}
-	sn, ours, found := netPick(r, out.Subnets, func(s ec2types.Subnet) string { return aws.ToString(s.SubnetId) },
-		func(s ec2types.Subnet) map[string]string { return netTagMap(s.Tags) })
-	if !found {
-		return nil, nil
-	}
+	return netMatch(rs, out.Subnets, func(s ec2types.Subnet) string { return aws.ToString(s.SubnetId) },
+		func(s ec2types.Subnet) map[string]string { return netTagMap(s.Tags) }, subnetLive)
+}
+
+func subnetLive(sn ec2types.Subnet, ours bool) (*resource.Live, error) {
 	id := aws.ToString(sn.SubnetId)
 	return &resource.Live{ID: id, Ours: ours, Raw: sn,
 		Outputs: resource.Outputs{"id": id, "cidr": aws.ToString(sn.CidrBlock), "availability_zone": aws.ToString(sn.AvailabilityZone), "vpc_id": aws.ToString(sn.VpcId)},
@@ -384,16 +397,22 @@ func (InternetGatewayKind) Desired(r *resource.Resource, refs resource.Refs) res
 	return netTagAttrs(resource.Attrs{"vpc_id": {Value: s.VPC.Resolve(refs), ForceNew: true}}, r.Tags)
 }
 
-func (InternetGatewayKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
-	out, err := x.AWS.EC2.DescribeInternetGateways(ctx, &ec2.DescribeInternetGatewaysInput{Filters: netByNameFilter(r)})
+func (k InternetGatewayKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
+	return netReadOne(ctx, x, k, r)
+}
+
+// ReadAll reads the gateways of rs with one DescribeInternetGateways by
+// their Name tags (resource.BatchReader; a stack has one).
+func (InternetGatewayKind) ReadAll(ctx context.Context, x *resource.Ctx, rs []*resource.Resource) (map[string]*resource.Live, error) {
+	out, err := x.AWS.EC2.DescribeInternetGateways(ctx, &ec2.DescribeInternetGatewaysInput{Filters: netByNamesFilter(rs)})
 	if err != nil {
-		return nil, fmt.Errorf("DescribeInternetGateways %s: %w", r.Name, err)
+		return nil, fmt.Errorf("DescribeInternetGateways %s: %w", strings.Join(netNames(rs), ", "), err)
 	}
-	g, ours, found := netPick(r, out.InternetGateways, func(g ec2types.InternetGateway) string { return aws.ToString(g.InternetGatewayId) },
-		func(g ec2types.InternetGateway) map[string]string { return netTagMap(g.Tags) })
-	if !found {
-		return nil, nil
-	}
+	return netMatch(rs, out.InternetGateways, func(g ec2types.InternetGateway) string { return aws.ToString(g.InternetGatewayId) },
+		func(g ec2types.InternetGateway) map[string]string { return netTagMap(g.Tags) }, igwLive)
+}
+
+func igwLive(g ec2types.InternetGateway, ours bool) (*resource.Live, error) {
 	id := aws.ToString(g.InternetGatewayId)
 	vpc := ""
 	for _, a := range g.Attachments {
