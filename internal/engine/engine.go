@@ -208,9 +208,10 @@ func (e *Engine) plan(ctx context.Context, t target, op plan.Operation) (*Planne
 
 // readAll asks STS who the credentials are and reads every resource, all at
 // once (the resources of a kind that is a resource.BatchReader with one
-// ReadAll: readBatches); with resolve, the kinds that are resource.Resolvers complete their
-// desired resources at the same time (resolveAll). A wrong account fails the
-// plan even when the reads went well.
+// ReadAll: readBatches); with resolve, the kinds that are
+// resource.Resolvers complete their desired resources at the same time
+// (resolveAll). A wrong account fails the plan even when the reads went
+// well.
 func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 	var (
 		mu         sync.Mutex
