@@ -117,3 +117,19 @@ func IsAccessDenied(err error) bool {
 	}
 	return false
 }
+
+// IsNoCredentials: the SDK's credential chain found no credentials at all
+// (no profile, no environment variables, no SSO session, no instance role).
+func IsNoCredentials(err error) bool {
+	if err == nil || Code(err) != "" {
+		return false
+	}
+	m := err.Error()
+	return strings.Contains(m, "get credentials:") || strings.Contains(m, "failed to retrieve credentials") ||
+		strings.Contains(m, "failed to refresh cached credentials")
+}
+
+// CredentialsHint says how to give deploybot AWS credentials.
+const CredentialsHint = "no AWS credentials found: deploybot uses the AWS SDK's default chain; " +
+	"set AWS_PROFILE (after `aws sso login` for SSO profiles), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, " +
+	"or run where an instance or task role is available (in GitHub Actions deploybot assumes the roles by OIDC)"

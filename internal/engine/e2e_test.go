@@ -570,3 +570,25 @@ func BenchmarkPlanEmptyAccount(b *testing.B) {
 	b.ReportMetric(float64(len(x.w.Calls()))/float64(b.N), "aws-calls/op")
 	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "wall-ms/op")
 }
+
+// TestE2ENoCredentialsSaysWhatToDo: with no credentials in the SDK's chain,
+// the plan says how to provide them instead of only the chain's errors.
+func TestE2ENoCredentialsSaysWhatToDo(t *testing.T) {
+	x := newWorld(t)
+	none := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{}, errors.New("failed to refresh cached credentials, no EC2 IMDS role found")
+	})
+	e := x.engine()
+	e.AWS = awsapi.New(x.w.ConfigFor(none))
+	st, err := stack.Build(x.env("demo"), e2eKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Plan(context.Background(), st)
+	if err == nil || !strings.Contains(err.Error(), "no AWS credentials found") || !strings.Contains(err.Error(), "AWS_PROFILE") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(x.w.Calls()); n != 0 {
+		t.Fatalf("%d calls reached AWS without credentials", n)
+	}
+}

@@ -243,6 +243,9 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 		})
 		if err != nil {
 			stsErr = fmt.Errorf("check AWS account (sts GetCallerIdentity): %w", err)
+			if awserr.IsNoCredentials(err) {
+				stsErr = fmt.Errorf("%s\n(%w)", awserr.CredentialsHint, err)
+			}
 		}
 	}()
 	batches, singles := e.readBatches(p)
