@@ -127,20 +127,30 @@ func (r *run) selectEnvs(ctx context.Context, all []*envFile, pr *prInfo, push *
 	return r.affected(all, ch), nil
 }
 
-func (r *run) planFlow(ctx context.Context) error {
-	pr, push, done, err := r.scope()
+// selectAffected reads the event, the environment files and which of them the
+// event affects, and reports the selection; done means there is nothing to
+// do (e.g. a fork's pull request).
+func (r *run) selectAffected(ctx context.Context) (sel selection, pr *prInfo, push *pushInfo, done bool, err error) {
+	pr, push, done, err = r.scope()
 	if err != nil || done {
-		return err
+		return selection{}, nil, nil, done, err
 	}
 	all, err := r.discover()
 	if err != nil {
-		return err
+		return selection{}, nil, nil, false, err
 	}
-	sel, err := r.selectEnvs(ctx, all, pr, push)
-	if err != nil {
-		return err
+	if sel, err = r.selectEnvs(ctx, all, pr, push); err != nil {
+		return selection{}, nil, nil, false, err
 	}
 	r.reportSelection(sel)
+	return sel, pr, push, false, nil
+}
+
+func (r *run) planFlow(ctx context.Context) error {
+	sel, pr, _, done, err := r.selectAffected(ctx)
+	if err != nil || done {
+		return err
+	}
 
 	head := r.ghctx.SHA
 	if pr != nil {
@@ -176,19 +186,9 @@ func (r *run) planFlow(ctx context.Context) error {
 // output), with no AWS call: a workflow uses it to fan out one job per
 // environment, each with its own `environment:` protection and concurrency.
 func (r *run) affectedFlow(ctx context.Context) error {
-	pr, push, done, err := r.scope()
-	if err != nil || done {
+	if _, _, _, done, err := r.selectAffected(ctx); err != nil || done {
 		return err
 	}
-	all, err := r.discover()
-	if err != nil {
-		return err
-	}
-	sel, err := r.selectEnvs(ctx, all, pr, push)
-	if err != nil {
-		return err
-	}
-	r.reportSelection(sel)
 	r.outcome = "no_changes"
 	return nil
 }
