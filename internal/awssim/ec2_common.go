@@ -125,13 +125,9 @@ func (w *World) ec2Tick() {
 // natGone finishes a NAT gateway's deletion: its ENI and the address
 // association go away, routes to it become blackholes.
 func (w *World) natGone(g *NatGateway) {
-	n := w.ec2NetState()
 	g.State = types.NatGatewayStateDeleted
 	g.ForgetAt = g.GoneAt.Add(NATDeletedVisibleFor)
-	delete(w.EC2State().ENIs, g.ENIID)
-	if a, ok := n.Addresses[g.AllocationID]; ok && a.NATID == g.ID {
-		a.NATID, a.ENIID, a.AssociationID = "", "", ""
-	}
+	w.natRelease(g)
 }
 
 func ec2Tags(m map[string]string) []types.Tag {
@@ -207,6 +203,75 @@ func ec2MatchFilters(filters []types.Filter, tags map[string]string, get ec2Filt
 		}
 	}
 	return true, nil
+}
+
+// ec2Describe is what an EC2 Describe call asks for: every requested id
+// must exist (byID answers the type's NotFound error), then the resources
+// are listed in id order, only the requested ones (all when none is), and
+// only those matching every filter.
+type ec2Describe[T any] struct {
+	all map[string]*T
+	ids []string
+	// byID is nil where EC2 does not check the requested ids
+	// (DescribeAvailabilityZones' ZoneNames only select).
+	byID func(id string) (*T, error)
+	// keep, when set, is the call's other selector (GroupNames, PublicIps).
+	keep    func(*T) bool
+	filters []types.Filter
+	// tags is nil for a type without tags (network interfaces, zones).
+	tags func(*T) map[string]string
+	// attr answers a non-tag filter's values; ok=false means the filter
+	// name is not supported for this type (ec2FilterFn).
+	attr func(r *T, filter string) (values []string, ok bool)
+}
+
+// describeEC2 runs d and returns the SDK shape of each resource it selects
+// (nil when none), or the first NotFound or InvalidParameterValue error.
+func describeEC2[T, O any](d ec2Describe[T], shape func(*T) O) ([]O, error) {
+	if d.byID != nil {
+		for _, id := range d.ids {
+			if _, err := d.byID(id); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var out []O
+	for _, id := range ec2SortedKeys(d.all) {
+		r := d.all[id]
+		if len(d.ids) > 0 && !ec2Contains(d.ids, id) {
+			continue
+		}
+		if d.keep != nil && !d.keep(r) {
+			continue
+		}
+		var tags map[string]string
+		if d.tags != nil {
+			tags = d.tags(r)
+		}
+		ok, err := ec2MatchFilters(d.filters, tags, func(name string) ([]string, bool) { return d.attr(r, name) })
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, shape(r))
+		}
+	}
+	return out, nil
+}
+
+// ec2Find looks id up in all; a missing id is the type's NotFound code with
+// EC2's message "The <kind> ID '<id>' does not exist".
+func ec2Find[T any](all map[string]*T, id, code, kind string) (*T, error) {
+	if r, ok := all[id]; ok {
+		return r, nil
+	}
+	return nil, Err(code, fmt.Sprintf("The %s ID '%s' does not exist", kind, id))
+}
+
+// ec2DependencyViolation is EC2's refusal to delete a resource something
+// still uses or that is still attached (reference/aws-ecs.md §5).
+func ec2DependencyViolation(kind, id string) error {
+	return Err("DependencyViolation", fmt.Sprintf("The %s '%s' has dependencies and cannot be deleted.", kind, id))
 }
 
 func ec2AnyMatch(patterns, values []string) bool {
@@ -290,51 +355,63 @@ func (w *World) azsOf() []string {
 }
 
 // ec2ResourceTags returns the tag map of any EC2 resource id, for
-// CreateTags/DeleteTags.
+// CreateTags/DeleteTags and resource-level authorization; an unknown id is
+// its type's NotFound error, as in EC2.
 func (w *World) ec2ResourceTags(id string) (map[string]string, error) {
-	s := w.EC2State()
-	n := w.ec2NetState()
-	notFound := func(code, kind string) error {
-		return Err(code, fmt.Sprintf("The %s ID '%s' does not exist", kind, id))
-	}
 	switch {
 	case strings.HasPrefix(id, "vpc-"):
-		if v, ok := s.VPCs[id]; ok {
-			return v.Tags, nil
-		}
-		return nil, notFound("InvalidVpcID.NotFound", "vpc")
+		return ec2TagsOf(w.vpcByID(id))
 	case strings.HasPrefix(id, "subnet-"):
-		if v, ok := s.Subnets[id]; ok {
-			return v.Tags, nil
-		}
-		return nil, notFound("InvalidSubnetID.NotFound", "subnet")
+		return ec2TagsOf(w.subnetByID(id))
 	case strings.HasPrefix(id, "sg-"):
-		if v, ok := s.SecurityGroups[id]; ok {
-			return v.Tags, nil
-		}
-		return nil, Err("InvalidGroup.NotFound", fmt.Sprintf("The security group '%s' does not exist", id))
+		return ec2TagsOf(w.sgByID(id))
 	case strings.HasPrefix(id, "igw-"):
-		if v, ok := n.IGWs[id]; ok {
-			return v.Tags, nil
-		}
-		return nil, notFound("InvalidInternetGatewayID.NotFound", "internetGateway")
+		return ec2TagsOf(w.igwByID(id))
 	case strings.HasPrefix(id, "rtb-"):
-		if v, ok := n.RouteTables[id]; ok {
-			return v.Tags, nil
-		}
-		return nil, notFound("InvalidRouteTableID.NotFound", "routeTable")
+		return ec2TagsOf(w.rtByID(id))
 	case strings.HasPrefix(id, "eipalloc-"):
-		if v, ok := n.Addresses[id]; ok {
-			return v.Tags, nil
-		}
-		return nil, notFound("InvalidAllocationID.NotFound", "allocation")
+		return ec2TagsOf(w.addressByID(id))
 	case strings.HasPrefix(id, "nat-"):
-		if v, ok := n.NATs[id]; ok && v.State != types.NatGatewayStateDeleted {
-			return v.Tags, nil
+		// A deleted NAT gateway is still described but can no longer be tagged.
+		if g, err := w.natByID(id); err != nil || g.State == types.NatGatewayStateDeleted {
+			return nil, natNotFound(id)
 		}
-		return nil, Err("NatGatewayNotFound", fmt.Sprintf("The Nat Gateway %s was not found", id))
+		return ec2TagsOf(w.natByID(id))
 	}
 	return nil, Err("InvalidID", fmt.Sprintf("The ID '%s' is not valid", id))
+}
+
+// ec2Tagged is an EC2 resource type with tags; tagMap returns the map
+// itself, so CreateTags/DeleteTags change the resource.
+type ec2Tagged interface{ tagMap() map[string]string }
+
+func (v *VPC) tagMap() map[string]string             { return v.Tags }
+func (sn *Subnet) tagMap() map[string]string         { return sn.Tags }
+func (sg *SecurityGroup) tagMap() map[string]string  { return sg.Tags }
+func (g *InternetGateway) tagMap() map[string]string { return g.Tags }
+func (rt *RouteTable) tagMap() map[string]string     { return rt.Tags }
+func (a *Address) tagMap() map[string]string         { return a.Tags }
+func (g *NatGateway) tagMap() map[string]string      { return g.Tags }
+
+func ec2TagsOf[T ec2Tagged](r T, err error) (map[string]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	return r.tagMap(), nil
+}
+
+// ec2TagMapsOf resolves the tag maps of all ids before CreateTags/DeleteTags
+// changes any: one unknown id fails the whole call and changes nothing.
+func (w *World) ec2TagMapsOf(ids []string) ([]map[string]string, error) {
+	var maps []map[string]string
+	for _, id := range ids {
+		m, err := w.ec2ResourceTags(id)
+		if err != nil {
+			return nil, err
+		}
+		maps = append(maps, m)
+	}
+	return maps, nil
 }
 
 func ec2Need(v *string, field string) (string, error) {

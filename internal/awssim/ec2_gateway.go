@@ -29,10 +29,7 @@ func init() {
 }
 
 func (w *World) igwByID(id string) (*InternetGateway, error) {
-	if g, ok := w.ec2NetState().IGWs[id]; ok {
-		return g, nil
-	}
-	return nil, Err("InvalidInternetGatewayID.NotFound", fmt.Sprintf("The internetGateway ID '%s' does not exist", id))
+	return ec2Find(w.ec2NetState().IGWs, id, "InvalidInternetGatewayID.NotFound", "internetGateway")
 }
 
 func createInternetGateway(_ context.Context, w *World, in *ec2.CreateInternetGatewayInput) (*ec2.CreateInternetGatewayOutput, error) {
@@ -106,7 +103,7 @@ func deleteInternetGateway(_ context.Context, w *World, in *ec2.DeleteInternetGa
 		return nil, err
 	}
 	if g.VPCID != "" {
-		return nil, Err("DependencyViolation", fmt.Sprintf("The internetGateway '%s' has dependencies and cannot be deleted.", g.ID))
+		return nil, ec2DependencyViolation("internetGateway", g.ID)
 	}
 	delete(w.ec2NetState().IGWs, g.ID)
 	return &ec2.DeleteInternetGatewayOutput{}, nil
@@ -114,52 +111,39 @@ func deleteInternetGateway(_ context.Context, w *World, in *ec2.DeleteInternetGa
 
 func describeInternetGateways(_ context.Context, w *World, in *ec2.DescribeInternetGatewaysInput) (*ec2.DescribeInternetGatewaysOutput, error) {
 	w.ec2Tick()
-	n := w.ec2NetState()
-	for _, id := range in.InternetGatewayIds {
-		if _, err := w.igwByID(id); err != nil {
-			return nil, err
-		}
+	igws, err := describeEC2(ec2Describe[InternetGateway]{all: w.ec2NetState().IGWs, ids: in.InternetGatewayIds, byID: w.igwByID,
+		filters: in.Filters, tags: (*InternetGateway).tagMap, attr: w.igwFilter},
+		func(g *InternetGateway) types.InternetGateway { return *w.igwOut(g) })
+	if err != nil {
+		return nil, err
 	}
-	out := &ec2.DescribeInternetGatewaysOutput{}
-	for _, id := range ec2SortedKeys(n.IGWs) {
-		g := n.IGWs[id]
-		if len(in.InternetGatewayIds) > 0 && !ec2Contains(in.InternetGatewayIds, id) {
-			continue
+	return &ec2.DescribeInternetGatewaysOutput{InternetGateways: igws}, nil
+}
+
+// igwFilter answers DescribeInternetGateways' filters; a detached gateway
+// has no attachment values.
+func (w *World) igwFilter(g *InternetGateway, name string) ([]string, bool) {
+	switch name {
+	case "internet-gateway-id":
+		return ec2One(g.ID), true
+	case "attachment.vpc-id":
+		if g.VPCID == "" {
+			return nil, true
 		}
-		ok, err := ec2MatchFilters(in.Filters, g.Tags, func(name string) ([]string, bool) {
-			switch name {
-			case "internet-gateway-id":
-				return ec2One(g.ID), true
-			case "attachment.vpc-id":
-				if g.VPCID == "" {
-					return nil, true
-				}
-				return ec2One(g.VPCID), true
-			case "attachment.state":
-				if g.VPCID == "" {
-					return nil, true
-				}
-				return ec2One("available"), true
-			case "owner-id":
-				return ec2One(w.Account), true
-			}
-			return nil, false
-		})
-		if err != nil {
-			return nil, err
+		return ec2One(g.VPCID), true
+	case "attachment.state":
+		if g.VPCID == "" {
+			return nil, true
 		}
-		if ok {
-			out.InternetGateways = append(out.InternetGateways, *w.igwOut(g))
-		}
+		return ec2One("available"), true
+	case "owner-id":
+		return ec2One(w.Account), true
 	}
-	return out, nil
+	return nil, false
 }
 
 func (w *World) rtByID(id string) (*RouteTable, error) {
-	if rt, ok := w.ec2NetState().RouteTables[id]; ok {
-		return rt, nil
-	}
-	return nil, Err("InvalidRouteTableID.NotFound", fmt.Sprintf("The routeTable ID '%s' does not exist", id))
+	return ec2Find(w.ec2NetState().RouteTables, id, "InvalidRouteTableID.NotFound", "routeTable")
 }
 
 func createRouteTable(_ context.Context, w *World, in *ec2.CreateRouteTableInput) (*ec2.CreateRouteTableOutput, error) {
@@ -229,63 +213,51 @@ func (w *World) rtOut(rt *RouteTable) types.RouteTable {
 
 func describeRouteTables(_ context.Context, w *World, in *ec2.DescribeRouteTablesInput) (*ec2.DescribeRouteTablesOutput, error) {
 	w.ec2Tick()
-	n := w.ec2NetState()
-	for _, id := range in.RouteTableIds {
-		if _, err := w.rtByID(id); err != nil {
-			return nil, err
-		}
+	tables, err := describeEC2(ec2Describe[RouteTable]{all: w.ec2NetState().RouteTables, ids: in.RouteTableIds, byID: w.rtByID,
+		filters: in.Filters, tags: (*RouteTable).tagMap, attr: w.rtFilter}, w.rtOut)
+	if err != nil {
+		return nil, err
 	}
-	out := &ec2.DescribeRouteTablesOutput{}
-	for _, id := range ec2SortedKeys(n.RouteTables) {
-		rt := n.RouteTables[id]
-		if len(in.RouteTableIds) > 0 && !ec2Contains(in.RouteTableIds, id) {
-			continue
+	return &ec2.DescribeRouteTablesOutput{RouteTables: tables}, nil
+}
+
+// rtFilter answers DescribeRouteTables' filters.
+func (w *World) rtFilter(rt *RouteTable, name string) ([]string, bool) {
+	switch name {
+	case "route-table-id":
+		return ec2One(rt.ID), true
+	case "vpc-id":
+		return ec2One(rt.VPCID), true
+	case "association.main":
+		return ec2One(ec2BoolStr(rt.Main)), true
+	case "association.subnet-id":
+		var v []string
+		for _, s := range rt.Associations {
+			v = append(v, s)
 		}
-		ok, err := ec2MatchFilters(in.Filters, rt.Tags, func(name string) ([]string, bool) {
-			switch name {
-			case "route-table-id":
-				return ec2One(rt.ID), true
-			case "vpc-id":
-				return ec2One(rt.VPCID), true
-			case "association.main":
-				return ec2One(ec2BoolStr(rt.Main)), true
-			case "association.subnet-id":
-				var v []string
-				for _, s := range rt.Associations {
-					v = append(v, s)
-				}
-				return v, true
-			case "association.route-table-association-id":
-				v := ec2SortedKeys(rt.Associations)
-				if rt.Main {
-					v = append(v, rt.MainAssocID)
-				}
-				return v, true
-			case "route.destination-cidr-block":
-				var v []string
-				for _, r := range rt.Routes {
-					v = append(v, r.Destination)
-				}
-				return v, true
-			case "route.gateway-id", "route.nat-gateway-id":
-				var v []string
-				for _, r := range rt.Routes {
-					v = append(v, r.Target)
-				}
-				return v, true
-			case "owner-id":
-				return ec2One(w.Account), true
-			}
-			return nil, false
-		})
-		if err != nil {
-			return nil, err
+		return v, true
+	case "association.route-table-association-id":
+		v := ec2SortedKeys(rt.Associations)
+		if rt.Main {
+			v = append(v, rt.MainAssocID)
 		}
-		if ok {
-			out.RouteTables = append(out.RouteTables, w.rtOut(rt))
+		return v, true
+	case "route.destination-cidr-block":
+		var v []string
+		for _, r := range rt.Routes {
+			v = append(v, r.Destination)
 		}
+		return v, true
+	case "route.gateway-id", "route.nat-gateway-id":
+		var v []string
+		for _, r := range rt.Routes {
+			v = append(v, r.Target)
+		}
+		return v, true
+	case "owner-id":
+		return ec2One(w.Account), true
 	}
-	return out, nil
+	return nil, false
 }
 
 // deleteRouteTable refuses the main table and any table still associated
@@ -297,7 +269,7 @@ func deleteRouteTable(_ context.Context, w *World, in *ec2.DeleteRouteTableInput
 		return nil, err
 	}
 	if rt.Main || len(rt.Associations) > 0 {
-		return nil, Err("DependencyViolation", fmt.Sprintf("The routeTable '%s' has dependencies and cannot be deleted.", rt.ID))
+		return nil, ec2DependencyViolation("routeTable", rt.ID)
 	}
 	delete(w.ec2NetState().RouteTables, rt.ID)
 	return &ec2.DeleteRouteTableOutput{}, nil
@@ -306,7 +278,6 @@ func deleteRouteTable(_ context.Context, w *World, in *ec2.DeleteRouteTableInput
 // routeTarget checks a route's target the way EC2 does: an internet gateway
 // must be attached to the table's VPC; a NAT gateway must exist in it.
 func (w *World) routeTarget(rt *RouteTable, gatewayID, natID *string) (string, error) {
-	n := w.ec2NetState()
 	switch {
 	case aws.ToString(gatewayID) != "" && aws.ToString(natID) != "":
 		return "", Err("InvalidParameterCombination", "More than one target specified for the route")
@@ -322,9 +293,9 @@ func (w *World) routeTarget(rt *RouteTable, gatewayID, natID *string) (string, e
 		return id, nil
 	case aws.ToString(natID) != "":
 		id := *natID
-		g, ok := n.NATs[id]
-		if !ok || g.State == types.NatGatewayStateDeleted {
-			return "", Err("NatGatewayNotFound", fmt.Sprintf("The Nat Gateway %s was not found", id))
+		g, err := w.natByID(id)
+		if err != nil || g.State == types.NatGatewayStateDeleted {
+			return "", natNotFound(id)
 		}
 		if g.VPCID != rt.VPCID {
 			return "", Err("InvalidParameterValue", fmt.Sprintf("route table %s and NAT gateway %s belong to different networks", rt.ID, id))

@@ -22,10 +22,7 @@ func init() {
 }
 
 func (w *World) addressByID(id string) (*Address, error) {
-	if a, ok := w.ec2NetState().Addresses[id]; ok {
-		return a, nil
-	}
-	return nil, Err("InvalidAllocationID.NotFound", fmt.Sprintf("The allocation ID '%s' does not exist", id))
+	return ec2Find(w.ec2NetState().Addresses, id, "InvalidAllocationID.NotFound", "allocation")
 }
 
 func allocateAddress(_ context.Context, w *World, in *ec2.AllocateAddressInput) (*ec2.AllocateAddressOutput, error) {
@@ -85,46 +82,35 @@ func (w *World) addressOut(a *Address) types.Address {
 
 func describeAddresses(_ context.Context, w *World, in *ec2.DescribeAddressesInput) (*ec2.DescribeAddressesOutput, error) {
 	w.ec2Tick()
-	n := w.ec2NetState()
-	for _, id := range in.AllocationIds {
-		if _, err := w.addressByID(id); err != nil {
-			return nil, err
-		}
+	d := ec2Describe[Address]{all: w.ec2NetState().Addresses, ids: in.AllocationIds, byID: w.addressByID,
+		filters: in.Filters, tags: (*Address).tagMap, attr: w.addressFilter}
+	if len(in.PublicIps) > 0 {
+		d.keep = func(a *Address) bool { return ec2Contains(in.PublicIps, a.PublicIP) }
 	}
-	out := &ec2.DescribeAddressesOutput{}
-	for _, id := range ec2SortedKeys(n.Addresses) {
-		a := n.Addresses[id]
-		if len(in.AllocationIds) > 0 && !ec2Contains(in.AllocationIds, id) {
-			continue
-		}
-		if len(in.PublicIps) > 0 && !ec2Contains(in.PublicIps, a.PublicIP) {
-			continue
-		}
-		ok, err := ec2MatchFilters(in.Filters, a.Tags, func(name string) ([]string, bool) {
-			switch name {
-			case "allocation-id":
-				return ec2One(a.AllocationID), true
-			case "public-ip":
-				return ec2One(a.PublicIP), true
-			case "domain":
-				return ec2One("vpc"), true
-			case "association-id":
-				return ec2One(a.AssociationID), true
-			case "network-interface-id":
-				return ec2One(a.ENIID), true
-			case "network-border-group":
-				return ec2One(w.Region), true
-			}
-			return nil, false
-		})
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out.Addresses = append(out.Addresses, w.addressOut(a))
-		}
+	addresses, err := describeEC2(d, w.addressOut)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return &ec2.DescribeAddressesOutput{Addresses: addresses}, nil
+}
+
+// addressFilter answers DescribeAddresses' filters.
+func (w *World) addressFilter(a *Address, name string) ([]string, bool) {
+	switch name {
+	case "allocation-id":
+		return ec2One(a.AllocationID), true
+	case "public-ip":
+		return ec2One(a.PublicIP), true
+	case "domain":
+		return ec2One("vpc"), true
+	case "association-id":
+		return ec2One(a.AssociationID), true
+	case "network-interface-id":
+		return ec2One(a.ENIID), true
+	case "network-border-group":
+		return ec2One(w.Region), true
+	}
+	return nil, false
 }
 
 // createNatGateway makes a public NAT gateway that is `pending` for
@@ -198,6 +184,12 @@ func (w *World) natFail(g *NatGateway) {
 	g.FailureCode = "Gateway.NotAttached"
 	g.FailureMessage = fmt.Sprintf("Network %s has no Internet gateway attached", g.VPCID)
 	g.ForgetAt = g.ReadyAt.Add(NATDeletedVisibleFor)
+	w.natRelease(g)
+}
+
+// natRelease removes a failed or deleted gateway's interface and frees its
+// Elastic IP. Callers hold w.Mu.
+func (w *World) natRelease(g *NatGateway) {
 	delete(w.EC2State().ENIs, g.ENIID)
 	if a, ok := w.ec2NetState().Addresses[g.AllocationID]; ok && a.NATID == g.ID {
 		a.NATID, a.ENIID, a.AssociationID = "", "", ""
@@ -246,9 +238,9 @@ func (w *World) natOut(g *NatGateway) types.NatGateway {
 func deleteNatGateway(_ context.Context, w *World, in *ec2.DeleteNatGatewayInput) (*ec2.DeleteNatGatewayOutput, error) {
 	w.ec2Tick()
 	id := aws.ToString(in.NatGatewayId)
-	g, ok := w.ec2NetState().NATs[id]
-	if !ok {
-		return nil, Err("NatGatewayNotFound", fmt.Sprintf("The Nat Gateway %s was not found", id))
+	g, err := w.natByID(id)
+	if err != nil {
+		return nil, err
 	}
 	switch g.State {
 	case types.NatGatewayStatePending, types.NatGatewayStateAvailable:
@@ -262,37 +254,38 @@ func deleteNatGateway(_ context.Context, w *World, in *ec2.DeleteNatGatewayInput
 
 func describeNatGateways(_ context.Context, w *World, in *ec2.DescribeNatGatewaysInput) (*ec2.DescribeNatGatewaysOutput, error) {
 	w.ec2Tick()
-	n := w.ec2NetState()
-	for _, id := range in.NatGatewayIds {
-		if _, ok := n.NATs[id]; !ok {
-			return nil, Err("NatGatewayNotFound", fmt.Sprintf("The Nat Gateway %s was not found", id))
-		}
+	// Deleted gateways are still described for NATDeletedVisibleFor.
+	gateways, err := describeEC2(ec2Describe[NatGateway]{all: w.ec2NetState().NATs, ids: in.NatGatewayIds, byID: w.natByID,
+		filters: in.Filter, tags: (*NatGateway).tagMap, attr: natFilter}, w.natOut)
+	if err != nil {
+		return nil, err
 	}
-	out := &ec2.DescribeNatGatewaysOutput{}
-	for _, id := range ec2SortedKeys(n.NATs) {
-		g := n.NATs[id]
-		if len(in.NatGatewayIds) > 0 && !ec2Contains(in.NatGatewayIds, id) {
-			continue
-		}
-		ok, err := ec2MatchFilters(in.Filter, g.Tags, func(name string) ([]string, bool) {
-			switch name {
-			case "nat-gateway-id":
-				return ec2One(g.ID), true
-			case "state":
-				return ec2One(string(g.State)), true
-			case "subnet-id":
-				return ec2One(g.SubnetID), true
-			case "vpc-id":
-				return ec2One(g.VPCID), true
-			}
-			return nil, false
-		})
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out.NatGateways = append(out.NatGateways, w.natOut(g))
-		}
+	return &ec2.DescribeNatGatewaysOutput{NatGateways: gateways}, nil
+}
+
+// natByID finds a NAT gateway that EC2 still describes, deleted ones too.
+func (w *World) natByID(id string) (*NatGateway, error) {
+	if g, ok := w.ec2NetState().NATs[id]; ok {
+		return g, nil
 	}
-	return out, nil
+	return nil, natNotFound(id)
+}
+
+func natNotFound(id string) error {
+	return Err("NatGatewayNotFound", fmt.Sprintf("The Nat Gateway %s was not found", id))
+}
+
+// natFilter answers DescribeNatGateways' filters.
+func natFilter(g *NatGateway, name string) ([]string, bool) {
+	switch name {
+	case "nat-gateway-id":
+		return ec2One(g.ID), true
+	case "state":
+		return ec2One(string(g.State)), true
+	case "subnet-id":
+		return ec2One(g.SubnetID), true
+	case "vpc-id":
+		return ec2One(g.VPCID), true
+	}
+	return nil, false
 }

@@ -156,50 +156,39 @@ func (w *World) sgOut(sg *SecurityGroup) types.SecurityGroup {
 
 func describeSecurityGroups(_ context.Context, w *World, in *ec2.DescribeSecurityGroupsInput) (*ec2.DescribeSecurityGroupsOutput, error) {
 	w.ec2Tick()
-	s := w.EC2State()
-	for _, id := range in.GroupIds {
-		if _, err := w.sgByID(id); err != nil {
-			return nil, err
-		}
+	d := ec2Describe[SecurityGroup]{all: w.EC2State().SecurityGroups, ids: in.GroupIds, byID: w.sgByID,
+		filters: in.Filters, tags: (*SecurityGroup).tagMap, attr: w.sgFilter}
+	if len(in.GroupNames) > 0 {
+		d.keep = func(sg *SecurityGroup) bool { return ec2Contains(in.GroupNames, sg.Name) }
 	}
-	out := &ec2.DescribeSecurityGroupsOutput{}
-	for _, id := range ec2SortedKeys(s.SecurityGroups) {
-		sg := s.SecurityGroups[id]
-		if len(in.GroupIds) > 0 && !ec2Contains(in.GroupIds, id) {
-			continue
-		}
-		if len(in.GroupNames) > 0 && !ec2Contains(in.GroupNames, sg.Name) {
-			continue
-		}
-		ok, err := ec2MatchFilters(in.Filters, sg.Tags, func(name string) ([]string, bool) {
-			switch name {
-			case "group-id":
-				return ec2One(sg.ID), true
-			case "group-name":
-				return ec2One(sg.Name), true
-			case "vpc-id":
-				return ec2One(sg.VPCID), true
-			case "description":
-				return ec2One(sg.Description), true
-			case "owner-id":
-				return ec2One(w.Account), true
-			case "egress.ip-permission.cidr":
-				var v []string
-				for _, r := range sg.Egress {
-					v = append(v, r[strings.LastIndex(r, ":")+1:])
-				}
-				return v, true
-			}
-			return nil, false
-		})
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out.SecurityGroups = append(out.SecurityGroups, w.sgOut(sg))
-		}
+	groups, err := describeEC2(d, w.sgOut)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return &ec2.DescribeSecurityGroupsOutput{SecurityGroups: groups}, nil
+}
+
+// sgFilter answers DescribeSecurityGroups' filters.
+func (w *World) sgFilter(sg *SecurityGroup, name string) ([]string, bool) {
+	switch name {
+	case "group-id":
+		return ec2One(sg.ID), true
+	case "group-name":
+		return ec2One(sg.Name), true
+	case "vpc-id":
+		return ec2One(sg.VPCID), true
+	case "description":
+		return ec2One(sg.Description), true
+	case "owner-id":
+		return ec2One(w.Account), true
+	case "egress.ip-permission.cidr":
+		var v []string
+		for _, r := range sg.Egress {
+			v = append(v, r[strings.LastIndex(r, ":")+1:])
+		}
+		return v, true
+	}
+	return nil, false
 }
 
 // deleteSecurityGroup refuses while any network interface uses the group,
@@ -264,15 +253,7 @@ func authorizeSecurityGroupIngress(_ context.Context, w *World, in *ec2.Authoriz
 	if err != nil {
 		return nil, err
 	}
-	perms := in.IpPermissions
-	if len(perms) == 0 && in.IpProtocol != nil {
-		// The flat form (IpProtocol, FromPort, ToPort, CidrIp).
-		p := types.IpPermission{IpProtocol: in.IpProtocol, FromPort: in.FromPort, ToPort: in.ToPort}
-		if in.CidrIp != nil {
-			p.IpRanges = []types.IpRange{{CidrIp: in.CidrIp}}
-		}
-		perms = []types.IpPermission{p}
-	}
+	perms := sgIngressPermissions(in.IpPermissions, in.IpProtocol, in.FromPort, in.ToPort, in.CidrIp)
 	rules, err := sgAuthorize(w, sg, &sg.Ingress, perms, false)
 	if err != nil {
 		return nil, err
@@ -290,18 +271,24 @@ func revokeSecurityGroupIngress(_ context.Context, w *World, in *ec2.RevokeSecur
 	if err != nil {
 		return nil, err
 	}
-	perms := in.IpPermissions
-	if len(perms) == 0 && in.IpProtocol != nil {
-		p := types.IpPermission{IpProtocol: in.IpProtocol, FromPort: in.FromPort, ToPort: in.ToPort}
-		if in.CidrIp != nil {
-			p.IpRanges = []types.IpRange{{CidrIp: in.CidrIp}}
-		}
-		perms = []types.IpPermission{p}
-	}
+	perms := sgIngressPermissions(in.IpPermissions, in.IpProtocol, in.FromPort, in.ToPort, in.CidrIp)
 	if err := sgRevoke(&sg.Ingress, perms); err != nil {
 		return nil, err
 	}
 	return &ec2.RevokeSecurityGroupIngressOutput{Return: aws.Bool(true)}, nil
+}
+
+// sgIngressPermissions returns the permissions of an ingress call: its
+// IpPermissions, else the flat form (IpProtocol, FromPort, ToPort, CidrIp).
+func sgIngressPermissions(perms []types.IpPermission, proto *string, from, to *int32, cidr *string) []types.IpPermission {
+	if len(perms) > 0 || proto == nil {
+		return perms
+	}
+	p := types.IpPermission{IpProtocol: proto, FromPort: from, ToPort: to}
+	if cidr != nil {
+		p.IpRanges = []types.IpRange{{CidrIp: cidr}}
+	}
+	return []types.IpPermission{p}
 }
 
 // sgAuthorize adds the rules of perms to *have, all or none:
@@ -350,51 +337,43 @@ func sgRevoke(have *[]string, perms []types.IpPermission) error {
 
 func describeNetworkInterfaces(_ context.Context, w *World, in *ec2.DescribeNetworkInterfacesInput) (*ec2.DescribeNetworkInterfacesOutput, error) {
 	w.ec2Tick()
-	s := w.EC2State()
-	for _, id := range in.NetworkInterfaceIds {
-		if _, ok := s.ENIs[id]; !ok {
-			return nil, Err("InvalidNetworkInterfaceID.NotFound", fmt.Sprintf("The networkInterface ID '%s' does not exist", id))
-		}
+	enis, err := describeEC2(ec2Describe[ENI]{all: w.EC2State().ENIs, ids: in.NetworkInterfaceIds, byID: w.eniByID,
+		filters: in.Filters, attr: eniFilter}, w.eniOut)
+	if err != nil {
+		return nil, err
 	}
-	out := &ec2.DescribeNetworkInterfacesOutput{}
-	for _, id := range ec2SortedKeys(s.ENIs) {
-		e := s.ENIs[id]
-		if len(in.NetworkInterfaceIds) > 0 && !ec2Contains(in.NetworkInterfaceIds, id) {
-			continue
-		}
-		ok, err := ec2MatchFilters(in.Filters, nil, func(name string) ([]string, bool) {
-			switch name {
-			case "network-interface-id":
-				return ec2One(e.ID), true
-			case "group-id":
-				return e.GroupIDs, true
-			case "subnet-id":
-				return ec2One(e.SubnetID), true
-			case "vpc-id":
-				return ec2One(e.VPCID), true
-			case "status":
-				return ec2One(e.Status), true
-			case "description":
-				return ec2One(e.Description), true
-			case "requester-id":
-				return ec2One(e.RequesterID), true
-			case "interface-type":
-				return ec2One(e.InterfaceType), true
-			case "association.public-ip":
-				return ec2One(e.PublicIP), true
-			case "private-ip-address", "addresses.private-ip-address":
-				return ec2One(e.PrivateIP), true
-			}
-			return nil, false
-		})
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out.NetworkInterfaces = append(out.NetworkInterfaces, w.eniOut(e))
-		}
+	return &ec2.DescribeNetworkInterfacesOutput{NetworkInterfaces: enis}, nil
+}
+
+func (w *World) eniByID(id string) (*ENI, error) {
+	return ec2Find(w.EC2State().ENIs, id, "InvalidNetworkInterfaceID.NotFound", "networkInterface")
+}
+
+// eniFilter answers DescribeNetworkInterfaces' filters.
+func eniFilter(e *ENI, name string) ([]string, bool) {
+	switch name {
+	case "network-interface-id":
+		return ec2One(e.ID), true
+	case "group-id":
+		return e.GroupIDs, true
+	case "subnet-id":
+		return ec2One(e.SubnetID), true
+	case "vpc-id":
+		return ec2One(e.VPCID), true
+	case "status":
+		return ec2One(e.Status), true
+	case "description":
+		return ec2One(e.Description), true
+	case "requester-id":
+		return ec2One(e.RequesterID), true
+	case "interface-type":
+		return ec2One(e.InterfaceType), true
+	case "association.public-ip":
+		return ec2One(e.PublicIP), true
+	case "private-ip-address", "addresses.private-ip-address":
+		return ec2One(e.PrivateIP), true
 	}
-	return out, nil
+	return nil, false
 }
 
 func (w *World) eniOut(e *ENI) types.NetworkInterface {

@@ -76,49 +76,35 @@ func (w *World) vpcOut(v *VPC) *types.Vpc {
 }
 
 func (w *World) vpcByID(id string) (*VPC, error) {
-	if v, ok := w.EC2State().VPCs[id]; ok {
-		return v, nil
-	}
-	return nil, Err("InvalidVpcID.NotFound", fmt.Sprintf("The vpc ID '%s' does not exist", id))
+	return ec2Find(w.EC2State().VPCs, id, "InvalidVpcID.NotFound", "vpc")
 }
 
 func describeVpcs(_ context.Context, w *World, in *ec2.DescribeVpcsInput) (*ec2.DescribeVpcsOutput, error) {
 	w.ec2Tick()
-	s := w.EC2State()
-	for _, id := range in.VpcIds {
-		if _, err := w.vpcByID(id); err != nil {
-			return nil, err
-		}
+	vpcs, err := describeEC2(ec2Describe[VPC]{all: w.EC2State().VPCs, ids: in.VpcIds, byID: w.vpcByID,
+		filters: in.Filters, tags: (*VPC).tagMap, attr: w.vpcFilter},
+		func(v *VPC) types.Vpc { return *w.vpcOut(v) })
+	if err != nil {
+		return nil, err
 	}
-	out := &ec2.DescribeVpcsOutput{}
-	for _, id := range ec2SortedKeys(s.VPCs) {
-		v := s.VPCs[id]
-		if len(in.VpcIds) > 0 && !ec2Contains(in.VpcIds, id) {
-			continue
-		}
-		ok, err := ec2MatchFilters(in.Filters, v.Tags, func(name string) ([]string, bool) {
-			switch name {
-			case "vpc-id":
-				return ec2One(v.ID), true
-			case "cidr", "cidr-block-association.cidr-block":
-				return ec2One(v.CIDR), true
-			case "state":
-				return ec2One(v.State), true
-			case "is-default", "isDefault":
-				return ec2One(ec2BoolStr(v.IsDefault)), true
-			case "owner-id":
-				return ec2One(w.Account), true
-			}
-			return nil, false
-		})
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out.Vpcs = append(out.Vpcs, *w.vpcOut(v))
-		}
+	return &ec2.DescribeVpcsOutput{Vpcs: vpcs}, nil
+}
+
+// vpcFilter answers DescribeVpcs' filters.
+func (w *World) vpcFilter(v *VPC, name string) ([]string, bool) {
+	switch name {
+	case "vpc-id":
+		return ec2One(v.ID), true
+	case "cidr", "cidr-block-association.cidr-block":
+		return ec2One(v.CIDR), true
+	case "state":
+		return ec2One(v.State), true
+	case "is-default", "isDefault":
+		return ec2One(ec2BoolStr(v.IsDefault)), true
+	case "owner-id":
+		return ec2One(w.Account), true
 	}
-	return out, nil
+	return nil, false
 }
 
 // deleteVpc refuses while anything is still in the VPC (reference/aws-ecs.md
@@ -135,7 +121,7 @@ func deleteVpc(_ context.Context, w *World, in *ec2.DeleteVpcInput) (*ec2.Delete
 		return nil, err
 	}
 	if dep := w.vpcDependency(id); dep != "" {
-		return nil, Err("DependencyViolation", fmt.Sprintf("The vpc '%s' has dependencies and cannot be deleted.", id))
+		return nil, ec2DependencyViolation("vpc", id)
 	}
 	s := w.EC2State()
 	n := w.ec2NetState()
@@ -337,57 +323,43 @@ func ec2RegionShort(region string) string {
 }
 
 func (w *World) subnetByID(id string) (*Subnet, error) {
-	if sn, ok := w.EC2State().Subnets[id]; ok {
-		return sn, nil
-	}
-	return nil, Err("InvalidSubnetID.NotFound", fmt.Sprintf("The subnet ID '%s' does not exist", id))
+	return ec2Find(w.EC2State().Subnets, id, "InvalidSubnetID.NotFound", "subnet")
 }
 
 func describeSubnets(_ context.Context, w *World, in *ec2.DescribeSubnetsInput) (*ec2.DescribeSubnetsOutput, error) {
 	w.ec2Tick()
-	s := w.EC2State()
-	for _, id := range in.SubnetIds {
-		if _, err := w.subnetByID(id); err != nil {
-			return nil, err
-		}
+	subnets, err := describeEC2(ec2Describe[Subnet]{all: w.EC2State().Subnets, ids: in.SubnetIds, byID: w.subnetByID,
+		filters: in.Filters, tags: (*Subnet).tagMap, attr: w.subnetFilter},
+		func(sn *Subnet) types.Subnet { return *w.subnetOut(sn) })
+	if err != nil {
+		return nil, err
 	}
-	out := &ec2.DescribeSubnetsOutput{}
-	for _, id := range ec2SortedKeys(s.Subnets) {
-		sn := s.Subnets[id]
-		if len(in.SubnetIds) > 0 && !ec2Contains(in.SubnetIds, id) {
-			continue
-		}
-		ok, err := ec2MatchFilters(in.Filters, sn.Tags, func(name string) ([]string, bool) {
-			switch name {
-			case "subnet-id":
-				return ec2One(sn.ID), true
-			case "vpc-id":
-				return ec2One(sn.VPCID), true
-			case "cidr-block", "cidr", "cidrBlock":
-				return ec2One(sn.CIDR), true
-			case "availability-zone", "availabilityZone":
-				return ec2One(sn.AZ), true
-			case "availability-zone-id":
-				return ec2One(w.azID(sn.AZ)), true
-			case "state":
-				return ec2One(sn.State), true
-			case "map-public-ip-on-launch":
-				return ec2One(ec2BoolStr(sn.MapPublicIPOnLaunch)), true
-			case "default-for-az":
-				return ec2One("false"), true
-			case "owner-id":
-				return ec2One(w.Account), true
-			}
-			return nil, false
-		})
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out.Subnets = append(out.Subnets, *w.subnetOut(sn))
-		}
+	return &ec2.DescribeSubnetsOutput{Subnets: subnets}, nil
+}
+
+// subnetFilter answers DescribeSubnets' filters.
+func (w *World) subnetFilter(sn *Subnet, name string) ([]string, bool) {
+	switch name {
+	case "subnet-id":
+		return ec2One(sn.ID), true
+	case "vpc-id":
+		return ec2One(sn.VPCID), true
+	case "cidr-block", "cidr", "cidrBlock":
+		return ec2One(sn.CIDR), true
+	case "availability-zone", "availabilityZone":
+		return ec2One(sn.AZ), true
+	case "availability-zone-id":
+		return ec2One(w.azID(sn.AZ)), true
+	case "state":
+		return ec2One(sn.State), true
+	case "map-public-ip-on-launch":
+		return ec2One(ec2BoolStr(sn.MapPublicIPOnLaunch)), true
+	case "default-for-az":
+		return ec2One("false"), true
+	case "owner-id":
+		return ec2One(w.Account), true
 	}
-	return out, nil
+	return nil, false
 }
 
 // deleteSubnet refuses while ENIs (including lingering Fargate task ENIs,
@@ -404,12 +376,12 @@ func deleteSubnet(_ context.Context, w *World, in *ec2.DeleteSubnetInput) (*ec2.
 	s := w.EC2State()
 	for _, e := range s.ENIs {
 		if e.SubnetID == id {
-			return nil, Err("DependencyViolation", fmt.Sprintf("The subnet '%s' has dependencies and cannot be deleted.", id))
+			return nil, ec2DependencyViolation("subnet", id)
 		}
 	}
 	for _, g := range w.ec2NetState().NATs {
 		if g.SubnetID == id && (g.State == types.NatGatewayStatePending || g.State == types.NatGatewayStateAvailable || g.State == types.NatGatewayStateDeleting) {
-			return nil, Err("DependencyViolation", fmt.Sprintf("The subnet '%s' has dependencies and cannot be deleted.", id))
+			return nil, ec2DependencyViolation("subnet", id)
 		}
 	}
 	// Explicit route table associations go with the subnet, as in EC2.
@@ -442,50 +414,48 @@ func modifySubnetAttribute(_ context.Context, w *World, in *ec2.ModifySubnetAttr
 
 func describeAvailabilityZones(_ context.Context, w *World, in *ec2.DescribeAvailabilityZonesInput) (*ec2.DescribeAvailabilityZonesOutput, error) {
 	w.ec2Tick()
-	out := &ec2.DescribeAvailabilityZonesOutput{}
+	zones := map[string]*string{}
 	for _, az := range w.azsOf() {
-		if len(in.ZoneNames) > 0 && !ec2Contains(in.ZoneNames, az) {
-			continue
-		}
-		ok, err := ec2MatchFilters(in.Filters, nil, func(name string) ([]string, bool) {
-			switch name {
-			case "zone-name":
-				return ec2One(az), true
-			case "zone-id":
-				return ec2One(w.azID(az)), true
-			case "state":
-				return ec2One("available"), true
-			case "region-name":
-				return ec2One(w.Region), true
-			case "zone-type":
-				return ec2One("availability-zone"), true
-			case "opt-in-status":
-				return ec2One("opt-in-not-required"), true
-			}
-			return nil, false
-		})
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out.AvailabilityZones = append(out.AvailabilityZones, types.AvailabilityZone{ZoneName: aws.String(az),
-				ZoneId: aws.String(w.azID(az)), RegionName: aws.String(w.Region), State: types.AvailabilityZoneStateAvailable,
-				ZoneType: aws.String("availability-zone"), OptInStatus: types.AvailabilityZoneOptInStatusOptInNotRequired,
-				GroupName: aws.String(w.Region), NetworkBorderGroup: aws.String(w.Region)})
-		}
+		zones[az] = aws.String(az)
 	}
-	return out, nil
+	// ZoneNames only select here: an unknown name is not an error.
+	out, err := describeEC2(ec2Describe[string]{all: zones, ids: in.ZoneNames, filters: in.Filters, attr: w.zoneFilter},
+		func(az *string) types.AvailabilityZone {
+			return types.AvailabilityZone{ZoneName: aws.String(*az),
+				ZoneId: aws.String(w.azID(*az)), RegionName: aws.String(w.Region), State: types.AvailabilityZoneStateAvailable,
+				ZoneType: aws.String("availability-zone"), OptInStatus: types.AvailabilityZoneOptInStatusOptInNotRequired,
+				GroupName: aws.String(w.Region), NetworkBorderGroup: aws.String(w.Region)}
+		})
+	if err != nil {
+		return nil, err
+	}
+	return &ec2.DescribeAvailabilityZonesOutput{AvailabilityZones: out}, nil
+}
+
+// zoneFilter answers DescribeAvailabilityZones' filters.
+func (w *World) zoneFilter(az *string, name string) ([]string, bool) {
+	switch name {
+	case "zone-name":
+		return ec2One(*az), true
+	case "zone-id":
+		return ec2One(w.azID(*az)), true
+	case "state":
+		return ec2One("available"), true
+	case "region-name":
+		return ec2One(w.Region), true
+	case "zone-type":
+		return ec2One("availability-zone"), true
+	case "opt-in-status":
+		return ec2One("opt-in-not-required"), true
+	}
+	return nil, false
 }
 
 func createTags(_ context.Context, w *World, in *ec2.CreateTagsInput) (*ec2.CreateTagsOutput, error) {
 	w.ec2Tick()
-	var maps []map[string]string
-	for _, id := range in.Resources {
-		m, err := w.ec2ResourceTags(id)
-		if err != nil {
-			return nil, err
-		}
-		maps = append(maps, m)
+	maps, err := w.ec2TagMapsOf(in.Resources)
+	if err != nil {
+		return nil, err
 	}
 	for _, m := range maps {
 		for _, t := range in.Tags {
@@ -497,13 +467,9 @@ func createTags(_ context.Context, w *World, in *ec2.CreateTagsInput) (*ec2.Crea
 
 func deleteTags(_ context.Context, w *World, in *ec2.DeleteTagsInput) (*ec2.DeleteTagsOutput, error) {
 	w.ec2Tick()
-	var maps []map[string]string
-	for _, id := range in.Resources {
-		m, err := w.ec2ResourceTags(id)
-		if err != nil {
-			return nil, err
-		}
-		maps = append(maps, m)
+	maps, err := w.ec2TagMapsOf(in.Resources)
+	if err != nil {
+		return nil, err
 	}
 	for _, m := range maps {
 		for _, t := range in.Tags {
