@@ -3,8 +3,6 @@ package engine_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -43,22 +41,18 @@ const (
 	benchKey     = "pnu_BenchKEYthatMUSTneverPRINT00042"
 )
 
-// benchNet is a simulated account for managed-network environments (the
-// e2e helpers take a *testing.T; benchmarks need a testing.TB).
-type benchNet struct {
-	tb  testing.TB
-	w   *awssim.World
-	clk clock.Clock
-}
+// benchNet is a simulated account for managed-network environments, on
+// the clock a benchmark asks for (harness_test.go).
+type benchNet struct{ *account }
 
 // newBenchNet makes an empty account on a clock.Virtual (waits take no real
 // time until waitsTakeRealTime).
 func newBenchNet(tb testing.TB) *benchNet {
-	return newBenchNetOn(tb, clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)))
+	return newBenchNetOn(tb, newTestClock())
 }
 
 func newBenchNetOn(tb testing.TB, clk clock.Clock) *benchNet {
-	return &benchNet{tb: tb, w: awssim.New(clk), clk: clk}
+	return &benchNet{newAccount(tb, clk, benchKey)}
 }
 
 // benchClock is a clock an apply benchmark runs on, with the real time a
@@ -79,7 +73,7 @@ func (c benchClock) make() clock.Clock {
 	if c.name == "proportional" {
 		return newProportionalClock(c.realPerSimSecond)
 	}
-	return clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	return newTestClock()
 }
 
 // waitsTakeRealTime makes every AWS call from now on take benchLatency, and
@@ -96,46 +90,7 @@ func (x *benchNet) waitsTakeRealTime(realPerSimSecond time.Duration) {
 // network_e2e_test.go) named name with the given nat and zone count.
 func (x *benchNet) env(name, nat string, azs int) *config.Environment {
 	x.tb.Helper()
-	y := strings.NewReplacer("NAME", name, "NAT", nat, "AZS", fmt.Sprint(azs)).Replace(netEnvYAML)
-	p := filepath.Join(x.tb.TempDir(), name+".yaml")
-	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
-		x.tb.Fatal(err)
-	}
-	env, err := config.Load(p)
-	if err != nil {
-		x.tb.Fatalf("load: %v", err)
-	}
-	return env
-}
-
-func (x *benchNet) engine() *engine.Engine {
-	return &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: resources.Kinds()}
-}
-
-func (x *benchNet) stack(env *config.Environment) *stack.Stack {
-	x.tb.Helper()
-	st, err := stack.Build(env, benchKey)
-	if err != nil {
-		x.tb.Fatal(err)
-	}
-	return st
-}
-
-func (x *benchNet) plan(e *engine.Engine, st *stack.Stack) *engine.Planned {
-	x.tb.Helper()
-	p, err := e.Plan(context.Background(), st)
-	if err != nil {
-		x.tb.Fatalf("plan %s: %v", st.Env.Name, err)
-	}
-	return p
-}
-
-func (x *benchNet) apply(env *config.Environment) {
-	x.tb.Helper()
-	e := x.engine()
-	if _, err := e.Apply(context.Background(), x.plan(e, x.stack(env))); err != nil {
-		x.tb.Fatalf("apply %s: %v", env.Name, err)
-	}
+	return x.managedEnv(name, nat, fmt.Sprint(azs))
 }
 
 // proportionalClock is simulated time that runs at a fixed rate against real
@@ -153,7 +108,7 @@ type proportionalClock struct {
 }
 
 func newProportionalClock(perSimSecond time.Duration) *proportionalClock {
-	return &proportionalClock{simStart: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), realStart: time.Now(), perSimSecond: perSimSecond}
+	return &proportionalClock{simStart: testStart, realStart: time.Now(), perSimSecond: perSimSecond}
 }
 
 func (c *proportionalClock) Now() time.Time {
@@ -163,6 +118,28 @@ func (c *proportionalClock) Now() time.Time {
 
 func (c *proportionalClock) Sleep(ctx context.Context, d time.Duration) error {
 	return clock.Real{}.Sleep(ctx, time.Duration(d.Seconds()*float64(c.perSimSecond)))
+}
+
+// benchPlansWithoutChanges applies env, then times b.N plans of it with
+// benchLatency per AWS call, failing on any change; it reports
+// aws-calls/op and returns the wall time of the b.N plans.
+func benchPlansWithoutChanges(b *testing.B, x *account, env *config.Environment) time.Duration {
+	x.apply(env)
+	st := x.stack(env)
+	e := x.engine()
+	x.w.Latency = benchLatency
+	x.w.ResetCalls()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if p := x.planWith(e, st); p.Plan.HasChanges() {
+			b.Fatalf("a plan right after apply has changes: %v", summary(p.Plan))
+		}
+	}
+	wall := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(len(x.w.Calls()))/float64(b.N), "aws-calls/op")
+	return wall
 }
 
 func reportRoundTrips(b *testing.B, wall time.Duration, n int) {
@@ -179,23 +156,7 @@ func BenchmarkPlanNoChangesManaged(b *testing.B) {
 	}{{"single", 2}, {"per-az", 2}, {"per-az", 3}} {
 		b.Run(fmt.Sprintf("nat=%s/azs=%d", tc.nat, tc.azs), func(b *testing.B) {
 			x := newBenchNet(b)
-			env := x.env("bench", tc.nat, tc.azs)
-			x.apply(env)
-			st := x.stack(env)
-			e := x.engine()
-			x.w.Latency = benchLatency
-			x.w.ResetCalls()
-			b.ResetTimer()
-			start := time.Now()
-			for i := 0; i < b.N; i++ {
-				p := x.plan(e, st)
-				if p.Plan.HasChanges() {
-					b.Fatalf("a plan right after apply has changes: %v", summary(p.Plan))
-				}
-			}
-			wall := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(len(x.w.Calls()))/float64(b.N), "aws-calls/op")
+			wall := benchPlansWithoutChanges(b, x.account, x.env("bench", tc.nat, tc.azs))
 			reportRoundTrips(b, wall, b.N)
 		})
 	}
@@ -300,7 +261,7 @@ func stepDurationsAlone(b *testing.B, c benchClock, nat string, azs int) map[str
 		kinds[name] = timed(k, timedKind{Kind: k, mu: &mu, took: took})
 	}
 	e := &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: kinds, Concurrency: 1}
-	p := x.plan(e, st)
+	p := x.planWith(e, st)
 	x.waitsTakeRealTime(c.realPerSimSecond)
 	if _, err := e.Apply(context.Background(), p); err != nil {
 		b.Fatalf("sequential apply: %v", err)
@@ -371,7 +332,7 @@ func BenchmarkApplyManaged(b *testing.B) {
 					x := newBenchNetOn(b, c.make())
 					env := x.env("bench", tc.nat, tc.azs)
 					e := x.engine()
-					p := x.plan(e, x.stack(env))
+					p := x.planWith(e, x.stack(env))
 					x.waitsTakeRealTime(c.realPerSimSecond)
 					x.w.ResetCalls()
 					b.StartTimer()

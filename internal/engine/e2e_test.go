@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,11 +16,9 @@ import (
 
 	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/awssim"
-	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/plan"
-	"github.com/deploybot/deploybot/internal/resources"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
@@ -31,21 +26,7 @@ const e2eKey = "pnu_E2EsecretKEYthatmustneverprint42"
 
 // envYAML is an existing-network environment; VPC and SUBNETS are filled
 // with the seeded VPC.
-const envYAML = `name: NAME
-aws:
-  account_id: "123456789012"
-  region: us-east-1
-  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
-  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply
-prefect:
-  api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15
-  work_pool: NAME-pool
-worker:
-  image: prefecthq/prefect-aws:3.1
-  cpu: 512
-  memory: 1024
-  desired_count: 1
-  AUTOSCALING
+const envYAML = envYAMLHead + `  AUTOSCALING
   env: { PREFECT_LOGGING_LEVEL: INFO }
 network:
   mode: existing
@@ -59,114 +40,31 @@ tags:
 // autoscalingYAML goes into envYAML; TestE2EAutoscalingTurnedOff removes it.
 var autoscalingYAML = "  autoscaling: { min: 1, max: 3, target_cpu_percent: 70 }\n"
 
+// world is an account with an existing VPC of two public subnets, for
+// existing-network environments (envYAML).
 type world struct {
-	t        testing.TB
-	w        *awssim.World
-	clk      *clock.Virtual
-	vpc      string
-	subnets  []string
-	mu       sync.Mutex
-	progress []string
+	*account
+	vpc     string
+	subnets []string
 }
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
-	clk := clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
-	w := awssim.New(clk)
-	vpc, subnets := w.SeedExistingVPC("10.40.0.0/16", 2, true)
-	w.ResetCalls()
-	return &world{t: t, w: w, clk: clk, vpc: vpc, subnets: subnets}
+	x := newAccount(t, newTestClock(), e2eKey)
+	vpc, subnets := x.w.SeedExistingVPC("10.40.0.0/16", 2, true)
+	x.w.ResetCalls()
+	return &world{account: x, vpc: vpc, subnets: subnets}
 }
 
 // env loads an environment file named name, with edits applied as
 // "old" → "new" replacements of the YAML.
 func (x *world) env(name string, edits ...string) *config.Environment {
-	x.t.Helper()
+	x.tb.Helper()
 	y := strings.ReplaceAll(envYAML, "NAME", name)
 	y = strings.ReplaceAll(y, "  AUTOSCALING\n", autoscalingYAML)
 	y = strings.ReplaceAll(y, "VPC", x.vpc)
 	y = strings.ReplaceAll(y, "SUBNETS", strings.Join(x.subnets, ", "))
-	for i := 0; i+1 < len(edits); i += 2 {
-		if !strings.Contains(y, edits[i]) {
-			x.t.Fatalf("edit %q matches nothing", edits[i])
-		}
-		y = strings.ReplaceAll(y, edits[i], edits[i+1])
-	}
-	p := filepath.Join(x.t.TempDir(), name+".yaml")
-	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
-		x.t.Fatal(err)
-	}
-	env, err := config.Load(p)
-	if err != nil {
-		x.t.Fatalf("load: %v", err)
-	}
-	return env
-}
-
-func (x *world) engine() *engine.Engine {
-	return &engine.Engine{
-		AWS:   awsapi.New(x.w.Config()),
-		Clock: x.clk,
-		Kinds: resources.Kinds(),
-		Progress: func(address, msg string) {
-			x.mu.Lock()
-			defer x.mu.Unlock()
-			x.progress = append(x.progress, address+": "+msg)
-		},
-	}
-}
-
-func (x *world) plan(env *config.Environment) *engine.Planned {
-	x.t.Helper()
-	st, err := stack.Build(env, e2eKey)
-	if err != nil {
-		x.t.Fatal(err)
-	}
-	p, err := x.engine().Plan(context.Background(), st)
-	if err != nil {
-		x.t.Fatalf("plan: %v", err)
-	}
-	return p
-}
-
-func (x *world) apply(env *config.Environment) *plan.Report {
-	x.t.Helper()
-	rep, err := x.engine().Apply(context.Background(), x.plan(env))
-	if err != nil {
-		x.t.Fatalf("apply: %v\nprogress:\n%s", err, strings.Join(x.progress, "\n"))
-	}
-	return rep
-}
-
-func (x *world) destroy(env *config.Environment) *plan.Report {
-	x.t.Helper()
-	st, err := stack.Build(env, "", stack.ForceDeleteSecret)
-	if err != nil {
-		x.t.Fatal(err)
-	}
-	e := x.engine()
-	p, err := e.PlanDestroy(context.Background(), st)
-	if err != nil {
-		x.t.Fatalf("plan destroy: %v", err)
-	}
-	rep, err := e.Destroy(context.Background(), p)
-	if err != nil {
-		x.t.Fatalf("destroy: %v", err)
-	}
-	// Secrets Manager purges a force-deleted secret asynchronously, within
-	// seconds (awssim.SecretForceDeletePurge).
-	x.clk.Advance(time.Minute)
-	return rep
-}
-
-func (x *world) writes() []string {
-	var out []string
-	for _, c := range x.w.Calls() {
-		if c.Write && c.ErrCode == "" {
-			out = append(out, c.Service+"."+c.Operation)
-		}
-	}
-	return out
+	return x.load(name, y, edits...)
 }
 
 func summary(p *plan.Plan) []string {
@@ -236,9 +134,7 @@ func TestE2EApplyUpdateDestroy(t *testing.T) {
 		t.Fatalf("deployment: %+v", rep.Deployment)
 	}
 	again := x.plan(env)
-	if d := summary(again.Plan); len(d) != 0 {
-		t.Fatalf("plan right after apply has changes:\n%s", strings.Join(d, "\n"))
-	}
+	x.wantNone("plan right after apply has changes", summary(again.Plan))
 
 	// An update of image and cpu: exactly the task definition (a new
 	// revision) and the service that runs it.
@@ -266,9 +162,7 @@ func TestE2EApplyUpdateDestroy(t *testing.T) {
 	if rep.Deployment == nil || !strings.HasSuffix(rep.Deployment.TaskDefinition, ":2") || !strings.HasSuffix(rep.Deployment.PreviousTaskDefinition, ":1") {
 		t.Fatalf("deployment after update: %+v", rep.Deployment)
 	}
-	if d := summary(x.plan(env2).Plan); len(d) != 0 {
-		t.Fatalf("plan after update has changes:\n%s", strings.Join(d, "\n"))
-	}
+	x.wantNone("plan after update has changes", summary(x.plan(env2).Plan))
 
 	// Another environment in the same account stays untouched by a destroy.
 	other := x.env("other")
@@ -278,15 +172,11 @@ func TestE2EApplyUpdateDestroy(t *testing.T) {
 	if rep.Status != plan.StatusSucceeded {
 		t.Fatalf("destroy status %s", rep.Status)
 	}
-	if left := inventory(x.w, "demo"); len(left) != 0 {
-		t.Fatalf("destroy left:\n%s", strings.Join(left, "\n"))
-	}
+	x.wantNone("destroy left", inventory(x.w, "demo"))
 	if d := cmp.Diff(otherBefore, inventory(x.w, "other")); d != "" {
 		t.Fatalf("destroy touched another environment (-before +after):\n%s", d)
 	}
-	if d := summary(x.plan(other).Plan); len(d) != 0 {
-		t.Fatalf("other environment drifted:\n%s", strings.Join(d, "\n"))
-	}
+	x.wantNone("other environment drifted", summary(x.plan(other).Plan))
 }
 
 // TestE2ECrashAfterEveryWrite kills the run after its k-th write for every k,
@@ -304,12 +194,8 @@ func TestE2ECrashAfterEveryWrite(t *testing.T) {
 			x := newWorld(t)
 			env := x.env("demo")
 			x.w.SetFaults(awssim.Faults{StopAfterWrites: k})
-			st, _ := stack.Build(env, e2eKey)
 			e := x.engine()
-			p, err := e.Plan(context.Background(), st)
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := x.planWith(e, x.stack(env))
 			if _, err := e.Apply(context.Background(), p); err == nil {
 				t.Fatalf("apply survived a crash after write %d", k)
 			}
@@ -318,9 +204,7 @@ func TestE2ECrashAfterEveryWrite(t *testing.T) {
 			// what the dead run started (a Cloud Map namespace is created
 			// asynchronously and is not listed until its operation succeeds).
 			x.apply(env)
-			if d := summary(x.plan(env).Plan); len(d) != 0 {
-				t.Fatalf("not converged:\n%s", strings.Join(d, "\n"))
-			}
+			x.wantNone("not converged", summary(x.plan(env).Plan))
 			if got := len(inventory(x.w, "demo")); got != want {
 				t.Fatalf("%d resources after crash and re-run, a clean apply has %d:\n%s", got, want, strings.Join(inventory(x.w, "demo"), "\n"))
 			}
@@ -346,15 +230,11 @@ func TestE2EAutoscalingTurnedOff(t *testing.T) {
 	if _, err := x.engine().Apply(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	if d := summary(x.plan(off).Plan); len(d) != 0 {
-		t.Fatalf("not converged:\n%s", strings.Join(d, "\n"))
-	}
+	x.wantNone("not converged", summary(x.plan(off).Plan))
 	// Turned on again, then destroyed from the file that has it off.
 	x.apply(x.env("demo"))
 	x.destroy(off)
-	if left := inventory(x.w, "demo"); len(left) != 0 {
-		t.Fatalf("destroy left:\n%s", strings.Join(left, "\n"))
-	}
+	x.wantNone("destroy left", inventory(x.w, "demo"))
 }
 
 // TestE2EDestroyCrashAfterEveryWrite kills a destroy after its k-th write
@@ -374,9 +254,8 @@ func TestE2EDestroyCrashAfterEveryWrite(t *testing.T) {
 			env := x.env("demo")
 			x.apply(env)
 			x.w.SetFaults(awssim.Faults{StopAfterWrites: k})
-			st, _ := stack.Build(env, "", stack.ForceDeleteSecret)
 			e := x.engine()
-			p, err := e.PlanDestroy(context.Background(), st)
+			p, err := e.PlanDestroy(context.Background(), x.destroyStack(env))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -385,9 +264,7 @@ func TestE2EDestroyCrashAfterEveryWrite(t *testing.T) {
 			}
 			x.w.SetFaults(awssim.Faults{})
 			x.destroy(env)
-			if left := inventory(x.w, "demo"); len(left) != 0 {
-				t.Fatalf("left after crash and re-run:\n%s", strings.Join(left, "\n"))
-			}
+			x.wantNone("left after crash and re-run", inventory(x.w, "demo"))
 		})
 	}
 }
@@ -410,11 +287,9 @@ func TestE2EOwnSecurityGroupsGiven(t *testing.T) {
 		t.Fatalf("plan (-want +got):\n%s", d)
 	}
 	if _, err := x.engine().Apply(context.Background(), p); err != nil {
-		t.Fatalf("apply: %v\n%s", err, strings.Join(x.progress, "\n"))
+		t.Fatalf("apply: %v\n%s", err, x.progressText())
 	}
-	if d := summary(x.plan(env).Plan); len(d) != 0 {
-		t.Fatalf("not converged:\n%s", strings.Join(d, "\n"))
-	}
+	x.wantNone("not converged", summary(x.plan(env).Plan))
 	for _, it := range inventory(x.w, "demo") {
 		if strings.Contains(it, "security-group") {
 			t.Fatalf("the worker group is left: %s", it)
@@ -427,13 +302,9 @@ func TestE2EThrottledCallsStillSucceed(t *testing.T) {
 	env := x.env("demo")
 	x.w.SetFaults(awssim.Faults{ThrottleFraction: 0.3, Seed: 42})
 	x.apply(env)
-	if d := summary(x.plan(env).Plan); len(d) != 0 {
-		t.Fatalf("not converged:\n%s", strings.Join(d, "\n"))
-	}
+	x.wantNone("not converged", summary(x.plan(env).Plan))
 	x.destroy(env)
-	if left := inventory(x.w, "demo"); len(left) != 0 {
-		t.Fatalf("destroy left:\n%s", strings.Join(left, "\n"))
-	}
+	x.wantNone("destroy left", inventory(x.w, "demo"))
 	throttled := 0
 	for _, c := range x.w.Calls() {
 		if strings.Contains(c.ErrCode, "Throttl") || c.ErrCode == "RequestLimitExceeded" {
@@ -449,8 +320,7 @@ func TestE2EOtherAccountIsRefused(t *testing.T) {
 	x := newWorld(t)
 	env := x.env("demo", `account_id: "123456789012"`, `account_id: "210987654321"`,
 		"arn:aws:iam::123456789012:", "arn:aws:iam::210987654321:")
-	st, _ := stack.Build(env, e2eKey)
-	_, err := x.engine().Plan(context.Background(), st)
+	_, err := x.engine().Plan(context.Background(), x.stack(env))
 	var ae *engine.AccountMismatchError
 	if !errors.As(err, &ae) || ae.Got != "123456789012" {
 		t.Fatalf("err = %v", err)
@@ -487,7 +357,7 @@ func TestE2EKeyAppearsInNoOutput(t *testing.T) {
 	outputs = append(outputs, string(b), err.Error())
 	b, _ = json.Marshal(rep2)
 	outputs = append(outputs, string(b))
-	outputs = append(outputs, x.progress...)
+	outputs = append(outputs, x.progress()...)
 	for _, o := range outputs {
 		if strings.Contains(o, e2eKey) {
 			t.Fatalf("the Prefect API key leaked into: %s", o)
@@ -525,46 +395,20 @@ func sortedCopy(s []string) []string {
 // the wall time of one plan. Target (issue 2): <= 25 calls, < 300 ms.
 func BenchmarkPlanNoChanges(b *testing.B) {
 	x := newWorld(b)
-	env := x.env("demo")
-	x.apply(env)
-	st, err := stack.Build(env, e2eKey)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := x.engine()
-	x.w.Latency = 50 * time.Millisecond
-	x.w.ResetCalls()
-	b.ResetTimer()
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		p, err := e.Plan(context.Background(), st)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if p.Plan.HasChanges() {
-			b.Fatalf("changes: %v", summary(p.Plan))
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(len(x.w.Calls()))/float64(b.N), "aws-calls/op")
-	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "wall-ms/op")
+	wall := benchPlansWithoutChanges(b, x.account, x.env("demo"))
+	b.ReportMetric(float64(wall.Milliseconds())/float64(b.N), "wall-ms/op")
 }
 
 // BenchmarkPlanEmptyAccount plans the same stack in an empty account.
 func BenchmarkPlanEmptyAccount(b *testing.B) {
 	x := newWorld(b)
-	st, err := stack.Build(x.env("demo"), e2eKey)
-	if err != nil {
-		b.Fatal(err)
-	}
+	st := x.stack(x.env("demo"))
 	e := x.engine()
-	x.w.Latency = 50 * time.Millisecond
+	x.w.Latency = benchLatency
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		if _, err := e.Plan(context.Background(), st); err != nil {
-			b.Fatal(err)
-		}
+		x.planWith(e, st)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(len(x.w.Calls()))/float64(b.N), "aws-calls/op")
@@ -580,11 +424,7 @@ func TestE2ENoCredentialsSaysWhatToDo(t *testing.T) {
 	})
 	e := x.engine()
 	e.AWS = awsapi.New(x.w.ConfigFor(none))
-	st, err := stack.Build(x.env("demo"), e2eKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = e.Plan(context.Background(), st)
+	_, err := e.Plan(context.Background(), x.stack(x.env("demo")))
 	if err == nil || !strings.Contains(err.Error(), "no AWS credentials found") || !strings.Contains(err.Error(), "AWS_PROFILE") {
 		t.Fatalf("err = %v", err)
 	}

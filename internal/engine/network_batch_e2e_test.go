@@ -10,10 +10,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/plan"
-	"github.com/deploybot/deploybot/internal/stack"
 )
 
 // ec2Calls counts the EC2 operations in the world's call log.
@@ -155,13 +153,4 @@ func TestPlanFindsSameNameResourcesWithoutOurTags(t *testing.T) {
 			}
 		})
 	}
-}
-
-func (x *netE2E) stack(env *config.Environment) *stack.Stack {
-	x.t.Helper()
-	st, err := stack.Build(env, netE2EKey)
-	if err != nil {
-		x.t.Fatal(err)
-	}
-	return st
 }

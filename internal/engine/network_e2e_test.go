@@ -3,24 +3,16 @@ package engine_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/awssim"
-	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
-	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/plan"
-	"github.com/deploybot/deploybot/internal/resources"
-	"github.com/deploybot/deploybot/internal/stack"
 )
 
 // End-to-end tests of managed-network environments (issue 3): empty account
@@ -29,21 +21,7 @@ import (
 
 const netE2EKey = "pnu_NetE2EkeyTHATmustNEVERprint0042"
 
-const netEnvYAML = `name: NAME
-aws:
-  account_id: "123456789012"
-  region: us-east-1
-  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
-  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply
-prefect:
-  api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15
-  work_pool: NAME-pool
-worker:
-  image: prefecthq/prefect-aws:3.1
-  cpu: 512
-  memory: 1024
-  desired_count: 1
-network:
+const netEnvYAML = envYAMLHead + `network:
   mode: managed
   cidr: 10.20.0.0/16
   availability_zones: AZS
@@ -52,92 +30,23 @@ tags:
   team: data-platform
 `
 
-type netE2E struct {
-	t   *testing.T
-	w   *awssim.World
-	clk *clock.Virtual
-	mu  sync.Mutex // the engine reports progress from many goroutines
-	log []string
-}
+// netE2E is an empty account for managed-network environments (netEnvYAML).
+type netE2E struct{ *account }
 
 func newNetE2E(t *testing.T) *netE2E {
-	clk := clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
-	return &netE2E{t: t, w: awssim.New(clk), clk: clk}
+	return &netE2E{newAccount(t, newTestClock(), netE2EKey)}
+}
+
+// env loads a managed-network environment file named name with the given
+// nat and zone count, with edits applied as "old" → "new" replacements.
+func (x *account) managedEnv(name, nat, azs string, edits ...string) *config.Environment {
+	x.tb.Helper()
+	return x.load(name, strings.NewReplacer("NAME", name, "NAT", nat, "AZS", azs).Replace(netEnvYAML), edits...)
 }
 
 func (x *netE2E) env(name, nat string, azs string, edits ...string) *config.Environment {
-	x.t.Helper()
-	y := strings.NewReplacer("NAME", name, "NAT", nat, "AZS", azs).Replace(netEnvYAML)
-	for i := 0; i+1 < len(edits); i += 2 {
-		if !strings.Contains(y, edits[i]) {
-			x.t.Fatalf("edit %q matches nothing", edits[i])
-		}
-		y = strings.ReplaceAll(y, edits[i], edits[i+1])
-	}
-	p := filepath.Join(x.t.TempDir(), name+".yaml")
-	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
-		x.t.Fatal(err)
-	}
-	env, err := config.Load(p)
-	if err != nil {
-		x.t.Fatalf("load: %v", err)
-	}
-	return env
-}
-
-func (x *netE2E) engine() *engine.Engine {
-	return &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: resources.Kinds(),
-		Progress: func(address, msg string) {
-			x.mu.Lock()
-			defer x.mu.Unlock()
-			x.log = append(x.log, address+": "+msg)
-		}}
-}
-
-func (x *netE2E) progress() string {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return strings.Join(x.log, "\n")
-}
-
-func (x *netE2E) plan(env *config.Environment) *engine.Planned {
-	x.t.Helper()
-	st, err := stack.Build(env, netE2EKey)
-	if err != nil {
-		x.t.Fatal(err)
-	}
-	p, err := x.engine().Plan(context.Background(), st)
-	if err != nil {
-		x.t.Fatalf("plan: %v", err)
-	}
-	return p
-}
-
-func (x *netE2E) apply(env *config.Environment) *plan.Report {
-	x.t.Helper()
-	rep, err := x.engine().Apply(context.Background(), x.plan(env))
-	if err != nil {
-		x.t.Fatalf("apply: %v\nprogress:\n%s", err, x.progress())
-	}
-	return rep
-}
-
-func (x *netE2E) destroy(env *config.Environment) {
-	x.t.Helper()
-	st, err := stack.Build(env, "", stack.ForceDeleteSecret)
-	if err != nil {
-		x.t.Fatal(err)
-	}
-	e := x.engine()
-	p, err := e.PlanDestroy(context.Background(), st)
-	if err != nil {
-		x.t.Fatalf("plan destroy: %v", err)
-	}
-	if _, err := e.Destroy(context.Background(), p); err != nil {
-		x.t.Fatalf("destroy: %v\nprogress:\n%s", err, x.progress())
-	}
-	// Secrets Manager purges a force-deleted secret within seconds.
-	x.clk.Advance(time.Minute)
+	x.tb.Helper()
+	return x.managedEnv(name, nat, azs, edits...)
 }
 
 // changes lists the plan's changes as "<symbol> <address>".
@@ -211,9 +120,7 @@ func TestE2EManagedNetworkLifecycle(t *testing.T) {
 			if rep.Status != plan.StatusSucceeded {
 				t.Fatalf("apply status %s", rep.Status)
 			}
-			if d := netChanges(x.plan(env).Plan); len(d) != 0 {
-				t.Fatalf("plan right after apply has changes:\n%s", strings.Join(d, "\n"))
-			}
+			x.wantNone("plan right after apply has changes", netChanges(x.plan(env).Plan))
 
 			// Update: a tag on everything; only tags change, in place.
 			env2 := x.env("net", nat, "2", "team: data-platform", "team: platform")
@@ -232,14 +139,10 @@ func TestE2EManagedNetworkLifecycle(t *testing.T) {
 				}
 			}
 			x.apply(env2)
-			if d := netChanges(x.plan(env2).Plan); len(d) != 0 {
-				t.Fatalf("plan after the update has changes:\n%s", strings.Join(d, "\n"))
-			}
+			x.wantNone("plan after the update has changes", netChanges(x.plan(env2).Plan))
 
 			x.destroy(env2)
-			if left := netLeft(x.w, "net"); len(left) != 0 {
-				t.Fatalf("left after destroy:\n%s", strings.Join(left, "\n"))
-			}
+			x.wantNone("left after destroy", netLeft(x.w, "net"))
 		})
 	}
 }
@@ -269,24 +172,9 @@ func TestE2EManagedNATAddedLater(t *testing.T) {
 		}
 	}
 	x.apply(env2)
-	if d := netChanges(x.plan(env2).Plan); len(d) != 0 {
-		t.Fatalf("plan after adding a NAT has changes:\n%s", strings.Join(d, "\n"))
-	}
+	x.wantNone("plan after adding a NAT has changes", netChanges(x.plan(env2).Plan))
 	x.destroy(env2)
-	if left := netLeft(x.w, "net"); len(left) != 0 {
-		t.Fatalf("left after destroy:\n%s", strings.Join(left, "\n"))
-	}
-}
-
-// netWrites counts the successful writes so far.
-func (x *netE2E) netWrites() int {
-	n := 0
-	for _, c := range x.w.Calls() {
-		if c.Write && c.ErrCode == "" {
-			n++
-		}
-	}
-	return n
+	x.wantNone("left after destroy", netLeft(x.w, "net"))
 }
 
 // netCounts counts live EC2 resources by type (a deleted NAT gateway that is
@@ -308,7 +196,7 @@ func TestE2EManagedCrashAfterEveryWrite(t *testing.T) {
 	clean := newNetE2E(t)
 	env := clean.env("net", "single", "2")
 	clean.apply(env)
-	n := clean.netWrites()
+	n := len(clean.writes())
 	want := netCounts(clean.w)
 	delete(want, "network-interface") // the task's ENI is there or lingering
 	for k := 1; k < n; k++ {
@@ -316,24 +204,15 @@ func TestE2EManagedCrashAfterEveryWrite(t *testing.T) {
 			x := newNetE2E(t)
 			env := x.env("net", "single", "2")
 			x.w.SetFaults(awssim.Faults{StopAfterWrites: k})
-			st, err := stack.Build(env, netE2EKey)
-			if err != nil {
-				t.Fatal(err)
-			}
 			e := x.engine()
-			p, err := e.Plan(context.Background(), st)
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := x.planWith(e, x.stack(env))
 			if _, err := e.Apply(context.Background(), p); err == nil {
 				t.Fatalf("apply survived a crash after write %d", k)
 			}
 			x.w.SetFaults(awssim.Faults{})
-			x.clk.Advance(5 * time.Minute)
+			x.advance(5 * time.Minute)
 			x.apply(env)
-			if d := netChanges(x.plan(env).Plan); len(d) != 0 {
-				t.Fatalf("not converged:\n%s", strings.Join(d, "\n"))
-			}
+			x.wantNone("not converged", netChanges(x.plan(env).Plan))
 			got := netCounts(x.w)
 			delete(got, "network-interface")
 			if d := cmp.Diff(want, got); d != "" {
@@ -349,20 +228,16 @@ func TestE2EManagedDestroyCrashAfterEveryWrite(t *testing.T) {
 	probe := newNetE2E(t)
 	env := probe.env("net", "single", "2")
 	probe.apply(env)
-	before := probe.netWrites()
+	before := len(probe.writes())
 	probe.destroy(env)
-	n := probe.netWrites() - before
+	n := len(probe.writes()) - before
 	for k := 1; k < n; k++ {
 		t.Run(fmt.Sprint("after write ", k), func(t *testing.T) {
 			x := newNetE2E(t)
 			env := x.env("net", "single", "2")
 			x.apply(env)
-			st, err := stack.Build(env, "", stack.ForceDeleteSecret)
-			if err != nil {
-				t.Fatal(err)
-			}
 			e := x.engine()
-			p, err := e.PlanDestroy(context.Background(), st)
+			p, err := e.PlanDestroy(context.Background(), x.destroyStack(env))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -371,11 +246,9 @@ func TestE2EManagedDestroyCrashAfterEveryWrite(t *testing.T) {
 				t.Fatalf("destroy survived a crash after write %d", k)
 			}
 			x.w.SetFaults(awssim.Faults{})
-			x.clk.Advance(time.Minute)
+			x.advance(time.Minute)
 			x.destroy(env)
-			if left := netLeft(x.w, "net"); len(left) != 0 {
-				t.Fatalf("left after crash and re-run:\n%s", strings.Join(left, "\n"))
-			}
+			x.wantNone("left after crash and re-run", netLeft(x.w, "net"))
 		})
 	}
 }
@@ -389,9 +262,7 @@ func TestE2EManagedThrottledAndLingeringENIs(t *testing.T) {
 	env := x.env("net", "single", "2")
 	x.w.SetFaults(awssim.Faults{ThrottleFraction: 0.3, Seed: 7})
 	x.apply(env)
-	if d := netChanges(x.plan(env).Plan); len(d) != 0 {
-		t.Fatalf("not converged:\n%s", strings.Join(d, "\n"))
-	}
+	x.wantNone("not converged", netChanges(x.plan(env).Plan))
 	throttled := 0
 	for _, c := range x.w.Calls() {
 		if c.ErrCode == "RequestLimitExceeded" {
@@ -405,12 +276,8 @@ func TestE2EManagedThrottledAndLingeringENIs(t *testing.T) {
 
 	// The destroy runs out of budget while the task's ENI lingers, and says
 	// which ENI blocks it.
-	st, err := stack.Build(env, "", stack.ForceDeleteSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
 	e := x.engine()
-	p, err := e.PlanDestroy(context.Background(), st)
+	p, err := e.PlanDestroy(context.Background(), x.destroyStack(env))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,11 +286,9 @@ func TestE2EManagedThrottledAndLingeringENIs(t *testing.T) {
 		t.Fatalf("destroy with a 6h ENI linger: %v; want an error naming the lingering ENI", err)
 	}
 	// A re-run once the ENI is gone finishes.
-	x.clk.Advance(awssim.ENILinger)
+	x.advance(awssim.ENILinger)
 	x.destroy(env)
-	if left := netLeft(x.w, "net"); len(left) != 0 {
-		t.Fatalf("left after the re-run:\n%s", strings.Join(left, "\n"))
-	}
+	x.wantNone("left after the re-run", netLeft(x.w, "net"))
 }
 func TestE2EManagedCIDRChangeReplacesNetworkAndService(t *testing.T) {
 	x := newNetE2E(t)
@@ -443,13 +308,9 @@ func TestE2EManagedCIDRChangeReplacesNetworkAndService(t *testing.T) {
 		t.Errorf("ecs_service.worker: %+v, want it to move to the new network", c)
 	}
 	x.apply(env2)
-	if d := netChanges(x.plan(env2).Plan); len(d) != 0 {
-		t.Fatalf("plan after the CIDR change has changes:\n%s", strings.Join(d, "\n"))
-	}
+	x.wantNone("plan after the CIDR change has changes", netChanges(x.plan(env2).Plan))
 	x.destroy(env2)
-	if left := netLeft(x.w, "net"); len(left) != 0 {
-		t.Fatalf("left after destroy:\n%s", strings.Join(left, "\n"))
-	}
+	x.wantNone("left after destroy", netLeft(x.w, "net"))
 }
 
 func TestE2EManagedNATRemovedLater(t *testing.T) {
@@ -462,12 +323,8 @@ func TestE2EManagedNATRemovedLater(t *testing.T) {
 	for _, st := range rep.Steps {
 		t.Logf("step %s %s %s %v %s", st.Address, st.Action, st.Status, st.Duration, st.Error)
 	}
-	t.Logf("status %s err %s progress:\n%s", rep.Status, rep.Error, x.progress())
-	if d := netChanges(x.plan(env2).Plan); len(d) != 0 {
-		t.Fatalf("plan after removing the NAT has changes:\n%s", strings.Join(d, "\n"))
-	}
+	t.Logf("status %s err %s progress:\n%s", rep.Status, rep.Error, x.progressText())
+	x.wantNone("plan after removing the NAT has changes", netChanges(x.plan(env2).Plan))
 	x.destroy(env2)
-	if left := netLeft(x.w, "net"); len(left) != 0 {
-		t.Fatalf("left after destroy:\n%s", strings.Join(left, "\n"))
-	}
+	x.wantNone("left after destroy", netLeft(x.w, "net"))
 }

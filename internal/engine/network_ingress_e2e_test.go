@@ -40,9 +40,7 @@ func TestE2EWorkerSecurityGroupIngressDrift(t *testing.T) {
 			env := x.env("net", "none", "2")
 			x.apply(env)
 			base := x.plan(env)
-			if d := netChanges(base.Plan); len(d) != 0 {
-				t.Fatalf("plan right after apply has changes:\n%s", strings.Join(d, "\n"))
-			}
+			x.wantNone("plan right after apply has changes", netChanges(base.Plan))
 
 			c := ec2.NewFromConfig(x.w.Config())
 			ctx := context.Background()
@@ -103,9 +101,7 @@ func TestE2EWorkerSecurityGroupIngressDrift(t *testing.T) {
 			if n := len(after.SecurityGroups[0].IpPermissions); n != 0 {
 				t.Errorf("%d inbound rules left after the apply: %+v", n, after.SecurityGroups[0].IpPermissions)
 			}
-			if d := netChanges(x.plan(env).Plan); len(d) != 0 {
-				t.Fatalf("plan after the revoke has changes:\n%s", strings.Join(d, "\n"))
-			}
+			x.wantNone("plan after the revoke has changes", netChanges(x.plan(env).Plan))
 		})
 	}
 }

@@ -3,7 +3,6 @@ package engine_test
 import (
 	"context"
 	"sort"
-	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,7 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/plan"
-	"github.com/deploybot/deploybot/internal/stack"
 )
 
 // netZoneCalls counts the DescribeAvailabilityZones calls so far.
@@ -28,11 +26,11 @@ func (x *netE2E) netZoneCalls() int {
 
 // netSubnetZones lists "Name zone" of every subnet tagged for env.
 func (x *netE2E) netSubnetZones(env string) []string {
-	x.t.Helper()
+	x.tb.Helper()
 	out, err := ec2.NewFromConfig(x.w.Config()).DescribeSubnets(context.Background(), &ec2.DescribeSubnetsInput{
 		Filters: []ec2types.Filter{{Name: aws.String("tag:deploybot:environment"), Values: []string{env}}}})
 	if err != nil {
-		x.t.Fatal(err)
+		x.tb.Fatal(err)
 	}
 	var got []string
 	for _, s := range out.Subnets {
@@ -99,32 +97,25 @@ func TestE2EManagedZonesComeFromAWS(t *testing.T) {
 				t.Errorf("subnets (-want +got):\n%s", d)
 			}
 			before := x.netZoneCalls()
-			if d := netChanges(x.plan(env).Plan); len(d) != 0 {
-				t.Fatalf("plan right after apply has changes:\n%s", strings.Join(d, "\n"))
-			}
+			x.wantNone("plan right after apply has changes", netChanges(x.plan(env).Plan))
 			if n := x.netZoneCalls() - before; n != 1 {
 				t.Errorf("the no-change plan asked for the zones %d times, want once", n)
 			}
 
 			three := x.env("west", tc.nat, "3", "region: us-east-1", "region: us-west-1")
-			st, err := stack.Build(three, netE2EKey)
-			if err != nil {
-				t.Fatal(err)
-			}
-			writes := x.netWrites()
-			_, err = x.engine().Plan(context.Background(), st)
+			st := x.stack(three)
+			writes := len(x.writes())
+			_, err := x.engine().Plan(context.Background(), st)
 			wantErr := three.File + ":18: network.availability_zones: 3 availability zones asked for, but region us-west-1 has 2 available to this account (only us-west-1b, us-west-1c); set it to 2 or fewer, or use another region"
 			if err == nil || err.Error() != wantErr {
 				t.Fatalf("plan of 3 zones in us-west-1:\n%v\nwant:\n%s", err, wantErr)
 			}
-			if x.netWrites() != writes {
+			if len(x.writes()) != writes {
 				t.Errorf("the failed plan wrote")
 			}
 
 			x.destroy(three)
-			if left := netLeft(x.w, "west"); len(left) != 0 {
-				t.Fatalf("left after destroy:\n%s", strings.Join(left, "\n"))
-			}
+			x.wantNone("left after destroy", netLeft(x.w, "west"))
 		})
 	}
 }

@@ -1,0 +1,192 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/awssim"
+	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/resources"
+	"github.com/deploybot/deploybot/internal/stack"
+)
+
+// The harness every end-to-end test and benchmark of this package runs on:
+// one simulated AWS account, environment files loaded from YAML, engines
+// with the real resource kinds, and plan, apply and destroy that fail the
+// test on error. world (existing network, e2e_test.go), netE2E (managed
+// network, network_e2e_test.go) and benchNet (bench_test.go) add only how
+// their environment files look.
+
+// envYAMLHead begins every test environment file: the account, the
+// Prefect workspace and the worker's basics, with NAME for the name.
+// envYAML and netEnvYAML add the network part.
+const envYAMLHead = `name: NAME
+aws:
+  account_id: "123456789012"
+  region: us-east-1
+  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
+  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply
+prefect:
+  api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15
+  work_pool: NAME-pool
+worker:
+  image: prefecthq/prefect-aws:3.1
+  cpu: 512
+  memory: 1024
+  desired_count: 1
+`
+
+// testStart is when every simulated account's clock starts.
+var testStart = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+func newTestClock() *clock.Virtual { return clock.NewVirtual(testStart) }
+
+// account is a simulated AWS account; stacks are built with key as the
+// Prefect API key.
+type account struct {
+	tb  testing.TB
+	w   *awssim.World
+	clk clock.Clock
+	key string
+	mu  sync.Mutex // the engine reports progress from many goroutines
+	log []string
+}
+
+func newAccount(tb testing.TB, clk clock.Clock, key string) *account {
+	return &account{tb: tb, w: awssim.New(clk), clk: clk, key: key}
+}
+
+// advance moves simulated time on; the account must run on a clock.Virtual.
+func (x *account) advance(d time.Duration) {
+	x.clk.(*clock.Virtual).Advance(d)
+}
+
+// load loads the environment file y, named name, with edits applied as
+// "old" → "new" replacements (each must match).
+func (x *account) load(name, y string, edits ...string) *config.Environment {
+	x.tb.Helper()
+	for i := 0; i+1 < len(edits); i += 2 {
+		if !strings.Contains(y, edits[i]) {
+			x.tb.Fatalf("edit %q matches nothing", edits[i])
+		}
+		y = strings.ReplaceAll(y, edits[i], edits[i+1])
+	}
+	p := filepath.Join(x.tb.TempDir(), name+".yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		x.tb.Fatal(err)
+	}
+	env, err := config.Load(p)
+	if err != nil {
+		x.tb.Fatalf("load: %v", err)
+	}
+	return env
+}
+
+// engine returns an engine on the account that records its progress.
+func (x *account) engine() *engine.Engine {
+	return &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: resources.Kinds(),
+		Progress: func(address, msg string) {
+			x.mu.Lock()
+			defer x.mu.Unlock()
+			x.log = append(x.log, address+": "+msg)
+		}}
+}
+
+// progress returns what the account's engines have reported so far.
+func (x *account) progress() []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return append([]string(nil), x.log...)
+}
+
+func (x *account) progressText() string { return strings.Join(x.progress(), "\n") }
+
+// stack builds env's stack with the account's key.
+func (x *account) stack(env *config.Environment) *stack.Stack {
+	x.tb.Helper()
+	st, err := stack.Build(env, x.key)
+	if err != nil {
+		x.tb.Fatal(err)
+	}
+	return st
+}
+
+// destroyStack builds env's stack for a destroy (no key; the secret is
+// deleted without a recovery window).
+func (x *account) destroyStack(env *config.Environment) *stack.Stack {
+	x.tb.Helper()
+	st, err := stack.Build(env, "", stack.ForceDeleteSecret)
+	if err != nil {
+		x.tb.Fatal(err)
+	}
+	return st
+}
+
+func (x *account) plan(env *config.Environment) *engine.Planned {
+	x.tb.Helper()
+	return x.planWith(x.engine(), x.stack(env))
+}
+
+func (x *account) planWith(e *engine.Engine, st *stack.Stack) *engine.Planned {
+	x.tb.Helper()
+	p, err := e.Plan(context.Background(), st)
+	if err != nil {
+		x.tb.Fatalf("plan %s: %v", st.Env.Name, err)
+	}
+	return p
+}
+
+func (x *account) apply(env *config.Environment) *plan.Report {
+	x.tb.Helper()
+	rep, err := x.engine().Apply(context.Background(), x.plan(env))
+	if err != nil {
+		x.tb.Fatalf("apply %s: %v\nprogress:\n%s", env.Name, err, x.progressText())
+	}
+	return rep
+}
+
+func (x *account) destroy(env *config.Environment) *plan.Report {
+	x.tb.Helper()
+	e := x.engine()
+	p, err := e.PlanDestroy(context.Background(), x.destroyStack(env))
+	if err != nil {
+		x.tb.Fatalf("plan destroy %s: %v", env.Name, err)
+	}
+	rep, err := e.Destroy(context.Background(), p)
+	if err != nil {
+		x.tb.Fatalf("destroy %s: %v\nprogress:\n%s", env.Name, err, x.progressText())
+	}
+	// Secrets Manager purges a force-deleted secret asynchronously, within
+	// seconds (awssim.SecretForceDeletePurge).
+	x.advance(time.Minute)
+	return rep
+}
+
+// wantNone fails the test when items, things that should not be (changes
+// in a plan, resources left), is not empty.
+func (x *account) wantNone(what string, items []string) {
+	x.tb.Helper()
+	if len(items) != 0 {
+		x.tb.Fatalf("%s:\n%s", what, strings.Join(items, "\n"))
+	}
+}
+
+// writes lists the successful writes so far as "service.Operation".
+func (x *account) writes() []string {
+	var out []string
+	for _, c := range x.w.Calls() {
+		if c.Write && c.ErrCode == "" {
+			out = append(out, c.Service+"."+c.Operation)
+		}
+	}
+	return out
+}
