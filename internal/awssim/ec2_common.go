@@ -3,7 +3,7 @@ package awssim
 import (
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -134,13 +134,8 @@ func ec2Tags(m map[string]string) []types.Tag {
 	if len(m) == 0 {
 		return nil
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]types.Tag, 0, len(keys))
-	for _, k := range keys {
+	out := make([]types.Tag, 0, len(m))
+	for _, k := range ec2SortedKeys(m) {
 		out = append(out, types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
 	}
 	return out
@@ -238,7 +233,7 @@ func describeEC2[T, O any](d ec2Describe[T], shape func(*T) O) ([]O, error) {
 	var out []O
 	for _, id := range ec2SortedKeys(d.all) {
 		r := d.all[id]
-		if len(d.ids) > 0 && !ec2Contains(d.ids, id) {
+		if len(d.ids) > 0 && !slices.Contains(d.ids, id) {
 			continue
 		}
 		if d.keep != nil && !d.keep(r) {
@@ -419,4 +414,14 @@ func ec2Need(v *string, field string) (string, error) {
 		return "", Err("MissingParameter", fmt.Sprintf("The request must contain the parameter %s", field))
 	}
 	return *v, nil
+}
+
+// ec2NeedByID is a required id parameter that must name an existing
+// resource: MissingParameter when it is absent, else byID's NotFound.
+func ec2NeedByID[T any](v *string, field string, byID func(string) (*T, error)) (*T, error) {
+	id, err := ec2Need(v, field)
+	if err != nil {
+		return nil, err
+	}
+	return byID(id)
 }

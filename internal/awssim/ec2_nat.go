@@ -3,6 +3,7 @@ package awssim
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -85,7 +86,7 @@ func describeAddresses(_ context.Context, w *World, in *ec2.DescribeAddressesInp
 	d := ec2Describe[Address]{all: w.ec2NetState().Addresses, ids: in.AllocationIds, byID: w.addressByID,
 		filters: in.Filters, tags: (*Address).tagMap, attr: w.addressFilter}
 	if len(in.PublicIps) > 0 {
-		d.keep = func(a *Address) bool { return ec2Contains(in.PublicIps, a.PublicIP) }
+		d.keep = func(a *Address) bool { return slices.Contains(in.PublicIps, a.PublicIP) }
 	}
 	addresses, err := describeEC2(d, w.addressOut)
 	if err != nil {
@@ -134,22 +135,15 @@ func createNatGateway(_ context.Context, w *World, in *ec2.CreateNatGatewayInput
 	if in.ConnectivityType != "" && in.ConnectivityType != types.ConnectivityTypePublic {
 		return nil, Err("InvalidParameterValue", "this simulation supports public NAT gateways only")
 	}
-	subnetID, err := ec2Need(in.SubnetId, "SubnetId")
+	sn, err := ec2NeedByID(in.SubnetId, "SubnetId", w.subnetByID)
 	if err != nil {
 		return nil, err
 	}
-	sn, err := w.subnetByID(subnetID)
+	a, err := ec2NeedByID(in.AllocationId, "AllocationId", w.addressByID)
 	if err != nil {
 		return nil, err
 	}
-	allocID, err := ec2Need(in.AllocationId, "AllocationId")
-	if err != nil {
-		return nil, err
-	}
-	a, err := w.addressByID(allocID)
-	if err != nil {
-		return nil, err
-	}
+	allocID := a.AllocationID
 	if a.NATID != "" {
 		return nil, Err("Resource.AlreadyAssociated", fmt.Sprintf("Elastic IP address [%s] is already associated", allocID))
 	}

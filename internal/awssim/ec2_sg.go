@@ -3,6 +3,7 @@ package awssim
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,13 +36,11 @@ func createSecurityGroup(_ context.Context, w *World, in *ec2.CreateSecurityGrou
 	if err != nil {
 		return nil, err
 	}
-	vpcID, err := ec2Need(in.VpcId, "VpcId")
+	v, err := ec2NeedByID(in.VpcId, "VpcId", w.vpcByID)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.vpcByID(vpcID); err != nil {
-		return nil, err
-	}
+	vpcID := v.ID
 	if strings.HasPrefix(strings.ToLower(name), "sg-") || name == "default" {
 		return nil, Err("InvalidParameterValue", "Group names may not be in the format sg-* and may not be 'default'.")
 	}
@@ -159,7 +158,7 @@ func describeSecurityGroups(_ context.Context, w *World, in *ec2.DescribeSecurit
 	d := ec2Describe[SecurityGroup]{all: w.EC2State().SecurityGroups, ids: in.GroupIds, byID: w.sgByID,
 		filters: in.Filters, tags: (*SecurityGroup).tagMap, attr: w.sgFilter}
 	if len(in.GroupNames) > 0 {
-		d.keep = func(sg *SecurityGroup) bool { return ec2Contains(in.GroupNames, sg.Name) }
+		d.keep = func(sg *SecurityGroup) bool { return slices.Contains(in.GroupNames, sg.Name) }
 	}
 	groups, err := describeEC2(d, w.sgOut)
 	if err != nil {
@@ -211,7 +210,7 @@ func deleteSecurityGroup(_ context.Context, w *World, in *ec2.DeleteSecurityGrou
 		return nil, Err("CannotDelete", fmt.Sprintf("the specified group: \"%s\" name: \"default\" cannot be deleted by a user", id))
 	}
 	for _, e := range s.ENIs {
-		if ec2Contains(e.GroupIDs, id) {
+		if slices.Contains(e.GroupIDs, id) {
 			return nil, Err("DependencyViolation", fmt.Sprintf("resource %s has a dependent object", id))
 		}
 	}
@@ -221,11 +220,7 @@ func deleteSecurityGroup(_ context.Context, w *World, in *ec2.DeleteSecurityGrou
 
 func authorizeSecurityGroupEgress(_ context.Context, w *World, in *ec2.AuthorizeSecurityGroupEgressInput) (*ec2.AuthorizeSecurityGroupEgressOutput, error) {
 	w.ec2Tick()
-	sg, err := w.sgByID(aws.ToString(in.GroupId))
-	if err != nil {
-		return nil, err
-	}
-	rules, err := sgAuthorize(w, sg, &sg.Egress, in.IpPermissions, true)
+	rules, err := w.sgAuthorize(in.GroupId, true, in.IpPermissions)
 	if err != nil {
 		return nil, err
 	}
@@ -234,11 +229,7 @@ func authorizeSecurityGroupEgress(_ context.Context, w *World, in *ec2.Authorize
 
 func revokeSecurityGroupEgress(_ context.Context, w *World, in *ec2.RevokeSecurityGroupEgressInput) (*ec2.RevokeSecurityGroupEgressOutput, error) {
 	w.ec2Tick()
-	sg, err := w.sgByID(aws.ToString(in.GroupId))
-	if err != nil {
-		return nil, err
-	}
-	if err := sgRevoke(&sg.Egress, in.IpPermissions); err != nil {
+	if err := w.sgRevoke(in.GroupId, true, in.IpPermissions); err != nil {
 		return nil, err
 	}
 	return &ec2.RevokeSecurityGroupEgressOutput{Return: aws.Bool(true)}, nil
@@ -249,12 +240,8 @@ func revokeSecurityGroupEgress(_ context.Context, w *World, in *ec2.RevokeSecuri
 // person adding a rule by hand would make.
 func authorizeSecurityGroupIngress(_ context.Context, w *World, in *ec2.AuthorizeSecurityGroupIngressInput) (*ec2.AuthorizeSecurityGroupIngressOutput, error) {
 	w.ec2Tick()
-	sg, err := w.sgByID(aws.ToString(in.GroupId))
-	if err != nil {
-		return nil, err
-	}
 	perms := sgIngressPermissions(in.IpPermissions, in.IpProtocol, in.FromPort, in.ToPort, in.CidrIp)
-	rules, err := sgAuthorize(w, sg, &sg.Ingress, perms, false)
+	rules, err := w.sgAuthorize(in.GroupId, false, perms)
 	if err != nil {
 		return nil, err
 	}
@@ -267,12 +254,8 @@ func authorizeSecurityGroupIngress(_ context.Context, w *World, in *ec2.Authoriz
 // RevokeSecurityGroupIngress).
 func revokeSecurityGroupIngress(_ context.Context, w *World, in *ec2.RevokeSecurityGroupIngressInput) (*ec2.RevokeSecurityGroupIngressOutput, error) {
 	w.ec2Tick()
-	sg, err := w.sgByID(aws.ToString(in.GroupId))
-	if err != nil {
-		return nil, err
-	}
 	perms := sgIngressPermissions(in.IpPermissions, in.IpProtocol, in.FromPort, in.ToPort, in.CidrIp)
-	if err := sgRevoke(&sg.Ingress, perms); err != nil {
+	if err := w.sgRevoke(in.GroupId, false, perms); err != nil {
 		return nil, err
 	}
 	return &ec2.RevokeSecurityGroupIngressOutput{Return: aws.Bool(true)}, nil
@@ -291,15 +274,32 @@ func sgIngressPermissions(perms []types.IpPermission, proto *string, from, to *i
 	return []types.IpPermission{p}
 }
 
-// sgAuthorize adds the rules of perms to *have, all or none:
-// InvalidPermission.Duplicate when one is there already.
-func sgAuthorize(w *World, sg *SecurityGroup, have *[]string, perms []types.IpPermission, egress bool) ([]types.SecurityGroupRule, error) {
+// sgRuleList finds group groupID (InvalidGroup.NotFound) and returns it
+// with its egress or its ingress rules, to change in place.
+func (w *World) sgRuleList(groupID *string, egress bool) (*SecurityGroup, *[]string, error) {
+	sg, err := w.sgByID(aws.ToString(groupID))
+	if err != nil {
+		return nil, nil, err
+	}
+	if egress {
+		return sg, &sg.Egress, nil
+	}
+	return sg, &sg.Ingress, nil
+}
+
+// sgAuthorize adds the rules of perms to the group's egress or ingress
+// rules, all or none: InvalidPermission.Duplicate when one is there already.
+func (w *World) sgAuthorize(groupID *string, egress bool, perms []types.IpPermission) ([]types.SecurityGroupRule, error) {
+	sg, have, err := w.sgRuleList(groupID, egress)
+	if err != nil {
+		return nil, err
+	}
 	rules, err := sgRulesOf(perms)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range rules {
-		if ec2Contains(*have, r) {
+		if slices.Contains(*have, r) {
 			return nil, Err("InvalidPermission.Duplicate", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r[strings.LastIndex(r, ":")+1:], r[:strings.LastIndex(r, ":")]))
 		}
 	}
@@ -312,15 +312,20 @@ func sgAuthorize(w *World, sg *SecurityGroup, have *[]string, perms []types.IpPe
 	return out, nil
 }
 
-// sgRevoke removes the rules of perms from *have, all or none:
-// InvalidPermission.NotFound when one is not there (a non-default VPC).
-func sgRevoke(have *[]string, perms []types.IpPermission) error {
+// sgRevoke removes the rules of perms from the group's egress or ingress
+// rules, all or none: InvalidPermission.NotFound when one is not there (a
+// non-default VPC).
+func (w *World) sgRevoke(groupID *string, egress bool, perms []types.IpPermission) error {
+	_, have, err := w.sgRuleList(groupID, egress)
+	if err != nil {
+		return err
+	}
 	rules, err := sgRulesOf(perms)
 	if err != nil {
 		return err
 	}
 	for _, r := range rules {
-		if !ec2Contains(*have, r) {
+		if !slices.Contains(*have, r) {
 			return Err("InvalidPermission.NotFound", "The specified rule does not exist in this security group.")
 		}
 	}

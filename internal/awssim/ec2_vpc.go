@@ -3,7 +3,9 @@ package awssim
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -113,13 +115,11 @@ func (w *World) vpcFilter(v *VPC, name string) ([]string, bool) {
 // attached internet gateway.
 func deleteVpc(_ context.Context, w *World, in *ec2.DeleteVpcInput) (*ec2.DeleteVpcOutput, error) {
 	w.ec2Tick()
-	id, err := ec2Need(in.VpcId, "VpcId")
+	v, err := ec2NeedByID(in.VpcId, "VpcId", w.vpcByID)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.vpcByID(id); err != nil {
-		return nil, err
-	}
+	id := v.ID
 	if dep := w.vpcDependency(id); dep != "" {
 		return nil, ec2DependencyViolation("vpc", id)
 	}
@@ -179,11 +179,7 @@ func (w *World) vpcDependency(id string) string {
 
 func modifyVpcAttribute(_ context.Context, w *World, in *ec2.ModifyVpcAttributeInput) (*ec2.ModifyVpcAttributeOutput, error) {
 	w.ec2Tick()
-	id, err := ec2Need(in.VpcId, "VpcId")
-	if err != nil {
-		return nil, err
-	}
-	v, err := w.vpcByID(id)
+	v, err := ec2NeedByID(in.VpcId, "VpcId", w.vpcByID)
 	if err != nil {
 		return nil, err
 	}
@@ -211,15 +207,11 @@ func modifyVpcAttribute(_ context.Context, w *World, in *ec2.ModifyVpcAttributeI
 
 func describeVpcAttribute(_ context.Context, w *World, in *ec2.DescribeVpcAttributeInput) (*ec2.DescribeVpcAttributeOutput, error) {
 	w.ec2Tick()
-	id, err := ec2Need(in.VpcId, "VpcId")
+	v, err := ec2NeedByID(in.VpcId, "VpcId", w.vpcByID)
 	if err != nil {
 		return nil, err
 	}
-	v, err := w.vpcByID(id)
-	if err != nil {
-		return nil, err
-	}
-	out := &ec2.DescribeVpcAttributeOutput{VpcId: aws.String(id)}
+	out := &ec2.DescribeVpcAttributeOutput{VpcId: aws.String(v.ID)}
 	switch in.Attribute {
 	case types.VpcAttributeNameEnableDnsSupport:
 		out.EnableDnsSupport = &types.AttributeBooleanValue{Value: aws.Bool(v.EnableDNSSupport)}
@@ -273,8 +265,8 @@ func createSubnet(_ context.Context, w *World, in *ec2.CreateSubnetInput) (*ec2.
 	if az == "" {
 		// EC2 picks an AZ; deterministically, the least used one.
 		az = azs[len(s.Subnets)%len(azs)]
-	} else if !ec2Contains(azs, az) {
-		return nil, Err("InvalidParameterValue", fmt.Sprintf("Value (%s) for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones: %s.", az, ec2JoinComma(azs)))
+	} else if !slices.Contains(azs, az) {
+		return nil, Err("InvalidParameterValue", fmt.Sprintf("Value (%s) for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones: %s.", az, strings.Join(azs, ", ")))
 	}
 	tags, err := ec2TagsFor(in.TagSpecifications, types.ResourceTypeSubnet)
 	if err != nil {
@@ -312,7 +304,7 @@ func (w *World) azID(az string) string {
 func ec2RegionShort(region string) string {
 	// us-east-1 → use1, eu-west-2 → euw2: AWS's zone-id prefix.
 	var b []byte
-	parts := ec2SplitDash(region)
+	parts := strings.Split(region, "-")
 	if len(parts) == 3 {
 		b = append(b, parts[0]...)
 		b = append(b, parts[1][0])
@@ -366,13 +358,11 @@ func (w *World) subnetFilter(sn *Subnet, name string) ([]string, bool) {
 // reference/aws-ecs.md §5.1) or NAT gateways are in the subnet.
 func deleteSubnet(_ context.Context, w *World, in *ec2.DeleteSubnetInput) (*ec2.DeleteSubnetOutput, error) {
 	w.ec2Tick()
-	id, err := ec2Need(in.SubnetId, "SubnetId")
+	sn, err := ec2NeedByID(in.SubnetId, "SubnetId", w.subnetByID)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.subnetByID(id); err != nil {
-		return nil, err
-	}
+	id := sn.ID
 	s := w.EC2State()
 	for _, e := range s.ENIs {
 		if e.SubnetID == id {
@@ -398,11 +388,7 @@ func deleteSubnet(_ context.Context, w *World, in *ec2.DeleteSubnetInput) (*ec2.
 
 func modifySubnetAttribute(_ context.Context, w *World, in *ec2.ModifySubnetAttributeInput) (*ec2.ModifySubnetAttributeOutput, error) {
 	w.ec2Tick()
-	id, err := ec2Need(in.SubnetId, "SubnetId")
-	if err != nil {
-		return nil, err
-	}
-	sn, err := w.subnetByID(id)
+	sn, err := ec2NeedByID(in.SubnetId, "SubnetId", w.subnetByID)
 	if err != nil {
 		return nil, err
 	}
@@ -485,44 +471,5 @@ func deleteTags(_ context.Context, w *World, in *ec2.DeleteTagsInput) (*ec2.Dele
 }
 
 func ec2SortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func ec2Contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func ec2JoinComma(l []string) string {
-	out := ""
-	for i, s := range l {
-		if i > 0 {
-			out += ", "
-		}
-		out += s
-	}
-	return out
-}
-
-func ec2SplitDash(s string) []string {
-	var out []string
-	cur := ""
-	for _, r := range s {
-		if r == '-' {
-			out = append(out, cur)
-			cur = ""
-			continue
-		}
-		cur += string(r)
-	}
-	return append(out, cur)
+	return slices.Sorted(maps.Keys(m))
 }
