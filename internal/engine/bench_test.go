@@ -55,6 +55,13 @@ func newBenchNetOn(tb testing.TB, clk clock.Clock) *benchNet {
 	return &benchNet{newAccount(tb, clk, benchKey)}
 }
 
+// benchNetworks are the managed networks the plan and apply benchmarks
+// measure (BENCHMARKS.md).
+var benchNetworks = []struct {
+	nat string
+	azs int
+}{{"single", 2}, {"per-az", 2}, {"per-az", 3}}
+
 // benchClock is a clock an apply benchmark runs on, with the real time a
 // simulated second of waiting takes on it.
 type benchClock struct {
@@ -150,10 +157,7 @@ func reportRoundTrips(b *testing.B, wall time.Duration, n int) {
 // managed-network stack right after its apply. Target: within 8 round trips
 // (400 ms at 50 ms per call).
 func BenchmarkPlanNoChangesManaged(b *testing.B) {
-	for _, tc := range []struct {
-		nat string
-		azs int
-	}{{"single", 2}, {"per-az", 2}, {"per-az", 3}} {
+	for _, tc := range benchNetworks {
 		b.Run(fmt.Sprintf("nat=%s/azs=%d", tc.nat, tc.azs), func(b *testing.B) {
 			x := newBenchNet(b)
 			wall := benchPlansWithoutChanges(b, x.account, x.env("bench", tc.nat, tc.azs))
@@ -313,10 +317,7 @@ func criticalPath(st *stack.Stack, took map[string]time.Duration) (total time.Du
 // <= 1.2: IAM, logs, secret and the cluster are created while the network
 // is still coming up.
 func BenchmarkApplyManaged(b *testing.B) {
-	for _, tc := range []struct {
-		nat string
-		azs int
-	}{{"single", 2}, {"per-az", 2}, {"per-az", 3}} {
+	for _, tc := range benchNetworks {
 		for _, c := range benchClocks {
 			b.Run(fmt.Sprintf("nat=%s/azs=%d/clock=%s", tc.nat, tc.azs, c.name), func(b *testing.B) {
 				x0 := newBenchNet(b)

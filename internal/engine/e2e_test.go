@@ -193,13 +193,7 @@ func TestE2ECrashAfterEveryWrite(t *testing.T) {
 		t.Run(fmt.Sprint("after write ", k), func(t *testing.T) {
 			x := newWorld(t)
 			env := x.env("demo")
-			x.w.SetFaults(awssim.Faults{StopAfterWrites: k})
-			e := x.engine()
-			p := x.planWith(e, x.stack(env))
-			if _, err := e.Apply(context.Background(), p); err == nil {
-				t.Fatalf("apply survived a crash after write %d", k)
-			}
-			x.w.SetFaults(awssim.Faults{})
+			x.crashAfterWrite(k, "apply", x.tryApply, env)
 			// The re-run starts at once, while AWS may still be finishing
 			// what the dead run started (a Cloud Map namespace is created
 			// asynchronously and is not listed until its operation succeeds).
@@ -253,16 +247,7 @@ func TestE2EDestroyCrashAfterEveryWrite(t *testing.T) {
 			x := newWorld(t)
 			env := x.env("demo")
 			x.apply(env)
-			x.w.SetFaults(awssim.Faults{StopAfterWrites: k})
-			e := x.engine()
-			p, err := e.PlanDestroy(context.Background(), x.destroyStack(env))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.Destroy(context.Background(), p); err == nil {
-				t.Fatalf("destroy survived a crash after write %d", k)
-			}
-			x.w.SetFaults(awssim.Faults{})
+			x.crashAfterWrite(k, "destroy", x.tryDestroy, env)
 			x.destroy(env)
 			x.wantNone("left after crash and re-run", inventory(x.w, "demo"))
 		})

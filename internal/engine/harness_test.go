@@ -145,9 +145,39 @@ func (x *account) planWith(e *engine.Engine, st *stack.Stack) *engine.Planned {
 	return p
 }
 
+// tryApply plans env (failing the test on error) and applies the plan.
+func (x *account) tryApply(env *config.Environment) (*plan.Report, error) {
+	x.tb.Helper()
+	return x.engine().Apply(context.Background(), x.plan(env))
+}
+
+// tryDestroy plans env's destroy (failing the test on error) and runs it.
+func (x *account) tryDestroy(env *config.Environment) (*plan.Report, error) {
+	x.tb.Helper()
+	e := x.engine()
+	p, err := e.PlanDestroy(context.Background(), x.destroyStack(env))
+	if err != nil {
+		x.tb.Fatalf("plan destroy %s: %v", env.Name, err)
+	}
+	return e.Destroy(context.Background(), p)
+}
+
+// crashAfterWrite runs what (x.tryApply or x.tryDestroy) on env with the
+// deploybot process dying after the k-th write (awssim.Faults
+// StopAfterWrites; plans write nothing, so the count is the run's), fails
+// the test if the run survives, then lifts the fault.
+func (x *account) crashAfterWrite(k int, what string, run func(*config.Environment) (*plan.Report, error), env *config.Environment) {
+	x.tb.Helper()
+	x.w.SetFaults(awssim.Faults{StopAfterWrites: k})
+	if _, err := run(env); err == nil {
+		x.tb.Fatalf("%s survived a crash after write %d", what, k)
+	}
+	x.w.SetFaults(awssim.Faults{})
+}
+
 func (x *account) apply(env *config.Environment) *plan.Report {
 	x.tb.Helper()
-	rep, err := x.engine().Apply(context.Background(), x.plan(env))
+	rep, err := x.tryApply(env)
 	if err != nil {
 		x.tb.Fatalf("apply %s: %v\nprogress:\n%s", env.Name, err, x.progressText())
 	}
@@ -156,12 +186,7 @@ func (x *account) apply(env *config.Environment) *plan.Report {
 
 func (x *account) destroy(env *config.Environment) *plan.Report {
 	x.tb.Helper()
-	e := x.engine()
-	p, err := e.PlanDestroy(context.Background(), x.destroyStack(env))
-	if err != nil {
-		x.tb.Fatalf("plan destroy %s: %v", env.Name, err)
-	}
-	rep, err := e.Destroy(context.Background(), p)
+	rep, err := x.tryDestroy(env)
 	if err != nil {
 		x.tb.Fatalf("destroy %s: %v\nprogress:\n%s", env.Name, err, x.progressText())
 	}

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -203,13 +202,7 @@ func TestE2EManagedCrashAfterEveryWrite(t *testing.T) {
 		t.Run(fmt.Sprint("after write ", k), func(t *testing.T) {
 			x := newNetE2E(t)
 			env := x.env("net", "single", "2")
-			x.w.SetFaults(awssim.Faults{StopAfterWrites: k})
-			e := x.engine()
-			p := x.planWith(e, x.stack(env))
-			if _, err := e.Apply(context.Background(), p); err == nil {
-				t.Fatalf("apply survived a crash after write %d", k)
-			}
-			x.w.SetFaults(awssim.Faults{})
+			x.crashAfterWrite(k, "apply", x.tryApply, env)
 			x.advance(5 * time.Minute)
 			x.apply(env)
 			x.wantNone("not converged", netChanges(x.plan(env).Plan))
@@ -236,16 +229,7 @@ func TestE2EManagedDestroyCrashAfterEveryWrite(t *testing.T) {
 			x := newNetE2E(t)
 			env := x.env("net", "single", "2")
 			x.apply(env)
-			e := x.engine()
-			p, err := e.PlanDestroy(context.Background(), x.destroyStack(env))
-			if err != nil {
-				t.Fatal(err)
-			}
-			x.w.SetFaults(awssim.Faults{StopAfterWrites: k})
-			if _, err := e.Destroy(context.Background(), p); err == nil {
-				t.Fatalf("destroy survived a crash after write %d", k)
-			}
-			x.w.SetFaults(awssim.Faults{})
+			x.crashAfterWrite(k, "destroy", x.tryDestroy, env)
 			x.advance(time.Minute)
 			x.destroy(env)
 			x.wantNone("left after crash and re-run", netLeft(x.w, "net"))
@@ -276,12 +260,7 @@ func TestE2EManagedThrottledAndLingeringENIs(t *testing.T) {
 
 	// The destroy runs out of budget while the task's ENI lingers, and says
 	// which ENI blocks it.
-	e := x.engine()
-	p, err := e.PlanDestroy(context.Background(), x.destroyStack(env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = e.Destroy(context.Background(), p)
+	_, err := x.tryDestroy(env)
 	if err == nil || !strings.Contains(err.Error(), "eni-") || !strings.Contains(err.Error(), "attachment/") || !strings.Contains(err.Error(), "re-run") {
 		t.Fatalf("destroy with a 6h ENI linger: %v; want an error naming the lingering ENI", err)
 	}
