@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -159,7 +160,7 @@ func createNatGateway(_ context.Context, w *World, in *ec2.CreateNatGatewayInput
 	seq := w.NextSeq("ip")
 	eni := &ENI{ID: w.NewID("eni"), SubnetID: sn.ID, VPCID: sn.VPCID, Description: "Interface for NAT Gateway " + g.ID,
 		RequesterID: "amazon-nat-gateway", InterfaceType: "nat_gateway", Status: "in-use",
-		PrivateIP: "10.0." + itoa(seq/250) + "." + itoa(seq%250+4), PublicIP: a.PublicIP}
+		PrivateIP: "10.0." + strconv.Itoa(seq/250) + "." + strconv.Itoa(seq%250+4), PublicIP: a.PublicIP}
 	w.EC2State().ENIs[eni.ID] = eni
 	g.ENIID = eni.ID
 	a.NATID, a.ENIID, a.AssociationID = g.ID, eni.ID, w.NewID("eipassoc")

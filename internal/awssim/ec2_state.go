@@ -1,6 +1,9 @@
 package awssim
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // EC2 state is shared by the EC2 handlers (network simulator) and the ECS
 // handlers (which place Fargate task ENIs in subnets). All access holds w.Mu.
@@ -77,9 +80,9 @@ func (w *World) TaskENI(subnetID string, groupIDs []string, attachment string, p
 		e.VPCID = sn.VPCID
 	}
 	n := w.NextSeq("ip")
-	e.PrivateIP = "10.0." + itoa(n/250) + "." + itoa(n%250+4)
+	e.PrivateIP = "10.0." + strconv.Itoa(n/250) + "." + strconv.Itoa(n%250+4)
 	if publicIP {
-		e.PublicIP = "203.0.113." + itoa(n%250+1)
+		e.PublicIP = "203.0.113." + strconv.Itoa(n%250+1)
 	}
 	s.ENIs[e.ID] = e
 	return e
@@ -106,19 +109,6 @@ func (w *World) ReapENIs() {
 			delete(s.ENIs, id)
 		}
 	}
-}
-
-func itoa(n int) string {
-	const digits = "0123456789"
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for n > 0 {
-		b = append([]byte{digits[n%10]}, b...)
-		n /= 10
-	}
-	return string(b)
 }
 
 // InternetReach is answered by the network simulator: whether a task in
