@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -451,8 +452,12 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		out := &iam.ListAttachedRolePoliciesOutput{AttachedPolicies: []iamtypes.AttachedPolicy{}}
-		for _, a := range r.Attached {
+		page, truncated, marker, err := iamPage(r.Attached, in.Marker, in.MaxItems)
+		if err != nil {
+			return nil, err
+		}
+		out := &iam.ListAttachedRolePoliciesOutput{AttachedPolicies: []iamtypes.AttachedPolicy{}, IsTruncated: truncated, Marker: marker}
+		for _, a := range page {
 			out.AttachedPolicies = append(out.AttachedPolicies, iamtypes.AttachedPolicy{PolicyArn: aws.String(a), PolicyName: aws.String(a[strings.LastIndex(a, "/")+1:])})
 		}
 		return out, nil
@@ -502,7 +507,11 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return &iam.ListRolePoliciesOutput{PolicyNames: sortedKeys(r.Inline)}, nil
+		page, truncated, marker, err := iamPage(sortedKeys(r.Inline), in.Marker, in.MaxItems)
+		if err != nil {
+			return nil, err
+		}
+		return &iam.ListRolePoliciesOutput{PolicyNames: page, IsTruncated: truncated, Marker: marker}, nil
 	})
 
 	Handle(func(ctx context.Context, w *World, in *iam.CreateOpenIDConnectProviderInput) (*iam.CreateOpenIDConnectProviderOutput, error) {
@@ -557,4 +566,33 @@ func actionMatches(patterns []string, action string) bool {
 		}
 	}
 	return false
+}
+
+// iamPage pages an IAM list the way IAM's List* operations do: MaxItems
+// defaults to 100 and may be 1 to 1000; a truncated page says IsTruncated
+// and gives the Marker to pass for the next one (IAM API reference, "Using
+// pagination"; the marker is opaque, here an offset).
+func iamPage[T any](all []T, marker *string, maxItems *int32) (page []T, truncated bool, next *string, err error) {
+	start := 0
+	if m := aws.ToString(marker); m != "" {
+		n, convErr := strconv.Atoi(strings.TrimPrefix(m, "mk-"))
+		if convErr != nil || !strings.HasPrefix(m, "mk-") || n < 0 || n > len(all) {
+			return nil, false, nil, &iamtypes.InvalidInputException{Message: aws.String("Invalid Marker: " + m)}
+		}
+		start = n
+	}
+	limit := 100
+	if maxItems != nil {
+		limit = int(*maxItems)
+		if limit < 1 || limit > 1000 {
+			return nil, false, nil, Err("ValidationError",
+				"1 validation error detected: Value at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 1000")
+		}
+	}
+	end := min(start+limit, len(all))
+	page = append([]T{}, all[start:end]...)
+	if end < len(all) {
+		return page, true, aws.String("mk-" + strconv.Itoa(end)), nil
+	}
+	return page, false, nil, nil
 }

@@ -166,3 +166,86 @@ func TestIAMOIDCProvider(t *testing.T) {
 		t.Fatalf("get missing: %v", err)
 	}
 }
+
+// TestIAMListRolePoliciesPages: ListRolePolicies and ListAttachedRolePolicies
+// page like IAM (MaxItems, IsTruncated, Marker), so that the SDK's
+// paginators, which deploybot uses, see every page.
+func TestIAMListRolePoliciesPages(t *testing.T) {
+	w, _ := newTestWorld(t)
+	c := iam.NewFromConfig(w.Config())
+	role := aws.String("deploybot-staging-task")
+	if _, err := c.CreateRole(bg, &iam.CreateRoleInput{RoleName: role, AssumeRolePolicyDocument: aws.String(ecsTrust)}); err != nil {
+		t.Fatal(err)
+	}
+	doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`
+	names := []string{"a", "b", "c"}
+	for _, n := range names {
+		if _, err := c.PutRolePolicy(bg, &iam.PutRolePolicyInput{RoleName: role, PolicyName: aws.String(n), PolicyDocument: aws.String(doc)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	arns := []string{ECSTaskExecutionRolePolicyARN, "arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/AdministratorAccess"}
+	for _, a := range arns {
+		if _, err := c.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: role, PolicyArn: aws.String(a)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	first, err := c.ListRolePolicies(bg, &iam.ListRolePoliciesInput{RoleName: role, MaxItems: aws.Int32(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a", "b"}, first.PolicyNames); diff != "" || !first.IsTruncated || first.Marker == nil {
+		t.Fatalf("first page: truncated %v, marker %v, names (-want +got):\n%s", first.IsTruncated, first.Marker, diff)
+	}
+	second, err := c.ListRolePolicies(bg, &iam.ListRolePoliciesInput{RoleName: role, MaxItems: aws.Int32(2), Marker: first.Marker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"c"}, second.PolicyNames); diff != "" || second.IsTruncated || second.Marker != nil {
+		t.Fatalf("last page: truncated %v, marker %v, names (-want +got):\n%s", second.IsTruncated, second.Marker, diff)
+	}
+
+	var gotNames []string
+	pn := iam.NewListRolePoliciesPaginator(c, &iam.ListRolePoliciesInput{RoleName: role}, func(o *iam.ListRolePoliciesPaginatorOptions) { o.Limit = 1 })
+	for pn.HasMorePages() {
+		page, err := pn.NextPage(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotNames = append(gotNames, page.PolicyNames...)
+	}
+	if diff := cmp.Diff(names, gotNames); diff != "" {
+		t.Fatalf("inline policies through the paginator (-want +got):\n%s", diff)
+	}
+	var gotARNs []string
+	pa := iam.NewListAttachedRolePoliciesPaginator(c, &iam.ListAttachedRolePoliciesInput{RoleName: role}, func(o *iam.ListAttachedRolePoliciesPaginatorOptions) { o.Limit = 2 })
+	for pa.HasMorePages() {
+		page, err := pa.NextPage(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range page.AttachedPolicies {
+			gotARNs = append(gotARNs, aws.ToString(p.PolicyArn))
+		}
+	}
+	if diff := cmp.Diff(arns, gotARNs); diff != "" {
+		t.Fatalf("attached policies through the paginator (-want +got):\n%s", diff)
+	}
+
+	for _, tc := range []struct {
+		name string
+		in   *iam.ListRolePoliciesInput
+		code string
+	}{
+		{"bad marker", &iam.ListRolePoliciesInput{RoleName: role, Marker: aws.String("nope")}, "InvalidInput"},
+		{"max items 0", &iam.ListRolePoliciesInput{RoleName: role, MaxItems: aws.Int32(0)}, "ValidationError"},
+		{"max items 1001", &iam.ListRolePoliciesInput{RoleName: role, MaxItems: aws.Int32(1001)}, "ValidationError"},
+		{"no such role", &iam.ListRolePoliciesInput{RoleName: aws.String("nope")}, "NoSuchEntity"},
+	} {
+		_, err := c.ListRolePolicies(bg, tc.in)
+		if got := errCode(t, err); got != tc.code {
+			t.Errorf("%s: code %q, want %q", tc.name, got, tc.code)
+		}
+	}
+}
