@@ -195,7 +195,6 @@ var applyOnlyReads = map[string]bool{
 	"servicediscovery:GetOperation":  true,
 	"servicediscovery:ListInstances": true,
 	"iam:ListRoleTags":               true,
-	"iam:ListRolePolicies":           true,
 	"ec2:DescribeNetworkInterfaces":  true,
 }
 

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/awserr"
@@ -116,8 +118,9 @@ func (x *lpWorld) as(name string, doc *iampolicy.Document, env *config.Environme
 	}
 }
 
-// lifecycle runs plan (plan role) → apply → plan → update → destroy (apply
-// role) and returns the first error.
+// lifecycle runs plan (plan role) → apply → plan → hand-made policies,
+// plan, apply, plan → update → destroy (apply role) and returns the first
+// error.
 func (x *lpWorld) lifecycle(planDoc, appDoc *iampolicy.Document) error {
 	ctx := context.Background()
 	if _, err := deploy.Plan(ctx, x.as("plan", planDoc, x.env("512"))); err != nil {
@@ -133,6 +136,9 @@ func (x *lpWorld) lifecycle(planDoc, appDoc *iampolicy.Document) error {
 	if r.Plan.HasChanges() {
 		return fmt.Errorf("plan after apply has changes: %+v", r.Plan.Summary())
 	}
+	if err := x.handMadePolicies(ctx, planDoc, appDoc); err != nil {
+		return err
+	}
 	if _, err := deploy.Apply(ctx, x.as("apply", appDoc, x.env("1024"))); err != nil {
 		return fmt.Errorf("update: %w", err)
 	}
@@ -142,6 +148,46 @@ func (x *lpWorld) lifecycle(planDoc, appDoc *iampolicy.Document) error {
 	x.clk.Advance(time.Minute)
 	if left := x.w.TaggedFor("lp"); len(left) > 0 {
 		return fmt.Errorf("destroy left %d resources tagged for lp", len(left))
+	}
+	return nil
+}
+
+// handMadePolicies is the drift step of the lifecycle: someone with admin
+// credentials puts an inline policy on the worker's task role and attaches
+// a managed one; the plan role sees both, and the apply role removes both
+// (DetachRolePolicy of a policy other than the ECS execution one, which the
+// apply role's policy must allow).
+func (x *lpWorld) handMadePolicies(ctx context.Context, planDoc, appDoc *iampolicy.Document) error {
+	admin := iam.NewFromConfig(x.w.Config())
+	role := aws.String("deploybot-lp-task")
+	if _, err := admin.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: role, PolicyName: aws.String("hand-made"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)}); err != nil {
+		return fmt.Errorf("put the hand-made inline policy: %w", err)
+	}
+	if _, err := admin.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: role, PolicyArn: aws.String("arn:aws:iam::aws:policy/AdministratorAccess")}); err != nil {
+		return fmt.Errorf("attach the hand-made managed policy: %w", err)
+	}
+	r, err := deploy.Plan(ctx, x.as("plan", planDoc, x.env("512")))
+	if err != nil {
+		return fmt.Errorf("plan after hand-made policies: %w", err)
+	}
+	var drift []string
+	for _, c := range r.Plan.Changes {
+		for _, f := range c.Fields {
+			drift = append(drift, c.Address+" "+f.Path)
+		}
+	}
+	if want := []string{"iam_role.task inline_policies", "iam_role.task managed_policies"}; strings.Join(drift, ",") != strings.Join(want, ",") {
+		return fmt.Errorf("plan after hand-made policies shows %v, want %v", drift, want)
+	}
+	if _, err := deploy.Apply(ctx, x.as("apply", appDoc, x.env("512"))); err != nil {
+		return fmt.Errorf("apply removing hand-made policies: %w", err)
+	}
+	if r, err = deploy.Plan(ctx, x.as("plan", planDoc, x.env("512"))); err != nil {
+		return fmt.Errorf("plan after removing hand-made policies: %w", err)
+	}
+	if r.Plan.HasChanges() {
+		return fmt.Errorf("plan after removing hand-made policies has changes: %+v", r.Plan.Summary())
 	}
 	return nil
 }

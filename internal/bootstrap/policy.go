@@ -139,7 +139,13 @@ func scopeOf(n Names, action string, write bool) scope {
 		// role/NAME (it cannot know the path), so reads before the first
 		// apply need the path-less ARN too.
 		s := scope{sid: "Roles", resources: []string{n.roleARNs(), n.rolesNoPath()}}
-		if op == "AttachRolePolicy" || op == "DetachRolePolicy" {
+		// DetachRolePolicy stays unconditioned: a plan shows a managed
+		// policy attached by hand to the stack's roles as drift, and the
+		// apply detaches it, whatever it is. Detaching only takes
+		// permissions away from the stack's own roles, whose inline
+		// policies the role may already write and delete, so it grants no
+		// new power; attaching could, so it keeps the condition.
+		if op == "AttachRolePolicy" {
 			// Only the ECS task execution managed policy may be attached.
 			s.sid = "ExecutionRoleManagedPolicy"
 			s.conditions = map[string]map[string]iampolicy.StringList{"ArnEquals": {"iam:PolicyARN": {"arn:" + n.Partition + ":iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"}}}

@@ -3,10 +3,12 @@ package resources
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,6 +41,10 @@ func (RoleKind) Desired(r *resource.Resource, refs resource.Refs) resource.Attrs
 		"path":             {Value: s.Path, ForceNew: true},
 		"trust_policy":     {Value: canonicalPolicy(s.Trust.JSON(refs))},
 		"managed_policies": {Value: jsonList(s.ManagedPolicyARNs)},
+		// Every inline policy the role has, by name: one that is not ours
+		// (put by hand, e.g. granting the worker's task role more) is drift,
+		// and Update deletes it.
+		"inline_policies": {Value: jsonList(sortedKeys(s.Inline))},
 	}
 	for name, doc := range s.Inline {
 		a["inline_policy."+name] = resource.Attr{Value: canonicalPolicy(doc.JSON(refs))}
@@ -50,7 +56,8 @@ func (RoleKind) Desired(r *resource.Resource, refs resource.Refs) resource.Attrs
 type liveRole struct {
 	arn     string
 	tags    map[string]string
-	managed []string
+	managed []string // ARNs of every attached managed policy
+	inline  []string // names of every inline policy, ours or not
 }
 
 func (RoleKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
@@ -80,27 +87,54 @@ func (RoleKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource)
 		live.Raw = lr
 		return live, nil
 	}
-	att, err := x.AWS.IAM.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(s.Name), MaxItems: aws.Int32(100)})
-	if err != nil && !awserr.IsNotFound(err) {
-		return nil, fmt.Errorf("ListAttachedRolePolicies %s: %w", s.Name, err)
-	}
-	if att != nil {
-		for _, p := range att.AttachedPolicies {
-			lr.managed = append(lr.managed, aws.ToString(p.PolicyArn))
+	// After GetRole (which says whether the role is ours), the policy reads
+	// need only the role's name: run them at once, so that a role reads in
+	// 2 round trips. The inline policies are listed (so that one put by
+	// hand shows) and ours are read by their deterministic names.
+	names := sortedKeys(s.Inline)
+	docs := make([]string, len(names))
+	found := make([]bool, len(names))
+	errs := make([]error, 2+len(names))
+	var wg sync.WaitGroup
+	// A role deleted since GetRole has no policies: not an error.
+	ignoreNotFound := func(err error) error {
+		if awserr.IsNotFound(err) {
+			return nil
 		}
+		return err
+	}
+	wg.Go(func() {
+		var err error
+		lr.managed, err = attachedPolicyARNs(ctx, x, s.Name)
+		errs[0] = ignoreNotFound(err)
+	})
+	wg.Go(func() {
+		var err error
+		lr.inline, err = inlinePolicyNames(ctx, x, s.Name)
+		errs[1] = ignoreNotFound(err)
+	})
+	for i, name := range names {
+		wg.Go(func() {
+			p, err := x.AWS.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(s.Name), PolicyName: aws.String(name)})
+			switch {
+			case awserr.IsNotFound(err):
+			case err != nil:
+				errs[2+i] = fmt.Errorf("GetRolePolicy %s/%s: %w", s.Name, name, err)
+			default:
+				docs[i], found[i] = aws.ToString(p.PolicyDocument), true
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	a["managed_policies"] = resource.Attr{Value: jsonList(lr.managed)}
-	// Inline policies are read by their deterministic names (one call each,
-	// no ListRolePolicies): the plan budget is 25 calls for the whole stack.
-	for _, name := range sortedKeys(s.Inline) {
-		p, err := x.AWS.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(s.Name), PolicyName: aws.String(name)})
-		if awserr.IsNotFound(err) {
-			continue
+	a["inline_policies"] = resource.Attr{Value: jsonList(lr.inline)}
+	for i, name := range names {
+		if found[i] {
+			a["inline_policy."+name] = resource.Attr{Value: canonicalPolicy(docs[i])}
 		}
-		if err != nil {
-			return nil, fmt.Errorf("GetRolePolicy %s/%s: %w", s.Name, name, err)
-		}
-		a["inline_policy."+name] = resource.Attr{Value: canonicalPolicy(aws.ToString(p.PolicyDocument))}
 	}
 	live.Raw = lr
 	return live, nil
@@ -205,6 +239,16 @@ func (RoleKind) converge(ctx context.Context, x *resource.Ctx, r *resource.Resou
 			return fmt.Errorf("PutRolePolicy %s/%s: %w", s.Name, name, err)
 		}
 	}
+	// Inline policies that are not ours were put by someone else: delete
+	// them (never ours, which are rewritten above when they differ).
+	for _, name := range lr.inline {
+		if _, ours := s.Inline[name]; ours {
+			continue
+		}
+		if _, err := x.AWS.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(s.Name), PolicyName: aws.String(name)}); err != nil && !awserr.IsNotFound(err) {
+			return fmt.Errorf("DeleteRolePolicy %s/%s: %w", s.Name, name, err)
+		}
+	}
 	set, remove := tagChanges(r.Tags, lr.tags)
 	if len(set) > 0 {
 		if _, err := x.AWS.IAM.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(s.Name), Tags: iamTagList(set)}); err != nil {
@@ -241,27 +285,25 @@ func (RoleKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resourc
 	// reference/aws-ecs.md §5 (iam/role.go deleteRole): detach managed,
 	// delete inline, then DeleteRole retrying DeleteConflict. deploybot
 	// never adds instance profiles.
-	att, err := x.AWS.IAM.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: name, MaxItems: aws.Int32(100)})
+	managed, err := attachedPolicyARNs(ctx, x, r.Name)
 	if awserr.IsNotFound(err) {
-		return nil
+		return nil // already gone
 	}
 	if err != nil {
-		return fmt.Errorf("ListAttachedRolePolicies %s: %w", r.Name, err)
+		return err
 	}
-	for _, p := range att.AttachedPolicies {
-		if _, err := x.AWS.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: name, PolicyArn: p.PolicyArn}); err != nil && !awserr.IsNotFound(err) {
+	for _, p := range managed {
+		if _, err := x.AWS.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: name, PolicyArn: aws.String(p)}); err != nil && !awserr.IsNotFound(err) {
 			return fmt.Errorf("DetachRolePolicy %s: %w", r.Name, err)
 		}
 	}
-	inl, err := x.AWS.IAM.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: name, MaxItems: aws.Int32(100)})
+	inline, err := inlinePolicyNames(ctx, x, r.Name)
 	if err != nil && !awserr.IsNotFound(err) {
-		return fmt.Errorf("ListRolePolicies %s: %w", r.Name, err)
+		return err
 	}
-	if inl != nil {
-		for _, p := range inl.PolicyNames {
-			if _, err := x.AWS.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: name, PolicyName: aws.String(p)}); err != nil && !awserr.IsNotFound(err) {
-				return fmt.Errorf("DeleteRolePolicy %s/%s: %w", r.Name, p, err)
-			}
+	for _, p := range inline {
+		if _, err := x.AWS.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: name, PolicyName: aws.String(p)}); err != nil && !awserr.IsNotFound(err) {
+			return fmt.Errorf("DeleteRolePolicy %s/%s: %w", r.Name, p, err)
 		}
 	}
 	err = retry(ctx, x, r.Address, "DeleteRole", iamPropagationTimeout, codeWithMessage("DeleteConflict"), func() error {
@@ -272,6 +314,38 @@ func (RoleKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resourc
 		return fmt.Errorf("DeleteRole %s: %w", r.Name, err)
 	}
 	return nil
+}
+
+// attachedPolicyARNs lists every managed policy attached to the role, all
+// pages (IAM pages with Marker/IsTruncated).
+func attachedPolicyARNs(ctx context.Context, x *resource.Ctx, role string) ([]string, error) {
+	var arns []string
+	p := iam.NewListAttachedRolePoliciesPaginator(x.AWS.IAM, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(role)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("ListAttachedRolePolicies %s: %w", role, err)
+		}
+		for _, a := range page.AttachedPolicies {
+			arns = append(arns, aws.ToString(a.PolicyArn))
+		}
+	}
+	return arns, nil
+}
+
+// inlinePolicyNames lists the names of every inline policy of the role, all
+// pages.
+func inlinePolicyNames(ctx context.Context, x *resource.Ctx, role string) ([]string, error) {
+	var names []string
+	p := iam.NewListRolePoliciesPaginator(x.AWS.IAM, &iam.ListRolePoliciesInput{RoleName: aws.String(role)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("ListRolePolicies %s: %w", role, err)
+		}
+		names = append(names, page.PolicyNames...)
+	}
+	return names, nil
 }
 
 func iamTags(tags []iamtypes.Tag) map[string]string {

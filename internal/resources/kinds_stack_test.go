@@ -104,6 +104,7 @@ func TestNoChangePlanCallCount(t *testing.T) {
 		"IAM GetRole":                                      2, // both roles
 		"IAM ListAttachedRolePolicies":                     2,
 		"IAM GetRolePolicy":                                2,
+		"IAM ListRolePolicies":                             2, // an inline policy put by hand is drift
 		"Secrets Manager DescribeSecret":                   1,
 		"ECS DescribeServices":                             2, // the service, and the task definition's "which revision runs"
 		"ECS DescribeTaskDefinition":                       1,
