@@ -29,6 +29,7 @@ import (
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/githubsim"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
@@ -38,17 +39,16 @@ import (
 )
 
 const (
-	owner      = "Codertocat"
-	name       = "Hello-World"
-	repoFull   = owner + "/" + name
-	jobToken   = "ghs_job_token_simulated_0001"
-	oidcToken  = "oidc-request-token-simulated"
-	prefectKey = "pnu_SUPERSECRETprefectKEY0123456789abcdef"
-	headSHA    = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
-	baseSHA    = "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"
-	mergeSHA   = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
-	planRole   = "arn:aws:iam::123456789012:role/deploybot-plan"
-	applyRole  = "arn:aws:iam::123456789012:role/deploybot-apply"
+	owner     = "Codertocat"
+	name      = "Hello-World"
+	repoFull  = owner + "/" + name
+	jobToken  = "ghs_job_token_simulated_0001"
+	oidcToken = "oidc-request-token-simulated"
+	headSHA   = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+	baseSHA   = "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"
+	mergeSHA  = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+	planRole  = "arn:aws:iam::123456789012:role/deploybot-plan"
+	applyRole = "arn:aws:iam::123456789012:role/deploybot-apply"
 )
 
 var start = time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
@@ -463,3 +463,5 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+var prefectKey = fakekey.Prefect("Action")

@@ -21,6 +21,7 @@ import (
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/iampolicy"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/resources"
@@ -32,7 +33,7 @@ import (
 // environment works with exactly these policies, and removing any one
 // statement makes some step fail with AccessDenied.
 
-const key = "pnu_LEASTPRIVILEGEtestKEY000000000000"
+var key = fakekey.Prefect("LeastPrivilege")
 
 const envYAML = `name: lp
 aws:

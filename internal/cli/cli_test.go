@@ -18,12 +18,13 @@ import (
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 )
 
-const testKey = "pnu_TESTKEYdonotprint0123456789abcdef"
+var testKey = fakekey.Prefect("CLI")
 
 // baseEnv is a valid existing-network environment; cases edit numbered lines.
 const baseEnv = `name: demo

@@ -99,7 +99,7 @@ func newWorld(dir string) (*world, error) {
 // deploybot's calls).
 const (
 	checkerARN = "arn:aws:iam::" + awssim.DefaultAccount + ":user/deploybot-demo-checks"
-	checkerKey = "AKIADEMOCHECKS000000"
+	checkerKey = "SIMULATEDDEMOCHECKER"
 )
 
 // checker is an aws.Config for the demo's own read-only looks.

@@ -18,6 +18,7 @@ import (
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
@@ -25,7 +26,7 @@ import (
 	"github.com/deploybot/deploybot/internal/resources"
 )
 
-const key = "pnu_DEPLOYe2eKEYneverPRINTED0123456789"
+var key = fakekey.Prefect("Deploy")
 
 const envYAML = `name: demo
 aws:

@@ -15,6 +15,7 @@ import (
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/resources"
@@ -38,7 +39,6 @@ import (
 
 const (
 	benchLatency = 50 * time.Millisecond
-	benchKey     = "pnu_BenchKEYthatMUSTneverPRINT00042"
 )
 
 // benchNet is a simulated account for managed-network environments, on
@@ -455,3 +455,5 @@ func sortedDurations(took map[string]time.Duration) []string {
 	}
 	return out
 }
+
+var benchKey = fakekey.Prefect("Bench")

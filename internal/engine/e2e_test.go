@@ -18,11 +18,12 @@ import (
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
-const e2eKey = "pnu_E2EsecretKEYthatmustneverprint42"
+var e2eKey = fakekey.Prefect("E2E")
 
 // envYAML is an existing-network environment; VPC and SUBNETS are filled
 // with the seeded VPC.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/plan"
 )
 
@@ -18,7 +19,7 @@ import (
 // → apply → no-change plan → update → destroy → nothing tagged left, for
 // nat none, single and per-az, on the simulated account.
 
-const netE2EKey = "pnu_NetE2EkeyTHATmustNEVERprint0042"
+var netE2EKey = fakekey.Prefect("NetE2E")
 
 const netEnvYAML = envYAMLHead + `network:
   mode: managed

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/prefectsim"
 )
 
@@ -310,7 +311,7 @@ func TestWorkerFreshness(t *testing.T) {
 // looks for the key (and a basic-auth password) in everything deploybot could
 // print: errors, progress, the report as JSON, and the simulator's request log.
 func TestKeyAppearsInNoOutput(t *testing.T) {
-	const badKey = "pnu_WRONGkeyThatMustNotLeak987654321"
+	badKey := fakekey.Prefect("Wrong")
 	var out strings.Builder
 	ctx := context.Background()
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefectsim"
 )
@@ -18,7 +19,6 @@ import (
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
 const (
-	testKey  = "pnu_Zq7TESTKEYdoNotLeak0123456789abcd"
 	testPool = "ecs-pool"
 	tdV1     = "arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-staging-worker:1"
 	tdV2     = "arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-staging-worker:2"
@@ -491,3 +491,5 @@ func hostOf(u string) string {
 	i := strings.Index(u, "/api")
 	return u[:i]
 }
+
+var testKey = fakekey.Prefect("Gate")

@@ -15,11 +15,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/fakekey"
 )
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
-const key = "pnb_simTESTkey000111222333444555"
+var key = fakekey.Prefect("Sim")
 
 type fixture struct {
 	clk   *clock.Virtual

@@ -13,12 +13,13 @@ import (
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
-const computeKey = "pnu_COMPUTEKEY0123456789abcdefghijklmnop"
+var computeKey = fakekey.Prefect("Compute")
 
 // computeWorld is a simulated account with an existing VPC, the desired
 // stack of an existing-mode environment in it, and a tiny engine (ensure)

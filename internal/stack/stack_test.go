@@ -11,10 +11,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/resource"
 )
 
-const testKey = "pnu_TESTKEY0123456789abcdefghijklmnopqrstu"
+var testKey = fakekey.Prefect("Stack")
 
 func existingEnv() *config.Environment {
 	public := true
