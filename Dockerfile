@@ -4,7 +4,7 @@
 # static (CA certificates, no shell). It runs as root on purpose: the runner
 # mounts /github/file_commands owned by the runner's user, and a non-root
 # USER cannot write GITHUB_OUTPUT or GITHUB_STEP_SUMMARY
-# (github-actions.md §1.1 "Non-root is a real problem"). No WORKDIR either:
+# (docs/research/github-actions.md §1.1 "Non-root is a real problem"). No WORKDIR either:
 # the runner sets it to /github/workspace.
 #
 # Size: the stripped binary is about 63 MB (the aws-sdk-go-v2 EC2 client

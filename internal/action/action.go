@@ -4,7 +4,7 @@
 // go-githubactions (GITHUB_*, INPUT_*, ACTIONS_ID_TOKEN_*), everything goes
 // out through the runner's file commands (GITHUB_OUTPUT, GITHUB_STEP_SUMMARY)
 // and the GitHub API. AWS credentials come only from GitHub OIDC
-// (github-actions.md §2). The clock, the HTTP clients, the AWS config, the
+// (docs/research/github-actions.md §2). The clock, the HTTP clients, the AWS config, the
 // Prefect client and the engine are injectable through Options, so tests run
 // the whole Action against githubsim, awssim and prefectsim.
 package action
@@ -23,7 +23,7 @@ import (
 	"github.com/deploybot/deploybot/internal/clock"
 )
 
-// Exit codes, the same as the CLI's (DESIGN.md "Architecture", cli).
+// Exit codes, the same as the CLI's (docs/design.md "Architecture", cli).
 const (
 	ExitOK         = 0
 	ExitError      = 1
@@ -133,7 +133,7 @@ func Main(ctx context.Context, o Options) int {
 	return ExitCode(err)
 }
 
-// Annotate prints err as a workflow error annotation (github-actions.md
+// Annotate prints err as a workflow error annotation (docs/research/github-actions.md
 // §1.4), so it shows on the run's summary page.
 func Annotate(w io.Writer, err error) {
 	fmt.Fprintf(w, "::error title=deploybot::%s\n", escapeData(err.Error()))

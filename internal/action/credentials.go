@@ -17,17 +17,17 @@ import (
 )
 
 // stsAudience is the audience AWS expects in a GitHub ID token
-// (github-actions.md §2.1).
+// (docs/research/github-actions.md §2.1).
 const stsAudience = "sts.amazonaws.com"
 
 // tokenAttempts bounds the ID-token requests: go-githubactions' GetIDToken
 // does not retry, and getIDToken flakes are a known failure
-// (github-actions.md §2.4 item 5).
+// (docs/research/github-actions.md §2.4 item 5).
 const tokenAttempts = 4
 
 // stsAttempts raises the SDK's default 3: parallel jobs meet throttling and
 // "Couldn't retrieve verification key" (IDPCommunicationError) for longer
-// than that (github-actions.md §2.4 items 1 and 3, §2.5).
+// than that (docs/research/github-actions.md §2.4 items 1 and 3, §2.5).
 const stsAttempts = 8
 
 // ErrNoIDToken says the job cannot get a GitHub OIDC token.
@@ -91,7 +91,7 @@ func clockBackoff(c clock.Clock) retry.BackoffDelayer {
 var sessionUnsafe = regexp.MustCompile(`[^\w+=,.@-]`)
 
 // sessionName names the role session for CloudTrail: run id and
-// environment, within STS's [\w+=,.@-]{2,64} (github-actions.md gotcha 6).
+// environment, within STS's [\w+=,.@-]{2,64} (docs/research/github-actions.md gotcha 6).
 func sessionName(runID int64, env string) string {
 	s := sessionUnsafe.ReplaceAllString(fmt.Sprintf("deploybot-%d-%s", runID, env), "-")
 	if len(s) > 64 {

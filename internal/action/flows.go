@@ -29,7 +29,7 @@ func (r *run) event() (any, error) {
 	}
 	name := r.ghctx.EventName
 	if name == "pull_request_target" {
-		name = "pull_request" // the same payload (github-actions.md §5.1)
+		name = "pull_request" // the same payload (docs/research/github-actions.md §5.1)
 	}
 	ev, err := gh.ParseWebHook(name, b)
 	if err != nil {
@@ -241,7 +241,7 @@ func (r *run) comment(ctx context.Context, pr int, env, body string, res *envRes
 	if err == nil {
 		var created bool
 		// The runner's masks do not cover what deploybot writes to GitHub
-		// (pr-comment-bots.md §0): redact known secrets here too.
+		// (docs/research/pr-comment-bots.md §0): redact known secrets here too.
 		body = r.log.redact(body)
 		if res.CommentURL, created, err = c.UpsertComment(ctx, r.owner, r.repo, pr, env, body); err == nil {
 			verb := "updated"
@@ -275,7 +275,7 @@ func short(sha string) string {
 }
 
 // skipFork ends a fork pull request's run cleanly: GitHub gives it no OIDC
-// token and a read-only GITHUB_TOKEN (github-actions.md §2.1, gotcha 12).
+// token and a read-only GITHUB_TOKEN (docs/research/github-actions.md §2.1, gotcha 12).
 func (r *run) skipFork(number int, headRepo string) error {
 	msg := fmt.Sprintf("Pull request #%d comes from the fork %s. GitHub gives fork pull requests no OIDC token, so deploybot cannot assume an AWS role and did not plan. Nothing was read or changed in AWS. To get a plan, push the branch to %s/%s.", number, headRepo, r.owner, r.repo)
 	r.log.notice("%s", msg)

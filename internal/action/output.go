@@ -18,11 +18,11 @@ import (
 // PlanJSONPath is where the plan-json output points, relative to the
 // workspace: inside a container action the workspace is /github/workspace,
 // on the runner it is the job's checkout, and later steps start there, so a
-// relative path is right on both sides (github-actions.md §1.1 mounts).
+// relative path is right on both sides (docs/research/github-actions.md §1.1 mounts).
 const PlanJSONPath = ".deploybot/plan.json"
 
 // summaryBudget is what deploybot writes to the job summary at most: GitHub
-// drops a step summary over 1 MiB entirely (github-actions.md §4).
+// drops a step summary over 1 MiB entirely (docs/research/github-actions.md §4).
 const summaryBudget = 1_000_000
 
 // finish writes the job summary, the plan JSON file and the outputs; it
@@ -131,7 +131,7 @@ func (r *run) result(runErr error) string {
 // setOutput appends name to GITHUB_OUTPUT in the multi-line form
 // name<<DELIM / value / DELIM with a random delimiter that is checked not to
 // occur in the value, as actions/toolkit does (go-githubactions' SetOutput
-// uses a fixed, unchecked one: github-actions.md §1.6).
+// uses a fixed, unchecked one: docs/research/github-actions.md §1.6).
 func (r *run) setOutput(name, value string) error {
 	if r.o.Getenv("GITHUB_OUTPUT") == "" {
 		r.log.info("", "output %s=%s", name, value)

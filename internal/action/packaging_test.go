@@ -186,7 +186,7 @@ func TestDockerfile(t *testing.T) {
 	for _, in := range final.ins {
 		switch in.Cmd {
 		case "USER":
-			t.Errorf("USER %s: container actions must run as root (github-actions.md §1.1)", in.Args)
+			t.Errorf("USER %s: container actions must run as root (docs/research/github-actions.md §1.1)", in.Args)
 		case "WORKDIR":
 			t.Error("WORKDIR: the runner sets the working directory to /github/workspace")
 		case "ENTRYPOINT":

@@ -82,7 +82,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	r.log = &logger{gha: r.gha}
 
 	// Secrets are masked before anything else is printed
-	// (github-actions.md §1.4; the runner hides them from the log only).
+	// (docs/research/github-actions.md §1.4; the runner hides them from the log only).
 	r.readSecrets()
 	if err := r.readInputs(); err != nil {
 		return err
@@ -133,7 +133,7 @@ func (r *run) readSecrets() {
 	r.in.prefectAPIKey = r.input("prefect-api-key")
 	r.in.githubToken = r.input("github-token")
 	if r.in.githubToken == "" {
-		// The runner does not set GITHUB_TOKEN by itself (github-actions.md
+		// The runner does not set GITHUB_TOKEN by itself (docs/research/github-actions.md
 		// §1.5), but a workflow may pass it as env instead of the input.
 		r.in.githubToken = strings.TrimSpace(r.o.Getenv("GITHUB_TOKEN"))
 	}
@@ -424,7 +424,7 @@ func (l *logger) warning(format string, args ...any) {
 	l.gha.Warningf("%s", l.redactLocked(fmt.Sprintf(format, args...)))
 }
 
-// escapeData escapes a workflow command's message (github-actions.md §1.4).
+// escapeData escapes a workflow command's message (docs/research/github-actions.md §1.4).
 func escapeData(s string) string {
 	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
 }

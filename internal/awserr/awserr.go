@@ -1,5 +1,5 @@
 // Package awserr is the one place that classifies AWS errors, from the SDK's
-// typed exceptions and smithy.APIError codes (reference/aws-ecs.md §5).
+// typed exceptions and smithy.APIError codes (docs/research/aws-ecs.md §5).
 package awserr
 
 import (
@@ -90,7 +90,7 @@ var dependency = map[string]bool{
 }
 
 // IsDependency: the delete (or change) is blocked by something that is going
-// away; reference/aws-ecs.md §5 retries these within a budget.
+// away; docs/research/aws-ecs.md §5 retries these within a budget.
 func IsDependency(err error) bool {
 	if dependency[Code(err)] {
 		return true

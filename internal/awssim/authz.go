@@ -90,7 +90,7 @@ func (w *World) secretARN(id string) string {
 		return id
 	}
 	// Secrets Manager authorizes on the full ARN, which ends in a random
-	// six-character suffix (reference/aws-ecs.md §7).
+	// six-character suffix (docs/research/aws-ecs.md §7).
 	return w.arn("secretsmanager", "secret:"+id+"-Sim000")
 }
 
@@ -352,7 +352,7 @@ func impliedChecks(w *World, service, op string, params any) []iampolicy.Request
 	}
 	switch in := params.(type) {
 	case *ecs.RegisterTaskDefinitionInput:
-		// Passing the execution and task roles to ECS (reference/aws-ecs.md §5.2).
+		// Passing the execution and task roles to ECS (docs/research/aws-ecs.md §5.2).
 		for _, r := range []*string{in.ExecutionRoleArn, in.TaskRoleArn} {
 			if aws.ToString(r) != "" {
 				out = append(out, iampolicy.Request{Action: "iam:PassRole", Resource: aws.ToString(r),

@@ -10,7 +10,7 @@ import (
 	aastypes "github.com/aws/aws-sdk-go-v2/service/applicationautoscaling/types"
 )
 
-// Application Auto Scaling for ECS services (reference/aws-ecs.md §5 table:
+// Application Auto Scaling for ECS services (docs/research/aws-ecs.md §5 table:
 // RegisterScalableTarget answers ValidationException "ECS service doesn't
 // exist" until the service is ACTIVE; PutScalingPolicy ObjectNotFoundException
 // "No scalable target registered" without a target).

@@ -14,7 +14,7 @@ import (
 
 // Cloud Map operation durations. Namespace creation and deletion are
 // asynchronous (Route 53 private hosted zones): callers poll GetOperation
-// SUBMITTED → PENDING → SUCCESS | FAIL (reference/aws-ecs.md §5 table,
+// SUBMITTED → PENDING → SUCCESS | FAIL (docs/research/aws-ecs.md §5 table,
 // "Cloud Map namespace"; the provider waits up to 5 minutes).
 var (
 	CloudMapSubmitted       = 5 * time.Second  // SUBMITTED before PENDING
@@ -463,7 +463,7 @@ func init() {
 		if !ok {
 			return nil, sdServiceNotFound(aws.ToString(in.Id))
 		}
-		// reference/aws-ecs.md §5 table: ResourceInUse while instances remain.
+		// docs/research/aws-ecs.md §5 table: ResourceInUse while instances remain.
 		if len(s.Instances) > 0 {
 			return nil, &sdtypes.ResourceInUse{Message: aws.String("Service contains registered instances; delete the instances before deleting the service")}
 		}

@@ -13,7 +13,7 @@ import (
 
 // The EC2 network simulator: VPCs, subnets, internet gateways, route tables,
 // Elastic IPs, NAT gateways, security groups and network interfaces, with the
-// error codes and delays of reference/aws-ecs.md §5, §5.1 and §5.3. State
+// error codes and delays of docs/research/aws-ecs.md §5, §5.1 and §5.3. State
 // lives in EC2State(); what ec2_state.go does not type lives in ec2Net.
 
 // InternetGateway is a simulated internet gateway.
@@ -65,7 +65,7 @@ type NatGateway struct {
 // that a NAT gateway is `pending` while it is provisioned (typically a minute
 // or two) and that a deleted one stays visible in the `deleted` state "for a
 // short while, usually an hour"; the delete itself takes about a minute
-// (reference/aws-ecs.md §5: the provider polls deleting→gone every 10 s).
+// (docs/research/aws-ecs.md §5: the provider polls deleting→gone every 10 s).
 var (
 	NATPendingFor        = 90 * time.Second
 	NATDeletingFor       = 60 * time.Second
@@ -264,7 +264,7 @@ func ec2Find[T any](all map[string]*T, id, code, kind string) (*T, error) {
 }
 
 // ec2DependencyViolation is EC2's refusal to delete a resource something
-// still uses or that is still attached (reference/aws-ecs.md §5).
+// still uses or that is still attached (docs/research/aws-ecs.md §5).
 func ec2DependencyViolation(kind, id string) error {
 	return Err("DependencyViolation", fmt.Sprintf("The %s '%s' has dependencies and cannot be deleted.", kind, id))
 }

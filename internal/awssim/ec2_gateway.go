@@ -75,7 +75,7 @@ func attachInternetGateway(_ context.Context, w *World, in *ec2.AttachInternetGa
 }
 
 // detachInternetGateway refuses while any interface in the VPC has a public
-// address mapped (reference/aws-ecs.md §5 IGW row: lingering task ENIs and
+// address mapped (docs/research/aws-ecs.md §5 IGW row: lingering task ENIs and
 // NAT gateways' interfaces keep theirs until they are gone).
 func detachInternetGateway(_ context.Context, w *World, in *ec2.DetachInternetGatewayInput) (*ec2.DetachInternetGatewayOutput, error) {
 	w.ec2Tick()

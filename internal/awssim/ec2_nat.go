@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
-// Elastic IPs and NAT gateways (reference/aws-ecs.md §5 "EC2 NAT delete" and
+// Elastic IPs and NAT gateways (docs/research/aws-ecs.md §5 "EC2 NAT delete" and
 // "EC2 EIP release" rows, §5.3 step 8).
 
 func init() {
@@ -118,7 +118,7 @@ func (w *World) addressFilter(a *Address, name string) ([]string, bool) {
 // createNatGateway makes a public NAT gateway that is `pending` for
 // NATPendingFor, then `available` — or `failed` (Gateway.NotAttached) if the
 // VPC has no internet gateway attached by then, as EC2 does. A repeated
-// ClientToken returns the same gateway (idempotency, reference/aws-ecs.md §6).
+// ClientToken returns the same gateway (idempotency, docs/research/aws-ecs.md §6).
 func createNatGateway(_ context.Context, w *World, in *ec2.CreateNatGatewayInput) (*ec2.CreateNatGatewayOutput, error) {
 	w.ec2Tick()
 	n := w.ec2NetState()

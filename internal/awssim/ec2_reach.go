@@ -19,7 +19,7 @@ func init() {
 }
 
 // internetReach answers whether a task in subnetID reaches the internet
-// (Docker Hub, Prefect Cloud), and if not, why: reference/aws-ecs.md §7 —
+// (Docker Hub, Prefect Cloud), and if not, why: docs/research/aws-ecs.md §7 —
 // in a public subnet the task needs a public IP (otherwise
 // "ResourceInitializationError … i/o timeout"); in a private one the default
 // route must go to a working NAT gateway that itself sits in a subnet routed

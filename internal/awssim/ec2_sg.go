@@ -192,7 +192,7 @@ func (w *World) sgFilter(sg *SecurityGroup, name string) ([]string, bool) {
 
 // deleteSecurityGroup refuses while any network interface uses the group,
 // including Fargate task ENIs that linger after their task stopped
-// (reference/aws-ecs.md §5 and §5.1): DependencyViolation "resource sg-… has
+// (docs/research/aws-ecs.md §5 and §5.1): DependencyViolation "resource sg-… has
 // a dependent object". The default group cannot be deleted at all.
 func deleteSecurityGroup(_ context.Context, w *World, in *ec2.DeleteSecurityGroupInput) (*ec2.DeleteSecurityGroupOutput, error) {
 	w.ec2Tick()

@@ -66,7 +66,7 @@ func (w *World) EC2State() *EC2 {
 }
 
 // ENILinger is how long a Fargate task's ENI outlives the task
-// (reference/aws-ecs.md §5.1: ENIs go away only some time after ECS stops the
+// (docs/research/aws-ecs.md §5.1: ENIs go away only some time after ECS stops the
 // task; they cannot be deleted by the user). Tests may change it.
 var ENILinger = 90 * time.Second
 

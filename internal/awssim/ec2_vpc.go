@@ -109,7 +109,7 @@ func (w *World) vpcFilter(v *VPC, name string) ([]string, bool) {
 	return nil, false
 }
 
-// deleteVpc refuses while anything is still in the VPC (reference/aws-ecs.md
+// deleteVpc refuses while anything is still in the VPC (docs/research/aws-ecs.md
 // §5: DeleteVpc → DependencyViolation): subnets, ENIs, NAT gateways, security
 // groups other than default, route tables other than the main one, and an
 // attached internet gateway.
@@ -355,7 +355,7 @@ func (w *World) subnetFilter(sn *Subnet, name string) ([]string, bool) {
 }
 
 // deleteSubnet refuses while ENIs (including lingering Fargate task ENIs,
-// reference/aws-ecs.md §5.1) or NAT gateways are in the subnet.
+// docs/research/aws-ecs.md §5.1) or NAT gateways are in the subnet.
 func deleteSubnet(_ context.Context, w *World, in *ec2.DeleteSubnetInput) (*ec2.DeleteSubnetOutput, error) {
 	w.ec2Tick()
 	sn, err := ec2NeedByID(in.SubnetId, "SubnetId", w.subnetByID)

@@ -17,7 +17,7 @@ import (
 
 // ECS: clusters, task definitions and tags here; services, deployments and
 // the task scheduler in ecs_service.go and ecs_sched.go; tasks in
-// ecs_tasks.go. Behaviour follows reference/aws-ecs.md §4 and §5.
+// ecs_tasks.go. Behaviour follows docs/research/aws-ecs.md §4 and §5.
 
 type ecsClus struct {
 	Name, ARN, Status string
@@ -229,7 +229,7 @@ func tdNotFound() error { return ecsClient("Unable to describe task definition."
 
 // fillContainerDefaults adds what ECS fills in on registration, so that a
 // DescribeTaskDefinition shows server defaults as the real one does
-// (reference/aws-ecs.md §1.1: defaults leak into diffs unless normalised).
+// (docs/research/aws-ecs.md §1.1: defaults leak into diffs unless normalised).
 func fillContainerDefaults(cds []ecstypes.ContainerDefinition, networkMode ecstypes.NetworkMode) {
 	for i := range cds {
 		cd := &cds[i]
@@ -436,7 +436,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		// reference/aws-ecs.md §5 table: DeleteCluster fails while services
+		// docs/research/aws-ecs.md §5 table: DeleteCluster fails while services
 		// are ACTIVE or DRAINING, or tasks are still running.
 		for _, s := range w.ecs().Services {
 			if s.ClusterName == c.Name && (s.Status == "ACTIVE" || s.Status == "DRAINING") {

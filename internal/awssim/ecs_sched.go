@@ -29,7 +29,7 @@ var (
 	// SecretFailure: how long fetching an unreadable secret takes to fail.
 	SecretFailure = 3 * time.Second
 	// NoInternetTimeout: without a route to the registry or Secrets Manager
-	// the pull retries until it times out (reference/aws-ecs.md §3, aws-actions
+	// the pull retries until it times out (docs/research/aws-ecs.md §3, aws-actions
 	// #102: "ResourceInitializationError ... i/o timeout", slow deploys).
 	NoInternetTimeout = 60 * time.Second
 	// TaskDrain: a task the scheduler stops goes DEACTIVATING → STOPPING →
@@ -51,7 +51,7 @@ var (
 	StoppedTaskRetention = time.Hour
 	// InactiveServiceRetention: after DRAINING → INACTIVE, DescribeServices
 	// shows the service for a while, then answers MISSING
-	// (reference/aws-ecs.md §4.3: "INACTIVE for a while and later MISSING").
+	// (docs/research/aws-ecs.md §4.3: "INACTIVE for a while and later MISSING").
 	InactiveServiceRetention = time.Hour
 )
 
@@ -61,7 +61,7 @@ type timedAction struct {
 }
 
 // circuitBreakerThreshold is max(3, min(200, ceil(0.5*desired)))
-// (reference/aws-ecs.md §4.1, API_ServiceDeploymentCircuitBreaker).
+// (docs/research/aws-ecs.md §4.1, API_ServiceDeploymentCircuitBreaker).
 func circuitBreakerThreshold(desired int32) int32 {
 	return int32(max(3, min(200, int(math.Ceil(0.5*float64(desired))))))
 }
@@ -241,7 +241,7 @@ func (w *World) reconcile(s *ecsSvc, at time.Time) {
 		p = p[len(p)-desired:]
 	}
 	// Launch within maximumPercent; a FAILED deployment without rollback
-	// launches nothing more (reference/aws-ecs.md §4.1).
+	// launches nothing more (docs/research/aws-ecs.md §4.1).
 	if prim.Rollout != ecstypes.DeploymentRolloutStateFailed && !at.Before(prim.nextLaunchAt) {
 		n := min(desired-len(p), maxTotal-len(p)-len(others))
 		var started []string
@@ -340,7 +340,7 @@ func (w *World) completeDeployment(s *ecsSvc, d *ecsDep, at time.Time) {
 }
 
 // taskFailed counts a task of d that failed to start or exited, for the
-// deployment circuit breaker (reference/aws-ecs.md §4.1).
+// deployment circuit breaker (docs/research/aws-ecs.md §4.1).
 func (w *World) taskFailed(t *ecsTask, at time.Time) {
 	d := t.Dep
 	s := w.ecs().Services[t.ServiceARN]
@@ -382,7 +382,7 @@ func (w *World) failDeployment(s *ecsSvc, d *ecsDep, rollback bool, at time.Time
 		sd.Finished, sd.Stopped = at, at
 	case rollback && prev != nil && prev != d:
 		// Roll back to the last COMPLETED deployment's task definition; the
-		// first deployment has nothing to roll back to (reference/aws-ecs.md §4.1).
+		// first deployment has nothing to roll back to (docs/research/aws-ecs.md §4.1).
 		rb := w.newDeployment(s, prev.TD, clone(prev.Net), at, sd)
 		rb.rollback = true
 		rb.startAt = at
@@ -480,7 +480,7 @@ func (w *World) launchTask(s *ecsSvc, d *ecsDep, at time.Time) *ecsTask {
 	st.Tasks[t.ARN] = t
 	st.taskOrder = append(st.taskOrder, t.ARN)
 	// ECS assumes the task's roles when it launches the task; a role IAM has
-	// not propagated yet fails the launch (reference/aws-ecs.md §5.2).
+	// not propagated yet fails the launch (docs/research/aws-ecs.md §5.2).
 	for _, role := range []string{aws.ToString(t.Def.ExecutionRoleArn), aws.ToString(t.Def.TaskRoleArn)} {
 		if role == "" || w.roleAssumableByECSAt(role, at) {
 			continue
@@ -495,7 +495,7 @@ func (w *World) launchTask(s *ecsSvc, d *ecsDep, at time.Time) *ecsTask {
 }
 
 // taskProvisioned: the ENI is attached; ECS pulls secrets and the image.
-// Each failure mode of reference/aws-ecs.md §3 and §7 stops the task with the
+// Each failure mode of docs/research/aws-ecs.md §3 and §7 stops the task with the
 // reason ECS gives.
 func (w *World) taskProvisioned(t *ecsTask, at time.Time) {
 	t.LastStatus = "PENDING"
@@ -555,7 +555,7 @@ func (w *World) readSecretFor(t *ecsTask, valueFrom string) (string, string) {
 		return p.Value, ""
 	}
 	// A secret ARN may carry ":json-key:version-stage:version-id"; the
-	// secret itself is the first seven parts (reference/aws-ecs.md §1.2).
+	// secret itself is the first seven parts (docs/research/aws-ecs.md §1.2).
 	if parts := strings.Split(id, ":"); strings.HasPrefix(id, "arn:") && len(parts) > 7 {
 		id = strings.Join(parts[:7], ":")
 	}

@@ -96,7 +96,7 @@ func (w *World) findService(cluster *string, ref string) (*ecsClus, *ecsSvc, err
 }
 
 // fillDeploymentDefaults sets what DescribeServices shows when the caller
-// left them out (reference/aws-ecs.md §1.1: 200/100, circuit breaker off).
+// left them out (docs/research/aws-ecs.md §1.1: 200/100, circuit breaker off).
 func fillDeploymentDefaults(dc *ecstypes.DeploymentConfiguration) {
 	if dc.MaximumPercent == nil {
 		dc.MaximumPercent = aws.Int32(200)
@@ -276,7 +276,7 @@ func init() {
 
 	Handle(func(ctx context.Context, w *World, in *ecs.CreateServiceInput) (*ecs.CreateServiceOutput, error) {
 		w.advance()
-		// reference/aws-ecs.md §5 table: CreateService answers
+		// docs/research/aws-ecs.md §5 table: CreateService answers
 		// ClusterNotFoundException until the cluster exists; ClientToken
 		// makes retries idempotent.
 		c, err := w.activeCluster(in.Cluster)
@@ -319,7 +319,7 @@ func init() {
 			return nil, err
 		}
 		if in.HealthCheckGracePeriodSeconds != nil {
-			// reference/aws-ecs.md §4.4: only with load balancers.
+			// docs/research/aws-ecs.md §4.4: only with load balancers.
 			return nil, ecsInvalid("Health check grace period is only valid for services configured to use load balancers")
 		}
 		now := w.Clock.Now()
@@ -437,7 +437,7 @@ func init() {
 			return nil, ecsInvalid("The service cannot be stopped while it is scaled above 0.")
 		}
 		// DRAINING while the tasks stop (TaskDrain), then INACTIVE, later
-		// MISSING (reference/aws-ecs.md §4.3, §5.3).
+		// MISSING (docs/research/aws-ecs.md §4.3, §5.3).
 		s.Desired = 0
 		s.Status = "DRAINING"
 		w.reconcile(s, w.Clock.Now())

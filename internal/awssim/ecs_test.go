@@ -207,7 +207,7 @@ func TestECSDeploymentSucceedsThenRollsForward(t *testing.T) {
 	td1 := f.register(t, "prefecthq/prefect-aws:0.5.0")
 	created := f.createService(t, td1, 1)
 
-	// Server defaults real ECS fills in (reference/aws-ecs.md §1.1).
+	// Server defaults real ECS fills in (docs/research/aws-ecs.md §1.1).
 	if got := []any{aws.ToString(created.PlatformVersion), aws.ToInt32(created.DeploymentConfiguration.MaximumPercent),
 		aws.ToInt32(created.DeploymentConfiguration.MinimumHealthyPercent), created.PropagateTags, created.SchedulingStrategy, aws.ToString(created.Status)}; !cmp.Equal(got,
 		[]any{"LATEST", int32(200), int32(100), ecstypes.PropagateTagsNone, ecstypes.SchedulingStrategyReplica, "ACTIVE"}) {
@@ -262,7 +262,7 @@ func TestECSDeploymentSucceedsThenRollsForward(t *testing.T) {
 	if diff := cmp.Diff([]string{"PRIMARY " + td2 + " IN_PROGRESS", "ACTIVE " + td1 + " COMPLETED"}, deps); diff != "" {
 		t.Fatalf("deployments during the rollout (-want +got):\n%s", diff)
 	}
-	// The provider's way to find the deployment it started (reference/aws-ecs.md §4.3).
+	// The provider's way to find the deployment it started (docs/research/aws-ecs.md §4.3).
 	since, err := f.ecs.ListServiceDeployments(bg, &ecs.ListServiceDeploymentsInput{Cluster: aws.String("deploybot-staging"), Service: aws.String("worker"),
 		CreatedAt: &ecstypes.CreatedAt{After: aws.Time(f.clk.Now().Add(-time.Minute))}})
 	if err != nil || len(since.ServiceDeployments) != 1 || aws.ToString(since.ServiceDeployments[0].TargetServiceRevisionArn) == "" {
@@ -514,7 +514,7 @@ func TestECSServiceGoesMissingAfterInactive(t *testing.T) {
 	if err != nil || len(out.Failures) != 1 || aws.ToString(out.Failures[0].Reason) != "MISSING" {
 		t.Fatalf("after retention: %+v %v", out, err)
 	}
-	// The stock waiter fails on MISSING (reference/aws-ecs.md §4.3).
+	// The stock waiter fails on MISSING (docs/research/aws-ecs.md §4.3).
 	waiter := ecs.NewServicesInactiveWaiter(f.ecs, func(o *ecs.ServicesInactiveWaiterOptions) {
 		o.MinDelay, o.MaxDelay = time.Millisecond, time.Millisecond
 	})

@@ -20,12 +20,12 @@ import (
 // IAMPropagation is how long after CreateRole (or a trust-policy change) ECS
 // still cannot assume the role: IAM is eventually consistent and ECS fails
 // tasks with "ECS was unable to assume the role" meanwhile
-// (reference/aws-ecs.md §5.2: wait about 10-15 s before ECS uses a new role).
+// (docs/research/aws-ecs.md §5.2: wait about 10-15 s before ECS uses a new role).
 // Tests may change it.
 var IAMPropagation = 10 * time.Second
 
 // ECSTaskExecutionRolePolicyARN is the AWS managed policy every Fargate task
-// execution role gets (reference/aws-ecs.md §7).
+// execution role gets (docs/research/aws-ecs.md §7).
 const ECSTaskExecutionRolePolicyARN = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 
 // awsManagedPolicies are the AWS managed policies the simulated account
@@ -222,7 +222,7 @@ func (r *iamRole) setTag(k, v string) {
 
 // RoleAssumableByECS says whether ECS can assume the role now: it exists, its
 // trust policy lets ecs-tasks.amazonaws.com call sts:AssumeRole, and IAM has
-// had IAMPropagation to spread it (reference/aws-ecs.md §5.2). Callers hold w.Mu.
+// had IAMPropagation to spread it (docs/research/aws-ecs.md §5.2). Callers hold w.Mu.
 func (w *World) RoleAssumableByECS(arn string) bool {
 	return w.roleAssumableByECSAt(arn, w.Clock.Now())
 }
@@ -351,7 +351,7 @@ func init() {
 			return nil, err
 		}
 		// IAM refuses while policies are attached or inline policies remain
-		// (reference/aws-ecs.md §5 table: detach, delete inline, then DeleteRole).
+		// (docs/research/aws-ecs.md §5 table: detach, delete inline, then DeleteRole).
 		if len(r.Attached) > 0 {
 			return nil, &iamtypes.DeleteConflictException{Message: aws.String("Cannot delete entity, must detach all policies first.")}
 		}

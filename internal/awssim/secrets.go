@@ -14,7 +14,7 @@ import (
 // SecretForceDeletePurge is how long a secret deleted with
 // ForceDeleteWithoutRecovery keeps its name: the deletion is asynchronous and
 // a CreateSecret right after it fails "scheduled for deletion"
-// (reference/aws-ecs.md §5 table, Secrets CreateSecret: the provider retries
+// (docs/research/aws-ecs.md §5 table, Secrets CreateSecret: the provider retries
 // that message for up to 2 minutes).
 var SecretForceDeletePurge = 10 * time.Second
 
@@ -189,7 +189,7 @@ func init() {
 				continue
 			}
 			if !s.DeletedDate.IsZero() {
-				// reference/aws-ecs.md §5 table: recreating a name right after
+				// docs/research/aws-ecs.md §5 table: recreating a name right after
 				// delete fails until it is restored or purged.
 				return nil, &smtypes.InvalidRequestException{Message: aws.String("You can't create this secret because a secret with this name is already scheduled for deletion.")}
 			}
@@ -328,7 +328,7 @@ func init() {
 		}
 		if !force {
 			if in.RecoveryWindowInDays == nil {
-				window = 30 // Secrets Manager's default (reference/aws-ecs.md §7)
+				window = 30 // Secrets Manager's default (docs/research/aws-ecs.md §7)
 			}
 			if window < 7 || window > 30 {
 				return nil, &smtypes.InvalidParameterException{Message: aws.String("The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).")}

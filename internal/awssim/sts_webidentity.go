@@ -17,7 +17,7 @@ import (
 )
 
 // STS AssumeRoleWithWebIdentity as GitHub Actions OIDC uses it
-// (reference/github-actions.md): the token's issuer must be an OIDC provider
+// (docs/research/github-actions.md): the token's issuer must be an OIDC provider
 // of the account, its audience one of the provider's client ids, and the
 // role's trust policy must allow the federated principal with the token's
 // sub/aud claims. The signature is not verified.

@@ -3,7 +3,7 @@
 // middleware) hands each operation's typed input to a handler here and returns
 // its typed output or an API error, so the SDK's own retryers, paginators and
 // waiters run unchanged. Semantics and error codes follow
-// ../shared/reference/aws-ecs.md; each handler cites what it models.
+// docs/research/aws-ecs.md; each handler cites what it models.
 package awssim
 
 import (

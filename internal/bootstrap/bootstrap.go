@@ -11,7 +11,7 @@ import (
 )
 
 // GitHub's OIDC issuer and the audience deploybot requests
-// (reference/github-actions.md §2.1-2.3).
+// (docs/research/github-actions.md §2.1-2.3).
 const (
 	OIDCHost     = "token.actions.githubusercontent.com"
 	OIDCURL      = "https://" + OIDCHost
@@ -69,7 +69,7 @@ func Build(env *config.Environment, o Options) (*Result, error) {
 	}
 	owner, name, _ := strings.Cut(o.Repo, "/")
 	// Both sub formats GitHub issues: the legacy repo:OWNER/NAME:... and the
-	// immutable repo:OWNER@ID/NAME@ID:... (reference/github-actions.md §2.2).
+	// immutable repo:OWNER@ID/NAME@ID:... (docs/research/github-actions.md §2.2).
 	subs := func(suffix string) iampolicy.StringList {
 		return iampolicy.StringList{
 			"repo:" + owner + "/" + name + ":" + suffix,

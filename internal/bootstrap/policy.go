@@ -5,7 +5,7 @@
 // default branch, each with a least-privilege policy. The actions come from
 // internal/awsapi (the only AWS operations deploybot can call); resources
 // are the environment's deterministic names and tags where AWS supports
-// resource-level permissions (reference/aws-ecs.md §6 naming, §7 roles).
+// resource-level permissions (docs/research/aws-ecs.md §6 naming, §7 roles).
 package bootstrap
 
 import (

@@ -84,7 +84,7 @@ func (f *Factory) Defaults() *Factory {
 	if f.AWSConfig == nil {
 		f.AWSConfig = func(ctx context.Context, region string) (aws.Config, error) {
 			// LoadDefaultConfig is the SDK's standard way: it honours
-			// AWS_PROFILE, AWS_ENDPOINT_URL and the rest (DESIGN.md).
+			// AWS_PROFILE, AWS_ENDPOINT_URL and the rest (docs/design.md).
 			return awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
 		}
 	}

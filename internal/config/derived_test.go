@@ -6,7 +6,7 @@ import (
 )
 
 // TestDerivedNamesFit: with the longest name validation allows, every name
-// COMMON.md derives from it stays inside its AWS limit.
+// docs/ARCHITECTURE.md derives from it stays inside its AWS limit.
 func TestDerivedNamesFit(t *testing.T) {
 	name := "a" + strings.Repeat("b-", (MaxNameLen-2)/2) + "c"
 	name = name[:MaxNameLen-1] + "z"

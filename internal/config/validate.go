@@ -265,14 +265,14 @@ func apiURLProblem(raw string) string {
 		return "is the Prefect Cloud UI's address; the API URL is " + cloudURLFormat
 	case host == cloudAPIHost:
 		if u.Scheme != "https" || u.Port() != "" || !cloudPathRE.MatchString(u.Path) {
-			return "a Prefect Cloud URL must be " + cloudURLFormat + " (reference/prefect-api.md §2.1)"
+			return "a Prefect Cloud URL must be " + cloudURLFormat + " (docs/research/prefect-api.md §2.1)"
 		}
 	case isLoopback(host) && cloudPathRE.MatchString(u.Path):
 		// A local stand-in for Prefect Cloud (the simulator behind
 		// `deploybot demo`, a tunnel): the schema's pattern allows the
 		// Cloud path on any host and the Prefect client treats it as Cloud.
 	case !strings.HasSuffix(u.Path, "/api"):
-		return "a self-hosted Prefect server's API URL ends with /api, like https://prefect.example.com/api (reference/prefect-api.md §2.2)"
+		return "a self-hosted Prefect server's API URL ends with /api, like https://prefect.example.com/api (docs/research/prefect-api.md §2.2)"
 	}
 	return ""
 }
@@ -286,7 +286,7 @@ func isLoopback(host string) bool {
 }
 
 // workPoolProblem applies Prefect's own rules for pool names: the schema's
-// pattern ^[^/%&><]+$ (reference/prefect-api.md §1.2) and the 403 for names
+// pattern ^[^/%&><]+$ (docs/research/prefect-api.md §1.2) and the 403 for names
 // starting with "prefect", which the server checks case-insensitively
 // (§2.3). Control characters and surrounding spaces are refused too: they
 // would make the name differ from what a person reads in the Prefect UI.
@@ -429,7 +429,7 @@ func (c *checker) autoscaling() {
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // looksLikePrefectKey matches Prefect Cloud key prefixes (pnu_ user keys,
-// pnb_ service accounts; reference/prefect-api.md §2.1).
+// pnb_ service accounts; docs/research/prefect-api.md §2.1).
 func looksLikePrefectKey(v string) bool {
 	return strings.HasPrefix(v, "pnu_") || strings.HasPrefix(v, "pnb_")
 }

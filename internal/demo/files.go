@@ -41,7 +41,7 @@ func (p *planFile) env(name string) (plan *render.PlanDoc, report *render.Report
 }
 
 // readOutputs parses GITHUB_OUTPUT as the runner does: name=value lines and
-// name<<DELIMITER ... DELIMITER blocks (github-actions.md §1.6).
+// name<<DELIMITER ... DELIMITER blocks (docs/research/github-actions.md §1.6).
 func readOutputs(path string) (map[string]string, error) {
 	out := map[string]string{}
 	f, err := os.Open(path)

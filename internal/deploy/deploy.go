@@ -144,7 +144,7 @@ func BadInput(format string, args ...any) error {
 	return &InputError{Err: fmt.Errorf(format, args...)}
 }
 
-// Exit codes (DESIGN.md "cli").
+// Exit codes (docs/design.md "cli").
 const (
 	ExitOK             = 0
 	ExitError          = 1

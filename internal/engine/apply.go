@@ -178,7 +178,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 }
 
 // Destroy deletes every resource of a destroy plan, dependents before what
-// they use (reference/aws-ecs.md §5.3: the service before the cluster and
+// they use (docs/research/aws-ecs.md §5.3: the service before the cluster and
 // its security group, the roles last because nothing depends on them after
 // the service is gone), independent ones at once. A protected environment is
 // refused before any call.
@@ -518,7 +518,7 @@ func (r *run) fillDeployment() {
 		if d.Cluster == "" && r.p.resources[dep].Kind == "ecs_cluster" {
 			d.Cluster = r.p.resources[dep].Name
 		}
-		// The prefix is in the desired task definition (COMMON.md worker
+		// The prefix is in the desired task definition (docs/ARCHITECTURE.md worker
 		// identity contract) when its kind does not report it as an output.
 		if td, ok := r.p.resources[dep].Spec.(*stack.TaskDefinitionSpec); ok && d.WorkerPrefix == "" {
 			d.WorkerPrefix = td.Container.Environment[stack.EnvWorkerPrefix]

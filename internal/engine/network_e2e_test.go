@@ -241,7 +241,7 @@ func TestE2EManagedDestroyCrashAfterEveryWrite(t *testing.T) {
 func TestE2EManagedThrottledAndLingeringENIs(t *testing.T) {
 	x := newNetE2E(t)
 	// Task ENIs that outlive their tasks far longer than the security
-	// group's 15-minute delete budget (reference/aws-ecs.md §5).
+	// group's 15-minute delete budget (docs/research/aws-ecs.md §5).
 	defer func(d time.Duration) { awssim.ENILinger = d }(awssim.ENILinger)
 	awssim.ENILinger = 6 * time.Hour
 	env := x.env("net", "single", "2")

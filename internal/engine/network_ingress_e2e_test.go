@@ -16,7 +16,7 @@ import (
 )
 
 // TestE2EWorkerSecurityGroupIngressDrift: the worker security group is
-// egress only (DESIGN.md). An inbound rule added by hand shows in the plan
+// egress only (docs/design.md). An inbound rule added by hand shows in the plan
 // as exactly one change, the apply revokes it, and the next plan has no
 // change; reading ingress costs no call beyond the DescribeSecurityGroups
 // the group's Read already makes.

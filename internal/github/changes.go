@@ -40,7 +40,7 @@ func toChanged(fs []*gh.CommitFile) []ChangedFile {
 }
 
 // PullRequestFiles lists the files a pull request changes, every page. GitHub
-// lists at most 3000 files (github-actions.md §3.3); reaching that many makes
+// lists at most 3000 files (docs/research/github-actions.md §3.3); reaching that many makes
 // the list incomplete.
 func (c *Client) PullRequestFiles(ctx context.Context, owner, repo string, pr int) (Changes, error) {
 	opts := &gh.ListOptions{PerPage: perPage}
@@ -65,7 +65,7 @@ func (c *Client) PullRequestFiles(ctx context.Context, owner, repo string, pr in
 
 // PushFiles lists the files changed between a push's before and after. The
 // comparison lists files on its first page only, at most 300
-// (github-actions.md §5.1), so one request is all there is; at 300 the list
+// (docs/research/github-actions.md §5.1), so one request is all there is; at 300 the list
 // may be cut. A new branch (before = zero SHA) or a before GitHub no longer
 // knows (a force push) has nothing to compare with.
 func (c *Client) PushFiles(ctx context.Context, owner, repo, before, after string) (Changes, error) {
@@ -98,7 +98,7 @@ type PullRequest struct {
 }
 
 // MergedPullRequest finds the merged pull request a pushed commit came from
-// (GET /commits/{sha}/pulls, github-actions.md §5.1). Only merged pull
+// (GET /commits/{sha}/pulls, docs/research/github-actions.md §5.1). Only merged pull
 // requests count; one whose merge commit is sha is preferred. nil when the
 // push was not a merge (a direct push).
 func (c *Client) MergedPullRequest(ctx context.Context, owner, repo, sha string) (*PullRequest, error) {

@@ -5,7 +5,7 @@
 // statuses, and drift issues. Authentication is the job's GITHUB_TOKEN or a
 // GitHub App installation (ghinstallation); GITHUB_API_URL selects GitHub
 // Enterprise Server. Secondary rate limits are waited out on a clock.Clock
-// (github-actions.md §3.3). The package never prints: it reports through
+// (docs/research/github-actions.md §3.3). The package never prints: it reports through
 // Options.OnEvent.
 package github
 
@@ -25,7 +25,7 @@ import (
 // DefaultAPIURL is GITHUB_API_URL on github.com.
 const DefaultAPIURL = "https://api.github.com"
 
-// MaxCommentChars is GitHub's comment body limit (pr-comment-bots.md §0).
+// MaxCommentChars is GitHub's comment body limit (docs/research/pr-comment-bots.md §0).
 const MaxCommentChars = 65536
 
 // Auth says how to authenticate: a token (GITHUB_TOKEN or a PAT), or a GitHub
@@ -91,7 +91,7 @@ func New(o Options) (*Client, error) {
 	rest := gh.NewClient(&http.Client{Transport: retrying})
 	apiURL := strings.TrimRight(o.APIURL, "/")
 	if apiURL != "" && apiURL != DefaultAPIURL {
-		// GHES: GITHUB_API_URL is https://HOST/api/v3 (github-actions.md §1.5,
+		// GHES: GITHUB_API_URL is https://HOST/api/v3 (docs/research/github-actions.md §1.5,
 		// §3.1); WithEnterpriseURLs keeps it, NewEnterpriseClient is deprecated.
 		var err error
 		if rest, err = rest.WithEnterpriseURLs(apiURL, apiURL); err != nil {
@@ -110,7 +110,7 @@ func New(o Options) (*Client, error) {
 			return nil, fmt.Errorf("github app %d: private key: %w", o.Auth.AppID, err)
 		}
 		// The token refresh must go to the same API root, or it fails on GHES
-		// (github-actions.md §3.1).
+		// (docs/research/github-actions.md §3.1).
 		itr.BaseURL = strings.TrimRight(rest.BaseURL.String(), "/")
 		base := rest.BaseURL
 		rest = gh.NewClient(&http.Client{Transport: itr})

@@ -24,7 +24,7 @@ type Comment struct {
 
 // listComments returns every comment on the issue or pull request, all pages
 // (per_page 100, following the Link header: a tool that reads one page misses
-// its own comment on a busy PR, pr-comment-bots.md §0).
+// its own comment on a busy PR, docs/research/pr-comment-bots.md §0).
 func (c *Client) listComments(ctx context.Context, owner, repo string, number int) ([]*gh.IssueComment, error) {
 	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: perPage}}
 	var all []*gh.IssueComment
@@ -177,7 +177,7 @@ func isForbidden(err error) bool {
 
 func (c *Client) editComment(ctx context.Context, owner, repo string, existing *Comment, body string) (string, error) {
 	if existing.Body == body {
-		return existing.URL, nil // unchanged: no API call (pr-comment-bots.md §8.2)
+		return existing.URL, nil // unchanged: no API call (docs/research/pr-comment-bots.md §8.2)
 	}
 	ic, err := c.withCut(existing.Marker.Env, body, func(b string) (*gh.IssueComment, error) {
 		if b == existing.Body {
@@ -206,7 +206,7 @@ func (c *Client) withCut(env, body string, send func(string) (*gh.IssueComment, 
 }
 
 // IsBodyTooLong says whether err is GitHub's 422 for a body over 65,536
-// characters (pr-comment-bots.md §0).
+// characters (docs/research/pr-comment-bots.md §0).
 func IsBodyTooLong(err error) bool {
 	var er *gh.ErrorResponse
 	if !errors.As(err, &er) || er.Response == nil || er.Response.StatusCode != http.StatusUnprocessableEntity {

@@ -8,7 +8,7 @@ import (
 	gh "github.com/google/go-github/v62/github"
 )
 
-// Deployment states deploybot uses (github-actions.md §3.3).
+// Deployment states deploybot uses (docs/research/github-actions.md §3.3).
 const (
 	StateInProgress = "in_progress"
 	StateSuccess    = "success"
@@ -28,7 +28,7 @@ type NewDeployment struct {
 // CreateDeployment records a Deployment. auto_merge is false and
 // required_contexts empty on purpose: GitHub's defaults would merge the
 // default branch into the ref (202) or refuse over a failing status check
-// (409) (github-actions.md §3.3, gotcha 8).
+// (409) (docs/research/github-actions.md §3.3, gotcha 8).
 func (c *Client) CreateDeployment(ctx context.Context, owner, repo string, d NewDeployment) (int64, error) {
 	req := &gh.DeploymentRequest{
 		Ref:                  gh.String(d.Ref),

@@ -15,12 +15,12 @@ import (
 // retryTransport waits out GitHub's rate limits and retries the request. It
 // works below go-github on purpose: go-github v62 maps a 429 to a plain
 // ErrorResponse, and after a 403 secondary limit it refuses every further
-// request until a reset computed from the wall clock (github-actions.md
+// request until a reset computed from the wall clock (docs/research/github-actions.md
 // §3.3), which a virtual clock could never reach. Here the limit never
 // reaches go-github unless the retries run out.
 //
 // The rules are GitHub's (rate-limits-for-the-rest-api.md via
-// github-actions.md §3.3): on 403 or 429, obey retry-after; else, when
+// docs/research/github-actions.md §3.3): on 403 or 429, obey retry-after; else, when
 // x-ratelimit-remaining is 0, wait until x-ratelimit-reset; else, for a
 // secondary limit without headers, wait at least a minute and back off
 // exponentially. Any other 403 (a missing permission) is not retried.

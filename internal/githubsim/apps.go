@@ -20,7 +20,7 @@ func (s *Server) AddApp(appID int64, slug string, key *rsa.PublicKey, installati
 }
 
 // POST /app/installations/{id}/access_tokens: the app authenticates with an
-// RS256 JWT whose issuer is the app id (github-actions.md §3.1).
+// RS256 JWT whose issuer is the app id (docs/research/github-actions.md §3.1).
 func (s *Server) installationToken(w http.ResponseWriter, r *http.Request) {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {

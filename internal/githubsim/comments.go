@@ -23,7 +23,7 @@ func (s *Server) commentJSON(r *Repo, c *Comment) *gh.IssueComment {
 }
 
 // bodyTooLong is GitHub's answer to a body over 65,536 characters
-// (pr-comment-bots.md §0: "422 … body is too long (maximum is 65536
+// (docs/research/pr-comment-bots.md §0: "422 … body is too long (maximum is 65536
 // characters)"). GitHub counts characters, not bytes.
 func bodyTooLong(w http.ResponseWriter, resource, body string) bool {
 	if utf8.RuneCountInString(body) <= MaxBodyChars {

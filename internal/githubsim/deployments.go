@@ -100,7 +100,7 @@ func (repo *Repo) deployment(id string) *Deployment {
 // POST /repos/{owner}/{repo}/deployments/{id}/statuses. A success status
 // with auto_inactive (default true) marks earlier successful deployments of
 // the same non-transient, non-production environment inactive
-// (github-actions.md §3.3).
+// (docs/research/github-actions.md §3.3).
 func (s *Server) createDeploymentStatus(w http.ResponseWriter, r *http.Request, repo *Repo) {
 	d := repo.deployment(r.PathValue("id"))
 	if d == nil {

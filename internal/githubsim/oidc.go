@@ -14,7 +14,7 @@ import (
 const oidcPath = "/_apis/distributedtask/hubs/Actions/plans/sim-plan/jobs/sim-job/idtoken"
 
 // OIDC describes the job the fake token endpoint issues tokens for
-// (github-actions.md §2.1, §2.2).
+// (docs/research/github-actions.md §2.1, §2.2).
 type OIDC struct {
 	// RequestToken is ACTIONS_ID_TOKEN_REQUEST_TOKEN; requests must carry it
 	// as "Authorization: Bearer <token>".
@@ -37,7 +37,7 @@ type OIDC struct {
 }
 
 // Claims are the claims GitHub puts in an Actions ID token (oidc.md via
-// github-actions.md §2.2).
+// docs/research/github-actions.md §2.2).
 type Claims struct {
 	Iss               string `json:"iss"`
 	Sub               string `json:"sub"`
@@ -76,7 +76,7 @@ func (s *Server) SetOIDC(o OIDC) {
 // query the runner puts there; a client adds &audience=...).
 func (s *Server) OIDCRequestURL() string { return s.URL + oidcPath + "?api-version=2.0" }
 
-// subject follows the precedence of github-actions.md §2.2: an environment
+// subject follows the precedence of docs/research/github-actions.md §2.2: an environment
 // wins, then pull_request, then the ref. ":" inside a value is %3A.
 func subject(o OIDC) string {
 	esc := func(v string) string { return strings.ReplaceAll(v, ":", "%3A") }

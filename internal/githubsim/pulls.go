@@ -58,7 +58,7 @@ func filesJSON(files []File) []*gh.CommitFile {
 }
 
 // GET /repos/{owner}/{repo}/pulls/{number}/files: paginated, at most 3000
-// files in all (github-actions.md §3.3).
+// files in all (docs/research/github-actions.md §3.3).
 func (s *Server) listPullFiles(w http.ResponseWriter, r *http.Request, repo *Repo) {
 	n, _ := strconv.Atoi(r.PathValue("number"))
 	p := repo.Pulls[n]
@@ -74,7 +74,7 @@ func (s *Server) listPullFiles(w http.ResponseWriter, r *http.Request, repo *Rep
 }
 
 // GET /repos/{owner}/{repo}/compare/{base}...{head}: the changed files are
-// listed on the first page only, at most 300 of them (github-actions.md
+// listed on the first page only, at most 300 of them (docs/research/github-actions.md
 // §5.1); an unknown base (e.g. the zero SHA of a new branch) is a 404.
 func (s *Server) compare(w http.ResponseWriter, r *http.Request, repo *Repo) {
 	bh := r.PathValue("basehead")
@@ -96,7 +96,7 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request, repo *Repo) {
 }
 
 // GET /repos/{owner}/{repo}/commits/{sha}/pulls: open and closed pull
-// requests that contain the commit (github-actions.md §5.1).
+// requests that contain the commit (docs/research/github-actions.md §5.1).
 func (s *Server) pullsForCommit(w http.ResponseWriter, r *http.Request, repo *Repo) {
 	sha := r.PathValue("sha")
 	var out []*gh.PullRequest

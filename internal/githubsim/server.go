@@ -5,8 +5,8 @@
 // shapes (go-github's own types), pages with Link headers, enforces the
 // 65,536-character body limit with GitHub's 422, and can be switched into a
 // secondary rate limit. Behaviour is modelled on
-// ../shared/reference/github-actions.md (§3.3, §4, §5) and
-// pr-comment-bots.md (§0); each handler cites what it models.
+// docs/research/github-actions.md (§3.3, §4, §5) and
+// docs/research/pr-comment-bots.md (§0); each handler cites what it models.
 package githubsim
 
 import (
@@ -30,15 +30,15 @@ import (
 
 // MaxBodyChars is GitHub's limit on an issue or PR comment (and issue) body:
 // a longer one is refused with 422 "body is too long (maximum is 65536
-// characters)" (pr-comment-bots.md §0).
+// characters)" (docs/research/pr-comment-bots.md §0).
 const MaxBodyChars = 65536
 
 // MaxPullFiles is how many files the pull request files API returns at most
-// (github-actions.md §3.3: "≤3000 files").
+// (docs/research/github-actions.md §3.3: "≤3000 files").
 const MaxPullFiles = 3000
 
 // MaxCompareFiles is how many files a comparison lists at most, on its first
-// page only (github-actions.md §5.1).
+// page only (docs/research/github-actions.md §5.1).
 const MaxCompareFiles = 300
 
 // BotLogin is the author of everything written with the job's GITHUB_TOKEN.
@@ -94,7 +94,7 @@ type Repo struct {
 	nextNumber  int
 
 	// Knobs that reproduce GitHub's surprising deployment defaults
-	// (github-actions.md §3.3 "Deployments API"): with auto_merge omitted or
+	// (docs/research/github-actions.md §3.3 "Deployments API"): with auto_merge omitted or
 	// true and the ref behind the default branch, GitHub answers 202 and
 	// merges instead of deploying; with required_contexts omitted, any
 	// failing commit status context is a 409.
@@ -328,7 +328,7 @@ func (s *Server) ResetRequests() {
 	s.log = nil
 }
 
-// rateLimit models GitHub's secondary rate limit (github-actions.md §3.3:
+// rateLimit models GitHub's secondary rate limit (docs/research/github-actions.md §3.3:
 // "Primary or secondary limits answer 403 or 429"; "obey retry-after").
 type rateLimit struct {
 	remaining  int           // how many more requests get limited
@@ -352,7 +352,7 @@ func (s *Server) SecondaryRateLimit(n int, status int, d time.Duration) {
 
 // ContentCreationLimit makes the next n POST requests answer 403 with a
 // retry-after of d: the secondary limit on creating content, 80 a minute
-// (github-actions.md §3.3), which CreateComment's docs warn about.
+// (docs/research/github-actions.md §3.3), which CreateComment's docs warn about.
 func (s *Server) ContentCreationLimit(n int, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -456,7 +456,7 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		// GitHub Enterprise Server serves the same API under /api/v3
-		// (github-actions.md §1.5, §3.1).
+		// (docs/research/github-actions.md §1.5, §3.1).
 		if p, ok := strings.CutPrefix(r.URL.Path, "/api/v3"); ok {
 			r.URL.Path = p
 			r.URL.RawPath = ""

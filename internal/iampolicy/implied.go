@@ -2,7 +2,7 @@ package iampolicy
 
 // Implied lists the permissions AWS checks on the caller behind an API call,
 // besides the call's own action (AWS Service Authorization Reference,
-// "Dependent actions" column; reference/aws-ecs.md §5.2 for PassRole). The
+// "Dependent actions" column; docs/research/aws-ecs.md §5.2 for PassRole). The
 // simulated account enforces them, and bootstrap grants them, from this one
 // table.
 var Implied = map[string][]string{

@@ -2,8 +2,8 @@
 // (Prefect Cloud or a self-hosted server): the preflight key and work-pool
 // check that runs before anything changes in AWS, and the health gate that
 // decides whether a deploy produced an ONLINE worker (rolling back when not).
-// Endpoints, shapes and semantics follow ../shared/reference/prefect-api.md
-// (cited below as "ref §N") and ../shared/reference/prefect-openapi/.
+// Endpoints, shapes and semantics follow docs/research/prefect-api.md
+// (cited below as "ref §N") and docs/research/prefect-openapi/.
 package prefect
 
 import (

@@ -72,7 +72,7 @@ func describeStop(t plan.StoppedTask) string {
 
 // inspectECS reads the service (deployments, recent events) and the new
 // revision's stopped tasks. IAM, image and network problems show up here, not
-// as API errors (aws-ecs.md §4.3 "Show progress the way Copilot does").
+// as API errors (docs/research/aws-ecs.md §4.3 "Show progress the way Copilot does").
 func (g *gate) inspectECS(ctx context.Context) ecsView {
 	dep := g.in.Deployment
 	api := g.in.ECS
@@ -204,7 +204,7 @@ func (g *gate) updateService(ctx context.Context, td string) error {
 }
 
 // waitRollback waits for the rollback deployment, the way the Terraform
-// provider waits for any deployment (aws-ecs.md §4.3 "Better signal"): list the
+// provider waits for any deployment (docs/research/aws-ecs.md §4.3 "Better signal"): list the
 // service deployments created since the rollback started and describe the
 // newest until SUCCESSFUL. When ECS's circuit breaker did the rollback, the
 // failed deployment itself ends ROLLBACK_SUCCESSFUL. It returns "" on success
@@ -281,7 +281,7 @@ func (g *gate) rollbackStatus(ctx context.Context, since time.Time, byECS bool) 
 
 // rollbackStatusFromService is the fallback for endpoints without the service
 // deployments API: the previous revision is the only deployment and COMPLETED
-// (the ecspresso approach, aws-ecs.md §4.3 "Fallback").
+// (the ecspresso approach, docs/research/aws-ecs.md §4.3 "Fallback").
 func (g *gate) rollbackStatusFromService(ctx context.Context) (bool, string) {
 	dep := g.in.Deployment
 	out, err := g.in.ECS.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(dep.Cluster), Services: []string{dep.Service}})

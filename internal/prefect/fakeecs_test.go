@@ -18,7 +18,7 @@ import (
 
 // fakeECS is a small ECS service model on a virtual clock, enough for the
 // gate: rolling deployments (100/200: the new task starts before the old one
-// stops), a circuit breaker with rollback (3 failed tasks, aws-ecs.md §4.1),
+// stops), a circuit breaker with rollback (3 failed tasks, docs/research/aws-ecs.md §4.1),
 // stopped tasks with reasons, service events, and the service deployments
 // API. Its tasks feed the Prefect simulator. Unimplemented ECS operations
 // panic through the nil embedded interface, so an unexpected call fails loudly.
@@ -225,7 +225,7 @@ func (f *fakeECS) stop(t *fakeTask, code types.TaskStopCode, reason string, exit
 	f.event(fmt.Sprintf("(service %s) has stopped 1 running tasks: (task %s).", f.service, t.arn[len(t.arn)-32:]))
 	d.failures++
 	// circuit breaker: 3 failures with one replica; rollback needs a
-	// previous COMPLETED deployment (aws-ecs.md §4.1)
+	// previous COMPLETED deployment (docs/research/aws-ecs.md §4.1)
 	if d.failures >= 3 {
 		d.rollout, d.reason = types.DeploymentRolloutStateFailed, "ECS deployment circuit breaker: tasks failed to start."
 		f.event(fmt.Sprintf("(service %s) (deployment %s) deployment failed: tasks failed to start.", f.service, d.id))

@@ -46,7 +46,7 @@ const RollbackBudget = 10 * time.Minute
 
 // FailFastStops is how many failed stops of the new revision's tasks count as
 // a crash loop. One stop can be a host replacement; two in one deploy cannot.
-// (The circuit breaker needs 3 for one replica, aws-ecs.md §4.1, and after the
+// (The circuit breaker needs 3 for one replica, docs/research/aws-ecs.md §4.1, and after the
 // deployment is COMPLETED it no longer watches at all.)
 const FailFastStops = 2
 
@@ -54,7 +54,7 @@ const FailFastStops = 2
 const MaxPrune = 100
 
 // WorkerPrefixEnv is the task-definition variable that names a revision's
-// workers (the worker identity contract in notes/COMMON.md).
+// workers (the worker identity contract in docs/ARCHITECTURE.md).
 const WorkerPrefixEnv = "DEPLOYBOT_WORKER_PREFIX"
 
 // GateInput is what the health gate needs to know about the deploy it judges.
@@ -390,7 +390,7 @@ func (g *gate) waitWorker(ctx context.Context, prefix string, since, deadline ti
 }
 
 // envPrefixRe matches worker names of any revision of this environment:
-// <NAME>-<8 hex>-<hostname> (worker identity contract, notes/COMMON.md).
+// <NAME>-<8 hex>-<hostname> (worker identity contract, docs/ARCHITECTURE.md).
 func envPrefixRe(env string) *regexp.Regexp {
 	return regexp.MustCompile("^" + regexp.QuoteMeta(env) + "-[0-9a-f]{8}-")
 }

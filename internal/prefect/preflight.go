@@ -46,7 +46,7 @@ func (c *Client) Preflight(ctx context.Context, env *config.Environment) (*Prefl
 		return nil, c.explain(err, env)
 	}
 	if wp.Type != "ecs" {
-		return nil, fmt.Errorf("prefect preflight%s: work pool %q is of type %q, not ecs: deploybot runs `prefect worker start --type ecs`, which needs an ecs pool (push and managed pools run no worker, ref prefect-api.md §1.7); point prefect.work_pool at an ecs pool or create one with `prefect work-pool create <name> --type ecs`",
+		return nil, fmt.Errorf("prefect preflight%s: work pool %q is of type %q, not ecs: deploybot runs `prefect worker start --type ecs`, which needs an ecs pool (push and managed pools run no worker, ref docs/research/prefect-api.md §1.7); point prefect.work_pool at an ecs pool or create one with `prefect work-pool create <name> --type ecs`",
 			fileOf(env), pool, wp.Type)
 	}
 	if wp.IsPaused || wp.StatusString() == PoolPaused {

@@ -89,7 +89,7 @@ func newWorldFixture(t *testing.T, key string) *worldFixture {
 	return f
 }
 
-// register follows the worker identity contract (notes/COMMON.md).
+// register follows the worker identity contract (docs/ARCHITECTURE.md).
 func (f *worldFixture) register(t *testing.T, image, prefix string) string {
 	t.Helper()
 	out, err := f.ecs.RegisterTaskDefinition(context.Background(), &ecs.RegisterTaskDefinitionInput{

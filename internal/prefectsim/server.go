@@ -1,7 +1,7 @@
 // Package prefectsim is a simulated Prefect API (Cloud and self-hosted styles)
 // on an httptest server, for tests and `deploybot demo`. It follows the
-// OpenAPI shapes in ../shared/reference/prefect-openapi/ and the behaviour in
-// ../shared/reference/prefect-api.md (cited as "ref §N"), and rejects what
+// OpenAPI shapes in docs/research/prefect-openapi/ and the behaviour in
+// docs/research/prefect-api.md (cited as "ref §N"), and rejects what
 // Prefect rejects: unknown filter keys (422), limit > 200 (422), a missing or
 // extra trailing slash (307), a wrong or missing key (401). Its workers come
 // from the simulated AWS account: a running task of a healthy revision

@@ -31,7 +31,7 @@ func (noTasks) Tasks() []Task { return nil }
 // worldTasks is the simulated account's tasks, running and stopped.
 func worldTasks(w *awssim.World) TaskSource { return TaskSourceFunc(w.Tasks) }
 
-// Worker identity contract (notes/COMMON.md): the container runs
+// Worker identity contract (docs/ARCHITECTURE.md): the container runs
 // `prefect worker start --pool "$DEPLOYBOT_WORK_POOL" --name
 // "$DEPLOYBOT_WORKER_PREFIX-$(hostname)"` with PREFECT_API_URL and the secret
 // PREFECT_API_KEY.

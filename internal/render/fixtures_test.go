@@ -7,7 +7,7 @@ import (
 )
 
 // Hand-built plans and reports shaped like the engine's: the names follow
-// the naming contract (notes/COMMON.md), values are normalised strings.
+// the naming contract (docs/ARCHITECTURE.md), values are normalised strings.
 
 const (
 	testAccount = "123456789012"

@@ -13,11 +13,11 @@ import (
 
 // DefaultCommentMaxLen is GitHub's limit on an issue or pull-request comment
 // body: the API answers 422 "body is too long (maximum is 65536 characters)"
-// (reference/github-actions.md §4; reference/pr-comment-bots.md §0).
+// (docs/research/github-actions.md §4; docs/research/pr-comment-bots.md §0).
 // GitHub counts characters; Comment counts UTF-8 bytes, which are never
 // fewer than characters however GitHub counts them (code points or UTF-16
 // units), so a body within MaxLen bytes is within the limit
-// (reference/github-actions.md §4, "Budget in bytes").
+// (docs/research/github-actions.md §4, "Budget in bytes").
 const DefaultCommentMaxLen = 65536
 
 // resourceBoundarySlack is how many diff lines a cut gives up to end
@@ -30,7 +30,7 @@ const maxOpenDiffLines = 12
 // DefaultSummaryMaxLen is the budget for one job-summary section. GitHub
 // accepts 1 MiB per step summary and silently drops the WHOLE summary when it
 // is larger, and actions/runner#4337 reports drops just under 1 MiB
-// (reference/github-actions.md §4), so the default stays at 1,000,000 bytes.
+// (docs/research/github-actions.md §4), so the default stays at 1,000,000 bytes.
 const DefaultSummaryMaxLen = 1_000_000
 
 // CommentOptions controls Comment.
@@ -309,7 +309,7 @@ func (d *mdDoc) planSection(diffKeep, itemCap int) string {
 	w("\n\n")
 
 	// Destroys and replacements: every address with its reason, above the
-	// fold, in GitHub's loudest alert (reference/pr-comment-bots.md §8
+	// fold, in GitHub's loudest alert (docs/research/pr-comment-bots.md §8
 	// lesson 8; tfcmt's deletion warning).
 	var destructive, conflicts []plan.Change
 	for _, c := range p.Changes {
@@ -370,7 +370,7 @@ func (d *mdDoc) planSection(diffKeep, itemCap int) string {
 
 	// A short diff is shown open: collapsing a few lines only costs the
 	// reviewer a click (Atlantis folds beyond 12 lines, dflook beyond 10;
-	// reference/pr-comment-bots.md §1, §2).
+	// docs/research/pr-comment-bots.md §1, §2).
 	open := "<details>"
 	if !d.o.collapsed || keep <= maxOpenDiffLines {
 		open = "<details open>"
@@ -455,7 +455,7 @@ func destructiveItem(c plan.Change) string {
 
 // legendMD explains the symbols of the diff block; "~" is shown as "!"
 // there because GitHub's diff highlighting colours "!" lines and not "~"
-// (terraform-pr-commenter's trick, reference/pr-comment-bots.md §5).
+// (terraform-pr-commenter's trick, docs/research/pr-comment-bots.md §5).
 func legendMD(p *plan.Plan) string {
 	var parts []string
 	for _, e := range legend(p) {

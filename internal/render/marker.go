@@ -11,7 +11,7 @@ const markerPrefix = "<!-- deploybot:plan "
 // MarkerData is what a plan comment's hidden marker carries: which
 // environment the comment is for, and which plan (fingerprint) of which
 // commits (head and base SHA) was reviewed. The apply on merge compares the
-// fingerprint with its own re-plan (DESIGN.md, "The three flows").
+// fingerprint with its own re-plan (docs/design.md, "The three flows").
 type MarkerData struct {
 	Env         string
 	Fingerprint string
@@ -25,7 +25,7 @@ type MarkerData struct {
 //	<!-- deploybot:plan env=NAME fingerprint=F head=SHA base=SHA -->
 //
 // Comment puts it on the first line, so cutting a long comment can never
-// remove it (reference/pr-comment-bots.md §5, cdk-diff-action). Values are
+// remove it (docs/research/pr-comment-bots.md §5, cdk-diff-action). Values are
 // percent-encoded where they contain anything but letters, digits and
 // "._:/-", so no value can end the HTML comment or add a field. Empty values
 // are left out.

@@ -26,7 +26,7 @@ import (
 
 // summaryLine is Terraform's closing line, with replacements counted apart
 // because a replacement of the ECS service or a role is what a reviewer must
-// notice (reference/pr-comment-bots.md §8 lesson 8).
+// notice (docs/research/pr-comment-bots.md §8 lesson 8).
 func summaryLine(p *plan.Plan) string {
 	if !p.HasChanges() {
 		if p.Operation == plan.OpDestroy {

@@ -3,7 +3,7 @@
 // Update and Delete for its resources, idempotently (not-found is a state;
 // deleting what is gone succeeds). The engine owns ordering, diffing,
 // concurrency and retries of whole steps; kinds own the AWS calls and the
-// waits particular to their resource (reference/aws-ecs.md §5).
+// waits particular to their resource (docs/research/aws-ecs.md §5).
 package resource
 
 import (
@@ -31,7 +31,7 @@ type Resource struct {
 	Tags map[string]string
 }
 
-// Tag keys every deploybot resource carries (DESIGN.md "State is AWS itself").
+// Tag keys every deploybot resource carries (docs/design.md "State is AWS itself").
 const (
 	TagEnvironment = "deploybot:environment"
 	TagStack       = "deploybot:stack"
@@ -149,7 +149,7 @@ type Resolver interface {
 // started a deployment that then failed (the ECS service: circuit breaker,
 // rollback, timeout). The engine keeps its outputs, so the report still
 // names the deployment, and deploy reports the failure with the stopped
-// tasks and ECS's own rollback (reference/aws-ecs.md §4.1, §4.3).
+// tasks and ECS's own rollback (docs/research/aws-ecs.md §4.1, §4.3).
 type FailedDeployment interface {
 	error
 	DeploymentOutputs() Outputs
@@ -162,7 +162,7 @@ type FailedDeployment interface {
 // plan can all be read with one call (EC2's Describe* take a filter with
 // many values, which EC2 ORs): a managed-network plan then makes one
 // DescribeSubnets instead of one per subnet, which also keeps a plan clear of
-// EC2's per-account rate limits on Describe* actions (reference/aws-ecs.md).
+// EC2's per-account rate limits on Describe* actions (docs/research/aws-ecs.md).
 // When planning, the engine calls ReadAll once per kind with every resource
 // of that kind in the plan, desired and leftover alike, instead of Read for
 // each. ReadAll returns what Read would return for each resource, keyed by

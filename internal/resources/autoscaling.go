@@ -16,7 +16,7 @@ import (
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
-// Application Auto Scaling budgets: reference/aws-ecs.md §5 (appautoscaling
+// Application Auto Scaling budgets: docs/research/aws-ecs.md §5 (appautoscaling
 // target.go/policy.go retry within propagationTimeout, 2m; delete waits
 // until the target is not found, 5m).
 const (
@@ -96,7 +96,7 @@ func (ScalableTargetKind) register(ctx context.Context, x *resource.Ctx, r *reso
 		return "", err
 	}
 	var arn string
-	// reference/aws-ecs.md §5 (appautoscaling/target.go) and §5.2: the
+	// docs/research/aws-ecs.md §5 (appautoscaling/target.go) and §5.2: the
 	// service or the service-linked role may not be visible yet.
 	err = retry(ctx, x, r.Address, "RegisterScalableTarget", autoscalingRetryBudget,
 		codeWithMessage("ValidationException", "Unable to assume IAM role", "ECS service doesn't exist"),
@@ -163,7 +163,7 @@ func (ScalableTargetKind) Delete(ctx context.Context, x *resource.Ctx, r *resour
 	if err != nil && !awserr.IsNotFound(err) {
 		return fmt.Errorf("DeregisterScalableTarget %s: %w", s.ResourceID, err)
 	}
-	// reference/aws-ecs.md §5.3 step 1: wait until not found.
+	// docs/research/aws-ecs.md §5.3 step 1: wait until not found.
 	return poll(ctx, x, "scalable target "+s.ResourceID+" to go", 5*time.Second, autoscalingDeleteBudget, func() (bool, error) {
 		t, err := describeTarget(ctx, x, s.ResourceID)
 		return t == nil, err
@@ -230,7 +230,7 @@ func (ScalingPolicyKind) put(ctx context.Context, x *resource.Ctx, r *resource.R
 		return nil, err
 	}
 	var arn string
-	// reference/aws-ecs.md §5 (appautoscaling/policy.go).
+	// docs/research/aws-ecs.md §5 (appautoscaling/policy.go).
 	err = retry(ctx, x, r.Address, "PutScalingPolicy", autoscalingRetryBudget,
 		anyOf(codeWithMessage("FailedResourceAccessException"), codeWithMessage("ObjectNotFoundException")),
 		func() error {

@@ -79,7 +79,7 @@ func (ClusterKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Reso
 		return nil, err
 	}
 	var out *ecs.CreateClusterOutput
-	// reference/aws-ecs.md §5 (ecs/cluster.go retryClusterCreate) and §5.2: the
+	// docs/research/aws-ecs.md §5 (ecs/cluster.go retryClusterCreate) and §5.2: the
 	// first cluster of an account waits for the ECS service-linked role.
 	err = retry(ctx, x, r.Address, "CreateCluster", 2*time.Minute,
 		codeWithMessage("InvalidParameterException", "Unable to assume the service linked role"),
@@ -125,7 +125,7 @@ func (ClusterKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Reso
 }
 
 func (ClusterKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resource, live *resource.Live) error {
-	// reference/aws-ecs.md §5 (ecs/cluster.go Delete): retry while services,
+	// docs/research/aws-ecs.md §5 (ecs/cluster.go Delete): retry while services,
 	// tasks or an update still hold the cluster, up to 10 minutes.
 	err := retry(ctx, x, r.Address, "DeleteCluster", 10*time.Minute, awserr.IsDependency, func() error {
 		_, err := x.AWS.ECS.DeleteCluster(ctx, &ecs.DeleteClusterInput{Cluster: aws.String(r.Name)})

@@ -18,7 +18,7 @@ import (
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
-// Cloud Map budgets: reference/aws-ecs.md §5 (servicediscovery wait.go
+// Cloud Map budgets: docs/research/aws-ecs.md §5 (servicediscovery wait.go
 // OperationSuccessTimeout 5m; namespace and service deletes retry
 // ResourceInUse / DuplicateRequest within it).
 const (
@@ -137,7 +137,7 @@ func (NamespaceKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Reso
 }
 
 // waitOperation polls a Cloud Map operation until SUCCESS; FAIL carries
-// ErrorCode/ErrorMessage (reference/aws-ecs.md §5, namespace row).
+// ErrorCode/ErrorMessage (docs/research/aws-ecs.md §5, namespace row).
 func waitOperation(ctx context.Context, x *resource.Ctx, what, id string) (*sdtypes.Operation, error) {
 	var op *sdtypes.Operation
 	err := poll(ctx, x, what, cloudMapPollInterval, cloudMapBudget, func() (bool, error) {
@@ -398,7 +398,7 @@ func (DiscoveryServiceKind) Update(ctx context.Context, x *resource.Ctx, r *reso
 }
 
 // Delete deregisters leftover instances (ECS normally does), then deletes
-// the service, retrying ResourceInUse (reference/aws-ecs.md §5 Cloud Map
+// the service, retrying ResourceInUse (docs/research/aws-ecs.md §5 Cloud Map
 // service row, §5.3 step 3).
 func (k DiscoveryServiceKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resource, live *resource.Live) error {
 	if live == nil {

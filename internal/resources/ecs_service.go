@@ -21,7 +21,7 @@ import (
 )
 
 // ServiceKind is the worker's Fargate service. Create and Update wait for
-// the ECS service deployment they caused to finish (reference/aws-ecs.md
+// the ECS service deployment they caused to finish (docs/research/aws-ecs.md
 // §4.3), not for "services stable".
 type ServiceKind struct{}
 
@@ -30,7 +30,7 @@ type ServiceKind struct{}
 // needs a new deployment to pick up the key (a force_new_deployment change).
 const TagSecretVersion = "deploybot:secret-version"
 
-// Budgets (before Ctx.Budget scaling), reference/aws-ecs.md §5:
+// Budgets (before Ctx.Budget scaling), docs/research/aws-ecs.md §5:
 // CreateService/UpdateService retry for propagationTimeout(2m)+2m; the delete
 // timeout is the provider's 20m; then INACTIVE and task drain.
 const (
@@ -41,7 +41,7 @@ const (
 	drainPollInterval        = 10 * time.Second
 )
 
-// deploymentPollInterval is 15 s, 30 s when CI=true (reference/aws-ecs.md
+// deploymentPollInterval is 15 s, 30 s when CI=true (docs/research/aws-ecs.md
 // §1.3 waiterMaxDelay 15s; §2.3 Copilot renders every 30 s in CI).
 func deploymentPollInterval() time.Duration {
 	if os.Getenv("CI") == "true" {
@@ -81,7 +81,7 @@ func (ServiceKind) Desired(r *resource.Resource, refs resource.Refs) resource.At
 		"network.assign_public_ip":           {Value: publicIP(s.AssignPublicIP)},
 		"deployment.maximum_percent":         {Value: i32(s.MaximumPercent)},
 		"deployment.minimum_healthy_percent": {Value: i32(s.MinimumHealthy)},
-		// reference/aws-ecs.md §4.1: circuit breaker with rollback.
+		// docs/research/aws-ecs.md §4.1: circuit breaker with rollback.
 		"deployment.circuit_breaker": {Value: circuitBreaker(true, true)},
 		"service_registry":           {Value: s.ServiceRegistry.Resolve(refs)},
 		"propagate_tags":             {Value: string(ecstypes.PropagateTagsService)},
@@ -179,7 +179,7 @@ func (ServiceKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resour
 	if s.SecretVersion != "" {
 		a["force_new_deployment"] = resource.Attr{Value: tags[TagSecretVersion], Sensitive: true}
 	}
-	// Server defaults, filled as ecspresso does (reference/aws-ecs.md §1.1).
+	// Server defaults, filled as ecspresso does (docs/research/aws-ecs.md §1.1).
 	maxPct, minPct, cbEnable, cbRollback := int32(200), int32(100), false, false
 	if dc := svc.DeploymentConfiguration; dc != nil {
 		if dc.MaximumPercent != nil {
@@ -260,10 +260,10 @@ func resolveService(r *resource.Resource, refs resource.Refs) (serviceInputs, er
 }
 
 // serviceDraining: a service of that name is still being deleted; it goes
-// INACTIVE once its tasks have stopped (reference/aws-ecs.md §4.3).
+// INACTIVE once its tasks have stopped (docs/research/aws-ecs.md §4.3).
 var serviceDraining = codeWithMessage("InvalidParameterException", "still Draining")
 
-// serviceRetryable: reference/aws-ecs.md §5 (ecs/service.go retryServiceCreate).
+// serviceRetryable: docs/research/aws-ecs.md §5 (ecs/service.go retryServiceCreate).
 var serviceRetryable = anyOf(
 	codeWithMessage("ClusterNotFoundException"),
 	codeWithMessage("InvalidParameterException",
@@ -397,7 +397,7 @@ func (k ServiceKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Re
 	}
 	// Not every change starts a deployment (desired count, deployment
 	// configuration and tag propagation do not): wait only when the PRIMARY
-	// deployment is a new one (the GitHub Action's check, reference/aws-ecs.md §3).
+	// deployment is a new one (the GitHub Action's check, docs/research/aws-ecs.md §3).
 	if updated != nil {
 		if _, id := primaryDeployment(updated); id == previousID {
 			out := copyMap(live.Outputs)
@@ -417,7 +417,7 @@ func copyMap(m map[string]string) map[string]string {
 	return out
 }
 
-// Delete follows reference/aws-ecs.md §5.3 step 2: scale to 0, delete
+// Delete follows docs/research/aws-ecs.md §5.3 step 2: scale to 0, delete
 // (retrying while deployments are active), wait INACTIVE (MISSING counts),
 // then wait until none of the worker's tasks is still running, so that
 // their ENIs can go before the network is torn down (§5.1).

@@ -17,7 +17,7 @@ import (
 )
 
 // DeploymentError is an ECS service deployment that did not succeed: the
-// circuit breaker stopped it or rolled it back (reference/aws-ecs.md §4.3).
+// circuit breaker stopped it or rolled it back (docs/research/aws-ecs.md §4.3).
 // It carries what explains the failure (stopped tasks' reasons, recent
 // service events) and the service's outputs, so the engine can report the
 // deployment and the gate can skip waiting for workers that never start.
@@ -55,7 +55,7 @@ func (e *DeploymentError) Error() string {
 }
 
 // failedStatuses end a deployment unsuccessfully (the Terraform provider's
-// statusServiceWaitForStable, reference/aws-ecs.md §4.3).
+// statusServiceWaitForStable, docs/research/aws-ecs.md §4.3).
 var failedStatuses = map[ecstypes.ServiceDeploymentStatus]bool{
 	ecstypes.ServiceDeploymentStatusStopped:            true,
 	ecstypes.ServiceDeploymentStatusRollbackSuccessful: true,
@@ -64,7 +64,7 @@ var failedStatuses = map[ecstypes.ServiceDeploymentStatus]bool{
 
 // waitDeployment waits for the service deployment created at or after
 // opTime: ListServiceDeployments(createdAt after opTime), then
-// DescribeServiceDeployments until SUCCESSFUL (reference/aws-ecs.md §4.3).
+// DescribeServiceDeployments until SUCCESSFUL (docs/research/aws-ecs.md §4.3).
 // previous is the PRIMARY task definition before the change ("" on create).
 func waitDeployment(ctx context.Context, x *resource.Ctx, r *resource.Resource, s *stack.ServiceSpec, serviceARN string, opTime time.Time, previous string) (resource.Outputs, error) {
 	taskDefinition := ""
@@ -143,7 +143,7 @@ func waitDeployment(ctx context.Context, x *resource.Ctx, r *resource.Resource, 
 }
 
 // deploymentFailure gathers stopped tasks' reasons and recent service events
-// since opTime (Copilot's rollout streamer, reference/aws-ecs.md §2.3:
+// since opTime (Copilot's rollout streamer, docs/research/aws-ecs.md §2.3:
 // up to 2 stopped-task reasons and 5 events).
 func deploymentFailure(ctx context.Context, x *resource.Ctx, s *stack.ServiceSpec, status, reason string, opTime time.Time, out resource.Outputs) error {
 	e := &DeploymentError{Service: s.Cluster + "/" + s.Name, Status: status, Reason: reason, Outputs: out}

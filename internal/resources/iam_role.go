@@ -27,12 +27,12 @@ import (
 type RoleKind struct{}
 
 // iamPropagationDelay is the pause after a role is created (or its policies
-// change) before ECS may use it: reference/aws-ecs.md §5.2 ("a short fixed
+// change) before ECS may use it: docs/research/aws-ecs.md §5.2 ("a short fixed
 // delay (about 10–15 s)" after iam.NewRoleExistsWaiter).
 const iamPropagationDelay = 15 * time.Second
 
 // iamPropagationTimeout is the Terraform provider's IAM budget
-// (reference/aws-ecs.md §5: "We have settled on 2 minutes").
+// (docs/research/aws-ecs.md §5: "We have settled on 2 minutes").
 const iamPropagationTimeout = 2 * time.Minute
 
 func (RoleKind) Desired(r *resource.Resource, refs resource.Refs) resource.Attrs {
@@ -146,7 +146,7 @@ func (k RoleKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Resou
 		return nil, err
 	}
 	var arn string
-	// reference/aws-ecs.md §5 (iam/role.go retryCreateRole).
+	// docs/research/aws-ecs.md §5 (iam/role.go retryCreateRole).
 	err = retry(ctx, x, r.Address, "CreateRole", iamPropagationTimeout,
 		anyOf(codeWithMessage("MalformedPolicyDocument", "Invalid principal"), codeWithMessage("ConcurrentModification")),
 		func() error {
@@ -182,7 +182,7 @@ func (k RoleKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Resou
 	if err := k.converge(ctx, x, r, s, refs, desired, live); err != nil {
 		return nil, err
 	}
-	// reference/aws-ecs.md §5.2: CreateService does not validate the roles;
+	// docs/research/aws-ecs.md §5.2: CreateService does not validate the roles;
 	// a role ECS cannot assume yet fails tasks later. Wait until it exists,
 	// then the propagation delay.
 	if err := iam.NewRoleExistsWaiter(x.AWS.IAM).Wait(ctx, &iam.GetRoleInput{RoleName: aws.String(s.Name)}, x.Wait(iamPropagationTimeout)); err != nil {
@@ -272,7 +272,7 @@ func (k RoleKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Resou
 		return nil, err
 	}
 	if !onlyTags(changed) {
-		// Policy changes propagate like new roles (reference/aws-ecs.md §5.2).
+		// Policy changes propagate like new roles (docs/research/aws-ecs.md §5.2).
 		if err := x.Clock.Sleep(ctx, iamPropagationDelay); err != nil {
 			return nil, err
 		}
@@ -282,7 +282,7 @@ func (k RoleKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Resou
 
 func (RoleKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resource, _ *resource.Live) error {
 	name := aws.String(r.Name)
-	// reference/aws-ecs.md §5 (iam/role.go deleteRole): detach managed,
+	// docs/research/aws-ecs.md §5 (iam/role.go deleteRole): detach managed,
 	// delete inline, then DeleteRole retrying DeleteConflict. deploybot
 	// never adds instance profiles.
 	managed, err := attachedPolicyARNs(ctx, x, r.Name)

@@ -1,7 +1,7 @@
 // Package resources implements every resource kind of a deploybot stack
 // (resource.Kind): how each one is read by its deterministic name, normalised
 // for diffing, created, updated and deleted with aws-sdk-go-v2, including the
-// retries and waits particular to it (reference/aws-ecs.md §4, §5).
+// retries and waits particular to it (docs/research/aws-ecs.md §4, §5).
 package resources
 
 import (
@@ -140,7 +140,7 @@ func onlyTags(changed []plan.FieldChange) bool {
 }
 
 // retryDelay is the pause between attempts of a retried call; the budgets
-// come from reference/aws-ecs.md §5 and are scaled by Ctx.Budget.
+// come from docs/research/aws-ecs.md §5 and are scaled by Ctx.Budget.
 const retryDelay = 5 * time.Second
 
 // retry calls fn until it succeeds, fails with an error retryable does not

@@ -185,7 +185,7 @@ func mustBuild(t *testing.T, env *config.Environment, image string) *stack.Stack
 }
 
 // TestFirstDeployFailure: a first deployment has nothing to roll back to
-// (reference/aws-ecs.md §4.1); the create fails with the stopped tasks'
+// (docs/research/aws-ecs.md §4.1); the create fails with the stopped tasks'
 // reasons instead of reporting success.
 func TestFirstDeployFailure(t *testing.T) {
 	c := newComputeWorld(t, computeKey, noAutoscaling, func(e *config.Environment) {
@@ -209,7 +209,7 @@ func TestFirstDeployFailure(t *testing.T) {
 }
 
 // TestDeploymentPollsSlowerInCI: 15 s between polls, 30 s when CI=true
-// (reference/aws-ecs.md §2.3), so the same deployment takes fewer polls.
+// (docs/research/aws-ecs.md §2.3), so the same deployment takes fewer polls.
 func TestDeploymentPollsSlowerInCI(t *testing.T) {
 	polls := func(ci string) int {
 		t.Setenv("CI", ci)
@@ -237,7 +237,7 @@ func TestDeploymentPollsSlowerInCI(t *testing.T) {
 }
 
 // TestBudgetRunsOut: DeleteCluster retries ClusterContainsServices within
-// its budget (reference/aws-ecs.md §5), and says so when the budget is gone.
+// its budget (docs/research/aws-ecs.md §5), and says so when the budget is gone.
 func TestBudgetRunsOut(t *testing.T) {
 	c := newComputeWorld(t, computeKey, noAutoscaling)
 	c.ensure(stack.AddrService)

@@ -90,7 +90,7 @@ func putRetention(ctx context.Context, x *resource.Ctx, r *resource.Resource, s 
 	if s.RetentionDays == 0 {
 		_, err = x.AWS.Logs.DeleteRetentionPolicy(ctx, &cloudwatchlogs.DeleteRetentionPolicyInput{LogGroupName: aws.String(s.Name)})
 	} else {
-		// reference/aws-ecs.md §5 (logs/group.go): a fresh role may not be
+		// docs/research/aws-ecs.md §5 (logs/group.go): a fresh role may not be
 		// allowed PutRetentionPolicy yet; retry for 2 minutes.
 		err = retry(ctx, x, r.Address, "PutRetentionPolicy", 2*time.Minute,
 			codeWithMessage("AccessDeniedException", "no identity-based policy allows the logs:PutRetentionPolicy action"),
@@ -132,7 +132,7 @@ func (LogGroupKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Res
 }
 
 func (LogGroupKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resource, _ *resource.Live) error {
-	// reference/aws-ecs.md §5 (logs/group.go): retry OperationAbortedException
+	// docs/research/aws-ecs.md §5 (logs/group.go): retry OperationAbortedException
 	// ("try again") for a minute; not found is done.
 	err := retry(ctx, x, r.Address, "DeleteLogGroup", time.Minute, codeWithMessage("OperationAbortedException"), func() error {
 		_, err := x.AWS.Logs.DeleteLogGroup(ctx, &cloudwatchlogs.DeleteLogGroupInput{LogGroupName: aws.String(r.Name)})

@@ -37,7 +37,7 @@ func NetworkKinds() map[string]resource.Kind {
 }
 
 // Budgets and delays of the network kinds, before Ctx.Budget scaling, from
-// the Terraform AWS provider (reference/aws-ecs.md §5 and its source index):
+// the Terraform AWS provider (docs/research/aws-ecs.md §5 and its source index):
 //   - security group delete 15m (vpc_security_group.go delete timeout);
 //   - internet gateway detach and delete 20m each (vpc_internet_gateway.go);
 //   - subnet delete 20m (vpc_subnet.go delete timeout);
@@ -105,7 +105,7 @@ func netTagList(tags map[string]string) []ec2types.Tag {
 	return out
 }
 
-// netTagSpec tags the resource in its create call (reference/aws-ecs.md §6:
+// netTagSpec tags the resource in its create call (docs/research/aws-ecs.md §6:
 // a crash between create and tag must not leave an untagged orphan).
 func netTagSpec(rt ec2types.ResourceType, tags map[string]string) []ec2types.TagSpecification {
 	return []ec2types.TagSpecification{{ResourceType: rt, Tags: netTagList(tags)}}
@@ -279,7 +279,7 @@ func netRetryUntil(ctx context.Context, x *resource.Ctx, address, what string, s
 
 // netENIs lists the network interfaces matching filter name=value, for
 // waiting on them and naming them when they block a delete
-// (reference/aws-ecs.md §5.1: "print the blocking ENI IDs and their
+// (docs/research/aws-ecs.md §5.1: "print the blocking ENI IDs and their
 // Description / RequesterId").
 func netENIs(ctx context.Context, x *resource.Ctx, name, value string) ([]ec2types.NetworkInterface, error) {
 	out, err := x.AWS.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
@@ -305,7 +305,7 @@ func netDescribeENIs(enis []ec2types.NetworkInterface) string {
 
 // netWaitENIsGone waits (within budget) until no ENI matches name=value, so
 // that a delete is not tried while AWS still holds task ENIs
-// (reference/aws-ecs.md §5.1 step 2). It returns the ENIs still there when
+// (docs/research/aws-ecs.md §5.1 step 2). It returns the ENIs still there when
 // the budget ran out (the caller then tries the delete anyway, and names
 // them if it fails).
 func netWaitENIsGone(ctx context.Context, x *resource.Ctx, address, name, value string, deadline time.Time) ([]ec2types.NetworkInterface, error) {

@@ -63,7 +63,7 @@ func (EIPKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Resource
 }
 
 // eipReleaseRace is EC2's answer to releasing an address whose NAT gateway
-// is still deleting (reference/aws-ecs.md §5 EIP row, eformat/sno-for-100#5).
+// is still deleting (docs/research/aws-ecs.md §5 EIP row, eformat/sno-for-100#5).
 // Matched with its message, since AuthFailure also means bad credentials.
 const eipReleaseRace = "You do not have permission to access the specified resource."
 
@@ -176,7 +176,7 @@ func (NATGatewayKind) Create(ctx context.Context, x *resource.Ctx, r *resource.R
 		return nil, fmt.Errorf("create NAT gateway %s: subnet %q or allocation %q is not known", r.Name, subnet, alloc)
 	}
 	// The ClientToken makes the SDK's own retries of this call idempotent
-	// (reference/aws-ecs.md §6); a re-run after a crash finds the gateway by
+	// (docs/research/aws-ecs.md §6); a re-run after a crash finds the gateway by
 	// its Name tag instead, so the token only needs to be unique per attempt.
 	token := fmt.Sprintf("%s-%d", r.Name, x.Clock.Now().UnixNano())
 	if len(token) > 64 {
@@ -254,7 +254,7 @@ func (NATGatewayKind) Update(ctx context.Context, x *resource.Ctx, r *resource.R
 }
 
 // Delete deletes the gateway and waits until it is `deleted`, polling every
-// 10 s (reference/aws-ecs.md §5 NAT row: the provider's waitNATGatewayDeleted),
+// 10 s (docs/research/aws-ecs.md §5 NAT row: the provider's waitNATGatewayDeleted),
 // so that its address can be released and its subnet deleted next.
 // NatGatewayNotFound means it is gone.
 func (NATGatewayKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resource, live *resource.Live) error {

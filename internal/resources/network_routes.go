@@ -250,7 +250,7 @@ func rtAssociate(ctx context.Context, x *resource.Ctx, id, subnet string) error 
 }
 
 // Delete disassociates the table's subnets, then deletes it (an associated
-// table cannot be deleted: DependencyViolation, reference/aws-ecs.md §5.3
+// table cannot be deleted: DependencyViolation, docs/research/aws-ecs.md §5.3
 // "non-main route tables (disassociate first)").
 func (RouteTableKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resource, live *resource.Live) error {
 	if live == nil || live.ID == "" {

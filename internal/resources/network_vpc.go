@@ -140,7 +140,7 @@ func (VPCKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Resource
 
 // Delete retries DependencyViolation while the last of the VPC's contents
 // (lingering ENIs, a NAT gateway finishing its delete) go away
-// (reference/aws-ecs.md §5 DeleteVpc row, §5.3 step 8).
+// (docs/research/aws-ecs.md §5 DeleteVpc row, §5.3 step 8).
 func (VPCKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resource, live *resource.Live) error {
 	if live == nil || live.ID == "" {
 		return nil
@@ -348,7 +348,7 @@ func (SubnetKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Resou
 
 // Delete waits for the subnet's network interfaces to go (task ENIs linger
 // after the service is gone, a NAT gateway's goes when it is deleted;
-// reference/aws-ecs.md §5.1), then deletes it, retrying DependencyViolation.
+// docs/research/aws-ecs.md §5.1), then deletes it, retrying DependencyViolation.
 // When the budget runs out the error names the interfaces still there.
 func (SubnetKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resource, live *resource.Live) error {
 	if live == nil || live.ID == "" {
@@ -443,7 +443,7 @@ func (InternetGatewayKind) Create(ctx context.Context, x *resource.Ctx, r *resou
 }
 
 // igwAttach attaches, retrying InvalidInternetGatewayID.NotFound right
-// after create (EC2's eventual consistency; reference/aws-ecs.md §5 IGW row).
+// after create (EC2's eventual consistency; docs/research/aws-ecs.md §5 IGW row).
 func igwAttach(ctx context.Context, x *resource.Ctx, address, id, vpc string) error {
 	err := netRetry(ctx, x, address, "attach internet gateway "+id, netIGWBudget, netIsCode("InvalidInternetGatewayID.NotFound"), nil, func() error {
 		_, err := x.AWS.EC2.AttachInternetGateway(ctx, &ec2.AttachInternetGatewayInput{InternetGatewayId: aws.String(id), VpcId: aws.String(vpc)})
@@ -465,7 +465,7 @@ func (InternetGatewayKind) Update(ctx context.Context, x *resource.Ctx, r *resou
 // Delete detaches (retrying DependencyViolation while public addresses are
 // still mapped in the VPC: lingering task ENIs, a NAT gateway's interface;
 // Gateway.NotAttached means done) and deletes, each within the provider's
-// 20-minute budget (reference/aws-ecs.md §5 IGW row).
+// 20-minute budget (docs/research/aws-ecs.md §5 IGW row).
 func (InternetGatewayKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resource, live *resource.Live) error {
 	if live == nil || live.ID == "" {
 		return nil

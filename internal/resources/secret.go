@@ -21,10 +21,10 @@ import (
 // SecretKind is the Secrets Manager secret holding the Prefect API key. It
 // never reads the value: whether the stored key is the desired one is the
 // AWSCURRENT version id, a digest the writes pass as ClientRequestToken
-// (COMMON.md). Errors never include the key: no SDK input is ever formatted.
+// (docs/ARCHITECTURE.md). Errors never include the key: no SDK input is ever formatted.
 type SecretKind struct{}
 
-// secretsPropagationTimeout: reference/aws-ecs.md §5 (secretsmanager
+// secretsPropagationTimeout: docs/research/aws-ecs.md §5 (secretsmanager
 // consts.go propagationTimeout = 2m).
 const secretsPropagationTimeout = 2 * time.Minute
 
@@ -94,7 +94,7 @@ func (k SecretKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Res
 	if s.Value == "" {
 		return nil, fmt.Errorf("secret %s: the Prefect API key is needed to create it (PREFECT_API_KEY)", s.Name)
 	}
-	// reference/aws-ecs.md §5 (secretsmanager/secret.go): right after a
+	// docs/research/aws-ecs.md §5 (secretsmanager/secret.go): right after a
 	// delete the name answers "was deleted" / "scheduled for deletion" for a
 	// while; retry for 2 minutes. A secret scheduled for deletion with a
 	// recovery window is restored instead (§5.3 step 7); one force-deleted
@@ -242,7 +242,7 @@ func (SecretKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resou
 	default:
 		return fmt.Errorf("DeleteSecret %s: %w", s.Name, err)
 	}
-	// reference/aws-ecs.md §5: wait until Describe is NotFound or shows DeletedDate.
+	// docs/research/aws-ecs.md §5: wait until Describe is NotFound or shows DeletedDate.
 	return poll(ctx, x, "secret "+s.Name+" deletion", 5*time.Second, secretsPropagationTimeout, func() (bool, error) {
 		d, err := x.AWS.Secrets.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(s.Name)})
 		if awserr.IsNotFound(err) {

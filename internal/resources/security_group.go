@@ -20,7 +20,7 @@ import (
 // SecurityGroupKind is the worker security group (egress only), in the
 // managed VPC or in the VPC an existing-mode file names. Name, description
 // and VPC cannot change in place (EC2 has no API for it); egress rules and
-// tags can. Nothing may connect in (DESIGN.md: "worker security group
+// tags can. Nothing may connect in (docs/design.md: "worker security group
 // (egress only)"), so the desired ingress is none: an inbound rule someone
 // adds by hand shows in the plan and the apply revokes it.
 type SecurityGroupKind struct{}
@@ -164,7 +164,7 @@ func sgSetEgress(ctx context.Context, x *resource.Ctx, id string, have, want []s
 }
 
 // Delete waits for the network interfaces that use the group to go away
-// (Fargate task ENIs outlive their tasks, reference/aws-ecs.md §5.1), then
+// (Fargate task ENIs outlive their tasks, docs/research/aws-ecs.md §5.1), then
 // deletes it, retrying DependencyViolation / InvalidGroup.InUse within the
 // provider's 15-minute budget (§5). When the budget runs out, the error names
 // the ENIs still holding the group.

@@ -20,13 +20,13 @@ import (
 
 // TaskDefinitionKind is the worker's task-definition family. Its live state
 // is the revision the ECS service runs, or, without a service, the latest
-// ACTIVE revision (ecspresso's rule, reference/aws-ecs.md §1.1). A change
+// ACTIVE revision (ecspresso's rule, docs/research/aws-ecs.md §1.1). A change
 // registers a new revision; only a non-empty normalised diff does (§9.1).
 type TaskDefinitionKind struct{}
 
 // familyLocks serialise registrations per family: concurrent registrations
 // fail with "Too many concurrent attempts to create a new revision of the
-// specified family" (reference/aws-ecs.md §5, RegisterTaskDefinition row).
+// specified family" (docs/research/aws-ecs.md §5, RegisterTaskDefinition row).
 var familyLocks sync.Map // family → *sync.Mutex
 
 func lockFamily(family string) func() {
@@ -89,7 +89,7 @@ func healthCheckJSON(cmd []string, interval, timeout, retries, start int32) stri
 }
 
 // fargateUnits normalises ECS's cpu/memory strings: "0.25 vCPU" → "256",
-// "1 GB" → "1024" (ecspresso sortTaskDefinition, reference/aws-ecs.md §1.1).
+// "1 GB" → "1024" (ecspresso sortTaskDefinition, docs/research/aws-ecs.md §1.1).
 func fargateUnits(v string) string {
 	v = strings.TrimSpace(v)
 	lower := strings.ToLower(v)
@@ -283,7 +283,7 @@ func (k TaskDefinitionKind) Update(ctx context.Context, x *resource.Ctx, r *reso
 }
 
 // Delete deregisters every ACTIVE revision of the family, then deletes the
-// INACTIVE ones (reference/aws-ecs.md §5.3 step 5).
+// INACTIVE ones (docs/research/aws-ecs.md §5.3 step 5).
 func (TaskDefinitionKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resource, _ *resource.Live) error {
 	s, err := specOf[stack.TaskDefinitionSpec](r)
 	if err != nil {

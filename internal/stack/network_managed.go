@@ -69,7 +69,7 @@ type NATGatewaySpec struct {
 	Allocation Ref
 }
 
-// NATPriceNote is the plan note of nat: none (reference/aws-ecs.md §7).
+// NATPriceNote is the plan note of nat: none (docs/research/aws-ecs.md §7).
 const NATPriceNote = "network.nat is none: the worker runs in the public subnets with a public IP " +
 	"(assignPublicIp ENABLED) and reaches Prefect Cloud and its image registry through the internet gateway. " +
 	"This is the cheap, supported path: a public IPv4 address costs about $3.65/month, a NAT gateway about " +

@@ -33,7 +33,7 @@ const (
 	AddrScalingPolicy    = "autoscaling_policy.cpu"
 )
 
-// Names are the deterministic names of one environment's stack (COMMON.md
+// Names are the deterministic names of one environment's stack (docs/ARCHITECTURE.md
 // "Naming").
 type Names struct {
 	Environment string
@@ -67,7 +67,7 @@ type Names struct {
 	ScalingPolicy  string // deploybot-NAME-cpu
 
 	// WorkerPrefix is NAME-<8 hex>: the Prefect worker-name prefix of the
-	// desired task definition (COMMON.md worker identity contract).
+	// desired task definition (docs/ARCHITECTURE.md worker identity contract).
 	WorkerPrefix string
 }
 
@@ -133,19 +133,19 @@ type buildOptions struct {
 }
 
 // ForceDeleteSecret makes a destroy delete the secret without a recovery
-// window (`deploybot destroy --force`; reference/aws-ecs.md §7).
+// window (`deploybot destroy --force`; docs/research/aws-ecs.md §7).
 var ForceDeleteSecret BuildOption = func(o *buildOptions) { o.forceDeleteSecret = true }
 
 // Reference values (citations at the use).
 const (
-	// reference/aws-ecs.md §4.4 and prefect-api.md §4.4: Prefect's worker
+	// docs/research/aws-ecs.md §4.4 and docs/research/prefect-api.md §4.4: Prefect's worker
 	// webserver on 8080, python (no curl in the image).
 	healthCheckCommand = `python -c "import urllib.request;urllib.request.urlopen('http://localhost:8080/health', timeout=5)" || exit 1`
-	// The worker's command: COMMON.md worker identity contract.
+	// The worker's command: docs/ARCHITECTURE.md worker identity contract.
 	workerCommand = `exec prefect worker start --pool "$DEPLOYBOT_WORK_POOL" --type ecs --with-healthcheck --name "$DEPLOYBOT_WORKER_PREFIX-$(hostname)"`
 	// Secrets Manager's minimum recovery window (7..30 days).
 	secretRecoveryWindowDays = 7
-	// reference/aws-ecs.md §8: the Terraform provider's default service
+	// docs/research/aws-ecs.md §8: the Terraform provider's default service
 	// timeout is 20m; ecspresso uses 10m, the GitHub Action 30m.
 	deploymentTimeoutMinutes  = 20
 	ecsTaskExecutionPolicyARN = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
@@ -242,7 +242,7 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 		Subnets:                  np.Subnets,
 		SecurityGroups:           np.SecurityGroups,
 		AssignPublicIP:           np.AssignPublicIP,
-		MaximumPercent:           200, // reference/aws-ecs.md §4.2: overlap is harmless for a worker
+		MaximumPercent:           200, // docs/research/aws-ecs.md §4.2: overlap is harmless for a worker
 		MinimumHealthy:           100,
 		ServiceRegistry:          Ref{Address: AddrDiscoveryService, Key: "arn"},
 		TaskFamily:               names.TaskFamily,
@@ -289,7 +289,7 @@ func Tags(env *config.Environment) map[string]string {
 // SecretVersionID is the deterministic, UUID-shaped version id of the secret
 // holding key for environment env: the ClientRequestToken of the writes, so
 // DescribeSecret's AWSCURRENT version id says whether the stored key is key
-// (COMMON.md). It is a one-way digest; the key cannot be recovered from it.
+// (docs/ARCHITECTURE.md). It is a one-way digest; the key cannot be recovered from it.
 func SecretVersionID(env, key string) string {
 	sum := sha256.Sum256([]byte("deploybot-secret-version\x00" + env + "\x00" + key))
 	h := hex.EncodeToString(sum[:16])
@@ -303,7 +303,7 @@ func executionRole(n Names, secretARN Ref) *RoleSpec {
 		Description:       "deploybot: ECS pulls the worker image, writes its logs and injects the Prefect API key",
 		Trust:             ecsTasksTrust(n.Account),
 		ManagedPolicyARNs: []string{ecsTaskExecutionPolicyARN},
-		// reference/prefect-api.md §5.2 and aws-ecs.md §7: GetSecretValue on
+		// docs/research/prefect-api.md §5.2 and docs/research/aws-ecs.md §7: GetSecretValue on
 		// exactly the one secret ARN (the full ARN, random suffix included).
 		Inline: map[string]PolicyDocument{ExecutionSecretPolicy: {Statements: []PolicyStatement{{
 			Sid:       "ReadPrefectAPIKey",
@@ -315,11 +315,11 @@ func executionRole(n Names, secretARN Ref) *RoleSpec {
 }
 
 func taskRole(n Names) *RoleSpec {
-	// reference/prefect-api.md §5.1: the permissions Prefect's ECS worker
+	// docs/research/prefect-api.md §5.1: the permissions Prefect's ECS worker
 	// uses to launch and watch flow-run tasks. iam:PassRole is scoped to the
 	// roles the worker hands to flow-run tasks — the work pool's execution
 	// and task roles, which are this stack's roles — and only to ECS tasks
-	// (aws-ecs.md §7 [inference]).
+	// (docs/research/aws-ecs.md §7 [inference]).
 	return &RoleSpec{
 		Name:        n.TaskRole,
 		Path:        n.RolePath,
@@ -409,7 +409,7 @@ func taskDefinition(env *config.Environment, n Names, secretARN Ref) *TaskDefini
 }
 
 // containerDigest is the first 8 hex of the sha256 of the normalised
-// container definition without DEPLOYBOT_WORKER_PREFIX (COMMON.md). Secrets
+// container definition without DEPLOYBOT_WORKER_PREFIX (docs/ARCHITECTURE.md). Secrets
 // are named by the secret's name, not its ARN, so the digest is known before
 // the secret exists; task cpu/memory are included because they are part of
 // what a revision runs.

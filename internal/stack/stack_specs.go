@@ -94,7 +94,7 @@ type SecretSpec struct {
 	Value string `json:"-"`
 	// VersionID is SecretVersionID(environment, Value): the ClientRequestToken
 	// of CreateSecret/PutSecretValue, so the AWSCURRENT version id tells
-	// whether the stored key is this one without reading it (COMMON.md).
+	// whether the stored key is this one without reading it (docs/ARCHITECTURE.md).
 	VersionID string
 	// ForceDelete deletes without a recovery window (destroy --force).
 	ForceDelete bool
@@ -143,7 +143,7 @@ type TaskDefinitionSpec struct {
 	Cluster, Service string
 }
 
-// ContainerSpec is the one worker container (COMMON.md worker identity
+// ContainerSpec is the one worker container (docs/ARCHITECTURE.md worker identity
 // contract).
 type ContainerSpec struct {
 	Name        string
@@ -153,12 +153,12 @@ type ContainerSpec struct {
 	// Secrets maps an env var to the ARN it is read from.
 	Secrets map[string]Ref
 	// LogOptions are the awslogs driver's options (no awslogs-create-group:
-	// reference/aws-ecs.md §4.4).
+	// docs/research/aws-ecs.md §4.4).
 	LogOptions  map[string]string
 	HealthCheck HealthCheck
 }
 
-// HealthCheck is the container health check (reference/aws-ecs.md §4.4).
+// HealthCheck is the container health check (docs/research/aws-ecs.md §4.4).
 type HealthCheck struct {
 	Command                                 []string
 	Interval, Timeout, Retries, StartPeriod int32
@@ -171,7 +171,7 @@ type ServiceSpec struct {
 	TaskDefinition Ref
 	DesiredCount   int
 	// Autoscaling: desiredCount belongs to Application Auto Scaling and is
-	// not diffed (reference/aws-ecs.md §8: the TF module ignores it too).
+	// not diffed (docs/research/aws-ecs.md §8: the TF module ignores it too).
 	Autoscaling     bool
 	Subnets         []Ref
 	SecurityGroups  []Ref

@@ -153,7 +153,7 @@ func TestWorkerIdentityContract(t *testing.T) {
 		t.Errorf("PREFECT_API_KEY valueFrom = %+v", got)
 	}
 	if _, ok := c.LogOptions["awslogs-create-group"]; ok {
-		t.Error("awslogs-create-group must not be set (reference/aws-ecs.md §4.4)")
+		t.Error("awslogs-create-group must not be set (docs/research/aws-ecs.md §4.4)")
 	}
 	if hc := c.HealthCheck; hc.Interval != 30 || hc.Timeout != 5 || hc.Retries != 3 || hc.StartPeriod != 60 ||
 		!strings.Contains(hc.Command[1], "urllib.request.urlopen('http://localhost:8080/health'") {
