@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/deploybot/deploybot/internal/plan"
@@ -121,21 +120,21 @@ func diffLines(p *plan.Plan) []diffLine {
 }
 
 func resourceLines(c plan.Change) []diffLine {
-	addr := oneLine(c.Address)
+	addr := OneLine(c.Address)
 	head := "# " + addr
 	if c.Name != "" {
-		head += " (" + oneLine(c.Name) + ")"
+		head += " (" + OneLine(c.Name) + ")"
 	}
 	head += " " + actionPhrase(c.Action)
 	out := []diffLine{{depth: 0, text: head, style: styleComment}}
 	if c.Reason != "" {
-		out = append(out, diffLine{depth: 0, text: "# (" + oneLine(c.Reason) + ")", style: styleComment})
+		out = append(out, diffLine{depth: 0, text: "# (" + OneLine(c.Reason) + ")", style: styleComment})
 	}
 	out = append(out, diffLine{sym: c.Action.Symbol(), depth: 0, text: addr, style: actionStyle(c.Action)})
 
 	width := 0
 	for _, f := range c.Fields {
-		width = max(width, utf8.RuneCountInString(oneLine(f.Path)))
+		width = max(width, utf8.RuneCountInString(OneLine(f.Path)))
 	}
 	for _, f := range c.Fields {
 		out = append(out, fieldLines(c.Action, f, width)...)
@@ -164,7 +163,7 @@ func actionStyle(a plan.Action) lineStyle {
 // update or replacement a field that appears is "+", one that disappears "-",
 // and one that changes "~ path = before -> after".
 func fieldLines(a plan.Action, f plan.FieldChange, width int) []diffLine {
-	path := oneLine(f.Path)
+	path := OneLine(f.Path)
 	label := path + strings.Repeat(" ", width-utf8.RuneCountInString(path))
 	suffix := ""
 	if f.ForcesReplacement {
@@ -312,26 +311,6 @@ func isNumber(v string) bool {
 	return err == nil && !strings.ContainsAny(v, "xXpP_nN+") && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))
 }
 
-// oneLine makes user- or AWS-controlled text safe for a single line: line
-// breaks become spaces and other control characters are dropped, so nothing
-// can fake a diff line, break a markdown block, or send a terminal escape.
-func oneLine(s string) string {
-	if !strings.ContainsFunc(s, unicode.IsControl) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\n' || r == '\r' || r == '\t':
-			b.WriteByte(' ')
-		case unicode.IsControl(r):
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
 // lineDiff is a longest-common-subsequence line diff. Values are small
 // (policies, container definitions); past a size where the quadratic table
 // would be costly it shows the whole before and after instead.
@@ -437,7 +416,7 @@ func reportPlan(p *plan.Plan, r *plan.Report) *plan.Plan {
 func statusHeadline(r *plan.Report) string {
 	// Any operation name reads right here, so a caller can report a plan
 	// that failed as Operation "plan".
-	op := oneLine(string(r.Operation))
+	op := OneLine(string(r.Operation))
 	if op == "" {
 		op = string(plan.OpApply)
 	}

@@ -241,7 +241,7 @@ func TestCommentFitsAnyLimit(t *testing.T) {
 				if limit >= 200 && !strings.HasPrefix(got, o.Marker) {
 					t.Errorf("marker lost: %q", firstLine(got))
 				}
-				if limit >= 700 && !strings.Contains(got, esc(summaryLine(p))) {
+				if limit >= 700 && !strings.Contains(got, Escape(summaryLine(p))) {
 					t.Errorf("summary line lost")
 				}
 				checkMarkdown(t, got)

@@ -26,11 +26,11 @@ const (
 
 type painter bool
 
-func (c painter) paint(code, s string) string {
+func (c painter) paint(ansi, s string) string {
 	if !c || s == "" {
 		return s
 	}
-	return code + s + ansiReset
+	return ansi + s + ansiReset
 }
 
 // symbol colours a diff symbol the way Terraform does; "-/+" is red then
@@ -86,7 +86,7 @@ func writePlanText(t *textWriter, c painter, p *plan.Plan) {
 	if p.Operation == plan.OpDestroy {
 		what = "destroy plan"
 	}
-	t.line("%s", c.paint(ansiBold, fmt.Sprintf("deploybot %s for environment %s", what, oneLine(p.Environment))))
+	t.line("%s", c.paint(ansiBold, fmt.Sprintf("deploybot %s for environment %s", what, OneLine(p.Environment))))
 	t.line("  %s", headerDetails(p))
 	t.line("")
 
@@ -108,7 +108,7 @@ func writePlanText(t *textWriter, c painter, p *plan.Plan) {
 	if len(p.Notes) > 0 {
 		t.line("Notes:")
 		for _, n := range p.Notes {
-			t.line("  - %s", oneLine(n))
+			t.line("  - %s", OneLine(n))
 		}
 		t.line("")
 	}
@@ -122,16 +122,16 @@ func writePlanText(t *textWriter, c painter, p *plan.Plan) {
 func headerDetails(p *plan.Plan) string {
 	var parts []string
 	if p.Account != "" {
-		parts = append(parts, "account "+oneLine(p.Account))
+		parts = append(parts, "account "+OneLine(p.Account))
 	}
 	if p.Region != "" {
-		parts = append(parts, "region "+oneLine(p.Region))
+		parts = append(parts, "region "+OneLine(p.Region))
 	}
 	if p.File != "" {
-		parts = append(parts, "file "+oneLine(p.File))
+		parts = append(parts, "file "+OneLine(p.File))
 	}
 	if p.Fingerprint != "" {
-		parts = append(parts, "fingerprint "+oneLine(p.Fingerprint))
+		parts = append(parts, "fingerprint "+OneLine(p.Fingerprint))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -209,7 +209,7 @@ func ReportText(w io.Writer, r *plan.Report, o TextOptions) error {
 }
 
 func writeReportText(t *textWriter, c painter, r *plan.Report) {
-	head := fmt.Sprintf("deploybot, environment %s: %s", oneLine(r.Environment), statusHeadline(r))
+	head := fmt.Sprintf("deploybot, environment %s: %s", OneLine(r.Environment), statusHeadline(r))
 	if d := r.FinishedAt.Sub(r.StartedAt); !r.StartedAt.IsZero() && !r.FinishedAt.IsZero() && d > 0 {
 		head += " (" + formatDuration(d) + ")"
 	}
@@ -222,7 +222,7 @@ func writeReportText(t *textWriter, c painter, r *plan.Report) {
 	}
 	t.line("%s", c.paint(ansiBold+colour, head))
 	if r.Error != "" {
-		t.line("%s %s", c.paint(ansiBold+ansiRed, "Error:"), oneLine(r.Error))
+		t.line("%s %s", c.paint(ansiBold+ansiRed, "Error:"), OneLine(r.Error))
 	}
 
 	if len(r.Steps) > 0 {
@@ -230,15 +230,15 @@ func writeReportText(t *textWriter, c painter, r *plan.Report) {
 		t.line("%s", c.paint(ansiBold, "Steps:"))
 		aw, sw := 0, 0
 		for _, s := range r.Steps {
-			aw = max(aw, len(oneLine(s.Address)))
-			sw = max(sw, len(oneLine(s.Status)))
+			aw = max(aw, len(OneLine(s.Address)))
+			sw = max(sw, len(OneLine(s.Status)))
 		}
 		for _, s := range r.Steps {
 			st := stepStyle(s)
-			line := fmt.Sprintf("  %s %-*s  %s  %s", padSymbol(c, s.Action.Symbol(), actionStyle(s.Action)), aw, oneLine(s.Address),
-				c.paint(st, fmt.Sprintf("%-*s", sw, oneLine(s.Status))), formatDuration(s.Duration))
+			line := fmt.Sprintf("  %s %-*s  %s  %s", padSymbol(c, s.Action.Symbol(), actionStyle(s.Action)), aw, OneLine(s.Address),
+				c.paint(st, fmt.Sprintf("%-*s", sw, OneLine(s.Status))), formatDuration(s.Duration))
 			if s.Error != "" {
-				line += "  " + oneLine(s.Error)
+				line += "  " + OneLine(s.Error)
 			}
 			t.line("%s", strings.TrimRight(line, " "))
 		}
@@ -260,29 +260,29 @@ func writeReportText(t *textWriter, c painter, r *plan.Report) {
 		}
 		t.line("%s %s after %s", c.paint(ansiBold, "Prefect health gate:"), verdict, formatDuration(g.Duration))
 		if g.Reason != "" {
-			t.line("  %s", oneLine(g.Reason))
+			t.line("  %s", OneLine(g.Reason))
 		}
 		if g.WorkPoolURL != "" {
-			t.line("  work pool: %s", oneLine(g.WorkPoolURL))
+			t.line("  work pool: %s", OneLine(g.WorkPoolURL))
 		}
 		t.line("  workers seen: %s", workersSeen(g))
 		nw := 0
 		for _, wk := range g.Workers {
-			nw = max(nw, len(oneLine(wk.Name)))
+			nw = max(nw, len(OneLine(wk.Name)))
 		}
 		for _, wk := range g.Workers {
-			t.line("    %-*s  %-7s  %s", nw, oneLine(wk.Name), oneLine(wk.Status), workerDetail(wk))
+			t.line("    %-*s  %-7s  %s", nw, OneLine(wk.Name), OneLine(wk.Status), workerDetail(wk))
 		}
 		if len(g.StoppedTasks) > 0 {
 			t.line("  stopped tasks of the new revision:")
 			for _, st := range g.StoppedTasks {
-				t.line("    %s: %s", oneLine(st.TaskARN), stoppedTaskDetail(st))
+				t.line("    %s: %s", OneLine(st.TaskARN), stoppedTaskDetail(st))
 			}
 		}
 		if len(g.ServiceEvents) > 0 {
 			t.line("  recent service events:")
 			for _, e := range g.ServiceEvents {
-				t.line("    - %s", oneLine(e))
+				t.line("    - %s", OneLine(e))
 			}
 		}
 		if l := rollbackLine(g); l != "" {
@@ -292,7 +292,7 @@ func writeReportText(t *textWriter, c painter, r *plan.Report) {
 			t.line("  pruned %d offline worker(s) left by earlier revisions", g.PrunedWorkers)
 		}
 		for _, wn := range g.Warnings {
-			t.line("  %s %s", c.paint(ansiYellow, "warning:"), oneLine(wn))
+			t.line("  %s %s", c.paint(ansiYellow, "warning:"), OneLine(wn))
 		}
 	}
 }
@@ -310,17 +310,17 @@ func stepStyle(s plan.StepResult) string {
 func deploymentLines(d *plan.DeploymentInfo) []string {
 	id := ""
 	if d.DeploymentID != "" {
-		id = ", deployment " + oneLine(d.DeploymentID)
+		id = ", deployment " + OneLine(d.DeploymentID)
 	}
-	out := []string{fmt.Sprintf("service %s/%s%s: %s", oneLine(d.Cluster), oneLine(d.Service), id, orDash(oneLine(d.Status)))}
-	out = append(out, "task definition "+orDash(oneLine(d.TaskDefinition)))
+	out := []string{fmt.Sprintf("service %s/%s%s: %s", OneLine(d.Cluster), OneLine(d.Service), id, orDash(OneLine(d.Status)))}
+	out = append(out, "task definition "+orDash(OneLine(d.TaskDefinition)))
 	if d.PreviousTaskDefinition != "" {
-		out = append(out, "previous task definition "+oneLine(d.PreviousTaskDefinition))
+		out = append(out, "previous task definition "+OneLine(d.PreviousTaskDefinition))
 	} else {
 		out = append(out, "previous task definition: none (first deploy)")
 	}
 	if d.WorkerPrefix != "" {
-		out = append(out, "worker name prefix "+oneLine(d.WorkerPrefix))
+		out = append(out, "worker name prefix "+OneLine(d.WorkerPrefix))
 	}
 	if s := formatTime(d.StartedAt); s != "" {
 		out = append(out, "started "+s)
@@ -368,15 +368,15 @@ func workerDetail(w plan.WorkerStatus) string {
 }
 
 func stoppedTaskDetail(st plan.StoppedTask) string {
-	parts := []string{orDash(oneLine(st.StoppedReason))}
+	parts := []string{orDash(OneLine(st.StoppedReason))}
 	if st.StopCode != "" {
-		parts = append(parts, "stop code "+oneLine(st.StopCode))
+		parts = append(parts, "stop code "+OneLine(st.StopCode))
 	}
 	if st.ExitCode != nil {
 		parts = append(parts, fmt.Sprintf("exit code %d", *st.ExitCode))
 	}
 	if st.ContainerReason != "" {
-		parts = append(parts, "container: "+oneLine(st.ContainerReason))
+		parts = append(parts, "container: "+OneLine(st.ContainerReason))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -385,9 +385,9 @@ func stoppedTaskDetail(st plan.StoppedTask) string {
 func rollbackLine(g *plan.GateReport) string {
 	switch {
 	case g.RolledBack && g.RestoredWorkerOnline:
-		return "rolled back to " + orDash(oneLine(g.RolledBackTo)) + "; the previous worker is ONLINE again"
+		return "rolled back to " + orDash(OneLine(g.RolledBackTo)) + "; the previous worker is ONLINE again"
 	case g.RolledBack:
-		return "rolled back to " + orDash(oneLine(g.RolledBackTo)) + "; the previous worker has NOT come back online"
+		return "rolled back to " + orDash(OneLine(g.RolledBackTo)) + "; the previous worker has NOT come back online"
 	case g.NothingToRollBack:
 		return "nothing to roll back to: this was the first deploy"
 	}
