@@ -22,30 +22,6 @@ import (
 // carries, and which further actions AWS checks behind the call
 // (iampolicy.Implied, iam:PassRole, ec2:CreateTags on create).
 
-func init() { resourceOf = authzResource }
-
-// LookupRolePath returns an IAM role's path, for building its ARN; the IAM
-// simulator sets it (called with w.Mu held). Unknown roles live under "/".
-var LookupRolePath = func(w *World, name string) (string, bool) { return "", false }
-
-// EC2TagsOf returns the tags of an EC2 resource id, called with w.Mu held
-// (VPCs, subnets and
-// security groups are in the shared state; the network simulator extends it
-// for gateways, route tables, addresses and NAT gateways).
-var EC2TagsOf = func(w *World, id string) (map[string]string, bool) {
-	s := w.EC2State()
-	if v, ok := s.VPCs[id]; ok {
-		return v.Tags, true
-	}
-	if v, ok := s.Subnets[id]; ok {
-		return v.Tags, true
-	}
-	if v, ok := s.SecurityGroups[id]; ok {
-		return v.Tags, true
-	}
-	return nil, false
-}
-
 func (w *World) arn(service, rest string) string {
 	return "arn:aws:" + service + ":" + w.Region + ":" + w.Account + ":" + rest
 }
@@ -77,7 +53,7 @@ func (w *World) ecsService(cluster *string, svc string) string {
 
 func (w *World) roleARN(name string) string {
 	w.Mu.Lock()
-	path, _ := LookupRolePath(w, name)
+	path, _ := w.rolePath(name)
 	w.Mu.Unlock()
 	if path == "" {
 		path = "/"
@@ -109,7 +85,7 @@ func requestTags(specs []ec2types.TagSpecification) map[string]string {
 func (w *World) resourceTags(id string) map[string]string {
 	ctx := map[string]string{}
 	w.Mu.Lock()
-	tags, _ := EC2TagsOf(w, id)
+	tags, _ := w.ec2ResourceTags(id)
 	w.Mu.Unlock()
 	for k, v := range tags {
 		ctx["aws:ResourceTag/"+k] = v

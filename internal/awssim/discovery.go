@@ -12,17 +12,6 @@ import (
 	sdtypes "github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
 )
 
-// Cloud Map operation durations. Namespace creation and deletion are
-// asynchronous (Route 53 private hosted zones): callers poll GetOperation
-// SUBMITTED → PENDING → SUCCESS | FAIL (docs/research/aws-ecs.md §5 table,
-// "Cloud Map namespace"; the provider waits up to 5 minutes).
-var (
-	CloudMapSubmitted       = 5 * time.Second  // SUBMITTED before PENDING
-	CloudMapNamespaceCreate = 45 * time.Second // within the 30-60 s seen in practice
-	CloudMapNamespaceDelete = 30 * time.Second
-	CloudMapInstanceOp      = 10 * time.Second // DeregisterInstance, UpdateService
-)
-
 type sdNamespace struct {
 	ID, ARN, Name, VPC, Description, CreatorRequestID, HostedZone string
 	SOATTL                                                        int64
@@ -102,7 +91,7 @@ func (w *World) newSDOperation(typ sdtypes.OperationType, d time.Duration, targe
 	seq := w.NextSeq("sd-op")
 	seed := fmt.Sprintf("op#%d", seq)
 	op := &sdOperation{ID: token(seed, 32, alnumLower) + "-" + token(seed+"b", 8, alnumLower), Type: typ, Created: now,
-		pendingAt: now.Add(min(CloudMapSubmitted, d)), End: now.Add(d), Targets: targets, apply: apply}
+		pendingAt: now.Add(min(w.timings.CloudMapSubmitted, d)), End: now.Add(d), Targets: targets, apply: apply}
 	st := w.sd()
 	st.Ops[op.ID] = op
 	st.opOrder = append(st.opOrder, op.ID)
@@ -268,7 +257,7 @@ func init() {
 			ns.SOATTL = *p.DnsProperties.SOA.TTL
 		}
 		st.Namespaces[id] = ns
-		op := w.newSDOperation(sdtypes.OperationTypeCreateNamespace, CloudMapNamespaceCreate, map[string]string{"NAMESPACE": id}, func() (string, string) {
+		op := w.newSDOperation(sdtypes.OperationTypeCreateNamespace, w.timings.CloudMapNamespaceCreate, map[string]string{"NAMESPACE": id}, func() (string, string) {
 			// The hosted zone is associated with the VPC, which must exist.
 			if _, ok := w.EC2State().VPCs[ns.VPC]; !ok {
 				delete(st.Namespaces, id)
@@ -348,7 +337,7 @@ func init() {
 			return nil, &sdtypes.ResourceInUse{Message: aws.String("Namespace " + ns.ID + " has one or more services and can't be deleted.")}
 		}
 		ns.Status = "DELETING"
-		op := w.newSDOperation(sdtypes.OperationTypeDeleteNamespace, CloudMapNamespaceDelete, map[string]string{"NAMESPACE": ns.ID}, func() (string, string) {
+		op := w.newSDOperation(sdtypes.OperationTypeDeleteNamespace, w.timings.CloudMapNamespaceDelete, map[string]string{"NAMESPACE": ns.ID}, func() (string, string) {
 			delete(w.sd().Namespaces, ns.ID)
 			return "", ""
 		})
@@ -442,7 +431,7 @@ func init() {
 			return nil, sdServiceNotFound(aws.ToString(in.Id))
 		}
 		change := clone(in.Service)
-		op := w.newSDOperation(sdtypes.OperationTypeUpdateService, CloudMapInstanceOp, map[string]string{"SERVICE": s.ID}, func() (string, string) {
+		op := w.newSDOperation(sdtypes.OperationTypeUpdateService, w.timings.CloudMapInstanceOp, map[string]string{"SERVICE": s.ID}, func() (string, string) {
 			if change == nil {
 				return "", ""
 			}
@@ -500,7 +489,7 @@ func init() {
 		if _, ok := s.Instances[inst]; !ok {
 			return nil, &sdtypes.InstanceNotFound{Message: aws.String("Instance not found: " + inst)}
 		}
-		op := w.newSDOperation(sdtypes.OperationTypeDeregisterInstance, CloudMapInstanceOp, map[string]string{"SERVICE": s.ID, "INSTANCE": inst}, func() (string, string) {
+		op := w.newSDOperation(sdtypes.OperationTypeDeregisterInstance, w.timings.CloudMapInstanceOp, map[string]string{"SERVICE": s.ID, "INSTANCE": inst}, func() (string, string) {
 			delete(s.Instances, inst)
 			return "", ""
 		})

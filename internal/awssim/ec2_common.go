@@ -61,17 +61,6 @@ type NatGateway struct {
 	Tags                      map[string]string
 }
 
-// NAT gateway and describe-visibility delays (simulated time). AWS documents
-// that a NAT gateway is `pending` while it is provisioned (typically a minute
-// or two) and that a deleted one stays visible in the `deleted` state "for a
-// short while, usually an hour"; the delete itself takes about a minute
-// (docs/research/aws-ecs.md §5: the provider polls deleting→gone every 10 s).
-var (
-	NATPendingFor        = 90 * time.Second
-	NATDeletingFor       = 60 * time.Second
-	NATDeletedVisibleFor = time.Hour
-)
-
 type ec2Net struct {
 	IGWs        map[string]*InternetGateway
 	RouteTables map[string]*RouteTable
@@ -126,7 +115,7 @@ func (w *World) ec2Tick() {
 // association go away, routes to it become blackholes.
 func (w *World) natGone(g *NatGateway) {
 	g.State = types.NatGatewayStateDeleted
-	g.ForgetAt = g.GoneAt.Add(NATDeletedVisibleFor)
+	g.ForgetAt = g.GoneAt.Add(w.timings.NATDeletedVisibleFor)
 	w.natRelease(g)
 }
 

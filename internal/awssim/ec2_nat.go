@@ -154,7 +154,7 @@ func createNatGateway(_ context.Context, w *World, in *ec2.CreateNatGatewayInput
 	}
 	now := w.Clock.Now()
 	g := &NatGateway{ID: w.NewID("nat"), SubnetID: sn.ID, VPCID: sn.VPCID, AllocationID: allocID,
-		State: types.NatGatewayStatePending, Created: now, ReadyAt: now.Add(NATPendingFor), Tags: tags}
+		State: types.NatGatewayStatePending, Created: now, ReadyAt: now.Add(w.timings.NATPendingFor), Tags: tags}
 	// The gateway's own interface holds the Elastic IP: a mapped public
 	// address in the VPC (it blocks detaching the internet gateway).
 	seq := w.NextSeq("ip")
@@ -178,7 +178,7 @@ func (w *World) natFail(g *NatGateway) {
 	g.State = types.NatGatewayStateFailed
 	g.FailureCode = "Gateway.NotAttached"
 	g.FailureMessage = fmt.Sprintf("Network %s has no Internet gateway attached", g.VPCID)
-	g.ForgetAt = g.ReadyAt.Add(NATDeletedVisibleFor)
+	g.ForgetAt = g.ReadyAt.Add(w.timings.NATDeletedVisibleFor)
 	w.natRelease(g)
 }
 
@@ -240,9 +240,9 @@ func deleteNatGateway(_ context.Context, w *World, in *ec2.DeleteNatGatewayInput
 	switch g.State {
 	case types.NatGatewayStatePending, types.NatGatewayStateAvailable:
 		now := w.Clock.Now()
-		g.State, g.DeleteRequested, g.GoneAt = types.NatGatewayStateDeleting, now, now.Add(NATDeletingFor)
+		g.State, g.DeleteRequested, g.GoneAt = types.NatGatewayStateDeleting, now, now.Add(w.timings.NATDeletingFor)
 	case types.NatGatewayStateFailed:
-		g.State, g.ForgetAt = types.NatGatewayStateDeleted, w.Clock.Now().Add(NATDeletedVisibleFor)
+		g.State, g.ForgetAt = types.NatGatewayStateDeleted, w.Clock.Now().Add(w.timings.NATDeletedVisibleFor)
 	}
 	return &ec2.DeleteNatGatewayOutput{NatGatewayId: aws.String(id)}, nil
 }

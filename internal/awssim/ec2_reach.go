@@ -8,23 +8,17 @@ import (
 )
 
 func init() {
-	InternetReach = internetReach
 	RegisterInventory(ec2Inventory)
 	registerAdvancer(func(w *World) { w.ec2Tick() })
-	// Resource-level authorization sees the tags of every EC2 resource kind.
-	EC2TagsOf = func(w *World, id string) (map[string]string, bool) {
-		m, err := w.ec2ResourceTags(id)
-		return m, err == nil
-	}
 }
 
-// internetReach answers whether a task in subnetID reaches the internet
+// InternetReach answers whether a task in subnetID reaches the internet
 // (Docker Hub, Prefect Cloud), and if not, why: docs/research/aws-ecs.md §7 —
 // in a public subnet the task needs a public IP (otherwise
 // "ResourceInitializationError … i/o timeout"); in a private one the default
 // route must go to a working NAT gateway that itself sits in a subnet routed
 // to an attached internet gateway. Callers hold w.Mu.
-func internetReach(w *World, subnetID string, publicIP bool) (bool, string) {
+func (w *World) InternetReach(subnetID string, publicIP bool) (bool, string) {
 	w.ec2Tick()
 	sn, ok := w.EC2State().Subnets[subnetID]
 	if !ok {
@@ -134,6 +128,16 @@ func (w *World) SeedExistingVPC(cidr string, azs int, public bool) (vpcID string
 		}
 	}
 	return v.ID, subnetIDs
+}
+
+// SeedSecurityGroup creates, outside any API call, a security group in vpcID
+// with one rule: all egress to anywhere (what a worker's group has).
+func (w *World) SeedSecurityGroup(vpcID, name string) string {
+	w.Mu.Lock()
+	defer w.Mu.Unlock()
+	id := w.NewID("sg")
+	w.EC2State().SecurityGroups[id] = &SecurityGroup{ID: id, Name: name, VPCID: vpcID, Egress: []string{"-1:0-0:0.0.0.0/0"}, Tags: map[string]string{}}
+	return id
 }
 
 // ec2Carve returns the i-th sub-prefix of length bits inside p.

@@ -65,11 +65,6 @@ func (w *World) EC2State() *EC2 {
 	})
 }
 
-// ENILinger is how long a Fargate task's ENI outlives the task
-// (docs/research/aws-ecs.md §5.1: ENIs go away only some time after ECS stops the
-// task; they cannot be deleted by the user). Tests may change it.
-var ENILinger = 90 * time.Second
-
 // TaskENI creates the ENI of a Fargate task in subnet with the groups; ECS
 // calls it when a task is placed. Callers hold w.Mu.
 func (w *World) TaskENI(subnetID string, groupIDs []string, attachment string, publicIP bool) *ENI {
@@ -95,7 +90,7 @@ func (w *World) ReleaseTaskENI(id string) {
 		now := w.Clock.Now()
 		e.ReleasedByTaskAt = now
 		e.Status = "available"
-		e.DeleteAt = now.Add(ENILinger)
+		e.DeleteAt = now.Add(w.timings.ENILinger)
 	}
 }
 
@@ -109,15 +104,4 @@ func (w *World) ReapENIs() {
 			delete(s.ENIs, id)
 		}
 	}
-}
-
-// InternetReach is answered by the network simulator: whether a task in
-// subnetID (with or without a public IP) can reach the internet (Docker Hub,
-// Prefect Cloud), and if not, why. Until the network simulator sets it, every
-// subnet that exists reaches the internet. Callers hold w.Mu.
-var InternetReach = func(w *World, subnetID string, publicIP bool) (bool, string) {
-	if _, ok := w.EC2State().Subnets[subnetID]; !ok {
-		return false, "subnet " + subnetID + " does not exist"
-	}
-	return true, ""
 }

@@ -282,7 +282,7 @@ func TestEC2DeleteVPCAndSubnetDependencies(t *testing.T) {
 	if len(enis.NetworkInterfaces) != 1 || enis.NetworkInterfaces[0].Status != "available" || !strings.Contains(*enis.NetworkInterfaces[0].Description, "attachment/") {
 		t.Fatalf("lingering ENI = %+v", enis.NetworkInterfaces)
 	}
-	e.clk.Advance(ENILinger)
+	e.clk.Advance(DefaultTimings().ENILinger)
 	if err := deleteSG(); err != nil {
 		t.Fatalf("delete sg after the linger: %v", err)
 	}
@@ -398,7 +398,7 @@ func TestEC2InternetGatewayAndRouteErrors(t *testing.T) {
 	e.w.Mu.Lock()
 	e.w.ReleaseTaskENI(eni.ID)
 	e.w.Mu.Unlock()
-	e.clk.Advance(ENILinger)
+	e.clk.Advance(DefaultTimings().ENILinger)
 	if _, err := e.c.DetachInternetGateway(e.ctx, &ec2.DetachInternetGatewayInput{InternetGatewayId: &igw, VpcId: &vpc}); err != nil {
 		t.Fatal(err)
 	}
@@ -439,9 +439,9 @@ func TestEC2NATGatewayAndEIPLifecycle(t *testing.T) {
 	if st := e.natState(t, nat); st != types.NatGatewayStatePending {
 		t.Fatalf("new NAT state = %s", st)
 	}
-	e.clk.Advance(NATPendingFor)
+	e.clk.Advance(DefaultTimings().NATPendingFor)
 	if st := e.natState(t, nat); st != types.NatGatewayStateAvailable {
-		t.Fatalf("NAT state after %s = %s", NATPendingFor, st)
+		t.Fatalf("NAT state after %s = %s", DefaultTimings().NATPendingFor, st)
 	}
 	release := func() error {
 		_, err := e.c.ReleaseAddress(e.ctx, &ec2.ReleaseAddressInput{AllocationId: &alloc})
@@ -462,15 +462,15 @@ func TestEC2NATGatewayAndEIPLifecycle(t *testing.T) {
 	if awserr.Message(err) != "You do not have permission to access the specified resource." {
 		t.Fatalf("message = %q", awserr.Message(err))
 	}
-	e.clk.Advance(NATDeletingFor)
+	e.clk.Advance(DefaultTimings().NATDeletingFor)
 	if st := e.natState(t, nat); st != types.NatGatewayStateDeleted {
-		t.Fatalf("state after %s = %s, want deleted (still described)", NATDeletingFor, st)
+		t.Fatalf("state after %s = %s, want deleted (still described)", DefaultTimings().NATDeletingFor, st)
 	}
 	if err := release(); err != nil {
 		t.Fatalf("release after the NAT is deleted: %v", err)
 	}
 	wantCode(t, "release twice", release(), "InvalidAllocationID.NotFound")
-	e.clk.Advance(NATDeletedVisibleFor)
+	e.clk.Advance(DefaultTimings().NATDeletedVisibleFor)
 	_, err = e.c.DescribeNatGateways(e.ctx, &ec2.DescribeNatGatewaysInput{NatGatewayIds: []string{nat}})
 	wantCode(t, "NAT forgotten", err, "NatGatewayNotFound")
 	_, err = e.c.DeleteNatGateway(e.ctx, &ec2.DeleteNatGatewayInput{NatGatewayId: aws.String("nat-404")})
@@ -486,7 +486,7 @@ func TestEC2NATWithoutInternetGatewayFails(t *testing.T) {
 	sn := e.subnet(t, vpc, "10.0.0.0/24", "us-east-1a")
 	alloc := e.eip(t)
 	nat := e.nat(t, sn, alloc)
-	e.clk.Advance(NATPendingFor)
+	e.clk.Advance(DefaultTimings().NATPendingFor)
 	out, err := e.c.DescribeNatGateways(e.ctx, &ec2.DescribeNatGatewaysInput{NatGatewayIds: []string{nat}})
 	if err != nil {
 		t.Fatal(err)
@@ -596,7 +596,7 @@ func TestEC2InternetReach(t *testing.T) {
 	reach := func(subnet string, public bool) (bool, string) {
 		e.w.Mu.Lock()
 		defer e.w.Mu.Unlock()
-		return InternetReach(e.w, subnet, public)
+		return e.w.InternetReach(subnet, public)
 	}
 	steps := []struct {
 		name    string
@@ -615,7 +615,7 @@ func TestEC2InternetReach(t *testing.T) {
 			nat := e.nat(t, pub, e.eip(t))
 			e.c.CreateRoute(e.ctx, &ec2.CreateRouteInput{RouteTableId: privRT.RouteTable.RouteTableId, DestinationCidrBlock: aws.String("0.0.0.0/0"), NatGatewayId: &nat})
 		}, priv, false, false, "pending"},
-		{"private subnet with an available NAT", func() { e.clk.Advance(NATPendingFor) }, priv, false, true, ""},
+		{"private subnet with an available NAT", func() { e.clk.Advance(DefaultTimings().NATPendingFor) }, priv, false, true, ""},
 		{"unknown subnet", nil, "subnet-404", true, false, "does not exist"},
 	}
 	for _, s := range steps {

@@ -14,46 +14,6 @@ import (
 // The ECS service scheduler, simulated lazily: nothing runs in the
 // background; every ECS handler (and World.Advance) first replays every
 // transition due between the last call and w.Clock.Now(), in time order.
-//
-// Durations a Fargate task and a service deployment take. They are package
-// variables so that tests can shorten or stretch them; the values are
-// typical of what the ECS console shows for a small Fargate task.
-var (
-	// TaskProvisioning: PROVISIONING (ENI attached) before ECS assumes the
-	// execution role and starts pulling.
-	TaskProvisioning = 10 * time.Second
-	// ImagePull: PENDING while the image is pulled, then RUNNING.
-	ImagePull = 20 * time.Second
-	// PullFailure: how long a pull of a missing image takes to fail.
-	PullFailure = 5 * time.Second
-	// SecretFailure: how long fetching an unreadable secret takes to fail.
-	SecretFailure = 3 * time.Second
-	// NoInternetTimeout: without a route to the registry or Secrets Manager
-	// the pull retries until it times out (docs/research/aws-ecs.md §3, aws-actions
-	// #102: "ResourceInitializationError ... i/o timeout", slow deploys).
-	NoInternetTimeout = 60 * time.Second
-	// TaskDrain: a task the scheduler stops goes DEACTIVATING → STOPPING →
-	// DEPROVISIONING → STOPPED over this long (SIGTERM, stopTimeout, ENI detach).
-	TaskDrain = 30 * time.Second
-	// FailedTaskStop: a task that failed to start or crashed is STOPPED this
-	// long after the failure (DEPROVISIONING).
-	FailedTaskStop = 5 * time.Second
-	// DeploymentStart: a new service deployment is PENDING this long before
-	// it is IN_PROGRESS and launches tasks.
-	DeploymentStart = 2 * time.Second
-	// SteadyStateWindow: a deployment is COMPLETED once its tasks have been
-	// running and healthy, and the old ones gone, for this long (so that a
-	// container that exits after a few seconds fails the deployment).
-	SteadyStateWindow = 30 * time.Second
-	// RelaunchDelay: the scheduler's back-off before replacing a failed task.
-	RelaunchDelay = 10 * time.Second
-	// StoppedTaskRetention: DescribeTasks shows STOPPED tasks for about an hour.
-	StoppedTaskRetention = time.Hour
-	// InactiveServiceRetention: after DRAINING → INACTIVE, DescribeServices
-	// shows the service for a while, then answers MISSING
-	// (docs/research/aws-ecs.md §4.3: "INACTIVE for a while and later MISSING").
-	InactiveServiceRetention = time.Hour
-)
 
 type timedAction struct {
 	at time.Time
@@ -126,7 +86,7 @@ func (w *World) ecsNextEvent(after, until time.Time) (time.Time, bool) {
 			consider(d.startAt)
 			consider(d.nextLaunchAt)
 			if !d.steadySince.IsZero() {
-				consider(d.steadySince.Add(SteadyStateWindow))
+				consider(d.steadySince.Add(w.timings.SteadyStateWindow))
 			}
 		}
 	}
@@ -145,7 +105,7 @@ func (w *World) ecsPurge(now time.Time) {
 	var order []string
 	for _, arn := range st.taskOrder {
 		t := st.Tasks[arn]
-		if t.LastStatus == "STOPPED" && now.Sub(t.Stopped) >= StoppedTaskRetention {
+		if t.LastStatus == "STOPPED" && now.Sub(t.Stopped) >= w.timings.StoppedTaskRetention {
 			delete(st.Tasks, arn)
 			continue
 		}
@@ -153,7 +113,7 @@ func (w *World) ecsPurge(now time.Time) {
 	}
 	st.taskOrder = order
 	for arn, s := range st.Services {
-		if s.Status == "INACTIVE" && now.Sub(s.InactiveAt) >= InactiveServiceRetention {
+		if s.Status == "INACTIVE" && now.Sub(s.InactiveAt) >= w.timings.InactiveServiceRetention {
 			delete(st.Services, arn)
 		}
 	}
@@ -302,7 +262,7 @@ func (w *World) reconcile(s *ecsSvc, at time.Time) {
 			prim.steadySince = time.Time{}
 		case prim.steadySince.IsZero():
 			prim.steadySince = at
-		case at.Sub(prim.steadySince) >= SteadyStateWindow:
+		case at.Sub(prim.steadySince) >= w.timings.SteadyStateWindow:
 			w.completeDeployment(s, prim, at)
 		}
 	}
@@ -348,7 +308,7 @@ func (w *World) taskFailed(t *ecsTask, at time.Time) {
 		return
 	}
 	d.Failed++
-	d.nextLaunchAt = at.Add(RelaunchDelay)
+	d.nextLaunchAt = at.Add(w.timings.RelaunchDelay)
 	if d.Rollout != ecstypes.DeploymentRolloutStateInProgress {
 		return
 	}
@@ -409,7 +369,7 @@ func (w *World) newDeployment(s *ecsSvc, tdARN string, net *ecstypes.NetworkConf
 	seq := w.NextSeq("ecs-deployment")
 	d := &ecsDep{ID: "ecs-svc/" + token(fmt.Sprintf("dep#%s#%d", s.ARN, seq), 1, "123456789") + token(fmt.Sprintf("dep#%s#%d", s.ARN, seq), 18, "0123456789"),
 		Status: "PRIMARY", TD: tdARN, Net: net, Created: at, Updated: at, Rollout: ecstypes.DeploymentRolloutStateInProgress,
-		startAt: at.Add(DeploymentStart), PlatformVersion: s.PlatformVersion}
+		startAt: at.Add(w.timings.DeploymentStart), PlatformVersion: s.PlatformVersion}
 	d.RolloutReason = "ECS deployment " + d.ID + " in progress."
 	d.revisionARN = w.ecsARN(fmt.Sprintf("service-revision/%s/%s/%s", s.ClusterName, s.Name, strings.TrimPrefix(d.ID, "ecs-svc/")))
 	var sources []*ecsDep
@@ -490,7 +450,7 @@ func (w *World) launchTask(s *ecsSvc, d *ecsDep, at time.Time) *ecsTask {
 		w.failTask(t, at, ecstypes.TaskStopCodeTaskFailedToStart, msg, nil)
 		return nil
 	}
-	t.schedule(at.Add(TaskProvisioning), func(at time.Time) { w.taskProvisioned(t, at) })
+	t.schedule(at.Add(w.timings.TaskProvisioning), func(at time.Time) { w.taskProvisioned(t, at) })
 	return t
 }
 
@@ -501,7 +461,7 @@ func (w *World) taskProvisioned(t *ecsTask, at time.Time) {
 	t.LastStatus = "PENDING"
 	t.PullStarted = at
 	t.Version++
-	reach, _ := InternetReach(w, t.SubnetID, t.PublicIP)
+	reach, _ := w.InternetReach(t.SubnetID, t.PublicIP)
 	t.Internet = reach
 	c := t.essential()
 	if !reach {
@@ -511,7 +471,7 @@ func (w *World) taskProvisioned(t *ecsTask, at time.Time) {
 		} else {
 			reason = "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref " + qualifiedImage(t.Image) + ": failed to do request: Head \"https://registry-1.docker.io/v2/\": dial tcp 54.227.20.253:443: i/o timeout"
 		}
-		t.schedule(at.Add(NoInternetTimeout), func(at time.Time) { w.failTask(t, at, ecstypes.TaskStopCodeTaskFailedToStart, reason, nil) })
+		t.schedule(at.Add(w.timings.NoInternetTimeout), func(at time.Time) { w.failTask(t, at, ecstypes.TaskStopCodeTaskFailedToStart, reason, nil) })
 		return
 	}
 	t.Secrets = map[string]string{}
@@ -520,7 +480,7 @@ func (w *World) taskProvisioned(t *ecsTask, at time.Time) {
 		if why != "" {
 			reason := "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time(s): " + why
 			t.Secrets = nil
-			t.schedule(at.Add(SecretFailure), func(at time.Time) { w.failTask(t, at, ecstypes.TaskStopCodeTaskFailedToStart, reason, nil) })
+			t.schedule(at.Add(w.timings.SecretFailure), func(at time.Time) { w.failTask(t, at, ecstypes.TaskStopCodeTaskFailedToStart, reason, nil) })
 			return
 		}
 		t.Secrets[aws.ToString(sec.Name)] = val
@@ -528,10 +488,10 @@ func (w *World) taskProvisioned(t *ecsTask, at time.Time) {
 	if t.Behavior.PullFails {
 		ref := qualifiedImage(t.Image)
 		reason := "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref " + ref + ": " + ref + ": not found"
-		t.schedule(at.Add(PullFailure), func(at time.Time) { w.failTask(t, at, ecstypes.TaskStopCodeTaskFailedToStart, reason, nil) })
+		t.schedule(at.Add(w.timings.PullFailure), func(at time.Time) { w.failTask(t, at, ecstypes.TaskStopCodeTaskFailedToStart, reason, nil) })
 		return
 	}
-	t.schedule(at.Add(ImagePull), func(at time.Time) { w.taskRunning(t, at) })
+	t.schedule(at.Add(w.timings.ImagePull), func(at time.Time) { w.taskRunning(t, at) })
 }
 
 // readSecretFor resolves a container secret's valueFrom with the task's
@@ -627,7 +587,7 @@ func (w *World) failTask(t *ecsTask, at time.Time, code ecstypes.TaskStopCode, r
 	t.LastStatus = "DEPROVISIONING"
 	t.Version++
 	w.sdDeregisterTask(t)
-	t.schedule(at.Add(FailedTaskStop), func(at time.Time) { w.taskStopped(t, at) })
+	t.schedule(at.Add(w.timings.FailedTaskStop), func(at time.Time) { w.taskStopped(t, at) })
 	w.taskFailed(t, at)
 }
 
@@ -644,20 +604,20 @@ func (w *World) stopTask(t *ecsTask, at time.Time, code ecstypes.TaskStopCode, r
 	if t.LastStatus != "RUNNING" {
 		// Not started yet: nothing to drain.
 		t.LastStatus = "DEPROVISIONING"
-		t.schedule(at.Add(FailedTaskStop), func(at time.Time) { w.taskStopped(t, at) })
+		t.schedule(at.Add(w.timings.FailedTaskStop), func(at time.Time) { w.taskStopped(t, at) })
 		return
 	}
 	t.LastStatus = "DEACTIVATING"
 	w.sdDeregisterTask(t)
-	t.schedule(at.Add(TaskDrain/6), func(at time.Time) { t.LastStatus = "STOPPING"; t.Version++ })
-	t.schedule(at.Add(TaskDrain*5/6), func(at time.Time) {
+	t.schedule(at.Add(w.timings.TaskDrain/6), func(at time.Time) { t.LastStatus = "STOPPING"; t.Version++ })
+	t.schedule(at.Add(w.timings.TaskDrain*5/6), func(at time.Time) {
 		t.LastStatus = "DEPROVISIONING"
 		t.ExecStopped = at
 		zero := int32(0)
 		t.ExitCode = &zero
 		t.Version++
 	})
-	t.schedule(at.Add(TaskDrain), func(at time.Time) { w.taskStopped(t, at) })
+	t.schedule(at.Add(w.timings.TaskDrain), func(at time.Time) { w.taskStopped(t, at) })
 }
 
 func (w *World) taskStopped(t *ecsTask, at time.Time) {

@@ -36,11 +36,16 @@ type fixtureOpts struct {
 	privateSubnets bool   // no internet gateway
 	secretPolicyOn string // resource the exec role may read; "" = the secret
 	rolesAge       time.Duration
+	propagation    time.Duration // IAM propagation; 0 = the default
 }
 
 func newECSFixture(t *testing.T, o fixtureOpts) *ecsFixture {
 	t.Helper()
-	w, clk := newTestWorld(t)
+	var opts []Option
+	if o.propagation > 0 {
+		opts = append(opts, WithTimings(func(t *Timings) { t.IAMPropagation = o.propagation }))
+	}
+	w, clk := newTestWorld(t, opts...)
 	f := &ecsFixture{w: w, clk: clk, ecs: ecs.NewFromConfig(w.Config()), iam: iam.NewFromConfig(w.Config())}
 	vpc, subnets := w.SeedExistingVPC("10.0.0.0/16", 2, !o.privateSubnets)
 	f.subnets = subnets
@@ -383,9 +388,7 @@ func TestECSTaskStartFailures(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			old := IAMPropagation
-			IAMPropagation = tc.propagation
-			t.Cleanup(func() { IAMPropagation = old })
+			tc.opts.propagation = tc.propagation
 			f := newECSFixture(t, tc.opts)
 			f.createService(t, f.register(t, "prefecthq/prefect-aws:0.5.0"), 1)
 			d, _ := f.waitDeployment(t, 30*time.Minute)
@@ -481,7 +484,7 @@ func TestECSTeardown(t *testing.T) {
 	if _, err := f.ecs.DeleteCluster(bg, &ecs.DeleteClusterInput{Cluster: cluster}); err != nil {
 		t.Fatal(err)
 	}
-	f.clk.Advance(InactiveServiceRetention)
+	f.clk.Advance(DefaultTimings().InactiveServiceRetention)
 	out, err := f.ecs.DescribeClusters(bg, &ecs.DescribeClustersInput{Clusters: []string{"deploybot-staging"}})
 	if err != nil || aws.ToString(out.Clusters[0].Status) != "INACTIVE" {
 		t.Fatalf("cluster after delete: %+v %v", out, err)
@@ -509,7 +512,7 @@ func TestECSServiceGoesMissingAfterInactive(t *testing.T) {
 	if st := aws.ToString(f.service(t).Status); st != "INACTIVE" {
 		t.Fatalf("status = %s, want INACTIVE", st)
 	}
-	f.clk.Advance(InactiveServiceRetention)
+	f.clk.Advance(DefaultTimings().InactiveServiceRetention)
 	out, err := f.ecs.DescribeServices(bg, &ecs.DescribeServicesInput{Cluster: aws.String("deploybot-staging"), Services: []string{"worker"}})
 	if err != nil || len(out.Failures) != 1 || aws.ToString(out.Failures[0].Reason) != "MISSING" {
 		t.Fatalf("after retention: %+v %v", out, err)

@@ -17,13 +17,6 @@ import (
 	"github.com/deploybot/deploybot/internal/iampolicy"
 )
 
-// IAMPropagation is how long after CreateRole (or a trust-policy change) ECS
-// still cannot assume the role: IAM is eventually consistent and ECS fails
-// tasks with "ECS was unable to assume the role" meanwhile
-// (docs/research/aws-ecs.md §5.2: wait about 10-15 s before ECS uses a new role).
-// Tests may change it.
-var IAMPropagation = 10 * time.Second
-
 // ECSTaskExecutionRolePolicyARN is the AWS managed policy every Fargate task
 // execution role gets (docs/research/aws-ecs.md §7).
 const ECSTaskExecutionRolePolicyARN = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
@@ -229,7 +222,7 @@ func (w *World) RoleAssumableByECS(arn string) bool {
 
 func (w *World) roleAssumableByECSAt(arn string, at time.Time) bool {
 	r := w.roleByARN(arn)
-	if r == nil || at.Before(r.TrustChanged.Add(IAMPropagation)) {
+	if r == nil || at.Before(r.TrustChanged.Add(w.timings.IAMPropagation)) {
 		return false
 	}
 	var d trustDoc
@@ -276,14 +269,17 @@ func (w *World) RoleAllows(roleARN, action, resource string) bool {
 	return PolicyAllows(w.rolePolicy(r), action, resource)
 }
 
-func init() {
-	LookupRolePath = func(w *World, name string) (string, bool) {
-		r, ok := w.iam().Roles[name]
-		if !ok {
-			return "", false
-		}
-		return r.Path, true
+// rolePath returns an IAM role's path, for building its ARN (unknown roles
+// live under "/"). Callers hold w.Mu.
+func (w *World) rolePath(name string) (string, bool) {
+	r, ok := w.iam().Roles[name]
+	if !ok {
+		return "", false
 	}
+	return r.Path, true
+}
+
+func init() {
 	RegisterInventory(func(w *World) []Item {
 		var items []Item
 		for _, name := range sortedKeys(w.iam().Roles) {

@@ -29,7 +29,7 @@ func TestIAMRoleLifecycle(t *testing.T) {
 	if w.RoleAssumableByECS(arn) {
 		t.Fatal("a role ECS can assume right after creation: IAM propagation is not modelled")
 	}
-	clk.Advance(IAMPropagation)
+	clk.Advance(DefaultTimings().IAMPropagation)
 	if !w.RoleAssumableByECS(arn) {
 		t.Fatal("role still not assumable after propagation")
 	}

@@ -78,3 +78,11 @@ func qualifiedImage(ref string) string {
 	}
 	return ref
 }
+
+// SetImageBehavior makes image ref behave as b from now on (tasks already
+// placed keep the behavior they started with).
+func (w *World) SetImageBehavior(ref string, b ImageBehavior) {
+	w.Mu.Lock()
+	defer w.Mu.Unlock()
+	w.Images[ref] = b
+}

@@ -16,10 +16,10 @@ import (
 
 var simStart = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func newTestWorld(t *testing.T) (*World, *clock.Virtual) {
+func newTestWorld(t *testing.T, opts ...Option) (*World, *clock.Virtual) {
 	t.Helper()
 	c := clock.NewVirtual(simStart)
-	return New(c), c
+	return New(c, opts...), c
 }
 
 // errCode returns the AWS error code of err ("" for nil), failing the test

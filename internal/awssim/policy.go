@@ -52,9 +52,7 @@ func (w *World) authorize(pr Principal, service, op string, params any) error {
 		return nil
 	}
 	req := iampolicy.Request{Action: action}
-	if resourceOf != nil {
-		req.Resource, req.Context = resourceOf(w, service, op, params)
-	}
+	req.Resource, req.Context = authzResource(w, service, op, params)
 	reqs := append([]iampolicy.Request{req}, impliedChecks(w, service, op, params)...)
 	for _, r := range reqs {
 		if !pr.Policy.Allows(r) {
@@ -72,10 +70,6 @@ func denied(pr Principal, service string, req iampolicy.Request) error {
 	}
 	return Err(accessDeniedCode(service), "User: "+pr.ARN+" is not authorized to perform: "+action+" on resource: "+target+" because no identity-based policy allows the "+action+" action")
 }
-
-// resourceOf names the resource ARN a call is authorized on and the
-// condition keys it carries; set by authz.go.
-var resourceOf func(w *World, service, op string, params any) (string, map[string]string)
 
 func accessDeniedCode(service string) string {
 	switch service {

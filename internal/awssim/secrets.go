@@ -11,13 +11,6 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 )
 
-// SecretForceDeletePurge is how long a secret deleted with
-// ForceDeleteWithoutRecovery keeps its name: the deletion is asynchronous and
-// a CreateSecret right after it fails "scheduled for deletion"
-// (docs/research/aws-ecs.md §5 table, Secrets CreateSecret: the provider retries
-// that message for up to 2 minutes).
-var SecretForceDeletePurge = 10 * time.Second
-
 type secretVersion struct {
 	ID      string
 	Value   string
@@ -343,7 +336,7 @@ func init() {
 		}
 		if force {
 			s.Forced = true
-			s.PurgeAt = now.Add(SecretForceDeletePurge)
+			s.PurgeAt = now.Add(w.timings.SecretForceDeletePurge)
 		} else {
 			s.PurgeAt = now.Add(time.Duration(window) * 24 * time.Hour)
 		}

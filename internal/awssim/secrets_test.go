@@ -106,7 +106,7 @@ func TestSecretsLifecycle(t *testing.T) {
 	if _, err := c.CreateSecret(bg, &other); errCode(t, err) != "InvalidRequestException" {
 		t.Fatalf("create right after force delete: %v", err)
 	}
-	clk.Advance(SecretForceDeletePurge + time.Second)
+	clk.Advance(DefaultTimings().SecretForceDeletePurge + time.Second)
 	if _, err := c.DescribeSecret(bg, &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)}); errCode(t, err) != "ResourceNotFoundException" {
 		t.Fatalf("describe after purge: %v", err)
 	}

@@ -111,6 +111,9 @@ type World struct {
 	// Images says how container images behave when ECS runs them (see
 	// images.go); unknown images are healthy. Guarded by Mu.
 	Images map[string]ImageBehavior
+
+	// timings are the world's durations (options.go).
+	timings Timings
 }
 
 // Principal is who signs a call: a role session with an optional policy.
@@ -123,8 +126,8 @@ type Principal struct {
 // AdminAccessKey signs calls made with Config(); it is allowed everything.
 const AdminAccessKey = "ASIASIMULATEDADMIN00"
 
-// New makes an empty account.
-func New(c clock.Clock) *World {
+// New makes an empty account whose time is c.
+func New(c clock.Clock, opts ...Option) *World {
 	w := &World{
 		Clock:      c,
 		Account:    DefaultAccount,
@@ -134,6 +137,10 @@ func New(c clock.Clock) *World {
 		principals: map[string]Principal{},
 		rng:        rand.New(rand.NewSource(1)),
 		Images:     map[string]ImageBehavior{},
+		timings:    DefaultTimings(),
+	}
+	for _, o := range opts {
+		o(w)
 	}
 	w.principals[AdminAccessKey] = Principal{ARN: "arn:aws:iam::" + w.Account + ":user/admin"}
 	// Unsigned calls (STS AssumeRoleWithWebIdentity) come without a key.

@@ -61,8 +61,8 @@ type account struct {
 	log []string
 }
 
-func newAccount(tb testing.TB, clk clock.Clock, key string) *account {
-	return &account{tb: tb, w: awssim.New(clk), clk: clk, key: key}
+func newAccount(tb testing.TB, clk clock.Clock, key string, opts ...awssim.Option) *account {
+	return &account{tb: tb, w: awssim.New(clk, opts...), clk: clk, key: key}
 }
 
 // advance moves simulated time on; the account must run on a clock.Virtual.
@@ -191,7 +191,7 @@ func (x *account) destroy(env *config.Environment) *plan.Report {
 		x.tb.Fatalf("destroy %s: %v\nprogress:\n%s", env.Name, err, x.progressText())
 	}
 	// Secrets Manager purges a force-deleted secret asynchronously, within
-	// seconds (awssim.SecretForceDeletePurge).
+	// seconds (awssim.Timings.SecretForceDeletePurge).
 	x.advance(time.Minute)
 	return rep
 }

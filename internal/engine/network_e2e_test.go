@@ -33,8 +33,8 @@ tags:
 // netE2E is an empty account for managed-network environments (netEnvYAML).
 type netE2E struct{ *account }
 
-func newNetE2E(t *testing.T) *netE2E {
-	return &netE2E{newAccount(t, newTestClock(), netE2EKey)}
+func newNetE2E(t *testing.T, opts ...awssim.Option) *netE2E {
+	return &netE2E{newAccount(t, newTestClock(), netE2EKey, opts...)}
 }
 
 // env loads a managed-network environment file named name with the given
@@ -239,11 +239,9 @@ func TestE2EManagedDestroyCrashAfterEveryWrite(t *testing.T) {
 }
 
 func TestE2EManagedThrottledAndLingeringENIs(t *testing.T) {
-	x := newNetE2E(t)
 	// Task ENIs that outlive their tasks far longer than the security
 	// group's 15-minute delete budget (docs/research/aws-ecs.md §5).
-	defer func(d time.Duration) { awssim.ENILinger = d }(awssim.ENILinger)
-	awssim.ENILinger = 6 * time.Hour
+	x := newNetE2E(t, awssim.WithTimings(func(t *awssim.Timings) { t.ENILinger = 6 * time.Hour }))
 	env := x.env("net", "single", "2")
 	x.w.SetFaults(awssim.Faults{ThrottleFraction: 0.3, Seed: 7})
 	x.apply(env)
@@ -266,7 +264,7 @@ func TestE2EManagedThrottledAndLingeringENIs(t *testing.T) {
 		t.Fatalf("destroy with a 6h ENI linger: %v; want an error naming the lingering ENI", err)
 	}
 	// A re-run once the ENI is gone finishes.
-	x.advance(awssim.ENILinger)
+	x.advance(x.w.Timings().ENILinger)
 	x.destroy(env)
 	x.wantNone("left after the re-run", netLeft(x.w, "net"))
 }

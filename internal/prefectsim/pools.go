@@ -9,13 +9,12 @@ import (
 	"time"
 )
 
-// Heartbeat model of a simulated worker (ref §1.4, §4.3).
+// How the server judges worker rows (ref §1.4).
 const (
-	// HeartbeatInterval is PREFECT_WORKER_HEARTBEAT_SECONDS' default.
-	HeartbeatInterval = 30 * time.Second
-	// FirstHeartbeatAfter is how long after the task starts the worker's
-	// first heartbeat comes (process start, imports, first sync).
-	FirstHeartbeatAfter = 15 * time.Second
+	// defaultHeartbeatInterval is what the server assumes for a worker that
+	// declared no heartbeat_interval_seconds (PREFECT_WORKER_HEARTBEAT_SECONDS'
+	// default).
+	defaultHeartbeatInterval = 30 * time.Second
 	// inactivityMultiple: ONLINE while the last heartbeat is younger than
 	// 3 intervals (WorkerResponse.model_validate, ref §1.4).
 	inactivityMultiple = 3
@@ -49,7 +48,7 @@ type worker struct {
 func (w *worker) status(now time.Time) string {
 	iv := time.Duration(w.interval) * time.Second
 	if iv <= 0 {
-		iv = HeartbeatInterval
+		iv = defaultHeartbeatInterval
 	}
 	if w.lastHB.After(now.Add(-inactivityMultiple * iv)) {
 		return "ONLINE"
@@ -354,7 +353,7 @@ func (s *Server) upsert(p *pool, name string, first, last time.Time, interval in
 		}
 		// the row comes back with the first heartbeat after the delete
 		for !first.After(gone) {
-			first = first.Add(HeartbeatInterval)
+			first = first.Add(s.timings.HeartbeatInterval)
 		}
 		delete(p.deleted, name)
 	}

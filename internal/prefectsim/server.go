@@ -44,9 +44,10 @@ type Request struct {
 // Server is a simulated Prefect API. All state is guarded by mu; time is the
 // clock's (the world's).
 type Server struct {
-	srv   *httptest.Server
-	clock clock.Clock
-	tasks TaskSource
+	srv     *httptest.Server
+	clock   clock.Clock
+	tasks   TaskSource
+	timings Timings
 
 	mu          sync.Mutex
 	accountID   string
@@ -68,6 +69,29 @@ type fault struct {
 
 // Option configures a Server.
 type Option func(*Server)
+
+// Timings are how long the simulated workers take (one set per server, so
+// that tests changing them can run in parallel).
+type Timings struct {
+	// HeartbeatInterval is how often a simulated worker heartbeats
+	// (PREFECT_WORKER_HEARTBEAT_SECONDS' default, 30 s; ref §1.4).
+	HeartbeatInterval time.Duration
+	// FirstHeartbeatAfter is how long after its task starts a worker's first
+	// heartbeat comes (process start, imports, first sync; ref §4.3).
+	FirstHeartbeatAfter time.Duration
+}
+
+// DefaultTimings are the timings of a server made without WithTimings.
+func DefaultTimings() Timings {
+	return Timings{HeartbeatInterval: 30 * time.Second, FirstHeartbeatAfter: 15 * time.Second}
+}
+
+// WithTimings changes some of the server's timings, starting from
+// DefaultTimings.
+func WithTimings(edit func(*Timings)) Option { return func(s *Server) { edit(&s.timings) } }
+
+// Timings returns the server's timings.
+func (s *Server) Timings() Timings { return s.timings }
 
 // WithClock sets the clock (default: the world's, or the real one without a world).
 func WithClock(c clock.Clock) Option { return func(s *Server) { s.clock = c } }
@@ -97,6 +121,7 @@ func New(w *awssim.World, opts ...Option) *Server {
 		keys:        map[string]bool{},
 		pools:       map[string]*pool{},
 		hybridOK:    true,
+		timings:     DefaultTimings(),
 	}
 	if w != nil {
 		s.clock = w.Clock

@@ -63,7 +63,7 @@ func (s *Server) sync(now time.Time) {
 		if !s.reaches(t) {
 			continue
 		}
-		first := t.StartedAt.Add(FirstHeartbeatAfter)
+		first := t.StartedAt.Add(s.timings.FirstHeartbeatAfter)
 		end := now
 		if !t.StoppedAt.IsZero() && t.StoppedAt.Before(end) {
 			end = t.StoppedAt
@@ -71,7 +71,7 @@ func (s *Server) sync(now time.Time) {
 		if first.After(end) {
 			continue
 		}
-		last := first.Add(end.Sub(first).Truncate(HeartbeatInterval))
+		last := first.Add(end.Sub(first).Truncate(s.timings.HeartbeatInterval))
 		p := s.pools[poolName]
 		if p == nil {
 			p = s.newPool(poolName, "ecs", first)
@@ -80,7 +80,7 @@ func (s *Server) sync(now time.Time) {
 		if t.Env[envPrefix] == "" {
 			name = "ECSWorker " + s.uuid("task/"+t.ARN) // Prefect's default name (ref §4.2)
 		}
-		s.upsert(p, name, first, last, int(HeartbeatInterval/time.Second))
+		s.upsert(p, name, first, last, int(s.timings.HeartbeatInterval/time.Second))
 	}
 }
 

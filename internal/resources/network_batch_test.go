@@ -158,7 +158,7 @@ func TestReadAllSkipsDeletingAndDeletedNATs(t *testing.T) {
 	}
 	for _, stage := range []string{"deleting", "deleted"} {
 		if stage == "deleted" {
-			clk.Advance(2 * awssim.NATDeletingFor)
+			clk.Advance(2 * awssim.DefaultTimings().NATDeletingFor)
 			out, err := x.AWS.EC2.DescribeNatGateways(ctx, &ec2.DescribeNatGatewaysInput{NatGatewayIds: []string{before["nat_gateway.a"].ID}})
 			if err != nil || len(out.NatGateways) != 1 || out.NatGateways[0].State != ec2types.NatGatewayStateDeleted {
 				t.Fatalf("the deleted gateway should still be visible as deleted: %+v %v", out, err)

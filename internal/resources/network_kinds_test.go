@@ -122,7 +122,7 @@ func TestManagedNetworkKindsCreateReadDestroy(t *testing.T) {
 			// The worker's placement reaches the internet.
 			w.Mu.Lock()
 			for _, s := range np.Subnets {
-				if ok, why := awssim.InternetReach(w, s.Resolve(refs), np.AssignPublicIP); !ok {
+				if ok, why := w.InternetReach(s.Resolve(refs), np.AssignPublicIP); !ok {
 					t.Errorf("worker subnet %s: no internet: %s", s.Address, why)
 				}
 			}
@@ -235,7 +235,7 @@ func TestNATSwitchMovesSubnetsBetweenRouteTables(t *testing.T) {
 	w.Mu.Lock()
 	defer w.Mu.Unlock()
 	for _, s := range perAZ.Subnets {
-		if ok, why := awssim.InternetReach(w, s.Resolve(refs), false); !ok {
+		if ok, why := w.InternetReach(s.Resolve(refs), false); !ok {
 			t.Errorf("%s: %s", s.Address, why)
 		}
 	}
@@ -364,7 +364,7 @@ func TestEIPReleaseRacesADeletingNAT(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if clk.Now().Sub(start) < awssim.NATDeletingFor {
+				if clk.Now().Sub(start) < awssim.DefaultTimings().NATDeletingFor {
 					t.Fatalf("released after %s, before the NAT was deleted", clk.Now().Sub(start))
 				}
 				return
@@ -396,7 +396,7 @@ func TestInternetGatewayDetachWaitsForMappedAddresses(t *testing.T) {
 	if err := (InternetGatewayKind{}).Delete(ctx, x, &r, lives[r.Address]); err != nil {
 		t.Fatal(err)
 	}
-	if clk.Now().Sub(start) < awssim.ENILinger {
+	if clk.Now().Sub(start) < awssim.DefaultTimings().ENILinger {
 		t.Fatal("detached before the task's public address was gone")
 	}
 	if live, _ := (InternetGatewayKind{}).Read(ctx, x, &r); live != nil {
@@ -410,8 +410,8 @@ func TestNATCreateWaitsUntilAvailableAndPendingIsAChange(t *testing.T) {
 	np := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
 	start := clk.Now()
 	netApply(t, ctx, x, np.Resources)
-	if clk.Now().Sub(start) < awssim.NATPendingFor {
-		t.Fatalf("apply took %s of simulated time; the NAT is pending for %s", clk.Now().Sub(start), awssim.NATPendingFor)
+	if clk.Now().Sub(start) < awssim.DefaultTimings().NATPendingFor {
+		t.Fatalf("apply took %s of simulated time; the NAT is pending for %s", clk.Now().Sub(start), awssim.DefaultTimings().NATPendingFor)
 	}
 	// A NAT found pending (a re-run after a crash) shows state as a change,
 	// and Update waits for it.

@@ -171,7 +171,7 @@ func TestSecurityGroupDeleteWaitsForLingeringENIs(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A Fargate task ran with the group and stopped just now: its
-			// ENI lingers for awssim.ENILinger (90 s).
+			// ENI lingers for awssim.DefaultTimings().ENILinger (90 s).
 			w.Mu.Lock()
 			eni := w.TaskENI(subnets[0], []string{out["id"]}, "arn:aws:ecs:us-east-1:123456789012:attachment/task-1", true)
 			w.ReleaseTaskENI(eni.ID)
@@ -184,8 +184,8 @@ func TestSecurityGroupDeleteWaitsForLingeringENIs(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if waited := clk.Now().Sub(start); waited < awssim.ENILinger {
-					t.Fatalf("delete returned after %s, before the ENI was gone (%s)", waited, awssim.ENILinger)
+				if waited := clk.Now().Sub(start); waited < awssim.DefaultTimings().ENILinger {
+					t.Fatalf("delete returned after %s, before the ENI was gone (%s)", waited, awssim.DefaultTimings().ENILinger)
 				}
 				if live, _ := k.Read(ctx, x, r); live != nil {
 					t.Fatal("group still there")
