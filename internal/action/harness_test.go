@@ -36,6 +36,7 @@ import (
 	"github.com/deploybot/deploybot/internal/prefectsim"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/resources"
+	"github.com/deploybot/deploybot/internal/simtest"
 )
 
 const (
@@ -74,8 +75,8 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: clock.NewVirtual(start)}
-	h.world = awssim.New(h.clock)
+	world := simtest.New(t, simtest.WithStart(start))
+	h := &harness{t: t, clock: world.Clock, world: world.AWS}
 	h.gh = githubsim.New(h.clock, jobToken)
 	t.Cleanup(h.gh.Close)
 	h.repo = h.gh.AddRepo(owner, name, "master")

@@ -25,6 +25,7 @@ import (
 	"github.com/deploybot/deploybot/internal/iampolicy"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/resources"
+	"github.com/deploybot/deploybot/internal/simtest"
 )
 
 // These tests prove the bootstrap policies are least privilege against the
@@ -71,8 +72,8 @@ type lpWorld struct {
 }
 
 func newLPWorld(t *testing.T, managed bool) *lpWorld {
-	clk := clock.NewVirtual(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC))
-	x := &lpWorld{t: t, w: awssim.New(clk), clk: clk, net: managedNet}
+	world := simtest.New(t, simtest.WithStart(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)))
+	x := &lpWorld{t: t, w: world.AWS, clk: world.Clock, net: managedNet}
 	if !managed {
 		vpc, subnets := x.w.SeedExistingVPC("10.61.0.0/16", 2, true)
 		x.net = fmt.Sprintf("network:\n  mode: existing\n  vpc_id: %s\n  subnet_ids: [%s]\n  assign_public_ip: true", vpc, strings.Join(subnets, ", "))

@@ -22,6 +22,7 @@ import (
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
+	"github.com/deploybot/deploybot/internal/simtest"
 )
 
 var testKey = fakekey.Prefect("CLI")
@@ -111,7 +112,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	w := awssim.New(clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)))
+	w := simtest.New(t).AWS
 	vpc, subnets := w.SeedExistingVPC("10.30.0.0/16", 2, true)
 	w.ResetCalls()
 	return &harness{t: t, world: w, dir: t.TempDir(), env: map[string]string{"PREFECT_API_KEY": testKey},

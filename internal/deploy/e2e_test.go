@@ -24,6 +24,7 @@ import (
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
 	"github.com/deploybot/deploybot/internal/resources"
+	"github.com/deploybot/deploybot/internal/simtest"
 )
 
 var key = fakekey.Prefect("Deploy")
@@ -63,20 +64,10 @@ type e2e struct {
 }
 
 func newE2E(t *testing.T) *e2e {
-	clk := clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
-	w := awssim.New(clk)
-	vpc, subnets := w.SeedExistingVPC("10.50.0.0/16", 2, true)
 	// Workers come from the world's tasks (awssim.World.Tasks).
-	tasks := prefectsim.TaskSourceFunc(func() []prefectsim.Task {
-		var out []prefectsim.Task
-		for _, v := range w.Tasks() {
-			out = append(out, prefectsim.Task(v))
-		}
-		return out
-	})
-	sim := prefectsim.New(w, prefectsim.WithKey(key), prefectsim.WithTaskSource(tasks))
-	t.Cleanup(sim.Close)
-	return &e2e{t: t, w: w, clk: clk, sim: sim, vpc: vpc, subnets: subnets}
+	world := simtest.New(t, simtest.WithPrefectKey(key), simtest.WithPrefect())
+	vpc, subnets := world.AWS.SeedExistingVPC("10.50.0.0/16", 2, true)
+	return &e2e{t: t, w: world.AWS, clk: world.Clock, sim: world.Prefect, vpc: vpc, subnets: subnets}
 }
 
 func (x *e2e) options(image string) deploy.Options {
@@ -165,9 +156,7 @@ func TestDeployThroughTheGate(t *testing.T) {
 		t.Fatalf("update: %v %+v", err, res.Report)
 	}
 
-	x.w.Mu.Lock()
-	x.w.Images["prefecthq/prefect-aws:silent"] = awssim.ImageBehavior{NoHeartbeat: true}
-	x.w.Mu.Unlock()
+	x.w.SetImageBehavior("prefecthq/prefect-aws:silent", awssim.ImageBehavior{NoHeartbeat: true})
 	res, err = deploy.Apply(ctx, x.options("prefecthq/prefect-aws:silent"))
 	x.noLeak(res, err)
 	if deploy.ExitCode(err, res) != deploy.ExitGateFailed || res.Report.Status != plan.StatusRolledBack {

@@ -14,13 +14,13 @@ import (
 
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/simtest"
 )
 
 func newSSM(t *testing.T) (*awssim.World, *ssm.Client, *clock.Virtual) {
 	t.Helper()
-	clk := clock.NewVirtual(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	w := awssim.New(clk)
-	return w, ssm.NewFromConfig(w.Config()), clk
+	world := simtest.New(t, simtest.WithStart(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)))
+	return world.AWS, ssm.NewFromConfig(world.AWS.Config()), world.Clock
 }
 
 var (

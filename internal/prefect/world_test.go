@@ -8,15 +8,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
-	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefectsim"
+	"github.com/deploybot/deploybot/internal/simtest"
 )
 
 // worldFixture is the gate against the real ECS simulator, driven through the
@@ -24,108 +22,31 @@ import (
 // rollback), revision 2 is deployed with UpdateService, then the gate runs.
 // The Prefect simulator's workers come from the world's tasks.
 type worldFixture struct {
-	clk     *clock.Virtual
-	w       *awssim.World
-	sim     *prefectsim.Server
-	ecs     *ecs.Client
-	subnets []string
-	sg      string
-	exec    string
-	task    string
-	secret  string
+	clk   *clock.Virtual
+	w     *awssim.World
+	sim   *prefectsim.Server
+	ecs   *ecs.Client
+	stack *simtest.WorkerStack
 }
-
-const ecsTrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
 
 func newWorldFixture(t *testing.T, key string) *worldFixture {
 	t.Helper()
-	ctx := context.Background()
-	f := &worldFixture{clk: clock.NewVirtual(t0)}
-	f.w = awssim.New(f.clk)
-	f.sim = prefectsim.New(f.w, prefectsim.WithKey(testKey))
-	t.Cleanup(f.sim.Close)
-	f.sim.AddWorkPool(testPool, "ecs", false)
-	cfg := f.w.Config()
-	f.ecs = ecs.NewFromConfig(cfg)
-
-	vpc, subnets := f.w.SeedExistingVPC("10.0.0.0/16", 2, true)
-	f.subnets = subnets
-	f.w.Mu.Lock()
-	f.sg = f.w.NewID("sg")
-	f.w.EC2State().SecurityGroups[f.sg] = &awssim.SecurityGroup{ID: f.sg, Name: "deploybot-staging-worker", VPCID: vpc, Egress: []string{"-1:0-0:0.0.0.0/0"}}
-	f.w.Mu.Unlock()
-
-	sec, err := secretsmanager.NewFromConfig(cfg).CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-		Name: aws.String("deploybot/staging/prefect-api-key"), SecretString: aws.String(key)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.secret = aws.ToString(sec.ARN)
-	ic := iam.NewFromConfig(cfg)
-	for _, r := range []struct{ name, policy string }{
-		{"deploybot-staging-execution", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"` + f.secret + `"}]}`},
-		{"deploybot-staging-task", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecs:DescribeTasks","Resource":"*"}]}`},
-	} {
-		out, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(r.name), Path: aws.String("/deploybot/"), AssumeRolePolicyDocument: aws.String(ecsTrustPolicy)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ic.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(r.name), PolicyName: aws.String("p"), PolicyDocument: aws.String(r.policy)}); err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasSuffix(r.name, "execution") {
-			f.exec = aws.ToString(out.Role.Arn)
-			if _, err := ic.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(r.name), PolicyArn: aws.String(awssim.ECSTaskExecutionRolePolicyARN)}); err != nil {
-				t.Fatal(err)
-			}
-		} else {
-			f.task = aws.ToString(out.Role.Arn)
-		}
-	}
-	f.clk.Advance(time.Minute) // IAM propagation
-	if _, err := f.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("deploybot-staging")}); err != nil {
-		t.Fatal(err)
-	}
+	world := simtest.New(t, simtest.WithPrefectKey(key), simtest.WithPool(testPool))
+	f := &worldFixture{clk: world.Clock, w: world.AWS, sim: world.Prefect}
+	f.stack = world.NewWorkerStack(t, "staging", testPool, "")
+	f.ecs = f.stack.ECS
 	return f
 }
 
 // register follows the worker identity contract (docs/ARCHITECTURE.md).
 func (f *worldFixture) register(t *testing.T, image, prefix string) string {
 	t.Helper()
-	out, err := f.ecs.RegisterTaskDefinition(context.Background(), &ecs.RegisterTaskDefinitionInput{
-		Family: aws.String("deploybot-staging-worker"), RequiresCompatibilities: []ecstypes.Compatibility{ecstypes.CompatibilityFargate},
-		NetworkMode: ecstypes.NetworkModeAwsvpc, Cpu: aws.String("512"), Memory: aws.String("1024"),
-		ExecutionRoleArn: aws.String(f.exec), TaskRoleArn: aws.String(f.task),
-		ContainerDefinitions: []ecstypes.ContainerDefinition{{
-			Name: aws.String("worker"), Image: aws.String(image), Essential: aws.Bool(true),
-			Command: []string{"/bin/sh", "-c", `exec prefect worker start --pool "$DEPLOYBOT_WORK_POOL" --type ecs --with-healthcheck --name "$DEPLOYBOT_WORKER_PREFIX-$(hostname)"`},
-			Environment: []ecstypes.KeyValuePair{
-				{Name: aws.String("DEPLOYBOT_WORK_POOL"), Value: aws.String(testPool)},
-				{Name: aws.String("DEPLOYBOT_WORKER_PREFIX"), Value: aws.String(prefix)},
-				{Name: aws.String("PREFECT_API_URL"), Value: aws.String(f.sim.URL())},
-			},
-			Secrets: []ecstypes.Secret{{Name: aws.String("PREFECT_API_KEY"), ValueFrom: aws.String(f.secret)}},
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return aws.ToString(out.TaskDefinition.TaskDefinitionArn)
+	return f.stack.RegisterWorker(t, image, prefix, nil)
 }
 
 func (f *worldFixture) createService(t *testing.T, td string) {
 	t.Helper()
-	_, err := f.ecs.CreateService(context.Background(), &ecs.CreateServiceInput{
-		Cluster: aws.String("deploybot-staging"), ServiceName: aws.String("worker"), TaskDefinition: aws.String(td),
-		DesiredCount: aws.Int32(1), LaunchType: ecstypes.LaunchTypeFargate,
-		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{
-			Subnets: f.subnets, SecurityGroups: []string{f.sg}, AssignPublicIp: ecstypes.AssignPublicIpEnabled}},
-		DeploymentConfiguration: &ecstypes.DeploymentConfiguration{MinimumHealthyPercent: aws.Int32(100), MaximumPercent: aws.Int32(200),
-			DeploymentCircuitBreaker: &ecstypes.DeploymentCircuitBreaker{Enable: true, Rollback: true}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.stack.CreateService(t, td, 1)
 }
 
 func (f *worldFixture) writes() []string {
@@ -174,9 +95,7 @@ func TestGateAgainstTheECSSimulator(t *testing.T) {
 			ctx := context.Background()
 			f := newWorldFixture(t, testKey)
 			if tt.behavior != nil {
-				f.w.Mu.Lock()
-				f.w.Images[tt.image] = *tt.behavior
-				f.w.Mu.Unlock()
+				f.w.SetImageBehavior(tt.image, *tt.behavior)
 			}
 			prev := ""
 			v2 := ""

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/awssim"
@@ -16,6 +15,7 @@ import (
 	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/simtest"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
@@ -57,8 +57,8 @@ func computeEnvFile(vpc string, subnets []string) *config.Environment {
 
 func newComputeWorld(t testing.TB, key string, edits ...func(*config.Environment)) *computeWorld {
 	t.Helper()
-	clk := clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
-	w := awssim.New(clk)
+	world := simtest.New(t)
+	clk, w := world.Clock, world.AWS
 	vpc, subnets := w.SeedExistingVPC("10.1.0.0/16", 2, true)
 	env := computeEnvFile(vpc, subnets)
 	for _, e := range edits {

@@ -14,14 +14,15 @@ import (
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/simtest"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
 // netWorld is a simulated account and a kind context on it.
 func netWorld(t *testing.T) (*awssim.World, *resource.Ctx, *clock.Virtual) {
 	t.Helper()
-	clk := clock.NewVirtual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	w := awssim.New(clk)
+	world := simtest.New(t, simtest.WithStart(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
+	clk, w := world.Clock, world.AWS
 	return w, &resource.Ctx{AWS: awsapi.New(w.Config()), Clock: clk, Budget: 1}, clk
 }
 
