@@ -56,6 +56,7 @@ func (h *harness) botComments() map[string]githubsim.Comment {
 }
 
 func TestPullRequestPlansCommentsOnceAndEditsInPlace(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.openPR("environments/staging.yaml", "README.md")
 
@@ -130,6 +131,7 @@ func TestPullRequestPlansCommentsOnceAndEditsInPlace(t *testing.T) {
 }
 
 func TestAffectedEnvironments(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		files   []string
@@ -173,6 +175,7 @@ func TestAffectedEnvironments(t *testing.T) {
 }
 
 func TestForkPullRequestSkipsWithoutAWS(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.openPR("environments/staging.yaml")
 	h.event("pull_request", "pull_request.opened.json", func(m map[string]any) {
@@ -198,6 +201,7 @@ func TestForkPullRequestSkipsWithoutAWS(t *testing.T) {
 }
 
 func TestSecondaryRateLimitIsWaitedOut(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.openPR("environments/staging.yaml")
 	h.prEvent("pull_request.opened.json")
@@ -218,6 +222,7 @@ func TestSecondaryRateLimitIsWaitedOut(t *testing.T) {
 }
 
 func TestOIDCFailuresAreRetried(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.openPR("environments/staging.yaml")
 	h.prEvent("pull_request.opened.json")
@@ -235,6 +240,7 @@ func TestOIDCFailuresAreRetried(t *testing.T) {
 }
 
 func TestWrongRoleTrustFailsThePlan(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.openPR("environments/staging.yaml")
 	h.prEvent("pull_request.opened.json")
@@ -271,6 +277,7 @@ func (h *harness) merge(files ...string) {
 }
 
 func TestMergeAppliesTheReviewedPlanAndRefusesAStaleOne(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.openPR("environments/staging.yaml")
 	h.prEvent("pull_request.opened.json")
@@ -354,6 +361,7 @@ func TestMergeAppliesTheReviewedPlanAndRefusesAStaleOne(t *testing.T) {
 }
 
 func TestDirectPushRefusesUnreviewedDestroys(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	// Applied once (creates need no review), then a direct push changes the CIDR.
 	h.merge("environments/staging.yaml") // no pull request: a direct push
@@ -372,6 +380,7 @@ func TestDirectPushRefusesUnreviewedDestroys(t *testing.T) {
 }
 
 func TestDestroyNeedsTheExactConfirmation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		environment string
@@ -430,6 +439,7 @@ func TestDestroyNeedsTheExactConfirmation(t *testing.T) {
 }
 
 func TestDriftIssuesOpenAndClose(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.scheduleEvent()
 	h.oidc("schedule", "refs/heads/master", "")
@@ -503,6 +513,7 @@ func (e hugePlanEngine) Plan(ctx context.Context, r action.Request) (*deploy.Res
 }
 
 func TestHugePlanStillMakesAValidComment(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.engine = hugePlanEngine{Engine: h.engine, bytes: 200_000}
 	h.openPR("environments/staging.yaml")
@@ -533,6 +544,7 @@ func TestHugePlanStillMakesAValidComment(t *testing.T) {
 // simulated account: the PR plan, the merge's apply through the Prefect
 // health gate, and the dispatch destroy, which leaves nothing tagged behind.
 func TestRealStackThroughTheAction(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.engine = action.DeployEngine{Kinds: resources.Kinds} // real kinds, real lock, default Prefect client
 	vpc, subnets := h.world.SeedExistingVPC("10.50.0.0/16", 2, true)
@@ -601,6 +613,7 @@ network:
 }
 
 func TestGitHubAppOnEnterpriseServer(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -637,6 +650,7 @@ func TestGitHubAppOnEnterpriseServer(t *testing.T) {
 }
 
 func TestBadInputsAreRefusedBeforeAnyCall(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		event string

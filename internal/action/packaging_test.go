@@ -53,6 +53,7 @@ func readActionYML(t *testing.T) actionYML {
 }
 
 func TestActionYML(t *testing.T) {
+	t.Parallel()
 	a := readActionYML(t)
 	if a.Name == "" || a.Description == "" {
 		t.Error("name and description are required")
@@ -130,6 +131,7 @@ func readDockerfile(t *testing.T) []instruction {
 }
 
 func TestDockerfile(t *testing.T) {
+	t.Parallel()
 	ins := readDockerfile(t)
 	type stage struct {
 		from, name string
@@ -250,6 +252,7 @@ func readWorkflow(t *testing.T, name string) workflow {
 }
 
 func TestWorkflows(t *testing.T) {
+	t.Parallel()
 	a := readActionYML(t)
 	files, _ := filepath.Glob(filepath.Join(repoRoot, ".github", "workflows", "*.yml"))
 	if len(files) < 2 {

@@ -11,6 +11,7 @@ import (
 // interfaces (what deploybot calls) has a handler, so no code path of
 // deploybot meets "not simulated" in tests or the demo.
 func TestEveryDeploybotOperationIsSimulated(t *testing.T) {
+	t.Parallel()
 	apis := []any{
 		(*awsapi.ECSAPI)(nil), (*awsapi.IAMAPI)(nil), (*awsapi.LogsAPI)(nil), (*awsapi.SecretsAPI)(nil),
 		(*awsapi.ServiceDiscoveryAPI)(nil), (*awsapi.AutoScalingAPI)(nil), (*awsapi.STSAPI)(nil), (*awsapi.SSMAPI)(nil),

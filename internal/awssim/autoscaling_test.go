@@ -11,6 +11,7 @@ import (
 )
 
 func TestAutoScaling(t *testing.T) {
+	t.Parallel()
 	f := newECSFixture(t, fixtureOpts{rolesAge: time.Minute})
 	c := applicationautoscaling.NewFromConfig(f.w.Config())
 	res := aws.String("service/deploybot-staging/worker")

@@ -34,6 +34,7 @@ func pollOperation(t *testing.T, f *ecsFixture, c *servicediscovery.Client, id *
 }
 
 func TestCloudMapNamespaceAndServiceWithECSTasks(t *testing.T) {
+	t.Parallel()
 	f := newECSFixture(t, fixtureOpts{rolesAge: time.Minute})
 	c := servicediscovery.NewFromConfig(f.w.Config())
 	vpc := f.w.EC2State().Subnets[f.subnets[0]].VPCID
@@ -138,6 +139,7 @@ func TestCloudMapNamespaceAndServiceWithECSTasks(t *testing.T) {
 }
 
 func TestCloudMapNamespaceInUnknownVPCFails(t *testing.T) {
+	t.Parallel()
 	f := newECSFixture(t, fixtureOpts{})
 	c := servicediscovery.NewFromConfig(f.w.Config())
 	op, err := c.CreatePrivateDnsNamespace(bg, &servicediscovery.CreatePrivateDnsNamespaceInput{Name: aws.String("x.internal"), Vpc: aws.String("vpc-0000000000000dead")})
@@ -155,6 +157,7 @@ func TestCloudMapNamespaceInUnknownVPCFails(t *testing.T) {
 }
 
 func TestCloudMapDeleteNamespaceIsAsync(t *testing.T) {
+	t.Parallel()
 	f := newECSFixture(t, fixtureOpts{})
 	c := servicediscovery.NewFromConfig(f.w.Config())
 	vpc := f.w.EC2State().Subnets[f.subnets[0]].VPCID

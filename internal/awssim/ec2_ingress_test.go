@@ -14,6 +14,7 @@ import (
 // InvalidPermission.NotFound and revokes nothing (EC2 API reference,
 // RevokeSecurityGroupIngress).
 func TestEC2SecurityGroupIngress(t *testing.T) {
+	t.Parallel()
 	tcp := func(port int32, cidr string) types.IpPermission {
 		return types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(port), ToPort: aws.Int32(port),
 			IpRanges: []types.IpRange{{CidrIp: aws.String(cidr)}}}

@@ -108,6 +108,7 @@ func wantCode(t *testing.T, what string, err error, code string) {
 }
 
 func TestEC2VPCAndSubnetErrors(t *testing.T) {
+	t.Parallel()
 	e := newEC2Env(t)
 	vpc := e.vpc(t, "10.0.0.0/16")
 	e.subnet(t, vpc, "10.0.0.0/20", "us-east-1a")
@@ -172,6 +173,7 @@ func TestEC2VPCAndSubnetErrors(t *testing.T) {
 }
 
 func TestEC2VPCDefaultsAttributesAndFilters(t *testing.T) {
+	t.Parallel()
 	e := newEC2Env(t)
 	vpc := e.vpc(t, "10.0.0.0/16")
 	e.vpc(t, "10.1.0.0/16")
@@ -242,6 +244,7 @@ func TestEC2VPCDefaultsAttributesAndFilters(t *testing.T) {
 }
 
 func TestEC2DeleteVPCAndSubnetDependencies(t *testing.T) {
+	t.Parallel()
 	e := newEC2Env(t)
 	vpc := e.vpc(t, "10.0.0.0/16")
 	sn := e.subnet(t, vpc, "10.0.0.0/24", "us-east-1a")
@@ -313,6 +316,7 @@ func TestEC2DeleteVPCAndSubnetDependencies(t *testing.T) {
 }
 
 func TestEC2InternetGatewayAndRouteErrors(t *testing.T) {
+	t.Parallel()
 	e := newEC2Env(t)
 	vpc := e.vpc(t, "10.0.0.0/16")
 	other := e.vpc(t, "10.1.0.0/16")
@@ -412,6 +416,7 @@ func TestEC2InternetGatewayAndRouteErrors(t *testing.T) {
 }
 
 func TestEC2NATGatewayAndEIPLifecycle(t *testing.T) {
+	t.Parallel()
 	e := newEC2Env(t)
 	vpc := e.vpc(t, "10.0.0.0/16")
 	pub := e.subnet(t, vpc, "10.0.0.0/24", "us-east-1a")
@@ -481,6 +486,7 @@ func TestEC2NATGatewayAndEIPLifecycle(t *testing.T) {
 }
 
 func TestEC2NATWithoutInternetGatewayFails(t *testing.T) {
+	t.Parallel()
 	e := newEC2Env(t)
 	vpc := e.vpc(t, "10.0.0.0/16")
 	sn := e.subnet(t, vpc, "10.0.0.0/24", "us-east-1a")
@@ -502,6 +508,7 @@ func TestEC2NATWithoutInternetGatewayFails(t *testing.T) {
 }
 
 func TestEC2SecurityGroupErrors(t *testing.T) {
+	t.Parallel()
 	e := newEC2Env(t)
 	vpc := e.vpc(t, "10.0.0.0/16")
 	sg, err := e.c.CreateSecurityGroup(e.ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("w"), Description: aws.String("d"), VpcId: &vpc})
@@ -554,6 +561,7 @@ func TestEC2SecurityGroupErrors(t *testing.T) {
 }
 
 func TestEC2NetworkInterfaceFilters(t *testing.T) {
+	t.Parallel()
 	e := newEC2Env(t)
 	vpc, subnets := e.w.SeedExistingVPC("10.5.0.0/16", 2, true)
 	other, otherSubnets := e.w.SeedExistingVPC("10.6.0.0/16", 1, false)
@@ -584,6 +592,7 @@ func TestEC2NetworkInterfaceFilters(t *testing.T) {
 }
 
 func TestEC2InternetReach(t *testing.T) {
+	t.Parallel()
 	e := newEC2Env(t)
 	vpc := e.vpc(t, "10.0.0.0/16")
 	pub := e.subnet(t, vpc, "10.0.0.0/24", "us-east-1a")
@@ -630,6 +639,7 @@ func TestEC2InternetReach(t *testing.T) {
 }
 
 func TestEC2InventoryListsNetworkResources(t *testing.T) {
+	t.Parallel()
 	e := newEC2Env(t)
 	vpc := e.vpc(t, "10.0.0.0/16")
 	sn := e.subnet(t, vpc, "10.0.0.0/24", "us-east-1a")

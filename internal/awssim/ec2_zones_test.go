@@ -19,6 +19,7 @@ import (
 // accounts; ap-northeast-1: a, c and d), and CreateSubnet refuses a zone the
 // region does not have with EC2's own error.
 func TestEC2AvailabilityZonesPerRegion(t *testing.T) {
+	t.Parallel()
 	filters := []types.Filter{
 		{Name: aws.String("state"), Values: []string{"available"}},
 		{Name: aws.String("zone-type"), Values: []string{"availability-zone"}},

@@ -208,6 +208,7 @@ func eventsText(s ecstypes.Service) string {
 }
 
 func TestECSDeploymentSucceedsThenRollsForward(t *testing.T) {
+	t.Parallel()
 	f := newECSFixture(t, fixtureOpts{rolesAge: time.Minute})
 	td1 := f.register(t, "prefecthq/prefect-aws:0.5.0")
 	created := f.createService(t, td1, 1)
@@ -297,6 +298,7 @@ func TestECSDeploymentSucceedsThenRollsForward(t *testing.T) {
 }
 
 func TestECSCrashLoopRollsBackToPreviousDeployment(t *testing.T) {
+	t.Parallel()
 	f := newECSFixture(t, fixtureOpts{rolesAge: time.Minute})
 	td1 := f.register(t, "prefecthq/prefect-aws:0.5.0")
 	f.createService(t, td1, 1)
@@ -340,6 +342,7 @@ func TestECSCrashLoopRollsBackToPreviousDeployment(t *testing.T) {
 }
 
 func TestECSFirstDeploymentFailsWithNothingToRollBackTo(t *testing.T) {
+	t.Parallel()
 	f := newECSFixture(t, fixtureOpts{rolesAge: time.Minute})
 	td := f.register(t, "ghcr.io/acme/does-not-exist:1")
 	f.createService(t, td, 1)
@@ -369,6 +372,7 @@ func TestECSFirstDeploymentFailsWithNothingToRollBackTo(t *testing.T) {
 }
 
 func TestECSTaskStartFailures(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name        string
 		opts        fixtureOpts
@@ -430,6 +434,7 @@ func advancingECS(f *ecsFixture, step time.Duration) *ecs.Client {
 }
 
 func TestECSTeardown(t *testing.T) {
+	t.Parallel()
 	f := newECSFixture(t, fixtureOpts{rolesAge: time.Minute})
 	f.createService(t, f.register(t, "prefecthq/prefect-aws:0.5.0"), 1)
 	f.waitDeployment(t, 10*time.Minute)
@@ -503,6 +508,7 @@ func TestECSTeardown(t *testing.T) {
 }
 
 func TestECSServiceGoesMissingAfterInactive(t *testing.T) {
+	t.Parallel()
 	f := newECSFixture(t, fixtureOpts{rolesAge: time.Minute})
 	f.createService(t, f.register(t, "prefecthq/prefect-aws:0.5.0"), 0)
 	if _, err := f.ecs.DeleteService(bg, &ecs.DeleteServiceInput{Cluster: aws.String("deploybot-staging"), Service: aws.String("worker")}); err != nil {
@@ -529,6 +535,7 @@ func TestECSServiceGoesMissingAfterInactive(t *testing.T) {
 }
 
 func TestECSAPIErrors(t *testing.T) {
+	t.Parallel()
 	f := newECSFixture(t, fixtureOpts{rolesAge: time.Minute})
 	td := f.register(t, "prefecthq/prefect-aws:0.5.0")
 	net := &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{Subnets: f.subnets, SecurityGroups: []string{f.sg}}}
@@ -608,6 +615,7 @@ func TestECSAPIErrors(t *testing.T) {
 }
 
 func TestECSTaskDefinitions(t *testing.T) {
+	t.Parallel()
 	f := newECSFixture(t, fixtureOpts{})
 	td1 := f.register(t, "img:1")
 	td2 := f.register(t, "img:2")

@@ -14,6 +14,7 @@ import (
 const ecsTrust = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
 
 func TestIAMRoleLifecycle(t *testing.T) {
+	t.Parallel()
 	w, clk := newTestWorld(t)
 	c := iam.NewFromConfig(w.Config())
 	out, err := c.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String("deploybot-staging-execution"), Path: aws.String("/deploybot/"),
@@ -138,6 +139,7 @@ func TestIAMRoleLifecycle(t *testing.T) {
 }
 
 func TestIAMOIDCProvider(t *testing.T) {
+	t.Parallel()
 	w, _ := newTestWorld(t)
 	c := iam.NewFromConfig(w.Config())
 	in := &iam.CreateOpenIDConnectProviderInput{Url: aws.String("https://token.actions.githubusercontent.com"), ClientIDList: []string{"sts.amazonaws.com"}}
@@ -171,6 +173,7 @@ func TestIAMOIDCProvider(t *testing.T) {
 // page like IAM (MaxItems, IsTruncated, Marker), so that the SDK's
 // paginators, which deploybot uses, see every page.
 func TestIAMListRolePoliciesPages(t *testing.T) {
+	t.Parallel()
 	w, _ := newTestWorld(t)
 	c := iam.NewFromConfig(w.Config())
 	role := aws.String("deploybot-staging-task")

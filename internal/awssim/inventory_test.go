@@ -47,6 +47,7 @@ func errMessage(err error) string {
 var bg = context.Background()
 
 func TestInventoryAndRegisteredListers(t *testing.T) {
+	t.Parallel()
 	w, _ := newTestWorld(t)
 	RegisterInventory(func(w *World) []Item {
 		return []Item{{Service: "zz-test", Type: "thing", ID: "t-1", Tags: map[string]string{"deploybot:environment": "other"}}}

@@ -9,6 +9,7 @@ import (
 )
 
 func TestLogGroups(t *testing.T) {
+	t.Parallel()
 	w, _ := newTestWorld(t)
 	c := cloudwatchlogs.NewFromConfig(w.Config())
 	for _, n := range []string{"/deploybot/staging/worker", "/deploybot/staging-2/worker", "/other"} {

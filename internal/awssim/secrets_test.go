@@ -18,6 +18,7 @@ const (
 )
 
 func TestSecretsLifecycle(t *testing.T) {
+	t.Parallel()
 	w, clk := newTestWorld(t)
 	c := secretsmanager.NewFromConfig(w.Config())
 	name := "deploybot/staging/prefect-api-key"
@@ -120,6 +121,7 @@ func TestSecretsLifecycle(t *testing.T) {
 }
 
 func TestSecretRecoveryWindowExpires(t *testing.T) {
+	t.Parallel()
 	w, clk := newTestWorld(t)
 	c := secretsmanager.NewFromConfig(w.Config())
 	out, err := c.CreateSecret(bg, &secretsmanager.CreateSecretInput{Name: aws.String("s"), SecretString: aws.String("v")})
@@ -140,6 +142,7 @@ func TestSecretRecoveryWindowExpires(t *testing.T) {
 }
 
 func TestSecretVersionStageMoves(t *testing.T) {
+	t.Parallel()
 	w, _ := newTestWorld(t)
 	c := secretsmanager.NewFromConfig(w.Config())
 	out, err := c.CreateSecret(bg, &secretsmanager.CreateSecretInput{Name: aws.String("s"), SecretString: aws.String("one"), ClientRequestToken: aws.String(tokA)})

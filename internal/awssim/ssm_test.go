@@ -9,6 +9,7 @@ import (
 )
 
 func TestSSMParameters(t *testing.T) {
+	t.Parallel()
 	w, _ := newTestWorld(t)
 	c := ssm.NewFromConfig(w.Config())
 	name := aws.String("/deploybot/staging/lock")

@@ -24,6 +24,7 @@ func fakeJWT(t *testing.T, claims map[string]any) string {
 }
 
 func TestAssumeRoleWithWebIdentity(t *testing.T) {
+	t.Parallel()
 	w, _ := newTestWorld(t)
 	ic := iam.NewFromConfig(w.Config())
 	if _, err := ic.CreateOpenIDConnectProvider(bg, &iam.CreateOpenIDConnectProviderInput{Url: aws.String("https://token.actions.githubusercontent.com"), ClientIDList: []string{"sts.amazonaws.com"}}); err != nil {

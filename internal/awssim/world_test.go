@@ -13,6 +13,7 @@ import (
 )
 
 func TestRealClientTalksToWorld(t *testing.T) {
+	t.Parallel()
 	w := New(clock.NewVirtual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
 	c := sts.NewFromConfig(w.Config())
 	out, err := c.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
@@ -28,6 +29,7 @@ func TestRealClientTalksToWorld(t *testing.T) {
 }
 
 func TestThrottlingIsRetriedBySDK(t *testing.T) {
+	t.Parallel()
 	w := New(clock.NewVirtual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
 	w.SetFaults(Faults{ThrottleFraction: 0.3, Seed: 7})
 	c := sts.NewFromConfig(w.Config())
@@ -48,6 +50,7 @@ func TestThrottlingIsRetriedBySDK(t *testing.T) {
 }
 
 func TestUnknownOperationIsAnError(t *testing.T) {
+	t.Parallel()
 	w := New(clock.NewVirtual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
 	w.SetFaults(Faults{StopAfterWrites: 0})
 	c := sts.NewFromConfig(w.Config())

@@ -19,6 +19,7 @@ func testEnv() *config.Environment {
 }
 
 func TestBuildIsValidIAMJSON(t *testing.T) {
+	t.Parallel()
 	r, err := Build(testEnv(), Options{Repo: "acme/infra"})
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +58,7 @@ func TestBuildIsValidIAMJSON(t *testing.T) {
 }
 
 func TestPlanRoleIsReadOnly(t *testing.T) {
+	t.Parallel()
 	r, err := Build(testEnv(), Options{Repo: "acme/infra"})
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +83,7 @@ func TestPlanRoleIsReadOnly(t *testing.T) {
 }
 
 func TestTrustPolicies(t *testing.T) {
+	t.Parallel()
 	r, err := Build(testEnv(), Options{Repo: "acme/infra"})
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +121,7 @@ func TestTrustPolicies(t *testing.T) {
 }
 
 func TestBadRepo(t *testing.T) {
+	t.Parallel()
 	if _, err := Build(testEnv(), Options{Repo: "not a repo"}); err == nil || !strings.Contains(err.Error(), "OWNER/NAME") {
 		t.Fatalf("err = %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 // signed with exactly the bootstrap apply role, in a managed and in an
 // existing VPC; the plan role sees it.
 func TestApplyRoleRevokesHandAddedIngress(t *testing.T) {
+	t.Parallel()
 	for _, managed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("managed=%v", managed), func(t *testing.T) {
 			ctx := context.Background()

@@ -195,6 +195,7 @@ func (x *lpWorld) handMadePolicies(ctx context.Context, planDoc, appDoc *iampoli
 }
 
 func TestLifecycleWithBootstrapPolicies(t *testing.T) {
+	t.Parallel()
 	for _, managed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("managed=%v", managed), func(t *testing.T) {
 			x := newLPWorld(t, managed)
@@ -232,6 +233,7 @@ func without(doc *iampolicy.Document, i int) *iampolicy.Document {
 }
 
 func TestEveryStatementIsNeeded(t *testing.T) {
+	t.Parallel()
 	for _, managed := range []bool{false, true} {
 		for _, role := range []string{"plan", "apply"} {
 			everyStatementIsNeeded(t, managed, role)
@@ -271,6 +273,7 @@ func everyStatementIsNeeded(t *testing.T, managed bool, role string) {
 // policy is called by a plan (of an empty account or of a deployed stack),
 // and nothing else is (dependent actions AWS checks behind a call aside).
 func TestPlanRoleGrantsExactlyWhatPlansCall(t *testing.T) {
+	t.Parallel()
 	for _, managed := range []bool{false, true} {
 		x := newLPWorld(t, managed)
 		if err := x.lifecycle(x.planDoc, x.appDoc); err != nil {
@@ -312,6 +315,7 @@ func TestPlanRoleGrantsExactlyWhatPlansCall(t *testing.T) {
 // TestApplyIsIdempotent: --apply creates the provider and both roles, and a
 // second run changes nothing but rewriting the inline policies.
 func TestApplyIsIdempotent(t *testing.T) {
+	t.Parallel()
 	x := newLPWorld(t, true)
 	res, err := bootstrap.Build(x.env("512"), bootstrap.Options{Repo: "acme/infra"})
 	if err != nil {

@@ -162,6 +162,7 @@ func (h *harness) run(args ...string) int {
 func (h *harness) awsCalls() int { return len(h.world.Calls()) }
 
 func TestBadFilesExit2WithFileLineFieldAndNoAWSCall(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		lines map[int]string
@@ -303,6 +304,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestProtectedEnvironmentIsNotDestroyed(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	path := h.file("demo.yaml", edit(baseEnv, map[int]string{23: "protect: true"}))
 	code := h.run("destroy", "-e", path, "--confirm", "demo")
@@ -315,6 +317,7 @@ func TestProtectedEnvironmentIsNotDestroyed(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	if code := h.run("version"); code != 0 || h.lastOut != "deploybot dev\n" {
 		t.Fatalf("exit %d out %q", code, h.lastOut)
@@ -326,6 +329,7 @@ var elapsedRe = regexp.MustCompile(`\((\d+m)?\d+s\)`)
 // TestLifecycleExitCodes drives the real commands against the simulated
 // account: plan, apply, plan again, destroy, with their exit codes.
 func TestLifecycleExitCodes(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	path := h.file("demo.yaml", baseEnv)
 
@@ -367,6 +371,7 @@ func TestLifecycleExitCodes(t *testing.T) {
 }
 
 func TestPlanOutFile(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	path := h.file("demo.yaml", baseEnv)
 	out := filepath.Join(h.dir, "plan.json")
@@ -391,6 +396,7 @@ func TestPlanOutFile(t *testing.T) {
 }
 
 func TestApplyAsksOnATerminal(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		answer string
 		want   int
@@ -420,6 +426,7 @@ func TestApplyAsksOnATerminal(t *testing.T) {
 }
 
 func TestGateFailureExits3(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	path := h.file("demo.yaml", baseEnv)
 	h.prefect.gate = &plan.GateReport{Passed: false, Reason: "no worker of the new revision came ONLINE within 5m", NothingToRollBack: true}
@@ -432,6 +439,7 @@ func TestGateFailureExits3(t *testing.T) {
 }
 
 func TestFailedPreflightWritesNothing(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	path := h.file("demo.yaml", baseEnv)
 	h.prefect.fail = fmt.Errorf("prefect rejected the API key %s (401)", testKey)
@@ -447,6 +455,7 @@ func TestFailedPreflightWritesNothing(t *testing.T) {
 }
 
 func TestLockHeldThenUnlock(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	path := h.file("demo.yaml", baseEnv)
 	alice := lock.Holder{Who: "alice@laptop", Run: "pid 42 on laptop", Operation: "apply"}
@@ -482,6 +491,7 @@ func TestLockHeldThenUnlock(t *testing.T) {
 }
 
 func TestPlanWithoutTheKeySaysWhatItCannotSee(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	path := h.file("demo.yaml", baseEnv)
 	if code := h.run("apply", "-e", path, "--yes"); code != 0 {
@@ -500,6 +510,7 @@ func TestPlanWithoutTheKeySaysWhatItCannotSee(t *testing.T) {
 // SIGTERM (main turns it into a cancelled context); the run stops and the
 // environment lock is released all the same.
 func TestSIGTERMDuringTheGateReleasesTheLock(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	path := h.file("demo.yaml", baseEnv)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -37,6 +37,7 @@ func stepsByID(res *Result) map[string]*Step {
 }
 
 func TestDemoStepsHaveTheirExpectedOutcomes(t *testing.T) {
+	t.Parallel()
 	res, out, err := runDemo(t, Options{})
 	if err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out)
@@ -210,6 +211,7 @@ func TestDemoStepsHaveTheirExpectedOutcomes(t *testing.T) {
 // TestDemoNeverShowsTheCredentials looks for the generated Prefect API key
 // and GitHub token in the output and in every file the demo leaves.
 func TestDemoNeverShowsTheCredentials(t *testing.T) {
+	t.Parallel()
 	res, out, err := runDemo(t, Options{Verbose: true})
 	if err != nil {
 		t.Fatalf("demo failed: %v", err)
@@ -243,6 +245,7 @@ func TestDemoNeverShowsTheCredentials(t *testing.T) {
 // TestDemoFailsNamingTheStep makes the broken image healthy: the gate
 // passes, so step 4b does not roll back, and the demo says so and stops.
 func TestDemoFailsNamingTheStep(t *testing.T) {
+	t.Parallel()
 	healthy := awssim.ImageBehavior{}
 	res, out, err := runDemo(t, Options{brokenBehavior: &healthy})
 	if err == nil || !strings.Contains(err.Error(), "step 4b") {
@@ -261,6 +264,7 @@ func TestDemoFailsNamingTheStep(t *testing.T) {
 }
 
 func TestDemoCommandExitsZero(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		args []string
@@ -284,6 +288,7 @@ func TestDemoCommandExitsZero(t *testing.T) {
 }
 
 func TestInProcessTransportReachesOnlyTheSimulators(t *testing.T) {
+	t.Parallel()
 	w, err := newWorld(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

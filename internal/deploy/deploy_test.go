@@ -20,6 +20,7 @@ func mkPlan(changes ...plan.Change) *plan.Plan {
 }
 
 func TestCheckReviewed(t *testing.T) {
+	t.Parallel()
 	update := plan.Change{Address: "task_definition.worker", Action: plan.Update, Fields: []plan.FieldChange{{Path: "cpu", Before: "256", After: "512"}}}
 	update2 := plan.Change{Address: "task_definition.worker", Action: plan.Update, Fields: []plan.FieldChange{{Path: "cpu", Before: "256", After: "1024"}}}
 	replaceSG := plan.Change{Address: "security_group.worker", Action: plan.Replace, Reason: "field vpc_id cannot be changed in place"}
@@ -68,6 +69,7 @@ func TestCheckReviewed(t *testing.T) {
 }
 
 func TestExitCode(t *testing.T) {
+	t.Parallel()
 	changes := &Result{isPlan: true, detailedExitCode: true, Plan: mkPlan(plan.Change{Address: "a.b", Action: plan.Create})}
 	noChanges := &Result{isPlan: true, detailedExitCode: true, Plan: mkPlan(plan.Change{Address: "a.b", Action: plan.NoOp})}
 	notAsked := &Result{isPlan: true, Plan: changes.Plan}
@@ -98,6 +100,7 @@ func TestExitCode(t *testing.T) {
 }
 
 func TestScrubRemovesTheKey(t *testing.T) {
+	t.Parallel()
 	o := &Options{APIKey: "pnu_secret123"}
 	inner := &GateError{Gate: &plan.GateReport{Reason: "x"}}
 	err := o.scrub(fmt.Errorf("prefect said pnu_secret123 is bad: %w", inner))
@@ -113,6 +116,7 @@ func TestScrubRemovesTheKey(t *testing.T) {
 }
 
 func TestScrubReport(t *testing.T) {
+	t.Parallel()
 	key := "pnu_secret123"
 	r := &plan.Report{
 		Error: "create secret: value pnu_secret123 rejected",
@@ -132,6 +136,7 @@ func TestScrubReport(t *testing.T) {
 }
 
 func TestGateErrorSaysTheRollbackOnce(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		gate *plan.GateReport
 		want string

@@ -129,6 +129,7 @@ func (x *e2e) noLeak(res *deploy.Result, err error) {
 // it with the new revision's worker, a revision that never heartbeats is
 // rolled back (exit 3), and destroy leaves nothing behind.
 func TestDeployThroughTheGate(t *testing.T) {
+	t.Parallel()
 	x := newE2E(t)
 	ctx := context.Background()
 
@@ -178,6 +179,7 @@ func TestDeployThroughTheGate(t *testing.T) {
 }
 
 func TestBadKeyFailsPreflightWithoutAWSWrite(t *testing.T) {
+	t.Parallel()
 	x := newE2E(t)
 	o := x.options("prefecthq/prefect-aws:3.1")
 	client, err := prefect.New(x.sim.URL(), "pnu_wrongkey", prefect.WithClock(x.clk))
@@ -199,6 +201,7 @@ func TestBadKeyFailsPreflightWithoutAWSWrite(t *testing.T) {
 // TestTwoAppliesAtOnce: exactly one proceeds; the other fails fast naming
 // the holder, and changes nothing.
 func TestTwoAppliesAtOnce(t *testing.T) {
+	t.Parallel()
 	x := newE2E(t)
 	type outcome struct {
 		res *deploy.Result
@@ -269,6 +272,7 @@ func (b barrierPrefect) Preflight(ctx context.Context, env *config.Environment) 
 // what ECS rolled back to; a first deploy that crashes has nothing to roll
 // back to and says so.
 func TestCrashLoopingRevisionIsReportedWithItsStoppedTasks(t *testing.T) {
+	t.Parallel()
 	for _, first := range []bool{true, false} {
 		t.Run(fmt.Sprintf("first=%v", first), func(t *testing.T) {
 			x := newE2E(t)

@@ -197,6 +197,7 @@ func phases(log []string) []string {
 }
 
 func TestApplyFlowOrder(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		setup      func(f *flowFixture)
@@ -265,6 +266,7 @@ func TestApplyFlowOrder(t *testing.T) {
 }
 
 func TestApplyHandsTheDeploymentToTheGate(t *testing.T) {
+	t.Parallel()
 	f := newFlow(t)
 	res, err := Apply(context.Background(), f.opts)
 	if err != nil {
@@ -302,6 +304,7 @@ func TestApplyHandsTheDeploymentToTheGate(t *testing.T) {
 }
 
 func TestApplyRefusesUnreviewedReplacement(t *testing.T) {
+	t.Parallel()
 	f := newFlow(t)
 	if _, err := Apply(context.Background(), f.opts); err != nil {
 		t.Fatal(err)
@@ -351,6 +354,7 @@ func (k forceNewKind) Desired(r *resource.Resource, refs resource.Refs) resource
 }
 
 func TestCancelledApplyStillReleasesTheLock(t *testing.T) {
+	t.Parallel()
 	f := newFlow(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	f.opts.Prefect = &cancellingPrefect{prefectStub: f.prefect, cancel: cancel}
@@ -377,6 +381,7 @@ func (c *cancellingPrefect) Preflight(ctx context.Context, env *config.Environme
 }
 
 func TestDestroyFlow(t *testing.T) {
+	t.Parallel()
 	f := newFlow(t)
 	if _, err := Apply(context.Background(), f.opts); err != nil {
 		t.Fatal(err)

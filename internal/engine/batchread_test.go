@@ -81,6 +81,7 @@ func batchRes(name string, deps ...string) resource.Resource {
 // resource.BatchReader kind, desired and leftover, with one ReadAll (in
 // plan order) and no single Read; other kinds are still read one by one.
 func TestPlanReadsABatchKindWithOneReadAll(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	k := newBatchKind(f.acct)
 	f.eng.Kinds["batch"] = k
@@ -111,6 +112,7 @@ func TestPlanReadsABatchKindWithOneReadAll(t *testing.T) {
 }
 
 func TestPlanBatchReadFailures(t *testing.T) {
+	t.Parallel()
 	denied := &smithy.GenericAPIError{Code: "UnauthorizedOperation", Message: "not allowed"}
 	tests := []struct {
 		name      string

@@ -95,6 +95,7 @@ func inventory(w *awssim.World, env string) []string {
 }
 
 func TestE2EEmptyAccountPlanWritesNothing(t *testing.T) {
+	t.Parallel()
 	x := newWorld(t)
 	p := x.plan(x.env("demo"))
 	want := []string{
@@ -125,6 +126,7 @@ func TestE2EEmptyAccountPlanWritesNothing(t *testing.T) {
 }
 
 func TestE2EApplyUpdateDestroy(t *testing.T) {
+	t.Parallel()
 	x := newWorld(t)
 	env := x.env("demo")
 	rep := x.apply(env)
@@ -183,6 +185,7 @@ func TestE2EApplyUpdateDestroy(t *testing.T) {
 // TestE2ECrashAfterEveryWrite kills the run after its k-th write for every k,
 // then runs again from scratch: every run converges, with no duplicates.
 func TestE2ECrashAfterEveryWrite(t *testing.T) {
+	t.Parallel()
 	clean := newWorld(t)
 	clean.apply(clean.env("demo"))
 	n := len(clean.writes())
@@ -211,6 +214,7 @@ func TestE2ECrashAfterEveryWrite(t *testing.T) {
 // scaling policy and target (they would keep resizing the service), and a
 // destroy from such a file still removes ones left behind.
 func TestE2EAutoscalingTurnedOff(t *testing.T) {
+	t.Parallel()
 	x := newWorld(t)
 	x.apply(x.env("demo"))
 	off := x.env("demo", "  autoscaling: { min: 1, max: 3, target_cpu_percent: 70 }\n", "")
@@ -235,6 +239,7 @@ func TestE2EAutoscalingTurnedOff(t *testing.T) {
 // TestE2EDestroyCrashAfterEveryWrite kills a destroy after its k-th write
 // for every k; a fresh destroy finishes the job.
 func TestE2EDestroyCrashAfterEveryWrite(t *testing.T) {
+	t.Parallel()
 	clean := newWorld(t)
 	clean.apply(clean.env("demo"))
 	clean.w.ResetCalls()
@@ -258,6 +263,7 @@ func TestE2EDestroyCrashAfterEveryWrite(t *testing.T) {
 // TestE2EOwnSecurityGroupsGiven: a file that switches to its own security
 // groups moves the service onto them, then deletes the worker group.
 func TestE2EOwnSecurityGroupsGiven(t *testing.T) {
+	t.Parallel()
 	x := newWorld(t)
 	x.apply(x.env("demo"))
 	out, err := awsapi.New(x.w.Config()).EC2.CreateSecurityGroup(context.Background(), &ec2.CreateSecurityGroupInput{
@@ -284,6 +290,7 @@ func TestE2EOwnSecurityGroupsGiven(t *testing.T) {
 }
 
 func TestE2EThrottledCallsStillSucceed(t *testing.T) {
+	t.Parallel()
 	x := newWorld(t)
 	env := x.env("demo")
 	x.w.SetFaults(awssim.Faults{ThrottleFraction: 0.3, Seed: 42})
@@ -303,6 +310,7 @@ func TestE2EThrottledCallsStillSucceed(t *testing.T) {
 }
 
 func TestE2EOtherAccountIsRefused(t *testing.T) {
+	t.Parallel()
 	x := newWorld(t)
 	env := x.env("demo", `account_id: "123456789012"`, `account_id: "210987654321"`,
 		"arn:aws:iam::123456789012:", "arn:aws:iam::210987654321:")
@@ -317,6 +325,7 @@ func TestE2EOtherAccountIsRefused(t *testing.T) {
 }
 
 func TestE2EKeyAppearsInNoOutput(t *testing.T) {
+	t.Parallel()
 	x := newWorld(t)
 	env := x.env("demo")
 	var outputs []string
@@ -404,6 +413,7 @@ func BenchmarkPlanEmptyAccount(b *testing.B) {
 // TestE2ENoCredentialsSaysWhatToDo: with no credentials in the SDK's chain,
 // the plan says how to provide them instead of only the chain's errors.
 func TestE2ENoCredentialsSaysWhatToDo(t *testing.T) {
+	t.Parallel()
 	x := newWorld(t)
 	none := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 		return aws.Credentials{}, errors.New("failed to refresh cached credentials, no EC2 IMDS role found")

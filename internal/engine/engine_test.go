@@ -27,6 +27,7 @@ func diamond() []resource.Resource {
 }
 
 func TestPlanOrderIsTopologicalAndDeterministic(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	p1 := f.plan(t, diamond())
 	want := []string{"+ fake.net", "+ fake.logs", "+ fake.roles", "+ fake.svc", "+ fake.zeta"}
@@ -56,6 +57,7 @@ func TestPlanOrderIsTopologicalAndDeterministic(t *testing.T) {
 }
 
 func TestPlanErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		rs      []resource.Resource
@@ -109,6 +111,7 @@ func TestPlanErrors(t *testing.T) {
 }
 
 func TestApplyRunsDependenciesFirstAndConverges(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	rep := f.apply(t, diamond())
 	if rep.Status != plan.StatusSucceeded || len(rep.Steps) != 5 {
@@ -137,6 +140,7 @@ func TestApplyRunsDependenciesFirstAndConverges(t *testing.T) {
 }
 
 func TestApplyRunsIndependentStepsConcurrently(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		concurrency int
@@ -165,6 +169,7 @@ func TestApplyRunsIndependentStepsConcurrently(t *testing.T) {
 }
 
 func TestFailedStepSkipsDependents(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.acct.fail["create fake.logs"] = errors.New("boom")
 	_, err := f.eng.Apply(context.Background(), f.plan(t, diamond()))
@@ -183,6 +188,7 @@ func TestFailedStepSkipsDependents(t *testing.T) {
 }
 
 func TestFailedStepReport(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.acct.fail["create fake.logs"] = errors.New("boom")
 	rep, _ := f.eng.Apply(context.Background(), f.plan(t, diamond()))
@@ -207,6 +213,7 @@ func TestFailedStepReport(t *testing.T) {
 }
 
 func TestReplacementDeletesThenCreatesAndMarksDependents(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	rs := diamond()
 	f.apply(t, rs)
@@ -253,6 +260,7 @@ func TestReplacementDeletesThenCreatesAndMarksDependents(t *testing.T) {
 }
 
 func TestUpdateWithNewOutputsUpdatesDependents(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"fake_taskdef", "fake"} {
 		t.Run(kind, func(t *testing.T) {
 			f := newFixture(t)
@@ -292,6 +300,7 @@ func TestUpdateWithNewOutputsUpdatesDependents(t *testing.T) {
 }
 
 func TestConflictIsPlannedAndRefused(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.acct.objs["fake.logs"] = &fakeObj{id: "logs-x", attrs: map[string]string{"retention": "30"}, ours: false}
 	p := f.plan(t, diamond())
@@ -318,6 +327,7 @@ func TestConflictIsPlannedAndRefused(t *testing.T) {
 }
 
 func TestSensitiveFieldsShowNoValues(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	mk := func(key string) []resource.Resource {
 		r := res("secret", map[string]string{"value_digest": key, "name": "s"})
@@ -338,6 +348,7 @@ func TestSensitiveFieldsShowNoValues(t *testing.T) {
 }
 
 func TestFingerprintIsStableAndFollowsTheChange(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.plan(t, diamond()).Plan.Fingerprint
 	b := f.plan(t, diamond()).Plan.Fingerprint
@@ -355,6 +366,7 @@ func TestFingerprintIsStableAndFollowsTheChange(t *testing.T) {
 }
 
 func TestThrottledStepIsRetriedWholeAfterReading(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.acct.throttle["create fake.net"] = 3
 	rep := f.apply(t, diamond())
@@ -373,6 +385,7 @@ func TestThrottledStepIsRetriedWholeAfterReading(t *testing.T) {
 }
 
 func TestThrottleBudgetRunsOut(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.eng.Budget = 0.05 // 6s of throttle retries
 	f.acct.throttle["create fake.zeta"] = 100
@@ -383,6 +396,7 @@ func TestThrottleBudgetRunsOut(t *testing.T) {
 }
 
 func TestDestroyInReverseOrder(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.apply(t, diamond())
 	before := len(f.acct.writes())
@@ -416,6 +430,7 @@ func TestDestroyInReverseOrder(t *testing.T) {
 }
 
 func TestDestroyFailureSkipsWhatItUses(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.apply(t, diamond())
 	f.acct.fail["delete fake.svc"] = errors.New("in use")
@@ -433,6 +448,7 @@ func TestDestroyFailureSkipsWhatItUses(t *testing.T) {
 }
 
 func TestDestroyRefusesProtectedEnvironment(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.apply(t, diamond())
 	f.env.Protect = true
@@ -452,6 +468,7 @@ func TestDestroyRefusesProtectedEnvironment(t *testing.T) {
 }
 
 func TestProgressCarriesElapsedTime(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.apply(t, []resource.Resource{res("a", nil)})
 	want := []string{"fake.a: creating…", "fake.a: created (0s)"}
@@ -461,6 +478,7 @@ func TestProgressCarriesElapsedTime(t *testing.T) {
 }
 
 func TestCancelledApplyStartsNothing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	p := f.plan(t, diamond())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -475,6 +493,7 @@ func TestCancelledApplyStartsNothing(t *testing.T) {
 }
 
 func TestResourcesNoLongerAskedForAreDeletedFirst(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	rs := diamond()
 	extra := res("scaler", nil, "fake.svc")
@@ -507,6 +526,7 @@ func TestResourcesNoLongerAskedForAreDeletedFirst(t *testing.T) {
 }
 
 func TestUnreadableLeftoverIsANoteNotAFailure(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	extra := res("scaler", nil, "fake.svc")
 	extra.Kind = "unreadable"
@@ -533,6 +553,7 @@ func (unreadableKind) Read(context.Context, *resource.Ctx, *resource.Resource) (
 }
 
 func TestLeftoverStillInUseGoesAfterItsUsersMoveOff(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	sg := res("sg", map[string]string{"name": "worker-sg"})
 	svc := res("svc", nil, "fake.sg")

@@ -17,6 +17,7 @@ import (
 // exactly those two drifts on iam_role.task, the apply removes both and
 // touches nothing else, and the plan after it has no changes.
 func TestE2EHandMadeRolePoliciesAreRemoved(t *testing.T) {
+	t.Parallel()
 	const adminPolicy = "arn:aws:iam::aws:policy/AdministratorAccess"
 	ctx := context.Background()
 	x := newWorld(t)

@@ -30,6 +30,7 @@ func (x *netE2E) ec2Calls() map[string]int {
 // NAT gateways the stack and its leftovers (another nat or zone setting)
 // have; the VPC's two DNS attributes take one call each once it exists.
 func TestPlanReadsEachEC2TypeOnce(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		nat, azs string
 		applied  bool
@@ -74,6 +75,7 @@ func TestPlanReadsEachEC2TypeOnce(t *testing.T) {
 // ours is the one planned (no change); under a leftover's name, left alone
 // (an apply deletes only what is ours, a destroy notes it).
 func TestPlanFindsSameNameResourcesWithoutOurTags(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name          string
 		applied       bool

@@ -94,6 +94,7 @@ func netExpected(nat string, azs int) []string {
 }
 
 func TestE2EManagedNetworkLifecycle(t *testing.T) {
+	t.Parallel()
 	for _, nat := range []string{"none", "single", "per-az"} {
 		t.Run(nat, func(t *testing.T) {
 			x := newNetE2E(t)
@@ -157,6 +158,7 @@ func netChange(p *plan.Plan, address string) *plan.Change {
 }
 
 func TestE2EManagedNATAddedLater(t *testing.T) {
+	t.Parallel()
 	x := newNetE2E(t)
 	x.apply(x.env("net", "none", "2"))
 	env2 := x.env("net", "single", "2")
@@ -193,6 +195,7 @@ func netCounts(w *awssim.World) map[string]int {
 // dies after each of its writes in turn; a re-run converges with exactly one
 // VPC, NAT gateway and Elastic IP, and nothing else than a clean apply makes.
 func TestE2EManagedCrashAfterEveryWrite(t *testing.T) {
+	t.Parallel()
 	clean := newNetE2E(t)
 	env := clean.env("net", "single", "2")
 	clean.apply(env)
@@ -219,6 +222,7 @@ func TestE2EManagedCrashAfterEveryWrite(t *testing.T) {
 // TestE2EManagedDestroyCrashAfterEveryWrite: a destroy dies after each of
 // its writes in turn; a re-run finishes it and leaves nothing.
 func TestE2EManagedDestroyCrashAfterEveryWrite(t *testing.T) {
+	t.Parallel()
 	probe := newNetE2E(t)
 	env := probe.env("net", "single", "2")
 	probe.apply(env)
@@ -239,6 +243,7 @@ func TestE2EManagedDestroyCrashAfterEveryWrite(t *testing.T) {
 }
 
 func TestE2EManagedThrottledAndLingeringENIs(t *testing.T) {
+	t.Parallel()
 	// Task ENIs that outlive their tasks far longer than the security
 	// group's 15-minute delete budget (docs/research/aws-ecs.md §5).
 	x := newNetE2E(t, awssim.WithTimings(func(t *awssim.Timings) { t.ENILinger = 6 * time.Hour }))
@@ -269,6 +274,7 @@ func TestE2EManagedThrottledAndLingeringENIs(t *testing.T) {
 	x.wantNone("left after the re-run", netLeft(x.w, "net"))
 }
 func TestE2EManagedCIDRChangeReplacesNetworkAndService(t *testing.T) {
+	t.Parallel()
 	x := newNetE2E(t)
 	x.apply(x.env("net", "none", "2"))
 	env2 := x.env("net", "none", "2", "cidr: 10.20.0.0/16", "cidr: 10.30.0.0/16")
@@ -292,6 +298,7 @@ func TestE2EManagedCIDRChangeReplacesNetworkAndService(t *testing.T) {
 }
 
 func TestE2EManagedNATRemovedLater(t *testing.T) {
+	t.Parallel()
 	x := newNetE2E(t)
 	x.apply(x.env("net", "single", "2"))
 	env2 := x.env("net", "none", "2")

@@ -21,6 +21,7 @@ import (
 // change; reading ingress costs no call beyond the DescribeSecurityGroups
 // the group's Read already makes.
 func TestE2EWorkerSecurityGroupIngressDrift(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		perms  []ec2types.IpPermission

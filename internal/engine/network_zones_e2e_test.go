@@ -53,6 +53,7 @@ func (x *netE2E) netSubnetZones(env string) []string {
 // plan naming the region, its zones and the file's field, before any
 // write; a destroy needs no zones and is not blocked by that.
 func TestE2EManagedZonesComeFromAWS(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		nat  string
 		want []string

@@ -10,6 +10,7 @@ import (
 // steps; they are never quietly skipped (which once let an apply that did
 // nothing report success).
 func TestWalkDeadlockFails(t *testing.T) {
+	t.Parallel()
 	ran := false
 	run := func(context.Context) error { ran = true; return nil }
 	steps := []*step{

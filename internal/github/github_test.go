@@ -65,6 +65,7 @@ func body(env, fp, text string) string {
 }
 
 func TestUpsertComment(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	tests := []struct {
 		name       string
@@ -131,6 +132,7 @@ func TestUpsertComment(t *testing.T) {
 }
 
 func TestUpsertCommentEnvironmentsAreSeparate(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	for _, env := range []string{"staging", "prod", "staging"} {
@@ -161,6 +163,7 @@ func (r *raceTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func TestUpsertCommentRaceLeavesOneComment(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	var sim *githubsim.Server
 	rt := &raceTransport{base: http.DefaultTransport}
@@ -186,6 +189,7 @@ func TestUpsertCommentRaceLeavesOneComment(t *testing.T) {
 }
 
 func TestUpsertCommentCutsOversizedBodyOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	var b strings.Builder
@@ -220,6 +224,7 @@ func TestUpsertCommentCutsOversizedBodyOnce(t *testing.T) {
 }
 
 func TestRateLimitsAreWaitedOut(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	tests := []struct {
 		name     string
@@ -257,6 +262,7 @@ func TestRateLimitsAreWaitedOut(t *testing.T) {
 }
 
 func TestCommentOfAnotherIdentity(t *testing.T) {
+	t.Parallel()
 	// The comment was written by another bot account (the workflow moved
 	// from GITHUB_TOKEN to a GitHub App): GitHub refuses the edit (403,
 	// not retried); a new comment is posted and is the one used from then on.
@@ -291,6 +297,7 @@ func TestCommentOfAnotherIdentity(t *testing.T) {
 }
 
 func TestReviewedFingerprint(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	if _, ok, err := f.client.ReviewedFingerprint(ctx, owner, name, pr, "staging"); err != nil || ok {
@@ -310,6 +317,7 @@ func TestReviewedFingerprint(t *testing.T) {
 }
 
 func TestEnterpriseAndAppAuth(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -339,6 +347,7 @@ func TestEnterpriseAndAppAuth(t *testing.T) {
 }
 
 func TestChangedFiles(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	files := func(n int) []githubsim.File {
@@ -382,6 +391,7 @@ func TestChangedFiles(t *testing.T) {
 }
 
 func TestMergedPullRequest(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	f.sim.AddPull(repo, &githubsim.Pull{Number: 7, State: "closed", HeadSHA: "h7", Commits: []string{"m1"}})
@@ -396,6 +406,7 @@ func TestMergedPullRequest(t *testing.T) {
 }
 
 func TestDeployments(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	// GitHub's defaults would answer 202 or 409 here; deploybot's explicit
@@ -442,6 +453,7 @@ func TestDeployments(t *testing.T) {
 }
 
 func TestDriftIssues(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	url, created, err := f.client.UpsertDriftIssue(ctx, owner, name, "staging", "Drift in staging", "2 to change")
@@ -471,6 +483,7 @@ func TestDriftIssues(t *testing.T) {
 }
 
 func TestCutBody(t *testing.T) {
+	t.Parallel()
 	long := func(unit string, n int) string { return strings.Repeat(unit, n) }
 	tests := []struct {
 		name  string

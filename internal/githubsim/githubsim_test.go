@@ -30,6 +30,7 @@ func get(t *testing.T, url, auth string) (*http.Response, string) {
 }
 
 func TestOIDCClaims(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		oidc    githubsim.OIDC
@@ -76,6 +77,7 @@ func TestOIDCClaims(t *testing.T) {
 }
 
 func TestCommentsPaginationAndLimit(t *testing.T) {
+	t.Parallel()
 	s := githubsim.New(clock.NewVirtual(time.Unix(1_800_000_000, 0)), "tok")
 	defer s.Close()
 	s.AddRepo("o", "r", "main")

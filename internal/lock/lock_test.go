@@ -29,6 +29,7 @@ var (
 )
 
 func TestTwoAcquirersExactlyOneWins(t *testing.T) {
+	t.Parallel()
 	for round := 0; round < 20; round++ {
 		w, c, clk := newSSM(t)
 		holders := []Holder{alice, ci}
@@ -73,6 +74,7 @@ func TestTwoAcquirersExactlyOneWins(t *testing.T) {
 }
 
 func TestReleaseThenAcquireAgain(t *testing.T) {
+	t.Parallel()
 	w, c, clk := newSSM(t)
 	ctx := context.Background()
 	l, err := Acquire(ctx, c, clk, "staging", alice, time.Hour)
@@ -103,6 +105,7 @@ func TestReleaseThenAcquireAgain(t *testing.T) {
 }
 
 func TestExpiredLeaseIsReportedStaleNotTaken(t *testing.T) {
+	t.Parallel()
 	_, c, clk := newSSM(t)
 	ctx := context.Background()
 	if _, err := Acquire(ctx, c, clk, "staging", ci, 30*time.Minute); err != nil {
@@ -126,6 +129,7 @@ func TestExpiredLeaseIsReportedStaleNotTaken(t *testing.T) {
 }
 
 func TestBreakAndReleaseOfABrokenLease(t *testing.T) {
+	t.Parallel()
 	_, c, clk := newSSM(t)
 	ctx := context.Background()
 	stuck, err := Acquire(ctx, c, clk, "staging", ci, time.Hour)
@@ -161,6 +165,7 @@ func TestBreakAndReleaseOfABrokenLease(t *testing.T) {
 }
 
 func TestRenewExtendsExpiry(t *testing.T) {
+	t.Parallel()
 	_, c, clk := newSSM(t)
 	ctx := context.Background()
 	l, err := Acquire(ctx, c, clk, "staging", ci, 10*time.Minute)
@@ -180,6 +185,7 @@ func TestRenewExtendsExpiry(t *testing.T) {
 }
 
 func TestForeignValueIsHeldButNotParsed(t *testing.T) {
+	t.Parallel()
 	_, c, clk := newSSM(t)
 	ctx := context.Background()
 	if _, err := c.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(ParameterName("staging")), Value: aws.String("someone's note")}); err != nil {
@@ -196,6 +202,7 @@ func TestForeignValueIsHeldButNotParsed(t *testing.T) {
 }
 
 func TestHolderFromEnv(t *testing.T) {
+	t.Parallel()
 	gh := map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "123", "GITHUB_REPOSITORY": "acme/infra",
 		"GITHUB_SERVER_URL": "https://github.com", "GITHUB_ACTOR": "octocat", "GITHUB_RUN_ATTEMPT": "2"}
 	got := HolderFromEnv("apply", func(k string) string { return gh[k] })

@@ -25,6 +25,7 @@ const (
 )
 
 func TestNew(t *testing.T) {
+	t.Parallel()
 	cloudURL := "https://api.prefect.cloud/api/accounts/" + acct + "/workspaces/" + ws
 	tests := []struct {
 		name    string
@@ -78,6 +79,7 @@ func TestNew(t *testing.T) {
 
 // TestExactlyOneAuthScheme captures what goes on the wire.
 func TestExactlyOneAuthScheme(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var got []http.Header
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
@@ -130,6 +132,7 @@ func TestExactlyOneAuthScheme(t *testing.T) {
 // TestRetries: 429 and 503 are retried after Retry-After (seconds or HTTP
 // date) on the clock, a bounded number of times.
 func TestRetries(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		status     int
@@ -181,6 +184,7 @@ func secs(v string) func(time.Time) string { return func(time.Time) string { ret
 
 // TestErrorsSayWhatFailed: which call, and what Prefect answered.
 func TestErrorsSayWhatFailed(t *testing.T) {
+	t.Parallel()
 	clk := clock.NewVirtual(t0)
 	sim := prefectsim.New(nil, prefectsim.WithClock(clk), prefectsim.WithKey(testKey))
 	defer sim.Close()
@@ -225,6 +229,7 @@ func TestErrorsSayWhatFailed(t *testing.T) {
 }
 
 func TestRequestTimeout(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	defer srv.Close()
 	c, err := New(srv.URL+"/api", "", WithRequestTimeout(time.Millisecond), WithMaxRetries(0), WithClock(clock.NewVirtual(t0)))
@@ -238,6 +243,7 @@ func TestRequestTimeout(t *testing.T) {
 }
 
 func TestReadWorkersPages(t *testing.T) {
+	t.Parallel()
 	clk := clock.NewVirtual(t0)
 	sim := prefectsim.New(nil, prefectsim.WithClock(clk), prefectsim.WithKey(testKey))
 	defer sim.Close()
@@ -264,6 +270,7 @@ func TestReadWorkersPages(t *testing.T) {
 }
 
 func TestWorkerSteady(t *testing.T) {
+	t.Parallel()
 	at := func(d time.Duration) *time.Time { x := t0.Add(d); return &x }
 	tests := []struct {
 		name string
@@ -285,6 +292,7 @@ func TestWorkerSteady(t *testing.T) {
 }
 
 func TestWorkerFreshness(t *testing.T) {
+	t.Parallel()
 	iv := func(n int) *int { return &n }
 	at := func(d time.Duration) *time.Time { x := t0.Add(-d); return &x }
 	tests := []struct {
@@ -311,6 +319,7 @@ func TestWorkerFreshness(t *testing.T) {
 // looks for the key (and a basic-auth password) in everything deploybot could
 // print: errors, progress, the report as JSON, and the simulator's request log.
 func TestKeyAppearsInNoOutput(t *testing.T) {
+	t.Parallel()
 	badKey := fakekey.Prefect("Wrong")
 	var out strings.Builder
 	ctx := context.Background()
@@ -356,6 +365,7 @@ func TestKeyAppearsInNoOutput(t *testing.T) {
 
 // TestRedact covers text that comes from elsewhere (a server echoing a body).
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		rw.WriteHeader(http.StatusBadRequest)

@@ -137,6 +137,7 @@ func heartbeat(t *testing.T, sim *prefectsim.Server, name string) {
 }
 
 func TestGate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		opts scenarioOpts
@@ -293,6 +294,7 @@ func mustClient(t *testing.T, s *scenario) *Client {
 }
 
 func TestGateProgressSaysWhatItSees(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t, scenarioOpts{behavior: prefectsim.ImageBehavior{NoHeartbeat: true}})
 	s.gate(t)
 	first := s.progress[0]
@@ -312,6 +314,7 @@ func TestGateProgressSaysWhatItSees(t *testing.T) {
 }
 
 func TestGatePrunesOfflineWorkersOfOlderRevisions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		prune  *bool
@@ -377,6 +380,7 @@ func newScenarioOn(t *testing.T, clk *clock.Virtual, sim *prefectsim.Server) *sc
 // asserts the bound: Prefect Cloud's lowest plan allows 625 API requests per
 // minute (ref §2.4); the gate must use at most 2 % of it.
 func TestGatePollingStaysFarInsideCloudRateLimit(t *testing.T) {
+	t.Parallel()
 	const hobbyLimit = 625
 	const bound = hobbyLimit * 2 / 100 // 12 requests/minute
 	tests := []struct {
@@ -416,6 +420,7 @@ func TestGatePollingStaysFarInsideCloudRateLimit(t *testing.T) {
 }
 
 func TestGateHonoursRetryAfterWhilePolling(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t, scenarioOpts{})
 	s.sim.InjectFault(http.StatusTooManyRequests, "7", 2)
 	before := s.clk.Now()
@@ -444,6 +449,7 @@ func TestGateHonoursRetryAfterWhilePolling(t *testing.T) {
 }
 
 func TestGateCouldNotRun(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		mutate func(*scenario)
@@ -474,6 +480,7 @@ func TestGateCouldNotRun(t *testing.T) {
 // TestGateReportGolden pins the report of the crash-loop scenario, the one a
 // user reads most carefully. Run with -update to rewrite.
 func TestGateReportGolden(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t, scenarioOpts{behavior: prefectsim.ImageBehavior{CrashAfter: 5 * time.Second, ExitCode: 1}})
 	rep := s.gate(t)
 	rep.WorkPoolURL = strings.Replace(rep.WorkPoolURL, hostOf(s.sim.URL()), "http://prefect.sim", 1)

@@ -13,6 +13,7 @@ import (
 )
 
 func TestPreflight(t *testing.T) {
+	t.Parallel()
 	type setup struct {
 		pool, typ   string // "" pool: none
 		paused      bool
@@ -138,6 +139,7 @@ func TestPreflight(t *testing.T) {
 // TestBadKeyFailsPreflightBeforeAnyAWSWrite follows the apply order: the
 // preflight runs before the first AWS call, so a bad key costs no AWS write.
 func TestBadKeyFailsPreflightBeforeAnyAWSWrite(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t, scenarioOpts{})
 	s.ecs.mu.Lock()
 	s.ecs.calls, s.ecs.writes = nil, 0

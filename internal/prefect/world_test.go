@@ -63,6 +63,7 @@ func (f *worldFixture) writes() []string {
 // account: real ECS deployments, circuit breaker, stopped tasks and the
 // service deployments API, through the real SDK client.
 func TestGateAgainstTheECSSimulator(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		image       string
@@ -163,6 +164,7 @@ func TestGateAgainstTheECSSimulator(t *testing.T) {
 // TestBadKeyFailsPreflightWithNoAWSWrite on the simulated account: the world's
 // call log shows no write after the preflight refused the key.
 func TestBadKeyFailsPreflightWithNoAWSWrite(t *testing.T) {
+	t.Parallel()
 	f := newWorldFixture(t, testKey)
 	f.w.ResetCalls()
 	c, _ := New(f.sim.URL(), "pnu_expiredKey000", WithClock(f.clk))

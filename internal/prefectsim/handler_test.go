@@ -12,6 +12,7 @@ import (
 // TestHandlerServesInProcess: the handler answers like the listener,
 // including auth, without any connection.
 func TestHandlerServesInProcess(t *testing.T) {
+	t.Parallel()
 	s := New(nil, WithClock(clock.NewVirtual(time.Unix(0, 0))), WithKey("pnu_valid"))
 	defer s.Close()
 	tests := []struct {

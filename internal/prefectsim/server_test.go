@@ -82,6 +82,7 @@ func (f *fixture) do(t *testing.T, r req) (int, http.Header, string) {
 // TestRejectsWhatPrefectRejects: status codes and bodies for what a real
 // Prefect server refuses.
 func TestRejectsWhatPrefectRejects(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, WithAuthString("admin:pw"))
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:pw"))
 	tests := []struct {
@@ -183,6 +184,7 @@ func workerTask(host string, started time.Time) Task {
 // started until it stopped; ONLINE while the last one is younger than 90 s
 // (ref §1.4); the pool READY while a worker is ONLINE.
 func TestWorkerLifecycle(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	task := workerTask("ip-10-0-1-5", t0.Add(10*time.Second))
 	task.Env["PREFECT_API_URL"] = f.s.URL() + "/"
@@ -236,6 +238,7 @@ func TestWorkerLifecycle(t *testing.T) {
 // TestBrokenTasksNeverHeartbeat: a wrong key, URL or network, or an image
 // that never gets there, leaves no worker row.
 func TestBrokenTasksNeverHeartbeat(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		mutate func(*Task, *Server)
@@ -269,6 +272,7 @@ func TestBrokenTasksNeverHeartbeat(t *testing.T) {
 }
 
 func TestSelfHostedWorkersNeedTheAuthString(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, WithAuthString("admin:pw"))
 	good := workerTask("ip-1", t0)
 	good.Env["PREFECT_API_URL"] = f.s.SelfHostedURL()
@@ -284,6 +288,7 @@ func TestSelfHostedWorkersNeedTheAuthString(t *testing.T) {
 }
 
 func TestHeartbeatIntoMissingPoolCreatesIt(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	task := workerTask("ip-1", t0)
 	task.Env["PREFECT_API_URL"] = f.s.URL()
@@ -299,6 +304,7 @@ func TestHeartbeatIntoMissingPoolCreatesIt(t *testing.T) {
 // TestDeletedWorkerComesBackOnlyWithNewHeartbeats (ref §1.4: DELETE removes
 // the row; a live worker's next heartbeat upserts it again).
 func TestDeletedWorkerComesBackOnlyWithNewHeartbeats(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	task := workerTask("ip-1", t0)
 	task.Env["PREFECT_API_URL"] = f.s.URL()
@@ -325,6 +331,7 @@ func TestDeletedWorkerComesBackOnlyWithNewHeartbeats(t *testing.T) {
 }
 
 func TestFilterSemantics(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	for _, n := range []string{"old-1", "old-2"} {
 		f.do(t, req{method: "POST", path: "/work_pools/ecs-pool/workers/heartbeat", body: `{"name":"` + n + `"}`})
@@ -367,6 +374,7 @@ func TestFilterSemantics(t *testing.T) {
 // against WorkerResponse and WorkPoolResponse in the reference schema (a copy
 // in testdata), required fields included.
 func TestResponsesFollowTheOpenAPI(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("testdata/schemas-core.json")
 	if err != nil {
 		t.Fatal(err)
@@ -436,6 +444,7 @@ func TestResponsesFollowTheOpenAPI(t *testing.T) {
 }
 
 func TestFaultsAndRateLimit(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.s.InjectFault(503, "3", 1)
 	f.s.InjectFault(429, "", 1)
@@ -472,6 +481,7 @@ func TestFaultsAndRateLimit(t *testing.T) {
 }
 
 func TestMaxRequestsPerMinuteIsASlidingWindow(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	// 4 requests at :50 and 4 at 1:10: two fixed minutes of 4, one sliding 60 s of 8
 	f.clk.Advance(50 * time.Second)

@@ -17,6 +17,7 @@ import (
 // Update deletes and detaches exactly those, leaving ours alone unless its
 // document differs.
 func TestRoleHandMadePoliciesAreDrift(t *testing.T) {
+	t.Parallel()
 	const admin = "arn:aws:iam::aws:policy/AdministratorAccess"
 	const star = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`
 	for _, tc := range []struct {

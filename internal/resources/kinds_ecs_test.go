@@ -45,6 +45,7 @@ func (c *computeWorld) redeploy(st *stack.Stack) (resource.Outputs, error) {
 }
 
 func TestServiceDeployments(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		edit       func(e *config.Environment)
@@ -118,6 +119,7 @@ func TestServiceDeployments(t *testing.T) {
 // TestTaskDefinitionReadsTheRevisionInUse: a newer revision registered
 // outside deploybot does not hide what the service runs (ecspresso PR #218).
 func TestTaskDefinitionReadsTheRevisionInUse(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c := newComputeWorld(t, computeKey, noAutoscaling)
 	c.applyAll()
@@ -142,6 +144,7 @@ func TestTaskDefinitionReadsTheRevisionInUse(t *testing.T) {
 // TestDestroyLeavesNothing deletes the stack in reverse order and checks
 // that no revision, task or tagged resource of the environment remains.
 func TestDestroyLeavesNothing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c := newComputeWorld(t, computeKey, noAutoscaling)
 	c.applyAll()
@@ -188,6 +191,7 @@ func mustBuild(t *testing.T, env *config.Environment, image string) *stack.Stack
 // (docs/research/aws-ecs.md §4.1); the create fails with the stopped tasks'
 // reasons instead of reporting success.
 func TestFirstDeployFailure(t *testing.T) {
+	t.Parallel()
 	c := newComputeWorld(t, computeKey, noAutoscaling, func(e *config.Environment) {
 		e.Worker.Image = "example/does-not-exist:1"
 	})
@@ -239,6 +243,7 @@ func TestDeploymentPollsSlowerInCI(t *testing.T) {
 // TestBudgetRunsOut: DeleteCluster retries ClusterContainsServices within
 // its budget (docs/research/aws-ecs.md §5), and says so when the budget is gone.
 func TestBudgetRunsOut(t *testing.T) {
+	t.Parallel()
 	c := newComputeWorld(t, computeKey, noAutoscaling)
 	c.ensure(stack.AddrService)
 	c.x.Budget = 0.01 // 10 minutes → 6 s
@@ -252,6 +257,7 @@ func TestBudgetRunsOut(t *testing.T) {
 // finds the service DRAINING, which cannot be updated: the plan replaces it,
 // and the delete waits until it is gone before the create.
 func TestRecreateWhileDraining(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c := newComputeWorld(t, computeKey, noAutoscaling)
 	c.ensure(stack.AddrService)

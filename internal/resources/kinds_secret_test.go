@@ -12,6 +12,7 @@ import (
 // is ignored and the stage must be moved back explicitly, or the plan would
 // show the change forever.
 func TestSecretBackToAnEarlierKey(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c := newComputeWorld(t, computeKey)
 	r := c.res(stack.AddrSecret)

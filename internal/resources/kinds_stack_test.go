@@ -18,6 +18,7 @@ import (
 )
 
 func TestLifecycleECSCloudMapAutoscaling(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []lifecycleCase{
 		{address: stack.AddrCluster, change: func(r *resource.Resource) {
 			s := *r.Spec.(*stack.ClusterSpec)
@@ -60,6 +61,7 @@ func TestLifecycleECSCloudMapAutoscaling(t *testing.T) {
 }
 
 func TestPlanAfterApplyIsEmpty(t *testing.T) {
+	t.Parallel()
 	c := newComputeWorld(t, computeKey)
 	c.applyAll()
 	lives := c.readAll()
@@ -86,6 +88,7 @@ func TestPlanAfterApplyIsEmpty(t *testing.T) {
 // TestNoChangePlanCallCount counts the AWS calls of reading the whole
 // existing-mode stack with nothing to change (issue 2: at most 25).
 func TestNoChangePlanCallCount(t *testing.T) {
+	t.Parallel()
 	c := newComputeWorld(t, computeKey)
 	c.applyAll()
 	c.w.ResetCalls()
@@ -128,6 +131,7 @@ func TestNoChangePlanCallCount(t *testing.T) {
 // looks for the key in every attr, output, progress line, error and in the
 // JSON of the stack.
 func TestKeyNeverAppears(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c := newComputeWorld(t, computeKey)
 	c.applyAll()

@@ -253,6 +253,7 @@ func setTags(r *resource.Resource) {
 var tagChangePaths = []string{"tags.cost-center", "tags.team"}
 
 func TestLifecycleLogsIAMSecrets(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []lifecycleCase{
 		{address: stack.AddrLogGroup, change: func(r *resource.Resource) {
 			s := *r.Spec.(*stack.LogGroupSpec)
@@ -288,6 +289,7 @@ func TestLifecycleLogsIAMSecrets(t *testing.T) {
 // TestNotOursIsAConflict: a resource under our name without our
 // environment tag is found but not Ours, and a create does not take it over.
 func TestNotOursIsAConflict(t *testing.T) {
+	t.Parallel()
 	for _, address := range conflictAddresses {
 		t.Run(address, func(t *testing.T) {
 			c := newComputeWorld(t, computeKey)
@@ -319,6 +321,7 @@ func TestNotOursIsAConflict(t *testing.T) {
 }
 
 func TestSecretRestoredAfterDeleteWithRecoveryWindow(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
@@ -372,6 +375,7 @@ func TestSecretRestoredAfterDeleteWithRecoveryWindow(t *testing.T) {
 }
 
 func TestSecretWithoutKey(t *testing.T) {
+	t.Parallel()
 	c := newComputeWorld(t, computeKey)
 	withKey := c.res(stack.AddrSecret)
 	if _, err := (SecretKind{}).Create(context.Background(), c.x, withKey, nil); err != nil {

@@ -10,6 +10,7 @@ import (
 )
 
 func TestCanonicalPolicy(t *testing.T) {
+	t.Parallel()
 	ours := `{"Version":"2012-10-17","Statement":[{"Sid":"A","Effect":"Allow","Action":["s3:Get","ecs:RunTask"],"Resource":["*"]},{"Effect":"Allow","Principal":{"Service":["ecs-tasks.amazonaws.com"]},"Action":["sts:AssumeRole"],"Condition":{"StringEquals":{"aws:SourceAccount":["1"]}}}]}`
 	want := canonicalPolicy(ours)
 	for _, tc := range []struct {
@@ -33,6 +34,7 @@ func TestCanonicalPolicy(t *testing.T) {
 }
 
 func TestFargateUnits(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{"256": "256", "0.25 vCPU": "256", "1 vCPU": "1024", "1 GB": "1024", "2GB": "2048", "512": "512"} {
 		if got := fargateUnits(in); got != want {
 			t.Errorf("fargateUnits(%q) = %q, want %q", in, got, want)
@@ -41,6 +43,7 @@ func TestFargateUnits(t *testing.T) {
 }
 
 func TestFamilyOf(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-staging-worker:7": "deploybot-staging-worker",
 		"deploybot-staging-worker:7": "deploybot-staging-worker",
@@ -53,6 +56,7 @@ func TestFamilyOf(t *testing.T) {
 }
 
 func TestTagChanges(t *testing.T) {
+	t.Parallel()
 	set, remove := tagChanges(
 		map[string]string{"a": "1", "b": "2", "keep": "x"},
 		map[string]string{"a": "1", "b": "old", "gone": "y", "aws:cloudformation:stack": "z", "keep": "other"},
@@ -66,6 +70,7 @@ func TestTagChanges(t *testing.T) {
 }
 
 func TestDeploymentErrorMessage(t *testing.T) {
+	t.Parallel()
 	e := &DeploymentError{Service: "deploybot-staging/worker", Status: "ROLLBACK_SUCCESSFUL", Reason: "circuit breaker",
 		StoppedTasks: []plan.StoppedTask{{StoppedReason: "Essential container in task exited", ContainerReason: "exit 1"}},
 		Events:       []string{"(service worker) rolling back to deployment ecs-svc/1"}}
@@ -78,6 +83,7 @@ func TestDeploymentErrorMessage(t *testing.T) {
 // TestServiceDesiredCountWithAutoscaling: Application Auto Scaling owns the
 // desired count, so it is not desired (and not diffed) when autoscaling is on.
 func TestServiceDesiredCountWithAutoscaling(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		autoscaling bool
 		want        bool
@@ -95,6 +101,7 @@ func TestServiceDesiredCountWithAutoscaling(t *testing.T) {
 // resource being replaced (unknown id) replaces the service; known new ids
 // are an in-place update.
 func TestServicePlacementOnReplacedResources(t *testing.T) {
+	t.Parallel()
 	r := &resource.Resource{Address: stack.AddrService, Kind: "ecs_service", Spec: &stack.ServiceSpec{
 		MaximumPercent: 200, MinimumHealthy: 100,
 		Subnets:         []stack.Ref{{Address: "subnet.public_a", Key: "id"}, {Literal: "subnet-lit"}},

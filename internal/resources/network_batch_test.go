@@ -57,6 +57,7 @@ func netEC2Ops(w *awssim.World) map[string]int {
 // and, under another environment's tag, every resource found as not ours
 // (a conflict).
 func TestReadAllAgreesWithRead(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		nat      string
@@ -136,6 +137,7 @@ func TestReadAllAgreesWithRead(t *testing.T) {
 // deleted is absent for ReadAll as for Read (a new one may be made), while
 // its sibling that is available is found.
 func TestReadAllSkipsDeletingAndDeletedNATs(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, x, clk := netWorld(t)
 	np := netPlacement(t, x, netManagedEnv("per-az", "10.20.0.0/16"))

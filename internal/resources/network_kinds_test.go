@@ -91,6 +91,7 @@ func netReadAll(t *testing.T, ctx context.Context, x *resource.Ctx, rs []resourc
 }
 
 func TestManagedNetworkKindsCreateReadDestroy(t *testing.T) {
+	t.Parallel()
 	for _, nat := range []string{"none", "single", "per-az"} {
 		t.Run(nat, func(t *testing.T) {
 			ctx := context.Background()
@@ -150,6 +151,7 @@ func TestManagedNetworkKindsCreateReadDestroy(t *testing.T) {
 }
 
 func TestCIDRChangeReplacesTheNetwork(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, x, _ := netWorld(t)
 	np := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
@@ -196,6 +198,7 @@ func TestCIDRChangeReplacesTheNetwork(t *testing.T) {
 }
 
 func TestNATSwitchMovesSubnetsBetweenRouteTables(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w, x, _ := netWorld(t)
 	single := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
@@ -242,6 +245,7 @@ func TestNATSwitchMovesSubnetsBetweenRouteTables(t *testing.T) {
 }
 
 func TestRouteUpdateRepointsAndReassociates(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, x, _ := netWorld(t)
 	np := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
@@ -274,6 +278,7 @@ func TestRouteUpdateRepointsAndReassociates(t *testing.T) {
 }
 
 func TestSubnetDeleteWaitsForENIsAndNamesThem(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		budget  float64
@@ -321,6 +326,7 @@ func TestSubnetDeleteWaitsForENIsAndNamesThem(t *testing.T) {
 }
 
 func TestEIPReleaseRacesADeletingNAT(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		budget  float64
@@ -377,6 +383,7 @@ func TestEIPReleaseRacesADeletingNAT(t *testing.T) {
 }
 
 func TestInternetGatewayDetachWaitsForMappedAddresses(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w, x, clk := netWorld(t)
 	np := netPlacement(t, x, netManagedEnv("none", "10.20.0.0/16"))
@@ -405,6 +412,7 @@ func TestInternetGatewayDetachWaitsForMappedAddresses(t *testing.T) {
 }
 
 func TestNATCreateWaitsUntilAvailableAndPendingIsAChange(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, x, clk := netWorld(t)
 	np := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))

@@ -61,6 +61,7 @@ func sgResource(env, vpc string) *resource.Resource {
 }
 
 func TestSecurityGroupExistingVPCLifecycle(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w, x, _ := netWorld(t)
 	vpc, _ := w.SeedExistingVPC("10.1.0.0/16", 2, true)
@@ -132,6 +133,7 @@ func paths(fcs []plan.FieldChange) []string {
 }
 
 func TestSecurityGroupNameTakenWithoutTagsIsConflict(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w, x, _ := netWorld(t)
 	vpc, _ := w.SeedExistingVPC("10.1.0.0/16", 2, true)
@@ -152,6 +154,7 @@ func TestSecurityGroupNameTakenWithoutTagsIsConflict(t *testing.T) {
 }
 
 func TestSecurityGroupDeleteWaitsForLingeringENIs(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		budget  float64

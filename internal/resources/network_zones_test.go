@@ -15,6 +15,7 @@ import (
 // Subnet zones come from DescribeAvailabilityZones, not from the region's
 // name: regions have gaps (us-west-1 b and c, ap-northeast-1 a, c and d).
 func TestSubnetResolveNamesZonesFromAWS(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		region string
 		azs    int
@@ -99,6 +100,7 @@ func subnetZonesOf(rs []resource.Resource) map[string]string {
 // A subnet whose zone the engine did not resolve is not created in a
 // guessed zone, and its plan shows the zone as unknown.
 func TestSubnetUnresolvedZone(t *testing.T) {
+	t.Parallel()
 	_, x, _ := netWorld(t)
 	env := netManagedEnv("none", "10.20.0.0/16")
 	np, err := stack.Network(env, stack.Tags(env))

@@ -20,6 +20,7 @@ func sgTCP(port int32, cidr string) ec2types.IpPermission {
 // plan and the apply (EC2 then refuses the whole revoke with
 // InvalidPermission.NotFound, and the group is read again).
 func TestSecurityGroupIngressDriftIsRevoked(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// added before the plan reads the group, and changes after it.
@@ -102,6 +103,7 @@ func TestSecurityGroupIngressDriftIsRevoked(t *testing.T) {
 
 // Inbound rules of every source kind show in the plan, not only IPv4 CIDRs.
 func TestSecurityGroupIngressRulesOfEverySource(t *testing.T) {
+	t.Parallel()
 	perms := []ec2types.IpPermission{
 		{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(443), ToPort: aws.Int32(443),
 			IpRanges:         []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0"), Description: aws.String("by hand")}},
