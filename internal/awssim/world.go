@@ -114,6 +114,10 @@ type World struct {
 
 	// timings are the world's durations (options.go).
 	timings Timings
+
+	// unsupported: operations answered as an endpoint without them
+	// (SetUnsupported). Guarded by faultsMu.
+	unsupported map[string]Endpoint
 }
 
 // Principal is who signs a call: a role session with an optional policy.
@@ -314,6 +318,7 @@ func (w *World) dispatch(ctx context.Context, service, op, accessKey string, par
 	throttled := f.ThrottleFraction > 0 && w.rng.Float64() < f.ThrottleFraction
 	crashed := f.StopAfterWrites > 0 && w.nWrites >= f.StopAfterWrites
 	principal, known := w.principals[accessKey]
+	unsupported := w.unsupportedError(service, op)
 	w.faultsMu.Unlock()
 	call.Principal = principal.ARN
 
@@ -326,6 +331,8 @@ func (w *World) dispatch(ctx context.Context, service, op, accessKey string, par
 		err = &smithy.GenericAPIError{Code: throttleCode(service), Message: "Rate exceeded", Fault: smithy.FaultClient}
 	case f.FailCall == n:
 		err = &smithy.GenericAPIError{Code: "InternalFailure", Message: "injected failure of call " + fmt.Sprint(n), Fault: smithy.FaultServer}
+	case unsupported != nil:
+		err = unsupported
 	case !known:
 		err = &smithy.GenericAPIError{Code: invalidTokenCode(service), Message: "The security token included in the request is invalid.", Fault: smithy.FaultClient}
 	default:
