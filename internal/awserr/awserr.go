@@ -4,6 +4,7 @@ package awserr
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 
 	"github.com/aws/smithy-go"
@@ -133,3 +134,35 @@ func IsNoCredentials(err error) bool {
 const CredentialsHint = "no AWS credentials found: deploybot uses the AWS SDK's default chain; " +
 	"set AWS_PROFILE (after `aws sso login` for SSO profiles), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, " +
 	"or run where an instance or task role is available (in GitHub Actions deploybot assumes the roles by OIDC)"
+
+// IsUnsupportedOperation: the endpoint does not implement the operation
+// (an AWS-compatible endpoint that lags AWS's API, or an AWS endpoint
+// without a newer operation), so a caller with another way to learn the
+// same thing should take it. The answers it knows:
+//   - AWS JSON protocols: 400/404 UnknownOperationException
+//     (https://github.com/aws/aws-sdk-js/issues/425); query protocols: InvalidAction;
+//   - LocalStack: 501 InternalFailure "API action 'X' for service 'y' not yet
+//     implemented or pro feature" (https://github.com/localstack/localstack/issues/6721);
+//     any other 501 Not Implemented (RFC 9110 §15.6.2);
+//   - moto_server: 500 with an HTML page instead of an AWS error
+//     (https://github.com/getmoto/moto/issues/956), which the SDK cannot decode.
+//
+// A 500 that carries an AWS error code is a server error, not this.
+func IsUnsupportedOperation(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch Code(err) {
+	case "UnknownOperationException", "InvalidAction", "NotImplemented", "NotImplementedException":
+		return true
+	}
+	var re interface{ HTTPStatusCode() int }
+	if !errors.As(err, &re) {
+		return false
+	}
+	if re.HTTPStatusCode() == http.StatusNotImplemented {
+		return true
+	}
+	var undecodable *smithy.DeserializationError
+	return re.HTTPStatusCode() >= 500 && Code(err) == "" && errors.As(err, &undecodable)
+}
