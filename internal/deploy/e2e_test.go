@@ -307,3 +307,27 @@ func TestCrashLoopingRevisionIsReportedWithItsStoppedTasks(t *testing.T) {
 		})
 	}
 }
+
+// TestDeployWithoutTheServiceDeploymentsAPI: apply on an endpoint without
+// ListServiceDeployments/DescribeServiceDeployments (LocalStack-style,
+// issue 11 item 12) deploys, passes the gate, and reports a crash-looping
+// revision rolled back, from the service's deployments[].rolloutState.
+func TestDeployWithoutTheServiceDeploymentsAPI(t *testing.T) {
+	x := newE2E(t)
+	x.w.SetUnsupported(awssim.LocalStack, "ECS.ListServiceDeployments", "ECS.DescribeServiceDeployments")
+	ctx := context.Background()
+	res, err := deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3.1"))
+	x.noLeak(res, err)
+	if err != nil || res.Report.Status != plan.StatusSucceeded || res.Report.Gate == nil || !res.Report.Gate.Passed {
+		t.Fatalf("first deploy: %v\n%s", err, strings.Join(x.lines, "\n"))
+	}
+	res, err = deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3-crashloop"))
+	x.noLeak(res, err)
+	if deploy.ExitCode(err, res) != deploy.ExitGateFailed || res.Report.Status != plan.StatusRolledBack ||
+		res.Report.Gate == nil || !strings.HasSuffix(res.Report.Gate.RolledBackTo, ":1") || len(res.Report.Gate.StoppedTasks) == 0 {
+		t.Fatalf("crash loop: exit %d, %v, %+v", deploy.ExitCode(err, res), err, res.Report.Gate)
+	}
+	if !strings.Contains(strings.Join(x.lines, "\n"), "rolloutState") {
+		t.Errorf("the progress does not say it followed rolloutState")
+	}
+}

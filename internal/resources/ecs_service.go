@@ -15,6 +15,7 @@ import (
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/deploybot/deploybot/internal/awserr"
+	"github.com/deploybot/deploybot/internal/ecsdeploy"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/stack"
@@ -288,7 +289,7 @@ func (k ServiceKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Re
 	token := make([]byte, 16)
 	_, _ = rand.Read(token)
 	opTime := x.Clock.Now()
-	var arn string
+	var arn, primaryID string
 	err = retry(ctx, x, r.Address, "CreateService", serviceCreateRetryBudget, anyOf(serviceRetryable, serviceDraining), func() error {
 		out, err := x.AWS.ECS.CreateService(ctx, &ecs.CreateServiceInput{
 			Cluster:                 aws.String(s.Cluster),
@@ -306,7 +307,7 @@ func (k ServiceKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Re
 			Tags:                    ecsTagList(tags),
 		})
 		if err == nil {
-			arn = aws.ToString(out.Service.ServiceArn)
+			arn, primaryID = aws.ToString(out.Service.ServiceArn), ecsdeploy.PrimaryDeploymentID(out.Service.Deployments)
 		}
 		return err
 	})
@@ -314,7 +315,7 @@ func (k ServiceKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Re
 		return nil, fmt.Errorf("CreateService %s/%s: %w", s.Cluster, s.Name, err)
 	}
 	x.Say(r.Address, "created "+arn+"; waiting for its deployment")
-	return waitDeployment(ctx, x, r, s, arn, opTime, "")
+	return waitDeployment(ctx, x, r, s, arn, in.taskDefinition, primaryID, opTime, "")
 }
 
 func (k ServiceKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Resource, live *resource.Live, refs resource.Refs, changed []plan.FieldChange) (resource.Outputs, error) {
@@ -406,7 +407,11 @@ func (k ServiceKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Re
 		}
 	}
 	x.Say(r.Address, "updated; waiting for the deployment")
-	return waitDeployment(ctx, x, r, s, live.ID, opTime, previous)
+	taskDefinition, primaryID := previous, ""
+	if updated != nil {
+		taskDefinition, primaryID = primaryDeployment(updated)
+	}
+	return waitDeployment(ctx, x, r, s, live.ID, taskDefinition, primaryID, opTime, previous)
 }
 
 func copyMap(m map[string]string) map[string]string {

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
+	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
@@ -82,8 +83,8 @@ func TestServiceDeployments(t *testing.T) {
 				if !errors.As(err, &de) {
 					t.Fatalf("redeploy error = %v, want a DeploymentError", err)
 				}
-				if de.Status != tc.wantStatus || !strings.Contains(strings.ToLower(de.Error()), tc.wantInErr) || len(de.StoppedTasks) == 0 {
-					t.Fatalf("deployment error = %s (status %s, %d stopped tasks); want %s mentioning %q", de, de.Status, len(de.StoppedTasks), tc.wantStatus, tc.wantInErr)
+				if string(de.State) != tc.wantStatus || !strings.Contains(strings.ToLower(de.Error()), tc.wantInErr) || len(de.StoppedTasks) == 0 {
+					t.Fatalf("deployment error = %s (status %s, %d stopped tasks); want %s mentioning %q", de, de.State, len(de.StoppedTasks), tc.wantStatus, tc.wantInErr)
 				}
 				out = de.Outputs
 			}
@@ -204,8 +205,8 @@ func TestFirstDeployFailure(t *testing.T) {
 	if !errors.As(err, &de) {
 		t.Fatalf("create = %v, want a DeploymentError", err)
 	}
-	if de.Status == "SUCCESSFUL" || len(de.StoppedTasks) == 0 || !strings.Contains(de.Error(), "CannotPullContainerError") {
-		t.Errorf("deployment error = %s (status %s, %d stopped tasks)", de, de.Status, len(de.StoppedTasks))
+	if de.State == "SUCCESSFUL" || len(de.StoppedTasks) == 0 || !strings.Contains(de.Error(), "CannotPullContainerError") {
+		t.Errorf("deployment error = %s (status %s, %d stopped tasks)", de, de.State, len(de.StoppedTasks))
 	}
 	if de.Outputs["previous_task_definition"] != "" || de.Outputs["deployment_id"] == "" {
 		t.Errorf("outputs = %v", de.Outputs)
@@ -286,5 +287,40 @@ func TestRecreateWhileDraining(t *testing.T) {
 	}
 	if live := c.read(r); live == nil || live.Attrs["status"].Value != "ACTIVE" {
 		t.Fatalf("after the create: %+v", live)
+	}
+}
+
+// TestServiceDeploymentsWithoutTheServiceDeploymentsAPI: on an endpoint
+// that lacks ListServiceDeployments/DescribeServiceDeployments (issue 11
+// item 12: apply failed with a 500), the service is created and updated,
+// and a crash loop is reported rolled back, from the service's
+// deployments[].rolloutState; the progress says why.
+func TestServiceDeploymentsWithoutTheServiceDeploymentsAPI(t *testing.T) {
+	for _, ep := range []struct {
+		name     string
+		endpoint awssim.Endpoint
+	}{{"LocalStack", awssim.LocalStack}, {"AWS UnknownOperation", awssim.AWSUnknownOperation}, {"moto_server", awssim.Moto}} {
+		t.Run(ep.name, func(t *testing.T) {
+			c := newComputeWorld(t, computeKey, noAutoscaling)
+			c.w.SetUnsupported(ep.endpoint, "ECS.ListServiceDeployments", "ECS.DescribeServiceDeployments")
+			c.applyAll()
+			if got := c.outputs[stack.AddrService]["deployment_status"]; got != "SUCCESSFUL" {
+				t.Fatalf("create: deployment_status %q", got)
+			}
+			out, err := c.redeploy(mustBuild(t, c.env, "prefecthq/prefect-aws:0.7.11"))
+			if err != nil || out["deployment_status"] != "SUCCESSFUL" || !strings.HasPrefix(out["deployment_id"], "ecs-svc/") {
+				t.Fatalf("update: %v, outputs %v", err, out)
+			}
+			before := out["task_definition"]
+			_, err = c.redeploy(mustBuild(t, c.env, "prefecthq/prefect:crashloop"))
+			var de *DeploymentError
+			if !errors.As(err, &de) || de.State != "ROLLBACK_SUCCESSFUL" || len(de.StoppedTasks) == 0 || de.Outputs["previous_task_definition"] != before {
+				t.Fatalf("crash loop: %v", err)
+			}
+			said := strings.Join(c.said, "\n")
+			if !strings.Contains(said, "does not implement the service deployments API") || !strings.Contains(said, "rolloutState") {
+				t.Errorf("progress does not say why it reads rolloutState:\n%s", said)
+			}
+		})
 	}
 }

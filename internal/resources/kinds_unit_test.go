@@ -4,7 +4,6 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/stack"
 )
@@ -66,17 +65,6 @@ func TestTagChanges(t *testing.T) {
 	}
 	if len(remove) != 1 || remove[0] != "gone" {
 		t.Errorf("remove = %v, want [gone] (aws: tags and ignored keys stay)", remove)
-	}
-}
-
-func TestDeploymentErrorMessage(t *testing.T) {
-	t.Parallel()
-	e := &DeploymentError{Service: "deploybot-staging/worker", Status: "ROLLBACK_SUCCESSFUL", Reason: "circuit breaker",
-		StoppedTasks: []plan.StoppedTask{{StoppedReason: "Essential container in task exited", ContainerReason: "exit 1"}},
-		Events:       []string{"(service worker) rolling back to deployment ecs-svc/1"}}
-	want := "ECS deployment of deploybot-staging/worker ended ROLLBACK_SUCCESSFUL: circuit breaker; stopped task: Essential container in task exited (exit 1); event: (service worker) rolling back to deployment ecs-svc/1"
-	if got := e.Error(); got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
 
