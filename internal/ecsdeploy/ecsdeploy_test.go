@@ -15,47 +15,34 @@ import (
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/simtest"
 )
 
 var bg = context.Background()
 
-// account is a simulated account with a cluster and a network for one
-// Fargate service, driven through the real ECS client.
+// account is a simulated account with a worker stack (internal/simtest):
+// network, roles, secret and cluster for one Fargate service, driven
+// through the real ECS client.
 type account struct {
-	t       *testing.T
-	clk     *clock.Virtual
-	w       *awssim.World
-	ecs     *ecs.Client
-	subnets []string
-	svc     Service
+	t     *testing.T
+	clk   *clock.Virtual
+	w     *awssim.World
+	stack *simtest.WorkerStack
+	ecs   *ecs.Client
+	svc   Service
 }
 
-func newAccount(t *testing.T) *account {
+func newAccount(t *testing.T, opts ...awssim.Option) *account {
 	t.Helper()
-	a := &account{t: t, clk: clock.NewVirtual(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
-	a.w = awssim.New(a.clk)
-	a.ecs = ecs.NewFromConfig(a.w.Config())
-	_, a.subnets = a.w.SeedExistingVPC("10.0.0.0/16", 2, true)
-	a.svc = Service{Cluster: "deploybot-staging", Name: "worker"}
-	if _, err := a.ecs.CreateCluster(bg, &ecs.CreateClusterInput{ClusterName: aws.String(a.svc.Cluster)}); err != nil {
-		t.Fatal(err)
-	}
-	return a
+	world := simtest.New(t, simtest.WithAWS(opts...), simtest.WithPool("ecs-pool"))
+	ws := world.NewWorkerStack(t, "staging", "ecs-pool", "")
+	return &account{t: t, clk: world.Clock, w: world.AWS, stack: ws, ecs: ws.ECS, svc: Service{Cluster: ws.Cluster, Name: "worker"}}
 }
 
 // register makes a revision of the worker's family running image.
 func (a *account) register(image string) string {
 	a.t.Helper()
-	out, err := a.ecs.RegisterTaskDefinition(bg, &ecs.RegisterTaskDefinitionInput{
-		Family: aws.String("deploybot-staging-worker"), RequiresCompatibilities: []ecstypes.Compatibility{ecstypes.CompatibilityFargate},
-		NetworkMode: ecstypes.NetworkModeAwsvpc, Cpu: aws.String("512"), Memory: aws.String("1024"),
-		ContainerDefinitions: []ecstypes.ContainerDefinition{{Name: aws.String("worker"), Image: aws.String(image), Essential: aws.Bool(true),
-			Environment: []ecstypes.KeyValuePair{{Name: aws.String("DEPLOYBOT_WORKER_PREFIX"), Value: aws.String("staging-" + fmt.Sprintf("%08x", len(image)))}}}},
-	})
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	return aws.ToString(out.TaskDefinition.TaskDefinitionArn)
+	return a.stack.RegisterWorker(a.t, image, fmt.Sprintf("staging-%08x", len(image)), nil)
 }
 
 // create starts the service on td, as the service kind does.
@@ -66,7 +53,7 @@ func (a *account) create(td string) *Deployment {
 		Cluster: aws.String(a.svc.Cluster), ServiceName: aws.String(a.svc.Name), TaskDefinition: aws.String(td),
 		DesiredCount: aws.Int32(1), LaunchType: ecstypes.LaunchTypeFargate,
 		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{
-			Subnets: a.subnets, AssignPublicIp: ecstypes.AssignPublicIpEnabled}},
+			Subnets: a.stack.Subnets, SecurityGroups: []string{a.stack.SecurityGroup}, AssignPublicIp: ecstypes.AssignPublicIpEnabled}},
 		DeploymentConfiguration: &ecstypes.DeploymentConfiguration{MinimumHealthyPercent: aws.Int32(100), MaximumPercent: aws.Int32(200),
 			DeploymentCircuitBreaker: &ecstypes.DeploymentCircuitBreaker{Enable: true, Rollback: true}},
 	})
@@ -114,10 +101,12 @@ var endpoints = []struct {
 	{"moto_server without it", awssim.Moto},
 }
 
-func (a *account) without(e awssim.Endpoint) {
-	if e != 0 {
-		a.w.SetUnsupported(e, "ECS.ListServiceDeployments", "ECS.DescribeServiceDeployments")
+// without is the account option that switches the API off on endpoint e.
+func without(e awssim.Endpoint) []awssim.Option {
+	if e == 0 {
+		return nil
 	}
+	return []awssim.Option{awssim.WithUnsupported(e, "ECS.ListServiceDeployments", "ECS.DescribeServiceDeployments")}
 }
 
 func wantSource(e awssim.Endpoint) Source {
@@ -130,11 +119,13 @@ func wantSource(e awssim.Endpoint) Source {
 // TestWait judges each way a deployment ends, in ECS's own terms, the same
 // with the service deployments API and without it (rolloutState).
 func TestWait(t *testing.T) {
+	t.Parallel()
 	for _, ep := range endpoints {
 		t.Run(ep.name, func(t *testing.T) {
+			t.Parallel()
 			t.Run("first deploy succeeds", func(t *testing.T) {
-				a := newAccount(t)
-				a.without(ep.endpoint)
+				t.Parallel()
+				a := newAccount(t, without(ep.endpoint)...)
 				d := a.create(a.register("prefecthq/prefect-aws:3.1"))
 				st, err := a.wait(d, 10*time.Minute)
 				if err != nil || st.State != Successful || st.Source != wantSource(ep.endpoint) || st.Running != 1 {
@@ -142,8 +133,8 @@ func TestWait(t *testing.T) {
 				}
 			})
 			t.Run("an update succeeds", func(t *testing.T) {
-				a := newAccount(t)
-				a.without(ep.endpoint)
+				t.Parallel()
+				a := newAccount(t, without(ep.endpoint)...)
 				v1 := a.register("prefecthq/prefect-aws:3.1")
 				if _, err := a.wait(a.create(v1), 10*time.Minute); err != nil {
 					t.Fatal(err)
@@ -155,8 +146,8 @@ func TestWait(t *testing.T) {
 				}
 			})
 			t.Run("the circuit breaker rolls a crash loop back", func(t *testing.T) {
-				a := newAccount(t)
-				a.without(ep.endpoint)
+				t.Parallel()
+				a := newAccount(t, without(ep.endpoint)...)
 				v1 := a.register("prefecthq/prefect-aws:3.1")
 				if _, err := a.wait(a.create(v1), 10*time.Minute); err != nil {
 					t.Fatal(err)
@@ -179,8 +170,8 @@ func TestWait(t *testing.T) {
 				}
 			})
 			t.Run("a first deploy that fails has nothing to roll back to", func(t *testing.T) {
-				a := newAccount(t)
-				a.without(ep.endpoint)
+				t.Parallel()
+				a := newAccount(t, without(ep.endpoint)...)
 				d := a.create(a.register("example/does-not-exist:1"))
 				_, err := a.wait(d, 30*time.Minute)
 				f := AsFailure(err)
@@ -192,8 +183,8 @@ func TestWait(t *testing.T) {
 				}
 			})
 			t.Run("not done within the budget", func(t *testing.T) {
-				a := newAccount(t)
-				a.without(ep.endpoint)
+				t.Parallel()
+				a := newAccount(t, without(ep.endpoint)...)
 				d := a.create(a.register("prefecthq/prefect-aws:3.1"))
 				start := a.clk.Now()
 				_, err := a.wait(d, 20*time.Second)
@@ -206,8 +197,8 @@ func TestWait(t *testing.T) {
 				}
 			})
 			t.Run("a newer deployment replaces it", func(t *testing.T) {
-				a := newAccount(t)
-				a.without(ep.endpoint)
+				t.Parallel()
+				a := newAccount(t, without(ep.endpoint)...)
 				v1 := a.register("prefecthq/prefect-aws:3.1")
 				if _, err := a.wait(a.create(v1), 10*time.Minute); err != nil {
 					t.Fatal(err)
@@ -231,8 +222,8 @@ func TestWait(t *testing.T) {
 // TestWaitSaysWhenItFallsBack: the fallback is said once, naming the
 // endpoint's answer, and the looks after it read DescribeServices only.
 func TestWaitSaysWhenItFallsBack(t *testing.T) {
-	a := newAccount(t)
-	a.without(awssim.LocalStack)
+	t.Parallel()
+	a := newAccount(t, without(awssim.LocalStack)...)
 	d := a.create(a.register("prefecthq/prefect-aws:3.1"))
 	var said []string
 	a.w.ResetCalls()
@@ -256,6 +247,7 @@ func TestWaitSaysWhenItFallsBack(t *testing.T) {
 // TestWaitStopsOnAPIErrors: an error that is not an unsupported operation
 // (here, a denied call) is the caller's, not a fallback.
 func TestWaitStopsOnAPIErrors(t *testing.T) {
+	t.Parallel()
 	a := newAccount(t)
 	d := &Deployment{Service: Service{Cluster: "no-such-cluster", Name: "worker"}, TaskDefinition: "td", Since: a.clk.Now()}
 	w := a.watcher()
@@ -268,10 +260,11 @@ func TestWaitStopsOnAPIErrors(t *testing.T) {
 // TestRollBack points the service back at the previous revision and
 // watches that deployment to SUCCESSFUL, with and without the API.
 func TestRollBack(t *testing.T) {
+	t.Parallel()
 	for _, ep := range endpoints {
 		t.Run(ep.name, func(t *testing.T) {
-			a := newAccount(t)
-			a.without(ep.endpoint)
+			t.Parallel()
+			a := newAccount(t, without(ep.endpoint)...)
 			v1 := a.register("prefecthq/prefect-aws:3.1")
 			if _, err := a.wait(a.create(v1), 10*time.Minute); err != nil {
 				t.Fatal(err)
@@ -303,6 +296,7 @@ func TestRollBack(t *testing.T) {
 // TestStoppedTasks: one revision's stopped tasks, newest first, with
 // reasons and exit codes; failures count every failed one, Max bounds the list.
 func TestStoppedTasks(t *testing.T) {
+	t.Parallel()
 	a := newAccount(t)
 	v1 := a.register("prefecthq/prefect-aws:3.1")
 	if _, err := a.wait(a.create(v1), 10*time.Minute); err != nil {
@@ -334,6 +328,7 @@ func TestStoppedTasks(t *testing.T) {
 }
 
 func TestFailureMessage(t *testing.T) {
+	t.Parallel()
 	f := &Failure{Service: Service{Cluster: "deploybot-staging", Name: "worker"}, State: RolledBack, Reason: "circuit breaker",
 		StoppedTasks: []plan.StoppedTask{{StoppedReason: "Essential container in task exited", ContainerReason: "exit 1"}},
 		Events:       []Event{{Message: "(service worker) rolling back to deployment ecs-svc/1"}}}
