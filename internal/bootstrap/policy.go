@@ -8,30 +8,15 @@
 // resource-level permissions (docs/research/aws-ecs.md §6 naming, §7 roles).
 package bootstrap
 
+//go:generate go run ../tools/genactions -o actions_gen.go
+
 import (
-	"reflect"
 	"sort"
 	"strings"
 
-	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/iampolicy"
 )
-
-// apiServices ties each awsapi interface to its IAM action prefix.
-var apiServices = []struct {
-	prefix string
-	iface  reflect.Type
-}{
-	{"ec2", reflect.TypeOf((*awsapi.EC2API)(nil)).Elem()},
-	{"ecs", reflect.TypeOf((*awsapi.ECSAPI)(nil)).Elem()},
-	{"iam", reflect.TypeOf((*awsapi.IAMAPI)(nil)).Elem()},
-	{"logs", reflect.TypeOf((*awsapi.LogsAPI)(nil)).Elem()},
-	{"secretsmanager", reflect.TypeOf((*awsapi.SecretsAPI)(nil)).Elem()},
-	{"servicediscovery", reflect.TypeOf((*awsapi.ServiceDiscoveryAPI)(nil)).Elem()},
-	{"application-autoscaling", reflect.TypeOf((*awsapi.AutoScalingAPI)(nil)).Elem()},
-	{"ssm", reflect.TypeOf((*awsapi.SSMAPI)(nil)).Elem()},
-}
 
 // notForRoles are operations only bootstrap itself (with admin credentials)
 // or the credential chain performs; the roles never need them.
@@ -42,6 +27,8 @@ var notForRoles = map[string]bool{
 	"iam:CreateOpenIDConnectProvider": true,
 	"iam:GetOpenIDConnectProvider":    true,
 	"iam:ListOpenIDConnectProviders":  true,
+	"sts:GetCallerIdentity":           true,
+	"sts:AssumeRoleWithWebIdentity":   true,
 }
 
 // readOnly says whether an operation only reads.
@@ -50,20 +37,21 @@ func readOnly(op string) bool {
 }
 
 // EngineActions returns every IAM action deploybot's engine may call, split
-// into reads and writes, sorted.
+// into reads and writes, sorted. The list is generated from internal/awsapi
+// (actions_gen.go, `go generate ./internal/bootstrap`): reading the
+// interfaces' methods here, with reflect, would make the linker keep every
+// method of every SDK client in the binary (docs/ARCHITECTURE.md "What
+// ships").
 func EngineActions() (reads, writes []string) {
-	for _, s := range apiServices {
-		for i := 0; i < s.iface.NumMethod(); i++ {
-			op := s.iface.Method(i).Name
-			a := s.prefix + ":" + op
-			if notForRoles[a] {
-				continue
-			}
-			if readOnly(op) {
-				reads = append(reads, a)
-			} else {
-				writes = append(writes, a)
-			}
+	for _, a := range apiActions {
+		if notForRoles[a] {
+			continue
+		}
+		_, op, _ := strings.Cut(a, ":")
+		if readOnly(op) {
+			reads = append(reads, a)
+		} else {
+			writes = append(writes, a)
 		}
 	}
 	sort.Strings(reads)
