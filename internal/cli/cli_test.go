@@ -319,8 +319,12 @@ func TestProtectedEnvironmentIsNotDestroyed(t *testing.T) {
 func TestVersion(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	if code := h.run("version"); code != 0 || h.lastOut != "deploybot dev\n" {
-		t.Fatalf("exit %d out %q", code, h.lastOut)
+	v, c := BuildVersion()
+	want := "deploybot version " + v + " (commit " + c + ")\n"
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		if code := h.run(args...); code != 0 || h.lastOut != want {
+			t.Errorf("%v: exit %d out %q, want %q", args, code, h.lastOut, want)
+		}
 	}
 }
 

@@ -382,10 +382,10 @@ func unlockRun(ctx context.Context, o *UnlockOptions) error {
 func NewCmdVersion(f *Factory) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print deploybot's version",
+		Short: "Print deploybot's version and commit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, err := fmt.Fprintf(f.IO.Out, "deploybot %s\n", Version)
+			_, err := fmt.Fprintln(f.IO.Out, "deploybot version "+versionString())
 			return err
 		},
 	}

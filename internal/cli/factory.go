@@ -25,9 +25,6 @@ import (
 	"github.com/deploybot/deploybot/internal/resources"
 )
 
-// Version is set at build time (-ldflags "-X .../internal/cli.Version=v1.2.3").
-var Version = "dev"
-
 // IOStreams are the command's standard streams: data on Out, progress and
 // errors on ErrOut.
 type IOStreams struct {
@@ -93,7 +90,7 @@ func (f *Factory) Defaults() *Factory {
 	}
 	if f.Prefect == nil {
 		f.Prefect = func(env *config.Environment, apiKey string) (deploy.Prefect, error) {
-			return prefect.New(env.Prefect.APIURL, apiKey, prefect.WithClock(f.Clock), prefect.WithUserAgent("deploybot/"+Version))
+			return prefect.New(env.Prefect.APIURL, apiKey, prefect.WithClock(f.Clock), prefect.WithUserAgent(userAgent()))
 		}
 	}
 	if f.Lock == nil {

@@ -33,6 +33,12 @@ Exit codes: 0 ok, 1 error, 2 bad input, 3 health gate failed,
 4 changes pending (plan --detailed-exitcode).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints what `deploybot version` prints, with cobra's
+		// default format ("deploybot version ..."). No SetVersionTemplate
+		// (nor any other cobra template): executing a text/template makes
+		// the linker keep every method of every SDK client
+		// (docs/ARCHITECTURE.md "What ships").
+		Version: versionString(),
 	}
 	root.SetIn(f.IO.In)
 	root.SetOut(f.IO.Out)
