@@ -22,10 +22,15 @@ COPY cmd ./cmd
 COPY internal ./internal
 ARG TARGETOS
 ARG TARGETARCH
+# The release workflow passes the tag and the commit (deploybot --version).
 ARG VERSION=dev
+ARG COMMIT=
+# -tags release leaves out `deploybot demo` and with it every simulator
+# (cmd/deploybot/release_test.go parses this line and checks what it links).
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags "-s -w -X github.com/deploybot/deploybot/internal/cli.Version=${VERSION}" \
+    go build -trimpath -tags release \
+      -ldflags "-s -w -X github.com/deploybot/deploybot/internal/cli.Version=${VERSION} -X github.com/deploybot/deploybot/internal/cli.Commit=${COMMIT}" \
       -o /out/deploybot ./cmd/deploybot
 
 FROM gcr.io/distroless/static-debian12 AS final

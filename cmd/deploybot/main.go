@@ -9,9 +9,10 @@ import (
 
 	"github.com/deploybot/deploybot/internal/cli"
 
-	// Commands that register themselves with the CLI.
+	// `deploybot action`, the container's entry point (it registers itself
+	// with the CLI). `deploybot demo` is added by demo.go, except in the
+	// release build (-tags release), which links no simulator.
 	_ "github.com/deploybot/deploybot/internal/action/cmd"
-	_ "github.com/deploybot/deploybot/internal/demo"
 )
 
 func main() {

@@ -172,7 +172,7 @@ func TestDockerfile(t *testing.T) {
 			buildRun = in.Args
 		}
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-ldflags", "-s -w", "./cmd/deploybot"} {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-tags release", "-ldflags", "-s -w", "./cmd/deploybot"} {
 		if !strings.Contains(buildRun, want) {
 			t.Errorf("the go build lacks %q: %s", want, buildRun)
 		}
