@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -60,7 +61,15 @@ type Factory struct {
 	// AWSConfig loads the AWS configuration for a region: by default the
 	// SDK's standard chain (credentials, AWS_ENDPOINT_URL, ...).
 	AWSConfig func(ctx context.Context, region string) (aws.Config, error)
-	Clock     clock.Clock
+	// AWSConfigFor loads the AWS configuration for a region with the given
+	// credentials (the roles `deploybot action` assumes by OIDC); nil: the
+	// SDK's standard chain with those credentials.
+	AWSConfigFor func(ctx context.Context, region string, creds aws.CredentialsProvider) (aws.Config, error)
+	// HTTPClient carries deploybot's own HTTP requests (the Prefect API;
+	// for `deploybot action` also the GitHub API and the OIDC token
+	// endpoint); nil: http.DefaultClient.
+	HTTPClient *http.Client
+	Clock      clock.Clock
 	// Prefect makes the Prefect API client for an environment.
 	Prefect func(env *config.Environment, apiKey string) (deploy.Prefect, error)
 	// Lock returns the environment lock for apply and destroy, and Unlock
@@ -90,7 +99,11 @@ func (f *Factory) Defaults() *Factory {
 	}
 	if f.Prefect == nil {
 		f.Prefect = func(env *config.Environment, apiKey string) (deploy.Prefect, error) {
-			return prefect.New(env.Prefect.APIURL, apiKey, prefect.WithClock(f.Clock), prefect.WithUserAgent(userAgent()))
+			opts := []prefect.Option{prefect.WithClock(f.Clock), prefect.WithUserAgent(userAgent())}
+			if f.HTTPClient != nil {
+				opts = append(opts, prefect.WithHTTPClient(f.HTTPClient))
+			}
+			return prefect.New(env.Prefect.APIURL, apiKey, opts...)
 		}
 	}
 	if f.Lock == nil {

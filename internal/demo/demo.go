@@ -1,6 +1,7 @@
 // Package demo is `deploybot demo`: the whole deploybot cycle in one process,
 // in a few seconds, with no network and no credentials. The real code paths
-// (the GitHub Action's entry point for every event, the real resource kinds,
+// (for every workflow job, what the container runs: `deploybot action`
+// through cli.Main, with the runner's variables and files; the real resource kinds,
 // deploy engine, Prefect client and health gate, and `deploybot bootstrap`)
 // run against the simulated AWS account (internal/awssim on a virtual
 // clock), a simulated Prefect Cloud workspace (internal/prefectsim) and a
@@ -48,6 +49,8 @@ type Options struct {
 
 	// brokenBehavior replaces how step 4's image behaves (tests).
 	brokenBehavior *awssim.ImageBehavior
+	// entrypoint replaces entrypointArgs (tests).
+	entrypoint []string
 }
 
 // Step is one step of the demo and how it went.
@@ -731,7 +734,11 @@ func (d *demo) botComments(number int) []githubsim.Comment {
 
 // action runs one job and shows its log's important lines.
 func (d *demo) action(ctx context.Context, s *Step, logName string, j job) (*actionRun, error) {
-	run, err := d.w.runAction(ctx, j)
+	args := entrypointArgs
+	if d.o.entrypoint != nil {
+		args = d.o.entrypoint
+	}
+	run, err := d.w.runAction(ctx, args, j)
 	if run != nil {
 		path := filepath.Join(d.w.dir, "logs", logName+".log")
 		if werr := os.WriteFile(path, []byte(runnerLog(run.Log)), 0o644); werr != nil && err == nil {

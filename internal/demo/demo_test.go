@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -311,5 +312,49 @@ func TestInProcessTransportReachesOnlyTheSimulators(t *testing.T) {
 		if err == nil {
 			resp.Body.Close()
 		}
+	}
+}
+
+// TestDemoRunsTheImageEntrypoint: every job of the demo runs the binary
+// with the arguments the image's ENTRYPOINT gives it.
+func TestDemoRunsTheImageEntrypoint(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entry []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "ENTRYPOINT "); ok {
+			if err := json.Unmarshal([]byte(rest), &entry); err != nil {
+				t.Fatalf("ENTRYPOINT %s is not the exec form: %v", rest, err)
+			}
+		}
+	}
+	if len(entry) == 0 || entry[0] != "/deploybot" {
+		t.Fatalf("ENTRYPOINT %q does not run /deploybot", entry)
+	}
+	if diff := cmp.Diff(entry[1:], entrypointArgs); diff != "" {
+		t.Errorf("the demo's arguments differ from the image's ENTRYPOINT (-Dockerfile +demo):\n%s", diff)
+	}
+}
+
+// TestDemoJobsGoThroughTheCLI: the jobs run through cli.Main, so the CLI's
+// argument parsing and exit-code mapping apply to them; an argument the
+// CLI refuses fails the first job with exit 2 (bad input).
+func TestDemoJobsGoThroughTheCLI(t *testing.T) {
+	res, out, err := runDemo(t, Options{entrypoint: []string{"action", "--no-such-flag"}})
+	if err == nil || !strings.Contains(err.Error(), "step 1") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+	f := res.Failed()
+	if f == nil || f.ID != "1" || f.Exit != 2 {
+		t.Fatalf("failed step = %+v", f)
+	}
+	log, err := os.ReadFile(f.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "unknown flag: --no-such-flag") {
+		t.Errorf("the job's log does not show the CLI's refusal:\n%s", log)
 	}
 }

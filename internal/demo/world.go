@@ -19,12 +19,14 @@ import (
 
 	"github.com/deploybot/deploybot/internal/action"
 	"github.com/deploybot/deploybot/internal/awssim"
+	"github.com/deploybot/deploybot/internal/cli"
 	"github.com/deploybot/deploybot/internal/clock"
-	"github.com/deploybot/deploybot/internal/config"
-	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/githubsim"
-	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
+
+	// `deploybot action`, the container's entry point, which the demo runs
+	// for every job (the binary links it too, from cmd/deploybot).
+	_ "github.com/deploybot/deploybot/internal/action/cmd"
 )
 
 // The simulated repository and what the environment file names in it.
@@ -300,10 +302,15 @@ type actionRun struct {
 	Plan    *planFile // .deploybot/plan.json, nil when none was written
 }
 
-// runAction runs the real Action (action.Main) once, as the runner would:
+// entrypointArgs are the arguments the image's ENTRYPOINT gives the binary
+// (Dockerfile: ENTRYPOINT ["/deploybot", "action"]; the demo's test checks
+// they agree).
+var entrypointArgs = []string{"action"}
+
+// runAction runs the container's entry path once, as the runner would:
 // a fresh GITHUB_OUTPUT and step summary, the event payload on disk, the OIDC
 // token endpoint configured for this job.
-func (w *world) runAction(ctx context.Context, j job) (*actionRun, error) {
+func (w *world) runAction(ctx context.Context, args []string, j job) (*actionRun, error) {
 	w.runID++
 	runner := filepath.Join(w.dir, "runner", fmt.Sprint(w.runID))
 	if err := os.MkdirAll(runner, 0o755); err != nil {
@@ -353,27 +360,29 @@ func (w *world) runAction(ctx context.Context, j job) (*actionRun, error) {
 	w.gh.SetOIDC(githubsim.OIDC{RequestToken: oidcRequestToken, Repository: repoFull, Ref: j.Ref, SHA: j.SHA,
 		EventName: j.Event, Environment: j.Environment, RunID: fmt.Sprint(w.runID), Actor: "octocat", Workflow: "deploybot"})
 
+	// What the container runs (ENTRYPOINT ["/deploybot", "action"]): the
+	// CLI's action command through cli.Main, so that its flag parsing,
+	// error printing and exit-code mapping are the ones under test. The
+	// factory changes only what lies outside the process: the virtual
+	// clock, the simulated account behind the real SDK clients (signed
+	// with whatever the Action was given: anonymous for STS, then the
+	// assumed role's session), and the in-process transport to the
+	// simulated GitHub and Prefect. The runner sends the container's
+	// stdout and stderr to one log.
 	var stdout strings.Builder
-	code := action.Main(ctx, action.Options{
+	log := &lockedWriter{w: &stdout}
+	f := &cli.Factory{
+		IO:     &cli.IOStreams{In: strings.NewReader(""), Out: log, ErrOut: log},
 		Getenv: func(k string) string { return env[k] },
-		Stdout: &lockedWriter{w: &stdout},
 		Clock:  w.clock,
-		// The real clients, signed with whatever the Action was given
-		// (anonymous for STS, then the assumed role's session), talking to
-		// the simulated account instead of the network.
-		LoadAWSConfig: func(_ context.Context, region string, creds aws.CredentialsProvider) (aws.Config, error) {
+		AWSConfigFor: func(_ context.Context, region string, creds aws.CredentialsProvider) (aws.Config, error) {
 			cfg := w.aws.ConfigFor(creds)
 			cfg.Region = region
 			return cfg, nil
 		},
 		HTTPClient: w.http,
-		// The Action's own Prefect client (as action.DeployEngine makes it
-		// by default), with the in-process transport.
-		Engine: action.DeployEngine{Prefect: func(env *config.Environment, key string, clk clock.Clock) (deploy.Prefect, error) {
-			return prefect.New(env.Prefect.APIURL, key, prefect.WithClock(clk), prefect.WithUserAgent("deploybot-action"), prefect.WithHTTPClient(w.http))
-		}},
-		Workdir: checkout,
-	})
+	}
+	code := cli.Main(ctx, f, args)
 	run := &actionRun{Exit: code, Log: stdout.String()}
 	run.Outputs, err = readOutputs(env["GITHUB_OUTPUT"])
 	if err != nil {

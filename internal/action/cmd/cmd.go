@@ -28,9 +28,11 @@ job summary (GITHUB_STEP_SUMMARY) and the outputs (GITHUB_OUTPUT).`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			o := action.Options{
-				Getenv: f.Getenv,
-				Stdout: f.IO.Out,
-				Clock:  f.Clock,
+				Getenv:        f.Getenv,
+				Stdout:        f.IO.Out,
+				Clock:         f.Clock,
+				HTTPClient:    f.HTTPClient,
+				LoadAWSConfig: f.AWSConfigFor,
 				Engine: action.DeployEngine{
 					Kinds: f.Kinds,
 					Prefect: func(env *config.Environment, key string, _ clock.Clock) (deploy.Prefect, error) {
