@@ -39,6 +39,7 @@ var testSupport = []string{
 	"github.com/deploybot/deploybot/internal/awssim",
 	"github.com/deploybot/deploybot/internal/prefectsim",
 	"github.com/deploybot/deploybot/internal/githubsim",
+	"github.com/deploybot/deploybot/internal/simtest",
 	"github.com/deploybot/deploybot/internal/demo",
 	"github.com/deploybot/deploybot/internal/fakekey",
 	"github.com/deploybot/deploybot/internal/tools",
@@ -303,6 +304,27 @@ func TestReleaseBuildLinksOnlyTheProduct(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDockerContextLeavesOutTestSupport: the image's build context lacks
+// every test-support package of this module, so that an import of one
+// fails the image build outright.
+func TestDockerContextLeavesOutTestSupport(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	const module = "github.com/deploybot/deploybot/"
+	for _, p := range testSupport {
+		dir, ok := strings.CutPrefix(p, module)
+		if !ok {
+			continue
+		}
+		if !slices.Contains(lines, dir+"/") {
+			t.Errorf(".dockerignore does not leave out %s/", dir)
+		}
 	}
 }
 
