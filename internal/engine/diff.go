@@ -33,7 +33,7 @@ func diffAttrs(desired, live resource.Attrs) []plan.FieldChange {
 		if !inDesired && !inLive {
 			continue
 		}
-		fc := plan.FieldChange{Path: p, ForcesReplacement: d.ForceNew || (!inDesired && l.ForceNew)}
+		fc := plan.FieldChange{Path: p, ForcesReplacement: d.ForceNew || (!inDesired && l.ForceNew), Derived: d.Derived || (!inDesired && l.Derived)}
 		if d.Sensitive || l.Sensitive {
 			fc.Sensitive = true
 		} else {
@@ -54,7 +54,7 @@ func createFields(desired resource.Attrs) []plan.FieldChange {
 	out := make([]plan.FieldChange, 0, len(paths))
 	for _, p := range paths {
 		a := desired[p]
-		fc := plan.FieldChange{Path: p}
+		fc := plan.FieldChange{Path: p, Derived: a.Derived}
 		if a.Sensitive {
 			fc.Sensitive = true
 		} else {
@@ -73,4 +73,19 @@ func forcedBy(fields []plan.FieldChange) string {
 		}
 	}
 	return ""
+}
+
+// attrValues are the non-sensitive values of attrs, for plan.Change's
+// Before and After.
+func attrValues(attrs resource.Attrs) map[string]string {
+	if len(attrs) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(attrs))
+	for p, a := range attrs {
+		if !a.Sensitive {
+			out[p] = a.Value
+		}
+	}
+	return out
 }

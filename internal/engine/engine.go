@@ -485,7 +485,8 @@ func (e *Engine) diffApply(p *Planned, pl *plan.Plan) {
 		}
 		r := p.resources[addr]
 		if live := p.live[addr]; live != nil && live.Ours {
-			ch := &plan.Change{Address: addr, Kind: r.Kind, Name: r.Name, Action: plan.Delete, Reason: "the environment file no longer asks for it"}
+			ch := &plan.Change{Address: addr, Kind: r.Kind, Name: r.Name, Action: plan.Delete, Reason: "the environment file no longer asks for it",
+				Before: attrValues(live.Attrs)}
 			p.changes[addr] = ch
 			pl.Changes = append(pl.Changes, *ch)
 		}
@@ -500,6 +501,10 @@ func (e *Engine) diffApply(p *Planned, pl *plan.Plan) {
 		p.changes[addr] = ch
 		refs, changing := e.planRefs(p, r)
 		desired := e.Kinds[r.Kind].Desired(r, refs)
+		ch.After = attrValues(desired)
+		if live != nil && live.Ours {
+			ch.Before = attrValues(live.Attrs)
+		}
 		switch {
 		case live == nil:
 			ch.Action = plan.Create
@@ -560,7 +565,7 @@ func (e *Engine) diffDestroy(p *Planned, pl *plan.Plan) {
 				addr, r.Name, live.ID, resource.TagEnvironment, p.env.Name))
 			continue
 		}
-		ch := &plan.Change{Address: addr, Kind: r.Kind, Name: r.Name, Action: plan.Delete}
+		ch := &plan.Change{Address: addr, Kind: r.Kind, Name: r.Name, Action: plan.Delete, Before: attrValues(live.Attrs)}
 		p.changes[addr] = ch
 		pl.Changes = append(pl.Changes, *ch)
 	}

@@ -86,7 +86,7 @@ func TestPlanFindsSameNameResourcesWithoutOurTags(t *testing.T) {
 		wantNoteAbout string
 	}{
 		{name: "alone under a desired name: a conflict", foreign: "subnet", foreignName: "deploybot-net-public-a",
-			op: plan.OpApply, wantChanges: []string{"! subnet.public_a"}},
+			op: plan.OpApply, wantChanges: []string{"× subnet.public_a"}},
 		{name: "beside ours: ours is planned", applied: true, foreign: "subnet", foreignName: "deploybot-net-public-a",
 			op: plan.OpApply},
 		{name: "beside ours, an EIP: ours is planned", applied: true, foreign: "eip", foreignName: "deploybot-net-nat-a",

@@ -37,7 +37,9 @@ func (a Action) Symbol() string {
 	case Replace:
 		return "-/+"
 	case Conflict:
-		return "!"
+		// Not "!": the PR comment's diff blocks use "!" for an update, the
+		// one mark GitHub's diff highlighting colours as a change.
+		return "×"
 	default:
 		return " "
 	}
@@ -60,6 +62,11 @@ type FieldChange struct {
 	Sensitive bool `json:"sensitive,omitempty"`
 	// ForcesReplacement marks the fields AWS cannot change in place.
 	ForcesReplacement bool `json:"forces_replacement,omitempty"`
+	// Derived marks a value deploybot computes from other values rather
+	// than one the environment file states (a hash of the container
+	// definition, say): its change follows from the changes a person made,
+	// so views show it after them.
+	Derived bool `json:"derived,omitempty"`
 }
 
 // Change is the plan for one resource.
@@ -72,6 +79,15 @@ type Change struct {
 	// conflict, what is in the way; for a delete, why it goes.
 	Reason string        `json:"reason,omitempty"`
 	Fields []FieldChange `json:"fields,omitempty"`
+	// Before and After are the resource's attributes (the same paths and
+	// normalised values as Fields) before and after the change, for every
+	// resource of the plan including the unchanged ones, so that a view can
+	// tell what a change means beyond its diff (the cost estimate needs the
+	// task size of a service whose desired count changed). Before is empty
+	// for a create, After for a delete. Sensitive attributes are never here.
+	// They are not part of the fingerprint: only Fields are.
+	Before map[string]string `json:"before,omitempty"`
+	After  map[string]string `json:"after,omitempty"`
 }
 
 // Operation is what the plan is for.

@@ -46,7 +46,7 @@ func TestSummaryAndDestructive(t *testing.T) {
 	if !p.HasChanges() || (&Plan{Changes: []Change{{Action: NoOp}}}).HasChanges() {
 		t.Fatal("HasChanges")
 	}
-	for a, sym := range map[Action]string{Create: "+", Update: "~", Delete: "-", Replace: "-/+", Conflict: "!", NoOp: " "} {
+	for a, sym := range map[Action]string{Create: "+", Update: "~", Delete: "-", Replace: "-/+", Conflict: "×", NoOp: " "} {
 		if a.Symbol() != sym {
 			t.Errorf("%s.Symbol() = %q, want %q", a, a.Symbol(), sym)
 		}

@@ -23,7 +23,10 @@ type Report struct {
 	Steps       []StepResult `json:"steps,omitempty"`
 	// Deployment is the ECS service deployment the apply started, if any.
 	Deployment *DeploymentInfo `json:"deployment,omitempty"`
-	Gate       *GateReport     `json:"gate,omitempty"`
+	// Rollback is the ECS deployment that restored the previous revision
+	// when deploybot rolled back (ECS's own state of it), if any.
+	Rollback *DeploymentInfo `json:"rollback,omitempty"`
+	Gate     *GateReport     `json:"gate,omitempty"`
 	// Error is the first error, as the user should read it (no credentials).
 	Error      string    `json:"error,omitempty"`
 	StartedAt  time.Time `json:"started_at"`

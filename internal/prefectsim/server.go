@@ -45,6 +45,7 @@ type Request struct {
 // clock's (the world's).
 type Server struct {
 	srv     *httptest.Server
+	base    string // WithBaseURL; "" = the listener's URL
 	clock   clock.Clock
 	tasks   TaskSource
 	timings Timings
@@ -92,6 +93,15 @@ func WithTimings(edit func(*Timings)) Option { return func(s *Server) { edit(&s.
 
 // Timings returns the server's timings.
 func (s *Server) Timings() Timings { return s.timings }
+
+// WithBaseURL makes URL and SelfHostedURL start with base (e.g.
+// "http://prefect.sim:4200") instead of the loopback listener's random
+// port, for callers that send requests to Handler in process: the URLs,
+// and the worker-name hashes and plans derived from them, are then the
+// same on every run (golden files).
+func WithBaseURL(base string) Option {
+	return func(s *Server) { s.base = strings.TrimRight(base, "/") }
+}
 
 // WithClock sets the clock (default: the world's, or the real one without a world).
 func WithClock(c clock.Clock) Option { return func(s *Server) { s.clock = c } }
@@ -142,11 +152,18 @@ func New(w *awssim.World, opts ...Option) *Server {
 
 // URL is the Cloud-style workspace API URL: <server>/api/accounts/<a>/workspaces/<w>.
 func (s *Server) URL() string {
-	return s.srv.URL + "/api/accounts/" + s.accountID + "/workspaces/" + s.workspaceID
+	return s.baseURL() + "/api/accounts/" + s.accountID + "/workspaces/" + s.workspaceID
 }
 
 // SelfHostedURL is the self-hosted-style API URL: <server>/api.
-func (s *Server) SelfHostedURL() string { return s.srv.URL + "/api" }
+func (s *Server) SelfHostedURL() string { return s.baseURL() + "/api" }
+
+func (s *Server) baseURL() string {
+	if s.base != "" {
+		return s.base
+	}
+	return s.srv.URL
+}
 
 // Close shuts the server down.
 func (s *Server) Close() { s.srv.Close() }

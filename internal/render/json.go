@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/deploybot/deploybot/internal/cost"
 	"github.com/deploybot/deploybot/internal/plan"
 )
 
@@ -33,9 +34,17 @@ const FormatVersion = "1"
 //	     "symbol": "~",
 //	     "reason": "...",                      // why: replacement cause, conflict, deletion
 //	     "fields": [{"path": "desired_count", "before": "1", "after": "2",
-//	                 "after_unknown": false, "sensitive": false, "forces_replacement": false}]}
+//	                 "after_unknown": false, "sensitive": false, "forces_replacement": false,
+//	                 "derived": false}],          // derived: computed by deploybot from other values
+//	     "before": {"desired_count": "1", ...},  // every non-sensitive attribute, before and after
+//	     "after": {"desired_count": "2", ...}}
 //	  ],
-//	  "notes": ["..."]
+//	  "notes": ["..."],
+//	  "cost": {"region": "us-east-1", "currency": "USD", "prices_retrieved": "2026-12-01",
+//	           "monthly_delta": 32.85,           // the priced lines' sum
+//	           "lines": [{"what": "1 NAT gateway", "monthly_delta": 32.85}],
+//	           "unknown": [],                    // billed things without a price in the table
+//	           "usage_based": ["NAT gateway data processing per GB"]}
 //	}
 //
 // Values are the plan's normalised strings; "before" or "after" is absent
@@ -57,6 +66,8 @@ type PlanDoc struct {
 	Destructive   []string    `json:"destructive"`
 	Changes       []ChangeDoc `json:"changes"`
 	Notes         []string    `json:"notes"`
+	// Cost is the estimated change of the monthly bill (internal/cost).
+	Cost cost.Estimate `json:"cost"`
 }
 
 // SummaryDoc counts changes by action.
@@ -71,13 +82,15 @@ type SummaryDoc struct {
 
 // ChangeDoc is one resource's change.
 type ChangeDoc struct {
-	Address string     `json:"address"`
-	Kind    string     `json:"kind"`
-	Name    string     `json:"name,omitempty"`
-	Action  string     `json:"action"`
-	Symbol  string     `json:"symbol"`
-	Reason  string     `json:"reason,omitempty"`
-	Fields  []FieldDoc `json:"fields"`
+	Address string            `json:"address"`
+	Kind    string            `json:"kind"`
+	Name    string            `json:"name,omitempty"`
+	Action  string            `json:"action"`
+	Symbol  string            `json:"symbol"`
+	Reason  string            `json:"reason,omitempty"`
+	Fields  []FieldDoc        `json:"fields"`
+	Before  map[string]string `json:"before,omitempty"`
+	After   map[string]string `json:"after,omitempty"`
 }
 
 // FieldDoc is one field's change.
@@ -88,6 +101,7 @@ type FieldDoc struct {
 	AfterUnknown      bool   `json:"after_unknown,omitempty"`
 	Sensitive         bool   `json:"sensitive,omitempty"`
 	ForcesReplacement bool   `json:"forces_replacement,omitempty"`
+	Derived           bool   `json:"derived,omitempty"`
 }
 
 // NewPlanDoc converts a plan to its JSON document. A plan without a stored
@@ -113,14 +127,16 @@ func NewPlanDoc(p *plan.Plan) PlanDoc {
 		Destructive: nonNil(p.Destructive()),
 		Changes:     []ChangeDoc{},
 		Notes:       nonNil(p.Notes),
+		Cost:        cost.Of(p),
 	}
 	for _, c := range p.Changes {
 		cd := ChangeDoc{
 			Address: c.Address, Kind: c.Kind, Name: c.Name, Action: string(c.Action),
 			Symbol: c.Action.Symbol(), Reason: c.Reason, Fields: []FieldDoc{},
+			Before: c.Before, After: c.After,
 		}
 		for _, f := range c.Fields {
-			fd := FieldDoc{Path: f.Path, Sensitive: f.Sensitive, ForcesReplacement: f.ForcesReplacement}
+			fd := FieldDoc{Path: f.Path, Sensitive: f.Sensitive, ForcesReplacement: f.ForcesReplacement, Derived: f.Derived}
 			if !f.Sensitive {
 				fd.Before, fd.After = f.Before, f.After
 				fd.AfterUnknown = f.After == plan.Unknown
@@ -163,6 +179,7 @@ type ReportDoc struct {
 	DurationMS    int64          `json:"duration_ms"`
 	Steps         []StepDoc      `json:"steps"`
 	Deployment    *DeploymentDoc `json:"deployment,omitempty"`
+	Rollback      *DeploymentDoc `json:"rollback,omitempty"`
 	Gate          *GateDoc       `json:"gate,omitempty"`
 	Plan          *PlanDoc       `json:"plan,omitempty"`
 }
@@ -242,11 +259,8 @@ func NewReportDoc(r *plan.Report) ReportDoc {
 		d.Steps = append(d.Steps, StepDoc{Address: s.Address, Action: string(s.Action), Status: s.Status,
 			DurationMS: ms(s.Duration), Error: s.Error})
 	}
-	if dp := r.Deployment; dp != nil {
-		d.Deployment = &DeploymentDoc{Cluster: dp.Cluster, Service: dp.Service, DeploymentID: dp.DeploymentID,
-			TaskDefinition: dp.TaskDefinition, PreviousTaskDefinition: dp.PreviousTaskDefinition,
-			WorkerPrefix: dp.WorkerPrefix, StartedAt: formatTime(dp.StartedAt), Status: dp.Status}
-	}
+	d.Deployment = deploymentDoc(r.Deployment)
+	d.Rollback = deploymentDoc(r.Rollback)
 	if g := r.Gate; g != nil {
 		gd := &GateDoc{Passed: g.Passed, Reason: g.Reason, WorkPoolURL: g.WorkPoolURL, Workers: []WorkerDoc{},
 			StoppedTasks: []StoppedTaskDoc{}, ServiceEvents: nonNil(g.ServiceEvents), RolledBack: g.RolledBack,
@@ -267,6 +281,15 @@ func NewReportDoc(r *plan.Report) ReportDoc {
 		d.Plan = &pd
 	}
 	return d
+}
+
+func deploymentDoc(dp *plan.DeploymentInfo) *DeploymentDoc {
+	if dp == nil {
+		return nil
+	}
+	return &DeploymentDoc{Cluster: dp.Cluster, Service: dp.Service, DeploymentID: dp.DeploymentID,
+		TaskDefinition: dp.TaskDefinition, PreviousTaskDefinition: dp.PreviousTaskDefinition,
+		WorkerPrefix: dp.WorkerPrefix, StartedAt: formatTime(dp.StartedAt), Status: dp.Status}
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }

@@ -2,11 +2,11 @@ package render
 
 import (
 	"fmt"
-	"html"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/deploybot/deploybot/internal/cost"
 	"github.com/deploybot/deploybot/internal/plan"
 )
 
@@ -47,6 +47,18 @@ type CommentOptions struct {
 	// ArtifactName names the uploaded plan JSON, if there is one, so the
 	// cut notice can say exactly where the full plan is.
 	ArtifactName string
+	// Next, when set, ends a plan comment with what merging does.
+	Next *NextSteps
+}
+
+// NextSteps is what a pull request's plan comment says happens next.
+type NextSteps struct {
+	// GitHubEnvironment is the GitHub environment whose protection rules
+	// (required reviewers, wait timer, branches) the apply job waits for;
+	// by convention the deploybot environment's own name.
+	GitHubEnvironment string
+	// Branch is the pull request's head branch (untrusted: escaped).
+	Branch string
 }
 
 // SummaryOptions controls Summary.
@@ -77,6 +89,7 @@ func Comment(p *plan.Plan, r *plan.Report, o CommentOptions) string {
 		limit = DefaultCommentMaxLen
 	}
 	d := newMDDoc(reportPlan(p, r), r, mdOptions{
+		next:              o.Next,
 		marker:            strings.TrimSpace(OneLine(o.Marker)),
 		headSHA:           o.HeadSHA,
 		runURL:            o.RunURL,
@@ -109,6 +122,7 @@ func Summary(p *plan.Plan, r *plan.Report, o SummaryOptions) string {
 }
 
 type mdOptions struct {
+	next                                  *NextSteps
 	marker, headSHA, runURL, artifactName string
 	collapsed                             bool
 	surface, limitText                    string
@@ -123,17 +137,25 @@ type mdDoc struct {
 	p *plan.Plan
 	r *plan.Report
 
+	lines *planLines
+	// diff is the changes, then the derived changes (from split on);
+	// diffText is each line laid out for a ```diff block.
 	diff     []diffLine
-	diffText []string // diff lines laid out for a ```diff block
+	split    int
+	diffText []string
+	cost     cost.Estimate
 }
 
 func newMDDoc(p *plan.Plan, r *plan.Report, o mdOptions) *mdDoc {
 	d := &mdDoc{o: o, p: p, r: r}
 	if p != nil {
-		d.diff = diffLines(p)
+		d.lines = buildLines(p, false)
+		d.diff = append(append([]diffLine{}, d.lines.changes...), d.lines.derived...)
+		d.split = len(d.lines.changes)
 		for _, l := range d.diff {
 			d.diffText = append(d.diffText, diffBlockLine(l))
 		}
+		d.cost = cost.Of(p)
 	}
 	return d
 }
@@ -258,23 +280,18 @@ func (d *mdDoc) title() string {
 		env = d.r.Environment
 	}
 	if d.r != nil {
-		icon := map[plan.Status]string{
-			plan.StatusSucceeded:  "✅",
-			plan.StatusNoChanges:  "✅",
-			plan.StatusFailed:     "❌",
-			plan.StatusRolledBack: "↩️",
-			plan.StatusRefused:    "⛔",
-		}[d.r.Status]
-		if icon != "" {
-			icon += " "
-		}
-		return fmt.Sprintf("### %s%s: %s", icon, Code(env), Escape(statusHeadline(d.r)))
+		return "### " + reportIcon(d.r) + Code(env) + ": " + Escape(statusHeadline(d.r))
 	}
 	what := "plan"
 	if d.p != nil && d.p.Operation == plan.OpDestroy {
 		what = "destroy plan"
 	}
-	return fmt.Sprintf("### deploybot %s for %s", what, Code(env))
+	t := fmt.Sprintf("### deploybot %s for %s", what, Code(env))
+	if d.p != nil && d.p.Summary().Conflicts > 0 {
+		// A conflict is the headline: nothing below can be applied.
+		t = "### ⛔ " + t[4:] + ": cannot be applied"
+	}
+	return t
 }
 
 // capList returns the first n items (all when n < 0) and how many were left.
@@ -300,16 +317,25 @@ func (d *mdDoc) planSection(diffKeep, itemCap int) string {
 			b.WriteString(x)
 		}
 	}
+	sum := p.Summary()
 
-	w("**", Escape(summaryLine(p)), "**")
+	// 1. The summary line; with a conflict, the reason it cannot be applied.
+	if sum.Conflicts > 0 {
+		w("**", Escape(conflictLine(sum.Conflicts)), "**\n\n")
+		w("Without the conflict: ", Escape(summaryLine(p)))
+	} else {
+		w("**", Escape(summaryLine(p)), "**")
+	}
 	if ctx := planContext(p); ctx != "" {
 		w(" ", ctx)
 	}
 	w("\n\n")
+	if d.cost.Changes() {
+		w("**Estimated cost:** ", costTotalMD(&d.cost), "\n\n")
+	}
 
-	// Destroys and replacements: every address with its reason, above the
-	// fold, in GitHub's loudest alert (docs/research/pr-comment-bots.md §8
-	// lesson 8; tfcmt's deletion warning).
+	// 2. Dangers, above the fold, each with its reason
+	// (docs/research/pr-comment-bots.md §8 lesson 8; tfcmt's deletion warning).
 	var destructive, conflicts []plan.Change
 	for _, c := range p.Changes {
 		switch c.Action {
@@ -319,18 +345,8 @@ func (d *mdDoc) planSection(diffKeep, itemCap int) string {
 			conflicts = append(conflicts, c)
 		}
 	}
-	if len(destructive) > 0 {
-		s := p.Summary()
-		w("> [!CAUTION]\n> **", Escape(destructiveHeadline(s.Destroy, s.Replace)), "**\n>\n")
-		shown, more := capList(destructive, itemCap)
-		for _, c := range shown {
-			w("> - ", destructiveItem(c), "\n")
-		}
-		w(d.moreItem("> ", more, "destroyed or replaced resources"))
-		w("\n")
-	}
 	if len(conflicts) > 0 {
-		w("> [!WARNING]\n> **", Escape(conflictLine(len(conflicts))), "**\n>\n")
+		w("> [!CAUTION]\n> **Conflicts: deploybot never takes over a resource it did not create.** Delete or rename each one, or use another environment name, then push a commit to plan again:\n>\n")
 		shown, more := capList(conflicts, itemCap)
 		for _, c := range shown {
 			item := Code(c.Address)
@@ -345,7 +361,13 @@ func (d *mdDoc) planSection(diffKeep, itemCap int) string {
 		w(d.moreItem("> ", more, "conflicts"))
 		w("\n")
 	}
-	if len(p.Notes) > 0 {
+	if len(destructive) > 0 {
+		w(d.dangerSection(destructive, sum, itemCap))
+	}
+	// Notes explain what a new or rebuilt stack will be like; on a plan
+	// that only changes settings they are the same every time, and a
+	// reviewer learns to skip the box (issue 13).
+	if len(p.Notes) > 0 && (sum.Add+sum.Replace+sum.Destroy > 0 || !d.o.collapsed) {
 		w("> [!NOTE]\n")
 		shown, more := capList(p.Notes, itemCap)
 		for _, n := range shown {
@@ -355,8 +377,64 @@ func (d *mdDoc) planSection(diffKeep, itemCap int) string {
 		w("\n")
 	}
 
-	if len(d.diffText) == 0 {
+	// 3. The diff: the changes, then what deploybot derives from them.
+	if len(d.diffText) > 0 {
+		w(d.diffSection(diffKeep))
+	}
+
+	// 4. The cost, line by line, when there is more than the total says.
+	if d.cost.Changes() && (len(d.cost.Lines) > 1 || len(d.cost.Unknown) > 0 || len(d.cost.UsageBased) > 0) {
+		w(d.costSection(itemCap))
+	}
+
+	// 5. What merging does.
+	if d.o.next != nil && d.r == nil {
+		w(d.nextSection())
+	}
+	return b.String()
+}
+
+// dangerSection lists destroys and replacements. A destroy plan, or any
+// plan whose deletions share one reason, says the reason once.
+func (d *mdDoc) dangerSection(destructive []plan.Change, sum plan.Summary, itemCap int) string {
+	var b strings.Builder
+	reasons := map[string]bool{}
+	for _, c := range destructive {
+		if c.Action == plan.Delete {
+			reasons[c.Reason] = true
+		}
+	}
+	if d.p.Operation == plan.OpDestroy {
+		b.WriteString("> [!CAUTION]\n> **This destroys environment " + Code(d.p.Environment) + ": " + plural(sum.Destroy, "resource") + ", in this order:**\n>\n> ")
+		shown, more := capList(destructive, itemCap)
+		var items []string
+		for _, c := range shown {
+			items = append(items, Code(c.Address))
+		}
+		b.WriteString(strings.Join(items, " → "))
+		b.WriteString("\n")
+		b.WriteString(d.moreItem("> ", more, "destroyed resources"))
+		b.WriteString("\n")
 		return b.String()
+	}
+	b.WriteString("> [!CAUTION]\n> **" + Escape(destructiveHeadline(sum.Destroy, sum.Replace)) + "**\n>\n")
+	shown, more := capList(destructive, itemCap)
+	for _, c := range shown {
+		b.WriteString("> - " + destructiveItem(c) + "\n")
+	}
+	b.WriteString(d.moreItem("> ", more, "destroyed or replaced resources"))
+	b.WriteString("\n")
+	return b.String()
+}
+
+// diffSection is the folded plan: the legend and the shared tags once, the
+// changes, then the derived changes, in ```diff blocks GitHub colours.
+func (d *mdDoc) diffSection(diffKeep int) string {
+	var b strings.Builder
+	w := func(s ...string) {
+		for _, x := range s {
+			b.WriteString(x)
+		}
 	}
 	total := len(d.diffText)
 	keep := min(max(diffKeep, 0), total)
@@ -366,7 +444,6 @@ func (d *mdDoc) planSection(diffKeep, itemCap int) string {
 	if keep == 0 {
 		return b.String()
 	}
-
 	// A short diff is shown open: collapsing a few lines only costs the
 	// reviewer a click (Atlantis folds beyond 12 lines, dflook beyond 10;
 	// docs/research/pr-comment-bots.md §1, §2).
@@ -374,19 +451,50 @@ func (d *mdDoc) planSection(diffKeep, itemCap int) string {
 	if !d.o.collapsed || keep <= maxOpenDiffLines {
 		open = "<details open>"
 	}
-	label := fmt.Sprintf("Show plan (%d resources, %d lines)", len(changed(p)), total)
+	n := len(changed(d.p)) - d.p.Summary().Conflicts
+	label := fmt.Sprintf("The plan: %s, %d lines", plural(n, "resource"), total)
 	if keep < total {
-		label = fmt.Sprintf("Show plan (first %d of %d lines)", keep, total)
+		label = fmt.Sprintf("The plan: the first %d of %d lines", keep, total)
 	}
-	w(open, "<summary>", html.EscapeString(label), "</summary>\n\n")
-	w(legendMD(p), "\n\n")
-	fence := Fence(d.diffText[:keep])
-	w(fence, "diff\n")
-	for _, l := range d.diffText[:keep] {
-		w(l, "\n")
+	w(open, "<summary>", EscapeHTML(label), "</summary>\n\n")
+	w(legendMD(d.lines.symbols, d.lines.insideChange()), "\n\n")
+	if len(d.lines.common) > 0 {
+		var tags []string
+		for _, f := range d.lines.common {
+			tags = append(tags, Code(commonTagText(f)))
+		}
+		w("Tags on every resource below (not repeated on each): ", strings.Join(tags, " · "), "\n\n")
 	}
-	w(fence, "\n\n</details>\n\n")
+	first := d.diffText[:min(keep, d.split)]
+	if len(first) > 0 {
+		w(diffBlock(first))
+	}
+	if keep > d.split {
+		if len(first) > 0 {
+			w("\n")
+		}
+		w("Derived from the changes above (values deploybot computes, and what uses them):\n\n")
+		w(diffBlock(d.diffText[d.split:keep]))
+	}
+	w("\n</details>\n\n")
 	return b.String()
+}
+
+func diffBlock(lines []string) string {
+	fence := Fence(lines)
+	return fence + "diff\n" + strings.Join(lines, "\n") + "\n" + fence + "\n"
+}
+
+// commonTagText is one shared tag: "team=data-platform", or its change.
+func commonTagText(f plan.FieldChange) string {
+	k := strings.TrimPrefix(f.Path, "tags.")
+	switch {
+	case f.Before == "":
+		return k + "=" + f.After
+	case f.After == "":
+		return k + "=" + f.Before + " (removed)"
+	}
+	return k + ": " + f.Before + " → " + f.After
 }
 
 func planContext(p *plan.Plan) string {
@@ -446,19 +554,27 @@ func destructiveItem(c plan.Change) string {
 			forcing = append(forcing, Code(f.Path))
 		}
 	}
-	if len(forcing) > 0 {
+	if len(forcing) > 0 && !strings.Contains(c.Reason, strings.Trim(forcing[0], "`")) {
 		item += " (forced by " + strings.Join(forcing, ", ") + ")"
 	}
 	return item
 }
 
-// legendMD explains the symbols of the diff block; "~" is shown as "!"
-// there because GitHub's diff highlighting colours "!" lines and not "~"
-// (terraform-pr-commenter's trick, docs/research/pr-comment-bots.md §5).
-func legendMD(p *plan.Plan) string {
+// legendMD explains the symbols of the diff blocks, once per comment; "~"
+// is shown as "!" there because GitHub's diff highlighting colours "!"
+// lines and not "~" (terraform-pr-commenter's trick,
+// docs/research/pr-comment-bots.md §5), and "!" means nothing else.
+func legendMD(used map[plan.Action]bool, insideChange bool) string {
 	var parts []string
-	for _, e := range legend(p) {
-		parts = append(parts, Code(diffSymbol(e.sym))+" "+Escape(e.text))
+	for _, e := range legend(used) {
+		text := e.text
+		switch {
+		case e.sym == "+" && insideChange:
+			text += " (or, inside a change, a value added)"
+		case e.sym == "-" && insideChange:
+			text += " (or, inside a change, a value removed)"
+		}
+		parts = append(parts, Code(diffSymbol(e.sym))+" "+Escape(text))
 	}
 	return "Symbols: " + strings.Join(parts, " · ")
 }
@@ -478,7 +594,7 @@ func diffBlockLine(l diffLine) string {
 	case l.text == "" && l.sym == "":
 		return ""
 	case l.sym == "":
-		return indent + l.text
+		return "    " + indent + l.text
 	}
 	return fmt.Sprintf("%-3s %s%s", diffSymbol(l.sym), indent, l.text)
 }
@@ -549,12 +665,7 @@ func (d *mdDoc) footer() string {
 	parts = append(parts, "deploybot")
 	verb := "planned"
 	if d.r != nil {
-		switch d.r.Operation {
-		case plan.OpApply, "":
-			verb = "applied"
-		case plan.OpDestroy:
-			verb = "destroyed"
-		}
+		verb = reportVerb(d.r)
 	}
 	if d.o.headSHA != "" {
 		parts = append(parts, verb+" at commit "+Code(shortSHA(d.o.headSHA)))
@@ -568,7 +679,9 @@ func (d *mdDoc) footer() string {
 	return "---\n<sub>" + strings.Join(parts, " · ") + "</sub>\n"
 }
 
-// reportSection renders the apply's outcome above the plan.
+// reportSection tells what happened, cause first: the cause, then the
+// story in order (the changes, the ECS deployment in ECS's own words, the
+// health gate, the rollback as a step of its own), then the details.
 func (d *mdDoc) reportSection(itemCap int) string {
 	r := d.r
 	var b strings.Builder
@@ -577,142 +690,93 @@ func (d *mdDoc) reportSection(itemCap int) string {
 			b.WriteString(x)
 		}
 	}
-	line := "**Status:** " + Escape(strings.ReplaceAll(string(r.Status), "_", " "))
-	if dur := r.FinishedAt.Sub(r.StartedAt); !r.StartedAt.IsZero() && !r.FinishedAt.IsZero() && dur > 0 {
-		line += " after " + formatDuration(dur)
-	}
-	w(line, "\n\n")
-	if r.Error != "" {
-		w("> [!CAUTION]\n> **Error:** ", Escape(r.Error), "\n\n")
-	}
-
-	if dp := r.Deployment; dp != nil {
-		s := "**ECS deployment:** " + Code(dp.Cluster+"/"+dp.Service)
-		if dp.DeploymentID != "" {
-			s += " deployment " + Code(dp.DeploymentID)
+	st := newStory(r)
+	if st.cause != "" {
+		kind := "CAUTION"
+		if r.Status == plan.StatusRefused {
+			kind = "WARNING"
 		}
-		if dp.Status != "" {
-			s += ": **" + Escape(dp.Status) + "**"
-		}
-		w(s, "\n")
-		w("- task definition ", codeOrDash(dp.TaskDefinition), "\n")
-		if dp.PreviousTaskDefinition != "" {
-			w("- previous task definition ", Code(dp.PreviousTaskDefinition), "\n")
-		} else {
-			w("- previous task definition: none (first deploy)\n")
-		}
-		if dp.WorkerPrefix != "" {
-			w("- worker name prefix ", Code(dp.WorkerPrefix), "\n")
-		}
-		if s := formatTime(dp.StartedAt); s != "" {
-			w("- started ", s, "\n")
+		w("> [!", kind, "]\n> **", Escape(st.causeTitle), "** ", Escape(st.cause), "\n")
+		for _, why := range st.why {
+			w(">\n> ", Escape(why), "\n")
 		}
 		w("\n")
 	}
-
-	if g := r.Gate; g != nil {
-		verdict := "✅ passed"
-		if !g.Passed {
-			verdict = "❌ failed"
+	if len(st.steps) > 0 {
+		for i, s := range st.steps {
+			w(fmt.Sprintf("%d. ", i+1), s.md(), "\n")
 		}
-		s := "**Prefect health gate:** " + verdict + " after " + formatDuration(g.Duration)
-		if g.Reason != "" {
-			s += ": " + Escape(g.Reason)
-		}
-		if u := SafeURL(g.WorkPoolURL); u != "" {
-			s += " ([work pool](" + u + "))"
-		}
-		w(s, "\n\n")
-		switch {
-		case g.RolledBack && g.RestoredWorkerOnline:
-			w("> [!NOTE]\n> **Rolled back** to ", codeOrDash(g.RolledBackTo), "; the previous worker is ONLINE again.\n\n")
-		case g.RolledBack:
-			w("> [!CAUTION]\n> **Rolled back** to ", codeOrDash(g.RolledBackTo), ", but the previous worker has NOT come back online.\n\n")
-		case g.NothingToRollBack:
-			w("> [!WARNING]\n> **Nothing to roll back to: this was the first deploy.**\n\n")
-		}
-		w("Workers seen: ", Escape(workersSeen(g)), "\n\n")
-		if len(g.Workers) > 0 {
-			w("| worker | status | revision | last heartbeat |\n|---|---|---|---|\n")
-			shown, more := capList(g.Workers, itemCap)
-			for _, wk := range shown {
-				rev := "earlier"
-				if wk.NewRevision {
-					rev = "**new**"
-				}
-				w("| ", TableCell(Code(wk.Name)), " | ", TableCell(Escape(wk.Status)), " | ", rev, " | ", orDash(formatTime(wk.LastHeartbeat)), " |\n")
-			}
-			if more > 0 {
-				w(fmt.Sprintf("| … and %d more | | | |\n", more))
-			}
-			w("\n")
-		}
-		if len(g.StoppedTasks) > 0 {
-			w("Stopped tasks of the new revision:\n\n| task | stopped reason | stop code | exit code | container |\n|---|---|---|---|---|\n")
-			shown, more := capList(g.StoppedTasks, itemCap)
-			for _, st := range shown {
-				exit := "-"
-				if st.ExitCode != nil {
-					exit = strconv.Itoa(int(*st.ExitCode))
-				}
-				w("| ", TableCell(Code(taskID(st.TaskARN))), " | ", TableCell(escOrDash(st.StoppedReason)), " | ", TableCell(escOrDash(st.StopCode)),
-					" | ", exit, " | ", TableCell(escOrDash(st.ContainerReason)), " |\n")
-			}
-			if more > 0 {
-				w(fmt.Sprintf("| … and %d more | | | | |\n", more))
-			}
-			w("\n")
-		}
-		if len(g.ServiceEvents) > 0 {
-			w("<details><summary>Recent ECS service events (", strconv.Itoa(len(g.ServiceEvents)), ")</summary>\n\n")
-			shown, more := capList(g.ServiceEvents, itemCap)
-			for _, e := range shown {
-				w("- ", Escape(e), "\n")
-			}
-			w(d.moreItem("", more, "events"))
-			w("\n</details>\n\n")
-		}
-		if g.PrunedWorkers > 0 {
-			w("Pruned ", plural(g.PrunedWorkers, "offline worker"), " left by earlier revisions.\n\n")
-		}
-		if len(g.Warnings) > 0 {
-			w("> [!WARNING]\n")
-			shown, more := capList(g.Warnings, itemCap)
-			for _, wn := range shown {
-				w("> - ", Escape(wn), "\n")
-			}
-			w(d.moreItem("> ", more, "warnings"))
-			w("\n")
-		}
+		w("\n")
+	}
+	if next := st.next; next != "" {
+		w(Escape(next), "\n\n")
 	}
 
-	if len(r.Steps) > 0 {
-		counts := map[string]int{}
-		for _, s := range r.Steps {
-			counts[s.Status]++
+	if g := r.Gate; g != nil && len(g.Workers) > 0 {
+		w("<details><summary>", EscapeHTML(fmt.Sprintf("Prefect workers in the pool as the health gate last saw them: %s", workersSeen(g))), "</summary>\n\n")
+		w("| worker | status | revision | last heartbeat |\n|---|---|---|---|\n")
+		shown, more := capList(g.Workers, itemCap)
+		for _, wk := range shown {
+			rev := "earlier"
+			if wk.NewRevision {
+				rev = "**new**"
+			}
+			w("| ", TableCell(Code(wk.Name)), " | ", TableCell(Escape(wk.Status)), " | ", rev, " | ", orDash(formatTime(wk.LastHeartbeat)), " |\n")
 		}
-		summary := fmt.Sprintf("Steps: %d done, %d failed, %d skipped", counts["done"], counts["failed"], counts["skipped"])
+		if more > 0 {
+			w(fmt.Sprintf("| … and %d more | | | |\n", more))
+		}
+		w("\n</details>\n\n")
+	}
+	if g := r.Gate; g != nil && len(g.StoppedTasks) > 1 {
+		w("<details><summary>", EscapeHTML(fmt.Sprintf("Stopped tasks of the new revision (%d)", len(g.StoppedTasks))), "</summary>\n\n")
+		shown, more := capList(g.StoppedTasks, itemCap)
+		for _, t := range shown {
+			w("- ", Code(taskID(t.TaskARN)), ": ", Escape(stoppedTaskDetail(t)), "\n")
+		}
+		w(d.moreItem("", more, "stopped tasks"))
+		w("\n</details>\n\n")
+	}
+	if g := r.Gate; g != nil && len(g.ServiceEvents) > 0 {
+		w("<details><summary>Recent ECS service events (", strconv.Itoa(len(g.ServiceEvents)), ")</summary>\n\n")
+		shown, more := capList(g.ServiceEvents, itemCap)
+		for _, e := range shown {
+			w("- ", Escape(e), "\n")
+		}
+		w(d.moreItem("", more, "events"))
+		w("\n</details>\n\n")
+	}
+	if g := r.Gate; g != nil && len(g.Warnings) > 0 {
+		w("> [!WARNING]\n")
+		shown, more := capList(g.Warnings, itemCap)
+		for _, wn := range shown {
+			w("> - ", Escape(wn), "\n")
+		}
+		w(d.moreItem("> ", more, "warnings"))
+		w("\n")
+	}
+	if len(r.Steps) > 0 {
 		open := "<details>"
-		if counts["failed"] > 0 || !d.o.collapsed {
+		if !d.o.collapsed {
 			open = "<details open>"
 		}
-		w(open, "<summary>", summary, "</summary>\n\n| action | resource | status | duration | error |\n|---|---|---|---|---|\n")
+		w(open, "<summary>", EscapeHTML("Resource steps: "+stepCounts(r)), "</summary>\n\n| action | resource | status | duration |\n|---|---|---|---|\n")
 		shown, more := capList(r.Steps, itemCap)
 		for _, s := range shown {
-			status := Escape(s.Status)
+			status := Escape(stepStatusWord(s.Status))
 			if s.Status == "failed" {
 				status = "**failed**"
 			}
 			w("| ", TableCell(Escape(string(s.Action))), " | ", TableCell(Code(s.Address)), " | ", TableCell(status), " | ",
-				formatDuration(s.Duration), " | ", TableCell(Escape(s.Error)), " |\n")
+				formatDuration(s.Duration), " |\n")
 		}
 		if more > 0 {
-			w(fmt.Sprintf("| | … and %d more | | | |\n", more))
+			w(fmt.Sprintf("| | … and %d more | | |\n", more))
 		}
 		w("\n</details>\n\n")
 	}
 	if d.p != nil {
-		w("#### Plan\n\n")
+		w("#### The plan that was ", planVerb(r), "\n\n")
 	}
 	return b.String()
 }

@@ -4,7 +4,7 @@
 // machine-readable JSON (JSON, ReportJSON).
 //
 // All views are computed from the same pure data (internal/plan) by the same
-// line model (diffLines), so they agree with each other. Output is
+// line model (buildLines), so they agree with each other. Output is
 // deterministic: the same plan rendered twice is byte-identical, so a caller
 // can skip a GitHub API call when a comment body has not changed. A field
 // marked Sensitive never has a value printed, in any view, even if a caller
@@ -12,13 +12,9 @@
 package render
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/deploybot/deploybot/internal/plan"
 )
@@ -61,254 +57,6 @@ func actionPhrase(a plan.Action) string {
 	default:
 		return "is unchanged"
 	}
-}
-
-// changed returns the changes a reviewer must read: everything but no-ops,
-// in the plan's own (apply) order.
-func changed(p *plan.Plan) []plan.Change {
-	var out []plan.Change
-	for _, c := range p.Changes {
-		if c.Action != plan.NoOp && c.Action != "" {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// lineStyle decides a line's colour in the terminal.
-type lineStyle int
-
-const (
-	styleNone lineStyle = iota
-	styleComment
-	styleCreate
-	styleUpdate
-	styleDelete
-	styleReplace
-	styleConflict
-)
-
-// diffLine is one line of the rendered plan, before it is laid out for the
-// terminal (symbol right-aligned after indentation, like Terraform) or for a
-// GitHub ```diff block (symbol in column 0, so that GitHub colours it).
-type diffLine struct {
-	addr  string // the resource the line belongs to
-	sym   string // "+", "-", "~", "-/+", "!", " " (context) or "" (comment)
-	depth int    // 0: resource; 1: field; 2+: lines inside a multi-line value
-	text  string
-	style lineStyle
-	// cont marks a continuation line of a multi-line value: the terminal
-	// prints blanks instead of the symbol, the diff block repeats it so the
-	// whole value is coloured.
-	cont bool
-}
-
-// diffLines turns the plan's changes into lines. Values are formatted by
-// formatValue; sensitive fields never reach it.
-func diffLines(p *plan.Plan) []diffLine {
-	var out []diffLine
-	for i, c := range changed(p) {
-		if i > 0 {
-			out = append(out, diffLine{})
-		}
-		for _, l := range resourceLines(c) {
-			l.addr = c.Address
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-func resourceLines(c plan.Change) []diffLine {
-	addr := OneLine(c.Address)
-	head := "# " + addr
-	if c.Name != "" {
-		head += " (" + OneLine(c.Name) + ")"
-	}
-	head += " " + actionPhrase(c.Action)
-	out := []diffLine{{depth: 0, text: head, style: styleComment}}
-	if c.Reason != "" {
-		out = append(out, diffLine{depth: 0, text: "# (" + OneLine(c.Reason) + ")", style: styleComment})
-	}
-	out = append(out, diffLine{sym: c.Action.Symbol(), depth: 0, text: addr, style: actionStyle(c.Action)})
-
-	width := 0
-	for _, f := range c.Fields {
-		width = max(width, utf8.RuneCountInString(OneLine(f.Path)))
-	}
-	for _, f := range c.Fields {
-		out = append(out, fieldLines(c.Action, f, width)...)
-	}
-	return out
-}
-
-func actionStyle(a plan.Action) lineStyle {
-	switch a {
-	case plan.Create:
-		return styleCreate
-	case plan.Update:
-		return styleUpdate
-	case plan.Delete:
-		return styleDelete
-	case plan.Replace:
-		return styleReplace
-	case plan.Conflict:
-		return styleConflict
-	}
-	return styleNone
-}
-
-// fieldLines renders one field. Within a created resource every field is
-// "+ path = after"; within a destroyed one "- path = before"; within an
-// update or replacement a field that appears is "+", one that disappears "-",
-// and one that changes "~ path = before -> after".
-func fieldLines(a plan.Action, f plan.FieldChange, width int) []diffLine {
-	path := OneLine(f.Path)
-	label := path + strings.Repeat(" ", width-utf8.RuneCountInString(path))
-	suffix := ""
-	if f.ForcesReplacement {
-		suffix = forcesReplacement
-	}
-
-	sym := "~"
-	switch {
-	case a == plan.Create, a != plan.Delete && f.Before == "" && f.After != "" && !f.Sensitive:
-		sym = "+"
-	case a == plan.Delete, f.After == "" && f.Before != "" && !f.Sensitive:
-		sym = "-"
-	}
-	style := map[string]lineStyle{"+": styleCreate, "-": styleDelete, "~": styleUpdate}[sym]
-
-	if f.Sensitive {
-		// Before/After are never read for a sensitive field (plan.FieldChange).
-		return []diffLine{{sym: sym, depth: 1, text: label + " = " + plan.SensitiveChanged + suffix, style: style}}
-	}
-
-	switch sym {
-	case "+", "-":
-		v := f.After
-		if sym == "-" {
-			v = f.Before
-		}
-		vl := formatValue(v)
-		lines := []diffLine{{sym: sym, depth: 1, text: label + " = " + vl[0] + ifOne(vl, suffix), style: style}}
-		for i, l := range vl[1:] {
-			lines = append(lines, diffLine{sym: sym, depth: 2, text: l + ifLast(i == len(vl)-2, suffix), style: style, cont: true})
-		}
-		return lines
-	}
-
-	bl, al := formatValue(f.Before), formatValue(f.After)
-	if len(bl) == 1 && len(al) == 1 {
-		return []diffLine{{sym: "~", depth: 1, text: label + " = " + bl[0] + " -> " + al[0] + suffix, style: styleUpdate}}
-	}
-	// A multi-line (JSON) value: show a line diff of its indented form, the
-	// way Terraform shows jsonencode() changes, so a one-statement change in
-	// a policy is one - and one + line instead of two whole documents.
-	lines := []diffLine{{sym: "~", depth: 1, text: label + " = (JSON, changed)" + suffix, style: styleUpdate}}
-	ops := lineDiff(bl, al)
-	keep := contextAround(ops, 3)
-	for i := 0; i < len(ops); i++ {
-		if !keep[i] {
-			// Long unchanged stretches hide what changed; say how many lines
-			// are left out, like a unified diff's context.
-			j := i
-			for j < len(ops) && !keep[j] {
-				j++
-			}
-			lines = append(lines, diffLine{depth: 2, text: fmt.Sprintf("# (%d unchanged lines hidden)", j-i), style: styleComment})
-			i = j - 1
-			continue
-		}
-		d := ops[i]
-		st := map[byte]lineStyle{'+': styleCreate, '-': styleDelete, ' ': styleNone}[d.op]
-		lines = append(lines, diffLine{sym: string(d.op), depth: 2, text: d.text, style: st})
-	}
-	return lines
-}
-
-// contextAround marks the changed lines and n unchanged lines either side of
-// them; a hidden stretch shorter than two lines is shown anyway.
-func contextAround(ops []diffOp, n int) []bool {
-	keep := make([]bool, len(ops))
-	for i, d := range ops {
-		if d.op == ' ' {
-			continue
-		}
-		for j := max(0, i-n); j <= min(len(ops)-1, i+n); j++ {
-			keep[j] = true
-		}
-	}
-	for i := 0; i < len(ops); {
-		if keep[i] {
-			i++
-			continue
-		}
-		j := i
-		for j < len(ops) && !keep[j] {
-			j++
-		}
-		if j-i < 2 {
-			for k := i; k < j; k++ {
-				keep[k] = true
-			}
-		}
-		i = j
-	}
-	return keep
-}
-
-// forcesReplacement marks, Terraform-style, a field that AWS cannot change
-// in place.
-const forcesReplacement = " # forces replacement"
-
-func ifOne(vl []string, s string) string {
-	if len(vl) == 1 {
-		return s
-	}
-	return ""
-}
-
-func ifLast(last bool, s string) string {
-	if last {
-		return s
-	}
-	return ""
-}
-
-// formatValue renders a normalised plan value (plan.FieldChange: numbers in
-// decimal, lists and maps as canonical JSON) as one or more lines: the
-// unknown marker bare, numbers and booleans bare, long JSON indented over
-// several lines, and anything else as a Go-quoted string. Quoting escapes
-// control characters, so no value can move the cursor or recolour a terminal,
-// and no value can span lines in a markdown code block.
-func formatValue(v string) []string {
-	switch {
-	case v == plan.Unknown:
-		return []string{v}
-	case v == "true" || v == "false" || isNumber(v):
-		return []string{v}
-	}
-	if t := strings.TrimSpace(v); t != "" && (t[0] == '{' || t[0] == '[') && json.Valid([]byte(t)) {
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, []byte(t)); err == nil {
-			if compact.Len() <= 60 || compact.String() == "{}" || compact.String() == "[]" {
-				return []string{compact.String()}
-			}
-			var ind bytes.Buffer
-			_ = json.Indent(&ind, compact.Bytes(), "", "  ")
-			return strings.Split(ind.String(), "\n")
-		}
-	}
-	return []string{strconv.Quote(v)}
-}
-
-func isNumber(v string) bool {
-	if v == "" || len(v) > 30 {
-		return false
-	}
-	_, err := strconv.ParseFloat(v, 64)
-	return err == nil && !strings.ContainsAny(v, "xXpP_nN+") && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))
 }
 
 // lineDiff is a longest-common-subsequence line diff. Values are small
@@ -412,7 +160,8 @@ func reportPlan(p *plan.Plan, r *plan.Report) *plan.Plan {
 	return nil
 }
 
-// statusHeadline says in a few words how an apply or destroy ended.
+// statusHeadline says in a few words how an apply or destroy ended, cause
+// first.
 func statusHeadline(r *plan.Report) string {
 	// Any operation name reads right here, so a caller can report a plan
 	// that failed as Operation "plan".
@@ -420,18 +169,36 @@ func statusHeadline(r *plan.Report) string {
 	if op == "" {
 		op = string(plan.OpApply)
 	}
+	g := r.Gate
 	switch r.Status {
 	case plan.StatusSucceeded:
-		if r.Gate != nil && r.Gate.Passed {
-			return op + " succeeded: the new worker is online"
+		if r.Operation == plan.OpDestroy {
+			return "destroyed"
+		}
+		if g != nil && g.Passed {
+			return op + " succeeded: a worker of the new revision is ONLINE"
 		}
 		return op + " succeeded"
 	case plan.StatusNoChanges:
 		return op + ": no changes"
 	case plan.StatusFailed:
+		if g != nil && g.NothingToRollBack {
+			return "first deploy failed the health gate; there is nothing to roll back to"
+		}
+		if g != nil && !g.Passed {
+			return op + " failed the health gate"
+		}
+		for _, s := range r.Steps {
+			if s.Status == "failed" {
+				return op + " failed at " + OneLine(s.Address)
+			}
+		}
 		return op + " failed"
 	case plan.StatusRolledBack:
-		return op + " failed the health gate and was rolled back"
+		if r.Deployment != nil && strings.HasPrefix(strings.ToUpper(r.Deployment.Status), "ROLLBACK") {
+			return op + " rolled back by ECS's circuit breaker"
+		}
+		return op + " rolled back: the new revision failed the health gate"
 	case plan.StatusRefused:
 		return op + " refused: nothing was changed"
 	}

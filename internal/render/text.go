@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/deploybot/deploybot/internal/cost"
 	"github.com/deploybot/deploybot/internal/plan"
 )
 
@@ -90,17 +92,33 @@ func writePlanText(t *textWriter, c painter, p *plan.Plan) {
 	t.line("  %s", headerDetails(p))
 	t.line("")
 
-	lines := diffLines(p)
+	pl := buildLines(p, true)
+	lines := pl.all()
 	if len(lines) > 0 {
 		t.line("Resource actions are indicated with the following symbols:")
-		for _, l := range legend(p) {
+		for _, l := range legend(pl.symbols) {
 			t.line("  %s %s", padSymbol(c, l.sym, l.style), l.text)
 		}
 		t.line("")
+		if len(pl.common) > 0 {
+			t.line("Tags on every resource below (not repeated on each):")
+			for _, f := range pl.common {
+				t.line("  %s", commonTagText(f))
+			}
+			t.line("")
+		}
 		t.line("deploybot will perform the following actions:")
 		t.line("")
-		for _, l := range lines {
+		for _, l := range pl.changes {
 			t.line("%s", terminalLine(c, l))
+		}
+		if len(pl.derived) > 0 {
+			t.line("")
+			t.line("%s", c.paint(ansiBold, "Derived from the changes above (deploybot computes these):"))
+			t.line("")
+			for _, l := range pl.derived {
+				t.line("%s", terminalLine(c, l))
+			}
 		}
 		t.line("")
 	}
@@ -113,6 +131,11 @@ func writePlanText(t *textWriter, c painter, p *plan.Plan) {
 		t.line("")
 	}
 
+	if e := cost.Of(p); e.Changes() {
+		t.line("Estimated cost: %s", costText(&e))
+		t.line("  (%s)", costSourceText(&e))
+		t.line("")
+	}
 	t.line("%s", c.paint(ansiBold, summaryLine(p)))
 	if n := p.Summary().Conflicts; n > 0 {
 		t.line("%s", c.paint(ansiBold+ansiRed, conflictLine(n)))
@@ -136,36 +159,6 @@ func headerDetails(p *plan.Plan) string {
 	return strings.Join(parts, ", ")
 }
 
-type legendEntry struct {
-	sym   string
-	text  string
-	style lineStyle
-}
-
-// legend lists only the symbols this plan uses, in a fixed order.
-func legend(p *plan.Plan) []legendEntry {
-	used := map[plan.Action]bool{}
-	for _, ch := range p.Changes {
-		used[ch.Action] = true
-	}
-	var out []legendEntry
-	for _, e := range []struct {
-		a    plan.Action
-		text string
-	}{
-		{plan.Create, "create"},
-		{plan.Update, "update in place"},
-		{plan.Replace, "destroy and then create replacement"},
-		{plan.Delete, "destroy"},
-		{plan.Conflict, "conflict: exists without deploybot's tags, will not be touched"},
-	} {
-		if used[e.a] {
-			out = append(out, legendEntry{e.a.Symbol(), e.text, actionStyle(e.a)})
-		}
-	}
-	return out
-}
-
 // terminalLine lays a line out like Terraform: indentation, then the symbol
 // right-aligned in three columns, then the text.
 func terminalLine(c painter, l diffLine) string {
@@ -176,8 +169,8 @@ func terminalLine(c painter, l diffLine) string {
 	case l.sym == "":
 		return "  " + indent + l.text
 	case l.cont:
-		// Under the field name, so a multi-line value reads as a block.
-		return strings.Repeat("    ", max(0, l.depth-1)) + "    " + l.text
+		// A wrapped value goes on under itself, without a symbol.
+		return indent + "    " + l.text
 	}
 	text := l.text
 	if l.depth == 0 {
@@ -192,7 +185,7 @@ func terminalLine(c painter, l diffLine) string {
 // padSymbol right-aligns a symbol in three columns before colouring it, so
 // escape codes never count towards the alignment.
 func padSymbol(c painter, sym string, st lineStyle) string {
-	return strings.Repeat(" ", max(0, 3-len(sym))) + c.symbol(sym, st)
+	return strings.Repeat(" ", max(0, 3-utf8.RuneCountInString(sym))) + c.symbol(sym, st)
 }
 
 // ReportText writes the outcome of an apply or destroy: per-step status and
@@ -221,13 +214,27 @@ func writeReportText(t *textWriter, c painter, r *plan.Report) {
 		colour = ansiYellow
 	}
 	t.line("%s", c.paint(ansiBold+colour, head))
-	if r.Error != "" {
-		t.line("%s %s", c.paint(ansiBold+ansiRed, "Error:"), OneLine(r.Error))
+	st := newStory(r)
+	if st.cause != "" {
+		t.line("%s %s", c.paint(ansiBold+ansiRed, st.causeTitle), OneLine(st.cause))
+		for _, w := range st.why {
+			t.line("  %s", OneLine(w))
+		}
+	}
+	if len(st.steps) > 0 {
+		t.line("")
+		for i, s := range st.steps {
+			t.line("%d. %s", i+1, s.text())
+		}
+	}
+	if st.next != "" {
+		t.line("")
+		t.line("%s", st.next)
 	}
 
 	if len(r.Steps) > 0 {
 		t.line("")
-		t.line("%s", c.paint(ansiBold, "Steps:"))
+		t.line("%s", c.paint(ansiBold, "Resource steps ("+stepCounts(r)+"):"))
 		aw, sw := 0, 0
 		for _, s := range r.Steps {
 			aw = max(aw, len(OneLine(s.Address)))
@@ -237,62 +244,39 @@ func writeReportText(t *textWriter, c painter, r *plan.Report) {
 			st := stepStyle(s)
 			line := fmt.Sprintf("  %s %-*s  %s  %s", padSymbol(c, s.Action.Symbol(), actionStyle(s.Action)), aw, OneLine(s.Address),
 				c.paint(st, fmt.Sprintf("%-*s", sw, OneLine(s.Status))), formatDuration(s.Duration))
-			if s.Error != "" {
-				line += "  " + OneLine(s.Error)
-			}
 			t.line("%s", strings.TrimRight(line, " "))
 		}
 	}
 
-	if d := r.Deployment; d != nil {
-		t.line("")
-		t.line("%s", c.paint(ansiBold, "ECS deployment:"))
-		for _, l := range deploymentLines(d) {
-			t.line("  %s", l)
-		}
-	}
-
 	if g := r.Gate; g != nil {
-		t.line("")
-		verdict := c.paint(ansiBold+ansiGreen, "passed")
-		if !g.Passed {
-			verdict = c.paint(ansiBold+ansiRed, "failed")
-		}
-		t.line("%s %s after %s", c.paint(ansiBold, "Prefect health gate:"), verdict, formatDuration(g.Duration))
-		if g.Reason != "" {
-			t.line("  %s", OneLine(g.Reason))
-		}
 		if g.WorkPoolURL != "" {
-			t.line("  work pool: %s", OneLine(g.WorkPoolURL))
+			t.line("")
+			t.line("work pool: %s", OneLine(g.WorkPoolURL))
 		}
-		t.line("  workers seen: %s", workersSeen(g))
-		nw := 0
-		for _, wk := range g.Workers {
-			nw = max(nw, len(OneLine(wk.Name)))
+		if len(g.Workers) > 0 {
+			t.line("workers as the health gate last saw them: %s", workersSeen(g))
+			nw := 0
+			for _, wk := range g.Workers {
+				nw = max(nw, len(OneLine(wk.Name)))
+			}
+			for _, wk := range g.Workers {
+				t.line("  %-*s  %-7s  %s", nw, OneLine(wk.Name), OneLine(wk.Status), workerDetail(wk))
+			}
 		}
-		for _, wk := range g.Workers {
-			t.line("    %-*s  %-7s  %s", nw, OneLine(wk.Name), OneLine(wk.Status), workerDetail(wk))
-		}
-		if len(g.StoppedTasks) > 0 {
-			t.line("  stopped tasks of the new revision:")
+		if len(g.StoppedTasks) > 3 {
+			t.line("stopped tasks of the new revision:")
 			for _, st := range g.StoppedTasks {
-				t.line("    %s: %s", OneLine(st.TaskARN), stoppedTaskDetail(st))
+				t.line("  %s: %s", OneLine(st.TaskARN), stoppedTaskDetail(st))
 			}
 		}
 		if len(g.ServiceEvents) > 0 {
-			t.line("  recent service events:")
+			t.line("recent service events:")
 			for _, e := range g.ServiceEvents {
-				t.line("    - %s", OneLine(e))
+				t.line("  - %s", OneLine(e))
 			}
 		}
-		if l := rollbackLine(g); l != "" {
-			t.line("  %s", c.paint(ansiBold, l))
-		}
-		if g.PrunedWorkers > 0 {
-			t.line("  pruned %d offline worker(s) left by earlier revisions", g.PrunedWorkers)
-		}
 		for _, wn := range g.Warnings {
-			t.line("  %s %s", c.paint(ansiYellow, "warning:"), OneLine(wn))
+			t.line("%s %s", c.paint(ansiYellow, "warning:"), OneLine(wn))
 		}
 	}
 }
@@ -305,27 +289,6 @@ func stepStyle(s plan.StepResult) string {
 		return ansiRed
 	}
 	return ansiYellow
-}
-
-func deploymentLines(d *plan.DeploymentInfo) []string {
-	id := ""
-	if d.DeploymentID != "" {
-		id = ", deployment " + OneLine(d.DeploymentID)
-	}
-	out := []string{fmt.Sprintf("service %s/%s%s: %s", OneLine(d.Cluster), OneLine(d.Service), id, orDash(OneLine(d.Status)))}
-	out = append(out, "task definition "+orDash(OneLine(d.TaskDefinition)))
-	if d.PreviousTaskDefinition != "" {
-		out = append(out, "previous task definition "+OneLine(d.PreviousTaskDefinition))
-	} else {
-		out = append(out, "previous task definition: none (first deploy)")
-	}
-	if d.WorkerPrefix != "" {
-		out = append(out, "worker name prefix "+OneLine(d.WorkerPrefix))
-	}
-	if s := formatTime(d.StartedAt); s != "" {
-		out = append(out, "started "+s)
-	}
-	return out
 }
 
 func orDash(s string) string {
@@ -379,17 +342,4 @@ func stoppedTaskDetail(st plan.StoppedTask) string {
 		parts = append(parts, "container: "+OneLine(st.ContainerReason))
 	}
 	return strings.Join(parts, "; ")
-}
-
-// rollbackLine says what the rollback did, or why there was none.
-func rollbackLine(g *plan.GateReport) string {
-	switch {
-	case g.RolledBack && g.RestoredWorkerOnline:
-		return "rolled back to " + orDash(OneLine(g.RolledBackTo)) + "; the previous worker is ONLINE again"
-	case g.RolledBack:
-		return "rolled back to " + orDash(OneLine(g.RolledBackTo)) + "; the previous worker has NOT come back online"
-	case g.NothingToRollBack:
-		return "nothing to roll back to: this was the first deploy"
-	}
-	return ""
 }

@@ -64,6 +64,10 @@ type Attr struct {
 	Sensitive bool
 	// ForceNew: AWS cannot change it in place; a change replaces the resource.
 	ForceNew bool
+	// Derived: deploybot computes the value from other values (not the
+	// environment file's own setting); the plan shows its change after the
+	// changes that cause it (plan.FieldChange.Derived).
+	Derived bool
 }
 
 // Attrs are a resource's fields by path ("cpu", "container.image",

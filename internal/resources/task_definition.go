@@ -55,7 +55,9 @@ func (TaskDefinitionKind) Desired(r *resource.Resource, refs resource.Refs) reso
 			c.HealthCheck.Timeout, c.HealthCheck.Retries, c.HealthCheck.StartPeriod)},
 	}
 	for k, v := range c.Environment {
-		a["container.env."+k] = resource.Attr{Value: v}
+		// The worker prefix is a hash of the rest of the container
+		// definition (docs/ARCHITECTURE.md, worker identity contract).
+		a["container.env."+k] = resource.Attr{Value: v, Derived: k == stack.EnvWorkerPrefix}
 	}
 	for k, ref := range c.Secrets {
 		a["container.secret."+k] = resource.Attr{Value: ref.Resolve(refs)}

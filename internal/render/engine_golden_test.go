@@ -1,0 +1,322 @@
+package render
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+
+	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/awssim"
+	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/fakekey"
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/prefect"
+	"github.com/deploybot/deploybot/internal/prefectsim"
+	"github.com/deploybot/deploybot/internal/resources"
+)
+
+// The golden comments are rendered from plans and reports that the real
+// engine, deploy flow and health gate produced against the simulated AWS
+// account and Prefect API: the addresses, values and messages are the ones
+// users see. Other engineers' changes to the engine or the kinds regenerate
+// them with `go test ./internal/render -update`; review the diff as rendered.
+
+// demoEnv is the environment the demo and the README start from: a managed
+// network without a NAT gateway, two zones, one tag of the team's.
+const demoEnv = `name: demo
+aws:
+  account_id: "123456789012"
+  region: us-east-1
+  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
+  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply-demo
+prefect:
+  api_url: https://api.prefect.cloud/api/accounts/6a1f3c2e-8d4b-4e7a-9c10-2b5d7e9f0a11/workspaces/0c9e8d7b-6a5f-4e3d-8c2b-1a0f9e8d7c62
+  work_pool: demo-ecs-pool
+  create_work_pool: true
+worker:
+  image: IMAGE
+  cpu: CPU
+  memory: 2048
+  desired_count: 1
+network:
+  mode: managed
+  cidr: 10.42.0.0/16
+  availability_zones: 2
+  nat: NAT
+service_discovery:
+  namespace: NAMESPACE
+health_gate:
+  timeout: 5m
+tags:
+  team: data-platform
+`
+
+// settings are the parts of demoEnv a scenario changes.
+type settings struct {
+	image, cpu, nat, namespace string
+}
+
+var baseSettings = settings{image: "prefecthq/prefect-aws:3.1.4", cpu: "512", nat: "none", namespace: "demo.prefect.internal"}
+
+// sim is one simulated account and Prefect workspace.
+type sim struct {
+	t   *testing.T
+	w   *awssim.World
+	clk *clock.Virtual
+	pf  *prefectsim.Server
+	key string
+}
+
+func newSim(t *testing.T) *sim {
+	t.Helper()
+	clk := clock.NewVirtual(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	w := awssim.New(clk)
+	key := fakekey.Prefect("Render")
+	tasks := prefectsim.TaskSourceFunc(func() []prefectsim.Task {
+		var out []prefectsim.Task
+		for _, v := range w.Tasks() {
+			out = append(out, prefectsim.Task(v))
+		}
+		return out
+	})
+	pf := prefectsim.New(w, prefectsim.WithKey(key), prefectsim.WithTaskSource(tasks), prefectsim.WithClock(clk),
+		prefectsim.WithBaseURL("http://"+prefectHost))
+	t.Cleanup(pf.Close)
+	return &sim{t: t, w: w, clk: clk, pf: pf, key: key}
+}
+
+// prefectHost is where the simulated Prefect API is reached, in process: a
+// fixed address, so that the plans (the worker-name hash covers
+// PREFECT_API_URL) are the same on every run.
+const prefectHost = "prefect.sim:4200"
+
+// inProcess sends the Prefect client's requests to the simulator's handler.
+type inProcess struct{ h http.Handler }
+
+func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host != prefectHost {
+		return nil, fmt.Errorf("request to %s leaves the simulation", req.URL.Host)
+	}
+	in := req.Clone(req.Context())
+	in.RequestURI = req.URL.RequestURI()
+	in.RemoteAddr = "127.0.0.1:0"
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, in)
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
+}
+
+func (s *sim) options(st settings) deploy.Options {
+	s.t.Helper()
+	y := strings.NewReplacer("IMAGE", st.image, "CPU", st.cpu, "NAT", st.nat, "NAMESPACE", st.namespace).Replace(demoEnv)
+	p := filepath.Join(s.t.TempDir(), "demo.yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	env, err := config.Load(p)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	env.File = "environments/demo.yaml"
+	// The simulated worker reaches the simulated Prefect API only at its
+	// own (loopback) address, which a file may not name.
+	env.Prefect.APIURL = s.pf.URL()
+	client, err := prefect.New(s.pf.URL(), s.key, prefect.WithClock(s.clk),
+		prefect.WithHTTPClient(&http.Client{Transport: inProcess{s.pf.Handler()}}))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return deploy.Options{Env: env, APIKey: s.key, Prefect: client, Force: true,
+		// One step at a time: ids are handed out in creation order, and
+		// the golden files must not depend on which step won a race.
+		Engine: &engine.Engine{AWS: awsapi.New(s.w.Config()), Clock: s.clk, Kinds: resources.Kinds(), Concurrency: 1}}
+}
+
+func (s *sim) plan(st settings) *plan.Plan {
+	s.t.Helper()
+	res, err := deploy.Plan(context.Background(), s.options(st))
+	if err != nil {
+		s.t.Fatalf("plan: %v", err)
+	}
+	return res.Plan
+}
+
+func (s *sim) apply(st settings, o ...func(*deploy.Options)) *plan.Report {
+	s.t.Helper()
+	opts := s.options(st)
+	for _, f := range o {
+		f(&opts)
+	}
+	res, _ := deploy.Apply(context.Background(), opts)
+	if res == nil || res.Report == nil {
+		s.t.Fatal("apply made no report")
+	}
+	return res.Report
+}
+
+func (s *sim) deployed() *sim {
+	if r := s.apply(baseSettings); r.Status != plan.StatusSucceeded {
+		s.t.Fatalf("first deploy: %s %s", r.Status, r.Error)
+	}
+	return s
+}
+
+// A golden scenario: a plan comment, or a report comment.
+type scenario struct {
+	name string
+	run  func(t *testing.T) (*plan.Plan, *plan.Report, *sim)
+}
+
+var scenarios = []scenario{
+	{"new_environment", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t)
+		return s.plan(baseSettings), nil, s
+	}},
+	{"image_update", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t).deployed()
+		st := baseSettings
+		st.image = "ghcr.io/acme-data/prefect-worker-with-a-long-name:2026.12.01-3f9c2ab-python3.12"
+		return s.plan(st), nil, s
+	}},
+	{"cpu_change", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t).deployed()
+		st := baseSettings
+		st.cpu = "1024"
+		return s.plan(st), nil, s
+	}},
+	{"nat_gateway", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t).deployed()
+		st := baseSettings
+		st.nat = "single"
+		return s.plan(st), nil, s
+	}},
+	{"replacement", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t).deployed()
+		st := baseSettings
+		st.namespace = "workers.demo.internal"
+		return s.plan(st), nil, s
+	}},
+	{"conflict", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t)
+		// Someone made a cluster by hand under the name deploybot would use.
+		if _, err := ecs.NewFromConfig(s.w.Config()).CreateCluster(context.Background(),
+			&ecs.CreateClusterInput{ClusterName: aws.String("deploybot-demo")}); err != nil {
+			t.Fatal(err)
+		}
+		return s.plan(baseSettings), nil, s
+	}},
+	{"no_changes", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t).deployed()
+		return s.plan(baseSettings), nil, s
+	}},
+	{"destroy", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t).deployed()
+		res, err := deploy.Destroy(context.Background(), s.options(baseSettings))
+		if err != nil || res.Report == nil {
+			t.Fatalf("destroy: %v", err)
+		}
+		return nil, res.Report, s
+	}},
+	{"report_applied", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t)
+		return nil, s.apply(baseSettings), s
+	}},
+	{"report_refused", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t).deployed()
+		st := baseSettings
+		st.namespace = "workers.demo.internal"
+		// The reviewed plan (the PR comment's) replaced nothing.
+		reviewed := s.plan(baseSettings)
+		return nil, s.apply(st, func(o *deploy.Options) { o.ReviewedPlan = reviewed }), s
+	}},
+	{"report_first_deploy_failed", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t)
+		st := baseSettings
+		st.image = "prefecthq/prefect-aws:3-crashloop"
+		return nil, s.apply(st), s
+	}},
+	{"report_rolled_back", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t).deployed()
+		st := baseSettings
+		st.image = "prefecthq/prefect-aws:3-silent"
+		s.w.Mu.Lock()
+		s.w.Images[st.image] = awssim.ImageBehavior{NoHeartbeat: true}
+		s.w.Mu.Unlock()
+		return nil, s.apply(st), s
+	}},
+}
+
+const (
+	goldenHead   = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432"
+	goldenBase   = "0123456789abcdef0123456789abcdef01234567"
+	goldenRunURL = "https://github.com/acme/prefect-infra/actions/runs/7100000042"
+)
+
+// renderScenario renders a scenario in every view.
+func renderScenario(t *testing.T, p *plan.Plan, r *plan.Report) map[string]string {
+	t.Helper()
+	pl := reportPlan(p, r)
+	env := "demo"
+	fp := ""
+	if pl != nil {
+		fp = pl.Fingerprint
+	}
+	co := CommentOptions{Marker: Marker(env, fp, goldenHead, goldenBase), HeadSHA: goldenHead, RunURL: goldenRunURL,
+		Next: &NextSteps{GitHubEnvironment: env, Branch: "change-demo"}}
+	so := SummaryOptions{HeadSHA: goldenHead, RunURL: goldenRunURL, ArtifactName: "deploybot-plan.json"}
+	out := map[string]string{
+		"comment.md": Comment(p, r, co),
+		"summary.md": Summary(p, r, so),
+	}
+	var text bytes.Buffer
+	var err error
+	if r != nil {
+		err = ReportText(&text, r, TextOptions{})
+		var js []byte
+		if js, err = ReportJSON(r); err == nil {
+			out["json"] = string(js)
+		}
+	} else {
+		err = Text(&text, p, TextOptions{})
+		var js []byte
+		if js, err = JSON(p); err == nil {
+			out["json"] = string(js)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["txt"] = text.String()
+	return out
+}
+
+func TestGoldenFromTheEngine(t *testing.T) {
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			p, r, s := sc.run(t)
+			out := renderScenario(t, p, r)
+			for _, view := range []string{"comment.md", "summary.md", "txt", "json"} {
+				got := out[view]
+				if strings.Contains(got, s.key) {
+					t.Fatalf("%s shows the Prefect API key", view)
+				}
+				checkStructure(t, view, got)
+				golden(t, "engine/"+sc.name+"."+view, []byte(got))
+			}
+		})
+	}
+}
