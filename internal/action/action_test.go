@@ -192,7 +192,8 @@ func TestForkPullRequestSkipsWithoutAWS(t *testing.T) {
 	if h.awsCalls() != 0 || len(h.gh.Requests()) != 0 {
 		t.Errorf("fork PR made %d AWS calls and %d GitHub requests", h.awsCalls(), len(h.gh.Requests()))
 	}
-	if !strings.Contains(h.summary(), "fork mallory/Hello-World") || !strings.Contains(h.stdout.String(), "::notice::") {
+	if !strings.Contains(h.summary(), "**Not planned:** pull request #2 comes from the fork `mallory/Hello-World`") ||
+		!strings.Contains(h.stdout.String(), "::notice title=deploybot did not plan this fork's pull request::") {
 		t.Errorf("the fork skip is not explained:\nsummary: %s\nlog: %s", h.summary(), h.stdout.String())
 	}
 	if out := h.outputs(); out["result"] != "skipped" || out["changes"] != "false" {

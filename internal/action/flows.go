@@ -49,6 +49,7 @@ func fingerprint(p *plan.Plan) string {
 type prInfo struct {
 	Number           int
 	HeadSHA, BaseSHA string
+	HeadRef          string // the branch (untrusted: render escapes it)
 }
 
 // --- pull_request: plan ---------------------------------------------------
@@ -79,7 +80,7 @@ func (r *run) scope() (pr *prInfo, push *pushInfo, done bool, err error) {
 		if hr, br := head.GetRepo().GetFullName(), base.GetRepo().GetFullName(); hr != "" && !strings.EqualFold(hr, br) {
 			return nil, nil, true, r.skipFork(ev.GetNumber(), hr)
 		}
-		return &prInfo{Number: ev.GetNumber(), HeadSHA: head.GetSHA(), BaseSHA: base.GetSHA()}, nil, false, nil
+		return &prInfo{Number: ev.GetNumber(), HeadSHA: head.GetSHA(), BaseSHA: base.GetSHA(), HeadRef: head.GetRef()}, nil, false, nil
 	case r.ghctx.EventName == "push":
 		raw, err := r.event()
 		if err != nil {
@@ -167,11 +168,17 @@ func (r *run) planFlow(ctx context.Context) error {
 			body = errorComment(ef.Name, "plan", res.Err, r.runURL, head, render.Marker(ef.Name, "", pr.HeadSHA, pr.BaseSHA))
 		} else {
 			body = render.Comment(res.Plan, nil, render.CommentOptions{
-				Marker: render.Marker(ef.Name, fingerprint(res.Plan), pr.HeadSHA, pr.BaseSHA), HeadSHA: head, RunURL: r.runURL})
+				Marker: render.Marker(ef.Name, fingerprint(res.Plan), pr.HeadSHA, pr.BaseSHA), HeadSHA: head, RunURL: r.runURL,
+				// The example workflow's apply job runs in the GitHub
+				// environment of the same name (README, quickstart step 3).
+				Next: &render.NextSteps{GitHubEnvironment: ef.Name, Branch: pr.HeadRef}})
 		}
 		r.comment(ctx, pr.Number, ef.Name, body, res)
 		return res
 	})
+	if pr != nil && r.in.labels {
+		r.labelPR(ctx, pr.Number)
+	}
 	if pr != nil {
 		for _, d := range sel.Deleted {
 			name := strings.TrimSuffix(filepath.Base(d), filepath.Ext(d))
@@ -277,9 +284,13 @@ func short(sha string) string {
 // skipFork ends a fork pull request's run cleanly: GitHub gives it no OIDC
 // token and a read-only GITHUB_TOKEN (docs/research/github-actions.md §2.1, gotcha 12).
 func (r *run) skipFork(number int, headRepo string) error {
-	msg := fmt.Sprintf("Pull request #%d comes from the fork %s. GitHub gives fork pull requests no OIDC token, so deploybot cannot assume an AWS role and did not plan. Nothing was read or changed in AWS. To get a plan, push the branch to %s/%s.", number, headRepo, r.owner, r.repo)
-	r.log.notice("%s", msg)
-	r.note("%s", msg)
+	msg := fmt.Sprintf("Pull request #%d comes from the fork %s. GitHub gives fork pull requests no OIDC token, so deploybot cannot assume an AWS role and did not plan. Nothing was read or changed in AWS. To get a plan, push the branch to %s/%s.", number, render.OneLine(headRepo), r.owner, r.repo)
+	// A notice annotation shows on the run's page and the pull request's
+	// checks, where a reviewer looks when no plan comment appears
+	// (docs/research/github-actions.md §1.4).
+	r.log.noticeTitled("deploybot did not plan this fork's pull request", msg)
+	r.note("%s", fmt.Sprintf("**Not planned:** pull request #%d comes from the fork %s. GitHub gives fork pull requests no OIDC token, so deploybot cannot assume an AWS role: nothing was read or changed in AWS. To get a plan, push the branch to %s.",
+		number, render.Code(headRepo), render.Code(r.owner+"/"+r.repo)))
 	r.outcome = "skipped"
 	return nil
 }

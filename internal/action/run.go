@@ -32,7 +32,7 @@ const (
 // InputNames are the Action's inputs; action.yml declares exactly these
 // (a test checks both, and every GetInput call).
 var InputNames = []string{"github-token", "app-id", "app-private-key", "app-installation-id",
-	"environments-dir", "environments", "operation", "environment", "confirm", "prefect-api-key"}
+	"environments-dir", "environments", "operation", "environment", "confirm", "prefect-api-key", "labels"}
 
 // OutputNames are the Action's outputs, written by every run.
 var OutputNames = []string{"changes", "plan-json", "result", "deployment-url", "environments"}
@@ -49,6 +49,7 @@ type inputs struct {
 	environment       string
 	confirm           string
 	prefectAPIKey     string
+	labels            bool // label pull requests (labels.go)
 }
 
 // run is one invocation of the Action.
@@ -193,6 +194,13 @@ func (r *run) readInputs() error {
 	}
 	in.environment = r.input("environment")
 	in.confirm = r.input("confirm")
+	switch v := strings.ToLower(strings.TrimSpace(r.input("labels"))); v {
+	case "", "false":
+	case "true":
+		in.labels = true
+	default:
+		return inputErrorf("input labels: %q is not true or false", v)
+	}
 	return nil
 }
 
@@ -416,6 +424,13 @@ func (l *logger) notice(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.gha.Noticef("%s", l.redactLocked(fmt.Sprintf(format, args...)))
+}
+
+// noticeTitled writes a notice annotation with a title.
+func (l *logger) noticeTitled(title, msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gha.WithFieldsMap(map[string]string{"title": title}).Noticef("%s", l.redactLocked(msg))
 }
 
 func (l *logger) warning(format string, args ...any) {

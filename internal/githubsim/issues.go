@@ -41,7 +41,10 @@ func (s *Server) createIssue(w http.ResponseWriter, r *http.Request, repo *Repo)
 	}
 	i := &Issue{Number: repo.nextNumber, Title: in.GetTitle(), Body: in.GetBody(), State: "open", User: s.author(r)}
 	if in.Labels != nil {
-		i.Labels = append([]string(nil), *in.Labels...)
+		i.Labels = nil
+		for _, name := range *in.Labels {
+			i.Labels = append(i.Labels, repo.ensureLabel(name).Name)
+		}
 	}
 	repo.nextNumber++
 	repo.Issues[i.Number] = i
@@ -81,7 +84,10 @@ func (s *Server) editIssue(w http.ResponseWriter, r *http.Request, repo *Repo) {
 		}
 	}
 	if in.Labels != nil {
-		i.Labels = append([]string(nil), *in.Labels...)
+		i.Labels = nil
+		for _, name := range *in.Labels {
+			i.Labels = append(i.Labels, repo.ensureLabel(name).Name)
+		}
 	}
 	i.Edits++
 	writeJSON(w, http.StatusOK, s.issueJSON(repo, i))

@@ -91,7 +91,11 @@ type Repo struct {
 	Compares    map[string][]File // "base...head" → changed files
 	Deployments []*Deployment
 	Issues      map[int]*Issue
-	nextNumber  int
+	// Labels are the repository's labels by lower-case name (GitHub
+	// matches label names case-insensitively).
+	Labels     map[string]*Label
+	nextLabel  int64
+	nextNumber int
 
 	// Knobs that reproduce GitHub's surprising deployment defaults
 	// (docs/research/github-actions.md §3.3 "Deployments API"): with auto_merge omitted or
@@ -126,6 +130,9 @@ type Pull struct {
 	BaseSHA        string
 	BaseRef        string
 	Files          []File
+	// Labels are the names of the labels on the pull request (a pull
+	// request is an issue for the labels API).
+	Labels []string
 	// Commits are the SHAs that list this pull request in
 	// GET /commits/{sha}/pulls (its head and, once merged, the merge commit).
 	Commits []string
@@ -215,7 +222,7 @@ func (s *Server) AddRepo(owner, name, defaultBranch string) *Repo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := &Repo{Owner: owner, Name: name, DefaultBranch: defaultBranch,
-		Pulls: map[int]*Pull{}, Compares: map[string][]File{}, Issues: map[int]*Issue{}, nextNumber: 1}
+		Pulls: map[int]*Pull{}, Compares: map[string][]File{}, Issues: map[int]*Issue{}, Labels: map[string]*Label{}, nextNumber: 1}
 	s.repos[strings.ToLower(owner+"/"+name)] = r
 	return r
 }
@@ -448,6 +455,11 @@ func (s *Server) routes() http.Handler {
 	repoRoute("POST /repos/{owner}/{repo}/issues", s.createIssue)
 	repoRoute("PATCH /repos/{owner}/{repo}/issues/{number}", s.editIssue)
 	repoRoute("GET /repos/{owner}/{repo}/issues", s.listIssues)
+	repoRoute("GET /repos/{owner}/{repo}/issues/{number}/labels", s.listIssueLabels)
+	repoRoute("POST /repos/{owner}/{repo}/issues/{number}/labels", s.addIssueLabels)
+	repoRoute("DELETE /repos/{owner}/{repo}/issues/{number}/labels/{name}", s.removeIssueLabel)
+	repoRoute("GET /repos/{owner}/{repo}/labels/{name}", s.getLabel)
+	repoRoute("POST /repos/{owner}/{repo}/labels", s.createLabel)
 	mux.HandleFunc("POST /app/installations/{id}/access_tokens", s.installationToken)
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
