@@ -3,6 +3,7 @@ package docs
 import (
 	"flag"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -38,6 +39,16 @@ func TestReadmeReferenceIsCurrent(t *testing.T) {
 	if want, err = Replace(want, "ACTION REFERENCE", actRef); err != nil {
 		t.Fatal(err)
 	}
+	// One PR comment as render writes it (its golden file, made from a
+	// plan of the real engine), without the hidden marker line.
+	example, err := os.ReadFile("../render/testdata/engine/cpu_change.comment.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := strings.Cut(string(example), "\n")
+	if want, err = Replace(want, "EXAMPLE COMMENT", "\n"+strings.TrimRight(body, "\n")+"\n\n"); err != nil {
+		t.Fatal(err)
+	}
 	if want == string(readme) {
 		return
 	}
@@ -47,7 +58,7 @@ func TestReadmeReferenceIsCurrent(t *testing.T) {
 		}
 		return
 	}
-	t.Fatal("README.md's generated reference is out of date with environments/schema.json or action.yml; run: go test ./internal/docs -update")
+	t.Fatal("README.md's generated sections are out of date with environments/schema.json, action.yml or the example comment's golden file; run: go test ./internal/docs -update")
 }
 
 func TestEnvironmentReferenceHasEveryField(t *testing.T) {

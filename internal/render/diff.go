@@ -109,7 +109,7 @@ func buildLines(p *plan.Plan, withConflicts bool) *planLines {
 		for _, f := range c.Fields {
 			switch {
 			case hidden[fieldKey(f)]:
-			case f.Path == "tags.Name" && !f.Sensitive && f.Before == "" && f.After == c.Name:
+			case isNameTag(c, f):
 				// The header names the resource already.
 			case isDerived(c, f):
 				derived = append(derived, f)
@@ -154,6 +154,11 @@ func isDerived(c plan.Change, f plan.FieldChange) bool {
 	return f.Derived || (c.Action == plan.Update && !f.Sensitive && f.After == plan.Unknown)
 }
 
+// isNameTag: an EC2 Name tag that only repeats the resource's name.
+func isNameTag(c plan.Change, f plan.FieldChange) bool {
+	return f.Path == "tags.Name" && !f.Sensitive && f.Before == "" && f.After == c.Name
+}
+
 func fieldKey(f plan.FieldChange) string {
 	return fmt.Sprintf("%s\x00%s\x00%s\x00%t", f.Path, f.Before, f.After, f.Sensitive)
 }
@@ -172,7 +177,8 @@ func commonTags(p *plan.Plan) []plan.FieldChange {
 		}
 		has := false
 		for _, f := range c.Fields {
-			if !strings.HasPrefix(f.Path, "tags.") || f.Sensitive {
+			// A Name tag names its one resource, however many share it.
+			if !strings.HasPrefix(f.Path, "tags.") || f.Sensitive || isNameTag(c, f) {
 				continue
 			}
 			has = true

@@ -320,3 +320,54 @@ func TestGoldenFromTheEngine(t *testing.T) {
 		})
 	}
 }
+
+// issue 13: the new environment's comment folded 320 lines; its folded part
+// is at most half of that now, and nothing of the plan is lost: every
+// field of every resource is in it, except the tags every resource shares
+// (listed once above the diff) and Name tags equal to the resource's name
+// (in its header).
+func TestNewEnvironmentFoldsHalfAndLosesNothing(t *testing.T) {
+	s := newSim(t)
+	p := s.plan(baseSettings)
+	md := Comment(p, nil, CommentOptions{})
+	start := strings.Index(md, "<details><summary>The plan")
+	end := strings.Index(md[start:], "</details>")
+	if start < 0 || end < 0 {
+		t.Fatalf("no folded plan:\n%s", md)
+	}
+	folded := md[start : start+end]
+	if n := strings.Count(folded, "\n"); n > 160 {
+		t.Errorf("the folded plan is %d lines, want at most 160 (half of the 320 before issue 13)", n)
+	}
+	common := map[string]bool{}
+	for _, f := range commonTags(p) {
+		common[f.Path] = true
+		if !strings.Contains(md, Code(commonTagText(f))) {
+			t.Errorf("the shared tag %s is not listed", f.Path)
+		}
+	}
+	for _, c := range p.Changes {
+		if !strings.Contains(folded, c.Address) {
+			t.Errorf("%s is not in the folded plan", c.Address)
+		}
+		for _, f := range c.Fields {
+			if common[f.Path] || isNameTag(c, f) {
+				continue
+			}
+			if !strings.Contains(folded, f.Path) {
+				t.Errorf("%s %s is not in the folded plan", c.Address, f.Path)
+			}
+			for _, l := range formatValue(f.Path, f.After) {
+				// A wrapped value is checked by its start, which is on
+				// its first line.
+				first := strings.Fields(l)[0]
+				if r := []rune(first); len(r) > 40 {
+					first = string(r[:40])
+				}
+				if !f.Sensitive && !strings.Contains(folded, first) {
+					t.Errorf("%s %s: %q is not in the folded plan", c.Address, f.Path, first)
+				}
+			}
+		}
+	}
+}
