@@ -1,6 +1,7 @@
 package awssim
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,7 +21,7 @@ import (
 // Reference, "Resource types" column; actions without resource-level
 // permissions are authorized on "*"), which condition keys the request
 // carries, and which further actions AWS checks behind the call
-// (iampolicy.Implied, iam:PassRole, ec2:CreateTags on create).
+// (dependent.go, and iam:PassRole).
 
 func (w *World) arn(service, rest string) string {
 	return "arn:aws:" + service + ":" + w.Region + ":" + w.Account + ":" + rest
@@ -129,6 +130,13 @@ func authzResource(w *World, service, op string, params any) (string, map[string
 			}
 			return t, nil
 		}
+	case *ecs.RegisterTaskDefinitionInput:
+		// The revision being registered: the family's next.
+		fam := aws.ToString(in.Family)
+		w.Mu.Lock()
+		rev := len(w.ecs().Families[fam]) + 1
+		w.Mu.Unlock()
+		return w.arn("ecs", fmt.Sprintf("task-definition/%s:%d", fam, rev)), nil
 	case *ecs.DeleteTaskDefinitionsInput:
 		if len(in.TaskDefinitions) > 0 {
 			td := in.TaskDefinitions[0]
@@ -320,11 +328,38 @@ func ec2TargetID(params any) string {
 	return ""
 }
 
-// impliedChecks are the further authorizations AWS makes behind a call.
+// impliedChecks are the further authorizations AWS makes behind a call:
+// its dependent actions, from the simulated account's own table of AWS's
+// documentation (dependent.go), and iam:PassRole on the roles a task
+// definition passes to ECS.
 func impliedChecks(w *World, service, op string, params any) []iampolicy.Request {
 	var out []iampolicy.Request
-	for _, a := range iampolicy.Implied[Action(service, op)] {
-		out = append(out, iampolicy.Request{Action: a})
+	var tags map[string]string
+	tagged := false
+	for _, d := range dependentOf[Action(service, op)] {
+		if d.OnlyTagged {
+			if !tagged {
+				tags, tagged = requestTagsOf(params), true
+			}
+			if len(tags) == 0 {
+				continue
+			}
+		}
+		req := iampolicy.Request{Action: d.Action}
+		switch d.Action {
+		case "ec2:CreateTags":
+			// Tagging on create is authorized for that create action
+			// (ec2:CreateAction), with the request's tags.
+			req.Context = requestTagContext(tags)
+			req.Context["ec2:CreateAction"] = op
+		case "ecs:TagResource":
+			// On the resource being created, for that create action
+			// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/supported-iam-actions-tagging.html).
+			req.Resource, _ = authzResource(w, service, op, params)
+			req.Context = requestTagContext(tags)
+			req.Context["ecs:CreateAction"] = op
+		}
+		out = append(out, req)
 	}
 	switch in := params.(type) {
 	case *ecs.RegisterTaskDefinitionInput:
@@ -335,12 +370,6 @@ func impliedChecks(w *World, service, op string, params any) []iampolicy.Request
 					Context: map[string]string{"iam:PassedToService": "ecs-tasks.amazonaws.com"}})
 			}
 		}
-	}
-	if specs := tagSpecsOf(params); len(specs) > 0 {
-		// Tagging on create needs ec2:CreateTags for that create action.
-		ctx := requestTags(specs)
-		ctx["ec2:CreateAction"] = op
-		out = append(out, iampolicy.Request{Action: "ec2:CreateTags", Context: ctx})
 	}
 	return out
 }

@@ -44,6 +44,9 @@ type Result struct {
 type Options struct {
 	Repo          string // OWNER/NAME
 	DefaultBranch string // default "main"
+
+	// dependent replaces dependentActions (tests that corrupt it).
+	dependent map[string][]string
 }
 
 var repoRe = regexp.MustCompile(`^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$`)
@@ -135,7 +138,7 @@ func Build(env *config.Environment, o Options) (*Result, error) {
 		apply.Policy.Statement = append(apply.Policy.Statement, ec2TagOnCreate(env, creates))
 	}
 	for _, r := range []*Role{&plan, &apply} {
-		addImplied(r.Policy)
+		addImplied(r.Policy, o.dependent)
 	}
 	return &Result{Environment: env.Name, Repo: o.Repo, ProviderARN: provider, PlanRole: plan, ApplyRole: apply}, nil
 }
@@ -196,25 +199,6 @@ var applyOnlyReads = map[string]bool{
 	"servicediscovery:ListInstances": true,
 	"iam:ListRoleTags":               true,
 	"ec2:DescribeNetworkInterfaces":  true,
-}
-
-// addImplied grants the permissions AWS checks behind the allowed actions.
-func addImplied(doc *iampolicy.Document) {
-	seen := map[string]bool{}
-	var extra []string
-	for _, a := range doc.Actions() {
-		for _, x := range iampolicy.Implied[a] {
-			if !seen[x] {
-				seen[x] = true
-				extra = append(extra, x)
-			}
-		}
-	}
-	if len(extra) == 0 {
-		return
-	}
-	sort.Strings(extra)
-	doc.Statement = append(doc.Statement, iampolicy.Statement{Sid: "CheckedByAWSBehindTheseCalls", Effect: "Allow", Action: extra, Resource: iampolicy.StringList{"*"}})
 }
 
 func roleFromARN(arn, field string) (Role, error) {

@@ -64,7 +64,7 @@ func TestPlanRoleIsReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	implied := map[string]bool{}
-	for _, xs := range iampolicy.Implied {
+	for _, xs := range dependentActions {
 		for _, x := range xs {
 			implied[x] = true
 		}

@@ -289,7 +289,7 @@ func TestPlanRoleGrantsExactlyWhatPlansCall(t *testing.T) {
 		// Dependent actions of what the role grants (none for a read-only role).
 		implied := map[string]bool{}
 		for _, a := range x.planDoc.Actions() {
-			for _, d := range iampolicy.Implied[a] {
+			for _, d := range bootstrap.DependentActions()[a] {
 				implied[d] = true
 			}
 		}

@@ -222,3 +222,58 @@ func namesOf(env *config.Environment) Names {
 	}
 	return Names{Env: env.Name, Account: env.AWS.AccountID, Region: env.AWS.Region, Partition: part}
 }
+
+// dependentActions are the permissions AWS checks on the caller behind an
+// action, besides the action itself, which bootstrap grants beside the
+// actions that need them. This is bootstrap's own table; the simulated
+// account enforces a separate one, transcribed from the same documentation
+// (internal/awssim/dependent.go), so that a wrong entry here fails the
+// least-privilege proof. Tag-on-create is granted elsewhere: ec2:CreateTags
+// by the Ec2TagOnCreate statement, ecs:TagResource and
+// application-autoscaling:TagResource with the engine's own actions; and
+// iam:PassRole by PassStackRoles.
+var dependentActions = map[string][]string{
+	// Cloud Map makes the Route 53 calls with the caller's permissions:
+	// https://docs.aws.amazon.com/cloud-map/latest/dg/cloud-map-api-permissions-ref.html
+	"servicediscovery:CreatePrivateDnsNamespace": {"route53:CreateHostedZone", "route53:GetHostedZone", "route53:ListHostedZonesByName", "ec2:DescribeVpcs", "ec2:DescribeRegions"},
+	"servicediscovery:DeregisterInstance":        {"route53:GetHealthCheck", "route53:DeleteHealthCheck", "route53:UpdateHealthCheck"},
+	// Application Auto Scaling validates that the caller may use the target
+	// service and CloudWatch:
+	// https://docs.aws.amazon.com/autoscaling/application/userguide/security_iam_permission_validation.html
+	// and, for ECS, https://docs.aws.amazon.com/AmazonECS/latest/developerguide/auto-scaling-IAM.html
+	"application-autoscaling:RegisterScalableTarget": {"ecs:DescribeServices", "ecs:UpdateService"},
+	"application-autoscaling:PutScalingPolicy":       {"cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms"},
+	"application-autoscaling:DeleteScalingPolicy":    {"cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms"},
+}
+
+// addImplied grants, in one statement on "*", the dependent actions of what
+// doc allows, except those doc already allows on "*" without conditions
+// (table nil: dependentActions).
+func addImplied(doc *iampolicy.Document, table map[string][]string) {
+	if table == nil {
+		table = dependentActions
+	}
+	granted := map[string]bool{}
+	for _, st := range doc.Statement {
+		if len(st.Resource) == 1 && st.Resource[0] == "*" && len(st.Condition) == 0 {
+			for _, a := range st.Action {
+				granted[a] = true
+			}
+		}
+	}
+	seen := map[string]bool{}
+	var extra []string
+	for _, a := range doc.Actions() {
+		for _, x := range table[a] {
+			if !seen[x] && !granted[x] {
+				seen[x] = true
+				extra = append(extra, x)
+			}
+		}
+	}
+	if len(extra) == 0 {
+		return
+	}
+	sort.Strings(extra)
+	doc.Statement = append(doc.Statement, iampolicy.Statement{Sid: "CheckedByAWSBehindTheseCalls", Effect: "Allow", Action: extra, Resource: iampolicy.StringList{"*"}})
+}
