@@ -11,9 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
@@ -29,6 +31,8 @@ type Clients struct {
 	AutoScaling AutoScalingAPI
 	STS         STSAPI
 	SSM         SSMAPI
+	SQS         SQSAPI
+	Events      EventBridgeAPI
 }
 
 // New builds the real clients from a loaded aws.Config (which already honours
@@ -44,5 +48,7 @@ func New(cfg aws.Config) *Clients {
 		AutoScaling: applicationautoscaling.NewFromConfig(cfg),
 		STS:         sts.NewFromConfig(cfg),
 		SSM:         ssm.NewFromConfig(cfg),
+		SQS:         sqs.NewFromConfig(cfg),
+		Events:      eventbridge.NewFromConfig(cfg),
 	}
 }

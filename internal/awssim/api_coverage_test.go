@@ -15,6 +15,7 @@ func TestEveryDeploybotOperationIsSimulated(t *testing.T) {
 	apis := []any{
 		(*awsapi.ECSAPI)(nil), (*awsapi.IAMAPI)(nil), (*awsapi.LogsAPI)(nil), (*awsapi.SecretsAPI)(nil),
 		(*awsapi.ServiceDiscoveryAPI)(nil), (*awsapi.AutoScalingAPI)(nil), (*awsapi.STSAPI)(nil), (*awsapi.SSMAPI)(nil),
+		(*awsapi.SQSAPI)(nil), (*awsapi.EventBridgeAPI)(nil),
 	}
 	handlersMu.RLock()
 	defer handlersMu.RUnlock()

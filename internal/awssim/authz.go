@@ -96,6 +96,9 @@ func (w *World) resourceTags(id string) map[string]string {
 
 // authzResource answers resourceOf.
 func authzResource(w *World, service, op string, params any) (string, map[string]string) {
+	if r, c, ok := w.queueAndRuleAuthz(params); ok {
+		return r, c
+	}
 	switch in := params.(type) {
 	// ECS
 	case *ecs.CreateClusterInput:

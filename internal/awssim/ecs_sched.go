@@ -51,11 +51,13 @@ func (w *World) ecsAdvance() {
 			}
 		}
 		w.reconcileAll(at)
+		w.ecsEmitChanges(at)
 	}
 	if now.After(st.now) {
 		st.now = now
 	}
 	w.reconcileAll(st.now)
+	w.ecsEmitChanges(st.now)
 	w.ecsPurge(st.now)
 }
 

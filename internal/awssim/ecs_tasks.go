@@ -37,6 +37,8 @@ type ecsTask struct {
 	queue []timedAction
 	// sdInstances are the Cloud Map services (ids) it is registered in.
 	sdInstances []string
+	// emitted is the Version of the last state change event sent for it.
+	emitted int64
 }
 
 func (t *ecsTask) schedule(at time.Time, do func(at time.Time)) {

@@ -30,6 +30,8 @@ var ServiceActionPrefix = map[string]string{
 	"Application Auto Scaling": "application-autoscaling",
 	"STS":                      "sts",
 	"SSM":                      "ssm",
+	"SQS":                      "sqs",
+	"EventBridge":              "events",
 }
 
 // Action returns the IAM action name of an SDK operation, e.g. "ecs:CreateCluster".
@@ -55,7 +57,9 @@ func (w *World) authorize(pr Principal, service, op string, params any) error {
 	req.Resource, req.Context = authzResource(w, service, op, params)
 	reqs := append([]iampolicy.Request{req}, impliedChecks(w, service, op, params)...)
 	for _, r := range reqs {
-		if !pr.Policy.Allows(r) {
+		// A queue's own policy can grant (or deny) same-account access too.
+		rpAllow, rpDeny := w.queuePolicyDecision(pr, r.Action, r.Resource, r.Context)
+		if rpDeny || (!pr.Policy.Allows(r) && !rpAllow) {
 			return denied(pr, service, r)
 		}
 	}
@@ -75,7 +79,7 @@ func accessDeniedCode(service string) string {
 	switch service {
 	case "EC2":
 		return "UnauthorizedOperation"
-	case "IAM", "STS":
+	case "IAM", "STS", "SQS":
 		return "AccessDenied"
 	default:
 		return "AccessDeniedException"

@@ -8,6 +8,7 @@ package awssim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"net/http"
@@ -90,12 +91,13 @@ type World struct {
 	// Latency is real time each call takes (benchmarks set 50ms).
 	Latency time.Duration
 
-	faultsMu sync.Mutex
-	faults   Faults
-	rng      *rand.Rand
-	calls    []Call
-	nCalls   int
-	nWrites  int
+	faultsMu      sync.Mutex
+	faults        Faults
+	rng           *rand.Rand
+	calls         []Call
+	workloadCalls []Call
+	nCalls        int
+	nWrites       int
 
 	// ids hands out deterministic resource ids per prefix.
 	ids map[string]int
@@ -125,6 +127,13 @@ type Principal struct {
 	ARN string
 	// Policy, when non-nil, is evaluated for every call (AccessDenied on deny).
 	Policy *PolicyDocument
+	// Workload marks a process running inside the simulated account (a
+	// Prefect worker in an ECS task, signed with the task role's
+	// credentials). Its calls are not deploybot's: Faults do not apply to
+	// them (they model deploybot's process and network), they take no
+	// Latency, they are logged in WorkloadCalls instead of Calls, and they
+	// never block on the clock (long polls answer at once).
+	Workload bool
 }
 
 // AdminAccessKey signs calls made with Config(); it is allowed everything.
@@ -174,6 +183,14 @@ func (w *World) ResetCalls() {
 	w.faultsMu.Lock()
 	defer w.faultsMu.Unlock()
 	w.calls = nil
+}
+
+// WorkloadCalls returns a copy of every call made by simulated processes
+// (principals with Workload set), e.g. a Prefect worker's RunTask.
+func (w *World) WorkloadCalls() []Call {
+	w.faultsMu.Lock()
+	defer w.faultsMu.Unlock()
+	return append([]Call(nil), w.workloadCalls...)
 }
 
 // State returns the service state stored under key, creating it with mk.
@@ -297,30 +314,39 @@ func throttleCode(service string) string {
 		return "RequestLimitExceeded"
 	case "IAM", "STS":
 		return "Throttling"
+	case "SQS":
+		// SQS's query-protocol code, which the SDK reports (see sqs.go).
+		return "RequestThrottled"
 	default:
 		return "ThrottlingException"
 	}
 }
 
 func (w *World) dispatch(ctx context.Context, service, op, accessKey string, params any) (any, error) {
-	if w.Latency > 0 {
+	w.faultsMu.Lock()
+	principal, known := w.principals[accessKey]
+	w.faultsMu.Unlock()
+	if w.Latency > 0 && !principal.Workload {
 		if err := (clock.Real{}).Sleep(ctx, w.Latency); err != nil {
 			return nil, err
 		}
 	}
 	write := IsWrite(op)
-	call := Call{Service: service, Operation: op, Write: write, At: w.Clock.Now()}
+	call := Call{Service: service, Operation: op, Write: write, At: w.Clock.Now(), Principal: principal.ARN}
 
+	var n int
+	var f Faults
+	throttled, crashed := false, false
 	w.faultsMu.Lock()
-	w.nCalls++
-	n := w.nCalls
-	f := w.faults
-	throttled := f.ThrottleFraction > 0 && w.rng.Float64() < f.ThrottleFraction
-	crashed := f.StopAfterWrites > 0 && w.nWrites >= f.StopAfterWrites
-	principal, known := w.principals[accessKey]
 	unsupported := w.unsupportedError(service, op)
+	if !principal.Workload {
+		w.nCalls++
+		n = w.nCalls
+		f = w.faults
+		throttled = f.ThrottleFraction > 0 && w.rng.Float64() < f.ThrottleFraction
+		crashed = f.StopAfterWrites > 0 && w.nWrites >= f.StopAfterWrites
+	}
 	w.faultsMu.Unlock()
-	call.Principal = principal.ARN
 
 	var out any
 	var err error
@@ -329,7 +355,7 @@ func (w *World) dispatch(ctx context.Context, service, op, accessKey string, par
 		err = ErrCrashed
 	case throttled:
 		err = &smithy.GenericAPIError{Code: throttleCode(service), Message: "Rate exceeded", Fault: smithy.FaultClient}
-	case f.FailCall == n:
+	case f.FailCall > 0 && f.FailCall == n:
 		err = &smithy.GenericAPIError{Code: "InternalFailure", Message: "injected failure of call " + fmt.Sprint(n), Fault: smithy.FaultServer}
 	case unsupported != nil:
 		err = unsupported
@@ -349,13 +375,7 @@ func (w *World) dispatch(ctx context.Context, service, op, accessKey string, par
 			err = fmt.Errorf("awssim: %s.%s is not simulated", service, op)
 			break
 		}
-		w.Mu.Lock()
-		// Every simulated service's lazy state catches up with the clock
-		// first, so that e.g. ENIs released by stopped ECS tasks show up in
-		// EC2 calls without an ECS call in between.
-		w.advance()
-		out, err = h(context.WithValue(ctx, principalKey{}, principal), w, params)
-		w.Mu.Unlock()
+		out, err = w.run(context.WithValue(ctx, principalKey{}, principal), h, params)
 	}
 	if err != nil {
 		var ae smithy.APIError
@@ -366,19 +386,46 @@ func (w *World) dispatch(ctx context.Context, service, op, accessKey string, par
 		}
 	}
 	w.faultsMu.Lock()
-	if err == nil && write {
-		w.nWrites++
+	if principal.Workload {
+		w.workloadCalls = append(w.workloadCalls, call)
+	} else {
+		if err == nil && write {
+			w.nWrites++
+		}
+		w.calls = append(w.calls, call)
 	}
-	w.calls = append(w.calls, call)
 	w.faultsMu.Unlock()
 	return out, err
+}
+
+// run calls a handler with the world locked, after every simulated
+// service's lazy state has caught up with the clock (so that e.g. ENIs
+// released by stopped ECS tasks show up in EC2 calls without an ECS call in
+// between). A handler that long-polls (errLongPoll) is called again after
+// the world is unlocked and the clock has slept until its wake-up.
+func (w *World) run(ctx context.Context, h handlerFunc, params any) (any, error) {
+	for {
+		w.Mu.Lock()
+		w.advance()
+		out, err := h(ctx, w, params)
+		w.afterCall()
+		w.Mu.Unlock()
+		var lp *errLongPoll
+		if !errors.As(err, &lp) {
+			return out, err
+		}
+		ctx = context.WithValue(ctx, longPollKey{}, lp.deadline)
+		if err := w.Clock.Sleep(ctx, lp.wake.Sub(w.Clock.Now())); err != nil {
+			return nil, err
+		}
+	}
 }
 
 func invalidTokenCode(service string) string {
 	switch service {
 	case "EC2":
 		return "AuthFailure"
-	case "IAM", "STS":
+	case "IAM", "STS", "SQS":
 		return "InvalidClientTokenId"
 	default:
 		return "UnrecognizedClientException"

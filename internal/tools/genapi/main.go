@@ -16,9 +16,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
@@ -55,6 +57,14 @@ var svcs = []svc{
 		DeregisterScalableTarget PutScalingPolicy DescribeScalingPolicies DeleteScalingPolicy ListTagsForResource TagResource UntagResource`},
 	{"STSAPI", "sts", (*sts.Client)(nil), `GetCallerIdentity AssumeRoleWithWebIdentity`},
 	{"SSMAPI", "ssm", (*ssm.Client)(nil), `PutParameter GetParameter DeleteParameter`},
+	// The ECS observer's queue and the rule that feeds it (issue 9;
+	// docs/research/prefect-flow-runs.md §B.4). The observer's own calls
+	// (ReceiveMessage, DeleteMessage, ChangeMessageVisibility) are made by the
+	// worker, not by deploybot, so they are not here.
+	{"SQSAPI", "sqs", (*sqs.Client)(nil), `CreateQueue GetQueueUrl GetQueueAttributes SetQueueAttributes DeleteQueue
+		TagQueue UntagQueue ListQueueTags`},
+	{"EventBridgeAPI", "eventbridge", (*eventbridge.Client)(nil), `PutRule DescribeRule DeleteRule ListRules ListRuleNamesByTarget
+		PutTargets ListTargetsByRule RemoveTargets TagResource UntagResource ListTagsForResource`},
 }
 
 func main() {
