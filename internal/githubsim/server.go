@@ -208,6 +208,13 @@ func New(c clock.Clock, token string) *Server {
 	return s
 }
 
+// Close shuts the server down. It closes the server's own listener and
+// connections only: httptest.Server.Close would also close every idle
+// connection of http.DefaultTransport, breaking requests that tests running
+// in parallel are making to other servers on it ("http: CloseIdleConnections
+// called").
+func (s *Server) Close() { _ = s.Server.Config.Close() }
+
 // APIURL is what GITHUB_API_URL would be: the server's root for github.com
 // style, or ROOT/api/v3 for GitHub Enterprise Server style (both are served).
 func (s *Server) APIURL(ghes bool) string {

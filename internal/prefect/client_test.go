@@ -91,7 +91,9 @@ func TestExactlyOneAuthScheme(t *testing.T) {
 		rw.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(rw, `[]`)
 	}))
-	defer srv.Close()
+	// Not srv.Close: it closes http.DefaultTransport's idle connections,
+	// which parallel tests' clients are using.
+	defer srv.Config.Close()
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:s3cret"))
 	tests := []struct {
 		name string
@@ -231,7 +233,9 @@ func TestErrorsSayWhatFailed(t *testing.T) {
 func TestRequestTimeout(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
-	defer srv.Close()
+	// Not srv.Close: it closes http.DefaultTransport's idle connections,
+	// which parallel tests' clients are using.
+	defer srv.Config.Close()
 	c, err := New(srv.URL+"/api", "", WithRequestTimeout(time.Millisecond), WithMaxRetries(0), WithClock(clock.NewVirtual(t0)))
 	if err != nil {
 		t.Fatal(err)
@@ -371,7 +375,9 @@ func TestRedact(t *testing.T) {
 		rw.WriteHeader(http.StatusBadRequest)
 		fmt.Fprintf(rw, `{"detail": "bad header %s; body %s"}`, r.Header.Get("Authorization"), b)
 	}))
-	defer srv.Close()
+	// Not srv.Close: it closes http.DefaultTransport's idle connections,
+	// which parallel tests' clients are using.
+	defer srv.Config.Close()
 	c, _ := New(srv.URL+"/api", "pnu_echoedKEY12345", WithClock(clock.NewVirtual(t0)))
 	err := c.CheckKey(context.Background())
 	if err == nil || strings.Contains(err.Error(), "pnu_echoedKEY12345") || !strings.Contains(err.Error(), "Bearer [redacted]") {

@@ -165,8 +165,12 @@ func (s *Server) baseURL() string {
 	return s.srv.URL
 }
 
-// Close shuts the server down.
-func (s *Server) Close() { s.srv.Close() }
+// Close shuts the server down. It closes the server's own listener and
+// connections only: httptest.Server.Close would also close every idle
+// connection of http.DefaultTransport, breaking requests that tests running
+// in parallel are making to other servers on it ("http: CloseIdleConnections
+// called").
+func (s *Server) Close() { _ = s.srv.Config.Close() }
 
 // Handler is the server's HTTP handler, for callers that serve requests in
 // process instead of over the loopback listener (`deploybot demo` on a
