@@ -31,13 +31,13 @@ func (w *World) queueAndRuleAuthz(params any) (resource string, ctx map[string]s
 	}
 	switch in := params.(type) {
 	case *sqs.CreateQueueInput:
-		return w.sqsARN(aws.ToString(in.QueueName)), requestTagContext(in.Tags), true
+		return w.sqsARN(aws.ToString(in.QueueName)), queueRequestTags(in.Tags), true
 	case *sqs.GetQueueUrlInput:
 		name := aws.ToString(in.QueueName)
 		return w.sqsARN(name), w.queueTagContext(name), true
 	case *sqs.TagQueueInput:
 		r, c := queueByURL(in.QueueUrl)
-		for k, v := range requestTagContext(in.Tags) {
+		for k, v := range queueRequestTags(in.Tags) {
 			c[k] = v
 		}
 		return r, c, true
@@ -117,7 +117,7 @@ func (w *World) ruleAuthz(name string) string {
 	return w.ebRuleARN(name)
 }
 
-func requestTagContext(tags map[string]string) map[string]string {
+func queueRequestTags(tags map[string]string) map[string]string {
 	c := map[string]string{}
 	keys := make([]string, 0, len(tags))
 	for k, v := range tags {
