@@ -50,7 +50,9 @@ type Deployment struct {
 	// taken before the call.
 	Since time.Time
 	// ID is the PRIMARY deployment's id ("ecs-svc/…") in the service the
-	// change returned, when known; ARN is the service deployment's ARN.
+	// change returned, or the last part of the service deployment's ARN
+	// (as the engine reports it), when known; ARN is the service
+	// deployment's ARN.
 	ID  string
 	ARN string
 

@@ -100,21 +100,23 @@ func (w *Watcher) lookServiceDeployment(ctx context.Context, d *Deployment) (Sta
 
 // pickBrief chooses the deployment among those created since the change:
 // the one whose target revision is the PRIMARY deployment the change made
-// (a service revision ARN ends in the deployment id's number), else the
-// newest.
+// (a service revision ARN ends in the deployment id's number), or the one
+// whose ARN ends in id (the engine reports a service deployment by that),
+// else the first one created: later ones are a rollback or another change.
 func pickBrief(briefs []ecstypes.ServiceDeploymentBrief, id string) (ecstypes.ServiceDeploymentBrief, bool) {
 	if len(briefs) == 0 {
 		return ecstypes.ServiceDeploymentBrief{}, false
 	}
-	if n := strings.TrimPrefix(id, "ecs-svc/"); n != "" {
+	if id != "" {
 		for _, b := range briefs {
-			if strings.HasSuffix(aws.ToString(b.TargetServiceRevisionArn), "/"+n) {
+			if n, ok := strings.CutPrefix(id, "ecs-svc/"); ok && strings.HasSuffix(aws.ToString(b.TargetServiceRevisionArn), "/"+n) ||
+				!ok && strings.HasSuffix(aws.ToString(b.ServiceDeploymentArn), "/"+id) {
 				return b, true
 			}
 		}
 	}
 	sort.SliceStable(briefs, func(i, j int) bool {
-		return aws.ToTime(briefs[i].CreatedAt).After(aws.ToTime(briefs[j].CreatedAt))
+		return aws.ToTime(briefs[i].CreatedAt).Before(aws.ToTime(briefs[j].CreatedAt))
 	})
 	return briefs[0], true
 }
