@@ -64,6 +64,13 @@ type GateReport struct {
 	// StoppedTasks and ServiceEvents explain a fail-fast from ECS.
 	StoppedTasks  []StoppedTask `json:"stopped_tasks,omitempty"`
 	ServiceEvents []string      `json:"service_events,omitempty"`
+	// Stages are the gate's checks of the new revision, in the order they
+	// ran (the workers ONLINE; more may follow); the first failed one ends them.
+	Stages []GateStage `json:"stages,omitempty"`
+	// Rollback is the rollback step after a failed stage, with its own
+	// outcome (nil when the gate passed or could not run). The flat fields
+	// below summarise it.
+	Rollback *GateRollback `json:"rollback,omitempty"`
 	// Rollback.
 	RolledBack           bool          `json:"rolled_back"`
 	RolledBackTo         string        `json:"rolled_back_to,omitempty"`
@@ -72,6 +79,52 @@ type GateReport struct {
 	PrunedWorkers        int           `json:"pruned_workers,omitempty"`
 	Warnings             []string      `json:"warnings,omitempty"`
 	Duration             time.Duration `json:"duration"`
+}
+
+// GateStage is one check of the health gate and how it ended.
+type GateStage struct {
+	Name     string        `json:"name"` // "workers"
+	Passed   bool          `json:"passed"`
+	Reason   string        `json:"reason"`
+	Duration time.Duration `json:"duration"`
+}
+
+// RollbackOutcome is how the gate's rollback step ended.
+type RollbackOutcome string
+
+const (
+	// RollbackRestored: the service runs the previous revision again and a
+	// worker of it is ONLINE (judged by what Prefect reports).
+	RollbackRestored RollbackOutcome = "restored"
+	// RollbackWorkerNotBack: ECS rolled the service back, but no worker of
+	// the previous revision came ONLINE within the gate's timeout.
+	RollbackWorkerNotBack RollbackOutcome = "worker_not_back"
+	// RollbackNotComplete: the rollback started but ECS had not finished it
+	// within the gate's timeout (ECS carries on with it).
+	RollbackNotComplete RollbackOutcome = "not_complete"
+	// RollbackFailed: the rollback could not be started, or ECS failed it.
+	RollbackFailed RollbackOutcome = "failed"
+	// RollbackNothingToRollBackTo: a first deploy failed.
+	RollbackNothingToRollBackTo RollbackOutcome = "nothing_to_roll_back_to"
+	// RollbackSkipped: the service runs neither the new nor the previous
+	// revision (another deploy?), so it was left alone.
+	RollbackSkipped RollbackOutcome = "skipped"
+)
+
+// GateRollback is the gate's rollback step.
+type GateRollback struct {
+	Outcome RollbackOutcome `json:"outcome"`
+	From    string          `json:"from"`         // the failed revision
+	To      string          `json:"to,omitempty"` // the previous revision
+	// ByECS: ECS's circuit breaker rolled back; deploybot only watched.
+	ByECS bool `json:"by_ecs"`
+	// DeploymentStatus is the rollback deployment's state as ECS last
+	// reported it (SUCCESSFUL, ROLLBACK_SUCCESSFUL, IN_PROGRESS, ...).
+	DeploymentStatus string `json:"deployment_status,omitempty"`
+	// Worker is the previous revision's worker seen ONLINE again.
+	Worker   string        `json:"worker,omitempty"`
+	Reason   string        `json:"reason"`
+	Duration time.Duration `json:"duration"`
 }
 
 // WorkerStatus is one Prefect worker as the gate saw it last.
