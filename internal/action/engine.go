@@ -87,7 +87,7 @@ func (d DeployEngine) Apply(ctx context.Context, r Request) (*deploy.Result, err
 	newPrefect := d.Prefect
 	if newPrefect == nil {
 		newPrefect = func(env *config.Environment, apiKey string, clk clock.Clock) (deploy.Prefect, error) {
-			return prefect.New(env.Prefect.APIURL, apiKey, prefect.WithClock(clk), prefect.WithUserAgent("deploybot-action"))
+			return deploy.NewPrefect(env.Prefect.APIURL, apiKey, prefect.WithClock(clk), prefect.WithUserAgent("deploybot-action"))
 		}
 	}
 	p, err := newPrefect(r.Env, r.PrefectAPIKey, r.Clock)

@@ -91,7 +91,7 @@ func newHarness(t *testing.T) *harness {
 	h.writes = &atomic.Int64{}
 	h.engine = action.DeployEngine{Kinds: func() map[string]resource.Kind { return paramKinds(h.writes) },
 		Prefect: func(env *config.Environment, key string, clk clock.Clock) (deploy.Prefect, error) {
-			return prefect.New(env.Prefect.APIURL, key, prefect.WithClock(clk))
+			return deploy.NewPrefect(env.Prefect.APIURL, key, prefect.WithClock(clk))
 		}}
 	for _, n := range []string{"staging", "qa"} {
 		h.writeEnv(n, "512", "10.20.0.0/16")

@@ -14,11 +14,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/fakekey"
+	"github.com/deploybot/deploybot/internal/gate"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
@@ -81,7 +83,7 @@ func (s *stubPrefect) Preflight(ctx context.Context, env *config.Environment) (*
 	return &prefect.Preflight{WorkPoolURL: "https://app.prefect.cloud/pool/" + env.Prefect.WorkPool}, nil
 }
 
-func (s *stubPrefect) Gate(ctx context.Context, in prefect.GateInput) (*plan.GateReport, error) {
+func (s *stubPrefect) Gate(ctx context.Context, ecs awsapi.ECSAPI, in gate.Input, o gate.Options) (*plan.GateReport, error) {
 	s.gates++
 	if s.onGate != nil {
 		s.onGate()
@@ -92,7 +94,7 @@ func (s *stubPrefect) Gate(ctx context.Context, in prefect.GateInput) (*plan.Gat
 	if s.gate != nil {
 		return s.gate, nil
 	}
-	return &plan.GateReport{Passed: true, Reason: "1 worker of " + in.Deployment.WorkerPrefix + " is ONLINE"}, nil
+	return &plan.GateReport{Passed: true, Reason: "1 worker of " + in.WorkerPrefix + " is ONLINE"}, nil
 }
 
 type harness struct {

@@ -103,7 +103,7 @@ func (f *Factory) Defaults() *Factory {
 			if f.HTTPClient != nil {
 				opts = append(opts, prefect.WithHTTPClient(f.HTTPClient))
 			}
-			return prefect.New(env.Prefect.APIURL, apiKey, opts...)
+			return deploy.NewPrefect(env.Prefect.APIURL, apiKey, opts...)
 		}
 	}
 	if f.Lock == nil {

@@ -17,7 +17,9 @@ import (
 	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/ecsdeploy"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/gate"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
@@ -25,14 +27,37 @@ import (
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
-// Prefect is what deploy needs of a Prefect API client (*prefect.Client):
-// the preflight before an apply and the health gate after its deployment.
+// Prefect is what deploy needs of Prefect: the preflight before an apply
+// and the health gate after its deployment (PrefectClient, or a stub).
 type Prefect interface {
 	Preflight(ctx context.Context, env *config.Environment) (*prefect.Preflight, error)
-	Gate(ctx context.Context, in prefect.GateInput) (*plan.GateReport, error)
+	Gate(ctx context.Context, ecs awsapi.ECSAPI, in gate.Input, o gate.Options) (*plan.GateReport, error)
 }
 
-var _ Prefect = (*prefect.Client)(nil)
+// PrefectClient runs the preflight and the health gate (internal/gate) on a
+// Prefect API client.
+type PrefectClient struct{ *prefect.Client }
+
+var _ Prefect = PrefectClient{}
+
+// NewPrefect is prefect.New as a Prefect.
+func NewPrefect(apiURL, apiKey string, opts ...prefect.Option) (Prefect, error) {
+	c, err := prefect.New(apiURL, apiKey, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return PrefectClient{c}, nil
+}
+
+// Preflight checks the key and the environment's work pool.
+func (p PrefectClient) Preflight(ctx context.Context, env *config.Environment) (*prefect.Preflight, error) {
+	return p.Client.Preflight(ctx, prefect.PreflightInput{WorkPool: env.Prefect.WorkPool, CreateWorkPool: env.Prefect.CreateWorkPool, File: env.File})
+}
+
+// Gate runs the health gate on the client and ecs.
+func (p PrefectClient) Gate(ctx context.Context, ecs awsapi.ECSAPI, in gate.Input, o gate.Options) (*plan.GateReport, error) {
+	return gate.Run(ctx, ecs, p.Client, in, o)
+}
 
 // Lease is a held environment lock.
 type Lease interface {
@@ -119,7 +144,10 @@ type GateError struct{ Gate *plan.GateReport }
 
 func (e *GateError) Error() string {
 	msg := "health gate failed: " + e.Gate.Reason
-	// The gate's reason usually says what was restored already; say it once.
+	if e.Gate.Rollback != nil {
+		return msg // the gate's reason ends with its rollback step's
+	}
+	// Otherwise the reason usually says what was restored already; say it once.
 	switch {
 	case e.Gate.RolledBack && !strings.Contains(e.Gate.Reason, "rolled back"):
 		msg += "; rolled back to " + e.Gate.RolledBackTo
@@ -318,28 +346,23 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 	}
 
 	o.say("prefect: waiting for a worker of " + shortARN(rep.Deployment.TaskDefinition) + " to come ONLINE in " + o.Env.Prefect.WorkPool + "…")
-	gate, err := o.Prefect.Gate(ctx, prefect.GateInput{
-		Env:        o.Env,
-		ECS:        eng.AWS.ECS,
-		Clock:      clk,
-		Deployment: *rep.Deployment,
-		Progress:   func(line string) { o.say("prefect: " + line) },
-	})
-	if gate != nil && gate.WorkPoolURL == "" && res.Preflight != nil {
-		gate.WorkPoolURL = res.Preflight.WorkPoolURL
+	g, err := o.Prefect.Gate(ctx, eng.AWS.ECS, gateInput(o.Env, rep.Deployment),
+		gate.Options{Clock: clk, Progress: func(line string) { o.say("prefect: " + line) }})
+	if g != nil && g.WorkPoolURL == "" && res.Preflight != nil {
+		g.WorkPoolURL = res.Preflight.WorkPoolURL
 	}
-	rep.Gate = gate
+	rep.Gate = g
 	if err != nil {
-		if !strings.HasPrefix(err.Error(), "health gate") {
-			err = fmt.Errorf("health gate: %w", err)
+		if ge := (*gate.Error)(nil); !errors.As(err, &ge) {
+			err = &gate.Error{Err: err}
 		}
 		report(plan.StatusFailed, err)
 		return res, err
 	}
-	if !gate.Passed {
-		err = &GateError{Gate: gate}
+	if !g.Passed {
+		err = &GateError{Gate: g}
 		status := plan.StatusFailed
-		if gate.RolledBack {
+		if g.RolledBack {
 			status = plan.StatusRolledBack
 		}
 		report(status, err)
@@ -577,6 +600,24 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// gateInput is what the health gate judges: the deployment the apply
+// started, by the environment's health_gate and prefect settings.
+func gateInput(env *config.Environment, d *plan.DeploymentInfo) gate.Input {
+	in := gate.Input{
+		WorkPool:     env.Prefect.WorkPool,
+		Timeout:      env.HealthGate.Timeout,
+		MinWorkers:   env.HealthGate.MinOnlineWorkers,
+		WorkerPrefix: d.WorkerPrefix,
+		Deployment: ecsdeploy.Deployment{Service: ecsdeploy.Service{Cluster: d.Cluster, Name: d.Service},
+			TaskDefinition: d.TaskDefinition, Since: d.StartedAt, ID: d.DeploymentID},
+		Previous: d.PreviousTaskDefinition,
+	}
+	if env.Prune() {
+		in.PruneEnvironment = env.Name
+	}
+	return in
 }
 
 // ecsFailure turns a deployment ECS failed into the gate's report.

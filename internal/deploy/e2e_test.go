@@ -84,7 +84,7 @@ func (x *e2e) options(image string) deploy.Options {
 	// The worker in the simulated task reaches the simulated Prefect API
 	// only at its address (a loopback http URL, which a file may not name).
 	env.Prefect.APIURL = x.sim.URL()
-	client, err := prefect.New(x.sim.URL(), key, prefect.WithClock(x.clk))
+	client, err := deploy.NewPrefect(x.sim.URL(), key, prefect.WithClock(x.clk))
 	if err != nil {
 		x.t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestBadKeyFailsPreflightWithoutAWSWrite(t *testing.T) {
 	t.Parallel()
 	x := newE2E(t)
 	o := x.options("prefecthq/prefect-aws:3.1")
-	client, err := prefect.New(x.sim.URL(), "pnu_wrongkey", prefect.WithClock(x.clk))
+	client, err := deploy.NewPrefect(x.sim.URL(), "pnu_wrongkey", prefect.WithClock(x.clk))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,5 +329,41 @@ func TestDeployWithoutTheServiceDeploymentsAPI(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(x.lines, "\n"), "rolloutState") {
 		t.Errorf("the progress does not say it followed rolloutState")
+	}
+}
+
+// TestGateTimeoutBoundsTheRollback: health_gate.timeout bounds the whole
+// gate, rollback included (issue 11 item 21: with timeout 30s and a previous
+// worker that did not come back, the gate reported "failed after 11m1s"
+// while holding the lock). The apply fails the gate (exit 3) within 30s of
+// the deployment, and the report says the rollback was not confirmed.
+func TestGateTimeoutBoundsTheRollback(t *testing.T) {
+	t.Parallel()
+	x := newE2E(t)
+	ctx := context.Background()
+	if _, err := deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3.1")); err != nil {
+		t.Fatal(err)
+	}
+	// from now on revision 1's image starts but its worker never reaches
+	// Prefect, so the rollback's new task never comes back ONLINE
+	x.w.SetImageBehavior("prefecthq/prefect-aws:3.1", awssim.ImageBehavior{NoHeartbeat: true})
+	x.w.SetImageBehavior("prefecthq/prefect-aws:silent", awssim.ImageBehavior{NoHeartbeat: true})
+	o := x.options("prefecthq/prefect-aws:silent")
+	o.Env.HealthGate.Timeout = 30 * time.Second
+	res, err := deploy.Apply(ctx, o)
+	x.noLeak(res, err)
+	g := res.Report.Gate
+	if deploy.ExitCode(err, res) != deploy.ExitGateFailed || g == nil || g.Passed {
+		t.Fatalf("exit %d, %v, gate %+v", deploy.ExitCode(err, res), err, g)
+	}
+	if g.Duration > 30*time.Second {
+		t.Errorf("the gate took %s with health_gate.timeout 30s", g.Duration)
+	}
+	if g.Rollback == nil || g.RestoredWorkerOnline ||
+		(g.Rollback.Outcome != plan.RollbackNotComplete && g.Rollback.Outcome != plan.RollbackWorkerNotBack) {
+		t.Fatalf("rollback %+v: want it reported as not confirmed", g.Rollback)
+	}
+	if !strings.Contains(g.Reason, "30s") {
+		t.Errorf("reason %q does not name the timeout", g.Reason)
 	}
 }

@@ -12,11 +12,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/ecsdeploy"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/gate"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/resource"
@@ -116,7 +119,7 @@ type prefectStub struct {
 	ev        *events
 	preflight error
 	gate      *plan.GateReport
-	gateIn    prefect.GateInput
+	gateIn    gate.Input
 }
 
 func (p *prefectStub) Preflight(ctx context.Context, env *config.Environment) (*prefect.Preflight, error) {
@@ -127,7 +130,7 @@ func (p *prefectStub) Preflight(ctx context.Context, env *config.Environment) (*
 	return &prefect.Preflight{WorkPoolURL: "https://prefect.example/pool", Warnings: []string{"work pool is paused"}}, nil
 }
 
-func (p *prefectStub) Gate(ctx context.Context, in prefect.GateInput) (*plan.GateReport, error) {
+func (p *prefectStub) Gate(ctx context.Context, ecs awsapi.ECSAPI, in gate.Input, o gate.Options) (*plan.GateReport, error) {
 	p.ev.add("gate")
 	p.gateIn = in
 	if p.gate != nil {
@@ -272,19 +275,21 @@ func TestApplyHandsTheDeploymentToTheGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := f.prefect.gateIn.Deployment
-	want := plan.DeploymentInfo{
-		Cluster: "deploybot-demo", Service: "worker", DeploymentID: "ecs-svc/123",
-		TaskDefinition:         "arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-demo-worker:2",
-		PreviousTaskDefinition: "arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-demo-worker:1",
-		StartedAt:              time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), Status: "SUCCESSFUL",
+	in := f.prefect.gateIn
+	want := gate.Input{
+		WorkPool: "demo-pool",
+		Deployment: ecsdeploy.Deployment{Service: ecsdeploy.Service{Cluster: "deploybot-demo", Name: "worker"}, ID: "ecs-svc/123",
+			TaskDefinition: "arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-demo-worker:2",
+			Since:          time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)},
+		Previous:         "arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-demo-worker:1",
+		PruneEnvironment: "demo",
 	}
-	if !strings.HasPrefix(d.WorkerPrefix, "demo-") || len(d.WorkerPrefix) != len("demo-")+8 {
-		t.Fatalf("worker prefix %q", d.WorkerPrefix)
+	if !strings.HasPrefix(in.WorkerPrefix, "demo-") || len(in.WorkerPrefix) != len("demo-")+8 {
+		t.Fatalf("worker prefix %q", in.WorkerPrefix)
 	}
-	d.WorkerPrefix = ""
-	if diff := cmp.Diff(want, d); diff != "" {
-		t.Fatalf("deployment (-want +got):\n%s", diff)
+	in.WorkerPrefix = ""
+	if diff := cmp.Diff(want, in, cmpopts.IgnoreUnexported(ecsdeploy.Deployment{})); diff != "" {
+		t.Fatalf("gate input (-want +got):\n%s", diff)
 	}
 	if res.Report.Gate == nil || res.Report.Gate.WorkPoolURL != "https://prefect.example/pool" {
 		t.Fatalf("gate report %+v", res.Report.Gate)

@@ -1,9 +1,11 @@
 // Package prefect owns deploybot's conversation with the Prefect REST API
-// (Prefect Cloud or a self-hosted server): the preflight key and work-pool
-// check that runs before anything changes in AWS, and the health gate that
-// decides whether a deploy produced an ONLINE worker (rolling back when not).
-// Endpoints, shapes and semantics follow docs/research/prefect-api.md
-// (cited below as "ref §N") and docs/research/prefect-openapi/.
+// (Prefect Cloud or a self-hosted server): the client (auth, retries,
+// errors that never carry the key), the preflight key and work-pool check
+// that runs before anything changes in AWS, and the worker listing the
+// health gate (internal/gate) judges. It knows nothing of AWS or of the
+// environment file. Endpoints, shapes and semantics follow
+// docs/research/prefect-api.md (cited below as "ref §N") and
+// docs/research/prefect-openapi/.
 package prefect
 
 import (

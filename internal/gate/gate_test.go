@@ -1,4 +1,4 @@
-package prefect
+package gate
 
 import (
 	"bytes"
@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/deploybot/deploybot/internal/clock"
-	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/ecsdeploy"
 	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
 )
 
@@ -32,9 +33,8 @@ type scenario struct {
 	clk      *clock.Virtual
 	sim      *prefectsim.Server
 	ecs      *fakeECS
-	client   *Client
-	env      *config.Environment
-	dep      plan.DeploymentInfo
+	client   *prefect.Client
+	in       Input
 	progress []string
 }
 
@@ -63,10 +63,10 @@ func newScenario(t *testing.T, o scenarioOpts) *scenario {
 	s.sim = prefectsim.New(nil, simOpts...)
 	t.Cleanup(s.sim.Close)
 	s.sim.AddWorkPool(testPool, "ecs", false)
-	apiURL, key, copts := s.sim.URL(), testKey, []Option{WithClock(s.clk)}
+	apiURL, key, copts := s.sim.URL(), testKey, []prefect.Option{prefect.WithClock(s.clk)}
 	if o.selfHosted != "" {
 		user, pass, _ := strings.Cut(o.selfHosted, ":")
-		apiURL, key, copts = s.sim.SelfHostedURL(), "", append(copts, WithBasicAuth(user, pass))
+		apiURL, key, copts = s.sim.SelfHostedURL(), "", append(copts, prefect.WithBasicAuth(user, pass))
 	}
 	v1 := revision{arn: tdV1, prefix: prefixV1, apiURL: apiURL, key: testKey, auth: o.selfHosted, pool: testPool, internet: true}
 	v2 := v1
@@ -83,14 +83,10 @@ func newScenario(t *testing.T, o scenarioOpts) *scenario {
 		s.clk.Advance(5 * time.Minute)
 		prev = tdV1
 	}
-	s.dep = plan.DeploymentInfo{Cluster: f.cluster, Service: f.service, TaskDefinition: tdV2, PreviousTaskDefinition: prev,
-		WorkerPrefix: v2.prefix, StartedAt: s.clk.Now()}
+	s.in = scenarioInput(f, prev, v2.prefix, s.clk.Now())
 	f.deploy(tdV2)
 	s.clk.Advance(o.waitBefore)
-	s.env = &config.Environment{Name: "staging", File: "environments/staging.yaml",
-		Prefect:    config.Prefect{APIURL: apiURL, WorkPool: testPool},
-		HealthGate: config.HealthGate{Timeout: 5 * time.Minute, MinOnlineWorkers: 1}}
-	c, err := New(apiURL, key, copts...)
+	c, err := prefect.New(apiURL, key, copts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +94,25 @@ func newScenario(t *testing.T, o scenarioOpts) *scenario {
 	return s
 }
 
+// scenarioTimeout is the scenarios' health_gate.timeout: 5 minutes for the
+// stages, 5 kept for a rollback (RollbackReserve).
+const scenarioTimeout = 10 * time.Minute
+
+// scenarioInput is what deploy gives the gate for revision 2's deployment
+// over prev, started at since.
+func scenarioInput(f *fakeECS, prev, prefix string, since time.Time) Input {
+	return Input{WorkPool: testPool, Timeout: scenarioTimeout, MinWorkers: 1, WorkerPrefix: prefix, Previous: prev,
+		Deployment:       ecsdeploy.Deployment{Service: ecsdeploy.Service{Cluster: f.cluster, Name: f.service}, TaskDefinition: tdV2, Since: since},
+		PruneEnvironment: "staging"}
+}
+
+func (s *scenario) run(progress func(string)) (*plan.GateReport, error) {
+	return Run(context.Background(), s.ecs, s.client, s.in, Options{Clock: s.clk, Progress: progress})
+}
+
 func (s *scenario) gate(t *testing.T) *plan.GateReport {
 	t.Helper()
-	rep, err := s.client.Gate(context.Background(), GateInput{Env: s.env, ECS: s.ecs, Clock: s.clk, Deployment: s.dep,
-		Progress: func(line string) { s.progress = append(s.progress, line) }})
+	rep, err := s.run(func(line string) { s.progress = append(s.progress, line) })
 	if err != nil {
 		t.Fatalf("gate could not run: %v", err)
 	}
@@ -191,7 +202,7 @@ func TestGate(t *testing.T) {
 			name:       "circuit breaker already rolled back: no UpdateService, wait for ECS's rollback",
 			opts:       scenarioOpts{behavior: prefectsim.ImageBehavior{CrashAfter: 5 * time.Second, ExitCode: 1}, waitBefore: 3 * time.Minute},
 			rolledBack: true, restored: true, updateServiceCalls: 0,
-			reasonHas: []string{"ECS rolled the deployment of deploybot-staging-worker:2 back", "deployment failed: tasks failed to start"},
+			reasonHas: []string{"ECS rolled the deployment of deploybot-staging-worker:2 back", "circuit breaker: tasks failed to start"},
 		},
 		{
 			name:              "first deploy that fails has nothing to roll back to",
@@ -216,13 +227,12 @@ func TestGate(t *testing.T) {
 			}
 			var poolStatuses []string
 			s.sim.ResetRequests()
-			rep, err := s.client.Gate(context.Background(), GateInput{Env: s.env, ECS: s.ecs, Clock: s.clk, Deployment: s.dep,
-				Progress: func(line string) {
-					s.progress = append(s.progress, line)
-					if strings.HasPrefix(line, "health gate: 0/1") {
-						poolStatuses = append(poolStatuses, s.sim.PoolStatus(testPool))
-					}
-				}})
+			rep, err := s.run(func(line string) {
+				s.progress = append(s.progress, line)
+				if strings.HasPrefix(line, "health gate: 0/1") {
+					poolStatuses = append(poolStatuses, s.sim.PoolStatus(testPool))
+				}
+			})
 			if err != nil {
 				t.Fatalf("gate could not run: %v", err)
 			}
@@ -284,9 +294,9 @@ func TestGate(t *testing.T) {
 	}
 }
 
-func mustClient(t *testing.T, s *scenario) *Client {
+func mustClient(t *testing.T, s *scenario) *prefect.Client {
 	t.Helper()
-	c, err := New(s.sim.URL(), testKey, WithClock(s.clk))
+	c, err := prefect.New(s.sim.URL(), testKey, prefect.WithClock(s.clk))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +348,9 @@ func TestGatePrunesOfflineWorkersOfOlderRevisions(t *testing.T) {
 			}
 			clk.Advance(10 * time.Minute)
 			s := newScenarioOn(t, clk, sim)
-			s.env.Prefect.PruneOfflineWorkers = tt.prune
+			if tt.prune != nil && !*tt.prune {
+				s.in.PruneEnvironment = ""
+			}
 			rep := s.gate(t)
 			if !rep.Passed || rep.PrunedWorkers != tt.pruned {
 				t.Fatalf("passed=%v pruned=%d, want pruned=%d (%s)", rep.Passed, rep.PrunedWorkers, tt.pruned, rep.Reason)
@@ -367,10 +379,8 @@ func newScenarioOn(t *testing.T, clk *clock.Virtual, sim *prefectsim.Server) *sc
 	sim.SetTaskSource(f)
 	f.deploy(tdV1)
 	clk.Advance(5 * time.Minute)
-	s.dep = plan.DeploymentInfo{Cluster: f.cluster, Service: f.service, TaskDefinition: tdV2, PreviousTaskDefinition: tdV1, WorkerPrefix: prefixV2, StartedAt: clk.Now()}
+	s.in = scenarioInput(f, tdV1, prefixV2, clk.Now())
 	f.deploy(tdV2)
-	s.env = &config.Environment{Name: "staging", Prefect: config.Prefect{APIURL: sim.URL(), WorkPool: testPool},
-		HealthGate: config.HealthGate{Timeout: 5 * time.Minute, MinOnlineWorkers: 1}}
 	s.client = mustClient(t, s)
 	return s
 }
@@ -456,14 +466,14 @@ func TestGateCouldNotRun(t *testing.T) {
 		errHas string
 	}{
 		{"revoked key", func(s *scenario) { s.sim.RevokeKey(testKey) }, "401 Unauthorized: Invalid authentication credentials"},
-		{"pool deleted", func(s *scenario) { s.env.Prefect.WorkPool = "gone" }, `404 Not Found: Work pool "gone" not found.`},
-		{"no deployment", func(s *scenario) { s.dep.TaskDefinition = "" }, "must name the cluster, service and task definition"},
+		{"pool deleted", func(s *scenario) { s.in.WorkPool = "gone" }, `404 Not Found: Work pool "gone" not found.`},
+		{"no deployment", func(s *scenario) { s.in.Deployment.TaskDefinition = "" }, "must name the cluster, service and task definition"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newScenario(t, scenarioOpts{})
 			tt.mutate(s)
-			_, err := s.client.Gate(context.Background(), GateInput{Env: s.env, ECS: s.ecs, Clock: s.clk, Deployment: s.dep})
+			_, err := s.run(nil)
 			if err == nil || !strings.Contains(err.Error(), tt.errHas) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.errHas)
 			}

@@ -1,4 +1,4 @@
-package prefect
+package gate
 
 import (
 	"context"
@@ -39,9 +39,12 @@ type fakeECS struct {
 	seq     int
 	// extra tasks outside the service (e.g. a worker someone runs by hand)
 	extra []prefectsim.Task
-	// noServiceDeploymentsAPI makes ListServiceDeployments fail like an
-	// endpoint that lacks it (LocalStack-style), to test the fallback.
-	noServiceDeploymentsAPI bool
+	// reuseHost: a task of a revision whose first task has stopped gets
+	// that task's hostname (Fargate hands a freed private IP out again, and
+	// the worker's name ends in the hostname), so its worker row predates it.
+	reuseHost bool
+	// onUpdate is called with the task definition of each UpdateService.
+	onUpdate func(td string)
 }
 
 // revision is a task definition as far as the fake cares.
@@ -184,6 +187,14 @@ func (f *fakeECS) step() {
 			td:  p.td, host: fmt.Sprintf("ip-10-0-1-%d", f.seq), dep: p, created: now,
 			willFailToPull: f.tds[p.td].behavior.PullFails,
 		}
+		if f.reuseHost {
+			for _, old := range f.tasks {
+				if old.td == p.td && !old.stopped.IsZero() {
+					t.host = old.host
+					break
+				}
+			}
+		}
 		f.tasks = append(f.tasks, t)
 		f.event(fmt.Sprintf("(service %s) has started 1 tasks: (task %s).", f.service, t.arn[len(t.arn)-32:]))
 		return
@@ -240,7 +251,8 @@ func (f *fakeECS) stop(t *fakeTask, code types.TaskStopCode, reason string, exit
 			d.primary = false
 			return
 		}
-		d.status = types.ServiceDeploymentStatusRollbackInProgress
+		// the service deployment says why, as awssim's and ECS's do
+		d.status, d.statusWhy = types.ServiceDeploymentStatusRollbackInProgress, d.reason
 		f.event(fmt.Sprintf("(service %s) rolling back to deployment %s.", f.service, prev.id))
 		f.startDeployment(prev.td, d)
 	}
@@ -345,6 +357,9 @@ func (f *fakeECS) UpdateService(ctx context.Context, in *ecs.UpdateServiceInput,
 	if _, ok := f.tds[td]; !ok {
 		return nil, fmt.Errorf("ClientException: TaskDefinition not found")
 	}
+	if f.onUpdate != nil {
+		f.onUpdate(td)
+	}
 	f.startDeployment(td, nil)
 	return &ecs.UpdateServiceOutput{}, nil
 }
@@ -353,9 +368,6 @@ func (f *fakeECS) ListServiceDeployments(ctx context.Context, in *ecs.ListServic
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("ListServiceDeployments", false)
-	if f.noServiceDeploymentsAPI {
-		return nil, fmt.Errorf("UnknownOperationException: not supported")
-	}
 	out := &ecs.ListServiceDeploymentsOutput{}
 	all := append([]*fakeDeployment(nil), f.deps...)
 	for _, t := range f.tasks { // drained deployments stay listed
