@@ -14,17 +14,10 @@ import (
 // already right costs no write (github.Client.SetPRLabel); one that cannot
 // be set (the token lacks issues: write) is a warning, not a failed plan.
 func (r *run) labelPR(ctx context.Context, number int) {
-	want := github.PRLabels.NoChanges
-	for _, res := range r.results {
-		switch {
-		case res.Err != nil || res.Plan == nil:
-			r.log.info("", "labels: left as they are (%s was not planned)", res.File.Name)
-			return
-		case len(res.Plan.Destructive()) > 0:
-			want = github.PRLabels.Destroy
-		case res.Plan.HasChanges() && want != github.PRLabels.Destroy:
-			want = github.PRLabels.Changes
-		}
+	want, unknown := prLabel(r.results)
+	if unknown != "" {
+		r.log.info("", "labels: left as they are (%s was not planned)", unknown)
+		return
 	}
 	c, err := r.client()
 	if err == nil {
@@ -37,4 +30,21 @@ func (r *run) labelPR(ctx context.Context, number int) {
 		}
 	}
 	r.log.warning("could not label pull request #%d %s (the labels input needs issues: write): %v", number, want.Name, err)
+}
+
+// prLabel is the label for a run's plans, or the name of an environment
+// that could not be planned.
+func prLabel(results []*envResult) (github.Label, string) {
+	want := github.PRLabels.NoChanges
+	for _, res := range results {
+		switch {
+		case res.Err != nil || res.Plan == nil:
+			return github.Label{}, res.File.Name
+		case len(res.Plan.Destructive()) > 0:
+			want = github.PRLabels.Destroy
+		case res.Plan.HasChanges() && want != github.PRLabels.Destroy:
+			want = github.PRLabels.Changes
+		}
+	}
+	return want, ""
 }

@@ -327,7 +327,7 @@ func fieldLines(c plan.Change, f plan.FieldChange, width int) []diffLine {
 			for j < len(ops) && !keep[j] {
 				j++
 			}
-			out = append(out, diffLine{depth: 2, text: fmt.Sprintf("# (%s unchanged)", plural(j-i, "line")), style: styleComment})
+			out = append(out, diffLine{depth: 2, text: fmt.Sprintf("# (%s unchanged)", plural(j-i, valueUnit(f.Before))), style: styleComment})
 			i = j - 1
 			continue
 		}

@@ -24,12 +24,17 @@ type story struct {
 
 type storyStep struct {
 	mark string // ✅ ❌ ↩️ ⛔ ⚠️ or ""
-	// format is plain text with {} where each of args goes, as code.
+	// format is deploybot's own text with {} where each of args goes: a
+	// string arg is an identifier, shown as code; a plain arg is text
+	// (AWS's or Prefect's words, which must not be read as a format).
 	format string
-	args   []string
+	args   []any
 }
 
-func step(mark, format string, args ...string) storyStep {
+// plain is an argument of a step shown as text.
+type plain string
+
+func step(mark, format string, args ...any) storyStep {
 	return storyStep{mark: mark, format: format, args: args}
 }
 
@@ -50,7 +55,12 @@ func (s storyStep) render(text func(string) string, code func(string) string) st
 			b.WriteString(" ")
 		}
 		if i < len(s.args) {
-			b.WriteString(code(s.args[i]))
+			switch a := s.args[i].(type) {
+			case plain:
+				b.WriteString(text(string(a)))
+			case string:
+				b.WriteString(code(a))
+			}
 		}
 	}
 	return b.String()
@@ -141,13 +151,13 @@ func newStory(r *plan.Report) story {
 		}
 		switch {
 		case failedAt != "":
-			st.steps = append(st.steps, step("❌", "Changing AWS failed at {}: "+stepCounts(r)+".", failedAt))
+			st.steps = append(st.steps, step("❌", "Changing AWS failed at {}: {}.", failedAt, plain(stepCounts(r))))
 		default:
-			st.steps = append(st.steps, step("✅", what+stepCounts(r)+"."))
+			st.steps = append(st.steps, step("✅", what+"{}.", plain(stepCounts(r))))
 		}
 	}
 	if dp := r.Deployment; dp != nil {
-		format, args := "ECS deployment {} of {}", []string{orDash(dp.DeploymentID), revisionName(dp.TaskDefinition)}
+		format, args := "ECS deployment {} of {}", []any{orDash(dp.DeploymentID), revisionName(dp.TaskDefinition)}
 		if dp.PreviousTaskDefinition != "" {
 			format += " (replacing {})"
 			args = append(args, revisionName(dp.PreviousTaskDefinition))
@@ -172,7 +182,7 @@ func newStory(r *plan.Report) story {
 		if !g.Passed && strings.Contains(st.cause, g.Reason) {
 			reason = "the reason above"
 		}
-		st.steps = append(st.steps, step(mark, "Prefect health gate "+verdict+" after "+formatDuration(g.Duration)+": "+strings.TrimSuffix(reason, ".")+"."))
+		st.steps = append(st.steps, step(mark, "Prefect health gate "+verdict+" after "+formatDuration(g.Duration)+": {}.", plain(strings.TrimSuffix(reason, "."))))
 		switch {
 		case g.RolledBack:
 			target := revisionName(g.RolledBackTo)

@@ -326,3 +326,23 @@ func ruleLines(path string, list []any) ([]string, bool) {
 	}
 	return out, true
 }
+
+// valueUnit names what one line of a multi-line value is, for "(3
+// statements unchanged)".
+func valueUnit(v string) string {
+	t := strings.TrimSpace(v)
+	if t == "" || (t[0] != '{' && t[0] != '[') {
+		return "line"
+	}
+	var doc any
+	if json.Unmarshal([]byte(t), &doc) != nil {
+		return "line"
+	}
+	if _, ok := policyLines(doc); ok {
+		return "statement"
+	}
+	if _, ok := doc.([]any); ok {
+		return "item"
+	}
+	return "line"
+}
