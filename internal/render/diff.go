@@ -101,6 +101,7 @@ func buildLines(p *plan.Plan, withConflicts bool) *planLines {
 	for _, f := range out.common {
 		hidden[fieldKey(f)] = true
 	}
+	lastChange, lastDerived := 0, 0
 	for _, c := range changed(p) {
 		if c.Action == plan.Conflict && !withConflicts {
 			continue
@@ -123,8 +124,7 @@ func buildLines(p *plan.Plan, withConflicts bool) *planLines {
 			mine, derived = append(mine, derived...), nil
 		}
 		if len(mine) > 0 || len(derived) == 0 {
-			out.changes = appendBlank(out.changes)
-			out.changes = append(out.changes, resourceLines(c, mine, c.Reason)...)
+			out.changes = appendBlock(out.changes, resourceLines(c, mine, c.Reason), &lastChange)
 			out.symbols[c.Action] = true
 		}
 		if len(derived) > 0 {
@@ -132,19 +132,22 @@ func buildLines(p *plan.Plan, withConflicts bool) *planLines {
 			if len(mine) == 0 {
 				reason = c.Reason
 			}
-			out.derived = appendBlank(out.derived)
-			out.derived = append(out.derived, resourceLines(c, derived, reason)...)
+			out.derived = appendBlock(out.derived, resourceLines(c, derived, reason), &lastDerived)
 			out.symbols[c.Action] = true
 		}
 	}
 	return out
 }
 
-func appendBlank(lines []diffLine) []diffLine {
-	if len(lines) > 0 {
-		return append(lines, diffLine{})
+// appendBlock adds a resource's lines after a blank line, except between
+// resources of one line each (all their changes are the shared tags, or a
+// delete), which read best as a list. last is the previous block's length.
+func appendBlock(lines, block []diffLine, last *int) []diffLine {
+	if len(lines) > 0 && (len(block) > 1 || *last > 1) {
+		lines = append(lines, diffLine{})
 	}
-	return lines
+	*last = len(block)
+	return append(lines, block...)
 }
 
 // isDerived: a value deploybot computes (plan.FieldChange.Derived), or one
@@ -203,6 +206,17 @@ func commonTags(p *plan.Plan) []plan.FieldChange {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
+}
+
+// commonTagsTitle introduces the shared tags: those of new resources, or a
+// tag change every resource with tag changes has.
+func commonTagsTitle(common []plan.FieldChange) string {
+	for _, f := range common {
+		if f.Before != "" {
+			return "Tag changes on every resource below whose tags change (not repeated on each):"
+		}
+	}
+	return "Tags of every resource created below (not repeated on each):"
 }
 
 func resourceLines(c plan.Change, fields []plan.FieldChange, reason string) []diffLine {

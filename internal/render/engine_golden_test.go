@@ -61,15 +61,15 @@ service_discovery:
 health_gate:
   timeout: 5m
 tags:
-  team: data-platform
+  team: TEAM
 `
 
 // settings are the parts of demoEnv a scenario changes.
 type settings struct {
-	image, cpu, nat, namespace string
+	image, cpu, nat, namespace, team string
 }
 
-var baseSettings = settings{image: "prefecthq/prefect-aws:3.1.4", cpu: "512", nat: "none", namespace: "demo.prefect.internal"}
+var baseSettings = settings{image: "prefecthq/prefect-aws:3.1.4", cpu: "512", nat: "none", namespace: "demo.prefect.internal", team: "data-platform"}
 
 // sim is one simulated account and Prefect workspace.
 type sim struct {
@@ -122,7 +122,7 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (s *sim) options(st settings) deploy.Options {
 	s.t.Helper()
-	y := strings.NewReplacer("IMAGE", st.image, "CPU", st.cpu, "NAT", st.nat, "NAMESPACE", st.namespace).Replace(demoEnv)
+	y := strings.NewReplacer("IMAGE", st.image, "CPU", st.cpu, "NAT", st.nat, "NAMESPACE", st.namespace, "TEAM", st.team).Replace(demoEnv)
 	p := filepath.Join(s.t.TempDir(), "demo.yaml")
 	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
 		s.t.Fatal(err)
@@ -202,6 +202,12 @@ var scenarios = []scenario{
 		s := newSim(t).deployed()
 		st := baseSettings
 		st.nat = "single"
+		return s.plan(st), nil, s
+	}},
+	{"tag_change", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t).deployed()
+		st := baseSettings
+		st.team = "data-engineering"
 		return s.plan(st), nil, s
 	}},
 	{"replacement", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {

@@ -463,7 +463,7 @@ func (d *mdDoc) diffSection(diffKeep int) string {
 		for _, f := range d.lines.common {
 			tags = append(tags, Code(commonTagText(f)))
 		}
-		w("Tags on every resource below (not repeated on each): ", strings.Join(tags, " · "), "\n\n")
+		w(Escape(commonTagsTitle(d.lines.common)), " ", strings.Join(tags, " · "), "\n\n")
 	}
 	first := d.diffText[:min(keep, d.split)]
 	if len(first) > 0 {

@@ -101,7 +101,7 @@ func writePlanText(t *textWriter, c painter, p *plan.Plan) {
 		}
 		t.line("")
 		if len(pl.common) > 0 {
-			t.line("Tags on every resource below (not repeated on each):")
+			t.line("%s", commonTagsTitle(pl.common))
 			for _, f := range pl.common {
 				t.line("  %s", commonTagText(f))
 			}
