@@ -23,7 +23,6 @@ import (
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
-	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
@@ -323,12 +322,12 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		report(plan.StatusFailed, err)
 		return res, err
 	}
-	var failed resource.FailedDeployment
-	if err != nil && rep.Deployment != nil && errors.As(err, &failed) {
-		// ECS itself judged the new revision unhealthy (circuit breaker):
-		// report it like a failed gate, with the stopped tasks and what ECS
-		// rolled back to; nothing is left for the gate to wait for.
-		rep.Gate = ecsFailure(rep.Deployment, failed)
+	if f := ecsdeploy.AsFailure(err); f != nil && rep.Deployment != nil {
+		// ECS itself judged the new revision unhealthy (circuit breaker),
+		// or its deployment was not done in time: report it like a failed
+		// gate, with the stopped tasks and what ECS rolled back to; nothing
+		// is left for the gate to wait for.
+		rep.Gate = ecsFailure(rep.Deployment, f)
 		gerr := &GateError{Gate: rep.Gate}
 		status := plan.StatusFailed
 		if rep.Gate.RolledBack {
@@ -620,19 +619,24 @@ func gateInput(env *config.Environment, d *plan.DeploymentInfo) gate.Input {
 	return in
 }
 
-// ecsFailure turns a deployment ECS failed into the gate's report.
-func ecsFailure(d *plan.DeploymentInfo, f resource.FailedDeployment) *plan.GateReport {
-	status, reason, stopped, events := f.DeploymentFailure()
+// ecsFailure turns a deployment ECS failed (or deploybot stopped waiting
+// for) into the gate's report.
+func ecsFailure(d *plan.DeploymentInfo, f *ecsdeploy.Failure) *plan.GateReport {
 	g := &plan.GateReport{
-		Reason:        "ECS failed the deployment of " + shortARN(d.TaskDefinition) + " (" + status + ")",
-		StoppedTasks:  stopped,
-		ServiceEvents: events,
+		Reason:       "ECS failed the deployment of " + shortARN(d.TaskDefinition) + " (" + string(f.State) + ")",
+		StoppedTasks: f.StoppedTasks,
 	}
-	if reason != "" {
-		g.Reason += ": " + reason
+	if f.State == ecsdeploy.TimedOut {
+		g.Reason = "the ECS deployment of " + shortARN(d.TaskDefinition) + " was not done in time (" + string(f.State) + ")"
+	}
+	for _, e := range f.Events {
+		g.ServiceEvents = append(g.ServiceEvents, e.Message)
+	}
+	if f.Reason != "" {
+		g.Reason += ": " + f.Reason
 	}
 	switch {
-	case status == "ROLLBACK_SUCCESSFUL" && d.PreviousTaskDefinition != "":
+	case f.State == ecsdeploy.RolledBack && d.PreviousTaskDefinition != "":
 		g.RolledBack = true
 		g.RolledBackTo = d.PreviousTaskDefinition
 		g.Reason += "; ECS rolled the service back to " + shortARN(d.PreviousTaskDefinition)

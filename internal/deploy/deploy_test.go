@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/ecsdeploy"
 	"github.com/deploybot/deploybot/internal/plan"
 )
 
@@ -151,5 +152,37 @@ func TestGateErrorSaysTheRollbackOnce(t *testing.T) {
 		if got := (&GateError{Gate: c.gate}).Error(); got != c.want {
 			t.Errorf("got  %q\nwant %q", got, c.want)
 		}
+	}
+}
+
+// TestECSFailure: a deployment ECS failed is reported from its typed
+// outcome: rolled back by the circuit breaker, failed on a first deploy, or
+// not done within deploybot's wait (which is not ECS failing it).
+func TestECSFailure(t *testing.T) {
+	t.Parallel()
+	d := &plan.DeploymentInfo{TaskDefinition: "arn:aws:ecs:us-east-1:123456789012:task-definition/w:2",
+		PreviousTaskDefinition: "arn:aws:ecs:us-east-1:123456789012:task-definition/w:1"}
+	first := &plan.DeploymentInfo{TaskDefinition: d.TaskDefinition}
+	for _, c := range []struct {
+		name       string
+		d          *plan.DeploymentInfo
+		f          *ecsdeploy.Failure
+		rolledBack bool
+		nothing    bool
+		want       string
+	}{
+		{"rolled back by ECS", d, &ecsdeploy.Failure{State: ecsdeploy.RolledBack, Reason: "circuit breaker"}, true, false,
+			"ECS failed the deployment of w:2 (ROLLBACK_SUCCESSFUL): circuit breaker; ECS rolled the service back to w:1"},
+		{"first deploy stopped", first, &ecsdeploy.Failure{State: ecsdeploy.Stopped, Reason: "circuit breaker"}, false, true,
+			"ECS failed the deployment of w:2 (STOPPED): circuit breaker; this was the first deploy, there is nothing to roll back to"},
+		{"not done in time", d, &ecsdeploy.Failure{State: ecsdeploy.TimedOut, Reason: "not done after 20m0s (last deployment IN_PROGRESS)"}, false, false,
+			"the ECS deployment of w:2 was not done in time (TIMED_OUT): not done after 20m0s (last deployment IN_PROGRESS)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := ecsFailure(c.d, c.f)
+			if g.Reason != c.want || g.RolledBack != c.rolledBack || g.NothingToRollBack != c.nothing {
+				t.Errorf("got %q rolledBack=%v nothing=%v\nwant %q rolledBack=%v nothing=%v", g.Reason, g.RolledBack, g.NothingToRollBack, c.want, c.rolledBack, c.nothing)
+			}
+		})
 	}
 }

@@ -24,6 +24,9 @@ type DeploymentError struct {
 
 var _ resource.FailedDeployment = (*DeploymentError)(nil)
 
+// Unwrap lets callers read the typed outcome (ecsdeploy.AsFailure).
+func (e *DeploymentError) Unwrap() error { return e.Failure }
+
 // DeploymentOutputs are the service's outputs as the deployment left them.
 func (e *DeploymentError) DeploymentOutputs() resource.Outputs { return e.Outputs }
 
