@@ -15,6 +15,7 @@ import (
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
+	"github.com/deploybot/deploybot/internal/simtest"
 )
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -129,22 +130,6 @@ func (s *scenario) ecsWrites() []string {
 		}
 	}
 	return w
-}
-
-// heartbeat sends a worker heartbeat as a real worker would.
-func heartbeat(t *testing.T, sim *prefectsim.Server, name string) {
-	t.Helper()
-	req, _ := http.NewRequest("POST", sim.URL()+"/work_pools/"+testPool+"/workers/heartbeat",
-		strings.NewReader(`{"name":"`+name+`","heartbeat_interval_seconds":30}`))
-	req.Header.Set("Authorization", "Bearer "+testKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("heartbeat %s: %d", name, resp.StatusCode)
-	}
 }
 
 func TestGate(t *testing.T) {
@@ -344,7 +329,7 @@ func TestGatePrunesOfflineWorkersOfOlderRevisions(t *testing.T) {
 			// rows an earlier revision of staging, another environment and an
 			// unrelated worker left behind, OFFLINE by the time of the deploy
 			for _, n := range []string{"staging-0000beef-ip-10-0-9-9", "prod-12345678-ip-10-0-9-9", "staging-eu-ip-10-0-9-9"} {
-				heartbeat(t, sim, n)
+				simtest.Heartbeat(t, sim, testKey, testPool, n)
 			}
 			clk.Advance(10 * time.Minute)
 			s := newScenarioOn(t, clk, sim)

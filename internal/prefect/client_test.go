@@ -17,6 +17,7 @@ import (
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/prefectsim"
+	"github.com/deploybot/deploybot/internal/simtest"
 )
 
 const (
@@ -29,22 +30,6 @@ var (
 	t0      = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	testKey = fakekey.Prefect("Client")
 )
-
-// heartbeat sends a worker heartbeat as a real worker would.
-func heartbeat(t *testing.T, sim *prefectsim.Server, name string) {
-	t.Helper()
-	req, _ := http.NewRequest("POST", sim.URL()+"/work_pools/"+testPool+"/workers/heartbeat",
-		strings.NewReader(`{"name":"`+name+`","heartbeat_interval_seconds":30}`))
-	req.Header.Set("Authorization", "Bearer "+testKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("heartbeat %s: %d", name, resp.StatusCode)
-	}
-}
 
 func TestNew(t *testing.T) {
 	t.Parallel()
@@ -275,7 +260,7 @@ func TestReadWorkersPages(t *testing.T) {
 	defer sim.Close()
 	sim.AddWorkPool(testPool, "ecs", false)
 	for i := 0; i < 450; i++ {
-		heartbeat(t, sim, fmt.Sprintf("w-%03d", i))
+		simtest.Heartbeat(t, sim, testKey, testPool, fmt.Sprintf("w-%03d", i))
 	}
 	c, _ := New(sim.URL(), testKey, WithClock(clk))
 	sim.ResetRequests()
