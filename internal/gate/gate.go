@@ -194,8 +194,10 @@ type run struct {
 	sameNames bool
 	// start, and the deadlines: the stages', then the whole gate's.
 	start, stagesDeadline, deadline time.Time
-	// lastECS is the last look at ECS.
-	lastECS ecsView
+	// lastECS is the last look at ECS; lastWorkers the last listing of
+	// the pool during the rollback (nil before).
+	lastECS     ecsView
+	lastWorkers []prefect.Worker
 }
 
 func (g *run) run(ctx context.Context) (*plan.GateReport, error) {

@@ -28,6 +28,7 @@ func (g *run) rollback(ctx context.Context, rep *plan.GateReport, v *ecsView) {
 	rep.Rollback = rb
 	defer func() {
 		rb.Duration = g.clk.Now().Sub(began)
+		g.workersAfterRollback(rep, rb.Worker)
 		rep.Reason += "; " + rb.Reason
 		rep.RolledBackTo = ""
 		switch rb.Outcome {
@@ -264,6 +265,22 @@ func (g *run) workersBack(ctx context.Context, prefix string, seen baseline) (st
 	return "", nil
 }
 
+// workersAfterRollback makes the report's workers table the last listing
+// of the rollback, so that it shows what Prefect said when the gate ended:
+// the workers that heartbeated since the deploy started, and the one back.
+func (g *run) workersAfterRollback(rep *plan.GateReport, back string) {
+	if g.lastWorkers == nil {
+		return
+	}
+	var ws []prefect.Worker
+	for _, w := range g.lastWorkers {
+		if w.Name == back || (w.LastHeartbeatTime != nil && !w.LastHeartbeatTime.Before(g.dep.Since)) {
+			ws = append(ws, w)
+		}
+	}
+	rep.Workers, _, _ = g.classify(ws, g.clk.Now())
+}
+
 // rollbackWorkers lists the pool's workers that heartbeated around or after
 // the deploy's start, the bound widened by skewAllowance.
 func (g *run) rollbackWorkers(ctx context.Context) ([]prefect.Worker, error) {
@@ -272,7 +289,11 @@ func (g *run) rollbackWorkers(ctx context.Context) ([]prefect.Worker, error) {
 		after := g.dep.Since.Add(-skewAllowance)
 		f = &prefect.WorkerFilter{LastHeartbeatTime: &prefect.WorkerFilterHeartbeat{After: &after}}
 	}
-	return g.prefect.ReadWorkers(ctx, g.in.WorkPool, f)
+	ws, err := g.prefect.ReadWorkers(ctx, g.in.WorkPool, f)
+	if err == nil {
+		g.lastWorkers = ws
+	}
+	return ws, err
 }
 
 // fatal: Prefect refuses the key or the pool; asking again will not help.

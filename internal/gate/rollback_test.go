@@ -137,12 +137,19 @@ func TestRollbackJudgesByWhatPrefectReports(t *testing.T) {
 		if rep.RestoredWorkerOnline || rep.Rollback == nil || rep.Rollback.Outcome == plan.RollbackRestored {
 			t.Fatalf("restored=%v rollback %+v: the stale row counted\n%s", rep.RestoredWorkerOnline, rep.Rollback, strings.Join(s.progress, "\n"))
 		}
-		var sawStale bool
-		for _, w := range rep.Workers {
-			sawStale = sawStale || (!w.NewRevision && w.Status == prefect.WorkerOnline)
+		// the stage's last poll saw the old worker ONLINE; the table after
+		// the rollback shows it as Prefect lists it at the end: OFFLINE
+		lastPoll := ""
+		for _, l := range s.progress {
+			if strings.HasPrefix(l, "health gate: 0/1") {
+				lastPoll = l
+			}
 		}
-		if !sawStale {
-			t.Fatalf("the scenario did not have the old worker ONLINE when the stage ended: %+v", rep.Workers)
+		if !strings.Contains(lastPoll, prefixV1+"-ip-10-0-1-3 ONLINE") {
+			t.Fatalf("the scenario did not have the old worker ONLINE when the stage ended: %q", lastPoll)
+		}
+		if len(rep.Workers) != 1 || rep.Workers[0].Status != prefect.WorkerOffline {
+			t.Errorf("workers after the rollback %+v, want the old worker OFFLINE", rep.Workers)
 		}
 	})
 }
