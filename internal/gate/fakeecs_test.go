@@ -43,6 +43,9 @@ type fakeECS struct {
 	// that task's hostname (Fargate hands a freed private IP out again, and
 	// the worker's name ends in the hostname), so its worker row predates it.
 	reuseHost bool
+	// nextHost gives the next task of a revision (by task definition) that
+	// hostname: an IP an earlier task had, long gone.
+	nextHost map[string]string
 	// onUpdate is called with the task definition of each UpdateService.
 	onUpdate func(td string)
 }
@@ -186,6 +189,10 @@ func (f *fakeECS) step() {
 			arn: fmt.Sprintf("arn:aws:ecs:us-east-1:123456789012:task/%s/%032x", f.cluster, f.seq),
 			td:  p.td, host: fmt.Sprintf("ip-10-0-1-%d", f.seq), dep: p, created: now,
 			willFailToPull: f.tds[p.td].behavior.PullFails,
+		}
+		if h, ok := f.nextHost[p.td]; ok {
+			t.host = h
+			delete(f.nextHost, p.td)
 		}
 		if f.reuseHost {
 			for _, old := range f.tasks {

@@ -192,6 +192,9 @@ type run struct {
 	// definition, so a task-level change such as cpu keeps it).
 	prefix    string
 	sameNames bool
+	// reused tells the new revision's workers under names an earlier task
+	// used, with sameNames (nil until ECS says the deployment succeeded).
+	reused *reusedNames
 	// start, and the deadlines: the stages', then the whole gate's.
 	start, stagesDeadline, deadline time.Time
 	// lastECS is the last look at ECS; lastWorkers the last listing of

@@ -332,7 +332,7 @@ func TestGatePrunesOfflineWorkersOfOlderRevisions(t *testing.T) {
 				simtest.Heartbeat(t, sim, testKey, testPool, n)
 			}
 			clk.Advance(10 * time.Minute)
-			s := newScenarioOn(t, clk, sim)
+			s := newScenarioOn(t, clk, sim, false, nil)
 			if tt.prune != nil && !*tt.prune {
 				s.in.PruneEnvironment = ""
 			}
@@ -353,18 +353,26 @@ func TestGatePrunesOfflineWorkersOfOlderRevisions(t *testing.T) {
 	}
 }
 
-// newScenarioOn is a good deploy on an existing clock and simulator.
-func newScenarioOn(t *testing.T, clk *clock.Virtual, sim *prefectsim.Server) *scenario {
+// newScenarioOn is a good deploy on an existing clock and simulator;
+// samePrefix as in scenarioOpts; edit, when set, changes the fake ECS
+// before revision 2 is deployed.
+func newScenarioOn(t *testing.T, clk *clock.Virtual, sim *prefectsim.Server, samePrefix bool, edit func(*fakeECS)) *scenario {
 	t.Helper()
 	v1 := revision{arn: tdV1, prefix: prefixV1, apiURL: sim.URL(), key: testKey, pool: testPool, internet: true}
 	v2 := v1
 	v2.arn, v2.prefix = tdV2, prefixV2
+	if samePrefix {
+		v2.prefix = prefixV1
+	}
 	f := newFakeECS(clk, v1, v2)
 	s := &scenario{clk: clk, sim: sim, ecs: f}
 	sim.SetTaskSource(f)
 	f.deploy(tdV1)
 	clk.Advance(5 * time.Minute)
-	s.in = scenarioInput(f, tdV1, prefixV2, clk.Now())
+	s.in = scenarioInput(f, tdV1, v2.prefix, clk.Now())
+	if edit != nil {
+		edit(f)
+	}
 	f.deploy(tdV2)
 	s.client = mustClient(t, s)
 	return s

@@ -279,6 +279,12 @@ func (g *run) workersAfterRollback(rep *plan.GateReport, back string) {
 		}
 	}
 	rep.Workers, _, _ = g.classify(ws, g.clk.Now())
+	for i := range rep.Workers {
+		if rep.Workers[i].Name == back {
+			rep.Workers[i].NewRevision = false // same prefix: it is the previous revision's
+		}
+	}
+	sortWorkers(rep.Workers)
 }
 
 // rollbackWorkers lists the pool's workers that heartbeated around or after

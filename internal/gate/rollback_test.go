@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
+	"github.com/deploybot/deploybot/internal/simtest"
 )
 
 // TestGateTimeoutIsTheWholeGate: health_gate.timeout bounds the stages and
@@ -152,4 +154,35 @@ func TestRollbackJudgesByWhatPrefectReports(t *testing.T) {
 			t.Errorf("workers after the rollback %+v, want the old worker OFFLINE", rep.Workers)
 		}
 	})
+}
+
+// TestReusedNameOfTheSamePrefix: when both revisions carry the same prefix
+// (a task-level change), a worker of the new revision is told from the old
+// ones by its row's created; a task whose hostname (and so worker name) an
+// earlier task used has a row created long before the deploy. It passes once
+// it heartbeats twice after ECS said only the new revision runs, instead of
+// being ignored and the good deploy rolled back.
+func TestReusedNameOfTheSamePrefix(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewVirtual(t0)
+	sim := prefectsim.New(nil, prefectsim.WithClock(clk), prefectsim.WithKey(testKey))
+	t.Cleanup(sim.Close)
+	sim.AddWorkPool(testPool, "ecs", false)
+	// a task of revision 1 on 10.0.9.9 ran an hour ago
+	old := prefixV1 + "-ip-10-0-9-9"
+	simtest.Heartbeat(t, sim, testKey, testPool, old)
+	clk.Advance(time.Hour)
+	s := newScenarioOn(t, clk, sim, true, func(f *fakeECS) { f.nextHost = map[string]string{tdV2: "ip-10-0-9-9"} })
+	rep := s.gate(t)
+	if !rep.Passed || !strings.Contains(rep.Reason, old) {
+		t.Fatalf("passed=%v reason %q; want the worker on the reused name to pass\n%s", rep.Passed, rep.Reason, strings.Join(s.progress, "\n"))
+	}
+	for _, w := range s.sim.Workers(testPool) {
+		if w.Name == old && !w.Created.Equal(t0) {
+			t.Fatalf("the row's created moved: %+v", w)
+		}
+	}
+	if len(s.ecsWrites()) != 0 {
+		t.Errorf("a good deploy was rolled back: %v", s.ecsWrites())
+	}
 }

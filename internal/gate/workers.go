@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deploybot/deploybot/internal/ecsdeploy"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 )
@@ -64,6 +65,11 @@ func (workersStage) check(ctx context.Context, g *run, rep *plan.GateReport, dea
 			lastErr = err
 		} else {
 			answered = true
+			if g.sameNames && g.reused == nil && v.status.State == ecsdeploy.Successful {
+				// ECS says only the new revision runs now: a heartbeat after
+				// this listing comes from it, whatever its row's created
+				g.reused = &reusedNames{seen: heartbeatsOf(workers, g.prefix), again: map[string]time.Time{}}
+			}
 			rep.Workers, online, unsteady = g.classify(workers, now)
 			if online >= want {
 				return verdict{passed: true, reason: fmt.Sprintf("%d worker(s) of %s ONLINE in work pool %q (%s)",
@@ -86,6 +92,27 @@ func (workersStage) check(ctx context.Context, g *run, rep *plan.GateReport, dea
 	}
 }
 
+// reusedNames tells, when both revisions' workers carry the same prefix,
+// the new revision's workers whose rows predate the deploy (the name ends in
+// the task's hostname, and Fargate hands private IPs out again; Prefect
+// keeps a row's created across heartbeats, models/workers.py
+// worker_heartbeat): seen are the heartbeats Prefect listed when ECS first
+// said the deployment was SUCCESSFUL (only the new revision runs then),
+// again the first later heartbeat of each row.
+type reusedNames struct {
+	seen, again map[string]time.Time
+}
+
+func heartbeatsOf(workers []prefect.Worker, prefix string) map[string]time.Time {
+	b := map[string]time.Time{}
+	for _, w := range workers {
+		if strings.HasPrefix(w.Name, prefix+"-") && w.LastHeartbeatTime != nil {
+			b[w.Name] = *w.LastHeartbeatTime
+		}
+	}
+	return b
+}
+
 // classify marks each worker as of the new revision or not (other revisions,
 // other environments sharing the pool) and counts the new ones that pass:
 // name prefix, ONLINE, heartbeat after the deploy started, younger than 3 of
@@ -96,17 +123,30 @@ func (g *run) classify(workers []prefect.Worker, now time.Time) (out []plan.Work
 	unsteady = map[string]bool{}
 	for _, w := range workers {
 		ws := plan.WorkerStatus{Name: w.Name, Status: w.Status, NewRevision: strings.HasPrefix(w.Name, g.prefix+"-")}
-		if g.sameNames {
+		steady := w.Steady()
+		if g.sameNames && ws.NewRevision {
 			// the row must have been created (first heartbeat) after the
-			// deploy started (§1.7 step 3, "created >= deployStart")
-			ws.NewRevision = ws.NewRevision && w.Created != nil && !w.Created.Before(started)
+			// deploy started (§1.7 step 3, "created >= deployStart"), or,
+			// for a name an earlier task used, have heartbeated since ECS
+			// said only the new revision runs (and twice, to be steady)
+			ws.NewRevision = w.Created != nil && !w.Created.Before(started)
+			if r := g.reused; !ws.NewRevision && r != nil && w.LastHeartbeatTime != nil {
+				if before, ok := r.seen[w.Name]; !ok || w.LastHeartbeatTime.After(before) {
+					first, ok := r.again[w.Name]
+					if !ok {
+						first = *w.LastHeartbeatTime
+						r.again[w.Name] = first
+					}
+					ws.NewRevision, steady = true, w.LastHeartbeatTime.After(first)
+				}
+			}
 		}
 		if w.LastHeartbeatTime != nil {
 			ws.LastHeartbeat = *w.LastHeartbeatTime
 		}
 		if ws.NewRevision && w.Status == prefect.WorkerOnline && w.LastHeartbeatTime != nil &&
 			w.LastHeartbeatTime.After(started) && w.FreshAt(now) {
-			if w.Steady() {
+			if steady {
 				online++
 			} else {
 				unsteady[w.Name] = true
@@ -114,13 +154,18 @@ func (g *run) classify(workers []prefect.Worker, now time.Time) (out []plan.Work
 		}
 		out = append(out, ws)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].NewRevision != out[j].NewRevision {
-			return out[i].NewRevision
-		}
-		return out[i].Name < out[j].Name
-	})
+	sortWorkers(out)
 	return out, online, unsteady
+}
+
+// sortWorkers puts the new revision's workers first, then by name.
+func sortWorkers(ws []plan.WorkerStatus) {
+	sort.SliceStable(ws, func(i, j int) bool {
+		if ws[i].NewRevision != ws[j].NewRevision {
+			return ws[i].NewRevision
+		}
+		return ws[i].Name < ws[j].Name
+	})
 }
 
 func newOnlineNames(ws []plan.WorkerStatus) []string {
