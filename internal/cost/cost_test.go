@@ -150,11 +150,11 @@ func TestUnknownIsNeverGuessed(t *testing.T) {
 		{Address: "nat_gateway.a", Kind: "nat_gateway", Action: plan.Create, After: map[string]string{}},
 		{Address: "sqs_queue.observer", Kind: "sqs_queue", Action: plan.Create, After: map[string]string{}},
 	}
-	e := tb.Estimate(&plan.Plan{Region: "eu-west-1", Changes: ch})
+	e := tb.Estimate(&plan.Plan{Region: "ap-south-2", Changes: ch})
 	if len(e.Lines) != 0 || e.Delta != 0 {
 		t.Errorf("a region without prices got lines %v", e.Lines)
 	}
-	want := []string{"1 NAT gateway (the price table has no prices for eu-west-1)", "sqs_queue.observer (kind sqs_queue is not in the price table)"}
+	want := []string{"1 NAT gateway (the price table has no prices for ap-south-2)", "sqs_queue.observer (kind sqs_queue is not in the price table)"}
 	if diff := cmp.Diff(want, e.Unknown); diff != "" {
 		t.Errorf("unknown (-want +got):\n%s", diff)
 	}
@@ -189,6 +189,24 @@ func TestMoney(t *testing.T) {
 	for v, want := range map[float64]string{32.85: "+$32.85", -3.65: "-$3.65", 0: "$0.00", 0.001: "$0.00", 0.4: "+$0.40"} {
 		if got := Money(v); got != want {
 			t.Errorf("Money(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// A region's prices are its own: Frankfurt's Fargate hour is dearer.
+func TestRegionsArePricedApart(t *testing.T) {
+	tb := table(t)
+	ch := []plan.Change{
+		{Address: "task_definition.worker", Kind: "task_definition", Name: "deploybot-demo-worker", Action: plan.Create, After: taskDef("1024", "2048")},
+		{Address: "ecs_service.worker", Kind: "ecs_service", Action: plan.Create, After: serviceAttrs("1", "DISABLED")},
+	}
+	for region, want := range map[string]float64{
+		"us-east-1":    (0.04048 + 2*0.004445) * 730,
+		"eu-central-1": (0.04656 + 2*0.00511) * 730,
+	} {
+		e := tb.Estimate(&plan.Plan{Region: region, Changes: ch})
+		if len(e.Lines) == 0 || !near(e.Lines[0].Delta, want) {
+			t.Errorf("%s: lines %+v, want Fargate at %.4f", region, e.Lines, want)
 		}
 	}
 }
