@@ -307,15 +307,33 @@ func renderScenario(t *testing.T, p *plan.Plan, r *plan.Report) map[string]strin
 		t.Fatal(err)
 	}
 	out["txt"] = text.String()
+	var color bytes.Buffer
+	if r != nil {
+		err = ReportText(&color, r, TextOptions{Color: true})
+	} else {
+		err = Text(&color, p, TextOptions{Color: true})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["color.txt"] = color.String()
 	return out
 }
+
+// colourGoldens are the scenarios whose terminal colours get a golden file
+// too (one plan, one report: the colours do not depend on much else).
+var colourGoldens = map[string]bool{"image_update": true, "report_rolled_back": true}
 
 func TestGoldenFromTheEngine(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			p, r, s := sc.run(t)
 			out := renderScenario(t, p, r)
-			for _, view := range []string{"comment.md", "summary.md", "txt", "json"} {
+			views := []string{"comment.md", "summary.md", "txt", "json"}
+			if colourGoldens[sc.name] {
+				views = append(views, "color.txt")
+			}
+			for _, view := range views {
 				got := out[view]
 				if strings.Contains(got, s.key) {
 					t.Fatalf("%s shows the Prefect API key", view)

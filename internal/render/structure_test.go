@@ -20,6 +20,8 @@ var ownHTML = []*regexp.Regexp{
 	regexp.MustCompile(`^</?sub>$`),
 }
 
+var sgr = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
 var alertKinds = map[string]bool{"NOTE": true, "TIP": true, "IMPORTANT": true, "WARNING": true, "CAUTION": true}
 
 // checkStructure parses a markdown view with goldmark's GFM (as GitHub's
@@ -35,6 +37,12 @@ func checkStructure(t *testing.T, view, out string) {
 	case view == "json":
 		if !json.Valid([]byte(out)) {
 			t.Errorf("%s: not valid JSON", view)
+		}
+		return
+	case view == "color.txt":
+		// Only deploybot's own SGR colour codes: ESC [ digits (; digits) m.
+		if rest := sgr.ReplaceAllString(out, ""); strings.ContainsRune(rest, '\x1b') {
+			t.Errorf("%s: an escape sequence that is not a colour", view)
 		}
 		return
 	default:
