@@ -106,14 +106,17 @@ func checkStructure(t *testing.T, view, out string) {
 			}
 			checkHTML(b.String())
 		case ast.KindBlockquote:
+			// GitHub's alerts: the marker alone on the quote's first line,
+			// content after it, not nested in another block.
 			first := n.FirstChild()
-			txt := ""
-			if first != nil && first.Kind() == ast.KindParagraph {
-				txt = string(first.Lines().Value(src))
+			marker := ""
+			if first != nil && first.Kind() == ast.KindParagraph && (first.Lines().Len() > 1 || first.NextSibling() != nil) {
+				seg := first.Lines().At(0)
+				marker = strings.TrimSpace(string(seg.Value(src)))
 			}
-			kind, _, _ := strings.Cut(strings.TrimPrefix(txt, "[!"), "]")
-			if !strings.HasPrefix(txt, "[!") || !alertKinds[kind] {
-				t.Errorf("%s: a block quote that is not a GitHub alert: %q", view, firstLine(txt))
+			kind := strings.TrimSuffix(strings.TrimPrefix(marker, "[!"), "]")
+			if !strings.HasPrefix(marker, "[!") || !alertKinds[kind] || n.Parent().Kind() != ast.KindDocument {
+				t.Errorf("%s: a block quote that is not a GitHub alert (marker alone on its first line, then content): %q", view, marker)
 			}
 		case ast.KindFencedCodeBlock:
 			fb := n.(*ast.FencedCodeBlock)
