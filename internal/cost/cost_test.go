@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/resources"
 )
 
 // The attributes below are the ones the resource kinds put in a plan
@@ -207,6 +208,29 @@ func TestRegionsArePricedApart(t *testing.T) {
 		e := tb.Estimate(&plan.Plan{Region: region, Changes: ch})
 		if len(e.Lines) == 0 || !near(e.Lines[0].Delta, want) {
 			t.Errorf("%s: lines %+v, want Fargate at %.4f", region, e.Lines, want)
+		}
+	}
+}
+
+// Every resource kind deploybot has is in the price table: priced here,
+// free, or usage-based. A new kind fails this test until someone says
+// which (in prices.json, and in measure when it is billed by the hour or
+// month), so the estimate never leaves a billed resource out silently.
+func TestEveryKindIsInThePriceTable(t *testing.T) {
+	tb := table(t)
+	known := map[string]bool{}
+	for k := range priced {
+		known[k] = true
+	}
+	for _, k := range tb.Kinds.Free {
+		known[k] = true
+	}
+	for k := range tb.Kinds.Usage {
+		known[k] = true
+	}
+	for kind := range resources.Kinds() {
+		if !known[kind] {
+			t.Errorf("kind %s is not in internal/cost/prices.json (kinds.free or kinds.usage) nor priced by measure", kind)
 		}
 	}
 }
