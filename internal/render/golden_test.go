@@ -16,6 +16,14 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 // golden compares got with testdata/name, or rewrites it under -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
+	goldenModulo(t, name, got, nil)
+}
+
+// goldenModulo is golden comparing both sides through normalize (nil:
+// as they are). The file keeps what was rendered, so it reads as users
+// see it.
+func goldenModulo(t *testing.T, name string, got []byte, normalize func(string) string) {
+	t.Helper()
 	path := filepath.Join("testdata", name)
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -30,7 +38,11 @@ func golden(t *testing.T, name string, got []byte) {
 	if err != nil {
 		t.Fatalf("read golden file (run go test ./internal/render -update to create it): %v", err)
 	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+	w, g := string(want), string(got)
+	if normalize != nil {
+		w, g = normalize(w), normalize(g)
+	}
+	if diff := cmp.Diff(w, g); diff != "" {
 		t.Errorf("%s differs from the golden file (-want +got):\n%s", path, diff)
 	}
 }
