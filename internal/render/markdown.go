@@ -713,7 +713,7 @@ func (d *mdDoc) reportSection(itemCap int) string {
 	}
 
 	if g := r.Gate; g != nil && len(g.Workers) > 0 {
-		w("<details><summary>", EscapeHTML(fmt.Sprintf("Prefect workers in the pool as the health gate last saw them: %s", workersSeen(g))), "</summary>\n\n")
+		w("<details><summary>", EscapeHTML(fmt.Sprintf("Prefect workers in the pool %s: %s", workersWhen(g), workersSeen(g))), "</summary>\n\n")
 		w("| worker | status | revision | last heartbeat |\n|---|---|---|---|\n")
 		shown, more := capList(g.Workers, itemCap)
 		for _, wk := range shown {

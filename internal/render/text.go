@@ -254,7 +254,7 @@ func writeReportText(t *textWriter, c painter, r *plan.Report) {
 			t.line("work pool: %s", OneLine(g.WorkPoolURL))
 		}
 		if len(g.Workers) > 0 {
-			t.line("workers as the health gate last saw them: %s", workersSeen(g))
+			t.line("workers in the pool %s: %s", workersWhen(g), workersSeen(g))
 			nw := 0
 			for _, wk := range g.Workers {
 				nw = max(nw, len(OneLine(wk.Name)))
@@ -296,6 +296,15 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// workersWhen says when the workers table was taken: the gate takes it
+// at the end of a rollback (Prefect's listing then), else at its last poll.
+func workersWhen(g *plan.GateReport) string {
+	if g.RolledBack {
+		return "after the rollback"
+	}
+	return "as the health gate last saw them"
 }
 
 // workersSeen summarises the workers the gate saw, new revision first.
