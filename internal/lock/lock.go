@@ -3,9 +3,14 @@
 // next to what it protects: the SSM parameter /deploybot/NAME/lock, created
 // only if absent (PutParameter with Overwrite=false, which SSM answers with
 // ParameterAlreadyExists for every caller but one). Its value says who holds
-// it, from which run, for what, and until when. An expired lease is reported
-// as stale, never silently taken: its holder may still be running, so a
-// person decides (deploybot unlock -e FILE). plan takes no lock.
+// it, from which run, for what, and until when. A lease is taken over only
+// when its holder is known to have stopped: it was left by an earlier
+// attempt of the same GitHub Actions run (GitHub re-runs only a finished
+// run), or by a process on this host that no longer exists (a SIGKILL, a
+// closed laptop lid...). Anything else, an expired lease included, is
+// reported with its holder and never silently taken: its holder may still
+// be running, so a person decides (deploybot unlock -e FILE). plan takes no
+// lock.
 package lock
 
 import (
@@ -17,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +47,15 @@ type Holder struct {
 	Run string
 	// Operation is "apply" or "destroy".
 	Operation string
+
+	// In GitHub Actions: the repository (owner/name), the run id and its
+	// attempt (GITHUB_RUN_ATTEMPT, 1 for the first).
+	Repository string
+	RunID      string
+	Attempt    int
+	// Elsewhere: the host name and the process id.
+	Host string
+	PID  int
 }
 
 // Record is the lease as stored in the parameter (JSON).
@@ -53,15 +68,64 @@ type Record struct {
 	// Token identifies one acquisition, so that Release deletes the lease
 	// only while it is still this one.
 	Token string `json:"token"`
+
+	// Who holds it, precisely enough to know when that holder has stopped
+	// (see Holder); absent from leases written by older versions, which
+	// are never taken over.
+	Repository string `json:"repository,omitempty"`
+	RunID      string `json:"run_id,omitempty"`
+	Attempt    int    `json:"attempt,omitempty"`
+	Host       string `json:"host,omitempty"`
+	PID        int    `json:"pid,omitempty"`
 }
 
 // Lease is a held lock.
 type Lease struct {
 	Env    string
 	Record Record
+	// TookOver is the lease this one replaced, and Why it could: its
+	// holder had stopped. nil when the environment was not locked.
+	TookOver *Record
+	Why      string
 
 	ssm awsapi.SSMAPI
 	clk clock.Clock
+}
+
+// TakeoverNote says which lease this one took over and why, or "".
+func (l *Lease) TakeoverNote() string {
+	if l.TookOver == nil {
+		return ""
+	}
+	r := l.TookOver
+	return fmt.Sprintf("took over the lock of environment %s held by %s (run %s, %s) since %s: %s",
+		l.Env, r.Holder, r.Run, r.Operation, r.Acquired.UTC().Format(time.RFC3339), l.Why)
+}
+
+// ProcessAlive says whether a process of this host exists (signal 0); the
+// lock asks it before taking over a lease of this host. Tests replace it.
+var ProcessAlive = processAlive
+
+// supersedes says whether h may take over the lease held: h is a later
+// attempt of the same GitHub Actions run (GitHub starts a new attempt only
+// once the run has completed: its rerun endpoints answer 403 "The workflow
+// run containing this job is already running" before, as
+// https://github.com/cli/cli/issues/9221 shows; see also
+// https://docs.github.com/en/actions/managing-workflow-runs-and-deployments/managing-workflow-runs/re-running-workflows-and-jobs),
+// or h runs on the holder's host and the holder's process is gone. It says
+// why, for the note.
+func supersedes(held Record, h Holder) (string, bool) {
+	switch {
+	case held.RunID != "" && h.RunID != "":
+		if held.Repository == h.Repository && held.RunID == h.RunID && h.Attempt > held.Attempt && held.Attempt > 0 {
+			return fmt.Sprintf("it was left by attempt %d of this same workflow run, and GitHub re-runs a run only after it has finished", held.Attempt), true
+		}
+	case held.RunID == "" && h.RunID == "":
+		if held.Host != "" && held.Host == h.Host && held.PID > 0 && held.PID != h.PID && !ProcessAlive(held.PID) {
+			return fmt.Sprintf("its process (pid %d on %s) no longer exists", held.PID, held.Host), true
+		}
+	}
+	return "", false
 }
 
 // HeldError: someone else holds the lease (or held it: Stale).
@@ -114,10 +178,13 @@ func Acquire(ctx context.Context, api awsapi.SSMAPI, clk clock.Clock, env string
 		return nil, err
 	}
 	// A lease released between our failed put and our read leaves nothing to
-	// report: try again, a few times.
+	// report, and one taken over was deleted: try again, a few times.
+	var tookOver *Record
+	var why string
 	for attempt := 0; attempt < 3; attempt++ {
 		now := clk.Now().UTC()
-		rec := Record{Holder: h.Who, Run: h.Run, Operation: h.Operation, Acquired: now, Expires: now.Add(ttl), Token: token}
+		rec := Record{Holder: h.Who, Run: h.Run, Operation: h.Operation, Acquired: now, Expires: now.Add(ttl), Token: token,
+			Repository: h.Repository, RunID: h.RunID, Attempt: h.Attempt, Host: h.Host, PID: h.PID}
 		value, _ := json.Marshal(rec)
 		_, err := api.PutParameter(ctx, &ssm.PutParameterInput{
 			Name:        aws.String(ParameterName(env)),
@@ -131,7 +198,7 @@ func Acquire(ctx context.Context, api awsapi.SSMAPI, clk clock.Clock, env string
 			},
 		})
 		if err == nil {
-			return &Lease{Env: env, Record: rec, ssm: api, clk: clk}, nil
+			return &Lease{Env: env, Record: rec, TookOver: tookOver, Why: why, ssm: api, clk: clk}, nil
 		}
 		if !awserr.IsAlreadyExists(err) {
 			return nil, fmt.Errorf("lock environment %s: PutParameter %s: %w", env, ParameterName(env), err)
@@ -142,6 +209,18 @@ func Acquire(ctx context.Context, api awsapi.SSMAPI, clk clock.Clock, env string
 		}
 		if held == nil && raw == "" {
 			continue
+		}
+		if held != nil && tookOver == nil {
+			if w, ok := supersedes(*held, h); ok {
+				// SSM has no conditional delete: a lease taken by a third
+				// party between the read and this delete would go too; the
+				// create below then fails for one of us, who reports the other.
+				if _, err := api.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(ParameterName(env))}); err != nil && !awserr.IsNotFound(err) {
+					return nil, fmt.Errorf("lock environment %s: take over the lease of %s: DeleteParameter %s: %w", env, held.Holder, ParameterName(env), err)
+				}
+				tookOver, why = held, w
+				continue
+			}
 		}
 		he := &HeldError{Env: env, Raw: raw, Now: now}
 		if held != nil {
@@ -249,14 +328,19 @@ func HolderFromEnv(operation string, getenv func(string) string) Holder {
 			server = "https://github.com"
 		}
 		run := fmt.Sprintf("%s/%s/actions/runs/%s", strings.TrimSuffix(server, "/"), getenv("GITHUB_REPOSITORY"), getenv("GITHUB_RUN_ID"))
-		if a := getenv("GITHUB_RUN_ATTEMPT"); a != "" && a != "1" {
-			run += "/attempts/" + a
+		attempt, err := strconv.Atoi(getenv("GITHUB_RUN_ATTEMPT"))
+		if err != nil || attempt < 1 {
+			attempt = 1
+		}
+		if attempt > 1 {
+			run += "/attempts/" + strconv.Itoa(attempt)
 		}
 		who := getenv("GITHUB_ACTOR")
 		if who == "" {
 			who = "github-actions"
 		}
-		return Holder{Who: who, Run: run, Operation: operation}
+		return Holder{Who: who, Run: run, Operation: operation,
+			Repository: getenv("GITHUB_REPOSITORY"), RunID: getenv("GITHUB_RUN_ID"), Attempt: attempt}
 	}
 	name := getenv("USER")
 	if u, err := user.Current(); err == nil && name == "" {
@@ -269,7 +353,8 @@ func HolderFromEnv(operation string, getenv func(string) string) Holder {
 	if err != nil || host == "" {
 		host = "unknown-host"
 	}
-	return Holder{Who: name + "@" + host, Run: fmt.Sprintf("pid %d on %s", os.Getpid(), host), Operation: operation}
+	return Holder{Who: name + "@" + host, Run: fmt.Sprintf("pid %d on %s", os.Getpid(), host), Operation: operation,
+		Host: host, PID: os.Getpid()}
 }
 
 func newToken() (string, error) {

@@ -3,6 +3,8 @@ package lock
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -206,12 +208,85 @@ func TestHolderFromEnv(t *testing.T) {
 	gh := map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "123", "GITHUB_REPOSITORY": "acme/infra",
 		"GITHUB_SERVER_URL": "https://github.com", "GITHUB_ACTOR": "octocat", "GITHUB_RUN_ATTEMPT": "2"}
 	got := HolderFromEnv("apply", func(k string) string { return gh[k] })
-	want := Holder{Who: "octocat", Run: "https://github.com/acme/infra/actions/runs/123/attempts/2", Operation: "apply"}
+	want := Holder{Who: "octocat", Run: "https://github.com/acme/infra/actions/runs/123/attempts/2", Operation: "apply",
+		Repository: "acme/infra", RunID: "123", Attempt: 2}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("(-want +got):\n%s", d)
 	}
 	local := HolderFromEnv("destroy", func(k string) string { return map[string]string{"USER": "alice"}[k] })
-	if !strings.HasPrefix(local.Who, "alice@") || !strings.HasPrefix(local.Run, "pid ") {
+	if !strings.HasPrefix(local.Who, "alice@") || !strings.HasPrefix(local.Run, "pid ") || local.PID != os.Getpid() || local.Host == "" {
 		t.Fatalf("local holder = %+v", local)
+	}
+}
+
+// TestTakeoverOnlyFromAStoppedHolder is issue 11 item 19: a lease left by
+// a killed run is taken over, and said so, when its holder is known to have
+// stopped (an earlier attempt of the same GitHub run; a process of this host
+// that no longer exists); any other holder is still refused and named.
+func TestTakeoverOnlyFromAStoppedHolder(t *testing.T) {
+	run := func(id string, attempt int) Holder {
+		return Holder{Who: "octocat", Run: "https://github.com/acme/infra/actions/runs/" + id, Operation: "apply",
+			Repository: "acme/infra", RunID: id, Attempt: attempt}
+	}
+	local := func(host string, pid int) Holder {
+		return Holder{Who: "alice@" + host, Run: fmt.Sprintf("pid %d on %s", pid, host), Operation: "destroy", Host: host, PID: pid}
+	}
+	const deadPID, livePID = 4001, 4002
+	ProcessAlive = func(pid int) bool { return pid != deadPID }
+	t.Cleanup(func() { ProcessAlive = processAlive })
+	cases := []struct {
+		name         string
+		held, taker  Holder
+		takeover     bool
+		wantInNote   string
+		wantInRefuse string
+	}{
+		{"a re-attempt of the same run", run("99", 1), run("99", 2), true, "attempt 1 of this same workflow run", ""},
+		{"the same attempt (another job of the run)", run("99", 2), run("99", 2), false, "", "runs/99"},
+		{"an earlier attempt does not take a later one's", run("99", 3), run("99", 2), false, "", "runs/99"},
+		{"another run", run("98", 1), run("99", 2), false, "", "runs/98"},
+		{"the same run id in another repository", Holder{Who: "x", Run: "r", Repository: "other/repo", RunID: "99", Attempt: 1}, run("99", 2), false, "", "run r"},
+		{"a dead process on this host", local("laptop", deadPID), local("laptop", 5000), true, "pid 4001 on laptop", ""},
+		{"a live process on this host", local("laptop", livePID), local("laptop", 5000), false, "", "pid 4002 on laptop"},
+		{"a dead pid on another host", local("desktop", deadPID), local("laptop", 5000), false, "", "pid 4001 on desktop"},
+		{"a laptop does not take a CI run's", run("99", 1), local("laptop", 5000), false, "", "runs/99"},
+		{"a CI run does not take a laptop's", local("laptop", deadPID), run("99", 1), false, "", "pid 4001 on laptop"},
+		{"an old lease without identity", Holder{Who: "bob", Run: "pid 7 on laptop", Operation: "apply"}, local("laptop", 5000), false, "", "bob"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, api, clk := newSSM(t)
+			ctx := context.Background()
+			if _, err := Acquire(ctx, api, clk, "staging", c.held, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			l, err := Acquire(ctx, api, clk, "staging", c.taker, time.Hour)
+			if !c.takeover {
+				var he *HeldError
+				if !errors.As(err, &he) || !strings.Contains(err.Error(), c.wantInRefuse) {
+					t.Fatalf("err = %v, want a *HeldError naming %q", err, c.wantInRefuse)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("takeover refused: %v", err)
+			}
+			note := l.TakeoverNote()
+			for _, want := range []string{"took over the lock of environment staging", c.held.Who, c.held.Run, c.wantInNote} {
+				if !strings.Contains(note, want) {
+					t.Errorf("note %q does not say %q", note, want)
+				}
+			}
+			rec, _, _ := Read(ctx, api, "staging")
+			if rec == nil || rec.Token != l.Record.Token {
+				t.Errorf("the lease stored is %+v, not the new one", rec)
+			}
+		})
+	}
+}
+
+func TestProcessAliveOfThisProcess(t *testing.T) {
+	if !processAlive(os.Getpid()) {
+		t.Error("this process is not alive")
 	}
 }

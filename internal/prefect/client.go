@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/secret"
 )
 
 const (
@@ -359,29 +360,37 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 }
 
 func (c *Client) apiError(cl call, status int, hdr http.Header, body []byte) *APIError {
-	e := &APIError{Op: cl.op, Method: cl.method, Path: c.shownPath(cl), StatusCode: status, Detail: c.redact(detailOf(body))}
+	detail, raw := detailOf(body)
+	// Redact first, then cut: a credential straddling the cut must not
+	// leave half of itself behind (issue 11 item 8).
+	detail = c.redact(detail)
+	if raw {
+		detail = secret.Cut(detail, maxRawDetail)
+	}
+	e := &APIError{Op: cl.op, Method: cl.method, Path: c.shownPath(cl), StatusCode: status, Detail: detail}
 	if status >= 300 && status < 400 {
 		e.Location = hdr.Get("Location")
 	}
 	return e
 }
 
+// maxRawDetail bounds how much of an answer that is not Prefect's JSON (a
+// proxy's HTML page) an error quotes.
+const maxRawDetail = 300
+
 // detailOf extracts what Prefect said: {"detail": "..."}, {"detail": [
 // {loc, msg, type}]} (HTTPValidationError in the OpenAPI), the server's
 // {"exception_message": ..., "exception_detail": [...]} for request validation,
 // or the OSS basic-auth {"exception_message": "Unauthorized"} (ref §2.2).
-func detailOf(body []byte) string {
+// raw says the body was not JSON: the caller cuts it, after redacting.
+func detailOf(body []byte) (detail string, raw bool) {
 	var v struct {
 		Detail           json.RawMessage `json:"detail"`
 		ExceptionMessage string          `json:"exception_message"`
 		ExceptionDetail  json.RawMessage `json:"exception_detail"`
 	}
 	if err := json.Unmarshal(body, &v); err != nil {
-		s := strings.TrimSpace(string(body))
-		if len(s) > 300 {
-			s = s[:300] + "…"
-		}
-		return s
+		return strings.TrimSpace(string(body)), true
 	}
 	var parts []string
 	if v.ExceptionMessage != "" {
@@ -412,19 +421,16 @@ func detailOf(body []byte) string {
 		}
 		parts = append(parts, string(raw))
 	}
-	return strings.Join(parts, "; ")
+	return strings.Join(parts, "; "), false
 }
 
 // redact removes the credentials from text that came from elsewhere (a
 // transport error, a server's echo), belt and braces: deploybot never puts
 // them in a URL or body.
 func (c *Client) redact(s string) string {
-	for _, secret := range []string{c.apiKey, c.basicPas, c.basicAuthToken()} {
-		if len(secret) >= 4 {
-			s = strings.ReplaceAll(s, secret, "[redacted]")
-		}
-	}
-	return s
+	var r secret.Redactor
+	r.AddString(c.apiKey, c.basicPas, c.basicAuthToken())
+	return r.Redact(s)
 }
 
 func (c *Client) basicAuthToken() string {

@@ -343,3 +343,22 @@ func TestRedact(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestRedactBeforeCut is issue 11 item 8: a body that is not Prefect's JSON
+// (a proxy's page) is cut for the message, and a key straddling the cut
+// must not leave its first half in it.
+func TestRedactBeforeCut(t *testing.T) {
+	key := "pnu_straddlingKEY" + strings.Repeat("x", 20)
+	for _, at := range []int{270, 280, 290, 295, 299} {
+		srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			rw.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(rw, "%s%s and more", strings.Repeat("p", at), strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		}))
+		c, _ := New(srv.URL+"/api", key, WithClock(clock.NewVirtual(t0)))
+		err := c.CheckKey(context.Background())
+		srv.Close()
+		if err == nil || strings.Contains(err.Error(), key[:5]) {
+			t.Errorf("cut at %d: err = %v", at, err)
+		}
+	}
+}
