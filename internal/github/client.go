@@ -2,18 +2,28 @@
 // one pull request comment per environment found by a hidden marker and edited
 // in place, the reviewed plan fingerprint, the changed files of a pull request
 // or a push, the merged pull request of a push, Deployments and their
-// statuses, and drift issues. Authentication is the job's GITHUB_TOKEN or a
-// GitHub App installation (ghinstallation); GITHUB_API_URL selects GitHub
-// Enterprise Server. Secondary rate limits are waited out on a clock.Clock
-// (docs/research/github-actions.md §3.3). The package never prints: it reports through
+// statuses, and drift issues. Authentication is the job's GITHUB_TOKEN, a
+// personal access token or a GitHub App installation (ghinstallation); the
+// client learns whose identity that is and owns only that account's
+// comments. GITHUB_API_URL is used exactly as the runner gives it (GitHub
+// Enterprise Server's https://HOST/api/v3, GHE.com's https://api.SUBDOMAIN.ghe.com).
+// Rate limits and server errors are retried on a clock.Clock
+// (docs/research/github-actions.md §3.3). Everything sent is redacted first
+// (Options.Redact). The package never prints: it reports through
 // Options.OnEvent.
 package github
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
@@ -39,10 +49,12 @@ type Auth struct {
 
 // Options configure a Client.
 type Options struct {
-	// APIURL is GITHUB_API_URL; "" means github.com. Anything else is taken
-	// as a GitHub Enterprise Server API root (https://HOST/api/v3).
+	// APIURL is GITHUB_API_URL, used exactly as given; "" means github.com.
 	APIURL string
-	Auth   Auth
+	// GraphQLURL is GITHUB_GRAPHQL_URL; "" derives it from APIURL (GHES:
+	// https://HOST/api/graphql; otherwise APIURL/graphql).
+	GraphQLURL string
+	Auth       Auth
 	// Transport is the base HTTP transport (tests pass the simulator's).
 	Transport http.RoundTripper
 	// Clock waits out rate limits; default the wall clock.
@@ -50,23 +62,35 @@ type Options struct {
 	// MaxRetries bounds how often one request is retried after a rate
 	// limit; default 5.
 	MaxRetries int
+	// ServerRetries bounds the retries of a server error (5xx) or broken
+	// connection; default 3 (octokit's); negative: none.
+	ServerRetries int
 	// MaxWait is the longest single rate-limit wait deploybot accepts; a
 	// longer one fails the request instead. Default 15 minutes.
 	MaxWait time.Duration
-	// BotLogin, when set, is the only author whose marked comments count as
-	// deploybot's; otherwise any Bot account's do (never a person's, so
-	// nobody can plant a reviewed fingerprint by pasting a marker).
+	// BotLogin, when set, is the account deploybot writes as; otherwise
+	// the client asks GitHub (Login). Only that account's marked comments
+	// count as deploybot's, so nobody else, person or bot, can plant a
+	// reviewed fingerprint by pasting a marker.
 	BotLogin string
+	// Redact takes every credential out of a text before it is sent
+	// (comment and issue bodies, titles, deployment descriptions); nil
+	// sends texts as they are.
+	Redact func(string) string
 	// OnEvent receives one-line notes (rate-limit waits, cut bodies).
 	OnEvent func(msg string)
 }
 
-// Client talks to one GitHub (github.com or a GHES instance).
+// Client talks to one GitHub (github.com, GHE.com or a GHES instance).
 type Client struct {
-	rest     *gh.Client
-	clock    clock.Clock
+	rest       *gh.Client
+	graphqlURL string
+	clock      clock.Clock
+	redact     func(string) string
+	onEvent    func(string)
+
+	loginMu  sync.Mutex
 	botLogin string
-	onEvent  func(string)
 }
 
 // New builds a client. It makes no request.
@@ -86,17 +110,26 @@ func New(o Options) (*Client, error) {
 	if o.OnEvent == nil {
 		o.OnEvent = func(string) {}
 	}
-	retrying := &retryTransport{base: o.Transport, clock: o.Clock, maxRetries: o.MaxRetries, maxWait: o.MaxWait, onEvent: o.OnEvent}
+	if o.ServerRetries == 0 {
+		o.ServerRetries = 3
+	}
+	retrying := &retryTransport{base: o.Transport, clock: o.Clock, maxRetries: o.MaxRetries, serverRetries: max(o.ServerRetries, 0),
+		maxWait: o.MaxWait, onEvent: o.OnEvent}
 
 	rest := gh.NewClient(&http.Client{Transport: retrying})
-	apiURL := strings.TrimRight(o.APIURL, "/")
-	if apiURL != "" && apiURL != DefaultAPIURL {
-		// GHES: GITHUB_API_URL is https://HOST/api/v3 (docs/research/github-actions.md §1.5,
-		// §3.1); WithEnterpriseURLs keeps it, NewEnterpriseClient is deprecated.
-		var err error
-		if rest, err = rest.WithEnterpriseURLs(apiURL, apiURL); err != nil {
-			return nil, fmt.Errorf("github api url %q: %w", o.APIURL, err)
+	if o.APIURL != "" {
+		// The runner's GITHUB_API_URL is the API root on every kind of
+		// GitHub (docs/research/github-actions.md §1.5): set it as is.
+		// go-github's WithEnterpriseURLs would append /api/v3 to any host
+		// not starting with "api.", which is wrong for some of them.
+		base, err := url.Parse(o.APIURL)
+		if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
+			return nil, fmt.Errorf("GITHUB_API_URL %q is not an http(s) URL", o.APIURL)
 		}
+		if !strings.HasSuffix(base.Path, "/") {
+			base.Path += "/"
+		}
+		rest.BaseURL = base
 	}
 	switch {
 	case o.Auth.Token != "":
@@ -118,7 +151,71 @@ func New(o Options) (*Client, error) {
 	default:
 		return nil, errors.New("github auth: no token and no app configured")
 	}
-	return &Client{rest: rest, clock: o.Clock, botLogin: o.BotLogin, onEvent: o.OnEvent}, nil
+	if o.Redact == nil {
+		o.Redact = func(s string) string { return s }
+	}
+	return &Client{rest: rest, graphqlURL: graphqlURL(o.GraphQLURL, rest.BaseURL), clock: o.Clock,
+		botLogin: o.BotLogin, redact: o.Redact, onEvent: o.OnEvent}, nil
+}
+
+// graphqlURL is GITHUB_GRAPHQL_URL, or the GraphQL endpoint next to the
+// REST root: GHES serves it at /api/graphql beside /api/v3
+// (https://docs.github.com/en/enterprise-server@latest/graphql/guides/forming-calls-with-graphql),
+// github.com and GHE.com at /graphql on the API host.
+func graphqlURL(given string, rest *url.URL) string {
+	if given != "" {
+		return given
+	}
+	u := *rest
+	if p, ok := strings.CutSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v3"); ok {
+		u.Path = p + "/api/graphql"
+	} else {
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/graphql"
+	}
+	return u.String()
+}
+
+// Login is the account this client writes as: the token's user for a
+// personal access token, github-actions[bot] for the job's GITHUB_TOKEN,
+// <slug>[bot] for a GitHub App. It asks GraphQL's viewer once, which
+// answers for user and installation tokens alike (REST GET /user refuses
+// installation tokens with 403, and GET /app needs the App's JWT); see
+// https://docs.github.com/en/graphql/reference/queries#viewer.
+func (c *Client) Login(ctx context.Context) (string, error) {
+	c.loginMu.Lock()
+	defer c.loginMu.Unlock()
+	if c.botLogin != "" {
+		return c.botLogin, nil
+	}
+	body, _ := json.Marshal(map[string]string{"query": "query { viewer { login } }"})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.graphqlURL, bytes.NewReader(body))
+	if err != nil {
+		return "", fmt.Errorf("learn the GitHub identity: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.rest.Client().Do(req)
+	if err != nil {
+		return "", fmt.Errorf("learn the GitHub identity (GraphQL viewer at %s): %w", c.graphqlURL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var out struct {
+		Data struct {
+			Viewer struct{ Login string } `json:"viewer"`
+		} `json:"data"`
+		Errors  []struct{ Message string } `json:"errors"`
+		Message string                     `json:"message"`
+	}
+	_ = json.Unmarshal(b, &out)
+	if resp.StatusCode != http.StatusOK || out.Data.Viewer.Login == "" {
+		why := out.Message
+		if len(out.Errors) > 0 {
+			why = out.Errors[0].Message
+		}
+		return "", fmt.Errorf("learn the GitHub identity (GraphQL viewer at %s): HTTP %d %s", c.graphqlURL, resp.StatusCode, why)
+	}
+	c.botLogin = out.Data.Viewer.Login
+	return c.botLogin, nil
 }
 
 // REST is the underlying go-github client, for calls this package does not wrap.

@@ -41,19 +41,15 @@ func (c *Client) listComments(ctx context.Context, owner, repo string, number in
 	}
 }
 
-// ours says whether a comment was written by deploybot: by the configured
-// login, or else by any Bot account. A person's comment never counts, even
-// with a marker pasted in.
-func (c *Client) ours(ic *gh.IssueComment) bool {
-	u := ic.GetUser()
-	if c.botLogin != "" {
-		return strings.EqualFold(u.GetLogin(), c.botLogin)
-	}
-	return u.GetType() == "Bot"
-}
-
-// envComments returns deploybot's comments for env, oldest first.
+// envComments returns deploybot's comments for env, oldest first: those
+// carrying env's marker AND written by the account this client writes as
+// (Login). Anyone else's comment never counts, even with a marker pasted
+// in: not a person's, not another bot's.
 func (c *Client) envComments(ctx context.Context, owner, repo string, pr int, env string) ([]Comment, error) {
+	login, err := c.Login(ctx)
+	if err != nil {
+		return nil, err
+	}
 	all, err := c.listComments(ctx, owner, repo, pr)
 	if err != nil {
 		return nil, err
@@ -61,7 +57,7 @@ func (c *Client) envComments(ctx context.Context, owner, repo string, pr int, en
 	var out []Comment
 	for _, ic := range all {
 		m, ok := render.ParseMarker(ic.GetBody())
-		if !ok || m.Env != env || !c.ours(ic) {
+		if !ok || m.Env != env || !strings.EqualFold(ic.GetUser().GetLogin(), login) {
 			continue
 		}
 		out = append(out, Comment{ID: ic.GetID(), URL: ic.GetHTMLURL(), Body: ic.GetBody(), Author: ic.GetUser().GetLogin(), Marker: m})
@@ -70,16 +66,13 @@ func (c *Client) envComments(ctx context.Context, owner, repo string, pr int, en
 }
 
 // FindComment returns deploybot's comment for env on the pull request, or
-// nil. With several, the oldest of those written by the author of the newest
-// one: racing runs (one identity) agree on the oldest, and when the bot's
-// identity changed (GITHUB_TOKEN to a GitHub App), the new identity's comment
-// is the one that counts once it exists (the old one cannot be edited).
+// nil. With several (racing runs), the oldest: every run agrees on it.
 func (c *Client) FindComment(ctx context.Context, owner, repo string, pr int, env string) (*Comment, error) {
 	cs, err := c.envComments(ctx, owner, repo, pr, env)
 	if err != nil || len(cs) == 0 {
 		return nil, err
 	}
-	return &oldestBy(cs, cs[len(cs)-1].Author)[0], nil
+	return &cs[0], nil
 }
 
 // oldestBy returns the comments written by author, oldest first.
@@ -121,10 +114,12 @@ func (c *Client) ReviewedFingerprint(ctx context.Context, owner, repo string, pr
 // this identity may not edit (403: written by another bot account) is left
 // alone and a new one posted.
 //
-// body must carry render.Marker for env on its first line. If GitHub still
-// refuses it as too long (422), it is cut under the limit on a line boundary,
-// saying so in the body and through OnEvent, and sent once more.
+// body must carry render.Marker for env on its first line. It is redacted
+// (Options.Redact) before anything else; if GitHub still refuses it as too
+// long (422), it is cut under the limit on a line boundary, saying so in the
+// body and through OnEvent, and sent once more.
 func (c *Client) UpsertComment(ctx context.Context, owner, repo string, pr int, env string, body string) (url string, created bool, err error) {
+	body = c.redact(body)
 	if m, ok := render.ParseMarker(body); !ok || m.Env != env {
 		return "", false, fmt.Errorf("comment for %s: body has no marker for that environment on its first line", env)
 	}
@@ -153,6 +148,9 @@ func (c *Client) UpsertComment(ctx context.Context, owner, repo string, pr int, 
 	})
 	if err != nil {
 		return "", false, fmt.Errorf("create comment for %s on %s/%s#%d: %w", env, owner, repo, pr, err)
+	}
+	if who := ic.GetUser().GetLogin(); who != "" {
+		c.noteAuthor(who)
 	}
 	all, err := c.envComments(ctx, owner, repo, pr, env)
 	if err != nil {
@@ -245,4 +243,16 @@ func CutBody(body string, limit int) string {
 		cut += "\n</details>"
 	}
 	return cut + CutNotice
+}
+
+// noteAuthor corrects the identity when GitHub says a comment this client
+// just created is by someone else than Login said (it should not happen;
+// if it does, GitHub's word about its own comment wins).
+func (c *Client) noteAuthor(who string) {
+	c.loginMu.Lock()
+	defer c.loginMu.Unlock()
+	if c.botLogin != "" && !strings.EqualFold(c.botLogin, who) {
+		c.onEvent(fmt.Sprintf("GitHub says this token writes as %s, not %s: using %s", who, c.botLogin, who))
+		c.botLogin = who
+	}
 }

@@ -36,7 +36,7 @@ func (c *Client) CreateDeployment(ctx context.Context, owner, repo string, d New
 		AutoMerge:            gh.Bool(false),
 		RequiredContexts:     &[]string{},
 		Environment:          gh.String(d.Environment),
-		Description:          gh.String(cut140(d.Description)),
+		Description:          gh.String(cut140(c.redact(d.Description))),
 		TransientEnvironment: gh.Bool(false),
 	}
 	if d.Payload != nil {
@@ -56,14 +56,14 @@ func (c *Client) CreateDeployment(ctx context.Context, owner, repo string, d New
 // Status is one deployment status.
 type Status struct {
 	State          string
-	Description    string // cut to GitHub's 140 characters
+	Description    string // redacted, then cut to GitHub's 140 characters
 	LogURL         string // the Actions run
 	EnvironmentURL string // the Prefect work pool
 }
 
 // SetDeploymentStatus adds a status to a deployment.
 func (c *Client) SetDeploymentStatus(ctx context.Context, owner, repo string, id int64, s Status) error {
-	req := &gh.DeploymentStatusRequest{State: gh.String(s.State), Description: gh.String(cut140(s.Description))}
+	req := &gh.DeploymentStatusRequest{State: gh.String(s.State), Description: gh.String(cut140(c.redact(s.Description)))}
 	if s.LogURL != "" {
 		req.LogURL = gh.String(s.LogURL)
 	}

@@ -261,17 +261,18 @@ func TestRateLimitsAreWaitedOut(t *testing.T) {
 	}
 }
 
+// TestCommentOfAnotherIdentity is issue 11 item 5: a comment carrying the
+// marker counts only when this client's own account wrote it. Another bot's
+// (another App, or the old identity after a move from GITHUB_TOKEN to an
+// App) is neither the reviewed plan nor edited: a new comment is posted and
+// is the one used from then on.
 func TestCommentOfAnotherIdentity(t *testing.T) {
 	t.Parallel()
-	// The comment was written by another bot account (the workflow moved
-	// from GITHUB_TOKEN to a GitHub App): GitHub refuses the edit (403,
-	// not retried); a new comment is posted and is the one used from then on.
 	ctx := context.Background()
 	f := newFixture(t)
-	f.sim.AddComment(repo, pr, "someone-else[bot]", "Bot", body("staging", "old", "written by the old identity"))
-	rev, _, _ := f.client.ReviewedFingerprint(ctx, owner, name, pr, "staging")
-	if rev.Fingerprint != "old" {
-		t.Fatalf("before: reviewed %q", rev.Fingerprint)
+	f.sim.AddComment(repo, pr, "someone-else[bot]", "Bot", body("staging", "old", "written by another bot"))
+	if rev, ok, _ := f.client.ReviewedFingerprint(ctx, owner, name, pr, "staging"); ok {
+		t.Fatalf("another bot's marker counts as the reviewed plan: %+v", rev)
 	}
 	for i, b := range []string{body("staging", "b", "x"), body("staging", "c", "y"), body("staging", "c", "y")} {
 		if _, _, err := f.client.UpsertComment(ctx, owner, name, pr, "staging", b); err != nil {
@@ -287,12 +288,147 @@ func TestCommentOfAnotherIdentity(t *testing.T) {
 	if len(mine) != 1 || mine[0].Edits != 1 || len(f.sim.Comments(repo, pr)) != 2 {
 		t.Fatalf("comments = %+v", f.sim.Comments(repo, pr))
 	}
-	if got := f.sim.CountRequests("PATCH", "/comments/"); got != 2 || f.clock.Now() != t0 {
-		t.Errorf("PATCHes = %d (want the refused one, then one edit of the new comment); clock moved: %v", got, f.clock.Now() != t0)
+	if got := f.sim.CountRequests("PATCH", "/comments/"); got != 1 {
+		t.Errorf("PATCHes = %d, want one edit of our comment and none of the other bot's", got)
 	}
-	rev, _, _ = f.client.ReviewedFingerprint(ctx, owner, name, pr, "staging")
+	rev, _, _ := f.client.ReviewedFingerprint(ctx, owner, name, pr, "staging")
 	if rev.Fingerprint != "c" {
-		t.Errorf("after: reviewed %q, want the new identity's", rev.Fingerprint)
+		t.Errorf("reviewed %q, want ours", rev.Fingerprint)
+	}
+}
+
+// TestIdentityIsLearned: the client asks GitHub who its token is, once,
+// for each kind of credential, and owns exactly that account's comments: a
+// personal access token's user (a User, not a Bot), the job token's
+// github-actions[bot], a GitHub App's <slug>[bot].
+func TestIdentityIsLearned(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	cases := []struct {
+		name string
+		auth func(f *fixture) github.Auth
+		want string
+	}{
+		{"job token", func(*fixture) github.Auth { return github.Auth{Token: token} }, githubsim.BotLogin},
+		{"personal access token", func(f *fixture) github.Auth {
+			f.sim.AddUserToken("ghp_alices_personal_token", "alice")
+			return github.Auth{Token: "ghp_alices_personal_token"}
+		}, "alice"},
+		{"github app", func(f *fixture) github.Auth {
+			f.sim.AddApp(42, "deploybot-sim", &key.PublicKey, 7)
+			return github.Auth{AppID: 42, AppInstallationID: 7, AppPrivateKey: pemKey}
+		}, "deploybot-sim[bot]"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			// Someone else's comments with the marker, a person's and a bot's.
+			f.sim.AddComment(repo, pr, "mallory", "User", body("staging", "forged", "trust me"))
+			f.sim.AddComment(repo, pr, "other-app[bot]", "Bot", body("staging", "forged2", "trust me too"))
+			client, err := github.New(github.Options{APIURL: f.sim.URL, Clock: f.clock, Auth: c.auth(f)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			login, err := client.Login(ctx)
+			if err != nil || login != c.want {
+				t.Fatalf("Login = %q, %v; want %q", login, err, c.want)
+			}
+			for _, b := range []string{body("staging", "a", "one"), body("staging", "b", "two")} {
+				if _, _, err := client.UpsertComment(ctx, owner, name, pr, "staging", b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var mine []githubsim.Comment
+			for _, cm := range f.sim.Comments(repo, pr) {
+				if cm.User == c.want {
+					mine = append(mine, cm)
+				}
+			}
+			if len(mine) != 1 || mine[0].Edits != 1 || len(f.sim.Comments(repo, pr)) != 3 {
+				t.Fatalf("a re-plan must edit its own comment: %+v", f.sim.Comments(repo, pr))
+			}
+			if rev, ok, err := client.ReviewedFingerprint(ctx, owner, name, pr, "staging"); err != nil || !ok || rev.Fingerprint != "b" {
+				t.Fatalf("reviewed = %+v %v %v, want ours (b)", rev, ok, err)
+			}
+			if n := f.sim.CountRequests("POST", "/graphql"); n != 1 {
+				t.Errorf("asked GitHub who it is %d times, want once", n)
+			}
+			if u := f.sim.Unexpected(); len(u) != 0 {
+				t.Errorf("unexpected requests: %v", u)
+			}
+		})
+	}
+}
+
+// TestServerErrorsAreRetried is issue 11 item 13: 5xx is retried with
+// backoff, as GitHub's own clients do; 4xx is final.
+func TestServerErrorsAreRetried(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cases := []struct {
+		name     string
+		statuses []int
+		wantErr  bool
+		wantWait time.Duration
+	}{
+		{"one 502", []int{502}, false, time.Second},
+		{"502, 503, 504", []int{502, 503, 504}, false, 14 * time.Second},
+		{"four 500s run out", []int{500, 500, 500, 500}, true, 14 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, func(o *github.Options) { o.BotLogin = githubsim.BotLogin })
+			f.sim.ServerErrors(c.statuses...)
+			start := f.clock.Now()
+			_, _, err := f.client.UpsertComment(ctx, owner, name, pr, "staging", body("staging", "a", "x"))
+			if (err != nil) != c.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, c.wantErr)
+			}
+			if waited := f.clock.Now().Sub(start); waited != c.wantWait {
+				t.Errorf("waited %s, want %s (1s, 4s, 9s)", waited, c.wantWait)
+			}
+			if !c.wantErr && len(f.sim.Comments(repo, pr)) != 1 {
+				t.Errorf("comments = %+v", f.sim.Comments(repo, pr))
+			}
+		})
+	}
+	// A 4xx is never retried: 404 (a wrong repository) is one request.
+	f := newFixture(t, func(o *github.Options) { o.BotLogin = githubsim.BotLogin })
+	if _, _, err := f.client.UpsertComment(ctx, owner, "no-such-repo", pr, "staging", body("staging", "a", "x")); err == nil {
+		t.Fatal("a comment on a missing repository succeeded")
+	}
+	if n := len(f.sim.Requests()); n != 1 || f.clock.Now() != t0 {
+		t.Errorf("a 404 made %d requests and waited %s", n, f.clock.Now().Sub(t0))
+	}
+}
+
+// TestAPIURLIsUsedExactly is issue 11 item 14: GHE.com with data residency
+// serves the API at https://api.SUBDOMAIN.ghe.com, without /api/v3.
+func TestAPIURLIsUsedExactly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.sim.DataResidency()
+	client, err := github.New(github.Options{APIURL: f.sim.URL, Clock: f.clock, Auth: github.Auth{Token: token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := client.UpsertComment(ctx, owner, name, pr, "staging", body("staging", "a", "x")); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range f.sim.Requests() {
+		if strings.HasPrefix(r.Path, "/api/v3") {
+			t.Errorf("request under /api/v3: %s %s", r.Method, r.Path)
+		}
+	}
+	if u := f.sim.Unexpected(); len(u) != 0 {
+		t.Errorf("unexpected requests: %v", u)
 	}
 }
 

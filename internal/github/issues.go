@@ -14,8 +14,13 @@ const DriftLabel = "deploybot-drift"
 // DriftMarker is the hidden first line of the drift issue of env.
 func DriftMarker(env string) string { return "<!-- deploybot:drift env=" + env + " -->" }
 
-// findDriftIssue returns the open drift issue of env, or nil.
+// findDriftIssue returns the open drift issue of env, or nil: one with the
+// label and env's marker, opened by the account this client writes as.
 func (c *Client) findDriftIssue(ctx context.Context, owner, repo, env string) (*gh.Issue, error) {
+	login, err := c.Login(ctx)
+	if err != nil {
+		return nil, err
+	}
 	opts := &gh.IssueListByRepoOptions{State: "open", Labels: []string{DriftLabel}, ListOptions: gh.ListOptions{PerPage: perPage}}
 	marker := DriftMarker(env)
 	for {
@@ -25,7 +30,7 @@ func (c *Client) findDriftIssue(ctx context.Context, owner, repo, env string) (*
 		}
 		for _, is := range page {
 			first, _, _ := strings.Cut(is.GetBody(), "\n")
-			if is.PullRequestLinks == nil && strings.TrimSpace(first) == marker {
+			if is.PullRequestLinks == nil && strings.TrimSpace(first) == marker && strings.EqualFold(is.GetUser().GetLogin(), login) {
 				return is, nil
 			}
 		}
@@ -39,7 +44,8 @@ func (c *Client) findDriftIssue(ctx context.Context, owner, repo, env string) (*
 // UpsertDriftIssue opens the drift issue of env, or updates the open one
 // (no call when nothing changed). body must not carry the marker: it is added.
 func (c *Client) UpsertDriftIssue(ctx context.Context, owner, repo, env, title, body string) (url string, created bool, err error) {
-	full := CutBody(DriftMarker(env)+"\n"+body, MaxCommentChars-1024)
+	full := CutBody(DriftMarker(env)+"\n"+c.redact(body), MaxCommentChars-1024)
+	title = c.redact(title)
 	is, err := c.findDriftIssue(ctx, owner, repo, env)
 	if err != nil {
 		return "", false, err
@@ -68,7 +74,7 @@ func (c *Client) CloseDriftIssue(ctx context.Context, owner, repo, env, why stri
 	if err != nil || is == nil {
 		return false, err
 	}
-	if _, _, err := c.rest.Issues.CreateComment(ctx, owner, repo, is.GetNumber(), &gh.IssueComment{Body: gh.String(why)}); err != nil {
+	if _, _, err := c.rest.Issues.CreateComment(ctx, owner, repo, is.GetNumber(), &gh.IssueComment{Body: gh.String(c.redact(why))}); err != nil {
 		return false, fmt.Errorf("comment on drift issue of %s: %w", env, err)
 	}
 	if _, _, err := c.rest.Issues.Edit(ctx, owner, repo, is.GetNumber(), &gh.IssueRequest{State: gh.String("closed"), StateReason: gh.String("completed")}); err != nil {

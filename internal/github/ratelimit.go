@@ -12,27 +12,36 @@ import (
 	"github.com/deploybot/deploybot/internal/clock"
 )
 
-// retryTransport waits out GitHub's rate limits and retries the request. It
-// works below go-github on purpose: go-github v62 maps a 429 to a plain
+// retryTransport waits out GitHub's rate limits and retries server errors.
+// It works below go-github on purpose: go-github v62 maps a 429 to a plain
 // ErrorResponse, and after a 403 secondary limit it refuses every further
 // request until a reset computed from the wall clock (docs/research/github-actions.md
 // §3.3), which a virtual clock could never reach. Here the limit never
 // reaches go-github unless the retries run out.
 //
-// The rules are GitHub's (rate-limits-for-the-rest-api.md via
-// docs/research/github-actions.md §3.3): on 403 or 429, obey retry-after; else, when
-// x-ratelimit-remaining is 0, wait until x-ratelimit-reset; else, for a
-// secondary limit without headers, wait at least a minute and back off
-// exponentially. Any other 403 (a missing permission) is not retried.
+// Rate limits follow GitHub's rules (rate-limits-for-the-rest-api.md via
+// docs/research/github-actions.md §3.3): on 403 or 429, obey retry-after;
+// else, when x-ratelimit-remaining is 0, wait until x-ratelimit-reset;
+// else, for a secondary limit without headers, wait at least a minute and
+// back off exponentially. Any other 403 (a missing permission) is final.
+//
+// Server errors (5xx) and broken connections are retried the way GitHub's
+// own JavaScript client does (octokit/plugin-retry.js: 3 retries, waiting
+// (n+1)² seconds, never for 400, 401, 403, 404, 410, 422 or 451), obeying a
+// Retry-After the server sends. A broken connection is retried only for
+// methods that may be repeated (GET, HEAD, PUT, PATCH, DELETE: deploybot's
+// PATCHes set whole values): a POST may have been done.
 type retryTransport struct {
-	base       http.RoundTripper
-	clock      clock.Clock
-	maxRetries int
-	maxWait    time.Duration
-	onEvent    func(string)
+	base          http.RoundTripper
+	clock         clock.Clock
+	maxRetries    int
+	serverRetries int
+	maxWait       time.Duration
+	onEvent       func(string)
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	limits, failures := 0, 0
 	for attempt := 0; ; attempt++ {
 		r := req
 		if attempt > 0 && req.Body != nil {
@@ -48,20 +57,73 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		resp, err := t.base.RoundTrip(r)
 		if err != nil {
-			return nil, err
+			if req.Context().Err() != nil || failures >= t.serverRetries || !repeatable(req.Method) {
+				return nil, err
+			}
+			failures++
+			if err := t.wait(req, serverBackoff(failures), fmt.Sprintf("GitHub request %s %s failed (%v)", req.Method, req.URL.Path, err), failures, t.serverRetries); err != nil {
+				return nil, err
+			}
+			continue
 		}
-		wait, limited := t.rateLimitWait(resp, attempt)
-		if !limited || attempt >= t.maxRetries || wait > t.maxWait {
-			return resp, nil
+		if wait, limited := t.rateLimitWait(resp, limits); limited {
+			if limits >= t.maxRetries || wait > t.maxWait {
+				return resp, nil
+			}
+			limits++
+			discard(resp)
+			if err := t.wait(req, wait, fmt.Sprintf("GitHub rate limit on %s %s (HTTP %d)", req.Method, req.URL.Path, resp.StatusCode), limits, t.maxRetries); err != nil {
+				return nil, err
+			}
+			continue
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		t.onEvent(fmt.Sprintf("GitHub rate limit on %s %s (HTTP %d): waiting %s before retry %d of %d",
-			req.Method, req.URL.Path, resp.StatusCode, wait, attempt+1, t.maxRetries))
-		if err := t.clock.Sleep(req.Context(), wait); err != nil {
-			return nil, err
+		if resp.StatusCode >= 500 && failures < t.serverRetries {
+			wait := serverBackoff(failures + 1)
+			if d, ok := retryAfterHeader(resp); ok {
+				wait = d
+			}
+			if wait <= t.maxWait {
+				failures++
+				discard(resp)
+				if err := t.wait(req, wait, fmt.Sprintf("GitHub answered HTTP %d to %s %s", resp.StatusCode, req.Method, req.URL.Path), failures, t.serverRetries); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		return resp, nil
+	}
+}
+
+// wait says why and sleeps on the clock.
+func (t *retryTransport) wait(req *http.Request, d time.Duration, why string, n, of int) error {
+	t.onEvent(fmt.Sprintf("%s: waiting %s before retry %d of %d", why, d, n, of))
+	return t.clock.Sleep(req.Context(), d)
+}
+
+// serverBackoff is octokit's (n)² seconds for the n-th retry.
+func serverBackoff(n int) time.Duration { return time.Duration(n*n) * time.Second }
+
+func repeatable(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
+func discard(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+func retryAfterHeader(resp *http.Response) (time.Duration, bool) {
+	if s := resp.Header.Get("Retry-After"); s != "" {
+		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n >= 0 {
+			return time.Duration(n) * time.Second, true
 		}
 	}
+	return 0, false
 }
 
 // rateLimitWait says whether resp is a rate limit and how long to wait.
@@ -69,10 +131,8 @@ func (t *retryTransport) rateLimitWait(resp *http.Response, attempt int) (time.D
 	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests {
 		return 0, false
 	}
-	if s := resp.Header.Get("Retry-After"); s != "" {
-		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n >= 0 {
-			return time.Duration(n) * time.Second, true
-		}
+	if d, ok := retryAfterHeader(resp); ok {
+		return d, true
 	}
 	if resp.Header.Get("X-RateLimit-Remaining") == "0" {
 		if n, err := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64); err == nil {

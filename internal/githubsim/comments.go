@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	gh "github.com/google/go-github/v62/github"
@@ -73,7 +74,8 @@ func (s *Server) createComment(w http.ResponseWriter, r *http.Request, repo *Rep
 	if bodyTooLong(w, "IssueComment", *in.Body) {
 		return
 	}
-	c := s.addComment(repo, n, s.author(r), "Bot", *in.Body)
+	who := s.author(r)
+	c := s.addComment(repo, n, who, userType(who), *in.Body)
 	writeJSON(w, http.StatusCreated, s.commentJSON(repo, c))
 }
 
@@ -134,4 +136,13 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// userType is the author's type as GitHub shows it: a "[bot]" login is an
+// App's (or Actions') bot account, anything else a person's.
+func userType(login string) string {
+	if strings.HasSuffix(login, "[bot]") {
+		return "Bot"
+	}
+	return "User"
 }

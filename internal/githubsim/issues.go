@@ -16,7 +16,7 @@ func (s *Server) issueJSON(r *Repo, i *Issue) *gh.Issue {
 		labels = append(labels, &gh.Label{Name: gh.String(l)})
 	}
 	out := &gh.Issue{Number: gh.Int(i.Number), Title: gh.String(i.Title), Body: gh.String(i.Body), State: gh.String(i.State),
-		Labels: labels, User: &gh.User{Login: gh.String(i.User), Type: gh.String("Bot")},
+		Labels: labels, User: &gh.User{Login: gh.String(i.User), Type: gh.String(userType(i.User))},
 		HTMLURL: gh.String(fmt.Sprintf("https://github.com/%s/%s/issues/%d", r.Owner, r.Name, i.Number)),
 		URL:     gh.String(fmt.Sprintf("%s/repos/%s/%s/issues/%d", s.URL, r.Owner, r.Name, i.Number))}
 	if i.StateReason != "" {

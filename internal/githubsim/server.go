@@ -73,6 +73,14 @@ type Server struct {
 
 	limit rateLimit
 	oidc  OIDC
+
+	// serverErrors answers the next matching requests with 5xx statuses.
+	serverErrors []serverError
+	// noV3 refuses the GHES /api/v3 prefix (GHE.com serves the API at the
+	// root of api.SUBDOMAIN.ghe.com).
+	noV3 bool
+	// unexpected are requests no handler knows.
+	unexpected []string
 }
 
 type app struct {
@@ -222,6 +230,51 @@ func (s *Server) APIURL(ghes bool) string {
 		return s.URL + "/api/v3"
 	}
 	return s.URL
+}
+
+// AddUserToken accepts token as a person's personal access token: what it
+// writes is authored by login, a User.
+func (s *Server) AddUserToken(token, login string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens[token] = login
+}
+
+type serverError struct {
+	method, pathPart string
+	status           int
+}
+
+// ServerErrors makes the next requests answer these statuses (502, 503...)
+// with GitHub's JSON error, one request per status.
+func (s *Server) ServerErrors(statuses ...int) { s.ServerErrorsFor("", "", statuses...) }
+
+// ServerErrorsFor is ServerErrors for requests with this method ("" any)
+// whose path contains pathPart.
+func (s *Server) ServerErrorsFor(method, pathPart string, statuses ...int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range statuses {
+		s.serverErrors = append(s.serverErrors, serverError{method: method, pathPart: pathPart, status: st})
+	}
+}
+
+// DataResidency makes the server behave as GitHub Enterprise Cloud with
+// data residency: the REST API lives at the root of api.SUBDOMAIN.ghe.com
+// and there is no /api/v3 (https://docs.github.com/en/enterprise-cloud@latest/admin/data-residency/network-details-for-ghecom).
+// A request under /api/v3 is unexpected.
+func (s *Server) DataResidency() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noV3 = true
+}
+
+// Unexpected returns the requests no handler of the simulator knows: a test
+// that sees any has called GitHub in a way deploybot should not.
+func (s *Server) Unexpected() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.unexpected...)
 }
 
 // AddRepo creates a repository and returns it.
@@ -468,17 +521,29 @@ func (s *Server) routes() http.Handler {
 	repoRoute("GET /repos/{owner}/{repo}/labels/{name}", s.getLabel)
 	repoRoute("POST /repos/{owner}/{repo}/labels", s.createLabel)
 	mux.HandleFunc("POST /app/installations/{id}/access_tokens", s.installationToken)
+	mux.HandleFunc("POST /graphql", s.graphql)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// An unexpected call is a test failure, not a quiet 404.
+		s.unexpected = append(s.unexpected, r.Method+" "+r.URL.Path)
+		notFound(w)
+	})
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == oidcPath {
 			s.serveOIDC(w, r)
 			return
 		}
-		// GitHub Enterprise Server serves the same API under /api/v3
-		// (docs/research/github-actions.md §1.5, §3.1).
-		if p, ok := strings.CutPrefix(r.URL.Path, "/api/v3"); ok {
+		// GitHub Enterprise Server serves the same API under /api/v3, and
+		// GraphQL at /api/graphql (docs/research/github-actions.md §1.5,
+		// §3.1); GHE.com with data residency has neither prefix.
+		s.mu.Lock()
+		noV3 := s.noV3
+		s.mu.Unlock()
+		if p, ok := strings.CutPrefix(r.URL.Path, "/api/v3"); ok && !noV3 {
 			r.URL.Path = p
 			r.URL.RawPath = ""
+		} else if r.URL.Path == "/api/graphql" && !noV3 {
+			r.URL.Path = "/graphql"
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		s.mu.Lock()
@@ -492,6 +557,14 @@ func (s *Server) routes() http.Handler {
 		}
 		if s.limited(rec, r.Method) {
 			return
+		}
+		if len(s.serverErrors) > 0 {
+			if e := s.serverErrors[0]; (e.method == "" || e.method == r.Method) && strings.Contains(r.URL.Path, e.pathPart) {
+				s.serverErrors = s.serverErrors[1:]
+				// What GitHub's front end answers when a backend is down.
+				writeJSON(rec, e.status, map[string]string{"message": "Server Error"})
+				return
+			}
 		}
 		mux.ServeHTTP(rec, r)
 	})
