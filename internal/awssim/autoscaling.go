@@ -102,6 +102,9 @@ func init() {
 		if svc == nil {
 			return nil, aasValidation("ECS service doesn't exist: " + res)
 		}
+		if err := w.needAASServiceLinkedRole(ctx); err != nil {
+			return nil, err
+		}
 		st := w.aas()
 		key := aasKey(res, in.ScalableDimension)
 		t, exists := st.Targets[key]

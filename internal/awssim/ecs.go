@@ -371,6 +371,9 @@ func init() {
 		if ok && c.Status == "ACTIVE" {
 			return &ecs.CreateClusterOutput{Cluster: ptr(w.clusterView(c, nil))}, nil
 		}
+		if err := w.needECSServiceLinkedRole(ctx); err != nil {
+			return nil, err
+		}
 		c = &ecsClus{Name: name, ARN: w.ecsARN("cluster/" + name), Status: "ACTIVE", Created: w.Clock.Now(),
 			Tags: mergeTags(nil, in.Tags), Settings: clone(in.Settings)}
 		hasInsights := false

@@ -75,6 +75,7 @@ var apiActions = []string{
 	"iam:AttachRolePolicy",
 	"iam:CreateOpenIDConnectProvider",
 	"iam:CreateRole",
+	"iam:CreateServiceLinkedRole",
 	"iam:DeleteRole",
 	"iam:DeleteRolePolicy",
 	"iam:DetachRolePolicy",

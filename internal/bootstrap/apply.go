@@ -15,12 +15,17 @@ import (
 	"github.com/deploybot/deploybot/internal/iampolicy"
 )
 
-// Apply creates or updates the provider and both roles with admin
-// credentials. It is idempotent: run it again after editing the file.
-// Progress lines go to say.
+// Apply creates or updates the provider, both roles and the missing
+// service-linked roles with admin credentials. It is idempotent: run it
+// again after editing the file. Progress lines go to say.
 func (r *Result) Apply(ctx context.Context, c awsapi.IAMAPI, say func(string)) error {
 	if err := ensureProvider(ctx, c, r.ProviderARN, say); err != nil {
 		return err
+	}
+	for _, slr := range r.ServiceLinkedRoles {
+		if err := ensureServiceLinkedRole(ctx, c, slr, say); err != nil {
+			return err
+		}
 	}
 	for _, role := range []Role{r.PlanRole, r.ApplyRole} {
 		if err := ensureRole(ctx, c, role, say); err != nil {
@@ -50,6 +55,40 @@ func ensureProvider(ctx context.Context, c awsapi.IAMAPI, arn string, say func(s
 		return fmt.Errorf("create OIDC provider %s: %w", OIDCHost, err)
 	}
 	say("oidc provider " + OIDCHost + ": created")
+	return nil
+}
+
+// ensureServiceLinkedRole creates an AWS service's role when the account
+// does not have it yet. IAM answers a second creation with InvalidInput
+// ("Service role name ... has been taken in this account"), which a race
+// with another bootstrap, or with the service itself, can give: then the
+// role is there, which is what was wanted.
+func ensureServiceLinkedRole(ctx context.Context, c awsapi.IAMAPI, slr ServiceLinkedRole, say func(string)) error {
+	exists := func() (bool, error) {
+		_, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(slr.Name)})
+		if awserr.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	ok, err := exists()
+	if err != nil {
+		return fmt.Errorf("read service-linked role %s: %w", slr.Name, err)
+	}
+	if ok {
+		say("service-linked role " + slr.Name + ": exists")
+		return nil
+	}
+	_, err = c.CreateServiceLinkedRole(ctx, &iam.CreateServiceLinkedRoleInput{AWSServiceName: aws.String(slr.Service)})
+	if err != nil {
+		if awserr.Code(err) != "InvalidInput" {
+			return fmt.Errorf("create service-linked role %s for %s: %w", slr.Name, slr.Service, err)
+		}
+		if ok, rerr := exists(); rerr != nil || !ok {
+			return fmt.Errorf("create service-linked role %s for %s: %w", slr.Name, slr.Service, err)
+		}
+	}
+	say("service-linked role " + slr.Name + ": created")
 	return nil
 }
 
@@ -98,6 +137,11 @@ func (r *Result) Print(w io.Writer) error {
 		fmt.Fprintf(&b, "## %d. Role %s\n\n%s\n%s\n\n### trust policy\n\n%s\n\n### inline policy %s\n\n%s\n\n",
 			i+2, role.Name, role.ARN, role.Description, role.Trust.Indented(), role.InlinePolicyName, role.Policy.Indented())
 	}
+	fmt.Fprintf(&b, "## 4. Service-linked roles (once per account, created when missing)\n\n")
+	for _, slr := range r.ServiceLinkedRoles {
+		fmt.Fprintf(&b, "%s\n  aws iam create-service-linked-role --aws-service-name %s\n", slr.Name, slr.Service)
+	}
+	b.WriteString("\n")
 	b.WriteString("Apply with admin credentials: deploybot bootstrap -e FILE --repo " + r.Repo + " --apply\n")
 	_, err := io.WriteString(w, b.String())
 	return err

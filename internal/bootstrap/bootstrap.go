@@ -38,12 +38,48 @@ type Result struct {
 	ProviderARN string
 	PlanRole    Role
 	ApplyRole   Role
+	// ServiceLinkedRoles are the account's roles that ECS and Application
+	// Auto Scaling use; see ServiceLinkedRoles.
+	ServiceLinkedRoles []ServiceLinkedRole
+}
+
+// ServiceLinkedRole is an AWS service's role in the account, created once
+// per account with CreateServiceLinkedRole.
+type ServiceLinkedRole struct {
+	Name    string // the role's name, fixed by AWS
+	Service string // the service principal (iam:AWSServiceName)
+}
+
+// ServiceLinkedRoles are the service-linked roles a first apply needs. ECS
+// creates AWSServiceRoleForECS on the first CreateCluster, and Application
+// Auto Scaling creates its ECS role on the first RegisterScalableTarget,
+// only if the caller may iam:CreateServiceLinkedRole; otherwise the call
+// fails and retrying does not help
+// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/using-service-linked-roles.html,
+// https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-service-linked-roles.html).
+// bootstrap, which runs once with admin credentials, creates them when
+// missing, so the apply role never needs the right to create roles in the
+// account (a CreateServiceLinkedRole grant, even conditioned on
+// iam:AWSServiceName, is an account-wide IAM write on a per-environment
+// role). Both are created whether or not the file asks for autoscaling:
+// they are account-wide, cost nothing, and a later file that turns
+// autoscaling on then needs no second bootstrap.
+var ServiceLinkedRoles = []ServiceLinkedRole{
+	{Name: "AWSServiceRoleForECS", Service: "ecs.amazonaws.com"},
+	{Name: "AWSServiceRoleForApplicationAutoScaling_ECSService", Service: "ecs.application-autoscaling.amazonaws.com"},
 }
 
 // Options say which repository the roles trust.
 type Options struct {
 	Repo          string // OWNER/NAME
 	DefaultBranch string // default "main"
+	// ApplyOnDefaultBranch also lets jobs on the default branch assume the
+	// apply role, without a GitHub environment. Off by default: such a job
+	// runs without the environment's required reviewers, and any workflow
+	// on the default branch with id-token: write (a drift check, a manual
+	// plan) could apply. An explicit opt-in for teams without GitHub
+	// environments.
+	ApplyOnDefaultBranch bool
 
 	// dependent replaces dependentActions (tests that corrupt it).
 	dependent map[string][]string
@@ -112,9 +148,16 @@ func Build(env *config.Environment, o Options) (*Result, error) {
 	plan.Policy = Policy(n, planReads, writeSet)
 
 	apply.Description = "deploybot apply/destroy for environment " + env.Name + " of " + o.Repo
-	// The environment's GitHub environment (with its protection rules), or
-	// the default branch when the workflow does not use environments.
-	applySubs := append(subs("environment:"+env.Name), subs("ref:refs/heads/"+o.DefaultBranch)...)
+	// Only jobs that run in the GitHub environment of the same name: GitHub
+	// issues them a token with sub ...:environment:NAME only once its
+	// protection rules (required reviewers, deployment branches) have passed
+	// (docs/research/github-actions.md §2.3). The default branch only when
+	// asked for (Options.ApplyOnDefaultBranch).
+	applySubs := subs("environment:" + env.Name)
+	if o.ApplyOnDefaultBranch {
+		applySubs = append(applySubs, subs("ref:refs/heads/"+o.DefaultBranch)...)
+		apply.Description += "; also trusted by default-branch jobs without an environment (--apply-on-default-branch)"
+	}
 	apply.Trust = trust(applySubs)
 	apply.InlinePolicyName = "deploybot-apply-" + env.Name
 	all := append(append([]string(nil), reads...), writes...)
@@ -140,7 +183,8 @@ func Build(env *config.Environment, o Options) (*Result, error) {
 	for _, r := range []*Role{&plan, &apply} {
 		addImplied(r.Policy, o.dependent)
 	}
-	return &Result{Environment: env.Name, Repo: o.Repo, ProviderARN: provider, PlanRole: plan, ApplyRole: apply}, nil
+	return &Result{Environment: env.Name, Repo: o.Repo, ProviderARN: provider, PlanRole: plan, ApplyRole: apply,
+		ServiceLinkedRoles: ServiceLinkedRoles}, nil
 }
 
 func ec2TagOnCreate(env *config.Environment, creates iampolicy.StringList) iampolicy.Statement {

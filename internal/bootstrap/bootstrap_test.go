@@ -88,6 +88,10 @@ func TestTrustPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	optIn, err := Build(testEnv(), Options{Repo: "acme/infra", ApplyOnDefaultBranch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	trusted := func(doc *iampolicy.Document, sub string) bool {
 		return doc.Allows(iampolicy.Request{Action: "sts:AssumeRoleWithWebIdentity", Resource: "*", Context: map[string]string{
 			OIDCHost + ":aud": OIDCAudience, OIDCHost + ":sub": sub}})
@@ -105,7 +109,13 @@ func TestTrustPolicies(t *testing.T) {
 		{r.PlanRole.Trust, "repo:evil/infra:pull_request", false},
 		{r.ApplyRole.Trust, "repo:acme/infra:environment:staging", true},
 		{r.ApplyRole.Trust, "repo:acme@1/infra@2:environment:staging", true},
-		{r.ApplyRole.Trust, "repo:acme/infra:ref:refs/heads/main", true},
+		// Issue 11 item 1: the default branch does not get the apply role
+		// (it would skip the environment's required reviewers) unless asked.
+		{r.ApplyRole.Trust, "repo:acme/infra:ref:refs/heads/main", false},
+		{r.ApplyRole.Trust, "repo:acme@1/infra@2:ref:refs/heads/main", false},
+		{optIn.ApplyRole.Trust, "repo:acme/infra:ref:refs/heads/main", true},
+		{optIn.ApplyRole.Trust, "repo:acme/infra:environment:staging", true},
+		{optIn.ApplyRole.Trust, "repo:acme/infra:ref:refs/heads/feature", false},
 		{r.ApplyRole.Trust, "repo:acme/infra:environment:production", false},
 		{r.ApplyRole.Trust, "repo:acme/infra:pull_request", false},
 		{r.ApplyRole.Trust, "repo:acme/infra:ref:refs/heads/feature", false},

@@ -83,6 +83,15 @@ func newLPWorld(t *testing.T, managed bool) *lpWorld {
 		t.Fatal(err)
 	}
 	x.planDoc, x.appDoc = res.PlanRole.Policy, res.ApplyRole.Policy
+	// What `bootstrap --apply` does for the account with admin credentials
+	// besides the roles under test: the service-linked roles ECS and
+	// Application Auto Scaling need, which the apply role may not create.
+	admin := iam.NewFromConfig(x.w.Config())
+	for _, slr := range bootstrap.ServiceLinkedRoles {
+		if _, err := admin.CreateServiceLinkedRole(context.Background(), &iam.CreateServiceLinkedRoleInput{AWSServiceName: aws.String(slr.Service)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return x
 }
 
@@ -317,6 +326,7 @@ func TestPlanRoleGrantsExactlyWhatPlansCall(t *testing.T) {
 func TestApplyIsIdempotent(t *testing.T) {
 	t.Parallel()
 	x := newLPWorld(t, true)
+	x.w.RemoveServiceLinkedRoles() // a fresh account
 	res, err := bootstrap.Build(x.env("512"), bootstrap.Options{Repo: "acme/infra"})
 	if err != nil {
 		t.Fatal(err)
@@ -331,9 +341,13 @@ func TestApplyIsIdempotent(t *testing.T) {
 	}
 	want := []string{
 		"oidc provider token.actions.githubusercontent.com: created",
+		"service-linked role AWSServiceRoleForECS: created",
+		"service-linked role AWSServiceRoleForApplicationAutoScaling_ECSService: created",
 		"role deploybot-plan: created", "role deploybot-plan: policy deploybot-plan-lp written",
 		"role deploybot-apply-lp: created", "role deploybot-apply-lp: policy deploybot-apply-lp written",
 		"oidc provider token.actions.githubusercontent.com: exists",
+		"service-linked role AWSServiceRoleForECS: exists",
+		"service-linked role AWSServiceRoleForApplicationAutoScaling_ECSService: exists",
 		"role deploybot-plan: exists", "role deploybot-plan: policy deploybot-plan-lp written",
 		"role deploybot-apply-lp: exists", "role deploybot-apply-lp: policy deploybot-apply-lp written",
 	}
@@ -348,5 +362,36 @@ func TestApplyIsIdempotent(t *testing.T) {
 	}
 	if creates != 3 {
 		t.Fatalf("%d creates, want 3 (provider and two roles, once)", creates)
+	}
+}
+
+// TestFirstApplyInAFreshAccount is issue 11 item 10: in an account where
+// nobody has used ECS or Application Auto Scaling yet, the apply role alone
+// cannot make the first cluster or scalable target (AWS would create the
+// service-linked roles only for a caller allowed iam:CreateServiceLinkedRole,
+// and the apply role is not); `bootstrap --apply`, with admin credentials,
+// creates them, and the first apply then succeeds with the apply role.
+func TestFirstApplyInAFreshAccount(t *testing.T) {
+	ctx := context.Background()
+	x := newLPWorld(t, false)
+	x.w.RemoveServiceLinkedRoles()
+	_, err := deploy.Apply(ctx, x.as("apply", x.appDoc, x.env("512")))
+	if err == nil || !strings.Contains(err.Error(), "Unable to assume the service linked role") {
+		t.Fatalf("first apply without the service-linked roles: err = %v", err)
+	}
+	res, err := bootstrap.Build(x.env("512"), bootstrap.Options{Repo: "acme/infra"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Apply(ctx, awsapi.New(x.w.Config()).IAM, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deploy.Apply(ctx, x.as("apply", x.appDoc, x.env("512"))); err != nil {
+		t.Fatalf("first apply after bootstrap: %v", err)
+	}
+	for _, a := range x.appDoc.Actions() {
+		if a == "iam:CreateServiceLinkedRole" || a == "iam:*" {
+			t.Errorf("the apply role may %s; bootstrap creates the service-linked roles instead", a)
+		}
 	}
 }

@@ -1,8 +1,10 @@
 // Package bootstrap derives what the GitHub Action needs in an AWS account
 // from an environment file: the GitHub OIDC identity provider, a read-only
 // plan role trusted only by the repository's pull-request jobs, and an apply
-// role for the environment trusted only by its GitHub environment or the
-// default branch, each with a least-privilege policy. The actions come from
+// role for the environment trusted only by its GitHub environment (the
+// default branch too only on request), each with a least-privilege policy,
+// and the account's service-linked roles for ECS and Application Auto
+// Scaling. The actions come from
 // internal/awsapi (the only AWS operations deploybot can call); resources
 // are the environment's deterministic names and tags where AWS supports
 // resource-level permissions (docs/research/aws-ecs.md §6 naming, §7 roles).
@@ -29,6 +31,8 @@ var notForRoles = map[string]bool{
 	"iam:ListOpenIDConnectProviders":  true,
 	"sts:GetCallerIdentity":           true,
 	"sts:AssumeRoleWithWebIdentity":   true,
+	// bootstrap creates the service-linked roles (ServiceLinkedRoles).
+	"iam:CreateServiceLinkedRole": true,
 }
 
 // readOnly says whether an operation only reads.

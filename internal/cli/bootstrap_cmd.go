@@ -13,10 +13,11 @@ func init() { Register(NewCmdBootstrap) }
 
 // BootstrapOptions are `deploybot bootstrap`'s flags.
 type BootstrapOptions struct {
-	File          string
-	Repo          string
-	DefaultBranch string
-	Apply         bool
+	File                 string
+	Repo                 string
+	DefaultBranch        string
+	ApplyOnDefaultBranch bool
+	Apply                bool
 }
 
 // NewCmdBootstrap prints (or creates, with --apply) the GitHub OIDC provider
@@ -27,10 +28,18 @@ func NewCmdBootstrap(f *Factory) *cobra.Command {
 		Use:   "bootstrap -e FILE --repo OWNER/NAME [--apply]",
 		Short: "Print or create the OIDC provider and the IAM roles the GitHub Action assumes",
 		Long: `bootstrap derives what the GitHub Action needs in the environment's AWS account:
-the GitHub OIDC identity provider, the read-only plan role (trusted only by the
-repository's pull_request jobs) and the environment's apply role (trusted only
-by its GitHub environment or the default branch), each with a least-privilege
-policy limited to what deploybot calls and to this environment's resources.
+the GitHub OIDC identity provider, the read-only plan role (trusted by the
+repository's pull_request jobs and its default branch's, for drift checks), the
+environment's apply role (trusted only by jobs in the GitHub environment of
+the same name, so its required reviewers stand between a merge and an apply),
+each with a least-privilege policy limited to what deploybot calls and to this
+environment's resources, and the account's service-linked roles for ECS and
+Application Auto Scaling (which a first apply needs and the apply role may not
+create).
+
+--apply-on-default-branch also trusts the apply role to jobs on the default
+branch without an environment: only for teams without GitHub environments,
+since any such job (a drift check, a manual plan) could then apply.
 
 Without --apply it prints the documents and changes nothing. With --apply it
 creates or updates them using admin credentials from the AWS SDK's chain.`,
@@ -39,7 +48,8 @@ creates or updates them using admin credentials from the AWS SDK's chain.`,
 	}
 	cmd.Flags().StringVarP(&o.File, "environment", "e", "", "environment file")
 	cmd.Flags().StringVar(&o.Repo, "repo", "", "GitHub repository OWNER/NAME whose workflows assume the roles (default: $GITHUB_REPOSITORY)")
-	cmd.Flags().StringVar(&o.DefaultBranch, "default-branch", "main", "branch whose pushes may apply when no GitHub environment is used")
+	cmd.Flags().StringVar(&o.DefaultBranch, "default-branch", "main", "the repository's default branch (its jobs may plan: drift checks, manual plans)")
+	cmd.Flags().BoolVar(&o.ApplyOnDefaultBranch, "apply-on-default-branch", false, "also let default-branch jobs without a GitHub environment assume the apply role (no required reviewers; for repositories without environments)")
 	cmd.Flags().BoolVar(&o.Apply, "apply", false, "create or update the provider and roles (needs IAM admin credentials)")
 	return cmd
 }
@@ -55,7 +65,7 @@ func bootstrapRun(cmd *cobra.Command, f *Factory, o *BootstrapOptions) error {
 	if o.Repo == "" {
 		return deploy.BadInput("--repo OWNER/NAME is required (the repository whose workflows assume the roles)")
 	}
-	res, err := bootstrap.Build(env, bootstrap.Options{Repo: o.Repo, DefaultBranch: o.DefaultBranch})
+	res, err := bootstrap.Build(env, bootstrap.Options{Repo: o.Repo, DefaultBranch: o.DefaultBranch, ApplyOnDefaultBranch: o.ApplyOnDefaultBranch})
 	if err != nil {
 		return deploy.BadInput("%s", err)
 	}

@@ -45,7 +45,7 @@ var svcs = []svc{
 		ListTasks DescribeTasks UpdateClusterSettings`},
 	{"IAMAPI", "iam", (*iam.Client)(nil), `CreateRole GetRole DeleteRole UpdateAssumeRolePolicy TagRole UntagRole ListRoleTags
 		AttachRolePolicy DetachRolePolicy ListAttachedRolePolicies PutRolePolicy GetRolePolicy DeleteRolePolicy ListRolePolicies
-		CreateOpenIDConnectProvider GetOpenIDConnectProvider ListOpenIDConnectProviders`},
+		CreateOpenIDConnectProvider GetOpenIDConnectProvider ListOpenIDConnectProviders CreateServiceLinkedRole`},
 	{"LogsAPI", "cloudwatchlogs", (*cloudwatchlogs.Client)(nil), `CreateLogGroup DescribeLogGroups DeleteLogGroup PutRetentionPolicy
 		DeleteRetentionPolicy ListTagsForResource TagResource UntagResource`},
 	{"SecretsAPI", "secretsmanager", (*secretsmanager.Client)(nil), `CreateSecret DescribeSecret PutSecretValue DeleteSecret RestoreSecret UpdateSecretVersionStage
