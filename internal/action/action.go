@@ -3,16 +3,15 @@
 // the pull request. Everything comes from the runner's environment through
 // go-githubactions (GITHUB_*, INPUT_*, ACTIONS_ID_TOKEN_*), everything goes
 // out through the runner's file commands (GITHUB_OUTPUT, GITHUB_STEP_SUMMARY)
-// and the GitHub API. AWS credentials come only from GitHub OIDC
-// (docs/research/github-actions.md §2). The clock, the HTTP clients, the AWS config, the
-// Prefect client and the engine are injectable through Options, so tests run
-// the whole Action against githubsim, awssim and prefectsim.
+// and the GitHub API, all of it redacted with one secret.Redactor. AWS
+// credentials come only from GitHub OIDC (docs/research/github-actions.md §2).
+// The clock, the HTTP clients, the AWS config, the Prefect client and the
+// engine are injectable through Options, so tests run the whole Action
+// against githubsim, awssim and prefectsim.
 package action
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -21,14 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/deploybot/deploybot/internal/clock"
-)
-
-// Exit codes, the same as the CLI's (docs/design.md "Architecture", cli).
-const (
-	ExitOK         = 0
-	ExitError      = 1
-	ExitBadInput   = 2
-	ExitGateFailed = 3
+	"github.com/deploybot/deploybot/internal/exit"
+	"github.com/deploybot/deploybot/internal/secret"
 )
 
 // Options are the Action's seams. The zero value runs for real.
@@ -36,6 +29,7 @@ type Options struct {
 	// Getenv reads the runner's environment; default os.Getenv.
 	Getenv func(string) string
 	// Stdout receives workflow commands and the log; default os.Stdout.
+	// Run redacts everything it writes there but the ::add-mask:: commands.
 	Stdout io.Writer
 	// Clock is used for every wait; default the wall clock.
 	Clock clock.Clock
@@ -53,6 +47,9 @@ type Options struct {
 	Engine Engine
 	// Workdir is the checked-out repository; default GITHUB_WORKSPACE, then ".".
 	Workdir string
+	// Secrets is the process's redactor; Run registers every credential it
+	// reads. Default a new one.
+	Secrets *secret.Redactor
 }
 
 func (o *Options) defaults() {
@@ -82,59 +79,20 @@ func (o *Options) defaults() {
 	if o.Workdir == "" {
 		o.Workdir = "."
 	}
-}
-
-// InputError is a refusal caused by the Action's inputs or event (a missing
-// or wrong confirm, an unknown environment, a protected environment); it is
-// always raised before any AWS call. Exit code 2.
-type InputError struct{ Msg string }
-
-func (e *InputError) Error() string { return e.Msg }
-
-// ExitCode is 2.
-func (e *InputError) ExitCode() int { return ExitBadInput }
-
-func inputErrorf(format string, args ...any) error {
-	return &InputError{Msg: fmt.Sprintf(format, args...)}
-}
-
-// GateError is a failed Prefect health gate (exit code 3).
-type GateError struct{ Envs []string }
-
-func (e *GateError) Error() string {
-	return fmt.Sprintf("the Prefect health gate failed for %v", e.Envs)
-}
-
-// ExitCode is 3.
-func (e *GateError) ExitCode() int { return ExitGateFailed }
-
-// ExitCode maps Run's error to the process exit code: an error that knows
-// its code gives it (bad input 2, health gate 3, as deploy.ExitCode does),
-// any other error 1.
-func ExitCode(err error) int {
-	if err == nil {
-		return ExitOK
+	if o.Secrets == nil {
+		o.Secrets = &secret.Redactor{}
 	}
-	var coded interface{ ExitCode() int }
-	if errors.As(err, &coded) {
-		return coded.ExitCode()
-	}
-	return ExitError
 }
 
 // Main runs the Action and returns the exit code, printing the error once
-// as a workflow error annotation.
+// as workflow error annotations, with exit.Print and exit.CodeOf as the
+// CLI's Main does (the container runs `deploybot action` through the CLI's
+// Main, which prints there instead).
 func Main(ctx context.Context, o Options) int {
+	o.defaults()
 	err := Run(ctx, o)
-	if err != nil {
-		o.defaults()
-		Annotate(o.Stdout, err)
-	}
-	return ExitCode(err)
-}
-
-// Annotate prints err as a workflow error annotation (docs/research/github-actions.md
-// §1.4), so it shows on the run's summary page.
-func Annotate(w io.Writer, err error) {
-	fmt.Fprintf(w, "::error title=deploybot::%s\n", escapeData(err.Error()))
+	w := o.Secrets.Writer(o.Stdout)
+	exit.Print(w, err, exit.Workflow)
+	_ = w.Flush()
+	return int(exit.CodeOf(err))
 }

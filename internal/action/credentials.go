@@ -2,7 +2,9 @@ package action
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"time"
 
@@ -37,16 +39,43 @@ func (ErrNoIDToken) Error() string {
 	return "no GitHub OIDC token: ACTIONS_ID_TOKEN_REQUEST_URL is not set; give the job `permissions: id-token: write` (fork pull requests never get one)"
 }
 
+// TokenRefusedError: GitHub's token endpoint answered 401 or 403. That is
+// final: the request token or the job's permissions are wrong, and asking
+// again gives the same answer.
+type TokenRefusedError struct{ Status int }
+
+func (e *TokenRefusedError) Error() string {
+	if e.Status == http.StatusForbidden {
+		return "GitHub refused the OIDC token request (HTTP 403): the job needs `permissions: id-token: write`"
+	}
+	return fmt.Sprintf("GitHub refused the OIDC token request (HTTP %d): ACTIONS_ID_TOKEN_REQUEST_TOKEN is not this job's; let the runner set it (do not pass it as an env or input), and re-run the job", e.Status)
+}
+
+// oidcStatusKey carries a *int that oidcStatusTransport fills with the
+// token endpoint's status: go-githubactions' GetIDToken reports only the body.
+type oidcStatusKey struct{}
+
+type oidcStatusTransport struct{ base http.RoundTripper }
+
+func (t oidcStatusTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if p, ok := req.Context().Value(oidcStatusKey{}).(*int); ok && resp != nil {
+		*p = resp.StatusCode
+	}
+	return resp, err
+}
+
 // awsConfig assumes role by GitHub OIDC (AssumeRoleWithWebIdentity) and
 // returns a config whose credentials refresh themselves, fetching a fresh ID
 // token on every refresh (the token lives about 5 minutes, §2.5). No
-// long-lived key is read or written anywhere.
+// long-lived key is read or written anywhere. Its errors do not name the
+// environment: failure() does, once.
 func (r *run) awsConfig(ctx context.Context, env *config.Environment, role, purpose string) (aws.Config, error) {
 	if r.o.Getenv("ACTIONS_ID_TOKEN_REQUEST_URL") == "" || r.o.Getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN") == "" {
 		return aws.Config{}, ErrNoIDToken{}
 	}
 	if role == "" {
-		return aws.Config{}, fmt.Errorf("%s: aws.%s_role_arn is not set in %s", env.Name, purpose, env.File)
+		return aws.Config{}, fmt.Errorf("aws.%s_role_arn is not set in %s", purpose, env.File)
 	}
 	retryer := func() aws.Retryer {
 		return retry.AddWithMaxAttempts(retry.AddWithErrorCodes(retry.NewStandard(func(so *retry.StandardOptions) {
@@ -60,7 +89,7 @@ func (r *run) awsConfig(ctx context.Context, env *config.Environment, role, purp
 	} else {
 		base, err := r.o.LoadAWSConfig(ctx, env.AWS.Region, aws.AnonymousCredentials{})
 		if err != nil {
-			return aws.Config{}, fmt.Errorf("%s: load AWS config: %w", env.Name, err)
+			return aws.Config{}, fmt.Errorf("load AWS config: %w", err)
 		}
 		client = sts.NewFromConfig(base, func(o *sts.Options) { o.Retryer = retryer() })
 	}
@@ -69,11 +98,15 @@ func (r *run) awsConfig(ctx context.Context, env *config.Environment, role, purp
 	creds := aws.NewCredentialsCache(&maskingProvider{r: r, next: provider, account: env.AWS.AccountID},
 		func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = 5 * time.Minute })
 	if _, err := creds.Retrieve(ctx); err != nil {
-		return aws.Config{}, fmt.Errorf("%s: assume %s by GitHub OIDC: %w", env.Name, role, err)
+		var refused *TokenRefusedError
+		if errors.As(err, &refused) {
+			return aws.Config{}, refused // one line: what is wrong, not the SDK's chain
+		}
+		return aws.Config{}, fmt.Errorf("assume %s by GitHub OIDC: %w", role, err)
 	}
 	cfg, err := r.o.LoadAWSConfig(ctx, env.AWS.Region, creds)
 	if err != nil {
-		return aws.Config{}, fmt.Errorf("%s: load AWS config: %w", env.Name, err)
+		return aws.Config{}, fmt.Errorf("load AWS config: %w", err)
 	}
 	return cfg, nil
 }
@@ -115,12 +148,16 @@ func (t *idTokenRetriever) GetIdentityToken() ([]byte, error) {
 				return nil, err
 			}
 		}
-		ctx, cancel := context.WithTimeout(t.ctx, 30*time.Second)
+		status := 0
+		ctx, cancel := context.WithTimeout(context.WithValue(t.ctx, oidcStatusKey{}, &status), 30*time.Second)
 		tok, err := t.r.gha.GetIDToken(ctx, stsAudience)
 		cancel()
 		if err == nil && tok != "" {
 			t.r.mask(tok)
 			return []byte(tok), nil
+		}
+		if status == http.StatusUnauthorized || status == http.StatusForbidden {
+			return nil, &TokenRefusedError{Status: status}
 		}
 		last = err
 		t.r.log.info("", "GitHub OIDC token request failed (attempt %d of %d): %v", attempt+1, tokenAttempts, err)

@@ -10,11 +10,13 @@ import (
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/resources"
+	"github.com/deploybot/deploybot/internal/secret"
 )
 
 // Engine is what the Action needs to plan, apply and destroy one
@@ -33,8 +35,10 @@ type Request struct {
 	// apply role for Apply and Destroy.
 	AWS aws.Config
 	// PrefectAPIKey is the `prefect-api-key` input (masked; never logged).
-	PrefectAPIKey string
-	Clock         clock.Clock
+	PrefectAPIKey secret.Value
+	// Secrets is the run's redactor: deploy redacts what it returns with it.
+	Secrets *secret.Redactor
+	Clock   clock.Clock
 	// ReviewedPlan or ReviewedFingerprint is what was reviewed (Apply);
 	// deploy refuses deletes and replacements that were not.
 	ReviewedPlan        *plan.Plan
@@ -63,7 +67,7 @@ func (d DeployEngine) options(r Request) deploy.Options {
 		kinds = resources.Kinds
 	}
 	clients := awsapi.New(r.AWS)
-	o := deploy.Options{Env: r.Env, APIKey: r.PrefectAPIKey, Progress: r.Progress,
+	o := deploy.Options{Env: r.Env, APIKey: r.PrefectAPIKey, Secrets: r.Secrets, Progress: r.Progress,
 		Engine: &engine.Engine{AWS: clients, Clock: r.Clock, Kinds: kinds()}}
 	if d.Lock != nil {
 		o.Lock = d.Lock(clients, r.Clock)
@@ -90,9 +94,9 @@ func (d DeployEngine) Apply(ctx context.Context, r Request) (*deploy.Result, err
 			return deploy.NewPrefect(env.Prefect.APIURL, apiKey, prefect.WithClock(clk), prefect.WithUserAgent("deploybot-action"))
 		}
 	}
-	p, err := newPrefect(r.Env, r.PrefectAPIKey, r.Clock)
+	p, err := newPrefect(r.Env, r.PrefectAPIKey.Reveal(), r.Clock)
 	if err != nil {
-		return &deploy.Result{Operation: plan.OpApply}, &InputError{Msg: err.Error()}
+		return &deploy.Result{Operation: plan.OpApply}, exit.Input(err)
 	}
 	o.Prefect = p
 	return deploy.Apply(ctx, o)

@@ -12,6 +12,7 @@ import (
 	gh "github.com/google/go-github/v62/github"
 
 	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/github"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/render"
@@ -21,11 +22,11 @@ import (
 func (r *run) event() (any, error) {
 	p := r.ghctx.EventPath
 	if p == "" {
-		return nil, inputErrorf("GITHUB_EVENT_PATH is not set")
+		return nil, exit.Inputf("GITHUB_EVENT_PATH is not set")
 	}
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return nil, inputErrorf("read the event payload: %v", err)
+		return nil, exit.Inputf("read the event payload: %v", err)
 	}
 	name := r.ghctx.EventName
 	if name == "pull_request_target" {
@@ -33,7 +34,7 @@ func (r *run) event() (any, error) {
 	}
 	ev, err := gh.ParseWebHook(name, b)
 	if err != nil {
-		return nil, inputErrorf("parse the %s event payload: %v", r.ghctx.EventName, err)
+		return nil, exit.Inputf("parse the %s event payload: %v", r.ghctx.EventName, err)
 	}
 	return ev, nil
 }
@@ -69,7 +70,7 @@ func (r *run) scope() (pr *prInfo, push *pushInfo, done bool, err error) {
 		}
 		ev, ok := raw.(*gh.PullRequestEvent)
 		if !ok || ev.PullRequest == nil {
-			return nil, nil, false, inputErrorf("the pull_request event payload has no pull_request")
+			return nil, nil, false, exit.Inputf("the pull_request event payload has no pull_request")
 		}
 		if a := ev.GetAction(); r.in.operation == OpAuto && a != "opened" && a != "synchronize" && a != "reopened" {
 			r.note("Nothing to do for a pull request that was %s.", a)
@@ -88,7 +89,7 @@ func (r *run) scope() (pr *prInfo, push *pushInfo, done bool, err error) {
 		}
 		ev, ok := raw.(*gh.PushEvent)
 		if !ok {
-			return nil, nil, false, inputErrorf("the push event payload is not a push")
+			return nil, nil, false, exit.Inputf("the push event payload is not a push")
 		}
 		def := ev.GetRepo().GetDefaultBranch()
 		if ev.GetDeleted() || (def != "" && ev.GetRef() != "refs/heads/"+def) {
@@ -140,6 +141,9 @@ func (r *run) selectAffected(ctx context.Context) (sel selection, pr *prInfo, pu
 	if err != nil {
 		return selection{}, nil, nil, false, err
 	}
+	if r.nothingYet(all) {
+		return selection{}, pr, push, true, nil
+	}
 	if sel, err = r.selectEnvs(ctx, all, pr, push); err != nil {
 		return selection{}, nil, nil, false, err
 	}
@@ -157,7 +161,7 @@ func (r *run) planFlow(ctx context.Context) error {
 	if pr != nil {
 		head = pr.HeadSHA
 	}
-	r.forEach(sel.Envs, func(ef *envFile) *envResult {
+	r.forEach(oneByName(sel.Envs), func(ef *envFile) *envResult {
 		res := &envResult{File: ef}
 		res.Plan, res.Err = r.planOne(ctx, ef)
 		if pr == nil {
@@ -217,6 +221,20 @@ func (r *run) reportSelection(sel selection) {
 	}
 }
 
+// nothingYet ends a run on a repository without environment files (the
+// quickstart's pull request that adds the workflow before the first file):
+// there is nothing to plan, apply or check, which is no error.
+func (r *run) nothingYet(all []*envFile) bool {
+	if len(all) > 0 || len(r.in.environments) > 0 || r.in.environment != "" {
+		return false
+	}
+	r.note("There are no environment files in `%s` yet, so there is nothing to %s. Add one (see the README's Quickstart) and deploybot plans it on its pull request.",
+		r.in.envDir, r.op)
+	r.log.info("", "no environment files in %s: nothing to %s", r.in.envDir, r.op)
+	r.outcome = "no_changes"
+	return true
+}
+
 // planOne plans one environment with the plan role.
 func (r *run) planOne(ctx context.Context, ef *envFile) (*plan.Plan, error) {
 	if ef.Err != nil {
@@ -228,7 +246,7 @@ func (r *run) planOne(ctx context.Context, ef *envFile) (*plan.Plan, error) {
 	}
 	res, err := r.o.Engine.Plan(ctx, r.request(ef, cfg))
 	if err != nil {
-		return nil, fmt.Errorf("plan %s: %w", ef.Name, err)
+		return nil, fmt.Errorf("plan: %w", err)
 	}
 	p := res.Plan
 	s := p.Summary()
@@ -237,19 +255,18 @@ func (r *run) planOne(ctx context.Context, ef *envFile) (*plan.Plan, error) {
 }
 
 func (r *run) request(ef *envFile, cfg aws.Config) Request {
-	return Request{Env: ef.Env, AWS: cfg, PrefectAPIKey: r.in.prefectAPIKey, Clock: r.o.Clock, Getenv: r.o.Getenv,
+	return Request{Env: ef.Env, AWS: cfg, PrefectAPIKey: r.in.prefectAPIKey, Secrets: r.secrets, Clock: r.o.Clock, Getenv: r.o.Getenv,
 		Progress: func(m string) { r.log.info(ef.Name, "%s", m) }}
 }
 
-// comment upserts env's comment, recording the URL or a warning (a comment
-// that cannot be written does not fail the plan).
+// comment upserts env's comment, recording the URL, or the error in
+// res.CommentErr and a warning. The runner's masks do not cover what
+// deploybot writes to GitHub (docs/research/pr-comment-bots.md §0): the
+// client redacts every body with the run's redactor.
 func (r *run) comment(ctx context.Context, pr int, env, body string, res *envResult) {
 	c, err := r.client()
 	if err == nil {
 		var created bool
-		// The runner's masks do not cover what deploybot writes to GitHub
-		// (docs/research/pr-comment-bots.md §0): redact known secrets here too.
-		body = r.log.redact(body)
 		if res.CommentURL, created, err = c.UpsertComment(ctx, r.owner, r.repo, pr, env, body); err == nil {
 			verb := "updated"
 			if created {
@@ -259,6 +276,7 @@ func (r *run) comment(ctx context.Context, pr int, env, body string, res *envRes
 			return
 		}
 	}
+	res.CommentErr = err
 	r.log.warning("%s: could not write the pull request comment: %v", env, err)
 }
 
@@ -307,11 +325,14 @@ func (r *run) applyFlow(ctx context.Context) error {
 	case push != nil:
 		after = push.After
 	case len(r.in.environments) == 0 && r.in.environment == "":
-		return inputErrorf("operation apply outside a push needs the environment (or environments) input")
+		return exit.Inputf("operation apply outside a push needs the environment (or environments) input")
 	}
 	all, err := r.discover()
 	if err != nil {
 		return err
+	}
+	if r.nothingYet(all) {
+		return nil
 	}
 	c, err := r.client()
 	if err != nil {
@@ -321,6 +342,7 @@ func (r *run) applyFlow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sel.Envs = oneByName(sel.Envs)
 	var pr *github.PullRequest
 	r.reportSelection(sel)
 	if r.ghctx.EventName == "push" && len(sel.Envs) > 0 {
@@ -465,6 +487,10 @@ func (res *envResult) take(out *deploy.Result, log *logger, env string) {
 		log.warning("%s: %s", env, w)
 		res.Warnings = append(res.Warnings, w)
 	}
+	for _, n := range out.Notes {
+		log.info(env, "note: %s", n)
+		res.Notes = append(res.Notes, n)
+	}
 }
 
 // --- workflow_dispatch: destroy ------------------------------------------
@@ -473,30 +499,33 @@ func (res *envResult) take(out *deploy.Result, log *logger, env string) {
 // before the first AWS call: the event, the environment, the confirmation,
 // the file, protect.
 func (r *run) destroyFlow(ctx context.Context) error {
-	env := r.in.environment
 	if r.ghctx.EventName != "workflow_dispatch" {
-		return inputErrorf("operation destroy only runs from workflow_dispatch (a person's decision), not from %s", r.ghctx.EventName)
+		return exit.Inputf("operation destroy only runs from workflow_dispatch (a person's decision), not from %s", r.ghctx.EventName)
 	}
-	if env == "" {
-		return inputErrorf("operation destroy needs the environment input")
-	}
-	if r.in.confirm != env {
-		return inputErrorf("refused to destroy %q: the confirm input must be exactly the environment's name (%q), got %q", env, env, r.in.confirm)
+	if r.in.environment == "" {
+		return exit.Inputf("operation destroy needs the environment input")
 	}
 	all, err := r.discover()
 	if err != nil {
 		return err
 	}
-	sel, err := r.explicit(all, []string{env})
+	sel, err := r.explicit(all, []string{r.in.environment})
 	if err != nil {
 		return err
 	}
 	ef := sel[0]
 	if ef.Err != nil {
-		return inputErrorf("refused to destroy %s: its file does not load: %v", env, ef.Err)
+		return exit.Input(fmt.Errorf("refused to destroy %s: its file does not load: %w", r.in.environment, ef.Err))
+	}
+	// The confirmation is the name of the environment that would be
+	// destroyed, as its file says, not a repeat of the environment input
+	// (which may be a path): typing the input twice confirms nothing.
+	env := ef.Name
+	if r.in.confirm != env {
+		return exit.Inputf("refused to destroy %s (%s): the confirm input must be exactly the environment's name %q, got %q", env, ef.Path, env, r.in.confirm)
 	}
 	if ef.Env.Protect {
-		return inputErrorf("refused to destroy %s: %s sets protect: true (set it to false in a reviewed pull request first)", env, ef.Path)
+		return exit.Inputf("refused to destroy %s: %s sets protect: true (set it to false in a reviewed pull request first)", env, ef.Path)
 	}
 	c, err := r.client()
 	if err != nil {
@@ -537,7 +566,10 @@ func (r *run) driftFlow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	envs := all
+	if r.nothingYet(all) {
+		return nil
+	}
+	envs := oneByName(all)
 	if len(r.in.environments) > 0 {
 		if envs, err = r.explicit(all, r.in.environments); err != nil {
 			return err
@@ -558,7 +590,7 @@ func (r *run) driftFlow(ctx context.Context) error {
 			title := fmt.Sprintf("deploybot: drift in %s (%d to add, %d to change, %d to replace, %d to destroy)", ef.Name, s.Add, s.Change, s.Replace, s.Destroy)
 			body := fmt.Sprintf("AWS no longer matches `%s` on the default branch. Merging a pull request that touches it applies the plan below; or fix the drift and this issue closes itself at the next check.\n\n", ef.Path) +
 				render.Summary(res.Plan, nil, render.SummaryOptions{HeadSHA: r.ghctx.SHA, RunURL: r.runURL, MaxLen: github.MaxCommentChars - 4096})
-			url, created, err := c.UpsertDriftIssue(ctx, r.owner, r.repo, ef.Name, title, r.log.redact(body))
+			url, created, err := c.UpsertDriftIssue(ctx, r.owner, r.repo, ef.Name, title, body)
 			if err != nil {
 				res.Err = err
 				return res
@@ -606,7 +638,7 @@ func (r *run) planJSON() ([]byte, error) {
 			d.Report = &rd
 		}
 		if res.Err != nil {
-			d.Error = r.log.redact(res.Err.Error())
+			d.Error = res.Err.Error()
 		}
 		doc.Environments = append(doc.Environments, d)
 	}

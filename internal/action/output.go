@@ -11,6 +11,7 @@ import (
 
 	githubactions "github.com/sethvargo/go-githubactions"
 
+	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/render"
 )
@@ -35,7 +36,7 @@ func (r *run) finish(runErr error) error {
 		if err == nil {
 			full := filepath.Join(r.o.Workdir, filepath.FromSlash(PlanJSONPath))
 			if err = os.MkdirAll(filepath.Dir(full), 0o755); err == nil {
-				err = os.WriteFile(full, b, 0o644)
+				err = os.WriteFile(full, []byte(r.secrets.Redact(string(b))), 0o644)
 			}
 		}
 		if err != nil {
@@ -84,7 +85,7 @@ func (r *run) result(runErr error) string {
 	if len(r.results) == 0 {
 		switch {
 		case runErr != nil:
-			if ExitCode(runErr) == ExitBadInput {
+			if exit.CodeOf(runErr) == exit.BadInput {
 				return "refused"
 			}
 			return "failed"
@@ -137,7 +138,7 @@ func (r *run) setOutput(name, value string) error {
 		r.log.info("", "output %s=%s", name, value)
 		return nil
 	}
-	value = r.log.redact(value)
+	value = r.secrets.Redact(value)
 	var delim string
 	for {
 		b := make([]byte, 12)
@@ -150,15 +151,15 @@ func (r *run) setOutput(name, value string) error {
 	return r.fileCommand("output", fmt.Sprintf("%s<<%s%s%s%s%s", name, delim, githubactions.EOF, value, githubactions.EOF, delim))
 }
 
-// fileCommand appends to a runner file; go-githubactions panics when the
-// variable is unset, which setOutput and writeSummary check first.
+// fileCommand appends to a runner file, redacted; go-githubactions panics
+// when the variable is unset, which setOutput and writeSummary check first.
 func (r *run) fileCommand(name, msg string) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%v", p)
 		}
 	}()
-	r.gha.IssueFileCommand(&githubactions.Command{Name: name, Message: msg})
+	r.gha.IssueFileCommand(&githubactions.Command{Name: name, Message: r.secrets.Redact(msg)})
 	return nil
 }
 
@@ -183,7 +184,7 @@ func (r *run) writeSummary(runErr error, planPath string) {
 	}
 	if runErr != nil {
 		what := "Failed"
-		if ExitCode(runErr) == ExitBadInput {
+		if exit.CodeOf(runErr) == exit.BadInput {
 			what = "Refused before any AWS call"
 		}
 		fmt.Fprintf(&b, "> [!CAUTION]\n> **%s:** %s\n\n", what, strings.ReplaceAll(runErr.Error(), "\n", "\n> "))
@@ -204,6 +205,9 @@ func (r *run) writeSummary(runErr error, planPath string) {
 		for _, w := range res.Warnings {
 			fmt.Fprintf(&b, "> [!WARNING]\n> %s: %s\n\n", res.File.Name, w)
 		}
+		for _, n := range res.Notes {
+			fmt.Fprintf(&b, "> [!NOTE]\n> %s: %s\n\n", res.File.Name, n)
+		}
 		if res.CommentURL != "" {
 			fmt.Fprintf(&b, "Comment: %s\n\n", res.CommentURL)
 		}
@@ -211,7 +215,7 @@ func (r *run) writeSummary(runErr error, planPath string) {
 	if planPath != "" {
 		fmt.Fprintf(&b, "The plans as JSON: `%s` (output `plan-json`).\n", planPath)
 	}
-	if err := r.fileCommand("step-summary", r.log.redact(b.String())); err != nil {
+	if err := r.fileCommand("step-summary", b.String()); err != nil {
 		r.log.warning("could not write the job summary: %v", err)
 	}
 }

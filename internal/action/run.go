@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -14,8 +16,10 @@ import (
 
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/github"
 	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/secret"
 )
 
 // Operations.
@@ -48,7 +52,7 @@ type inputs struct {
 	operation         string
 	environment       string
 	confirm           string
-	prefectAPIKey     string
+	prefectAPIKey     secret.Value
 	labels            bool // label pull requests (labels.go)
 }
 
@@ -59,6 +63,9 @@ type run struct {
 	ghctx *githubactions.GitHubContext
 	in    inputs
 	log   *logger
+	// secrets is every credential the run holds; everything the run writes
+	// (log, summary, outputs, plan JSON, GitHub bodies) is redacted with it.
+	secrets *secret.Redactor
 
 	owner, repo string
 	runURL      string
@@ -78,9 +85,17 @@ type run struct {
 // Run executes the Action once. Its error maps to an exit code with ExitCode.
 func Run(ctx context.Context, o Options) (err error) {
 	o.defaults()
-	r := &run{o: o}
-	r.gha = githubactions.New(githubactions.WithGetenv(o.Getenv), githubactions.WithWriter(o.Stdout), githubactions.WithHTTPClient(o.HTTPClient))
-	r.log = &logger{gha: r.gha}
+	r := &run{o: o, secrets: o.Secrets}
+	out, ok := o.Stdout.(*secret.Writer) // the CLI's Main wrapped it already
+	if !ok {
+		out = o.Secrets.Writer(o.Stdout)
+	}
+	defer out.Flush()
+	r.gha = githubactions.New(githubactions.WithGetenv(o.Getenv), githubactions.WithWriter(out),
+		githubactions.WithHTTPClient(&http.Client{Transport: oidcStatusTransport{base: transportOf(o.HTTPClient)}, Timeout: o.HTTPClient.Timeout}))
+	// ::add-mask:: must reach the runner with the secret in it: it alone is
+	// written around the redactor.
+	r.log = &logger{gha: r.gha, masks: githubactions.New(githubactions.WithWriter(out.Unredacted())), secrets: o.Secrets}
 
 	// Secrets are masked before anything else is printed
 	// (docs/research/github-actions.md §1.4; the runner hides them from the log only).
@@ -90,12 +105,12 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	ghctx, err := r.gha.Context()
 	if err != nil {
-		return inputErrorf("read the GitHub Actions context: %v", err)
+		return exit.Inputf("read the GitHub Actions context: %v", err)
 	}
 	r.ghctx = ghctx
 	r.owner, r.repo = ghctx.Repo()
 	if r.owner == "" || r.repo == "" {
-		return inputErrorf("GITHUB_REPOSITORY is not set; deploybot runs inside GitHub Actions (use `deploybot plan` elsewhere)")
+		return exit.Inputf("GITHUB_REPOSITORY is not set; deploybot runs inside GitHub Actions (use `deploybot plan` elsewhere)")
 	}
 	r.runURL = fmt.Sprintf("%s/%s/%s/actions/runs/%d", strings.TrimRight(ghctx.ServerURL, "/"), r.owner, r.repo, ghctx.RunID)
 
@@ -131,7 +146,7 @@ func (r *run) input(name string) string { return r.gha.GetInput(name) }
 // readSecrets reads the secret inputs and masks them, line by line (a mask
 // covers one line; a PEM key has many).
 func (r *run) readSecrets() {
-	r.in.prefectAPIKey = r.input("prefect-api-key")
+	r.in.prefectAPIKey = secret.New(r.input("prefect-api-key"))
 	r.in.githubToken = r.input("github-token")
 	if r.in.githubToken == "" {
 		// The runner does not set GITHUB_TOKEN by itself (docs/research/github-actions.md
@@ -139,20 +154,15 @@ func (r *run) readSecrets() {
 		r.in.githubToken = strings.TrimSpace(r.o.Getenv("GITHUB_TOKEN"))
 	}
 	r.in.appPrivateKey = r.input("app-private-key")
-	for _, s := range []string{r.in.prefectAPIKey, r.in.githubToken, r.in.appPrivateKey, r.o.Getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN")} {
+	for _, s := range []string{r.in.prefectAPIKey.Reveal(), r.in.githubToken, r.in.appPrivateKey, r.o.Getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN")} {
 		r.mask(s)
 	}
 }
 
-// mask registers a secret with the runner and with our own log redaction.
-func (r *run) mask(secret string) {
-	for _, line := range strings.Split(secret, "\n") {
-		line = strings.TrimSpace(line)
-		if len(line) < 4 || strings.HasPrefix(line, "-----") {
-			continue
-		}
-		r.log.mask(line)
-	}
+// mask registers a credential with the runner (::add-mask::, line by line)
+// and with the run's redactor.
+func (r *run) mask(s string) {
+	r.log.mask(s)
 }
 
 func (r *run) readInputs() error {
@@ -164,7 +174,7 @@ func (r *run) readInputs() error {
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
-			return 0, inputErrorf("input %s: %q is not a positive number", name, v)
+			return 0, exit.Inputf("input %s: %q is not a positive number", name, v)
 		}
 		return n, nil
 	}
@@ -175,11 +185,9 @@ func (r *run) readInputs() error {
 	if in.appInstallationID, err = parseID("app-installation-id"); err != nil {
 		return err
 	}
-	in.envDir = r.input("environments-dir")
-	if in.envDir == "" {
-		in.envDir = "environments"
+	if in.envDir, err = workspaceDir(r.input("environments-dir")); err != nil {
+		return err
 	}
-	in.envDir = path.Clean(filepath.ToSlash(in.envDir))
 	for _, f := range strings.FieldsFunc(r.input("environments"), func(c rune) bool { return c == ',' || c == '\n' || c == ' ' }) {
 		in.environments = append(in.environments, f)
 	}
@@ -190,7 +198,7 @@ func (r *run) readInputs() error {
 	switch in.operation {
 	case OpAuto, OpPlan, OpApply, OpDestroy, OpDrift, OpAffected:
 	default:
-		return inputErrorf("input operation: %q is not one of auto, plan, apply, destroy, drift, affected", in.operation)
+		return exit.Inputf("input operation: %q is not one of auto, plan, apply, destroy, drift, affected", in.operation)
 	}
 	in.environment = r.input("environment")
 	in.confirm = r.input("confirm")
@@ -199,7 +207,7 @@ func (r *run) readInputs() error {
 	case "true":
 		in.labels = true
 	default:
-		return inputErrorf("input labels: %q is not true or false", v)
+		return exit.Inputf("input labels: %q is not true or false", v)
 	}
 	return nil
 }
@@ -217,9 +225,9 @@ func (r *run) operation() (string, error) {
 	case "schedule":
 		return OpDrift, nil
 	case "workflow_dispatch":
-		return "", inputErrorf("operation auto is ambiguous for workflow_dispatch: pass operation plan, apply, destroy or drift")
+		return "", exit.Inputf("operation auto is ambiguous for workflow_dispatch: pass operation plan, apply, destroy or drift")
 	default:
-		return "", inputErrorf("deploybot does not handle %q events; use pull_request, push, workflow_dispatch or schedule", r.ghctx.EventName)
+		return "", exit.Inputf("deploybot does not handle %q events; use pull_request, push, workflow_dispatch or schedule", r.ghctx.EventName)
 	}
 }
 
@@ -235,10 +243,11 @@ func (r *run) client() (*github.Client, error) {
 		auth = github.Auth{AppID: r.in.appID, AppPrivateKey: []byte(r.in.appPrivateKey), AppInstallationID: r.in.appInstallationID}
 	}
 	if auth.Token == "" && auth.AppID == 0 {
-		return nil, inputErrorf("no GitHub credentials: set the github-token input (default ${{ github.token }}) or app-id, app-private-key and app-installation-id")
+		return nil, exit.Inputf("no GitHub credentials: set the github-token input (default ${{ github.token }}) or app-id, app-private-key and app-installation-id")
 	}
-	c, err := github.New(github.Options{APIURL: r.ghctx.APIURL, Auth: auth, Transport: r.o.HTTPClient.Transport,
-		Clock: r.o.Clock, OnEvent: func(m string) { r.log.info("", "%s", m) }})
+	c, err := github.New(github.Options{APIURL: r.ghctx.APIURL, GraphQLURL: r.o.Getenv("GITHUB_GRAPHQL_URL"), Auth: auth,
+		Transport: r.o.HTTPClient.Transport, Clock: r.o.Clock, Redact: r.secrets.Redact,
+		OnEvent: func(m string) { r.log.info("", "%s", m) }})
 	if err != nil {
 		return nil, err
 	}
@@ -254,27 +263,119 @@ type envFile struct {
 	Err  error // load or validation problems
 }
 
+// workspaceDir checks the environments-dir input: a directory inside the
+// repository, given relative to its root. An absolute path or one that
+// climbs out with ../ is refused before anything is read or called.
+func workspaceDir(in string) (string, error) {
+	if in == "" {
+		return "environments", nil
+	}
+	slash := filepath.ToSlash(in)
+	if filepath.IsAbs(in) || path.IsAbs(slash) || filepath.VolumeName(in) != "" {
+		return "", exit.Inputf("input environments-dir: %q is an absolute path; give the directory relative to the repository's root (default environments)", in)
+	}
+	clean := path.Clean(slash)
+	if clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", exit.Inputf("input environments-dir: %q leaves the repository; deploybot reads environment files only from inside the workspace", in)
+	}
+	return clean, nil
+}
+
 // discover lists and loads the environment files. A file that does not load
 // is kept with its error, so one bad file does not hide the others' plans.
+// Only a real directory inside the workspace is read: every part of the
+// environments directory below GITHUB_WORKSPACE must be a directory, not a
+// symbolic link (one could point anywhere on the runner), and an environment
+// file that is a symbolic link is refused as what it is. Names must be
+// unique across files, as `deploybot validate` checks. A missing or empty
+// directory is no error: there is nothing to do yet.
 func (r *run) discover() ([]*envFile, error) {
-	dir := filepath.Join(r.o.Workdir, filepath.FromSlash(r.in.envDir))
-	paths, err := config.Discover(dir)
+	ws, err := filepath.EvalSymlinks(r.o.Workdir)
+	if err == nil {
+		ws, err = filepath.Abs(ws)
+	}
 	if err != nil {
-		return nil, inputErrorf("%v", err)
+		return nil, exit.Inputf("the workspace %s: %v", r.o.Workdir, err)
+	}
+	dir := ws
+	for _, part := range strings.Split(r.in.envDir, "/") {
+		if part == "." || part == "" {
+			continue
+		}
+		dir = filepath.Join(dir, part)
+		fi, err := os.Lstat(dir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return nil, nil
+		case err != nil:
+			return nil, exit.Inputf("input environments-dir: %v", err)
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(dir)
+			return nil, exit.Inputf("input environments-dir: %s is a symbolic link (to %s); deploybot reads environment files only from a directory inside the workspace, never through a link",
+				filepath.ToSlash(mustRel(ws, dir)), target)
+		case !fi.IsDir():
+			return nil, exit.Inputf("input environments-dir: %s is not a directory", filepath.ToSlash(mustRel(ws, dir)))
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, exit.Inputf("input environments-dir: %v", err)
 	}
 	var out []*envFile
-	for _, p := range paths {
-		rel, _ := filepath.Rel(r.o.Workdir, p)
-		ef := &envFile{Path: filepath.ToSlash(rel), Name: strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))}
-		ef.Env, ef.Err = config.Load(p)
-		if ef.Env != nil {
-			ef.Name = ef.Env.Name
-			// Plans and comments name the file as the repository does.
-			ef.Env.File = ef.Path
+	var loaded []*config.Environment
+	for _, e := range entries {
+		rel := path.Join(r.in.envDir, e.Name())
+		if !r.isEnvFile(rel) {
+			continue
+		}
+		ef := &envFile{Path: rel, Name: strings.TrimSuffix(e.Name(), path.Ext(e.Name()))}
+		switch {
+		case e.Type()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(filepath.Join(dir, e.Name()))
+			ef.Err = &config.Errors{Problems: []config.Problem{{File: rel, Message: fmt.Sprintf(
+				"is a symbolic link (to %s); deploybot reads only regular files inside the workspace: commit the environment file itself", target)}}}
+		case !e.Type().IsRegular():
+			continue
+		default:
+			// Problems name the file as the repository does.
+			ef.Env, ef.Err = config.LoadAs(filepath.Join(dir, e.Name()), rel)
+			if ef.Env != nil {
+				ef.Name = ef.Env.Name
+				loaded = append(loaded, ef.Env)
+			}
 		}
 		out = append(out, ef)
 	}
+	// Every file of a duplicated name gets all of that name's problems,
+	// the same refusal `deploybot validate` gives (exit 2, FILE:LINE for
+	// each file), whichever of them the change selects.
+	byFile := map[string]string{}
+	for _, ef := range out {
+		if ef.Env != nil {
+			byFile[ef.Path] = ef.Env.Name
+		}
+	}
+	dups := map[string][]config.Problem{}
+	for _, p := range config.UniqueNames(loaded) {
+		dups[byFile[p.File]] = append(dups[byFile[p.File]], p)
+	}
+	for _, ef := range out {
+		if ef.Env == nil {
+			continue
+		}
+		if ps := dups[ef.Env.Name]; len(ps) > 0 {
+			ef.Err, ef.Env = &config.Errors{Problems: ps}, nil
+		}
+	}
 	return out, nil
+}
+
+func mustRel(base, p string) string {
+	rel, err := filepath.Rel(base, p)
+	if err != nil {
+		return p
+	}
+	return rel
 }
 
 // explicit selects environments by the `environments` input (names or file paths).
@@ -292,11 +393,26 @@ func (r *run) explicit(all []*envFile, names []string) ([]*envFile, error) {
 			for _, ef := range all {
 				known = append(known, ef.Name)
 			}
-			return nil, inputErrorf("environment %q: no such environment file in %s (known: %s)", n, r.in.envDir, strings.Join(known, ", "))
+			return nil, exit.Inputf("environment %q: no such environment file in %s (known: %s)", n, r.in.envDir, strings.Join(known, ", "))
 		}
 		out = append(out, found)
 	}
 	return out, nil
+}
+
+// oneByName keeps the first of environment files sharing a name: files with
+// a duplicate name carry the same refusal, and an environment gets one
+// comment.
+func oneByName(envs []*envFile) []*envFile {
+	seen := map[string]bool{}
+	var out []*envFile
+	for _, ef := range envs {
+		if !seen[ef.Name] {
+			seen[ef.Name] = true
+			out = append(out, ef)
+		}
+	}
+	return out
 }
 
 // envResult is one environment's outcome.
@@ -308,9 +424,14 @@ type envResult struct {
 	CommentURL string
 	EnvURL     string // Prefect work pool page (the Deployment's environment URL)
 	Warnings   []string
+	Notes      []string
 	// Cause is the engine's error when Report already tells the story
 	// (Err is then nil); it carries the exit code (a gate failure: 3).
 	Cause error
+	// CommentErr: the pull request comment could not be saved. A plan whose
+	// comment is not on the pull request fails: the merge would find no
+	// reviewed plan.
+	CommentErr error
 }
 
 func (r *run) add(res *envResult) {
@@ -325,31 +446,37 @@ func (r *run) note(format string, args ...any) {
 	r.notes = append(r.notes, fmt.Sprintf(format, args...))
 }
 
-// failure summarises the results as Run's error: a failed health gate
-// anywhere is exit code 3; otherwise every environment's error, joined, so
-// ExitCode still finds a coded one (bad input: 2), else 1.
+// failure summarises the results as Run's error: every environment's
+// error, each prefixed once with the environment's name, joined, so that
+// exit.CodeOf gives the most important code (a failed gate 3; bad input 2
+// only when every environment's problem is bad input; else 1).
 func (r *run) failure() error {
-	var gate []string
 	var errs []error
 	for _, res := range r.results {
 		cause := res.Err
 		if cause == nil {
 			cause = res.Cause
 		}
-		var ge *deploy.GateError
 		switch {
-		case errors.As(cause, &ge) || (res.Report != nil && res.Report.Status == plan.StatusRolledBack):
-			gate = append(gate, res.File.Name)
 		case cause != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", res.File.Name, cause))
+		case res.Report != nil && res.Report.Status == plan.StatusRolledBack:
+			errs = append(errs, fmt.Errorf("%s: %w", res.File.Name, &deploy.GateError{Gate: gateOf(res.Report)}))
 		case res.Report != nil && (res.Report.Status == plan.StatusFailed || res.Report.Status == plan.StatusRefused):
 			errs = append(errs, fmt.Errorf("%s: %s", res.File.Name, firstNonEmpty(res.Report.Error, string(res.Report.Status))))
 		}
-	}
-	if len(gate) > 0 {
-		return &GateError{Envs: gate}
+		if res.CommentErr != nil {
+			errs = append(errs, fmt.Errorf("%s: the plan is not on the pull request, so a merge would find no reviewed plan: %w", res.File.Name, res.CommentErr))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+func gateOf(rep *plan.Report) *plan.GateReport {
+	if rep.Gate != nil {
+		return rep.Gate
+	}
+	return &plan.GateReport{Reason: firstNonEmpty(rep.Error, "the deployment was rolled back")}
 }
 
 func firstNonEmpty(s ...string) string {
@@ -380,34 +507,35 @@ func (r *run) forEach(envs []*envFile, f func(ef *envFile) *envResult) {
 }
 
 // logger writes the log as workflow output, one line per message, prefixed
-// by the environment, with every known secret replaced by *** as a second
-// line of defence behind ::add-mask::.
+// by the environment, through the run's redacting writer (the runner's
+// ::add-mask:: is a second line of defence, and it does not cover what
+// deploybot writes to GitHub or to files). Untrusted text in a line (file
+// names, messages from AWS, Prefect or GitHub) cannot start a workflow
+// command: see logLine.
 type logger struct {
 	mu      sync.Mutex
-	gha     *githubactions.Action
-	secrets []string
+	gha     *githubactions.Action // through the redactor
+	masks   *githubactions.Action // raw: ::add-mask:: only
+	secrets *secret.Redactor
 }
 
-// mask registers a secret with the runner (::add-mask::) and with redact.
+// mask registers a credential with the runner (::add-mask::, one per line:
+// a mask covers one line, a PEM key has many) and with the redactor.
 // Everything that writes to stdout holds l.mu: plans run concurrently.
 func (l *logger) mask(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.gha.AddMask(s)
-	l.secrets = append(l.secrets, s)
-}
-
-func (l *logger) redact(s string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.redactLocked(s)
-}
-
-func (l *logger) redactLocked(s string) string {
-	for _, sec := range l.secrets {
-		s = strings.ReplaceAll(s, sec, "***")
+	if strings.TrimSpace(s) == "" {
+		return
 	}
-	return s
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if len(line) < 4 || strings.HasPrefix(line, "-----") {
+			continue
+		}
+		l.masks.AddMask(line)
+	}
+	l.secrets.AddString(s)
 }
 
 func (l *logger) info(env, format string, args ...any) {
@@ -417,29 +545,50 @@ func (l *logger) info(env, format string, args ...any) {
 	if env != "" {
 		msg = "[" + env + "] " + msg
 	}
-	l.gha.Infof("%s", strings.ReplaceAll(l.redactLocked(msg), "\n", " "))
+	l.gha.Infof("%s", logLine(msg))
 }
 
+// notice and warning are workflow commands; go-githubactions escapes their
+// message (%, CR, LF) as GitHub documents, so no text can end them.
 func (l *logger) notice(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.gha.Noticef("%s", l.redactLocked(fmt.Sprintf(format, args...)))
+	l.gha.Noticef("%s", fmt.Sprintf(format, args...))
 }
 
 // noticeTitled writes a notice annotation with a title.
 func (l *logger) noticeTitled(title, msg string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.gha.WithFieldsMap(map[string]string{"title": title}).Noticef("%s", l.redactLocked(msg))
+	l.gha.WithFieldsMap(map[string]string{"title": title}).Noticef("%s", msg)
 }
 
 func (l *logger) warning(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.gha.Warningf("%s", l.redactLocked(fmt.Sprintf(format, args...)))
+	l.gha.Warningf("%s", fmt.Sprintf(format, args...))
 }
 
-// escapeData escapes a workflow command's message (docs/research/github-actions.md §1.4).
-func escapeData(s string) string {
-	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+// logLine makes msg one plain log line the runner cannot read as a
+// workflow command. The runner reads a line as a command when, after
+// leading white space, it starts with "::" (ActionCommand.TryParseV2 in
+// actions/runner), or, in the older form, contains "##[" (TryParse); and
+// it splits lines at CR and LF alike. So line breaks are shown as "⏎", a
+// leading "::" is escaped as GitHub escapes ":" in properties (%3A), and
+// "##[" is broken up.
+func logLine(msg string) string {
+	msg = strings.NewReplacer("\r\n", " ⏎ ", "\n", " ⏎ ", "\r", " ⏎ ", "##[", "# #[").Replace(msg)
+	trimmed := strings.TrimLeft(msg, " \t")
+	if strings.HasPrefix(trimmed, "::") {
+		msg = msg[:len(msg)-len(trimmed)] + "%3A%3A" + trimmed[2:]
+	}
+	return msg
+}
+
+// transportOf is the HTTP client's transport, or the default one.
+func transportOf(c *http.Client) http.RoundTripper {
+	if c != nil && c.Transport != nil {
+		return c.Transport
+	}
+	return http.DefaultTransport
 }

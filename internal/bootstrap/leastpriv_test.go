@@ -25,6 +25,7 @@ import (
 	"github.com/deploybot/deploybot/internal/iampolicy"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/resources"
+	"github.com/deploybot/deploybot/internal/secret"
 	"github.com/deploybot/deploybot/internal/simtest"
 )
 
@@ -120,7 +121,7 @@ func (x *lpWorld) as(name string, doc *iampolicy.Document, env *config.Environme
 	clients := awsapi.New(x.w.ConfigFor(credentials.NewStaticCredentialsProvider(akid, "secret", "session")))
 	return deploy.Options{
 		Env:    env,
-		APIKey: key,
+		APIKey: secret.New(key),
 		Force:  true,
 		Engine: &engine.Engine{AWS: clients, Clock: x.clk, Kinds: resources.Kinds()},
 		Lock: func(ctx context.Context, env *config.Environment) (deploy.Lease, error) {

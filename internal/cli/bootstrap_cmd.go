@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deploybot/deploybot/internal/bootstrap"
-	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/exit"
 )
 
 func init() { Register(NewCmdBootstrap) }
@@ -63,11 +63,11 @@ func bootstrapRun(cmd *cobra.Command, f *Factory, o *BootstrapOptions) error {
 		o.Repo = f.Getenv("GITHUB_REPOSITORY")
 	}
 	if o.Repo == "" {
-		return deploy.BadInput("--repo OWNER/NAME is required (the repository whose workflows assume the roles)")
+		return exit.Inputf("--repo OWNER/NAME is required (the repository whose workflows assume the roles)")
 	}
 	res, err := bootstrap.Build(env, bootstrap.Options{Repo: o.Repo, DefaultBranch: o.DefaultBranch, ApplyOnDefaultBranch: o.ApplyOnDefaultBranch})
 	if err != nil {
-		return deploy.BadInput("%s", err)
+		return exit.Input(err)
 	}
 	if !o.Apply {
 		return res.Print(f.IO.Out)

@@ -12,6 +12,7 @@ import (
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/render"
 )
@@ -96,31 +97,33 @@ func planRun(ctx context.Context, o *PlanOptions) error {
 	switch o.Format {
 	case "text", "markdown", "json":
 	default:
-		return deploy.BadInput("--format %q: want text, markdown or json", o.Format)
+		return exit.Inputf("--format %q: want text, markdown or json", o.Format)
 	}
 	env, err := loadEnv(o.EnvFile)
 	if err != nil {
 		return err
 	}
 	f := o.F
-	pr := &progress{w: f.IO.ErrOut, key: f.apiKey()}
+	pr := &progress{w: f.IO.ErrOut}
 	eng, err := f.engine(ctx, env, pr)
 	if err != nil {
 		return err
 	}
+	key := f.apiKey()
 	pr.line(fmt.Sprintf("Planning %s (%s, account %s, %s)…", env.Name, env.File, env.AWS.AccountID, env.AWS.Region))
-	if f.apiKey() == "" {
+	if key.IsZero() {
 		pr.line("note: PREFECT_API_KEY is not set, so this plan cannot tell whether the stored Prefect API key would change")
 	}
-	res, err := deploy.Plan(ctx, deploy.Options{Env: env, APIKey: f.apiKey(), Engine: eng, DetailedExitCode: o.DetailedExitCode})
+	res, err := deploy.Plan(ctx, deploy.Options{Env: env, APIKey: key, Secrets: f.Secrets, Engine: eng})
 	if err != nil {
 		return err
 	}
 	if err := writePlan(o, res.Plan); err != nil {
 		return err
 	}
-	if code := deploy.ExitCode(nil, res); code != deploy.ExitOK {
-		return &exitError{code: code}
+	if o.DetailedExitCode && res.Plan.HasChanges() {
+		// terraform's -detailed-exitcode: changes are pending, nothing failed.
+		return exit.Silent(exit.ChangesPending)
 	}
 	return nil
 }
@@ -140,15 +143,12 @@ func writePlan(o *PlanOptions, p *plan.Plan) error {
 	case "markdown":
 		b.WriteString(render.Comment(p, nil, render.CommentOptions{}))
 	default:
-		color := o.OutFile == "" && o.F.IO.OutTTY
+		color := o.OutFile == "" && o.F.color()
 		if err := render.Text(&b, p, render.TextOptions{Color: color}); err != nil {
 			return err
 		}
 	}
-	out := b.String()
-	if key := o.F.apiKey(); key != "" {
-		out = strings.ReplaceAll(out, key, "[redacted]")
-	}
+	out := o.F.Secrets.Redact(b.String())
 	if o.OutFile != "" {
 		if err := os.WriteFile(o.OutFile, []byte(out), 0o644); err != nil {
 			return fmt.Errorf("write the plan to %s: %w", o.OutFile, err)
@@ -195,22 +195,22 @@ func applyRun(ctx context.Context, o *ApplyOptions) error {
 		return err
 	}
 	key := f.apiKey()
-	if key == "" {
-		return deploy.BadInput("PREFECT_API_KEY is not set: apply stores the worker's Prefect API key in Secrets Manager and checks it before changing anything")
+	if key.IsZero() {
+		return exit.Inputf("PREFECT_API_KEY is not set: apply stores the worker's Prefect API key in Secrets Manager and checks it before changing anything")
 	}
 	if !o.Yes && !f.IO.InTTY {
-		return deploy.BadInput("refusing to apply without --yes: standard input is not a terminal to confirm on")
+		return exit.Inputf("refusing to apply without --yes: standard input is not a terminal to confirm on")
 	}
-	pr := &progress{w: f.IO.ErrOut, key: key}
+	pr := &progress{w: f.IO.ErrOut}
 	eng, err := f.engine(ctx, env, pr)
 	if err != nil {
 		return err
 	}
-	gate, err := f.Prefect(env, key)
+	gate, err := f.Prefect(env, key.Reveal())
 	if err != nil {
-		return &deploy.InputError{Err: fmt.Errorf("%s: prefect.api_url: %w", env.File, err)}
+		return exit.Input(fmt.Errorf("%s: prefect.api_url: %w", env.File, err))
 	}
-	opts := deploy.Options{Env: env, APIKey: key, Engine: eng, Prefect: gate, Lock: f.Lock(eng.AWS, f.Clock), Progress: pr.line}
+	opts := deploy.Options{Env: env, APIKey: key, Secrets: f.Secrets, Engine: eng, Prefect: gate, Lock: f.Lock(eng.AWS, f.Clock), Progress: pr.line}
 
 	if !o.Yes {
 		pr.line(fmt.Sprintf("Planning %s (%s, account %s, %s)…", env.Name, env.File, env.AWS.AccountID, env.AWS.Region))
@@ -230,7 +230,7 @@ func applyRun(ctx context.Context, o *ApplyOptions) error {
 		}
 		if !ok {
 			fmt.Fprintln(f.IO.ErrOut, "Apply cancelled; nothing was changed.")
-			return &exitError{code: deploy.ExitError}
+			return exit.Silent(exit.Failure)
 		}
 		// What was shown is what was reviewed: a destroy or replacement that
 		// appears between now and the apply is refused.
@@ -239,6 +239,15 @@ func applyRun(ctx context.Context, o *ApplyOptions) error {
 
 	pr.line(fmt.Sprintf("Applying %s (%s, account %s, %s)…", env.Name, env.File, env.AWS.AccountID, env.AWS.Region))
 	res, err := deploy.Apply(ctx, opts)
+	return finishRun(f, pr, res, err)
+}
+
+// finishRun prints what an apply or destroy did: its warnings and notes on
+// stderr, its report on stdout; err is what the command returns.
+func finishRun(f *Factory, pr *progress, res *deploy.Result, err error) error {
+	if res == nil {
+		return err
+	}
 	for _, w := range res.Warnings {
 		pr.line("warning: " + w)
 	}
@@ -247,19 +256,18 @@ func applyRun(ctx context.Context, o *ApplyOptions) error {
 			err = rerr
 		}
 	}
+	for _, n := range res.Notes {
+		pr.line("note: " + n)
+	}
 	return err
 }
 
 func writeReport(f *Factory, r *plan.Report) error {
 	var b strings.Builder
-	if err := render.ReportText(&b, r, render.TextOptions{Color: f.IO.OutTTY}); err != nil {
+	if err := render.ReportText(&b, r, render.TextOptions{Color: f.color()}); err != nil {
 		return err
 	}
-	out := b.String()
-	if key := f.apiKey(); key != "" {
-		out = strings.ReplaceAll(out, key, "[redacted]")
-	}
-	_, err := fmt.Fprint(f.IO.Out, out)
+	_, err := fmt.Fprint(f.IO.Out, b.String())
 	return err
 }
 
@@ -310,27 +318,22 @@ func destroyRun(ctx context.Context, o *DestroyOptions) error {
 	}
 	if o.Confirm != env.Name {
 		if o.Confirm == "" {
-			return deploy.BadInput("destroy needs --confirm %s (the environment's name) to go ahead", env.Name)
+			return exit.Inputf("destroy needs --confirm %s (the environment's name) to go ahead", env.Name)
 		}
-		return deploy.BadInput("--confirm %q does not match the environment's name %q (%s); nothing was done", o.Confirm, env.Name, env.File)
+		return exit.Inputf("--confirm %q does not match the environment's name %q (%s); nothing was done", o.Confirm, env.Name, env.File)
 	}
 	if env.Protect {
 		// Refused before any AWS call (deploy.Destroy and the engine refuse too).
 		return &engine.ProtectedError{Environment: env.Name, File: env.File}
 	}
-	pr := &progress{w: f.IO.ErrOut, key: f.apiKey()}
+	pr := &progress{w: f.IO.ErrOut}
 	eng, err := f.engine(ctx, env, pr)
 	if err != nil {
 		return err
 	}
 	pr.line(fmt.Sprintf("Destroying %s (%s, account %s, %s)…", env.Name, env.File, env.AWS.AccountID, env.AWS.Region))
-	res, err := deploy.Destroy(ctx, deploy.Options{Env: env, Engine: eng, Lock: f.Lock(eng.AWS, f.Clock), Force: o.Force, Progress: pr.line})
-	if res != nil && res.Report != nil {
-		if rerr := writeReport(f, res.Report); rerr != nil && err == nil {
-			err = rerr
-		}
-	}
-	return err
+	res, err := deploy.Destroy(ctx, deploy.Options{Env: env, Secrets: f.Secrets, Engine: eng, Lock: f.Lock(eng.AWS, f.Clock), Force: o.Force, Progress: pr.line})
+	return finishRun(f, pr, res, err)
 }
 
 // ---- unlock ----

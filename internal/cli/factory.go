@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"golang.org/x/term"
 
 	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/clock"
@@ -24,6 +25,7 @@ import (
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/resources"
+	"github.com/deploybot/deploybot/internal/secret"
 )
 
 // IOStreams are the command's standard streams: data on Out, progress and
@@ -37,7 +39,10 @@ type IOStreams struct {
 	InTTY, OutTTY bool
 }
 
-// System returns the process's streams.
+// System returns the process's streams. A stream is a terminal when the
+// operating system says its file descriptor is one (golang.org/x/term,
+// isatty(3)): /dev/null is a character device but not a terminal, so
+// `apply < /dev/null` refuses to prompt.
 func System() *IOStreams {
 	return &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, InTTY: isTerminal(os.Stdin), OutTTY: isTerminal(os.Stdout)}
 }
@@ -48,10 +53,7 @@ func Test() (io *IOStreams, in, out, errOut *bytes.Buffer) {
 	return &IOStreams{In: in, Out: out, ErrOut: errOut}, in, out, errOut
 }
 
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 // Factory holds what commands need from the outside world. Zero fields get
 // the real thing (see Defaults).
@@ -77,6 +79,12 @@ type Factory struct {
 	Lock   func(clients *awsapi.Clients, clk clock.Clock) deploy.LockFunc
 	Unlock func(ctx context.Context, clients *awsapi.Clients, clk clock.Clock, env *config.Environment) (string, error)
 	Kinds  func() map[string]resource.Kind
+	// Secrets holds every credential the process has read: the Prefect API
+	// key and the AWS session's secret key and token as soon as the SDK
+	// resolves them. Main wraps standard output and error in its Writer,
+	// and everything else deploybot writes (--out, the Action's files and
+	// API bodies) is redacted with it too.
+	Secrets *secret.Redactor
 }
 
 // Defaults fills the zero fields of f with the real implementations.
@@ -86,6 +94,9 @@ func (f *Factory) Defaults() *Factory {
 	}
 	if f.Getenv == nil {
 		f.Getenv = os.Getenv
+	}
+	if f.Secrets == nil {
+		f.Secrets = &secret.Redactor{}
 	}
 	if f.AWSConfig == nil {
 		f.AWSConfig = func(ctx context.Context, region string) (aws.Config, error) {
@@ -118,16 +129,46 @@ func (f *Factory) Defaults() *Factory {
 	return f
 }
 
-// apiKey is the Prefect API key from Prefect's own variable.
-func (f *Factory) apiKey() string { return strings.TrimSpace(f.Getenv("PREFECT_API_KEY")) }
+// apiKey is the Prefect API key from Prefect's own variable, registered
+// with the redactor the moment it is read.
+func (f *Factory) apiKey() secret.Value {
+	v := secret.New(strings.TrimSpace(f.Getenv("PREFECT_API_KEY")))
+	f.Secrets.Add(v)
+	return v
+}
 
-// clients loads the AWS configuration for env's region.
+// color says whether to colour output on a terminal: not when NO_COLOR is
+// set to anything (https://no-color.org).
+func (f *Factory) color() bool { return f.IO.OutTTY && f.Getenv("NO_COLOR") == "" }
+
+// clients loads the AWS configuration for env's region, with credentials
+// that register their secret parts with the redactor whenever the SDK
+// resolves them.
 func (f *Factory) clients(ctx context.Context, env *config.Environment) (*awsapi.Clients, error) {
 	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Credentials != nil {
+		cfg.Credentials = &redactingCredentials{next: cfg.Credentials, secrets: f.Secrets}
+	}
 	return awsapi.New(cfg), nil
+}
+
+// redactingCredentials registers every credential the SDK resolves (the
+// secret access key and the session token) with the redactor before the
+// SDK uses it.
+type redactingCredentials struct {
+	next    aws.CredentialsProvider
+	secrets *secret.Redactor
+}
+
+func (c *redactingCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	creds, err := c.next.Retrieve(ctx)
+	if err == nil {
+		c.secrets.AddString(creds.SecretAccessKey, creds.SessionToken)
+	}
+	return creds, err
 }
 
 // engine builds the engine for env, with progress on stderr.
@@ -140,17 +181,13 @@ func (f *Factory) engine(ctx context.Context, env *config.Environment, p *progre
 }
 
 // progress writes progress lines to stderr, one at a time (the engine
-// reports from concurrent steps), never with the API key in them.
+// reports from concurrent steps). Stderr is the process's redacting writer.
 type progress struct {
-	mu  sync.Mutex
-	w   io.Writer
-	key string
+	mu sync.Mutex
+	w  io.Writer
 }
 
 func (p *progress) line(s string) {
-	if p.key != "" {
-		s = strings.ReplaceAll(s, p.key, "[redacted]")
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	io.WriteString(p.w, s+"\n")

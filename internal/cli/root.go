@@ -2,23 +2,29 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/deploybot/deploybot/internal/config"
-	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/exit"
 )
 
-// exitError carries an exit code without a message (already said, or
-// nothing to say: plan --detailed-exitcode with changes).
-type exitError struct{ code int }
+// errorStyleAnnotation marks a command whose errors are printed as GitHub
+// Actions annotations on standard output (`deploybot action`) instead of
+// "error: ..." on standard error.
+const errorStyleAnnotation = "deploybot/error-style"
 
-func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
-func (e *exitError) ExitCode() int { return e.code }
+// ErrorsAsWorkflowCommands makes Main print cmd's errors as GitHub Actions
+// error annotations on standard output, where the runner reads workflow
+// commands (docs/research/github-actions.md §1.4).
+func ErrorsAsWorkflowCommands(cmd *cobra.Command) {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[errorStyleAnnotation] = "workflow"
+}
 
 // NewCmdRoot builds the command tree.
 func NewCmdRoot(f *Factory) *cobra.Command {
@@ -44,7 +50,7 @@ Exit codes: 0 ok, 1 error, 2 bad input, 3 health gate failed,
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return &deploy.InputError{Err: fmt.Errorf("%w\nSee '%s --help'.", err, cmd.CommandPath())}
+		return exit.Input(fmt.Errorf("%w\nSee '%s --help'.", err, cmd.CommandPath()))
 	})
 	root.AddCommand(
 		NewCmdValidate(f, nil),
@@ -60,56 +66,69 @@ Exit codes: 0 ok, 1 error, 2 bad input, 3 health gate failed,
 	return root
 }
 
-// Main runs deploybot with args and returns the process exit code. Errors
-// are printed here, once: config problems one "FILE:LINE: field: message"
-// per line, anything else as "error: ...".
+// Main runs deploybot with args and returns the process exit code. It is
+// the one place where the CLI (and the container's `deploybot action`)
+// prints an error and maps it to a code: exit.Print and exit.CodeOf, once,
+// through the process's redacting writers.
 func Main(ctx context.Context, f *Factory, args []string) int {
 	f.Defaults()
+	rawOut, rawErr := f.IO.Out, f.IO.ErrOut
+	out, errOut := f.Secrets.Writer(rawOut), f.Secrets.Writer(rawErr)
+	f.IO.Out, f.IO.ErrOut = out, errOut
+	defer func() {
+		_ = out.Flush()
+		_ = errOut.Flush()
+		f.IO.Out, f.IO.ErrOut = rawOut, rawErr // a Factory may run Main again (the demo's jobs)
+	}()
+
 	root := NewCmdRoot(f)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	ran := markRuns(root)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
-		return deploy.ExitOK
+		return int(exit.OK)
 	}
-	if isCobraUsageError(err) {
-		err = &deploy.InputError{Err: err}
-	}
-	printError(f.IO.ErrOut, err, f.apiKey())
-	return deploy.ExitCode(err, nil)
-}
-
-func printError(w io.Writer, err error, key string) {
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return
-	}
-	msg := err.Error()
-	var ce *config.Errors
-	if !errors.As(err, &ce) {
-		msg = "error: " + msg
-	}
-	if key != "" {
-		msg = strings.ReplaceAll(msg, key, "[redacted]")
-	}
-	fmt.Fprintln(w, msg)
-}
-
-// isCobraUsageError recognises cobra's own argument errors (it has no types
-// for them).
-func isCobraUsageError(err error) bool {
-	m := err.Error()
-	for _, p := range []string{"unknown command", "required flag(s)", "accepts ", "requires at least", "unknown flag", "unknown shorthand flag", "invalid argument"} {
-		if strings.HasPrefix(m, p) {
-			return true
+	if !*ran {
+		// Cobra refused the command line itself (an unknown command, a
+		// wrong number of arguments, a missing required flag) before any
+		// command ran: that is bad input, whatever cobra's wording.
+		if _, coded := err.(exit.Coded); !coded {
+			err = exit.Input(err)
 		}
 	}
-	return false
+	var w io.Writer = errOut
+	style := exit.Terminal
+	if cmd != nil && cmd.Annotations[errorStyleAnnotation] == "workflow" {
+		w, style = out, exit.Workflow
+	}
+	exit.Print(w, err, style)
+	return int(exit.CodeOf(err))
+}
+
+// markRuns wraps every command's RunE so that Main knows whether cobra got
+// as far as running one.
+func markRuns(root *cobra.Command) *bool {
+	ran := new(bool)
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if run := c.RunE; run != nil {
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				*ran = true
+				return run(cmd, args)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	return ran
 }
 
 // loadEnv loads and validates one environment file (no AWS call).
 func loadEnv(path string) (*config.Environment, error) {
 	if path == "" {
-		return nil, deploy.BadInput("an environment file is required: -e environments/NAME.yaml")
+		return nil, exit.Inputf("an environment file is required: -e environments/NAME.yaml")
 	}
 	return config.Load(path)
 }

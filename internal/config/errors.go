@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/deploybot/deploybot/internal/exit"
 )
 
 // Problem is one thing wrong with an environment file.
@@ -62,8 +64,23 @@ func (e *Errors) Sorted() []Problem {
 	return ps
 }
 
-// ExitCode is the CLI's exit code for bad input.
-func (e *Errors) ExitCode() int { return 2 }
+// ExitCode is bad input: nothing was written anywhere.
+func (e *Errors) ExitCode() exit.Code { return exit.BadInput }
+
+// Locations are the problems, sorted, for printers that place each on its
+// file and line (GitHub Actions annotations).
+func (e *Errors) Locations() []exit.Location {
+	ps := e.Sorted()
+	out := make([]exit.Location, len(ps))
+	for i, p := range ps {
+		msg := p.Message
+		if p.Field != "" {
+			msg = p.Field + ": " + msg
+		}
+		out[i] = exit.Location{File: p.File, Line: p.Line, Message: msg}
+	}
+	return out
+}
 
 func (e *Errors) add(ps ...Problem) { e.Problems = append(e.Problems, ps...) }
 

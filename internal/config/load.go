@@ -34,40 +34,75 @@ func Load(path string) (*Environment, error) {
 	return envs[0], nil
 }
 
+// LoadAs is Load for the file at path, named shown in problems and in
+// Environment.File (the repository-relative name, when path is where the
+// file sits on disk).
+func LoadAs(path, shown string) (*Environment, error) {
+	env, errs := loadOne(path, shown)
+	if err := errs.errOrNil(); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// loadOne reads and parses one file; the environment comes back whenever
+// the file decoded, even with problems (to compare names).
+func loadOne(path, shown string) (*Environment, *Errors) {
+	errs := &Errors{}
+	data, err := readFile(path)
+	if err != nil {
+		// Line 1, so that every problem of a file reads FILE:LINE and
+		// tools that link FILE:LINE (Actions problem matchers) work.
+		errs.add(Problem{File: shown, Line: 1, Message: err.Error()})
+		return nil, errs
+	}
+	env, probs := parse(shown, data)
+	errs.add(probs...)
+	return env, errs
+}
+
 // LoadAll loads every file and also checks that environment names are unique
 // across them. It returns the environments in the order of paths, or nil and
 // an *Errors holding the problems of all files.
 func LoadAll(paths []string) ([]*Environment, error) {
 	errs := &Errors{}
 	envs := make([]*Environment, 0, len(paths))
-	firstByName := map[string]*Environment{}
 	for _, path := range paths {
-		data, err := readFile(path)
-		if err != nil {
-			// Line 1, so that every problem of a file reads FILE:LINE and
-			// tools that link FILE:LINE (Actions problem matchers) work.
-			errs.add(Problem{File: path, Line: 1, Message: err.Error()})
-			continue
+		env, probs := loadOne(path, path)
+		errs.add(probs.Problems...)
+		if env != nil {
+			envs = append(envs, env)
 		}
-		env, probs := parse(path, data)
-		errs.add(probs...)
-		if env == nil || !nameRE.MatchString(env.Name) {
-			continue
-		}
-		if first, dup := firstByName[env.Name]; dup {
-			errs.add(Problem{File: path, Line: env.Lines["name"], Field: "name",
-				Message: fmt.Sprintf("environment %q is also defined in %s:%d; names must be unique, they name the AWS resources", env.Name, first.File, first.Lines["name"])})
-			errs.add(Problem{File: first.File, Line: first.Lines["name"], Field: "name",
-				Message: fmt.Sprintf("environment %q is also defined in %s:%d; names must be unique, they name the AWS resources", env.Name, path, env.Lines["name"])})
-		} else {
-			firstByName[env.Name] = env
-		}
-		envs = append(envs, env)
 	}
+	errs.add(UniqueNames(envs)...)
 	if err := errs.errOrNil(); err != nil {
 		return nil, err
 	}
 	return envs, nil
+}
+
+// UniqueNames reports every environment whose name another file also
+// defines, once in each file, at the name's line: names must be unique,
+// they name the AWS resources.
+func UniqueNames(envs []*Environment) []Problem {
+	var probs []Problem
+	firstByName := map[string]*Environment{}
+	for _, env := range envs {
+		if env == nil || !nameRE.MatchString(env.Name) {
+			continue
+		}
+		first, dup := firstByName[env.Name]
+		if !dup {
+			firstByName[env.Name] = env
+			continue
+		}
+		probs = append(probs,
+			Problem{File: env.File, Line: env.Lines["name"], Field: "name",
+				Message: fmt.Sprintf("environment %q is also defined in %s:%d; names must be unique, they name the AWS resources", env.Name, first.File, first.Lines["name"])},
+			Problem{File: first.File, Line: first.Lines["name"], Field: "name",
+				Message: fmt.Sprintf("environment %q is also defined in %s:%d; names must be unique, they name the AWS resources", env.Name, env.File, env.Lines["name"])})
+	}
+	return probs
 }
 
 func readFile(path string) ([]byte, error) {

@@ -14,15 +14,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
 	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/awserr"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/ecsdeploy"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/gate"
+	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
+	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/secret"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
@@ -70,10 +77,14 @@ type LockFunc func(ctx context.Context, env *config.Environment) (Lease, error)
 // Options are the inputs of one plan, apply or destroy.
 type Options struct {
 	Env *config.Environment
-	// APIKey is the Prefect API key written to the secret. Empty: the
+	// APIKey is the Prefect API key written to the secret. Zero: the
 	// secret's value is neither compared nor written.
-	APIKey string
-	Engine *engine.Engine
+	APIKey secret.Value
+	// Secrets knows every credential of the process (AWS, GitHub, Prefect);
+	// every error, report, warning and note deploy returns is redacted with
+	// it. nil: a Redactor holding APIKey.
+	Secrets *secret.Redactor
+	Engine  *engine.Engine
 	// Prefect runs preflight and the health gate; nil skips both (plan, or
 	// a caller that has no Prefect access).
 	Prefect Prefect
@@ -86,8 +97,6 @@ type Options struct {
 	ReviewedFingerprint string
 	// Force deletes the secret without a recovery window on destroy.
 	Force bool
-	// DetailedExitCode makes ExitCode give 4 for a plan with changes.
-	DetailedExitCode bool
 	// Progress receives one human line at a time ("ecs_service.worker: creating… (12s)").
 	Progress func(line string)
 }
@@ -102,9 +111,9 @@ type Result struct {
 	// Warnings are things the user should read that did not stop the run
 	// (drift since review, a paused work pool).
 	Warnings []string
-
-	detailedExitCode bool
-	isPlan           bool
+	// Notes are what the user should know about what was done (a secret
+	// only scheduled for deletion, a lock taken over from a dead run).
+	Notes []string
 }
 
 // StaleError: the plan made now deletes or replaces something the reviewed
@@ -156,47 +165,8 @@ func (e *GateError) Error() string {
 	return msg
 }
 
-// ExitCode is 3: the deploy happened and was judged unhealthy.
-func (e *GateError) ExitCode() int { return ExitGateFailed }
-
-// InputError is bad input from the user (wrong --confirm, a missing flag).
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }
-func (e *InputError) ExitCode() int { return ExitBadInput }
-
-// BadInput wraps err as bad input (exit code 2).
-func BadInput(format string, args ...any) error {
-	return &InputError{Err: fmt.Errorf(format, args...)}
-}
-
-// Exit codes (docs/design.md "cli").
-const (
-	ExitOK             = 0
-	ExitError          = 1
-	ExitBadInput       = 2
-	ExitGateFailed     = 3
-	ExitChangesPending = 4
-)
-
-// ExitCode maps the outcome of a command to the process exit code, in one
-// place: an error that knows its code (config errors: 2, the gate: 3) gives
-// it, any other error 1; a plan with changes gives 4 when asked for
-// (--detailed-exitcode), like terraform's.
-func ExitCode(err error, r *Result) int {
-	if err != nil {
-		var coded interface{ ExitCode() int }
-		if errors.As(err, &coded) {
-			return coded.ExitCode()
-		}
-		return ExitError
-	}
-	if r != nil && r.isPlan && r.detailedExitCode && r.Plan != nil && r.Plan.HasChanges() {
-		return ExitChangesPending
-	}
-	return ExitOK
-}
+// ExitCode is exit.GateFailed: the deploy happened and was judged unhealthy.
+func (e *GateError) ExitCode() exit.Code { return exit.GateFailed }
 
 func (o *Options) say(line string) {
 	if o.Progress != nil {
@@ -221,29 +191,32 @@ func (o *Options) engine() (*engine.Engine, error) {
 
 // Plan computes what an apply would change. It takes no lock and writes nothing.
 func Plan(ctx context.Context, o Options) (*Result, error) {
-	res := &Result{Operation: plan.OpApply, isPlan: true, detailedExitCode: o.DetailedExitCode}
+	res := &Result{Operation: plan.OpApply}
 	eng, err := o.engine()
 	if err != nil {
 		return res, err
 	}
-	st, err := stack.Build(o.Env, o.APIKey)
+	st, err := stack.Build(o.Env, o.APIKey.Reveal())
 	if err != nil {
-		return res, o.scrub(err)
+		return res, o.redact(res, err)
 	}
 	p, err := eng.Plan(ctx, st)
 	if err != nil {
-		return res, o.scrub(err)
+		return res, o.redact(res, err)
 	}
 	res.Plan = p.Plan
 	return res, nil
 }
 
-// Apply is preflight → lock → plan → stale check → apply → health gate →
-// report, releasing the lock on every path (also when ctx is cancelled by
-// SIGTERM). The preflight comes first because the lock is itself an AWS
-// write (an SSM parameter): a bad key or a missing work pool then changes
-// nothing in AWS at all. Preflight only reads AWS-wise and is idempotent on
-// Prefect's side (creating a missing pool tolerates a concurrent create).
+// Apply is account check → preflight → lock → plan → stale check → apply →
+// health gate → report, releasing the lock on every path (also when ctx is
+// cancelled by SIGTERM). Nothing but STS's GetCallerIdentity comes before
+// the account check: credentials of another account must change nothing,
+// in AWS or in Prefect (issue 11 item 2). The preflight comes before the
+// lock because the lock is itself an AWS write (an SSM parameter): a bad
+// key or a missing work pool then changes nothing in AWS at all. Preflight
+// only reads AWS-wise and is idempotent on Prefect's side (creating a
+// missing pool tolerates a concurrent create).
 func Apply(ctx context.Context, o Options) (res *Result, err error) {
 	eng, err := o.engine()
 	if err != nil {
@@ -258,20 +231,16 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		}
 		res.Report.Status = status
 		if cause != nil && res.Report.Error == "" {
-			res.Report.Error = o.scrub(cause).Error()
+			res.Report.Error = o.redactor().Redact(cause.Error())
 		}
 		res.Report.FinishedAt = clk.Now()
 	}
-	defer func() {
-		err = o.scrub(err)
-		o.scrubReport(res.Report)
-		for i := range res.Warnings {
-			if o.APIKey != "" {
-				res.Warnings[i] = strings.ReplaceAll(res.Warnings[i], o.APIKey, "[redacted]")
-			}
-		}
-	}()
+	defer func() { err = o.redact(res, err) }()
 
+	if err := checkAccount(ctx, eng, o.Env); err != nil {
+		report(plan.StatusRefused, err)
+		return res, err
+	}
 	if o.Prefect != nil {
 		o.say("prefect: checking the API key and the work pool " + o.Env.Prefect.WorkPool + "…")
 		pf, perr := o.Prefect.Preflight(ctx, o.Env)
@@ -287,7 +256,7 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		}
 	}
 
-	release, err := o.lock(ctx, eng, plan.OpApply)
+	release, err := o.lock(ctx, eng, res, plan.OpApply)
 	if err != nil {
 		report(plan.StatusRefused, err)
 		return res, err
@@ -298,7 +267,7 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		}
 	}()
 
-	st, err := stack.Build(o.Env, o.APIKey)
+	st, err := stack.Build(o.Env, o.APIKey.Reveal())
 	if err != nil {
 		report(plan.StatusFailed, err)
 		return res, err
@@ -371,14 +340,16 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 	return res, nil
 }
 
-// Destroy is protected check → lock → plan destroy → destroy → release.
+// Destroy is protected check → account check → lock → plan destroy →
+// destroy → release. As for Apply, nothing but STS comes before the account
+// check.
 func Destroy(ctx context.Context, o Options) (res *Result, err error) {
 	res = &Result{Operation: plan.OpDestroy}
 	eng, err := o.engine()
 	if err != nil {
 		return res, err
 	}
-	defer func() { err = o.scrub(err) }()
+	defer func() { err = o.redact(res, err) }()
 	now := eng.Clock.Now()
 	refuse := func(err error) (*Result, error) {
 		res.Report = &plan.Report{Environment: o.Env.Name, Operation: plan.OpDestroy, Status: plan.StatusRefused,
@@ -388,7 +359,10 @@ func Destroy(ctx context.Context, o Options) (res *Result, err error) {
 	if o.Env.Protect {
 		return refuse(&engine.ProtectedError{Environment: o.Env.Name, File: o.Env.File})
 	}
-	release, err := o.lock(ctx, eng, plan.OpDestroy)
+	if err := checkAccount(ctx, eng, o.Env); err != nil {
+		return refuse(err)
+	}
+	release, err := o.lock(ctx, eng, res, plan.OpDestroy)
 	if err != nil {
 		return refuse(err)
 	}
@@ -410,15 +384,66 @@ func Destroy(ctx context.Context, o Options) (res *Result, err error) {
 		return res, err
 	}
 	res.Plan = planned.Plan
+	var secretNotes []string
 	if !o.Force {
 		for _, c := range planned.Plan.Changes {
-			if c.Kind == "secret" {
-				planned.Plan.Notes = append(planned.Plan.Notes, fmt.Sprintf("%s is deleted with Secrets Manager's recovery window: it can be restored for a few days, and its name stays taken until then (destroy --force deletes it at once)", c.Address))
+			if c.Kind == "secret" && c.Action == plan.Delete {
+				secretNotes = append(secretNotes, secretScheduledNote(st.Resource(c.Address)))
 			}
 		}
+		planned.Plan.Notes = append(planned.Plan.Notes, secretNotes...)
 	}
 	res.Report, err = eng.Destroy(ctx, planned)
+	if err == nil {
+		// Said after the destroy, where the user reads its outcome
+		// (issue 11 item 22); a failed destroy may not have reached it.
+		res.Notes = append(res.Notes, secretNotes...)
+	}
 	return res, err
+}
+
+// secretScheduledNote says what a destroy without --force did to the
+// Prefect API key's secret: Secrets Manager only schedules it for deletion
+// (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html),
+// the name stays taken for the recovery window, and an apply restores it
+// (the secret kind calls RestoreSecret, docs/research/aws-ecs.md §5.3 step 7).
+func secretScheduledNote(r *resource.Resource) string {
+	name, days := "of the Prefect API key", 0
+	if r != nil {
+		name = r.Address
+		switch spec := r.Spec.(type) {
+		case *stack.SecretSpec:
+			name, days = spec.Name, spec.RecoveryWindowDays
+		case stack.SecretSpec:
+			name, days = spec.Name, spec.RecoveryWindowDays
+		}
+	}
+	window := "its recovery window"
+	if days > 0 {
+		window = fmt.Sprintf("its %d-day recovery window", days)
+	}
+	return fmt.Sprintf("the secret %s (the Prefect API key) is only scheduled for deletion: Secrets Manager keeps it for %s, "+
+		"and its name stays taken until then. Applying this environment again within the window restores it; "+
+		"`deploybot destroy --force` deletes it at once, without a recovery window.", name, window)
+}
+
+// checkAccount asks STS whom the credentials belong to and refuses any
+// account but the file's, before anything else is called.
+func checkAccount(ctx context.Context, eng *engine.Engine, env *config.Environment) error {
+	if eng.AWS == nil || eng.AWS.STS == nil {
+		return errors.New("deploy: the engine has no STS client to check the AWS account with")
+	}
+	out, err := eng.AWS.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		if awserr.IsNoCredentials(err) {
+			return fmt.Errorf("%s\n(%w)", awserr.CredentialsHint, err)
+		}
+		return fmt.Errorf("check AWS account (sts GetCallerIdentity): %w", err)
+	}
+	if got := aws.ToString(out.Account); got != env.AWS.AccountID {
+		return &engine.AccountMismatchError{File: env.File, Want: env.AWS.AccountID, Got: got}
+	}
+	return nil
 }
 
 // LockTTL is how long a lease lasts. It outlives the longest apply (a 20
@@ -463,7 +488,7 @@ func (noLease) Release(context.Context) error { return nil }
 // or by default the SSM lock held by whoever runs this process
 // (lock.HolderFromEnv). The release runs on a context that outlives ctx (a
 // SIGTERM cancels ctx, and the lock must still go), bounded to 30 seconds.
-func (o *Options) lock(ctx context.Context, eng *engine.Engine, op plan.Operation) (func() error, error) {
+func (o *Options) lock(ctx context.Context, eng *engine.Engine, res *Result, op plan.Operation) (func() error, error) {
 	lf := o.Lock
 	if lf == nil {
 		if eng.AWS == nil || eng.AWS.SSM == nil {
@@ -475,6 +500,12 @@ func (o *Options) lock(ctx context.Context, eng *engine.Engine, op plan.Operatio
 	lease, err := lf(context.WithValue(ctx, operationKey{}, op), o.Env)
 	if err != nil {
 		return nil, err
+	}
+	if t, ok := lease.(interface{ TakeoverNote() string }); ok {
+		if note := t.TakeoverNote(); note != "" {
+			o.say("lock: " + note)
+			res.Notes = append(res.Notes, note)
+		}
 	}
 	return func() error {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -542,13 +573,39 @@ func checkReviewed(now, reviewed *plan.Plan, fingerprint string) ([]string, erro
 	return []string{msg + "; no unreviewed delete or replacement, so it is applied"}, nil
 }
 
-// scrubReport removes the Prefect API key from every message of a report,
-// whatever a lower layer (or AWS, echoing a request) put into it.
-func (o *Options) scrubReport(r *plan.Report) {
-	if r == nil || o.APIKey == "" {
+// redactor is the process's Redactor, or one that knows the API key.
+func (o *Options) redactor() *secret.Redactor {
+	if o.Secrets != nil {
+		o.Secrets.Add(o.APIKey)
+		return o.Secrets
+	}
+	r := &secret.Redactor{}
+	r.Add(o.APIKey)
+	return r
+}
+
+// redact takes every credential out of what deploy returns, whatever a
+// lower layer (or AWS, echoing a request) put into it: the error, the
+// report's messages, the warnings and the notes.
+func (o *Options) redact(res *Result, err error) error {
+	r := o.redactor()
+	if res != nil {
+		for i := range res.Warnings {
+			res.Warnings[i] = r.Redact(res.Warnings[i])
+		}
+		for i := range res.Notes {
+			res.Notes[i] = r.Redact(res.Notes[i])
+		}
+		redactReport(r, res.Report)
+	}
+	return r.Error(err)
+}
+
+func redactReport(red *secret.Redactor, r *plan.Report) {
+	if r == nil {
 		return
 	}
-	clean := func(s *string) { *s = strings.ReplaceAll(*s, o.APIKey, "[redacted]") }
+	clean := func(s *string) { *s = red.Redact(*s) }
 	clean(&r.Error)
 	for i := range r.Steps {
 		clean(&r.Steps[i].Error)
@@ -567,23 +624,6 @@ func (o *Options) scrubReport(r *plan.Report) {
 		}
 	}
 }
-
-// scrub makes sure the Prefect API key never leaves in an error, whatever
-// a lower layer put into it.
-func (o *Options) scrub(err error) error {
-	if err == nil || o.APIKey == "" || !strings.Contains(err.Error(), o.APIKey) {
-		return err
-	}
-	return &redactedError{msg: strings.ReplaceAll(err.Error(), o.APIKey, "[redacted]"), err: err}
-}
-
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
 
 func shortARN(arn string) string {
 	if i := strings.LastIndex(arn, "/"); i >= 0 {

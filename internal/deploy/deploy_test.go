@@ -11,7 +11,9 @@ import (
 
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/ecsdeploy"
+	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/secret"
 )
 
 func mkPlan(changes ...plan.Change) *plan.Plan {
@@ -69,50 +71,55 @@ func TestCheckReviewed(t *testing.T) {
 	}
 }
 
-func TestExitCode(t *testing.T) {
+// TestErrorsMapToExitCodes: deploy's errors reach the one mapping
+// (exit.CodeOf) with their codes, also once redacted and wrapped.
+func TestErrorsMapToExitCodes(t *testing.T) {
 	t.Parallel()
-	changes := &Result{isPlan: true, detailedExitCode: true, Plan: mkPlan(plan.Change{Address: "a.b", Action: plan.Create})}
-	noChanges := &Result{isPlan: true, detailedExitCode: true, Plan: mkPlan(plan.Change{Address: "a.b", Action: plan.NoOp})}
-	notAsked := &Result{isPlan: true, Plan: changes.Plan}
 	tests := []struct {
 		name string
 		err  error
-		res  *Result
-		want int
+		want exit.Code
 	}{
-		{"ok", nil, nil, 0},
-		{"error", errors.New("boom"), nil, 1},
-		{"config errors", &config.Errors{Problems: []config.Problem{{File: "a.yaml", Line: 1, Field: "name", Message: "bad"}}}, nil, 2},
-		{"wrapped config errors", fmt.Errorf("load: %w", &config.Errors{}), nil, 2},
-		{"bad input", BadInput("--confirm %q", "x"), nil, 2},
-		{"gate failed", &GateError{Gate: &plan.GateReport{Reason: "no worker"}}, nil, 3},
-		{"changes pending", nil, changes, 4},
-		{"no changes", nil, noChanges, 0},
-		{"changes without --detailed-exitcode", nil, notAsked, 0},
-		{"error wins over changes", errors.New("boom"), changes, 1},
+		{"ok", nil, exit.OK},
+		{"error", errors.New("boom"), exit.Failure},
+		{"config errors", &config.Errors{Problems: []config.Problem{{File: "a.yaml", Line: 1, Field: "name", Message: "bad"}}}, exit.BadInput},
+		{"wrapped config errors", fmt.Errorf("load: %w", &config.Errors{}), exit.BadInput},
+		{"gate failed", &GateError{Gate: &plan.GateReport{Reason: "no worker"}}, exit.GateFailed},
+		{"stale plan", &StaleError{Unreviewed: map[string]string{"a.b": "replace"}}, exit.Failure},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ExitCode(tt.err, tt.res); got != tt.want {
-				t.Fatalf("ExitCode = %d, want %d", got, tt.want)
+			if got := exit.CodeOf(tt.err); got != tt.want {
+				t.Fatalf("CodeOf = %d, want %d", got, tt.want)
 			}
 		})
 	}
 }
 
-func TestScrubRemovesTheKey(t *testing.T) {
+func TestRedactRemovesTheKey(t *testing.T) {
 	t.Parallel()
-	o := &Options{APIKey: "pnu_secret123"}
+	o := &Options{APIKey: secret.New("pnu_secret123")}
 	inner := &GateError{Gate: &plan.GateReport{Reason: "x"}}
-	err := o.scrub(fmt.Errorf("prefect said pnu_secret123 is bad: %w", inner))
+	res := &Result{Warnings: []string{"w pnu_secret123"}, Notes: []string{"n pnu_secret123"}}
+	err := o.redact(res, fmt.Errorf("prefect said pnu_secret123 is bad: %w", inner))
 	if strings.Contains(err.Error(), "pnu_secret123") {
 		t.Fatalf("key in %q", err)
 	}
 	if d := cmp.Diff("prefect said [redacted] is bad: health gate failed: x", err.Error()); d != "" {
 		t.Fatal(d)
 	}
-	if ExitCode(err, nil) != 3 {
-		t.Fatal("scrubbing lost the exit code")
+	if exit.CodeOf(err) != exit.GateFailed {
+		t.Fatal("redacting lost the exit code")
+	}
+	if d := cmp.Diff(&Result{Warnings: []string{"w [redacted]"}, Notes: []string{"n [redacted]"}}, res); d != "" {
+		t.Fatal(d)
+	}
+	// The process's redactor takes out the other credentials too.
+	var all secret.Redactor
+	all.AddString("wJalrXUtnFEMIK7MDENGbPxRfiCYsecret")
+	o.Secrets = &all
+	if err := o.redact(nil, errors.New("aws wJalrXUtnFEMIK7MDENGbPxRfiCYsecret pnu_secret123")); err.Error() != "aws [redacted] [redacted]" {
+		t.Fatalf("err = %q", err)
 	}
 }
 
@@ -124,13 +131,13 @@ func TestScrubReport(t *testing.T) {
 		Steps: []plan.StepResult{{Address: "secret.prefect_api_key", Error: "pnu_secret123"}},
 		Gate:  &plan.GateReport{Reason: "worker said pnu_secret123", ServiceEvents: []string{"x pnu_secret123"}, StoppedTasks: []plan.StoppedTask{{StoppedReason: "pnu_secret123"}}},
 	}
-	(&Options{APIKey: key}).scrubReport(r)
+	_ = (&Options{APIKey: secret.New(key)}).redact(&Result{Report: r}, nil)
 	if b, _ := json.Marshal(r); strings.Contains(string(b), key) {
 		t.Fatalf("key left in %s", b)
 	}
 	// No key: nothing changes (an empty key must not be "replaced" everywhere).
 	r2 := &plan.Report{Error: "boom"}
-	(&Options{}).scrubReport(r2)
+	_ = (&Options{}).redact(&Result{Report: r2}, nil)
 	if r2.Error != "boom" {
 		t.Fatalf("error became %q", r2.Error)
 	}

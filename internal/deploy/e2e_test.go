@@ -18,12 +18,14 @@ import (
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
 	"github.com/deploybot/deploybot/internal/resources"
+	"github.com/deploybot/deploybot/internal/secret"
 	"github.com/deploybot/deploybot/internal/simtest"
 )
 
@@ -90,7 +92,7 @@ func (x *e2e) options(image string) deploy.Options {
 	}
 	return deploy.Options{
 		Env:     env,
-		APIKey:  key,
+		APIKey:  secret.New(key),
 		Engine:  &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: resources.Kinds()},
 		Prefect: client,
 		Force:   true,
@@ -160,8 +162,8 @@ func TestDeployThroughTheGate(t *testing.T) {
 	x.w.SetImageBehavior("prefecthq/prefect-aws:silent", awssim.ImageBehavior{NoHeartbeat: true})
 	res, err = deploy.Apply(ctx, x.options("prefecthq/prefect-aws:silent"))
 	x.noLeak(res, err)
-	if deploy.ExitCode(err, res) != deploy.ExitGateFailed || res.Report.Status != plan.StatusRolledBack {
-		t.Fatalf("silent revision: exit %d, %v, %+v", deploy.ExitCode(err, res), err, res.Report)
+	if exit.CodeOf(err) != exit.GateFailed || res.Report.Status != plan.StatusRolledBack {
+		t.Fatalf("silent revision: exit %d, %v, %+v", exit.CodeOf(err), err, res.Report)
 	}
 	if g := res.Report.Gate; g == nil || !g.RolledBack || !strings.HasSuffix(g.RolledBackTo, ":2") {
 		t.Fatalf("gate: %+v", res.Report.Gate)
@@ -193,8 +195,11 @@ func TestBadKeyFailsPreflightWithoutAWSWrite(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "prefect preflight failed, nothing was changed in AWS") {
 		t.Fatalf("err = %v", err)
 	}
-	if n := len(x.w.Calls()); n != 0 {
-		t.Fatalf("%d AWS calls after a failed preflight", n)
+	// The account check (STS, which changes nothing) comes first; nothing after.
+	for _, c := range x.w.Calls() {
+		if c.Service != "STS" || c.Operation != "GetCallerIdentity" {
+			t.Fatalf("%s.%s called after a failed preflight", c.Service, c.Operation)
+		}
 	}
 }
 
@@ -284,8 +289,8 @@ func TestCrashLoopingRevisionIsReportedWithItsStoppedTasks(t *testing.T) {
 			res, err := deploy.Apply(context.Background(), x.options("prefecthq/prefect-aws:3-crashloop"))
 			x.noLeak(res, err)
 			var gerr *deploy.GateError
-			if !errors.As(err, &gerr) || deploy.ExitCode(err, res) != deploy.ExitGateFailed {
-				t.Fatalf("err = %v (exit %d), want a failed gate, exit 3", err, deploy.ExitCode(err, res))
+			if !errors.As(err, &gerr) || exit.CodeOf(err) != exit.GateFailed {
+				t.Fatalf("err = %v (exit %d), want a failed gate, exit 3", err, exit.CodeOf(err))
 			}
 			rep := res.Report
 			if rep.Deployment == nil || rep.Gate == nil || len(rep.Gate.StoppedTasks) == 0 {
@@ -323,9 +328,9 @@ func TestDeployWithoutTheServiceDeploymentsAPI(t *testing.T) {
 	}
 	res, err = deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3-crashloop"))
 	x.noLeak(res, err)
-	if deploy.ExitCode(err, res) != deploy.ExitGateFailed || res.Report.Status != plan.StatusRolledBack ||
+	if exit.CodeOf(err) != exit.GateFailed || res.Report.Status != plan.StatusRolledBack ||
 		res.Report.Gate == nil || !strings.HasSuffix(res.Report.Gate.RolledBackTo, ":1") || len(res.Report.Gate.StoppedTasks) == 0 {
-		t.Fatalf("crash loop: exit %d, %v, %+v", deploy.ExitCode(err, res), err, res.Report.Gate)
+		t.Fatalf("crash loop: exit %d, %v, %+v", exit.CodeOf(err), err, res.Report.Gate)
 	}
 	if !strings.Contains(strings.Join(x.lines, "\n"), "rolloutState") {
 		t.Errorf("the progress does not say it followed rolloutState")
@@ -353,8 +358,8 @@ func TestGateTimeoutBoundsTheRollback(t *testing.T) {
 	res, err := deploy.Apply(ctx, o)
 	x.noLeak(res, err)
 	g := res.Report.Gate
-	if deploy.ExitCode(err, res) != deploy.ExitGateFailed || g == nil || g.Passed {
-		t.Fatalf("exit %d, %v, gate %+v", deploy.ExitCode(err, res), err, g)
+	if exit.CodeOf(err) != exit.GateFailed || g == nil || g.Passed {
+		t.Fatalf("exit %d, %v, gate %+v", exit.CodeOf(err), err, g)
 	}
 	if g.Duration > 30*time.Second {
 		t.Errorf("the gate took %s with health_gate.timeout 30s", g.Duration)

@@ -20,9 +20,11 @@ import (
 	"github.com/deploybot/deploybot/internal/ecsdeploy"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/gate"
+	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/secret"
 )
 
 // events is the order in which the flow touched the lock, Prefect and AWS.
@@ -174,7 +176,7 @@ func newFlow(t *testing.T) *flowFixture {
 	}
 	return &flowFixture{ev: ev, kind: k, prefect: pf, opts: Options{
 		Env:     env,
-		APIKey:  "pnu_flowtestkey",
+		APIKey:  secret.New("pnu_flowtestkey"),
 		Engine:  &engine.Engine{AWS: &awsapi.Clients{STS: stsStub{}}, Clock: clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)), Kinds: kinds},
 		Prefect: pf,
 		Lock: func(ctx context.Context, env *config.Environment) (Lease, error) {
@@ -258,7 +260,7 @@ func TestApplyFlowOrder(t *testing.T) {
 			if res.Report == nil || res.Report.Status != tt.wantStatus {
 				t.Fatalf("report %+v, err %v", res.Report, err)
 			}
-			if got := ExitCode(err, res); got != tt.wantCode {
+			if got := int(exit.CodeOf(err)); got != tt.wantCode {
 				t.Fatalf("exit code %d, want %d (err %v)", got, tt.wantCode, err)
 			}
 			if err != nil && res.Report.Error == "" {

@@ -27,6 +27,7 @@ import (
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
 	"github.com/deploybot/deploybot/internal/resources"
+	"github.com/deploybot/deploybot/internal/secret"
 )
 
 // The golden comments are rendered from plans and reports that the real
@@ -141,7 +142,7 @@ func (s *sim) options(st settings) deploy.Options {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return deploy.Options{Env: env, APIKey: s.key, Prefect: client, Force: true,
+	return deploy.Options{Env: env, APIKey: secret.New(s.key), Prefect: client, Force: true,
 		// One step at a time: ids are handed out in creation order, and
 		// the golden files must not depend on which step won a race.
 		Engine: &engine.Engine{AWS: awsapi.New(s.w.Config()), Clock: s.clk, Kinds: resources.Kinds(), Concurrency: 1}}

@@ -18,7 +18,7 @@ func init() { cli.Register(New) }
 
 // New builds `deploybot action`.
 func New(f *cli.Factory) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "action",
 		Short: "Run as the GitHub Action (the container's entrypoint)",
 		Long: `Run deploybot as a GitHub Action: read the event, the inputs (INPUT_*) and the
@@ -33,6 +33,7 @@ job summary (GITHUB_STEP_SUMMARY) and the outputs (GITHUB_OUTPUT).`,
 				Clock:         f.Clock,
 				HTTPClient:    f.HTTPClient,
 				LoadAWSConfig: f.AWSConfigFor,
+				Secrets:       f.Secrets,
 				Engine: action.DeployEngine{
 					Kinds: f.Kinds,
 					Prefect: func(env *config.Environment, key string, _ clock.Clock) (deploy.Prefect, error) {
@@ -41,11 +42,10 @@ job summary (GITHUB_STEP_SUMMARY) and the outputs (GITHUB_OUTPUT).`,
 					Lock: f.Lock,
 				},
 			}
-			err := action.Run(c.Context(), o)
-			if err != nil {
-				action.Annotate(f.IO.Out, err)
-			}
-			return err
+			// cli.Main prints the error, once, as annotations.
+			return action.Run(c.Context(), o)
 		},
 	}
+	cli.ErrorsAsWorkflowCommands(cmd)
+	return cmd
 }
