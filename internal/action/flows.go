@@ -73,7 +73,7 @@ func (r *run) scope() (pr *prInfo, push *pushInfo, done bool, err error) {
 			return nil, nil, false, exit.Inputf("the pull_request event payload has no pull_request")
 		}
 		if a := ev.GetAction(); r.in.operation == OpAuto && a != "opened" && a != "synchronize" && a != "reopened" {
-			r.note("Nothing to do for a pull request that was %s.", a)
+			r.note("Nothing to do for a pull request that was %s.", render.Escape(a))
 			r.outcome = "skipped"
 			return nil, nil, true, nil
 		}
@@ -93,7 +93,7 @@ func (r *run) scope() (pr *prInfo, push *pushInfo, done bool, err error) {
 		}
 		def := ev.GetRepo().GetDefaultBranch()
 		if ev.GetDeleted() || (def != "" && ev.GetRef() != "refs/heads/"+def) {
-			r.note("Nothing to do: the push to %s is not a new commit on the default branch (%s).", ev.GetRef(), def)
+			r.note("Nothing to do: the push to %s is not a new commit on the default branch (%s).", render.Code(ev.GetRef()), render.Code(def))
 			r.outcome = "skipped"
 			return nil, nil, true, nil
 		}
@@ -207,13 +207,13 @@ func (r *run) affectedFlow(ctx context.Context) error {
 func (r *run) reportSelection(sel selection) {
 	switch {
 	case sel.All != "":
-		r.note("Every environment is affected: %s.", sel.All)
+		r.note("Every environment is affected: %s.", render.Escape(sel.All))
 	case len(sel.Envs) == 0:
 		r.note("No environment file is affected by this change.")
 		r.outcome = "no_changes"
 	}
 	for _, d := range sel.Deleted {
-		r.note("`%s` is deleted. deploybot does **not** destroy an environment because its file is gone; run the workflow with `operation: destroy` to tear it down.", d)
+		r.note("%s is deleted. deploybot does **not** destroy an environment because its file is gone; run the workflow with `operation: destroy` to tear it down.", render.Code(d))
 	}
 	for _, ef := range sel.Envs {
 		r.log.info(ef.Name, "selected (%s)", ef.Path)
@@ -228,8 +228,8 @@ func (r *run) nothingYet(all []*envFile) bool {
 	if len(all) > 0 || len(r.in.environments) > 0 || r.in.environment != "" {
 		return false
 	}
-	r.note("There are no environment files in `%s` yet, so there is nothing to %s. Add one (see the README's Quickstart) and deploybot plans it on its pull request.",
-		r.in.envDir, r.op)
+	r.note("There are no environment files in %s yet, so there is nothing to %s. Add one (see the README's Quickstart) and deploybot plans it on its pull request.",
+		render.Code(r.in.envDir), r.op)
 	r.log.info("", "no environment files in %s: nothing to %s", r.in.envDir, r.op)
 	r.outcome = "no_changes"
 	return true
@@ -280,16 +280,24 @@ func (r *run) comment(ctx context.Context, pr int, env, body string, res *envRes
 	r.log.warning("%s: could not write the pull request comment: %v", env, err)
 }
 
+// errorComment is the comment of an environment that could not be planned
+// or applied. The environment's name (a file's base name when the file did
+// not load, so anything the pull request chose) and the error (which quotes
+// file names and AWS's or Prefect's messages) are escaped for markdown:
+// neither can add markup, a mention, a heading or an end of the code block
+// (issue 11 item 4).
 func errorComment(env, what string, err error, runURL, head, marker string) string {
-	return fmt.Sprintf("%s\n### ❌ deploybot could not %s `%s`\n\n```\n%s\n```\n\nNothing was changed. Commit `%s` · [run](%s)\n",
-		marker, what, env, strings.ReplaceAll(err.Error(), "```", "'''"), short(head), runURL)
+	return fmt.Sprintf("%s\n### ❌ deploybot could not %s %s\n\n%s\nNothing was changed. Commit %s · %s\n",
+		marker, what, render.Code(env), render.CodeBlock(err.Error(), ""), render.Code(short(head)), render.Link("run", runURL))
 }
 
+// deletedText is the comment of an environment file the pull request
+// removes; the file's name is the pull request's, and escaped.
 func deletedText(file, name, runURL string) string {
-	return fmt.Sprintf("### ⚠️ `%s` is deleted in this pull request\n\n"+
-		"deploybot does **not** destroy an environment because its file is gone: after the merge, the AWS resources of `%s` keep running and are no longer managed.\n\n"+
-		"To tear it down, run the deploybot workflow with `operation: destroy`, `environment: %s` and `confirm: %s` **before** merging, while the file is still on the default branch.\n\n[run](%s)\n",
-		file, name, name, name, runURL)
+	return fmt.Sprintf("### ⚠️ %s is deleted in this pull request\n\n"+
+		"deploybot does **not** destroy an environment because its file is gone: after the merge, the AWS resources of %s keep running and are no longer managed.\n\n"+
+		"To tear it down, run the deploybot workflow with `operation: destroy`, %s and %s **before** merging, while the file is still on the default branch.\n\n%s\n",
+		render.Code(file), render.Code(name), render.Code("environment: "+name), render.Code("confirm: "+name), render.Link("run", runURL))
 }
 
 func short(sha string) string {
@@ -350,7 +358,7 @@ func (r *run) applyFlow(ctx context.Context) error {
 			return err
 		}
 		if pr == nil {
-			r.note("Commit %s is not the merge of a pull request: nothing was reviewed, so no destroy or replacement will be applied.", short(after))
+			r.note("Commit %s is not the merge of a pull request: nothing was reviewed, so no destroy or replacement will be applied.", render.Code(short(after)))
 		} else {
 			r.log.info("", "merged pull request #%d (head %s)", pr.Number, short(pr.HeadSHA))
 		}
@@ -588,7 +596,7 @@ func (r *run) driftFlow(ctx context.Context) error {
 		if res.Plan.HasChanges() {
 			s := res.Plan.Summary()
 			title := fmt.Sprintf("deploybot: drift in %s (%d to add, %d to change, %d to replace, %d to destroy)", ef.Name, s.Add, s.Change, s.Replace, s.Destroy)
-			body := fmt.Sprintf("AWS no longer matches `%s` on the default branch. Merging a pull request that touches it applies the plan below; or fix the drift and this issue closes itself at the next check.\n\n", ef.Path) +
+			body := fmt.Sprintf("AWS no longer matches %s on the default branch. Merging a pull request that touches it applies the plan below; or fix the drift and this issue closes itself at the next check.\n\n", render.Code(ef.Path)) +
 				render.Summary(res.Plan, nil, render.SummaryOptions{HeadSHA: r.ghctx.SHA, RunURL: r.runURL, MaxLen: github.MaxCommentChars - 4096})
 			url, created, err := c.UpsertDriftIssue(ctx, r.owner, r.repo, ef.Name, title, body)
 			if err != nil {
@@ -599,7 +607,7 @@ func (r *run) driftFlow(ctx context.Context) error {
 			r.log.info(ef.Name, "drift: issue %s (%s)", map[bool]string{true: "opened", false: "updated"}[created], url)
 			return res
 		}
-		closed, err := c.CloseDriftIssue(ctx, r.owner, r.repo, ef.Name, fmt.Sprintf("No drift in `%s` any more ([run](%s)): closing.", ef.Name, r.runURL))
+		closed, err := c.CloseDriftIssue(ctx, r.owner, r.repo, ef.Name, fmt.Sprintf("No drift in %s any more (%s): closing.", render.Code(ef.Name), render.Link("run", r.runURL)))
 		if err != nil {
 			res.Err = err
 		} else if closed {

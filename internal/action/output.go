@@ -175,7 +175,7 @@ func (r *run) writeSummary(runErr error, planPath string) {
 	if r.ghctx != nil {
 		event = r.ghctx.EventName
 	}
-	fmt.Fprintf(&b, "## deploybot %s (%s)\n\n", firstNonEmpty(r.op, "run"), firstNonEmpty(event, "no event"))
+	fmt.Fprintf(&b, "## deploybot %s (%s)\n\n", firstNonEmpty(r.op, "run"), render.Escape(firstNonEmpty(event, "no event")))
 	for _, n := range r.notes {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
@@ -187,7 +187,7 @@ func (r *run) writeSummary(runErr error, planPath string) {
 		if exit.CodeOf(runErr) == exit.BadInput {
 			what = "Refused before any AWS call"
 		}
-		fmt.Fprintf(&b, "> [!CAUTION]\n> **%s:** %s\n\n", what, strings.ReplaceAll(runErr.Error(), "\n", "\n> "))
+		fmt.Fprintf(&b, "> [!CAUTION]\n> **%s:** %s\n\n", what, quoteLines(runErr.Error()))
 	}
 	per := summaryBudget / max(len(r.results), 1)
 	head := ""
@@ -197,19 +197,19 @@ func (r *run) writeSummary(runErr error, planPath string) {
 	for _, res := range r.results {
 		switch {
 		case res.Plan == nil && res.Report == nil:
-			fmt.Fprintf(&b, "### %s\n\n❌ %s\n\n", res.File.Name, strings.ReplaceAll(fmt.Sprint(res.Err), "\n", " "))
+			fmt.Fprintf(&b, "### %s\n\n❌ %s\n\n", render.Escape(res.File.Name), render.Escape(fmt.Sprint(res.Err)))
 		default:
 			b.WriteString(render.Summary(res.Plan, res.Report, render.SummaryOptions{HeadSHA: head, RunURL: r.runURL, MaxLen: per - 512}))
 			b.WriteString("\n")
 		}
 		for _, w := range res.Warnings {
-			fmt.Fprintf(&b, "> [!WARNING]\n> %s: %s\n\n", res.File.Name, w)
+			fmt.Fprintf(&b, "> [!WARNING]\n> %s: %s\n\n", render.Escape(res.File.Name), render.Escape(w))
 		}
 		for _, n := range res.Notes {
-			fmt.Fprintf(&b, "> [!NOTE]\n> %s: %s\n\n", res.File.Name, n)
+			fmt.Fprintf(&b, "> [!NOTE]\n> %s: %s\n\n", render.Escape(res.File.Name), render.Escape(n))
 		}
 		if res.CommentURL != "" {
-			fmt.Fprintf(&b, "Comment: %s\n\n", res.CommentURL)
+			fmt.Fprintf(&b, "%s\n\n", render.Link("The pull request comment", res.CommentURL))
 		}
 	}
 	if planPath != "" {
@@ -218,4 +218,15 @@ func (r *run) writeSummary(runErr error, planPath string) {
 	if err := r.fileCommand("step-summary", b.String()); err != nil {
 		r.log.warning("could not write the job summary: %v", err)
 	}
+}
+
+// quoteLines escapes a multi-line untrusted text (an error naming files,
+// quoting AWS) for a block quote: each line escaped on its own, the quote
+// continued on every line, so no line can become a heading or end the quote.
+func quoteLines(text string) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = render.Escape(l)
+	}
+	return strings.Join(lines, "\n> ")
 }

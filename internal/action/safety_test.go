@@ -7,6 +7,7 @@ package action_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -447,4 +448,100 @@ func logWithoutMasks(log string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestFileNamesCannotInjectMarkup is issue 11 item 4: file names come from
+// the pull request. One with markdown, HTML and a mention must not render
+// its markup or ping anyone in the error comment, the "is deleted" comment
+// or the summary; one with line breaks must not add a heading to the
+// summary or a workflow command to the log.
+func TestFileNamesCannotInjectMarkup(t *testing.T) {
+	h := newHarness(t)
+	hostile := "environments/y` **@acme-admins** <img src=x> `.yaml"
+	newline := "environments/x\n## pwned\r::warning::injected.yaml"
+	if err := os.WriteFile(filepath.Join(h.dir, filepath.FromSlash(hostile)), []byte("name: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h.dir, filepath.FromSlash(newline)), []byte("name: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.gh.AddPull(repoFull, &githubsim.Pull{Number: 2, HeadSHA: headSHA, BaseSHA: baseSHA, HeadRef: "changes", BaseRef: "master", Files: []githubsim.File{
+		{Filename: hostile, Status: "added"},
+		{Filename: newline, Status: "added"},
+		{Filename: "environments/gone <b>@acme-admins<b>.yaml", Status: "removed"},
+		{Filename: "environments/gone2\n# heading\n::error::x.yaml", Status: "removed"},
+	}})
+	h.prEvent("pull_request.opened.json")
+	if code := h.run(); code != 2 {
+		t.Fatalf("exit %d\n%s", code, h.stdout.String())
+	}
+	comments := h.gh.Comments(repoFull, 2)
+	if len(comments) != 4 {
+		t.Fatalf("want 2 error and 2 deleted comments, got %d", len(comments))
+	}
+	texts := map[string]string{"summary": h.summary()}
+	for i, c := range comments {
+		texts[fmt.Sprintf("comment %d", i)] = c.Body
+	}
+	for where, text := range texts {
+		// Outside code, no line the names made; a mention outside a code
+		// span is broken up (GitHub links mentions only in text, never
+		// inside code).
+		fenced := false
+		for _, line := range strings.Split(text, "\n") {
+			if strings.HasPrefix(line, "```") {
+				fenced = !fenced
+				continue
+			}
+			if fenced {
+				continue
+			}
+			if t2 := strings.TrimSpace(line); strings.HasPrefix(t2, "## pwned") || strings.HasPrefix(t2, "# heading") || strings.HasPrefix(t2, "::") {
+				t.Errorf("%s has an injected line %q:\n%s", where, line, text)
+			}
+			// Markup is shown literally inside code; outside it, it is
+			// escaped (entities, backslashes, a broken-up mention).
+			for _, bad := range []string{"<img", "<b>", "@acme-admins", "**@"} {
+				if outsideCode(line, bad) {
+					t.Errorf("%s renders %q: %q", where, bad, line)
+				}
+			}
+		}
+	}
+	for _, line := range strings.FieldsFunc(h.stdout.String(), func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if strings.HasPrefix(strings.TrimSpace(line), "::warning::injected") || strings.HasPrefix(strings.TrimSpace(line), "::error::x") {
+			t.Errorf("the log has an injected workflow command: %q", line)
+		}
+		if strings.HasPrefix(line, "## pwned") {
+			t.Errorf("the log has an injected line: %q", line)
+		}
+	}
+}
+
+// outsideCode says whether s occurs in line outside inline code spans: a
+// span opens with a run of N backticks and closes at the next run of
+// exactly N (GFM §6.1).
+func outsideCode(line, s string) bool {
+	open := 0 // the opening run's length, 0 outside a span
+	for i := 0; i < len(line); {
+		if line[i] == '`' {
+			j := i
+			for j < len(line) && line[j] == '`' {
+				j++
+			}
+			switch n := j - i; {
+			case open == 0:
+				open = n
+			case open == n:
+				open = 0
+			}
+			i = j
+			continue
+		}
+		if open == 0 && strings.HasPrefix(line[i:], s) {
+			return true
+		}
+		i++
+	}
+	return false
 }
