@@ -89,6 +89,8 @@ func TestEveryReadmeCommandRuns(t *testing.T) {
 		"deploybot bootstrap -e " + e + " --repo OWNER/NAME":           {{[]string{"bootstrap", "-e", e, "--repo", "acme/infra"}, 0}},
 		"deploybot bootstrap -e " + e + " --repo OWNER/NAME --apply":   {{[]string{"bootstrap", "-e", e, "--repo", "acme/infra", "--apply"}, 0}},
 		"deploybot bootstrap -e " + e + " --repo OWNER/NAME [--apply]": {{[]string{"bootstrap", "-e", e, "--repo", "acme/infra"}, 0}},
+		"deploybot bootstrap -e " + e + " --repo OWNER/NAME [--apply] [--apply-on-default-branch]": {
+			{[]string{"bootstrap", "-e", e, "--repo", "acme/infra", "--apply-on-default-branch"}, 0}},
 		"deploybot plan -e " + e + " [--format text|markdown|json] [--out FILE] [--detailed-exitcode]": {
 			{[]string{"plan", "-e", e}, 0},
 			{[]string{"plan", "-e", e, "--format", "markdown"}, 0},
@@ -105,6 +107,7 @@ func TestEveryReadmeCommandRuns(t *testing.T) {
 		"deploybot validate", "deploybot validate [FILE...]",
 		"deploybot bootstrap -e " + e + " --repo OWNER/NAME", "deploybot bootstrap -e " + e + " --repo OWNER/NAME [--apply]",
 		"deploybot bootstrap -e " + e + " --repo OWNER/NAME --apply",
+		"deploybot bootstrap -e " + e + " --repo OWNER/NAME [--apply] [--apply-on-default-branch]",
 		"deploybot plan -e " + e + " [--format text|markdown|json] [--out FILE] [--detailed-exitcode]",
 		"deploybot apply -e " + e + " [--yes]",
 		"deploybot destroy -e " + e + " --confirm staging [--force]",
