@@ -20,10 +20,34 @@ type timedAction struct {
 	do func(at time.Time)
 }
 
-// circuitBreakerThreshold is max(3, min(200, ceil(0.5*desired)))
-// (docs/research/aws-ecs.md §4.1, API_ServiceDeploymentCircuitBreaker).
-func circuitBreakerThreshold(desired int32) int32 {
-	return int32(max(3, min(200, int(math.Ceil(0.5*float64(desired))))))
+// circuitBreakerThreshold is how many failed tasks fail a deployment. By
+// default max(3, min(200, ceil(0.5*desired))) (docs/research/aws-ecs.md §4.1,
+// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ServiceDeploymentCircuitBreaker.html);
+// a ThresholdConfiguration changes it: BOUNDED_PERCENT (the default type,
+// value 50) keeps the bounds, UNBOUNDED_PERCENT drops them, COUNT is the
+// value itself (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ThresholdConfiguration.html).
+func circuitBreakerThreshold(desired int32, cb *ecstypes.DeploymentCircuitBreaker) int32 {
+	typ, value := ecstypes.ThresholdTypeBoundedPercent, int32(50)
+	if cb != nil && cb.ThresholdConfiguration != nil {
+		typ, value = cb.ThresholdConfiguration.Type, cb.ThresholdConfiguration.Value
+	}
+	pct := int(math.Ceil(float64(value) / 100 * float64(desired)))
+	switch typ {
+	case ecstypes.ThresholdTypeCount:
+		return max(1, value)
+	case ecstypes.ThresholdTypeUnboundedPercent:
+		return int32(max(1, pct))
+	}
+	return int32(max(3, min(200, pct)))
+}
+
+// resetsOnHealthyTask: a task of the deployment that becomes healthy resets
+// the failure count, unless resetOnHealthyTask is false
+// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentCircuitBreaker.html:
+// "The default is true"). "Healthy" is read as its container health check
+// passing: a task without one never resets the count.
+func resetsOnHealthyTask(cb *ecstypes.DeploymentCircuitBreaker) bool {
+	return cb == nil || cb.ResetOnHealthyTask == nil || *cb.ResetOnHealthyTask
 }
 
 // ecsAdvance replays the scheduler up to now. Callers hold w.Mu.
@@ -48,6 +72,10 @@ func (w *World) ecsAdvance() {
 				a := t.queue[0]
 				t.queue = t.queue[1:]
 				a.do(a.at)
+			}
+			if exit, ok := t.processExit(at); ok && !exit.After(at) {
+				_, code, _ := t.proc.Exit(at)
+				w.failTask(t, at, ecstypes.TaskStopCodeEssentialContainerExited, "Essential container in task exited", &code)
 			}
 		}
 		w.reconcileAll(at)
@@ -74,6 +102,12 @@ func (w *World) ecsNextEvent(after, until time.Time) (time.Time, bool) {
 	}
 	st := w.ecs()
 	for _, t := range st.Tasks {
+		if at, ok := t.processExit(after); ok && !at.After(until) {
+			if !at.After(after) {
+				return after, true
+			}
+			consider(at)
+		}
 		if len(t.queue) == 0 || t.queue[0].at.After(until) {
 			continue
 		}
@@ -318,7 +352,7 @@ func (w *World) taskFailed(t *ecsTask, at time.Time) {
 		sd.CB.FailureCount++
 	}
 	cb := s.DepConf.DeploymentCircuitBreaker
-	if cb == nil || !cb.Enable || d.Failed < circuitBreakerThreshold(s.Desired) {
+	if cb == nil || !cb.Enable || d.Failed < circuitBreakerThreshold(s.Desired, cb) {
 		return
 	}
 	w.failDeployment(s, d, cb.Rollback, at)
@@ -393,7 +427,7 @@ func (w *World) newDeployment(s *ecsSvc, tdARN string, net *ecstypes.NetworkConf
 		for _, old := range sources {
 			sd.sources = append(sd.sources, old)
 		}
-		sd.CB = ecstypes.ServiceDeploymentCircuitBreaker{Status: ecstypes.ServiceDeploymentRollbackMonitorsStatusDisabled, Threshold: circuitBreakerThreshold(s.Desired)}
+		sd.CB = ecstypes.ServiceDeploymentCircuitBreaker{Status: ecstypes.ServiceDeploymentRollbackMonitorsStatusDisabled, Threshold: circuitBreakerThreshold(s.Desired, s.DepConf.DeploymentCircuitBreaker)}
 		if cb := s.DepConf.DeploymentCircuitBreaker; cb != nil && cb.Enable {
 			sd.CB.Status = ecstypes.ServiceDeploymentRollbackMonitorsStatusMonitoring
 		}
@@ -456,24 +490,45 @@ func (w *World) launchTask(s *ecsSvc, d *ecsDep, at time.Time) *ecsTask {
 	return t
 }
 
-// taskProvisioned: the ENI is attached; ECS pulls secrets and the image.
-// Each failure mode of docs/research/aws-ecs.md §3 and §7 stops the task with the
-// reason ECS gives.
+// taskProvisioned: the ENI is attached; ECS fetches the secrets and the
+// registry's credentials, then pulls the image. Each needs its own network
+// path (reach.go): Secrets Manager's endpoint for secrets, and the image's
+// registry, Docker Hub over the internet or ECR through the internet or its
+// VPC endpoints. Each failure mode of docs/research/aws-ecs.md §3 and §7
+// stops the task with the reason ECS gives.
 func (w *World) taskProvisioned(t *ecsTask, at time.Time) {
 	t.LastStatus = "PENDING"
 	t.PullStarted = at
 	t.Version++
-	reach, _ := w.InternetReach(t.SubnetID, t.PublicIP)
-	t.Internet = reach
+	t.Internet, _ = w.InternetReach(t.SubnetID, t.PublicIP)
 	c := t.essential()
-	if !reach {
-		var reason string
-		if len(c.Secrets) > 0 {
-			reason = "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 5 time(s): RequestError: send request failed caused by: Post \"https://secretsmanager." + w.Region + ".amazonaws.com/\": dial tcp 52.94.133.131:443: i/o timeout. Please check your task network configuration."
-		} else {
-			reason = "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref " + qualifiedImage(t.Image) + ": failed to do request: Head \"https://registry-1.docker.io/v2/\": dial tcp 54.227.20.253:443: i/o timeout"
-		}
+	timeout := func(reason string) {
 		t.schedule(at.Add(w.timings.NoInternetTimeout), func(at time.Time) { w.failTask(t, at, ecstypes.TaskStopCodeTaskFailedToStart, reason, nil) })
+	}
+	registry, ecrRegion := registryOf(t.Image)
+	for _, sec := range c.Secrets {
+		svc := "secretsmanager"
+		if strings.HasPrefix(aws.ToString(sec.ValueFrom), "arn:aws:ssm:") {
+			svc = "ssm"
+		}
+		if ok, _ := w.Reach(t.SubnetID, t.PublicIP, Destination{Service: svc}); !ok {
+			timeout("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 5 time(s): RequestError: send request failed caused by: Post \"https://" + svc + "." + w.Region + ".amazonaws.com/\": dial tcp 52.94.133.131:443: i/o timeout. Please check your task network configuration.")
+			return
+		}
+	}
+	if ecrRegion != "" {
+		if ok, _ := w.Reach(t.SubnetID, t.PublicIP, Destination{Service: "ecr.api"}); !ok || ecrRegion != w.Region && !t.Internet {
+			timeout("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve ecr registry auth: service call has been retried 3 time(s): RequestError: send request failed caused by: Post \"https://api.ecr." + ecrRegion + ".amazonaws.com/\": dial tcp 52.46.143.206:443: i/o timeout. Please check your task network configuration.")
+			return
+		}
+		okDkr, _ := w.Reach(t.SubnetID, t.PublicIP, Destination{Service: "ecr.dkr"})
+		okS3, _ := w.Reach(t.SubnetID, t.PublicIP, Destination{Service: "s3"})
+		if !okDkr || !okS3 {
+			timeout("CannotPullContainerError: ref pull has been retried 1 time(s): failed to copy: httpReadSeeker: failed open: failed to do request: Get \"https://prod-" + ecrRegion + "-starport-layer-bucket.s3." + ecrRegion + ".amazonaws.com/\": dial tcp 52.217.1.124:443: i/o timeout")
+			return
+		}
+	} else if ok, _ := w.Reach(t.SubnetID, t.PublicIP, Destination{Host: registry}); !ok {
+		timeout("CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref " + qualifiedImage(t.Image) + ": failed to do request: Head \"https://" + registry + "/v2/\": dial tcp 54.227.20.253:443: i/o timeout")
 		return
 	}
 	t.Secrets = map[string]string{}
@@ -545,21 +600,11 @@ func (w *World) taskRunning(t *ecsTask, at time.Time) {
 	t.Version++
 	w.sdRegisterTask(t)
 	c := t.essential()
+	t.proc = w.startProcess(w.containerStart(t))
 	if hc := c.HealthCheck; hc != nil {
-		// The first passing check after the start period marks the task
-		// HEALTHY; the worker's /health answers once it has polled Prefect.
-		delay := time.Duration(aws.ToInt32(hc.Interval)) * time.Second
-		if sp := aws.ToInt32(hc.StartPeriod); sp > 0 {
-			delay = time.Duration(sp) * time.Second
-		}
-		if t.Behavior.CrashAfter == 0 || delay < t.Behavior.CrashAfter {
-			t.schedule(at.Add(delay), func(at time.Time) {
-				if t.LastStatus == "RUNNING" {
-					t.Health = ecstypes.HealthStatusHealthy
-					t.Version++
-				}
-			})
-		}
+		// Docker runs the first check one interval after the container
+		// starts, then every interval (docs/research/aws-ecs.md §4.4).
+		t.schedule(at.Add(hcInterval(hc)), func(at time.Time) { w.healthProbe(t, at) })
 	}
 	if d := t.Behavior.CrashAfter; d > 0 {
 		t.schedule(at.Add(d), func(at time.Time) {
@@ -567,6 +612,131 @@ func (w *World) taskRunning(t *ecsTask, at time.Time) {
 			w.failTask(t, at, ecstypes.TaskStopCodeEssentialContainerExited, "Essential container in task exited", &code)
 		})
 	}
+}
+
+// containerStart is what the essential container starts with: its command
+// and environment after the run's overrides, the secrets the execution role
+// fetched, and the task's network. Callers hold w.Mu.
+func (w *World) containerStart(t *ecsTask) ContainerStart {
+	c := t.essential()
+	env := map[string]string{}
+	for _, kv := range c.Environment {
+		env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
+	}
+	cmd := append([]string(nil), c.Command...)
+	taskRole := aws.ToString(t.Def.TaskRoleArn)
+	if o := t.Overrides; o != nil {
+		if r := aws.ToString(o.TaskRoleArn); r != "" {
+			taskRole = r
+		}
+		for _, co := range o.ContainerOverrides {
+			if aws.ToString(co.Name) != aws.ToString(c.Name) {
+				continue
+			}
+			if len(co.Command) > 0 {
+				cmd = append([]string(nil), co.Command...)
+			}
+			for _, kv := range co.Environment {
+				env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
+			}
+		}
+	}
+	return ContainerStart{TaskARN: t.ARN, ClusterARN: w.ecsARN("cluster/" + t.ClusterName), TaskDefinitionARN: t.TDARN,
+		Group: t.Group, StartedBy: t.StartedBy, Hostname: t.Hostname, Container: aws.ToString(c.Name), Image: t.Image,
+		Command: cmd, Env: env, Secrets: copyTags(t.Secrets), TaskRoleARN: taskRole, StartedAt: t.Started, Behavior: t.Behavior,
+		Reach: func(d Destination) (bool, string) { return w.Reach(t.SubnetID, t.PublicIP, d) }}
+}
+
+// processExit is when the container's program exits, as far as is known at
+// now (only for a running container with a program).
+func (t *ecsTask) processExit(now time.Time) (time.Time, bool) {
+	if t.proc == nil || t.LastStatus != "RUNNING" || t.DesiredStatus != "RUNNING" {
+		return time.Time{}, false
+	}
+	at, _, ok := t.proc.Exit(now)
+	if ok && at.Before(now) {
+		at = now
+	}
+	return at, ok
+}
+
+func hcInterval(hc *ecstypes.HealthCheck) time.Duration {
+	if iv := aws.ToInt32(hc.Interval); iv > 0 {
+		return time.Duration(iv) * time.Second
+	}
+	return 30 * time.Second
+}
+
+// healthProbe runs the container health check once, as ECS's agent does
+// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_HealthCheck.html):
+// a pass makes the container HEALTHY (inside startPeriod too: "If a health
+// check succeeds within the startPeriod, then the container is considered
+// healthy and any subsequent failures count toward the maximum number of
+// retries"); failures inside startPeriod before any pass do not count;
+// `retries` consecutive counted failures make it UNHEALTHY. What the command
+// answers comes from the container's program (runtime.go). Callers hold w.Mu.
+func (w *World) healthProbe(t *ecsTask, at time.Time) {
+	if t.LastStatus != "RUNNING" || t.DesiredStatus != "RUNNING" {
+		return
+	}
+	hc := t.essential().HealthCheck
+	pass := plainProbe(hc.Command)
+	if t.proc != nil {
+		pass = t.proc.Probe(at, hc.Command)
+	}
+	startPeriod := time.Duration(aws.ToInt32(hc.StartPeriod)) * time.Second
+	retries := int(aws.ToInt32(hc.Retries))
+	if retries <= 0 {
+		retries = 3
+	}
+	switch {
+	case pass:
+		t.hcFails, t.hcPassed = 0, true
+		if t.Health != ecstypes.HealthStatusHealthy {
+			t.Health = ecstypes.HealthStatusHealthy
+			t.Version++
+			w.taskHealthy(t, at)
+		}
+	case t.hcPassed || !at.Before(t.Started.Add(startPeriod)):
+		t.hcFails++
+		if t.hcFails >= retries {
+			t.Health = ecstypes.HealthStatusUnhealthy
+			t.Version++
+			w.taskUnhealthy(t, at)
+			return
+		}
+	}
+	t.schedule(at.Add(hcInterval(hc)), func(at time.Time) { w.healthProbe(t, at) })
+}
+
+// taskHealthy: a task of an in-progress deployment passing its health check
+// resets the circuit breaker's count (resetsOnHealthyTask).
+func (w *World) taskHealthy(t *ecsTask, at time.Time) {
+	d := t.Dep
+	s := w.ecs().Services[t.ServiceARN]
+	if d == nil || s == nil || s.gen != t.svcGen || d.Rollout != ecstypes.DeploymentRolloutStateInProgress ||
+		!resetsOnHealthyTask(s.DepConf.DeploymentCircuitBreaker) {
+		return
+	}
+	d.Failed = 0
+	if d.SD != nil && d.SD.CB.Status == ecstypes.ServiceDeploymentRollbackMonitorsStatusMonitoring {
+		d.SD.CB.FailureCount = 0
+	}
+}
+
+// taskUnhealthy: the service scheduler replaces a task whose essential
+// container is UNHEALTHY, and the circuit breaker counts it
+// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html:
+// stage 2 counts health-check failures). A task outside a service keeps
+// running, UNHEALTHY.
+func (w *World) taskUnhealthy(t *ecsTask, at time.Time) {
+	s := w.ecs().Services[t.ServiceARN]
+	if s == nil || s.gen != t.svcGen {
+		return
+	}
+	w.addEvent(s, at, "(task %s) failed container health checks.", t.ID)
+	w.stopTask(t, at, ecstypes.TaskStopCodeServiceSchedulerInitiated, "Task failed container health checks")
+	w.taskFailed(t, at)
 }
 
 // failTask stops a task that failed to start or whose essential container

@@ -39,6 +39,14 @@ type ecsTask struct {
 	sdInstances []string
 	// emitted is the Version of the last state change event sent for it.
 	emitted int64
+	// Overrides are RunTask's (nil for service tasks).
+	Overrides *ecstypes.TaskOverride
+	// proc is the essential container's program while it runs (runtime.go).
+	proc ContainerProcess
+	// Health-check state: consecutive counted failures, and whether a check
+	// has passed yet.
+	hcFails  int
+	hcPassed bool
 }
 
 func (t *ecsTask) schedule(at time.Time, do func(at time.Time)) {
@@ -155,8 +163,12 @@ type TaskView struct {
 	Secrets                                  map[string]string // secret env resolved to values, only when the task could read them
 	Command                                  []string
 	StartedAt, StoppedAt                     time.Time
-	Internet                                 bool
-	Behavior                                 ImageBehavior
+	// Internet: the task's network reaches the internet.
+	Internet bool
+	// HostReach: whether the task's network reaches the host of each URL in
+	// its environment (e.g. PREFECT_API_URL's), by host[:port] (reach.go).
+	HostReach map[string]bool
+	Behavior  ImageBehavior
 }
 
 // Tasks returns every task ECS still shows (STOPPED ones for
@@ -178,6 +190,13 @@ func (w *World) Tasks() []TaskView {
 		}
 		if t.Secrets != nil {
 			v.Secrets = copyTags(t.Secrets)
+		}
+		v.HostReach = map[string]bool{}
+		for _, val := range v.Env {
+			if strings.HasPrefix(val, "http://") || strings.HasPrefix(val, "https://") {
+				d := URLDestination(val)
+				v.HostReach[d.Host], _ = w.Reach(t.SubnetID, t.PublicIP, d)
+			}
 		}
 		out = append(out, v)
 	}

@@ -24,8 +24,10 @@ type ImageBehavior struct {
 	// started, with ExitCode.
 	CrashAfter time.Duration
 	ExitCode   int32
-	// NoHeartbeat: the container runs and ECS sees it healthy, but the
-	// Prefect worker inside never heartbeats (for the Prefect simulator).
+	// NoHeartbeat: the container runs, but the Prefect worker inside never
+	// gets through to its API (for the Prefect simulator: its syncs fail,
+	// its stock /health still answers 200, and it gives up after 12 failed
+	// syncs).
 	NoHeartbeat bool
 }
 

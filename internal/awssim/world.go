@@ -120,6 +120,10 @@ type World struct {
 	// unsupported: operations answered as an endpoint without them
 	// (SetUnsupported). Guarded by faultsMu.
 	unsupported map[string]Endpoint
+
+	// runtimes run the programs of simulated containers (runtime.go).
+	// Guarded by Mu.
+	runtimes []ContainerRuntime
 }
 
 // Principal is who signs a call: a role session with an optional policy.

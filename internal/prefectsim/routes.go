@@ -65,7 +65,7 @@ func match(rest string) (route, []string) {
 	return routeNone, nil
 }
 
-func (s *Server) route(rw http.ResponseWriter, r *http.Request, base, rest string, now time.Time) {
+func (s *Server) route(rw http.ResponseWriter, r *http.Request, base, rest string, now time.Time, tasks []Task) {
 	rt, args := match(rest)
 	if rt == routeNone {
 		// Starlette's redirect_slashes: if the path with its trailing slash
@@ -114,7 +114,7 @@ func (s *Server) route(rw http.ResponseWriter, r *http.Request, base, rest strin
 		}
 		body = raw
 	}
-	s.sync(now)
+	s.sync(tasks, now)
 	switch rt {
 	case routeHealth:
 		writeJSON(rw, http.StatusOK, true)

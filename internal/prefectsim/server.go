@@ -61,7 +61,12 @@ type Server struct {
 	rateLimit   int // per simulated minute; 0 = none
 	log         []Request
 	seq         int
+	outages     []outage // oldest first; the last may still be open
+	network     awssim.HostPlacement
 }
+
+// outage is when the server answers nothing but 503 (to zero while open).
+type outage struct{ from, to time.Time }
 
 type fault struct {
 	status     int
@@ -116,6 +121,11 @@ func WithKey(key string) Option { return func(s *Server) { s.keys[key] = true } 
 // "user:pass" (PREFECT_SERVER_API_AUTH_STRING, ref §2.2).
 func WithAuthString(userPass string) Option { return func(s *Server) { s.authString = userPass } }
 
+// WithNetwork says where the server is, for tasks' networks (reach.go in
+// awssim): by default on the internet, as Prefect Cloud is; a self-hosted
+// server inside a VPC is awssim.HostPlacement{VPCs: []string{vpcID}}.
+func WithNetwork(p awssim.HostPlacement) Option { return func(s *Server) { s.network = p } }
+
 // WithAccount sets the Cloud account and workspace ids.
 func WithAccount(accountID, workspaceID string) Option {
 	return func(s *Server) { s.accountID, s.workspaceID = accountID, workspaceID }
@@ -132,6 +142,7 @@ func New(w *awssim.World, opts ...Option) *Server {
 		pools:       map[string]*pool{},
 		hybridOK:    true,
 		timings:     DefaultTimings(),
+		network:     awssim.HostPlacement{Internet: true},
 	}
 	if w != nil {
 		s.clock = w.Clock
@@ -147,8 +158,39 @@ func New(w *awssim.World, opts ...Option) *Server {
 		s.tasks = noTasks{}
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	if w != nil {
+		w.PlaceHost(hostOf(s.srv.URL), s.network)
+		w.AddContainerRuntime(runtime{s})
+	}
 	return s
 }
+
+// SetAvailable(false) starts an outage: every request is answered 503 and
+// the workers' syncs fail, until SetAvailable(true).
+func (s *Server) SetAvailable(ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	open := len(s.outages) > 0 && s.outages[len(s.outages)-1].to.IsZero()
+	switch {
+	case !ok && !open:
+		s.outages = append(s.outages, outage{from: now})
+	case ok && open:
+		s.outages[len(s.outages)-1].to = now
+	}
+}
+
+// outageAt says whether the server was down at t. Callers hold s.mu.
+func (s *Server) outageAt(t time.Time) bool {
+	for _, o := range s.outages {
+		if !t.Before(o.from) && (o.to.IsZero() || t.Before(o.to)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) hasOutages() bool { return len(s.outages) > 0 }
 
 // URL is the Cloud-style workspace API URL: <server>/api/accounts/<a>/workspaces/<w>.
 func (s *Server) URL() string {
@@ -294,10 +336,11 @@ type Worker struct {
 
 // Workers returns every worker row of a pool, with status as of now.
 func (s *Server) Workers(poolName string) []Worker {
+	tasks := s.tasks.Tasks()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	s.sync(now)
+	s.sync(tasks, now)
 	p := s.pools[poolName]
 	if p == nil {
 		return nil
@@ -311,10 +354,11 @@ func (s *Server) Workers(poolName string) []Worker {
 
 // PoolStatus returns a pool's status as of now ("" when it does not exist).
 func (s *Server) PoolStatus(name string) string {
+	tasks := s.tasks.Tasks()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	s.sync(now)
+	s.sync(tasks, now)
 	if p := s.pools[name]; p != nil {
 		if st := p.status(now); st != nil {
 			return *st
@@ -326,6 +370,9 @@ func (s *Server) PoolStatus(name string) string {
 // serve is the whole HTTP surface: faults and rate limit first (Cloud answers
 // those at its edge), then auth, then routes.
 func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
+	// The world's tasks are read before the server's lock: the world calls
+	// the server's runtime with its own lock held (worker.go).
+	tasks := s.tasks.Tasks()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
@@ -333,6 +380,10 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	defer func() {
 		s.log = append(s.log, Request{At: now, Method: r.Method, Path: r.URL.Path, Status: rec.status, Auth: authScheme(r)})
 	}()
+	if s.outageAt(now) {
+		writeJSON(rec, http.StatusServiceUnavailable, detail("Service Unavailable"))
+		return
+	}
 	if len(s.faults) > 0 {
 		f := s.faults[0]
 		s.faults = s.faults[1:]
@@ -383,14 +434,14 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 			writeJSON(rec, http.StatusNotFound, detail("Workspace not found"))
 			return
 		}
-		s.route(rec, r, cloudBase, rest, now)
+		s.route(rec, r, cloudBase, rest, now, tasks)
 	case path == "/api" || strings.HasPrefix(path, "/api/"):
 		rest := strings.TrimPrefix(path, "/api")
 		// /health and /ready are exempt from basic auth (ref §1.6).
 		if rest != "/health" && rest != "/ready" && !s.selfHostedAuth(rec, r) {
 			return
 		}
-		s.route(rec, r, "/api", rest, now)
+		s.route(rec, r, "/api", rest, now, tasks)
 	default:
 		writeJSON(rec, http.StatusNotFound, detail("Not Found"))
 	}

@@ -42,19 +42,41 @@ type WorkerStack struct {
 	PrefectKeyInPlainEnv bool // put the key in the environment instead of a secret
 }
 
+// StackOption changes how NewWorkerStack builds the stack.
+type StackOption func(*stackSettings)
+
+type stackSettings struct {
+	private   bool
+	endpoints []string
+}
+
+// PrivateSubnets puts the stack in a VPC without a route to the internet,
+// with VPC endpoints for the given services ("ecr.api", "ecr.dkr", "s3",
+// "secretsmanager", ...).
+func PrivateSubnets(endpoints ...string) StackOption {
+	return func(s *stackSettings) { s.private, s.endpoints = true, endpoints }
+}
+
 // NewWorkerStack builds the stack for environment env whose worker polls
 // pool (the World needs WithPrefect). taskPolicy is the task role's inline
 // policy ("" for ecs:DescribeTasks only). The roles are older than IAM's
 // propagation delay when it returns.
-func (w *World) NewWorkerStack(tb testing.TB, env, pool, taskPolicy string) *WorkerStack {
+func (w *World) NewWorkerStack(tb testing.TB, env, pool, taskPolicy string, opts ...StackOption) *WorkerStack {
 	tb.Helper()
+	var set stackSettings
+	for _, o := range opts {
+		o(&set)
+	}
 	ctx := context.Background()
 	cfg := w.AWS.Config()
 	ws := &WorkerStack{World: w, Env: env, Pool: pool, ECS: ecs.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), Cluster: "deploybot-" + env}
 	if w.Prefect != nil {
 		ws.PrefectAPIURL = w.Prefect.URL()
 	}
-	ws.VPC, ws.Subnets = w.AWS.SeedExistingVPC("10.0.0.0/16", 2, true)
+	ws.VPC, ws.Subnets = w.AWS.SeedExistingVPC("10.0.0.0/16", 2, !set.private)
+	for _, e := range set.endpoints {
+		w.AWS.SeedVPCEndpoint(ws.VPC, e)
+	}
 	ws.SecurityGroup = w.AWS.SeedSecurityGroup(ws.VPC, "deploybot-"+env+"-worker")
 	sec, err := secretsmanager.NewFromConfig(cfg).CreateSecret(ctx, &secretsmanager.CreateSecretInput{
 		Name: aws.String("deploybot/" + env + "/prefect-api-key"), SecretString: aws.String(w.PrefectKey)})
