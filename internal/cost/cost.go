@@ -257,7 +257,12 @@ func (t *Table) Estimate(p *plan.Plan) Estimate {
 		}
 	}
 	hourly(NATHour, after.nat-before.nat, countWhat(after.nat-before.nat, "NAT gateway", "NAT gateways"))
-	hourly(IPv4Hour, after.ipv4-before.ipv4, countWhat(after.ipv4-before.ipv4, "public IPv4 address", "public IPv4 addresses")+ipv4Detail(before, after))
+	// The tasks' own addresses and the Elastic IPs apart: a NAT gateway
+	// moves the tasks to private subnets, and both lines say so.
+	taskIPs := after.taskIPv4 - before.taskIPv4
+	eips := (after.ipv4 - after.taskIPv4) - (before.ipv4 - before.taskIPv4)
+	hourly(IPv4Hour, eips, countWhat(eips, "public IPv4 address (Elastic IP)", "public IPv4 addresses (Elastic IPs)"))
+	hourly(IPv4Hour, taskIPs, countWhat(taskIPs, "public IPv4 address (the worker tasks' own)", "public IPv4 addresses (the worker tasks' own)"))
 	monthly(SecretMonth, after.secrets-before.secrets, countWhat(after.secrets-before.secrets, "Secrets Manager secret", "Secrets Manager secrets"))
 	monthly(ZoneMonth, after.zones-before.zones, countWhat(after.zones-before.zones, "Route 53 private hosted zone (the Cloud Map namespace's)", "Route 53 private hosted zones (the Cloud Map namespaces')"))
 	monthly(CloudMapMonth, after.instances-before.instances, countWhat(after.instances-before.instances, "Cloud Map service instance (one per task)", "Cloud Map service instances (one per task)"))
@@ -478,16 +483,6 @@ func fargateWhat(b, a service) string {
 		ar = arch(b) + " → " + arch(a)
 	}
 	return fmt.Sprintf("Fargate %s × %s (%s)", sz, n, ar)
-}
-
-func ipv4Detail(b, a usage) string {
-	if a.taskIPv4 != b.taskIPv4 && a.ipv4-a.taskIPv4 == b.ipv4-b.taskIPv4 {
-		return " (the worker tasks' own)"
-	}
-	if a.taskIPv4 == b.taskIPv4 {
-		return " (Elastic IPs of the NAT gateways)"
-	}
-	return ""
 }
 
 // countWhat is "1 NAT gateway", "2 NAT gateways", "-1 NAT gateway" as a

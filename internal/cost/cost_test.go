@@ -63,7 +63,7 @@ func TestEstimateAgainstThePriceTable(t *testing.T) {
 			want: []Line{
 				{What: "1 NAT gateway", Delta: us[NATHour] * h},
 				{What: "Fargate 0.5 vCPU / 1 GB × 1 task (Linux/x86)", Delta: fargate(0.5, 1, 1)},
-				{What: "1 public IPv4 address (Elastic IPs of the NAT gateways)", Delta: us[IPv4Hour] * h},
+				{What: "1 public IPv4 address (Elastic IP)", Delta: us[IPv4Hour] * h},
 				{What: "1 Route 53 private hosted zone (the Cloud Map namespace's)", Delta: us[ZoneMonth]},
 				{What: "1 Secrets Manager secret", Delta: us[SecretMonth]},
 				{What: "1 Cloud Map service instance (one per task)", Delta: us[CloudMapMonth]},
@@ -93,6 +93,20 @@ func TestEstimateAgainstThePriceTable(t *testing.T) {
 				{What: "Fargate 0.25 vCPU / 0.5 GB × 1 task → 3 tasks (Linux/x86)", Delta: fargate(0.25, 0.5, 2)},
 				{What: "2 public IPv4 addresses (the worker tasks' own)", Delta: 2 * us[IPv4Hour] * h},
 				{What: "2 Cloud Map service instances (one per task)", Delta: 2 * us[CloudMapMonth]},
+			},
+		},
+		{
+			name: "a NAT gateway moves the tasks' public IP to its Elastic IP",
+			changes: []plan.Change{
+				{Address: "task_definition.worker", Kind: "task_definition", Name: "deploybot-demo-worker", Action: plan.NoOp, Before: taskDef("512", "1024"), After: taskDef("512", "1024")},
+				{Address: "ecs_service.worker", Kind: "ecs_service", Action: plan.Update, Before: serviceAttrs("1", "ENABLED"), After: serviceAttrs("1", "DISABLED")},
+				{Address: "eip.nat_a", Kind: "eip", Action: plan.Create, After: map[string]string{}},
+				{Address: "nat_gateway.a", Kind: "nat_gateway", Action: plan.Create, After: map[string]string{}},
+			},
+			want: []Line{
+				{What: "1 NAT gateway", Delta: us[NATHour] * h},
+				{What: "1 public IPv4 address (Elastic IP)", Delta: us[IPv4Hour] * h},
+				{What: "1 public IPv4 address (the worker tasks' own)", Delta: -us[IPv4Hour] * h},
 			},
 		},
 		{
