@@ -67,3 +67,25 @@ func TestLabelsAreOffByDefault(t *testing.T) {
 		t.Errorf("labels: %q exits %d, want 2", h.env["INPUT_LABELS"], code)
 	}
 }
+
+// A job token without issues: write cannot label: the plan and its comment
+// still succeed, and a warning says what is missing.
+func TestLabelWithoutIssuesWriteWarns(t *testing.T) {
+	h := newHarness(t)
+	h.env["INPUT_LABELS"] = "true"
+	h.gh.SetTokenPermissions(jobToken, map[string]string{"pull-requests": "write", "contents": "read", "id-token": "write"})
+	h.openPR("environments/staging.yaml")
+	h.prEvent("pull_request.opened.json")
+	if code := h.run(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, h.stdout.String())
+	}
+	if len(h.botComments()) != 1 {
+		t.Errorf("the plan comment was not written")
+	}
+	if !strings.Contains(h.stdout.String(), "::warning::could not label pull request #2 deploybot:changes (the labels input needs issues: write)") {
+		t.Errorf("no warning:\n%s", h.stdout.String())
+	}
+	if got := h.gh.PullLabels(repoFull, 2); len(got) != 0 {
+		t.Errorf("labels = %v", got)
+	}
+}

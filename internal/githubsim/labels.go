@@ -26,7 +26,9 @@ type Label struct {
 // repository does not have creates it with colour ededed and no
 // description (github/docs#35718); removing a label the issue does not have
 // is a 404 "Label does not exist"; creating one that exists is a 422
-// already_exists.
+// already_exists. Writing labels needs the token's issues: write;
+// pull-requests: write is not enough (docs/research/pr-comment-bots.md §0,
+// TF-via-PR#462); reading them needs issues or pull-requests read.
 
 func (s *Server) labelJSON(r *Repo, l *Label) *gh.Label {
 	out := &gh.Label{ID: gh.Int64(l.ID), NodeID: gh.String(fmt.Sprintf("LA_%d", l.ID)), Name: gh.String(l.Name), Color: gh.String(l.Color),
@@ -70,6 +72,10 @@ func (s *Server) issueLabels(repo *Repo, names []string) []*gh.Label {
 
 // GET /repos/{owner}/{repo}/issues/{number}/labels (paginated).
 func (s *Server) listIssueLabels(w http.ResponseWriter, r *http.Request, repo *Repo) {
+	if !s.allowed(r, "read", "issues", "pull-requests") {
+		forbidden(w, "https://docs.github.com/rest/issues/labels#list-labels-for-an-issue")
+		return
+	}
 	n, _ := strconv.Atoi(r.PathValue("number"))
 	names, ok := labelsOf(repo, n)
 	if !ok {
@@ -84,6 +90,10 @@ func (s *Server) listIssueLabels(w http.ResponseWriter, r *http.Request, repo *R
 // array of names (all three are in GitHub's OpenAPI description; go-github
 // sends the bare array). The answer is every label of the issue.
 func (s *Server) addIssueLabels(w http.ResponseWriter, r *http.Request, repo *Repo) {
+	if !s.allowed(r, "write", "issues") {
+		forbidden(w, "https://docs.github.com/rest/issues/labels#add-labels-to-an-issue")
+		return
+	}
 	n, _ := strconv.Atoi(r.PathValue("number"))
 	names, ok := labelsOf(repo, n)
 	if !ok {
@@ -149,6 +159,10 @@ func parseLabelNames(b []byte) ([]string, error) {
 // DELETE /repos/{owner}/{repo}/issues/{number}/labels/{name}: 200 with the
 // labels left, or 404 "Label does not exist".
 func (s *Server) removeIssueLabel(w http.ResponseWriter, r *http.Request, repo *Repo) {
+	if !s.allowed(r, "write", "issues") {
+		forbidden(w, "https://docs.github.com/rest/issues/labels#remove-a-label-from-an-issue")
+		return
+	}
 	n, _ := strconv.Atoi(r.PathValue("number"))
 	names, ok := labelsOf(repo, n)
 	if !ok {
@@ -169,6 +183,10 @@ func (s *Server) removeIssueLabel(w http.ResponseWriter, r *http.Request, repo *
 
 // GET /repos/{owner}/{repo}/labels/{name}.
 func (s *Server) getLabel(w http.ResponseWriter, r *http.Request, repo *Repo) {
+	if !s.allowed(r, "read", "issues", "pull-requests") {
+		forbidden(w, "https://docs.github.com/rest/issues/labels#get-a-label")
+		return
+	}
 	l, ok := repo.Labels[strings.ToLower(r.PathValue("name"))]
 	if !ok {
 		notFound(w)
@@ -182,6 +200,10 @@ var hexColor = regexp.MustCompile(`^[0-9a-fA-F]{6}$`)
 // POST /repos/{owner}/{repo}/labels: 201, or 422 when the name is taken
 // or the colour is not 6 hex digits (a leading "#" is accepted).
 func (s *Server) createLabel(w http.ResponseWriter, r *http.Request, repo *Repo) {
+	if !s.allowed(r, "write", "issues") {
+		forbidden(w, "https://docs.github.com/rest/issues/labels#create-a-label")
+		return
+	}
 	var in gh.Label
 	if !decode(w, r, &in) {
 		return

@@ -93,3 +93,30 @@ func TestLabelsLikeGitHub(t *testing.T) {
 		t.Errorf("PullLabels = %v", got)
 	}
 }
+
+// A job token with pull-requests: write but not issues: write reads labels
+// and cannot write them.
+func TestLabelWritesNeedIssuesWrite(t *testing.T) {
+	s := githubsim.New(clock.NewVirtual(time.Unix(1_800_000_000, 0)), "tok")
+	defer s.Close()
+	s.AddRepo("o", "r", "main")
+	s.AddPull("o/r", &githubsim.Pull{Number: 1})
+	s.SetTokenPermissions("tok", map[string]string{"pull-requests": "write", "contents": "read"})
+	base := s.URL + "/repos/o/r"
+	if code, _ := call(t, "GET", base+"/issues/1/labels", ""); code != 200 {
+		t.Errorf("read with pull-requests: write: %d", code)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/issues/1/labels", `["x"]`},
+		{"DELETE", "/issues/1/labels/x", ""},
+		{"POST", "/labels", `{"name":"x"}`},
+	} {
+		if code, b := call(t, c.method, base+c.path, c.body); code != 403 || !strings.Contains(b, "Resource not accessible by integration") {
+			t.Errorf("%s %s without issues: write: %d %s", c.method, c.path, code, b)
+		}
+	}
+	s.SetTokenPermissions("tok", map[string]string{"issues": "write"})
+	if code, _ := call(t, "POST", base+"/issues/1/labels", `["x"]`); code != 200 {
+		t.Errorf("with issues: write: %d", code)
+	}
+}

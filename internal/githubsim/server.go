@@ -70,6 +70,9 @@ type Server struct {
 	tokens map[string]string
 	// apps are GitHub Apps by id: their public key and installations.
 	apps map[int64]*app
+	// permissions are a job token's `permissions:` (SetTokenPermissions);
+	// a token without an entry may do everything.
+	permissions map[string]map[string]string
 
 	limit rateLimit
 	oidc  OIDC
@@ -230,6 +233,44 @@ func (s *Server) APIURL(ghes bool) string {
 		return s.URL + "/api/v3"
 	}
 	return s.URL
+}
+
+// SetTokenPermissions limits token to a job's `permissions:` (scope →
+// "read" | "write"; a scope left out is "none", as GitHub does once a job
+// lists any: docs/research/github-actions.md §6). The labels endpoints
+// check them; the others do not model permissions.
+func (s *Server) SetTokenPermissions(token string, perms map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.permissions == nil {
+		s.permissions = map[string]map[string]string{}
+	}
+	s.permissions[token] = perms
+}
+
+// allowed says whether the request's token has scope at level (write
+// implies read). s.mu held.
+func (s *Server) allowed(r *http.Request, level string, scopes ...string) bool {
+	a := r.Header.Get("Authorization")
+	i := strings.IndexByte(a, ' ')
+	if i < 0 {
+		return true
+	}
+	perms, limited := s.permissions[a[i+1:]]
+	if !limited {
+		return true
+	}
+	for _, sc := range scopes {
+		if p := perms[sc]; p == "write" || (p == "read" && level == "read") {
+			return true
+		}
+	}
+	return false
+}
+
+// forbidden is GitHub's answer to a GITHUB_TOKEN without the permission.
+func forbidden(w http.ResponseWriter, doc string) {
+	writeJSON(w, http.StatusForbidden, map[string]string{"message": "Resource not accessible by integration", "documentation_url": doc})
 }
 
 // AddUserToken accepts token as a person's personal access token: what it
