@@ -448,14 +448,16 @@ func (c *checker) env() {
 			c.fail(path, "is reserved: the worker gets the API key from the Secrets Manager secret deploybot/%s/prefect-api-key, never from the file", c.e.Name)
 		case up == "PREFECT_API_URL":
 			c.fail(path, "is reserved: deploybot sets it from prefect.api_url")
-		case up == "PREFECT_API_AUTH_STRING" || strings.HasSuffix(up, "_PASSWORD") || strings.HasSuffix(up, "_SECRET") || strings.HasSuffix(up, "_TOKEN"):
-			// Values in this file are committed to git and written into the
-			// task definition in plain text.
-			c.fail(path, "looks like a credential: environment values are stored in git and in the task definition in plain text; credentials belong in Secrets Manager")
 		case strings.HasPrefix(up, "DEPLOYBOT_"):
 			c.fail(path, "is reserved: DEPLOYBOT_* variables are set by deploybot (DEPLOYBOT_WORK_POOL, DEPLOYBOT_WORKER_PREFIX)")
 		case looksLikePrefectKey(c.e.Worker.Env[k]):
 			c.fail(path, "looks like a Prefect API key; keys must not live in the repository (pass it as the prefect-api-key secret)")
+		default:
+			// Values in this file are committed to git and written into the
+			// task definition in plain text (credentials.go).
+			if what, advice, ok := credentialIn(k, c.e.Worker.Env[k]); ok {
+				c.fail(path, "looks like %s: %s", what, strings.ReplaceAll(advice, "NAME", c.e.Name))
+			}
 		}
 	}
 }
