@@ -212,3 +212,33 @@ func TestBootstrapTrustsOnlyTheEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateNamesTheLine is issue 11 items 9 and 18 as `deploybot
+// validate` shows them: exit 2, FILE:LINE: field: message, each at its line.
+func TestValidateNamesTheLine(t *testing.T) {
+	cases := []struct {
+		name  string
+		lines map[int]string
+		want  string
+	}{
+		{"tab on line 12", map[int]string{12: "\tcpu: 512"}, ":12: invalid YAML: found a tab character"},
+		{"Latin-1 on line 19", map[int]string{19: "  vpc_id: caf\xe9"}, ":19: byte 0xE9 at column 14 is not UTF-8 text; save the file as UTF-8"},
+		{"zero-width space in the work pool", map[int]string{9: "  work_pool: demo\u200b-pool"}, ":9: prefect.work_pool: contains an invisible character (U+200B ZERO WIDTH SPACE)"},
+		{"AWS secret key in worker.env", map[int]string{13: "  env: {AWS_SECRET_ACCESS_KEY: " + strings.Repeat("x", 40) + "}"},
+			":13: worker.env.AWS_SECRET_ACCESS_KEY: looks like a credential (AWS_SECRET_ACCESS_KEY): the worker's task role (deploybot-demo-task) gives AWS access"},
+		{"a URL with a password in worker.env", map[int]string{13: "  env: {DATABASE_URL: \"postgres://app:" + strings.Repeat("p", 10) + "@db:5432/x\"}"},
+			":13: worker.env.DATABASE_URL: looks like a URL with a password in it: environment values are stored in git"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			path := h.file("demo.yaml", edit(baseEnv, c.lines))
+			if code := h.run("validate", path); code != 2 || !strings.Contains(h.lastErr, path+c.want) {
+				t.Fatalf("exit %d\n%s", code, h.lastErr)
+			}
+			if strings.Count(strings.TrimSpace(h.lastErr), "\n") != 0 {
+				t.Errorf("more than the one problem:\n%s", h.lastErr)
+			}
+		})
+	}
+}

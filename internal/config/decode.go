@@ -201,6 +201,9 @@ func (d *decoder) value(n *yaml.Node, path string, keyLine int, v reflect.Value)
 			at("must be a string, not %s", describe(n))
 			return
 		}
+		if d.invisible(n.Value, path, keyLine) {
+			return
+		}
 		v.SetString(n.Value)
 	case t.Kind() == reflect.Int:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
@@ -303,6 +306,12 @@ func (d *decoder) stringMap(n *yaml.Node, path string, keyLine int, v reflect.Va
 		case isNull(vn):
 			d.failBad(kn, field, `has no value; write "" for an empty one`)
 			continue
+		case d.invisible(kn.Value, field, kn.Line):
+			continue
+		case path != "worker.env" && d.invisible(vn.Value, field, kn.Line):
+			// An environment variable's value is the user's text; a tag's
+			// is a name AWS refuses invisible characters in anyway.
+			continue
 		}
 		d.set[field] = true
 		m.SetMapIndex(reflect.ValueOf(kn.Value), reflect.ValueOf(vn.Value))
@@ -329,10 +338,26 @@ func (d *decoder) stringList(n *yaml.Node, path string, keyLine int, v reflect.V
 			out = append(out, "")
 			continue
 		}
+		if d.invisible(item.Value, field, item.Line) {
+			out = append(out, "")
+			continue
+		}
 		d.set[field] = true
 		out = append(out, item.Value)
 	}
 	v.Set(reflect.ValueOf(out))
+}
+
+// invisible reports a value with an invisible character (invisibleRune) at
+// path and says whether it did: in a name it would make a look-alike.
+func (d *decoder) invisible(value, path string, line int) bool {
+	r, i, ok := invisibleRune(value)
+	if !ok {
+		return false
+	}
+	d.bad[path] = true
+	d.fail(line, path, "contains an invisible character (%s) at character %d; retype the value without it", runeName(r), i+1)
+	return true
 }
 
 // suggest returns `; did you mean "x"?` for the allowed key closest to key,

@@ -20,6 +20,10 @@ type Problem struct {
 	Message string
 }
 
+// maxShownField bounds a field path in a message: a 200,000-character key
+// is named by its first characters, not echoed whole.
+const maxShownField = 80
+
 func (p Problem) String() string {
 	var b strings.Builder
 	b.WriteString(p.File)
@@ -28,7 +32,7 @@ func (p Problem) String() string {
 	}
 	b.WriteString(": ")
 	if p.Field != "" {
-		b.WriteString(p.Field)
+		b.WriteString(shorten(p.Field, maxShownField))
 		b.WriteString(": ")
 	}
 	b.WriteString(p.Message)
@@ -75,7 +79,7 @@ func (e *Errors) Locations() []exit.Location {
 	for i, p := range ps {
 		msg := p.Message
 		if p.Field != "" {
-			msg = p.Field + ": " + msg
+			msg = shorten(p.Field, maxShownField) + ": " + msg
 		}
 		out[i] = exit.Location{File: p.File, Line: p.Line, Message: msg}
 	}

@@ -176,13 +176,29 @@ var yamlParserErrors = map[string]bool{
 }
 
 // yamlErrorLine finds the 1-based line of a yaml.v3 error and its message
-// without the "yaml: line N:" prefix.
+// without the "yaml: line N:" prefix. A line past the end (an error at the
+// end of a file without a final newline) is the last line.
 func yamlErrorLine(err error, data []byte) (int, string) {
+	line, msg := yamlErrorLineRaw(err, data)
+	return min(max(line, 1), lineCount(data)), msg
+}
+
+// tabIndent is the scanner's error for a tab in a line's indentation: it
+// names the line of the construct before it, so the line is found in the
+// file instead (issue 11 item 18: a tab on line 12 was reported at 11).
+const tabIndent = "found a tab character that violates indentation"
+
+func yamlErrorLineRaw(err error, data []byte) (int, string) {
 	text := err.Error()
 	if m := yamlErrLine.FindStringSubmatch(text); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		if yamlParserErrors[m[2]] {
 			line++
+		}
+		if m[2] == tabIndent {
+			if l := firstTabIndented(data, line); l > 0 {
+				line = l
+			}
 		}
 		return max(line, 1), m[2]
 	}
@@ -197,12 +213,30 @@ func yamlErrorLine(err error, data []byte) (int, string) {
 	return 1, msg
 }
 
+// firstTabIndented is the 1-based number of the first line at or after from
+// whose indentation holds a tab, or 0.
+func firstTabIndented(data []byte, from int) int {
+	for i, l := range strings.Split(string(data), "\n") {
+		if i+1 < from {
+			continue
+		}
+		indent := l[:len(l)-len(strings.TrimLeft(l, " \t"))]
+		if strings.Contains(indent, "\t") {
+			return i + 1
+		}
+	}
+	return 0
+}
+
 // parse decodes, defaults and validates one file's bytes. The environment
 // comes back whenever the file decoded as a mapping, even with problems, so
 // that LoadAll can still compare names across files.
 func parse(file string, data []byte) (env *Environment, probs []Problem) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, []Problem{{File: file, Line: 1, Message: "file is empty; an environment needs at least name, aws, prefect and worker"}}
+	}
+	if p := encodingProblem(file, data); p != nil {
+		return nil, []Problem{*p}
 	}
 	root, err := parseYAML(data)
 	if err != nil {
