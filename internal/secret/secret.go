@@ -27,6 +27,9 @@ const Mark = "[redacted]"
 // redact ordinary words, and no credential deploybot holds is that short.
 const minLen = 4
 
+// minLineLen is the shortest line of a multi-line credential taken on its own.
+const minLineLen = 16
+
 // Value is a credential. The zero Value is "no credential".
 type Value struct{ s string }
 
@@ -114,8 +117,10 @@ func forms(s string) []string {
 	if strings.ContainsAny(s, "\r\n") {
 		for _, line := range strings.FieldsFunc(s, func(c rune) bool { return c == '\n' || c == '\r' }) {
 			line = strings.TrimSpace(line)
-			// PEM armour lines ("-----BEGIN RSA PRIVATE KEY-----") are public.
-			if strings.HasPrefix(line, "-----") {
+			// PEM armour lines ("-----BEGIN RSA PRIVATE KEY-----") are
+			// public, and a short last line ("Zg==") would redact ordinary
+			// text: the whole key still covers it.
+			if strings.HasPrefix(line, "-----") || len(line) < minLineLen {
 				continue
 			}
 			out = append(out, line)
