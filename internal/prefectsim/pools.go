@@ -29,6 +29,7 @@ type pool struct {
 	created       time.Time
 	updated       time.Time
 	queueID       string
+	queues        map[string]string // name → id; "default" is queueID
 	workers       map[string]*worker
 	// deleted remembers when a worker row was deleted, so heartbeats from
 	// before that instant do not bring it back.
@@ -96,8 +97,23 @@ func (p *pool) status(now time.Time) *string {
 func (s *Server) newPool(name, typ string, now time.Time) *pool {
 	p := &pool{id: s.newID("pool"), name: name, typ: typ, created: now, updated: now, queueID: s.newID("queue"),
 		baseTemplate: map[string]any{}, workers: map[string]*worker{}, deleted: map[string]time.Time{}}
+	p.queues = map[string]string{"default": p.queueID}
 	s.pools[name] = p
 	return p
+}
+
+// queue returns the id of a queue of the pool, creating it when missing
+// (create_queue_if_not_found, §C.2, §C.3).
+func (p *pool) queue(s *Server, name string) string {
+	if name == "" {
+		name = "default"
+	}
+	if id, ok := p.queues[name]; ok {
+		return id
+	}
+	id := s.newID("queue")
+	p.queues[name] = id
+	return id
 }
 
 func (p *pool) json(now time.Time) map[string]any {
@@ -161,6 +177,18 @@ func (s *Server) createPool(rw http.ResponseWriter, body map[string]any, now tim
 	if s.pools[name] != nil {
 		writeJSON(rw, http.StatusConflict, detail("A work pool with this name already exists."))
 		return
+	}
+	if t, ok := body["base_job_template"].(map[string]any); ok {
+		// Created as given, with its defaults validated (api/workers.py:482,
+		// validate_job_variable_defaults_for_work_pool; §A.4).
+		if err := checkTemplateStructure(t); err != nil {
+			writeValidation(rw, []verr{{Type: "value_error", Loc: []any{"body", "base_job_template"}, Msg: "Value error, " + err.Error(), Input: t}})
+			return
+		}
+		if msg := validateJobVariables(t, false); msg != "" {
+			writeJSON(rw, http.StatusUnprocessableEntity, detail("Validation failed for work pool's job variable defaults: "+msg))
+			return
+		}
 	}
 	p := s.newPool(name, typ, now)
 	if b, ok := body["is_paused"].(bool); ok {
@@ -236,6 +264,12 @@ func (s *Server) pool(rw http.ResponseWriter, method, name string, body map[stri
 			p.description = &d
 		}
 		if t, ok := body["base_job_template"].(map[string]any); ok {
+			// PATCH replaces the whole template and checks only its
+			// structure (§A.4, api/workers.py:611-654).
+			if err := checkTemplateStructure(t); err != nil {
+				writeValidation(rw, []verr{{Type: "value_error", Loc: []any{"body", "base_job_template"}, Msg: "Value error, " + err.Error(), Input: t}})
+				return
+			}
 			p.baseTemplate = t
 		}
 		p.updated = now

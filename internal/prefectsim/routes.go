@@ -25,7 +25,50 @@ const (
 	routeWorkers     // /work_pools/{name}/workers/filter
 	routeHeartbeat   // /work_pools/{name}/workers/heartbeat
 	routeWorker      // /work_pools/{name}/workers/{worker}
+	routeFlowsCreate // /flows/
+	routeFlowByName  // /flows/name/{name}
+	routeDeploymentsCreate
+	routeDeployment       // /deployments/{id}
+	routeDeploymentByName // /deployments/name/{flow}/{name}
+	routeCreateFlowRun    // /deployments/{id}/create_flow_run
+	routeFlowRun          // /flow_runs/{id}
+	routeFlowRunsFilter   // /flow_runs/filter
+	routeSetState         // /flow_runs/{id}/set_state
+	routeLogsFilter       // /logs/filter
 )
+
+// flowRoutes match the flow, deployment, flow-run and log routes as the
+// routers of api/{flows,deployments,flow_runs,logs}.py declare them; {id}
+// segments are UUIDs ({id:uuid}), anything else is no route.
+func flowRoutes(rest string) (route, []string) {
+	switch rest {
+	case "/flows/":
+		return routeFlowsCreate, nil
+	case "/deployments/":
+		return routeDeploymentsCreate, nil
+	case "/flow_runs/filter":
+		return routeFlowRunsFilter, nil
+	case "/logs/filter":
+		return routeLogsFilter, nil
+	}
+	parts := strings.Split(strings.TrimPrefix(rest, "/"), "/")
+	isID := func(s string) bool { return uuidRe.MatchString(s) }
+	switch {
+	case len(parts) == 3 && parts[0] == "flows" && parts[1] == "name" && parts[2] != "":
+		return routeFlowByName, parts[2:]
+	case len(parts) == 2 && parts[0] == "deployments" && isID(parts[1]):
+		return routeDeployment, parts[1:]
+	case len(parts) == 4 && parts[0] == "deployments" && parts[1] == "name" && parts[2] != "" && parts[3] != "":
+		return routeDeploymentByName, parts[2:]
+	case len(parts) == 3 && parts[0] == "deployments" && isID(parts[1]) && parts[2] == "create_flow_run":
+		return routeCreateFlowRun, parts[1:2]
+	case len(parts) == 2 && parts[0] == "flow_runs" && isID(parts[1]):
+		return routeFlowRun, parts[1:]
+	case len(parts) == 3 && parts[0] == "flow_runs" && isID(parts[1]) && parts[2] == "set_state":
+		return routeSetState, parts[1:2]
+	}
+	return routeNone, nil
+}
 
 // match finds the route for a path exactly as Prefect's router declares it
 // (workers.py mounts prefix="/work_pools", ref §1; collection routes end in
@@ -46,6 +89,9 @@ func match(rest string) (route, []string) {
 		return routePoolsFilter, nil
 	case "/work_pools/count":
 		return routePoolsCount, nil
+	}
+	if rt, args := flowRoutes(rest); rt != routeNone {
+		return rt, args
 	}
 	tail, ok := strings.CutPrefix(rest, "/work_pools/")
 	if !ok || tail == "" || strings.HasSuffix(tail, "/") {
@@ -76,10 +122,12 @@ func (s *Server) route(rw http.ResponseWriter, r *http.Request, base, rest strin
 		}
 		if alt != "" {
 			if art, _ := match(alt); art != routeNone {
+				s.unexpected = append(s.unexpected, r.Method+" "+r.URL.Path+" (307 to the path with the trailing slash toggled)")
 				redirect(rw, r, base+alt)
 				return
 			}
 		}
+		s.unexpected = append(s.unexpected, r.Method+" "+r.URL.Path+" (no such route)")
 		writeJSON(rw, http.StatusNotFound, detail("Not Found"))
 		return
 	}
@@ -87,12 +135,16 @@ func (s *Server) route(rw http.ResponseWriter, r *http.Request, base, rest strin
 		routeHealth: {"GET"}, routeReady: {"GET"}, routeHello: {"GET"}, routeVersion: {"GET"},
 		routePoolsCreate: {"POST"}, routePoolsFilter: {"POST"}, routePoolsCount: {"POST"},
 		routePool: {"GET", "PATCH", "DELETE"}, routeWorkers: {"POST"}, routeHeartbeat: {"POST"}, routeWorker: {"DELETE"},
+		routeFlowsCreate: {"POST"}, routeFlowByName: {"GET"}, routeDeploymentsCreate: {"POST"}, routeDeployment: {"GET", "DELETE"},
+		routeDeploymentByName: {"GET"}, routeCreateFlowRun: {"POST"}, routeFlowRun: {"GET", "DELETE"}, routeFlowRunsFilter: {"POST"},
+		routeSetState: {"POST"}, routeLogsFilter: {"POST"},
 	}[rt]
 	allowed := false
 	for _, m := range want {
 		allowed = allowed || r.Method == m
 	}
 	if !allowed {
+		s.unexpected = append(s.unexpected, r.Method+" "+r.URL.Path+" (method not allowed)")
 		writeJSON(rw, http.StatusMethodNotAllowed, detail("Method Not Allowed"))
 		return
 	}
@@ -113,8 +165,18 @@ func (s *Server) route(rw http.ResponseWriter, r *http.Request, base, rest strin
 			}
 		}
 		body = raw
+		// A body these routes declare with Body(...) is required: none at
+		// all is a 422, while {} is a body (§C.3).
+		switch rt {
+		case routeFlowsCreate, routeDeploymentsCreate, routeCreateFlowRun, routeSetState:
+			if r.ContentLength == 0 {
+				writeValidation(rw, []verr{{Type: "missing", Loc: []any{"body"}, Msg: "Field required", Input: nil}})
+				return
+			}
+		}
 	}
 	s.sync(tasks, now)
+	s.advanceRuns(now)
 	switch rt {
 	case routeHealth:
 		writeJSON(rw, http.StatusOK, true)
@@ -136,6 +198,26 @@ func (s *Server) route(rw http.ResponseWriter, r *http.Request, base, rest strin
 		s.heartbeat(rw, args[0], body, now)
 	case routeWorker:
 		s.deleteWorker(rw, args[0], args[1])
+	case routeFlowsCreate:
+		s.createFlow(rw, body, now)
+	case routeFlowByName:
+		s.readFlowByName(rw, args[0])
+	case routeDeploymentsCreate:
+		s.createDeployment(rw, body, now)
+	case routeDeployment:
+		s.deploymentRoute(rw, r.Method, args[0], now)
+	case routeDeploymentByName:
+		s.readDeploymentByName(rw, args[0], args[1], now)
+	case routeCreateFlowRun:
+		s.createFlowRun(rw, args[0], body, now)
+	case routeFlowRun:
+		s.flowRunRoute(rw, r.Method, args[0], now)
+	case routeFlowRunsFilter:
+		s.filterFlowRuns(rw, body, now)
+	case routeSetState:
+		s.setState(rw, args[0], body, now)
+	case routeLogsFilter:
+		s.filterLogs(rw, body)
 	}
 }
 

@@ -57,6 +57,11 @@ type Server struct {
 	authString  string // self-hosted PREFECT_SERVER_API_AUTH_STRING; "" = no auth
 	hybridOK    bool   // false models Cloud Hobby: no ecs pools (ref §2.1 Tier)
 	pools       map[string]*pool
+	flows       map[string]*flow       // by name
+	deployments map[string]*deployment // by id
+	runs        map[string]*flowRun    // by id
+	logs        []*logEntry
+	unexpected  []string
 	faults      []fault
 	rateLimit   int // per simulated minute; 0 = none
 	log         []Request
@@ -140,6 +145,9 @@ func New(w *awssim.World, opts ...Option) *Server {
 		workspaceID: DefaultWorkspaceID,
 		keys:        map[string]bool{},
 		pools:       map[string]*pool{},
+		flows:       map[string]*flow{},
+		deployments: map[string]*deployment{},
+		runs:        map[string]*flowRun{},
 		hybridOK:    true,
 		timings:     DefaultTimings(),
 		network:     awssim.HostPlacement{Internet: true},
@@ -284,6 +292,16 @@ func (s *Server) SetRateLimit(perMinute int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rateLimit = perMinute
+}
+
+// Unexpected returns the requests no route of the simulated API knows (or
+// whose method it does not allow, or that Starlette would redirect for a
+// toggled trailing slash): a test that sees any has called Prefect in a way
+// deploybot should not.
+func (s *Server) Unexpected() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.unexpected...)
 }
 
 // Requests returns a copy of the request log.

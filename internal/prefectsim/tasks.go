@@ -60,6 +60,11 @@ func (s *Server) sync(tasks []Task, now time.Time) {
 		if p == nil {
 			p = s.newPool(spec.Pool, "ecs", first)
 		}
+		if p.typ == "ecs" && len(p.baseTemplate) == 0 {
+			// The worker PATCHes its own default template into a pool whose
+			// template is empty when it syncs (§A.1, chan:348-352).
+			p.baseTemplate, p.updated = ecsDefaultTemplate(), first
+		}
 		s.upsert(p, spec.Name, first, last, int(s.timings.HeartbeatInterval/time.Second))
 	}
 }

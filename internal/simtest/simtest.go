@@ -87,6 +87,12 @@ func New(tb testing.TB, opts ...Option) *World {
 	}
 	w.Prefect = prefectsim.New(w.AWS, append([]prefectsim.Option{prefectsim.WithKey(w.PrefectKey)}, s.prefectOpts...)...)
 	tb.Cleanup(w.Prefect.Close)
+	// An unexpected call to a double is a test failure, not a quiet 404.
+	tb.Cleanup(func() {
+		if u := w.Prefect.Unexpected(); len(u) > 0 {
+			tb.Errorf("requests the simulated Prefect API does not know: %v", u)
+		}
+	})
 	for _, p := range s.pools {
 		w.Prefect.AddWorkPool(p, "ecs", false)
 	}
