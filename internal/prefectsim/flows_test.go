@@ -227,7 +227,7 @@ func TestFlowRunsLikePrefect(t *testing.T) {
 
 	for _, tt := range []struct {
 		name, body, want string
-		code       int
+		code             int
 	}{
 		{"unknown field", `{"name":"x","infra_overrides":{}}`, `"extra_forbidden"`, 422},
 		{"invalid job variables", `{"job_variables":{"launch_type":"LAMBDA"}}`, "Error creating flow run: Validation failed for field 'launch_type'", 422},
