@@ -228,9 +228,13 @@ func (r *run) nothingYet(all []*envFile) bool {
 	if len(all) > 0 || len(r.in.environments) > 0 || r.in.environment != "" {
 		return false
 	}
+	what := map[string]string{OpApply: "apply", OpDrift: "check for drift", OpAffected: "select"}[r.op]
+	if what == "" {
+		what = "plan"
+	}
 	r.note("There are no environment files in %s yet, so there is nothing to %s. Add one (see the README's Quickstart) and deploybot plans it on its pull request.",
-		render.Code(r.in.envDir), r.op)
-	r.log.info("", "no environment files in %s: nothing to %s", r.in.envDir, r.op)
+		render.Code(r.in.envDir), what)
+	r.log.info("", "no environment files in %s: nothing to %s", r.in.envDir, what)
 	r.outcome = "no_changes"
 	return true
 }
