@@ -372,3 +372,43 @@ func TestGateTimeoutBoundsTheRollback(t *testing.T) {
 		t.Errorf("reason %q does not name the timeout", g.Reason)
 	}
 }
+
+// TestAnotherAccountIsRefusedFirst is issue 11 item 2 against the simulated
+// account and Prefect API: with credentials of another account, apply and
+// destroy make no call but STS's GetCallerIdentity: the Prefect preflight
+// (which would create the missing work pool, create_work_pool: true) and
+// the SSM lock do not run.
+func TestAnotherAccountIsRefusedFirst(t *testing.T) {
+	t.Parallel()
+	for _, op := range []string{"apply", "destroy"} {
+		t.Run(op, func(t *testing.T) {
+			t.Parallel()
+			x := newE2E(t)
+			o := x.options("prefecthq/prefect-aws:3.1")
+			x.w.Account = "210987654321"
+			x.w.ResetCalls()
+			x.sim.ResetRequests()
+			var err error
+			if op == "apply" {
+				_, err = deploy.Apply(context.Background(), o)
+			} else {
+				_, err = deploy.Destroy(context.Background(), o)
+			}
+			var mismatch *engine.AccountMismatchError
+			if !errors.As(err, &mismatch) || mismatch.Got != "210987654321" {
+				t.Fatalf("err = %v, want the account mismatch", err)
+			}
+			for _, c := range x.w.Calls() {
+				if c.Service != "STS" || c.Operation != "GetCallerIdentity" {
+					t.Errorf("%s.%s was called with another account's credentials", c.Service, c.Operation)
+				}
+			}
+			if n := len(x.sim.Requests()); n != 0 {
+				t.Errorf("%d Prefect requests before the account check", n)
+			}
+			if st := x.sim.PoolStatus("demo-pool"); st != "" {
+				t.Errorf("the work pool was created (%s)", st)
+			}
+		})
+	}
+}
