@@ -166,3 +166,50 @@ func IsUnsupportedOperation(err error) bool {
 	var undecodable *smithy.DeserializationError
 	return re.HTTPStatusCode() >= 500 && Code(err) == "" && errors.As(err, &undecodable)
 }
+
+// CodeWithMessage returns a predicate for the errors a retry waits out: the
+// error code is code and, when fragments are given, the message contains
+// one of them (AWS reuses codes such as InvalidParameterException for
+// errors that time fixes and errors that it does not).
+func CodeWithMessage(code string, fragments ...string) func(error) bool {
+	return func(err error) bool {
+		if Code(err) != code {
+			return false
+		}
+		if len(fragments) == 0 {
+			return true
+		}
+		msg := Message(err)
+		for _, f := range fragments {
+			if strings.Contains(msg, f) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// IsCode returns a predicate for errors with one of codes.
+func IsCode(codes ...string) func(error) bool {
+	return func(err error) bool {
+		c := Code(err)
+		for _, want := range codes {
+			if c == want {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// AnyOf combines predicates.
+func AnyOf(ps ...func(error) bool) func(error) bool {
+	return func(err error) bool {
+		for _, p := range ps {
+			if p(err) {
+				return true
+			}
+		}
+		return false
+	}
+}
