@@ -20,9 +20,9 @@ import (
 	"github.com/deploybot/deploybot/internal/action"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/githubsim"
+	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/render"
-	"github.com/deploybot/deploybot/internal/resources"
 )
 
 // openPR registers pull request #2 of the payloads, changing files.
@@ -547,7 +547,7 @@ func TestHugePlanStillMakesAValidComment(t *testing.T) {
 func TestRealStackThroughTheAction(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	h.engine = action.DeployEngine{Kinds: resources.Kinds} // real kinds, real lock, default Prefect client
+	h.engine = action.DeployEngine{Kinds: kinds.All} // real kinds, real lock, default Prefect client
 	vpc, subnets := h.world.SeedExistingVPC("10.50.0.0/16", 2, true)
 	body := fmt.Sprintf(`name: demo
 aws:

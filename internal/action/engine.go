@@ -10,12 +10,13 @@ import (
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/exit"
+	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/resource"
-	"github.com/deploybot/deploybot/internal/resources"
 	"github.com/deploybot/deploybot/internal/secret"
 )
 
@@ -43,16 +44,16 @@ type Request struct {
 	// deploy refuses deletes and replacements that were not.
 	ReviewedPlan        *plan.Plan
 	ReviewedFingerprint string
-	// Progress receives one-line progress notes.
-	Progress func(msg string)
+	// Events receives progress (the lock, Prefect, the engine's steps).
+	Events event.Sink
 	// Getenv is the runner's environment (the lock names the run holding it).
 	Getenv func(string) string
 }
 
 // DeployEngine runs internal/deploy with the real resource kinds.
 type DeployEngine struct {
-	// Kinds are the resource kinds; default resources.Kinds.
-	Kinds func() map[string]resource.Kind
+	// Kinds are the resource kinds; default kinds.All.
+	Kinds func() map[resource.KindName]resource.Kind
 	// Prefect makes the Prefect client for an environment; default
 	// prefect.New on the environment's api_url.
 	Prefect func(env *config.Environment, apiKey string, clk clock.Clock) (deploy.Prefect, error)
@@ -62,13 +63,13 @@ type DeployEngine struct {
 }
 
 func (d DeployEngine) options(r Request) deploy.Options {
-	kinds := d.Kinds
-	if kinds == nil {
-		kinds = resources.Kinds
+	ks := d.Kinds
+	if ks == nil {
+		ks = kinds.All
 	}
 	clients := awsapi.New(r.AWS)
-	o := deploy.Options{Env: r.Env, APIKey: r.PrefectAPIKey, Secrets: r.Secrets, Progress: r.Progress,
-		Engine: &engine.Engine{AWS: clients, Clock: r.Clock, Kinds: kinds()}}
+	o := deploy.Options{Env: r.Env, APIKey: r.PrefectAPIKey, Secrets: r.Secrets, Events: r.Events,
+		Engine: &engine.Engine{AWS: clients, Clock: r.Clock, Kinds: ks()}}
 	if d.Lock != nil {
 		o.Lock = d.Lock(clients, r.Clock)
 	} else {

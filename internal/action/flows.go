@@ -12,6 +12,7 @@ import (
 	gh "github.com/google/go-github/v62/github"
 
 	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/github"
 	"github.com/deploybot/deploybot/internal/plan"
@@ -260,7 +261,7 @@ func (r *run) planOne(ctx context.Context, ef *envFile) (*plan.Plan, error) {
 
 func (r *run) request(ef *envFile, cfg aws.Config) Request {
 	return Request{Env: ef.Env, AWS: cfg, PrefectAPIKey: r.in.prefectAPIKey, Secrets: r.secrets, Clock: r.o.Clock, Getenv: r.o.Getenv,
-		Progress: func(m string) { r.log.info(ef.Name, "%s", m) }}
+		Events: event.Func(func(e event.Event) { r.log.info(ef.Name, "%s", event.Text(e)) })}
 }
 
 // comment upserts env's comment, recording the URL, or the error in

@@ -31,11 +31,11 @@ import (
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/githubsim"
+	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
 	"github.com/deploybot/deploybot/internal/resource"
-	"github.com/deploybot/deploybot/internal/resources"
 	"github.com/deploybot/deploybot/internal/simtest"
 )
 
@@ -89,7 +89,7 @@ func newHarness(t *testing.T) *harness {
 	h.pf = prefectsim.New(h.world, prefectsim.WithKey(prefectKey))
 	t.Cleanup(h.pf.Close)
 	h.writes = &atomic.Int64{}
-	h.engine = action.DeployEngine{Kinds: func() map[string]resource.Kind { return paramKinds(h.writes) },
+	h.engine = action.DeployEngine{Kinds: func() map[resource.KindName]resource.Kind { return paramKinds(h.writes) },
 		Prefect: func(env *config.Environment, key string, clk clock.Clock) (deploy.Prefect, error) {
 			return deploy.NewPrefect(env.Prefect.APIURL, key, prefect.WithClock(clk))
 		}}
@@ -390,9 +390,9 @@ func stsError(status int, code, msg string) *http.Response {
 // check, reports) run against the simulated account while each resource is
 // a single SSM parameter holding its attributes. Keys with "cidr" in them
 // force replacement, as a VPC's CIDR does.
-func paramKinds(writes *atomic.Int64) map[string]resource.Kind {
-	out := map[string]resource.Kind{}
-	for k := range resources.Kinds() {
+func paramKinds(writes *atomic.Int64) map[resource.KindName]resource.Kind {
+	out := map[resource.KindName]resource.Kind{}
+	for k := range kinds.All() {
 		out[k] = paramKind{writes: writes}
 	}
 	return out
@@ -400,11 +400,15 @@ func paramKinds(writes *atomic.Int64) map[string]resource.Kind {
 
 type paramKind struct{ writes *atomic.Int64 }
 
-func paramName(x *resource.Ctx, r *resource.Resource) string {
-	return "/deploybot-test/" + x.Env.Name + "/" + r.Address
+func paramName(_ *resource.Ctx, r *resource.Resource) string {
+	return "/deploybot-test/" + r.Tags[resource.TagEnvironment] + "/" + r.Address
 }
 
-func (k paramKind) Desired(r *resource.Resource, refs resource.Refs) resource.Attrs {
+func (k paramKind) Desired(r *resource.Resource, refs resource.Refs) (resource.Attrs, error) {
+	return k.attrs(r), nil
+}
+
+func (k paramKind) attrs(r *resource.Resource) resource.Attrs {
 	b, _ := json.Marshal(r.Spec)
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
@@ -417,7 +421,7 @@ func (k paramKind) Desired(r *resource.Resource, refs resource.Refs) resource.At
 }
 
 func (k paramKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
-	out, err := x.AWS.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(paramName(x, r))})
+	out, err := x.APIs.AWS.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(paramName(x, r))})
 	if awserr.IsNotFound(err) {
 		return nil, nil
 	}
@@ -433,8 +437,8 @@ func (k paramKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resour
 
 func (k paramKind) put(ctx context.Context, x *resource.Ctx, r *resource.Resource, refs resource.Refs) (resource.Outputs, error) {
 	k.writes.Add(1)
-	b, _ := json.Marshal(k.Desired(r, refs))
-	_, err := x.AWS.SSM.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(paramName(x, r)), Value: aws.String(string(b)),
+	b, _ := json.Marshal(k.attrs(r))
+	_, err := x.APIs.AWS.SSM.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(paramName(x, r)), Value: aws.String(string(b)),
 		Type: ssmtypes.ParameterTypeString, Overwrite: aws.Bool(true)})
 	return resource.Outputs{"id": r.Name, "arn": "arn:sim:" + r.Address}, err
 }
@@ -449,7 +453,7 @@ func (k paramKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Reso
 
 func (k paramKind) Delete(ctx context.Context, x *resource.Ctx, r *resource.Resource, _ *resource.Live) error {
 	k.writes.Add(1)
-	_, err := x.AWS.SSM.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(paramName(x, r))})
+	_, err := x.APIs.AWS.SSM.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(paramName(x, r))})
 	if awserr.IsNotFound(err) {
 		return nil
 	}

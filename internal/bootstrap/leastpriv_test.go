@@ -23,8 +23,8 @@ import (
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/iampolicy"
+	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/lock"
-	"github.com/deploybot/deploybot/internal/resources"
 	"github.com/deploybot/deploybot/internal/secret"
 	"github.com/deploybot/deploybot/internal/simtest"
 )
@@ -123,7 +123,7 @@ func (x *lpWorld) as(name string, doc *iampolicy.Document, env *config.Environme
 		Env:    env,
 		APIKey: secret.New(key),
 		Force:  true,
-		Engine: &engine.Engine{AWS: clients, Clock: x.clk, Kinds: resources.Kinds()},
+		Engine: &engine.Engine{AWS: clients, Clock: x.clk, Kinds: kinds.All()},
 		Lock: func(ctx context.Context, env *config.Environment) (deploy.Lease, error) {
 			return lock.Acquire(ctx, clients.SSM, x.clk, env.Name, lock.Holder{Who: "test", Run: "least-privilege", Operation: "apply"}, time.Hour)
 		},

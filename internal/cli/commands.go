@@ -11,10 +11,10 @@ import (
 
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
-	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/render"
+	"github.com/deploybot/deploybot/internal/stack"
 )
 
 // ---- validate ----
@@ -210,7 +210,7 @@ func applyRun(ctx context.Context, o *ApplyOptions) error {
 	if err != nil {
 		return exit.Input(fmt.Errorf("%s: prefect.api_url: %w", env.File, err))
 	}
-	opts := deploy.Options{Env: env, APIKey: key, Secrets: f.Secrets, Engine: eng, Prefect: gate, Lock: f.Lock(eng.AWS, f.Clock), Progress: pr.line}
+	opts := deploy.Options{Env: env, APIKey: key, Secrets: f.Secrets, Engine: eng, Prefect: gate, Lock: f.Lock(eng.AWS, f.Clock), Events: pr.events()}
 
 	if !o.Yes {
 		pr.line(fmt.Sprintf("Planning %s (%s, account %s, %s)…", env.Name, env.File, env.AWS.AccountID, env.AWS.Region))
@@ -322,9 +322,11 @@ func destroyRun(ctx context.Context, o *DestroyOptions) error {
 		}
 		return exit.Inputf("--confirm %q does not match the environment's name %q (%s); nothing was done", o.Confirm, env.Name, env.File)
 	}
-	if env.Protect {
-		// Refused before any AWS call (deploy.Destroy and the engine refuse too).
-		return &engine.ProtectedError{Environment: env.Name, File: env.File}
+	// The stack's guard (protect: true) refuses before any AWS call.
+	if st, err := stack.Build(env, ""); err != nil {
+		return err
+	} else if err := st.Refusal(plan.OpDestroy); err != nil {
+		return err
 	}
 	pr := &progress{w: f.IO.ErrOut}
 	eng, err := f.engine(ctx, env, pr)
@@ -332,7 +334,7 @@ func destroyRun(ctx context.Context, o *DestroyOptions) error {
 		return err
 	}
 	pr.line(fmt.Sprintf("Destroying %s (%s, account %s, %s)…", env.Name, env.File, env.AWS.AccountID, env.AWS.Region))
-	res, err := deploy.Destroy(ctx, deploy.Options{Env: env, Secrets: f.Secrets, Engine: eng, Lock: f.Lock(eng.AWS, f.Clock), Force: o.Force, Progress: pr.line})
+	res, err := deploy.Destroy(ctx, deploy.Options{Env: env, Secrets: f.Secrets, Engine: eng, Lock: f.Lock(eng.AWS, f.Clock), Force: o.Force, Events: pr.events()})
 	return finishRun(f, pr, res, err)
 }
 

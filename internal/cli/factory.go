@@ -22,9 +22,10 @@ import (
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/event"
+	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/resource"
-	"github.com/deploybot/deploybot/internal/resources"
 	"github.com/deploybot/deploybot/internal/secret"
 )
 
@@ -78,7 +79,7 @@ type Factory struct {
 	// breaks it.
 	Lock   func(clients *awsapi.Clients, clk clock.Clock) deploy.LockFunc
 	Unlock func(ctx context.Context, clients *awsapi.Clients, clk clock.Clock, env *config.Environment) (string, error)
-	Kinds  func() map[string]resource.Kind
+	Kinds  func() map[resource.KindName]resource.Kind
 	// Secrets holds every credential the process has read: the Prefect API
 	// key and the AWS session's secret key and token as soon as the SDK
 	// resolves them. Main wraps standard output and error in its Writer,
@@ -124,7 +125,7 @@ func (f *Factory) Defaults() *Factory {
 		f.Unlock = defaultUnlock
 	}
 	if f.Kinds == nil {
-		f.Kinds = resources.Kinds
+		f.Kinds = kinds.All
 	}
 	return f
 }
@@ -177,7 +178,7 @@ func (f *Factory) engine(ctx context.Context, env *config.Environment, p *progre
 	if err != nil {
 		return nil, err
 	}
-	return &engine.Engine{AWS: c, Clock: f.Clock, Kinds: f.Kinds(), Progress: p.resource}, nil
+	return &engine.Engine{AWS: c, Clock: f.Clock, Kinds: f.Kinds(), Events: p.events()}, nil
 }
 
 // progress writes progress lines to stderr, one at a time (the engine
@@ -187,10 +188,17 @@ type progress struct {
 	w  io.Writer
 }
 
-func (p *progress) line(s string) {
+func (p *progress) line(s string) { _, _ = p.Write([]byte(s + "\n")) }
+
+// Write writes b whole: lines from concurrent steps never interleave.
+func (p *progress) Write(b []byte) (int, error) {
+	s := string(b)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	io.WriteString(p.w, s+"\n")
+	_, err := io.WriteString(p.w, s)
+	return len(b), err
 }
 
-func (p *progress) resource(address, msg string) { p.line("  " + address + ": " + msg) }
+// events are the terminal's rendering of the engine's and deploy's
+// progress: resource steps indented, with their elapsed time.
+func (p *progress) events() event.Sink { return event.Terminal(p) }

@@ -7,8 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/plan"
-	"github.com/deploybot/deploybot/internal/resources"
 )
 
 // The attributes below are the ones the resource kinds put in a plan
@@ -242,8 +242,8 @@ func TestEveryKindIsInThePriceTable(t *testing.T) {
 	for k := range tb.Kinds.Usage {
 		known[k] = true
 	}
-	for kind := range resources.Kinds() {
-		if !known[kind] {
+	for kind := range kinds.All() {
+		if !known[string(kind)] {
 			t.Errorf("kind %s is not in internal/cost/prices.json (kinds.free or kinds.usage) nor priced by measure", kind)
 		}
 	}

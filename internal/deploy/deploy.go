@@ -2,7 +2,7 @@
 // both the CLI and the GitHub Action run: the environment lock, the Prefect
 // preflight before any AWS write, the stale-plan check against what was
 // reviewed, the engine, the Prefect health gate after a service deployment,
-// and the report. It prints nothing; progress goes to Options.Progress.
+// and the report. It prints nothing; progress goes to Options.Events.
 package deploy
 
 import (
@@ -23,12 +23,13 @@ import (
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/ecsdeploy"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/gate"
+	"github.com/deploybot/deploybot/internal/kinds/ecs"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
-	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/secret"
 	"github.com/deploybot/deploybot/internal/stack"
 )
@@ -97,8 +98,9 @@ type Options struct {
 	ReviewedFingerprint string
 	// Force deletes the secret without a recovery window on destroy.
 	Force bool
-	// Progress receives one human line at a time ("ecs_service.worker: creating… (12s)").
-	Progress func(line string)
+	// Events receives progress: the lock, Prefect, and every step of the
+	// engine (nil: none).
+	Events event.Sink
 }
 
 // Result is what a plan, apply or destroy produced.
@@ -168,13 +170,19 @@ func (e *GateError) Error() string {
 // ExitCode is exit.GateFailed: the deploy happened and was judged unhealthy.
 func (e *GateError) ExitCode() exit.Code { return exit.GateFailed }
 
-func (o *Options) say(line string) {
-	if o.Progress != nil {
-		o.Progress(line)
+// say reports progress of a phase of the run ("lock", "prefect").
+func (o *Options) say(phase, msg string) {
+	if o.Events == nil {
+		return
 	}
+	e := event.Event{Subject: phase, Message: msg}
+	if o.Engine != nil && o.Engine.Clock != nil {
+		e.Time = o.Engine.Clock.Now()
+	}
+	o.Events.Emit(e)
 }
 
-// engine returns a copy of o.Engine whose progress goes to o.Progress.
+// engine returns a copy of o.Engine whose progress goes to o.Events.
 func (o *Options) engine() (*engine.Engine, error) {
 	if o.Engine == nil {
 		return nil, errors.New("deploy: no engine")
@@ -183,8 +191,8 @@ func (o *Options) engine() (*engine.Engine, error) {
 		return nil, errors.New("deploy: no environment")
 	}
 	e := *o.Engine
-	if e.Progress == nil && o.Progress != nil {
-		e.Progress = func(address, msg string) { o.Progress(address + ": " + msg) }
+	if e.Events == nil {
+		e.Events = o.Events
 	}
 	return &e, nil
 }
@@ -242,7 +250,7 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		return res, err
 	}
 	if o.Prefect != nil {
-		o.say("prefect: checking the API key and the work pool " + o.Env.Prefect.WorkPool + "…")
+		o.say("prefect", "checking the API key and the work pool "+o.Env.Prefect.WorkPool+"…")
 		pf, perr := o.Prefect.Preflight(ctx, o.Env)
 		if perr != nil {
 			err = &PreflightError{Err: perr}
@@ -252,7 +260,7 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		res.Preflight = pf
 		res.Warnings = append(res.Warnings, pf.Warnings...)
 		if pf.PoolCreated {
-			o.say("prefect: created the work pool " + o.Env.Prefect.WorkPool)
+			o.say("prefect", "created the work pool "+o.Env.Prefect.WorkPool)
 		}
 	}
 
@@ -291,6 +299,10 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		report(plan.StatusFailed, err)
 		return res, err
 	}
+	dep := ecs.DeploymentOf(rep.Outcomes)
+	if dep != nil {
+		rep.Deployment = &dep.Info
+	}
 	if f := ecsdeploy.AsFailure(err); f != nil && rep.Deployment != nil {
 		// ECS itself judged the new revision unhealthy (circuit breaker),
 		// or its deployment was not done in time: report it like a failed
@@ -313,9 +325,9 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		return res, nil
 	}
 
-	o.say("prefect: waiting for a worker of " + shortARN(rep.Deployment.TaskDefinition) + " to come ONLINE in " + o.Env.Prefect.WorkPool + "…")
+	o.say("prefect", "waiting for a worker of "+shortARN(rep.Deployment.TaskDefinition)+" to come ONLINE in "+o.Env.Prefect.WorkPool+"…")
 	g, err := o.Prefect.Gate(ctx, eng.AWS.ECS, gateInput(o.Env, rep.Deployment),
-		gate.Options{Clock: clk, Progress: func(line string) { o.say("prefect: " + line) }})
+		gate.Options{Clock: clk, Events: o.Events})
 	if g != nil && g.WorkPoolURL == "" && res.Preflight != nil {
 		g.WorkPoolURL = res.Preflight.WorkPoolURL
 	}
@@ -340,9 +352,9 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 	return res, nil
 }
 
-// Destroy is protected check → account check → lock → plan destroy →
-// destroy → release. As for Apply, nothing but STS comes before the account
-// check.
+// Destroy is the stack's guards (protect) → account check → lock → plan
+// destroy → destroy → release. As for Apply, nothing but STS comes before
+// the account check.
 func Destroy(ctx context.Context, o Options) (res *Result, err error) {
 	res = &Result{Operation: plan.OpDestroy}
 	eng, err := o.engine()
@@ -356,8 +368,16 @@ func Destroy(ctx context.Context, o Options) (res *Result, err error) {
 			Plan: res.Plan, Error: err.Error(), StartedAt: now, FinishedAt: eng.Clock.Now()}
 		return res, err
 	}
-	if o.Env.Protect {
-		return refuse(&engine.ProtectedError{Environment: o.Env.Name, File: o.Env.File})
+	var opts []stack.BuildOption
+	if o.Force {
+		opts = append(opts, stack.ForceDeleteSecret)
+	}
+	st, err := stack.Build(o.Env, "", opts...)
+	if err != nil {
+		return res, err
+	}
+	if err := st.Refusal(plan.OpDestroy); err != nil {
+		return refuse(err)
 	}
 	if err := checkAccount(ctx, eng, o.Env); err != nil {
 		return refuse(err)
@@ -371,62 +391,23 @@ func Destroy(ctx context.Context, o Options) (res *Result, err error) {
 			err = rerr
 		}
 	}()
-	var opts []stack.BuildOption
-	if o.Force {
-		opts = append(opts, stack.ForceDeleteSecret)
-	}
-	st, err := stack.Build(o.Env, "", opts...)
-	if err != nil {
-		return res, err
-	}
 	planned, err := eng.PlanDestroy(ctx, st)
 	if err != nil {
 		return res, err
 	}
 	res.Plan = planned.Plan
-	var secretNotes []string
-	if !o.Force {
-		for _, c := range planned.Plan.Changes {
-			if c.Kind == "secret" && c.Action == plan.Delete {
-				secretNotes = append(secretNotes, secretScheduledNote(st.Resource(c.Address)))
-			}
-		}
-		planned.Plan.Notes = append(planned.Plan.Notes, secretNotes...)
-	}
 	res.Report, err = eng.Destroy(ctx, planned)
 	if err == nil {
-		// Said after the destroy, where the user reads its outcome
+		// Said after the destroy too, where the user reads its outcome
 		// (issue 11 item 22); a failed destroy may not have reached it.
-		res.Notes = append(res.Notes, secretNotes...)
+		res.Notes = append(res.Notes, st.NotesFor(plan.OpDestroy, planned.Plan.Deletes, true)...)
 	}
 	return res, err
 }
 
-// secretScheduledNote says what a destroy without --force did to the
 // Prefect API key's secret: Secrets Manager only schedules it for deletion
 // (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html),
 // the name stays taken for the recovery window, and an apply restores it
-// (the secret kind calls RestoreSecret, docs/research/aws-ecs.md §5.3 step 7).
-func secretScheduledNote(r *resource.Resource) string {
-	name, days := "of the Prefect API key", 0
-	if r != nil {
-		name = r.Address
-		switch spec := r.Spec.(type) {
-		case *stack.SecretSpec:
-			name, days = spec.Name, spec.RecoveryWindowDays
-		case stack.SecretSpec:
-			name, days = spec.Name, spec.RecoveryWindowDays
-		}
-	}
-	window := "its recovery window"
-	if days > 0 {
-		window = fmt.Sprintf("its %d-day recovery window", days)
-	}
-	return fmt.Sprintf("the secret %s (the Prefect API key) is only scheduled for deletion: Secrets Manager keeps it for %s, "+
-		"and its name stays taken until then. Applying this environment again within the window restores it; "+
-		"`deploybot destroy --force` deletes it at once, without a recovery window.", name, window)
-}
-
 // checkAccount asks STS whom the credentials belong to and refuses any
 // account but the file's, before anything else is called.
 func checkAccount(ctx context.Context, eng *engine.Engine, env *config.Environment) error {
@@ -496,14 +477,14 @@ func (o *Options) lock(ctx context.Context, eng *engine.Engine, res *Result, op 
 		}
 		lf = SSMLock(eng.AWS.SSM, eng.Clock, lock.HolderFromEnv(string(op), os.Getenv))
 	}
-	o.say("lock: taking the lock of environment " + o.Env.Name + "…")
+	o.say("lock", "taking the lock of environment "+o.Env.Name+"…")
 	lease, err := lf(context.WithValue(ctx, operationKey{}, op), o.Env)
 	if err != nil {
 		return nil, err
 	}
 	if t, ok := lease.(interface{ TakeoverNote() string }); ok {
 		if note := t.TakeoverNote(); note != "" {
-			o.say("lock: " + note)
+			o.say("lock", note)
 			res.Notes = append(res.Notes, note)
 		}
 	}
@@ -513,7 +494,7 @@ func (o *Options) lock(ctx context.Context, eng *engine.Engine, res *Result, op 
 		if err := lease.Release(rctx); err != nil {
 			return fmt.Errorf("release the lock of environment %s: %w", o.Env.Name, err)
 		}
-		o.say("lock: released")
+		o.say("lock", "released")
 		return nil
 	}, nil
 }

@@ -18,13 +18,14 @@ import (
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/fakekey"
+	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
-	"github.com/deploybot/deploybot/internal/resources"
 	"github.com/deploybot/deploybot/internal/secret"
 	"github.com/deploybot/deploybot/internal/simtest"
 )
@@ -61,8 +62,8 @@ type e2e struct {
 	sim     *prefectsim.Server
 	vpc     string
 	subnets []string
-	mu      sync.Mutex
-	lines   []string
+	// events are the progress of the runs, which must not carry the key.
+	events event.Recorder
 }
 
 func newE2E(t *testing.T) *e2e {
@@ -93,14 +94,10 @@ func (x *e2e) options(image string) deploy.Options {
 	return deploy.Options{
 		Env:     env,
 		APIKey:  secret.New(key),
-		Engine:  &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: resources.Kinds()},
+		Engine:  &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: kinds.All()},
 		Prefect: client,
 		Force:   true,
-		Progress: func(line string) {
-			x.mu.Lock()
-			defer x.mu.Unlock()
-			x.lines = append(x.lines, line)
-		},
+		Events:  &x.events,
 	}
 }
 
@@ -116,9 +113,7 @@ func (x *e2e) noLeak(res *deploy.Result, err error) {
 		b, _ = json.Marshal(res.Report)
 		outs = append(outs, string(b))
 	}
-	x.mu.Lock()
-	outs = append(outs, x.lines...)
-	x.mu.Unlock()
+	outs = append(outs, x.events.Lines()...)
 	for _, o := range outs {
 		if strings.Contains(o, key) {
 			x.t.Fatalf("the Prefect API key leaked: %s", o)
@@ -138,7 +133,7 @@ func TestDeployThroughTheGate(t *testing.T) {
 	res, err := deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3.1"))
 	x.noLeak(res, err)
 	if err != nil {
-		t.Fatalf("first deploy: %v\n%s", err, strings.Join(x.lines, "\n"))
+		t.Fatalf("first deploy: %v\n%s", err, strings.Join(x.events.Lines(), "\n"))
 	}
 	if res.Report.Status != plan.StatusSucceeded || res.Report.Gate == nil || !res.Report.Gate.Passed {
 		t.Fatalf("first deploy report: %+v gate %+v", res.Report, res.Report.Gate)
@@ -324,7 +319,7 @@ func TestDeployWithoutTheServiceDeploymentsAPI(t *testing.T) {
 	res, err := deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3.1"))
 	x.noLeak(res, err)
 	if err != nil || res.Report.Status != plan.StatusSucceeded || res.Report.Gate == nil || !res.Report.Gate.Passed {
-		t.Fatalf("first deploy: %v\n%s", err, strings.Join(x.lines, "\n"))
+		t.Fatalf("first deploy: %v\n%s", err, strings.Join(x.events.Lines(), "\n"))
 	}
 	res, err = deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3-crashloop"))
 	x.noLeak(res, err)
@@ -332,7 +327,7 @@ func TestDeployWithoutTheServiceDeploymentsAPI(t *testing.T) {
 		res.Report.Gate == nil || !strings.HasSuffix(res.Report.Gate.RolledBackTo, ":1") || len(res.Report.Gate.StoppedTasks) == 0 {
 		t.Fatalf("crash loop: exit %d, %v, %+v", exit.CodeOf(err), err, res.Report.Gate)
 	}
-	if !strings.Contains(strings.Join(x.lines, "\n"), "rolloutState") {
+	if !strings.Contains(strings.Join(x.events.Lines(), "\n"), "rolloutState") {
 		t.Errorf("the progress does not say it followed rolloutState")
 	}
 }

@@ -21,10 +21,12 @@ import (
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/gate"
+	"github.com/deploybot/deploybot/internal/kinds/ecs"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/secret"
+	"github.com/deploybot/deploybot/internal/stack"
 )
 
 // events is the order in which the flow touched the lock, Prefect and AWS.
@@ -71,18 +73,35 @@ func (k specKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resourc
 
 func (k specKind) outputs(r *resource.Resource) resource.Outputs {
 	o := resource.Outputs{"arn": "arn:" + r.Address, "id": r.Name}
-	if r.Kind == "ecs_service" {
+	if r.Kind == ecs.KindService {
 		o["task_definition"] = "arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-demo-worker:2"
-		o["previous_task_definition"] = "arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-demo-worker:1"
-		o["deployment_id"] = "ecs-svc/123"
-		o["deployment_status"] = "SUCCESSFUL"
-		o["deployment_started_at"] = "2026-03-01T09:00:00Z"
 		o["cluster"] = "deploybot-demo"
 	}
 	return o
 }
 
-func (k specKind) Desired(r *resource.Resource, refs resource.Refs) resource.Attrs { return k.attrs(r) }
+// deployed hands back the ECS deployment a change of the service starts,
+// as the service kind does.
+func (k specKind) deployed(x *resource.Ctx, r *resource.Resource) {
+	if r.Kind != ecs.KindService || x.Outcome == nil {
+		return
+	}
+	spec, err := ecs.Service.Spec(r)
+	if err != nil {
+		panic(err)
+	}
+	x.Outcome(&ecs.Deployment{Info: plan.DeploymentInfo{
+		Cluster: "deploybot-demo", Service: "worker", DeploymentID: "ecs-svc/123",
+		TaskDefinition:         "arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-demo-worker:2",
+		PreviousTaskDefinition: "arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-demo-worker:1",
+		StartedAt:              time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), Status: "SUCCESSFUL",
+		WorkerPrefix: spec.WorkerPrefix,
+	}})
+}
+
+func (k specKind) Desired(r *resource.Resource, refs resource.Refs) (resource.Attrs, error) {
+	return k.attrs(r), nil
+}
 
 func (k specKind) write(op string, r *resource.Resource) error {
 	k.ev.add(op + " " + r.Address)
@@ -100,10 +119,12 @@ func (k specKind) write(op string, r *resource.Resource) error {
 }
 
 func (k specKind) Create(ctx context.Context, x *resource.Ctx, r *resource.Resource, refs resource.Refs) (resource.Outputs, error) {
+	k.deployed(x, r)
 	return k.outputs(r), k.write("create", r)
 }
 
 func (k specKind) Update(ctx context.Context, x *resource.Ctx, r *resource.Resource, live *resource.Live, refs resource.Refs, changed []plan.FieldChange) (resource.Outputs, error) {
+	k.deployed(x, r)
 	return k.outputs(r), k.write("update", r)
 }
 
@@ -161,8 +182,8 @@ type flowFixture struct {
 func newFlow(t *testing.T) *flowFixture {
 	ev := &events{}
 	k := specKind{ev: ev, mu: &sync.Mutex{}, state: map[string]string{}, fail: map[string]error{}}
-	kinds := map[string]resource.Kind{}
-	for _, name := range []string{"security_group", "ecs_cluster", "log_group", "iam_role", "secret", "task_definition",
+	kinds := map[resource.KindName]resource.Kind{}
+	for _, name := range []resource.KindName{"security_group", "ecs_cluster", "log_group", "iam_role", "secret", "task_definition",
 		"ecs_service", "service_discovery_namespace", "service_discovery_service", "autoscaling_target", "autoscaling_policy"} {
 		kinds[name] = k
 	}
@@ -352,12 +373,12 @@ func (k forceNewKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Res
 	return l, err
 }
 
-func (k forceNewKind) Desired(r *resource.Resource, refs resource.Refs) resource.Attrs {
-	a := k.specKind.Desired(r, refs)
+func (k forceNewKind) Desired(r *resource.Resource, refs resource.Refs) (resource.Attrs, error) {
+	a := k.specKind.attrs(r)
 	s := a["spec"]
 	s.ForceNew = true
 	a["spec"] = s
-	return a
+	return a, nil
 }
 
 func TestCancelledApplyStillReleasesTheLock(t *testing.T) {
@@ -408,7 +429,7 @@ func TestDestroyFlow(t *testing.T) {
 	f.opts.Env.Protect = true
 	f.ev.log = nil
 	res, err = Destroy(context.Background(), f.opts)
-	var pe *engine.ProtectedError
+	var pe *stack.ProtectedError
 	if !errors.As(err, &pe) || res.Report.Status != plan.StatusRefused || len(f.ev.all()) != 0 {
 		t.Fatalf("protected: %v %+v %v", err, res.Report, f.ev.all())
 	}

@@ -11,20 +11,6 @@ import (
 
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
-	"github.com/deploybot/deploybot/internal/stack"
-)
-
-// Output keys the engine reads to fill Report.Deployment.
-const (
-	kindService        = "ecs_service"
-	outARN             = "arn"
-	outDeploymentID    = "deployment_id"
-	outTaskDefinition  = "task_definition"
-	outPrevTaskDef     = "previous_task_definition"
-	outDeployStatus    = "deployment_status"
-	outDeployStartedAt = "deployment_started_at"
-	outCluster         = "cluster"
-	outWorkerPrefix    = "worker_prefix"
 )
 
 // run is the state of one Apply or Destroy.
@@ -33,21 +19,19 @@ type run struct {
 	p      *Planned
 	report *plan.Report
 
-	mu      sync.Mutex
-	outputs map[string]resource.Outputs // current outputs by address
-	// failedDeploy: outputs of steps whose deployment started and failed.
-	failedDeploy map[string]resource.Outputs
-	steps        map[string]plan.StepResult // by step id
+	mu       sync.Mutex
+	outputs  map[string]resource.Outputs // current outputs by address
+	steps    map[string]plan.StepResult  // by step id
+	outcomes []plan.Outcome              // what the kinds handed back
 }
 
 func (e *Engine) newRun(p *Planned, op plan.Operation) *run {
 	r := &run{
 		e: e, p: p,
-		outputs:      map[string]resource.Outputs{},
-		failedDeploy: map[string]resource.Outputs{},
-		steps:        map[string]plan.StepResult{},
+		outputs: map[string]resource.Outputs{},
+		steps:   map[string]plan.StepResult{},
 		report: &plan.Report{
-			Environment: p.env.Name,
+			Environment: p.st.Environment,
 			Operation:   op,
 			Plan:        p.Plan,
 			StartedAt:   e.clock().Now(),
@@ -172,22 +156,19 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 		steps = append(steps, s)
 	}
 	outcomes := walk(ctx, steps, e.concurrency())
-	err := r.finish(steps, outcomes)
-	r.fillDeployment()
-	return r.report, err
+	return r.report, r.finish(steps, outcomes)
 }
 
 // Destroy deletes every resource of a destroy plan, dependents before what
 // they use (docs/research/aws-ecs.md §5.3: the service before the cluster and
 // its security group, the roles last because nothing depends on them after
-// the service is gone), independent ones at once. A protected environment is
-// refused before any call.
+// the service is gone), independent ones at once. What the stack's guard
+// refuses (a protected environment) is refused before any call.
 func (e *Engine) Destroy(ctx context.Context, p *Planned) (*plan.Report, error) {
 	if p == nil || p.Plan == nil || p.Plan.Operation != plan.OpDestroy {
 		return nil, errors.New("destroy: not a destroy plan")
 	}
-	if p.env.Protect {
-		err := &ProtectedError{Environment: p.env.Name, File: p.env.File}
+	if err := p.st.Refusal(plan.OpDestroy); err != nil {
 		return e.refused(p, plan.OpDestroy, err), err
 	}
 	r := e.newRun(p, plan.OpDestroy)
@@ -211,7 +192,7 @@ func (e *Engine) Destroy(ctx context.Context, p *Planned) (*plan.Report, error) 
 
 func (e *Engine) refused(p *Planned, op plan.Operation, err error) *plan.Report {
 	now := e.clock().Now()
-	return &plan.Report{Environment: p.env.Name, Operation: op, Status: plan.StatusRefused, Plan: p.Plan,
+	return &plan.Report{Environment: p.st.Environment, Operation: op, Status: plan.StatusRefused, Plan: p.Plan,
 		Error: err.Error(), StartedAt: now, FinishedAt: now}
 }
 
@@ -240,7 +221,7 @@ func (r *run) finish(steps []*step, outcomes map[string]outcome) error {
 				continue
 			}
 			if o.cause != "" {
-				r.e.say(addr, res.Error)
+				r.e.say(addr, res.Error, time.Time{})
 			}
 			results = append(results, res)
 			continue
@@ -253,6 +234,10 @@ func (r *run) finish(steps []*step, outcomes map[string]outcome) error {
 		}
 	}
 	r.report.Steps = results
+	r.mu.Lock()
+	r.report.Outcomes = append([]plan.Outcome(nil), r.outcomes...)
+	r.mu.Unlock()
+	sort.SliceStable(r.report.Outcomes, func(i, j int) bool { return r.report.Outcomes[i].Address < r.report.Outcomes[j].Address })
 	r.report.FinishedAt = r.e.clock().Now()
 	err := errors.Join(errs...)
 	switch {
@@ -305,15 +290,18 @@ func (r *run) setOutputs(addr string, o resource.Outputs) {
 	r.outputs[addr] = o
 }
 
-// stepCtx gives a kind a Ctx whose progress lines carry the step's elapsed time.
-func (r *run) stepCtx(start time.Time) *resource.Ctx {
-	return r.e.ctxFor(r.p.env, func(addr, msg string) {
-		r.e.say(addr, fmt.Sprintf("%s (%s)", msg, elapsedSince(r.e.clock().Now(), start)))
-	})
-}
-
-func elapsedSince(now, start time.Time) string {
-	return now.Sub(start).Round(time.Second).String()
+// stepCtx gives a kind the Ctx of the step of addr that began at start:
+// its progress carries the step's elapsed time, and what it hands back is
+// the step's outcome.
+func (r *run) stepCtx(addr string, start time.Time) *resource.Ctx {
+	x := r.e.ctx()
+	x.Since = start
+	x.Outcome = func(v any) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.outcomes = append(r.outcomes, plan.Outcome{Address: addr, Value: v})
+	}
+	return x
 }
 
 func (r *run) record(id string, res plan.StepResult) {
@@ -342,7 +330,7 @@ func (r *run) upsert(ctx context.Context, addr string) error {
 		live = nil // its delete half has run
 	}
 	start := r.e.clock().Now()
-	x := r.stepCtx(start)
+	x := r.stepCtx(addr, start)
 	action := plan.NoOp
 	var outputs resource.Outputs
 	attempt := 0
@@ -362,7 +350,7 @@ func (r *run) upsert(ctx context.Context, addr string) error {
 				if planned == plan.Replace {
 					action = plan.Replace
 				}
-				r.e.say(addr, verbs[action][0])
+				r.e.say(addr, verbs[action][0], time.Time{})
 			}
 			out, err := kind.Create(ctx, x, res, refs)
 			if err != nil {
@@ -371,7 +359,11 @@ func (r *run) upsert(ctx context.Context, addr string) error {
 			outputs = out
 			return nil
 		}
-		fields := diffAttrs(kind.Desired(res, refs), live.Attrs)
+		desired, err := kind.Desired(res, refs)
+		if err != nil {
+			return err
+		}
+		fields := diffAttrs(desired, live.Attrs)
 		if len(fields) == 0 {
 			outputs = live.Outputs
 			return nil
@@ -381,7 +373,7 @@ func (r *run) upsert(ctx context.Context, addr string) error {
 			// place; the plan could not know (it showed "known after apply").
 			if action == plan.NoOp {
 				action = plan.Replace
-				r.e.say(addr, fmt.Sprintf("replacing: field %s cannot be changed in place…", f))
+				r.e.say(addr, fmt.Sprintf("replacing: field %s cannot be changed in place…", f), time.Time{})
 			}
 			if err := kind.Delete(ctx, x, res, live); err != nil {
 				return fmt.Errorf("delete %s for replacement: %w", addr, err)
@@ -396,7 +388,7 @@ func (r *run) upsert(ctx context.Context, addr string) error {
 		}
 		if action == plan.NoOp {
 			action = plan.Update
-			r.e.say(addr, verbs[action][0])
+			r.e.say(addr, verbs[action][0], time.Time{})
 		}
 		out, err := kind.Update(ctx, x, res, live, refs, fields)
 		if err != nil {
@@ -413,14 +405,6 @@ func (r *run) upsert(ctx context.Context, addr string) error {
 		return nil
 	})
 	elapsed := r.e.clock().Now().Sub(start)
-	var failed resource.FailedDeployment
-	if errors.As(err, &failed) {
-		// The deployment started and failed: keep what it reports, so the
-		// report still names it (and what ECS rolled back to).
-		r.mu.Lock()
-		r.failedDeploy[addr] = failed.DeploymentOutputs()
-		r.mu.Unlock()
-	}
 	if action == plan.NoOp && err == nil {
 		r.setOutputs(addr, outputs)
 		return nil
@@ -432,12 +416,12 @@ func (r *run) upsert(ctx context.Context, addr string) error {
 	if err != nil {
 		result.Status, result.Error = "failed", err.Error()
 		r.record("apply:"+addr, result)
-		r.e.say(addr, fmt.Sprintf("failed (%s)", elapsedSince(r.e.clock().Now(), start)))
+		r.e.say(addr, "failed", start)
 		return err
 	}
 	r.setOutputs(addr, outputs)
 	r.record("apply:"+addr, result)
-	r.e.say(addr, fmt.Sprintf("%s (%s)", verbs[action][1], elapsedSince(r.e.clock().Now(), start)))
+	r.e.say(addr, verbs[action][1], start)
 	return nil
 }
 
@@ -448,12 +432,12 @@ func (r *run) delete(ctx context.Context, addr string, forReplace bool) error {
 	kind := r.e.Kinds[res.Kind]
 	live := r.p.live[addr]
 	start := r.e.clock().Now()
-	x := r.stepCtx(start)
+	x := r.stepCtx(addr, start)
 	verb := "deleting…"
 	if forReplace {
 		verb = "deleting for replacement (" + r.p.changes[addr].Reason + ")…"
 	}
-	r.e.say(addr, verb)
+	r.e.say(addr, verb, time.Time{})
 	err := r.e.retryThrottled(ctx, addr, func() error {
 		if err := kind.Delete(ctx, x, res, live); err != nil {
 			return fmt.Errorf("delete %s: %w", addr, err)
@@ -464,72 +448,15 @@ func (r *run) delete(ctx context.Context, addr string, forReplace bool) error {
 	if err != nil {
 		result.Status, result.Error = "failed", err.Error()
 		r.record("delete:"+addr, result)
-		r.e.say(addr, fmt.Sprintf("failed (%s)", elapsedSince(r.e.clock().Now(), start)))
+		r.e.say(addr, "failed", start)
 		return err
 	}
 	r.mu.Lock()
 	delete(r.outputs, addr)
 	r.mu.Unlock()
 	r.record("delete:"+addr, result)
-	r.e.say(addr, fmt.Sprintf("deleted (%s)", elapsedSince(r.e.clock().Now(), start)))
+	r.e.say(addr, "deleted", start)
 	return nil
-}
-
-// fillDeployment reports the ECS deployment the apply started: the service
-// step's outputs, and the worker prefix from the task definition's.
-func (r *run) fillDeployment() {
-	var svc *resource.Resource
-	for _, addr := range r.p.order {
-		if res := r.p.resources[addr]; res.Kind == kindService {
-			svc = res
-			break
-		}
-	}
-	if svc == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	res, ran := r.steps["apply:"+svc.Address]
-	out := r.outputs[svc.Address]
-	if failed, ok := r.failedDeploy[svc.Address]; ok {
-		out = failed
-	} else if !ran || res.Status != "done" {
-		return
-	}
-	d := &plan.DeploymentInfo{
-		Cluster:                out[outCluster],
-		Service:                svc.Name,
-		DeploymentID:           out[outDeploymentID],
-		TaskDefinition:         out[outTaskDefinition],
-		PreviousTaskDefinition: out[outPrevTaskDef],
-		Status:                 out[outDeployStatus],
-	}
-	if t, err := time.Parse(time.RFC3339Nano, out[outDeployStartedAt]); err == nil {
-		d.StartedAt = t
-	}
-	deps := append([]string(nil), r.p.graph.deps[svc.Address]...)
-	sort.Strings(deps)
-	for _, dep := range deps {
-		o := r.outputs[dep]
-		if p := o[outWorkerPrefix]; p != "" && d.WorkerPrefix == "" {
-			d.WorkerPrefix = p
-		}
-		if d.Cluster == "" && r.p.resources[dep].Kind == "ecs_cluster" {
-			d.Cluster = r.p.resources[dep].Name
-		}
-		// The prefix is in the desired task definition (docs/ARCHITECTURE.md worker
-		// identity contract) when its kind does not report it as an output.
-		if td, ok := r.p.resources[dep].Spec.(*stack.TaskDefinitionSpec); ok && d.WorkerPrefix == "" {
-			d.WorkerPrefix = td.Container.Environment[stack.EnvWorkerPrefix]
-		}
-	}
-	// Only a step that started a deployment reports one (a tag-only update
-	// of the service starts none, and its outputs are the live ones).
-	if d.DeploymentID == "" && out[outDeployStartedAt] == "" {
-		return
-	}
-	r.report.Deployment = d
 }
 
 // refersTo says whether a live resource's attrs name another's outputs (an

@@ -90,7 +90,7 @@ func TestPlanReadsABatchKindWithOneReadAll(t *testing.T) {
 	f.apply(t, append(append([]resource.Resource(nil), rs...), leftover))
 	*k.readAlls, *k.reads = nil, nil
 
-	p, err := f.eng.plan(context.Background(), target{env: f.env, resources: rs, absent: []resource.Resource{leftover}}, plan.OpApply)
+	p, err := f.eng.plan(context.Background(), f.stack(rs, leftover), plan.OpApply)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestPlanBatchReadFailures(t *testing.T) {
 			k := newBatchKind(f.acct)
 			k.err, k.extra, *k.throttles = tc.err, tc.extra, tc.throttles
 			f.eng.Kinds["batch"] = k
-			p, err := f.eng.plan(context.Background(), target{env: f.env, resources: append(diamond(), tc.desired...), absent: tc.absent}, plan.OpApply)
+			p, err := f.eng.plan(context.Background(), f.stack(append(diamond(), tc.desired...), tc.absent...), plan.OpApply)
 			if len(*k.readAlls) != tc.wantCalls {
 				t.Errorf("ReadAll calls: %v, want %d", *k.readAlls, tc.wantCalls)
 			}

@@ -16,9 +16,9 @@ import (
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/fakekey"
+	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
-	"github.com/deploybot/deploybot/internal/resources"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
@@ -174,47 +174,10 @@ type timedKind struct {
 	took map[string]time.Duration
 }
 
-// timed returns t with the optional capabilities of k that the engine looks
-// for (resource.Resolver, resource.BatchReader, engine.OutputsChangedByUpdate):
-// a wrapper that hid them would change what the engine does (subnets would
-// get no zone, plans would read EC2 resources one by one).
-func timed(k resource.Kind, t timedKind) resource.Kind {
-	r, resolves := k.(resource.Resolver)
-	br, batches := k.(resource.BatchReader)
-	o, changesOutputs := k.(engine.OutputsChangedByUpdate)
-	switch {
-	case resolves && batches && !changesOutputs:
-		return struct {
-			timedKind
-			resource.Resolver
-			resource.BatchReader
-		}{t, r, br}
-	case batches && !resolves && !changesOutputs:
-		return struct {
-			timedKind
-			resource.BatchReader
-		}{t, br}
-	case resolves && changesOutputs && !batches:
-		return struct {
-			timedKind
-			resource.Resolver
-			engine.OutputsChangedByUpdate
-		}{t, r, o}
-	case resolves && !batches:
-		return struct {
-			timedKind
-			resource.Resolver
-		}{t, r}
-	case changesOutputs && !batches:
-		return struct {
-			timedKind
-			engine.OutputsChangedByUpdate
-		}{t, o}
-	case batches:
-		panic(fmt.Sprintf("timed: no wrapper for %T's combination of capabilities", k))
-	}
-	return t
-}
+// Capabilities are those of the kind timed: a wrapper that hid them would
+// change what the engine does (subnets would get no zone, plans would read
+// EC2 resources one by one).
+func (k timedKind) Capabilities() resource.Capabilities { return resource.CapabilitiesOf(k.Kind) }
 
 func (k timedKind) add(addr string, start time.Time) {
 	k.mu.Lock()
@@ -260,11 +223,11 @@ func stepDurationsAlone(b *testing.B, c benchClock, nat string, azs int) map[str
 	st := x.stack(env)
 	took := map[string]time.Duration{}
 	var mu sync.Mutex
-	kinds := map[string]resource.Kind{}
-	for name, k := range resources.Kinds() {
-		kinds[name] = timed(k, timedKind{Kind: k, mu: &mu, took: took})
+	ks := map[resource.KindName]resource.Kind{}
+	for name, k := range kinds.All() {
+		ks[name] = timedKind{Kind: k, mu: &mu, took: took}
 	}
-	e := &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: kinds, Concurrency: 1}
+	e := &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: ks, Concurrency: 1}
 	p := x.planWith(e, st)
 	x.waitsTakeRealTime(c.realPerSimSecond)
 	if _, err := e.Apply(context.Background(), p); err != nil {
@@ -412,7 +375,7 @@ func BenchmarkPlanManyEnvironments(b *testing.B) {
 				wg.Wait()
 				for i, err := range errs {
 					if err != nil {
-						b.Fatalf("plan %s: %v", stacks[i].Env.Name, err)
+						b.Fatalf("plan %s: %v", stacks[i].Environment, err)
 					}
 				}
 			}

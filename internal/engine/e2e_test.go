@@ -19,6 +19,7 @@ import (
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/fakekey"
+	"github.com/deploybot/deploybot/internal/kinds/ecs"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/stack"
 )
@@ -133,8 +134,10 @@ func TestE2EApplyUpdateDestroy(t *testing.T) {
 	if rep.Status != plan.StatusSucceeded {
 		t.Fatalf("status %s", rep.Status)
 	}
-	if rep.Deployment == nil || rep.Deployment.TaskDefinition == "" || !strings.HasPrefix(rep.Deployment.WorkerPrefix, "demo-") {
-		t.Fatalf("deployment: %+v", rep.Deployment)
+	// The service kind hands back the deployment it started; the engine
+	// passes it on without knowing what it is.
+	if d := ecs.DeploymentOf(rep.Outcomes); d == nil || d.Info.TaskDefinition == "" || !strings.HasPrefix(d.Info.WorkerPrefix, "demo-") {
+		t.Fatalf("deployment: %+v", d)
 	}
 	again := x.plan(env)
 	x.wantNone("plan right after apply has changes", summary(again.Plan))
@@ -162,8 +165,8 @@ func TestE2EApplyUpdateDestroy(t *testing.T) {
 		t.Fatalf("service field %+v", f)
 	}
 	rep = x.apply(env2)
-	if rep.Deployment == nil || !strings.HasSuffix(rep.Deployment.TaskDefinition, ":2") || !strings.HasSuffix(rep.Deployment.PreviousTaskDefinition, ":1") {
-		t.Fatalf("deployment after update: %+v", rep.Deployment)
+	if d := ecs.DeploymentOf(rep.Outcomes); d == nil || !strings.HasSuffix(d.Info.TaskDefinition, ":2") || !strings.HasSuffix(d.Info.PreviousTaskDefinition, ":1") {
+		t.Fatalf("deployment after update: %+v", d)
 	}
 	x.wantNone("plan after update has changes", summary(x.plan(env2).Plan))
 

@@ -3,6 +3,11 @@
 // independent resources concurrently, deletes in reverse, failures skipping
 // their dependents. There is no state file: each run reads AWS again, so a run
 // that died halfway converges when started again (Read finds what exists).
+//
+// The engine knows no kind of resource: it orders, diffs and runs what each
+// resource's kind answers (internal/resource), and passes on what kinds hand
+// back about their changes (plan.Report.Outcomes) to the layer that
+// understands them.
 package engine
 
 import (
@@ -20,9 +25,10 @@ import (
 	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/awserr"
 	"github.com/deploybot/deploybot/internal/clock"
-	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/retry"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
@@ -37,48 +43,32 @@ const readConcurrency = 32
 
 // Engine plans, applies and destroys one stack at a time.
 type Engine struct {
-	AWS      *awsapi.Clients
-	Clock    clock.Clock
-	Kinds    map[string]resource.Kind
-	Progress resource.Progress
+	AWS *awsapi.Clients
+	// Prefect is the Prefect API client of a run whose stack has kinds
+	// that manage Prefect objects (resource.APIs.Prefect); nil without.
+	Prefect any
+	Clock   clock.Clock
+	Kinds   map[resource.KindName]resource.Kind
+	// Events receives progress: each step, each long wait.
+	Events event.Sink
 	// Budget scales every wait and retry budget (resource.Ctx.Budget); 0 or
 	// 1 means the reference's budgets.
 	Budget      float64
 	Concurrency int
 }
 
-// OutputsChangedByUpdate is an optional capability of a resource.Kind whose
-// Update gives the resource new outputs (a task definition's update
-// registers a new revision, so its "arn" changes). The plan then shows the
-// fields of dependents that use those outputs as known after apply, instead
-// of leaving the dependent's change to be discovered during the apply.
-type OutputsChangedByUpdate interface {
-	OutputsChangedByUpdate(r *resource.Resource) []string
-}
-
 // Planned is a plan together with what the engine needs to carry it out.
 type Planned struct {
 	Plan *plan.Plan
 
-	env       *config.Environment
+	st        *stack.Stack
 	resources map[string]*resource.Resource
 	graph     *graph
 	order     []string // topological: dependencies first
 	live      map[string]*resource.Live
 	changes   map[string]*plan.Change
-	absent    map[string]bool // resources the file does not ask for
+	absent    map[string]bool // resources the file does not ask for: leftovers and orphans
 	notes     []string        // from reading
-}
-
-// target is the engine's view of a stack: the environment, its desired
-// resources and the notes a reviewer should read.
-type target struct {
-	env       *config.Environment
-	resources []resource.Resource
-	// absent are resources the stack can have but this file does not ask
-	// for (autoscaling turned off): deleted when they exist and are ours.
-	absent []resource.Resource
-	notes  []string
 }
 
 // AccountMismatchError: the credentials belong to another account than the
@@ -100,13 +90,6 @@ func (e *ConflictError) Error() string {
 		strings.Join(e.Addresses, ", "), resource.TagEnvironment)
 }
 
-// ProtectedError: destroy of an environment whose file sets protect: true.
-type ProtectedError struct{ Environment, File string }
-
-func (e *ProtectedError) Error() string {
-	return fmt.Sprintf("refusing to destroy environment %q: %s sets protect: true (set it to false in a reviewed change first)", e.Environment, e.File)
-}
-
 func (e *Engine) clock() clock.Clock {
 	if e.Clock == nil {
 		return clock.Real{}
@@ -121,9 +104,11 @@ func (e *Engine) concurrency() int {
 	return DefaultConcurrency
 }
 
-func (e *Engine) say(address, msg string) {
-	if e.Progress != nil {
-		e.Progress(address, msg)
+// say reports progress about the resource at address; since is when its
+// step began (zero outside a step, or for a line that says no time).
+func (e *Engine) say(address, msg string, since time.Time) {
+	if e.Events != nil {
+		e.Events.Emit(event.Event{Time: e.clock().Now(), Subject: address, Resource: true, Message: msg, Since: since})
 	}
 }
 
@@ -134,24 +119,30 @@ func (e *Engine) budget(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * e.Budget)
 }
 
-func (e *Engine) ctxFor(env *config.Environment, progress resource.Progress) *resource.Ctx {
-	return &resource.Ctx{AWS: e.AWS, Clock: e.clock(), Env: env, Progress: progress, Budget: e.Budget}
+// ctx is what kinds get outside a step (the reads of a plan).
+func (e *Engine) ctx() *resource.Ctx {
+	return &resource.Ctx{APIs: resource.APIs{AWS: e.AWS, Prefect: e.Prefect}, Clock: e.clock(), Events: e.Events, Budget: e.Budget}
 }
 
-// plan reads the live state of every resource of t and builds the plan for op.
-func (e *Engine) plan(ctx context.Context, t target, op plan.Operation) (*Planned, error) {
-	if t.env == nil {
+func (e *Engine) capabilities(k resource.KindName) resource.Capabilities {
+	return resource.CapabilitiesOf(e.Kinds[k])
+}
+
+// plan reads the live state of every resource of st and builds the plan for op.
+func (e *Engine) plan(ctx context.Context, st *stack.Stack, op plan.Operation) (*Planned, error) {
+	if st == nil || st.Environment == "" {
 		return nil, errors.New("plan: no environment")
 	}
 	p := &Planned{
-		env:       t.env,
+		st:        st,
 		resources: map[string]*resource.Resource{},
 		live:      map[string]*resource.Live{},
 		changes:   map[string]*plan.Change{},
+		absent:    map[string]bool{},
 	}
 	deps := map[string][]string{}
-	for i := range t.resources {
-		r := &t.resources[i]
+	for i := range st.Resources {
+		r := &st.Resources[i]
 		if _, dup := p.resources[r.Address]; dup {
 			return nil, fmt.Errorf("plan: the stack has %s twice", r.Address)
 		}
@@ -161,9 +152,8 @@ func (e *Engine) plan(ctx context.Context, t target, op plan.Operation) (*Planne
 		p.resources[r.Address] = r
 		deps[r.Address] = r.DependsOn
 	}
-	p.absent = map[string]bool{}
-	for i := range t.absent {
-		r := &t.absent[i]
+	for i := range st.Leftovers {
+		r := &st.Leftovers[i]
 		if _, dup := p.resources[r.Address]; dup {
 			continue
 		}
@@ -176,11 +166,11 @@ func (e *Engine) plan(ctx context.Context, t target, op plan.Operation) (*Planne
 	}
 	g, err := newGraph(deps)
 	if err != nil {
-		return nil, fmt.Errorf("plan %s: %w", t.env.Name, err)
+		return nil, fmt.Errorf("plan %s: %w", st.Environment, err)
 	}
 	p.graph = g
 	if p.order, err = g.topoOrder(); err != nil {
-		return nil, fmt.Errorf("plan %s: %w", t.env.Name, err)
+		return nil, fmt.Errorf("plan %s: %w", st.Environment, err)
 	}
 	// A destroy needs no desired state, and must not fail because the
 	// file asks for what the account cannot have.
@@ -189,21 +179,32 @@ func (e *Engine) plan(ctx context.Context, t target, op plan.Operation) (*Planne
 	}
 
 	pl := &plan.Plan{
-		Environment: t.env.Name,
-		File:        t.env.File,
-		Account:     t.env.AWS.AccountID,
-		Region:      t.env.AWS.Region,
+		Environment: st.Environment,
+		File:        st.File,
+		Account:     st.Account,
+		Region:      st.Region,
 		Operation:   op,
-		Notes:       append(append([]string(nil), t.notes...), p.notes...),
 	}
 	if op == plan.OpDestroy {
 		e.diffDestroy(p, pl)
-	} else {
-		e.diffApply(p, pl)
+	} else if err := e.diffApply(p, pl); err != nil {
+		return nil, err
 	}
+	pl.Notes = append(append(stackNotes(st, op, pl), pl.Notes...), p.notes...)
 	pl.Fingerprint = pl.ComputeFingerprint()
 	p.Plan = pl
 	return p, nil
+}
+
+// stackNotes are the stack's notes that apply to pl, its guard's first.
+func stackNotes(st *stack.Stack, op plan.Operation, pl *plan.Plan) []string {
+	var out []string
+	for _, g := range st.Guards {
+		if g.Operation == op && g.Note != "" {
+			out = append(out, g.Note)
+		}
+	}
+	return append(out, st.NotesFor(op, pl.Deletes, false)...)
 }
 
 // readAll asks STS who the credentials are and reads every resource, all at
@@ -222,18 +223,11 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 		resolveErr error
 		resolved   map[string]resource.Resource
 		sem        = make(chan struct{}, readConcurrency)
-		progress   = func(a, m string) { e.say(a, m) }
 	)
 	if resolve {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resolved, resolveErr = e.resolveAll(ctx, p, progress)
-		}()
+		wg.Go(func() { resolved, resolveErr = e.resolveAll(ctx, p) })
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		err := e.retryThrottled(ctx, "sts", func() error {
 			out, err := e.AWS.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 			if err == nil {
@@ -247,16 +241,14 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 				stsErr = fmt.Errorf("%s\n(%w)", awserr.CredentialsHint, err)
 			}
 		}
-	}()
+	})
 	batches, singles := e.readBatches(p)
 	for _, addr := range singles {
 		r := p.resources[addr]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			live, err := e.read(ctx, p.env, r, progress)
+			live, err := e.read(ctx, r)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -266,15 +258,13 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 			if live != nil {
 				p.live[r.Address] = live
 			}
-		}()
+		})
 	}
 	for _, rs := range batches {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			lives, err := e.readBatch(ctx, p.env, rs, progress)
+			lives, err := e.readBatch(ctx, rs)
 			mu.Lock()
 			defer mu.Unlock()
 			for _, r := range rs {
@@ -287,14 +277,14 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 					p.live[r.Address] = lives[r.Address]
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if stsErr != nil {
 		return stsErr
 	}
-	if account != p.env.AWS.AccountID {
-		return &AccountMismatchError{File: p.env.File, Want: p.env.AWS.AccountID, Got: account}
+	if account != p.st.Account {
+		return &AccountMismatchError{File: p.st.File, Want: p.st.Account, Got: account}
 	}
 	if resolveErr != nil {
 		return resolveErr
@@ -324,10 +314,10 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 // its leftovers alike: one Describe call finds both), and those read one by
 // one. Both keep the plan's order.
 func (e *Engine) readBatches(p *Planned) (batches [][]*resource.Resource, singles []string) {
-	index := map[string]int{}
+	index := map[resource.KindName]int{}
 	for _, addr := range p.order {
 		r := p.resources[addr]
-		if _, ok := e.Kinds[r.Kind].(resource.BatchReader); !ok {
+		if e.capabilities(r.Kind).Batch == nil {
 			singles = append(singles, addr)
 			continue
 		}
@@ -344,7 +334,7 @@ func (e *Engine) readBatches(p *Planned) (batches [][]*resource.Resource, single
 
 // readBatch reads rs, all of one kind that is a resource.BatchReader, with
 // one ReadAll, retried as a whole while throttled.
-func (e *Engine) readBatch(ctx context.Context, env *config.Environment, rs []*resource.Resource, progress resource.Progress) (map[string]*resource.Live, error) {
+func (e *Engine) readBatch(ctx context.Context, rs []*resource.Resource) (map[string]*resource.Live, error) {
 	kind := rs[0].Kind
 	addrs := make([]string, len(rs))
 	asked := map[string]bool{}
@@ -353,9 +343,9 @@ func (e *Engine) readBatch(ctx context.Context, env *config.Environment, rs []*r
 		asked[r.Address] = true
 	}
 	var lives map[string]*resource.Live
-	err := e.retryThrottled(ctx, kind, func() error {
+	err := e.retryThrottled(ctx, string(kind), func() error {
 		var err error
-		lives, err = e.Kinds[kind].(resource.BatchReader).ReadAll(ctx, e.ctxFor(env, progress), rs)
+		lives, err = e.capabilities(kind).Batch.ReadAll(ctx, e.ctx(), rs)
 		return err
 	})
 	if err != nil {
@@ -373,14 +363,14 @@ func (e *Engine) readBatch(ctx context.Context, env *config.Environment, rs []*r
 // per kind, with the plan's desired resources of that kind (not the absent
 // ones: a leftover is only deleted), and returns the resolved resources by
 // address. Errors are the kinds' own, which name the file's field.
-func (e *Engine) resolveAll(ctx context.Context, p *Planned, progress resource.Progress) (map[string]resource.Resource, error) {
-	byKind := map[string][]resource.Resource{}
+func (e *Engine) resolveAll(ctx context.Context, p *Planned) (map[string]resource.Resource, error) {
+	byKind := map[resource.KindName][]resource.Resource{}
 	for _, addr := range p.order {
 		r := p.resources[addr]
 		if p.absent[addr] {
 			continue
 		}
-		if _, ok := e.Kinds[r.Kind].(resource.Resolver); ok {
+		if e.capabilities(r.Kind).Resolve != nil {
 			byKind[r.Kind] = append(byKind[r.Kind], *r)
 		}
 	}
@@ -391,25 +381,23 @@ func (e *Engine) resolveAll(ctx context.Context, p *Planned, progress resource.P
 		errs = map[string]error{}
 	)
 	for kind, rs := range byKind {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			var got []resource.Resource
-			err := e.retryThrottled(ctx, kind, func() error {
+			err := e.retryThrottled(ctx, string(kind), func() error {
 				var err error
-				got, err = e.Kinds[kind].(resource.Resolver).Resolve(ctx, e.ctxFor(p.env, progress), rs)
+				got, err = e.capabilities(kind).Resolve.Resolve(ctx, e.ctx(), rs)
 				return err
 			})
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				errs[kind] = err
+				errs[string(kind)] = err
 				return
 			}
 			for _, r := range got {
 				out[r.Address] = r
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	var all []error
@@ -421,17 +409,17 @@ func (e *Engine) resolveAll(ctx context.Context, p *Planned, progress resource.P
 	}
 	for addr, r := range out {
 		if orig, ok := p.resources[addr]; !ok || p.absent[addr] || orig.Kind != r.Kind {
-			return nil, fmt.Errorf("plan %s: resolving %s kinds returned %s, which is not one of them", p.env.Name, r.Kind, addr)
+			return nil, fmt.Errorf("plan %s: resolving %s kinds returned %s, which is not one of them", p.st.Environment, r.Kind, addr)
 		}
 	}
 	return out, nil
 }
 
-func (e *Engine) read(ctx context.Context, env *config.Environment, r *resource.Resource, progress resource.Progress) (*resource.Live, error) {
+func (e *Engine) read(ctx context.Context, r *resource.Resource) (*resource.Live, error) {
 	var live *resource.Live
 	err := e.retryThrottled(ctx, r.Address, func() error {
 		var err error
-		live, err = e.Kinds[r.Kind].Read(ctx, e.ctxFor(env, progress), r)
+		live, err = e.Kinds[r.Kind].Read(ctx, e.ctx(), r)
 		return err
 	})
 	if err != nil {
@@ -458,7 +446,7 @@ func (e *Engine) planRefs(p *Planned, r *resource.Resource) (resource.Refs, []st
 			continue
 		case ch.Action == plan.Update:
 			dr := p.resources[d]
-			if oc, ok := e.Kinds[dr.Kind].(OutputsChangedByUpdate); ok {
+			if oc := e.capabilities(dr.Kind).OutputsChanged; oc != nil {
 				out := resource.Outputs{}
 				for k, v := range live.Outputs {
 					out[k] = v
@@ -476,7 +464,7 @@ func (e *Engine) planRefs(p *Planned, r *resource.Resource) (resource.Refs, []st
 	return refs, changing
 }
 
-func (e *Engine) diffApply(p *Planned, pl *plan.Plan) {
+func (e *Engine) diffApply(p *Planned, pl *plan.Plan) error {
 	// What the file no longer asks for goes first, dependents first.
 	for i := len(p.order) - 1; i >= 0; i-- {
 		addr := p.order[i]
@@ -485,7 +473,7 @@ func (e *Engine) diffApply(p *Planned, pl *plan.Plan) {
 		}
 		r := p.resources[addr]
 		if live := p.live[addr]; live != nil && live.Ours {
-			ch := &plan.Change{Address: addr, Kind: r.Kind, Name: r.Name, Action: plan.Delete, Reason: "the environment file no longer asks for it",
+			ch := &plan.Change{Address: addr, Kind: string(r.Kind), Name: r.Name, Action: plan.Delete, Reason: "the environment file no longer asks for it",
 				Before: attrValues(live.Attrs)}
 			p.changes[addr] = ch
 			pl.Changes = append(pl.Changes, *ch)
@@ -497,10 +485,13 @@ func (e *Engine) diffApply(p *Planned, pl *plan.Plan) {
 		}
 		r := p.resources[addr]
 		live := p.live[addr]
-		ch := &plan.Change{Address: addr, Kind: r.Kind, Name: r.Name, Action: plan.NoOp}
+		ch := &plan.Change{Address: addr, Kind: string(r.Kind), Name: r.Name, Action: plan.NoOp}
 		p.changes[addr] = ch
 		refs, changing := e.planRefs(p, r)
-		desired := e.Kinds[r.Kind].Desired(r, refs)
+		desired, err := e.Kinds[r.Kind].Desired(r, refs)
+		if err != nil {
+			return fmt.Errorf("plan %s: %w", addr, err)
+		}
 		ch.After = attrValues(desired)
 		if live != nil && live.Ours {
 			ch.Before = attrValues(live.Attrs)
@@ -512,7 +503,7 @@ func (e *Engine) diffApply(p *Planned, pl *plan.Plan) {
 		case !live.Ours:
 			ch.Action = plan.Conflict
 			ch.Reason = fmt.Sprintf("%s %q already exists (%s) without the tag %s=%s; deploybot does not take over what it did not create",
-				r.Kind, r.Name, live.ID, resource.TagEnvironment, p.env.Name)
+				r.Kind, r.Name, live.ID, resource.TagEnvironment, p.st.Environment)
 		default:
 			ch.Fields = diffAttrs(desired, live.Attrs)
 			if len(ch.Fields) == 0 {
@@ -535,6 +526,7 @@ func (e *Engine) diffApply(p *Planned, pl *plan.Plan) {
 		}
 		pl.Changes = append(pl.Changes, *ch)
 	}
+	return nil
 }
 
 func unknownAfter(fields []plan.FieldChange) bool {
@@ -550,9 +542,6 @@ func unknownAfter(fields []plan.FieldChange) bool {
 // in delete order (dependents first). Resources under our names without our
 // tags are left alone and noted.
 func (e *Engine) diffDestroy(p *Planned, pl *plan.Plan) {
-	if p.env.Protect {
-		pl.Notes = append(pl.Notes, fmt.Sprintf("%s sets protect: true: destroy will be refused", p.env.File))
-	}
 	for i := len(p.order) - 1; i >= 0; i-- {
 		addr := p.order[i]
 		r := p.resources[addr]
@@ -562,36 +551,33 @@ func (e *Engine) diffDestroy(p *Planned, pl *plan.Plan) {
 		}
 		if !live.Ours {
 			pl.Notes = append(pl.Notes, fmt.Sprintf("%s %q (%s) exists without the tag %s=%s: destroy leaves it alone",
-				addr, r.Name, live.ID, resource.TagEnvironment, p.env.Name))
+				addr, r.Name, live.ID, resource.TagEnvironment, p.st.Environment))
 			continue
 		}
-		ch := &plan.Change{Address: addr, Kind: r.Kind, Name: r.Name, Action: plan.Delete, Before: attrValues(live.Attrs)}
+		ch := &plan.Change{Address: addr, Kind: string(r.Kind), Name: r.Name, Action: plan.Delete, Before: attrValues(live.Attrs)}
 		p.changes[addr] = ch
 		pl.Changes = append(pl.Changes, *ch)
 	}
 }
 
+// throttleBudget is how long a step is retried while AWS keeps throttling
+// it beyond what the SDK's own retryer absorbed.
+const throttleBudget = 2 * time.Minute
+
 // retryThrottled runs f again while AWS keeps throttling it beyond what the
-// SDK's own retryer absorbed, with exponential backoff, within a budget of
-// two minutes (scaled by Budget).
+// SDK's own retryer absorbed, with exponential backoff (1 s doubling to
+// 30 s), within throttleBudget (scaled by Budget).
 func (e *Engine) retryThrottled(ctx context.Context, address string, f func() error) error {
-	budget := e.budget(2 * time.Minute)
-	start := e.clock().Now()
-	delay := time.Second
-	for attempt := 1; ; attempt++ {
-		err := f()
-		if err == nil || !awserr.IsThrottle(err) || ctx.Err() != nil {
-			return err
-		}
-		if e.clock().Now().Sub(start)+delay > budget {
-			return fmt.Errorf("still throttled after %d attempts: %w", attempt, err)
-		}
-		e.say(address, fmt.Sprintf("throttled by AWS; retrying in %s", delay))
-		if err := e.clock().Sleep(ctx, delay); err != nil {
-			return err
-		}
-		delay = min(2*delay, 30*time.Second)
+	o := retry.Options{Clock: e.clock(), Budget: e.budget(throttleBudget), Every: time.Second, Backoff: true, MaxEvery: 30 * time.Second,
+		ReportEach: true, Report: func(p retry.Progress) {
+			e.say(address, fmt.Sprintf("throttled by AWS; retrying in %s", p.Next), time.Time{})
+		}}
+	err := retry.Do(ctx, o, address, func(err error) bool { return ctx.Err() == nil && awserr.IsThrottle(err) }, f)
+	var te *retry.TimeoutError
+	if errors.As(err, &te) {
+		return fmt.Errorf("still throttled after %d attempts: %w", te.Attempts, te.Last)
 	}
+	return err
 }
 
 // sortedKeys is used for deterministic iteration over small maps.
@@ -606,90 +592,13 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // Plan reads the live state of st and returns what an apply would change.
 // It makes no AWS write. It fails when the credentials belong to another
-// account than st.Env.AWS.AccountID.
+// account than st.Account.
 func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Planned, error) {
-	return e.plan(ctx, targetOf(st), plan.OpApply)
+	return e.plan(ctx, st, plan.OpApply)
 }
 
 // PlanDestroy reads the live state of st and returns what a destroy would
 // delete: every resource that exists and carries this environment's tag.
 func (e *Engine) PlanDestroy(ctx context.Context, st *stack.Stack) (*Planned, error) {
-	return e.plan(ctx, targetOf(st), plan.OpDestroy)
-}
-
-func targetOf(st *stack.Stack) target {
-	if st == nil {
-		return target{}
-	}
-	return target{env: st.Env, resources: st.Resources, absent: optionalResources(st), notes: stackNotes(st.Env)}
-}
-
-// optionalResources are the resources st's environment could have but does
-// not ask for: the autoscaling target and policy when autoscaling is off,
-// the worker security group when the file names its own groups. Without
-// them a file that turns autoscaling off would leave the scaling target
-// resizing the service, and destroy would leave it behind.
-func optionalResources(st *stack.Stack) []resource.Resource {
-	if st.Env == nil {
-		return nil
-	}
-	full := *st.Env
-	changed := false
-	if full.Worker.Autoscaling == nil {
-		n := max(full.Worker.DesiredCount, 1)
-		full.Worker.Autoscaling = &config.Autoscaling{Min: n, Max: n, TargetCPUPercent: 70}
-		changed = true
-	}
-	if full.Network.Mode == "existing" && len(full.Network.SecurityGroupIDs) > 0 {
-		full.Network.SecurityGroupIDs = nil
-		changed = true
-	}
-	// The network resources another nat or availability_zones setting would
-	// have: turning a NAT off or dropping a zone must not leave a billed NAT
-	// gateway and its Elastic IP behind, nor subnets that block the VPC's
-	// deletion on destroy.
-	netLeftovers := stack.OptionalNetworkResources(st.Env, stack.Tags(st.Env))
-	if !changed && len(netLeftovers) == 0 {
-		return nil
-	}
-	if !changed {
-		return netLeftovers
-	}
-	fullStack, err := stack.Build(&full, "")
-	if err != nil {
-		return nil
-	}
-	have := map[string]bool{}
-	for _, r := range st.Resources {
-		have[r.Address] = true
-	}
-	var out []resource.Resource
-	for _, r := range fullStack.Resources {
-		if !have[r.Address] {
-			have[r.Address] = true
-			out = append(out, r)
-		}
-	}
-	for _, r := range netLeftovers {
-		if !have[r.Address] {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// stackNotes are what a reviewer should know about env that no change shows.
-func stackNotes(env *config.Environment) []string {
-	if env == nil {
-		return nil
-	}
-	var notes []string
-	if env.PublicIP() {
-		if env.Network.Mode == "existing" {
-			notes = append(notes, "the worker's tasks get a public IP (network.assign_public_ip: true); their security group allows no inbound traffic")
-		} else {
-			notes = append(notes, "the worker's tasks run in the public subnets with a public IP (network.nat: none): the cheapest supported path to Prefect Cloud, with no NAT gateway to pay for; their security group allows no inbound traffic")
-		}
-	}
-	return notes
+	return e.plan(ctx, st, plan.OpDestroy)
 }

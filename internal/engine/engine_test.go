@@ -14,6 +14,7 @@ import (
 	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/stack"
 )
 
 // diamond: net <- (roles, logs) <- svc, plus an independent "zeta".
@@ -100,7 +101,7 @@ func TestPlanErrors(t *testing.T) {
 			if tt.account != "" {
 				f.eng.AWS = &awsapi.Clients{STS: fakeSTS{account: tt.account}}
 			}
-			_, err := f.eng.plan(context.Background(), target{env: f.env, resources: tt.rs}, plan.OpApply)
+			_, err := f.eng.plan(context.Background(), f.stack(tt.rs), plan.OpApply)
 			if err == nil || err.Error() != tt.want {
 				t.Fatalf("err = %v\nwant  %s", err, tt.want)
 			}
@@ -270,8 +271,8 @@ func TestReplacementDeletesThenCreatesAndMarksDependents(t *testing.T) {
 
 func TestUpdateWithNewOutputsUpdatesDependents(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []string{"fake_taskdef", "fake"} {
-		t.Run(kind, func(t *testing.T) {
+	for _, kind := range []resource.KindName{"fake_taskdef", "fake"} {
+		t.Run(string(kind), func(t *testing.T) {
 			f := newFixture(t)
 			mk := func(image string) []resource.Resource {
 				td := res("td", map[string]string{"image": image})
@@ -464,7 +465,7 @@ func TestDestroyRefusesProtectedEnvironment(t *testing.T) {
 	p := f.planDestroy(t, diamond())
 	before := len(f.acct.writes())
 	rep, err := f.eng.Destroy(context.Background(), p)
-	var pe *ProtectedError
+	var pe *stack.ProtectedError
 	if !errors.As(err, &pe) || rep.Status != plan.StatusRefused {
 		t.Fatalf("err = %v, status %v", err, rep)
 	}
@@ -513,7 +514,7 @@ func TestResourcesNoLongerAskedForAreDeletedFirst(t *testing.T) {
 	// and changes the service.
 	rs = diamond()
 	spec(&rs[0]).Attrs["cpu"] = "512"
-	p, err := f.eng.plan(context.Background(), target{env: f.env, resources: rs, absent: []resource.Resource{extra}}, plan.OpApply)
+	p, err := f.eng.plan(context.Background(), f.stack(rs, extra), plan.OpApply)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,7 +529,7 @@ func TestResourcesNoLongerAskedForAreDeletedFirst(t *testing.T) {
 		t.Fatalf("writes (-want +got):\n%s", d)
 	}
 	// Absent and missing: nothing to do.
-	p, err = f.eng.plan(context.Background(), target{env: f.env, resources: rs, absent: []resource.Resource{extra}}, plan.OpApply)
+	p, err = f.eng.plan(context.Background(), f.stack(rs, extra), plan.OpApply)
 	if err != nil || p.Plan.HasChanges() {
 		t.Fatalf("re-plan: %v %v", err, actions(p.Plan))
 	}
@@ -540,7 +541,7 @@ func TestUnreadableLeftoverIsANoteNotAFailure(t *testing.T) {
 	extra := res("scaler", nil, "fake.svc")
 	extra.Kind = "unreadable"
 	f.eng.Kinds["unreadable"] = unreadableKind{fakeKind{f.acct}}
-	p, err := f.eng.plan(context.Background(), target{env: f.env, resources: diamond(), absent: []resource.Resource{extra}}, plan.OpApply)
+	p, err := f.eng.plan(context.Background(), f.stack(diamond(), extra), plan.OpApply)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -550,7 +551,7 @@ func TestUnreadableLeftoverIsANoteNotAFailure(t *testing.T) {
 	}
 	// A resource the file asks for that cannot be read fails the plan.
 	rs := append(diamond(), extra)
-	if _, err := f.eng.plan(context.Background(), target{env: f.env, resources: rs}, plan.OpApply); err == nil {
+	if _, err := f.eng.plan(context.Background(), f.stack(rs), plan.OpApply); err == nil {
 		t.Fatal("want an error")
 	}
 }
@@ -571,7 +572,7 @@ func TestLeftoverStillInUseGoesAfterItsUsersMoveOff(t *testing.T) {
 	// The file now names its own security group: ours is a leftover, and
 	// the service must move off it before it can go.
 	svc2 := res("svc", map[string]string{"security_groups": "sg-own"})
-	p, err := f.eng.plan(context.Background(), target{env: f.env, resources: []resource.Resource{svc2}, absent: []resource.Resource{sg}}, plan.OpApply)
+	p, err := f.eng.plan(context.Background(), f.stack([]resource.Resource{svc2}, sg), plan.OpApply)
 	if err != nil {
 		t.Fatal(err)
 	}

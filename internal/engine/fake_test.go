@@ -16,8 +16,10 @@ import (
 	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/stack"
 )
 
 // fakeSpec is the desired state of a fake resource.
@@ -136,7 +138,11 @@ func (k fakeKind) Read(ctx context.Context, x *resource.Ctx, r *resource.Resourc
 	return &resource.Live{ID: o.id, Ours: o.ours, Attrs: attrs, Outputs: k.outputs(o)}, nil
 }
 
-func (k fakeKind) Desired(r *resource.Resource, refs resource.Refs) resource.Attrs {
+func (k fakeKind) Desired(r *resource.Resource, refs resource.Refs) (resource.Attrs, error) {
+	return k.attrs(r, refs), nil
+}
+
+func (k fakeKind) attrs(r *resource.Resource, refs resource.Refs) resource.Attrs {
 	s := spec(r)
 	attrs := resource.Attrs{}
 	for p, v := range s.Attrs {
@@ -151,7 +157,7 @@ func (k fakeKind) Desired(r *resource.Resource, refs resource.Refs) resource.Att
 
 func (k fakeKind) materialise(r *resource.Resource, refs resource.Refs) map[string]string {
 	out := map[string]string{}
-	for p, a := range k.Desired(r, refs) {
+	for p, a := range k.attrs(r, refs) {
 		out[p] = a.Value
 	}
 	return out
@@ -218,23 +224,10 @@ func (f fakeSTS) GetCallerIdentity(ctx context.Context, in *sts.GetCallerIdentit
 	return &sts.GetCallerIdentityOutput{Account: aws.String(f.account)}, nil
 }
 
-// progressLog records progress lines.
-type progressLog struct {
-	mu    sync.Mutex
-	lines []string
-}
+// progressLog records progress lines as a terminal shows them.
+type progressLog struct{ event.Recorder }
 
-func (p *progressLog) add(addr, msg string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.lines = append(p.lines, addr+": "+msg)
-}
-
-func (p *progressLog) all() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.lines...)
-}
+func (p *progressLog) all() []string { return p.Lines() }
 
 type fixture struct {
 	acct     *fakeAccount
@@ -251,10 +244,10 @@ func newFixture(t *testing.T) *fixture {
 	pl := &progressLog{}
 	k := fakeKind{acct}
 	eng := &Engine{
-		AWS:      &awsapi.Clients{STS: fakeSTS{account: "123456789012"}},
-		Clock:    clk,
-		Kinds:    map[string]resource.Kind{"fake": k, "fake_taskdef": fakeTaskDefKind{k}},
-		Progress: pl.add,
+		AWS:    &awsapi.Clients{STS: fakeSTS{account: "123456789012"}},
+		Clock:  clk,
+		Kinds:  map[resource.KindName]resource.Kind{"fake": k, "fake_taskdef": fakeTaskDefKind{k}},
+		Events: pl,
 	}
 	env := &config.Environment{Name: "test", File: "environments/test.yaml",
 		AWS: config.AWS{AccountID: "123456789012", Region: "us-east-1"}, Network: config.Network{Mode: "existing"}}
@@ -270,9 +263,20 @@ func res(name string, attrs map[string]string, deps ...string) resource.Resource
 	return resource.Resource{Address: "fake." + name, Kind: "fake", Name: name, DependsOn: deps, Spec: s}
 }
 
+// stack is the fixture's environment with rs as its resources and
+// leftovers as what it no longer asks for.
+func (f *fixture) stack(rs []resource.Resource, leftovers ...resource.Resource) *stack.Stack {
+	st := &stack.Stack{Environment: f.env.Name, File: f.env.File, Account: f.env.AWS.AccountID, Region: f.env.AWS.Region,
+		Resources: rs, Leftovers: leftovers}
+	if f.env.Protect {
+		st.Guards = append(st.Guards, stack.ProtectGuard(f.env.Name, f.env.File))
+	}
+	return st
+}
+
 func (f *fixture) plan(t *testing.T, rs []resource.Resource) *Planned {
 	t.Helper()
-	p, err := f.eng.plan(context.Background(), target{env: f.env, resources: rs}, plan.OpApply)
+	p, err := f.eng.plan(context.Background(), f.stack(rs), plan.OpApply)
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -281,7 +285,7 @@ func (f *fixture) plan(t *testing.T, rs []resource.Resource) *Planned {
 
 func (f *fixture) planDestroy(t *testing.T, rs []resource.Resource) *Planned {
 	t.Helper()
-	p, err := f.eng.plan(context.Background(), target{env: f.env, resources: rs}, plan.OpDestroy)
+	p, err := f.eng.plan(context.Background(), f.stack(rs), plan.OpDestroy)
 	if err != nil {
 		t.Fatalf("plan destroy: %v", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,8 +13,9 @@ import (
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/event"
+	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/plan"
-	"github.com/deploybot/deploybot/internal/resources"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
@@ -57,8 +57,8 @@ type account struct {
 	w   *awssim.World
 	clk clock.Clock
 	key string
-	mu  sync.Mutex // the engine reports progress from many goroutines
-	log []string
+	// events is what the engines reported (from many goroutines).
+	events event.Recorder
 }
 
 func newAccount(tb testing.TB, clk clock.Clock, key string, opts ...awssim.Option) *account {
@@ -93,20 +93,11 @@ func (x *account) load(name, y string, edits ...string) *config.Environment {
 
 // engine returns an engine on the account that records its progress.
 func (x *account) engine() *engine.Engine {
-	return &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: resources.Kinds(),
-		Progress: func(address, msg string) {
-			x.mu.Lock()
-			defer x.mu.Unlock()
-			x.log = append(x.log, address+": "+msg)
-		}}
+	return &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: kinds.All(), Events: &x.events}
 }
 
 // progress returns what the account's engines have reported so far.
-func (x *account) progress() []string {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return append([]string(nil), x.log...)
-}
+func (x *account) progress() []string { return x.events.Lines() }
 
 func (x *account) progressText() string { return strings.Join(x.progress(), "\n") }
 
@@ -140,7 +131,7 @@ func (x *account) planWith(e *engine.Engine, st *stack.Stack) *engine.Planned {
 	x.tb.Helper()
 	p, err := e.Plan(context.Background(), st)
 	if err != nil {
-		x.tb.Fatalf("plan %s: %v", st.Env.Name, err)
+		x.tb.Fatalf("plan %s: %v", st.Environment, err)
 	}
 	return p
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/ecsdeploy"
+	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 )
@@ -101,8 +102,9 @@ var _ Workers = (*prefect.Client)(nil)
 // Options are how the gate runs.
 type Options struct {
 	Clock clock.Clock
-	// Progress receives one line per poll while waiting (nil: none).
-	Progress func(string)
+	// Events receives one line per poll while waiting, as events of the
+	// "prefect" phase of the run (nil: none).
+	Events event.Sink
 }
 
 // Error is a gate that gave no verdict: it could not run (bad input, Prefect
@@ -137,10 +139,12 @@ func Run(ctx context.Context, ecs awsapi.ECSAPI, workers Workers, in Input, o Op
 		in.MinWorkers = DefaultMinWorkers
 	}
 	in.Deployment.Previous = in.Previous
-	g := &run{in: in, ecs: ecsdeploy.NewWatcher(ecs, o.Clock), prefect: workers, clk: o.Clock, progress: o.Progress,
+	g := &run{in: in, ecs: ecsdeploy.NewWatcher(ecs, o.Clock), prefect: workers, clk: o.Clock,
 		dep: in.Deployment}
-	if g.progress == nil {
-		g.progress = func(string) {}
+	g.progress = func(line string) {
+		if o.Events != nil {
+			o.Events.Emit(event.Event{Time: g.clk.Now(), Subject: "prefect", Message: line})
+		}
 	}
 	g.start = g.clk.Now()
 	g.deadline = g.start.Add(in.Timeout)

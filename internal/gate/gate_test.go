@@ -11,6 +11,7 @@ import (
 
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/ecsdeploy"
+	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
@@ -108,7 +109,7 @@ func scenarioInput(f *fakeECS, prev, prefix string, since time.Time) Input {
 }
 
 func (s *scenario) run(progress func(string)) (*plan.GateReport, error) {
-	return Run(context.Background(), s.ecs, s.client, s.in, Options{Clock: s.clk, Progress: progress})
+	return Run(context.Background(), s.ecs, s.client, s.in, Options{Clock: s.clk, Events: lines(progress)})
 }
 
 func (s *scenario) gate(t *testing.T) *plan.GateReport {
@@ -503,3 +504,11 @@ func hostOf(u string) string {
 }
 
 var testKey = fakekey.Prefect("Gate")
+
+// lines passes each progress event's message to f (nil: none).
+func lines(f func(string)) event.Sink {
+	if f == nil {
+		return nil
+	}
+	return event.Func(func(e event.Event) { f(e.Message) })
+}

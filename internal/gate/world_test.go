@@ -134,7 +134,7 @@ func TestGateAgainstTheECSSimulator(t *testing.T) {
 				var progress []string
 				in := Input{WorkPool: testPool, Timeout: 5 * time.Minute, MinWorkers: 1, Previous: prev, PruneEnvironment: "staging",
 					Deployment: ecsdeploy.Deployment{Service: ecsdeploy.Service{Cluster: "deploybot-staging", Name: "worker"}, TaskDefinition: v2, Since: start}}
-				rep, err := Run(ctx, f.ecs, c, in, Options{Clock: f.clk, Progress: func(s string) { progress = append(progress, s) }})
+				rep, err := Run(ctx, f.ecs, c, in, Options{Clock: f.clk, Events: lines(func(s string) { progress = append(progress, s) })})
 				if err != nil {
 					t.Fatalf("gate could not run: %v", err)
 				}

@@ -197,3 +197,14 @@ func (p *Plan) ComputeFingerprint() string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])[:16]
 }
+
+// Deletes says whether the plan deletes the resource at address (or
+// replaces it, which deletes it first).
+func (p *Plan) Deletes(address string) bool {
+	for _, c := range p.Changes {
+		if c.Address == address {
+			return c.Action == Delete || c.Action == Replace
+		}
+	}
+	return false
+}

@@ -31,6 +31,17 @@ type Report struct {
 	Error      string    `json:"error,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at"`
+	// Outcomes are what the resource kinds handed back about their changes
+	// (the ECS deployment a service update started), for the layer above
+	// the engine to consume; the engine passes them on without knowing what
+	// they are. Not part of the report's JSON.
+	Outcomes []Outcome `json:"-"`
+}
+
+// Outcome is one kind's account of its change of the resource at Address.
+type Outcome struct {
+	Address string
+	Value   any
 }
 
 // StepResult is one resource's outcome.

@@ -23,10 +23,10 @@ import (
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/fakekey"
+	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
-	"github.com/deploybot/deploybot/internal/resources"
 	"github.com/deploybot/deploybot/internal/secret"
 )
 
@@ -145,7 +145,7 @@ func (s *sim) options(st settings) deploy.Options {
 	return deploy.Options{Env: env, APIKey: secret.New(s.key), Prefect: client, Force: true,
 		// One step at a time: ids are handed out in creation order, and
 		// the golden files must not depend on which step won a race.
-		Engine: &engine.Engine{AWS: awsapi.New(s.w.Config()), Clock: s.clk, Kinds: resources.Kinds(), Concurrency: 1}}
+		Engine: &engine.Engine{AWS: awsapi.New(s.w.Config()), Clock: s.clk, Kinds: kinds.All(), Concurrency: 1}}
 }
 
 func (s *sim) plan(st settings) *plan.Plan {

@@ -7,8 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/deploybot/deploybot/internal/plan"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/deploybot/deploybot/internal/plan"
 )
 
 // bigPlan builds a plan whose diff is at least size bytes: destroys and

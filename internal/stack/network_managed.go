@@ -4,69 +4,21 @@ import (
 	"fmt"
 
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/kinds/ec2"
 	"github.com/deploybot/deploybot/internal/resource"
 )
 
-// Specs of the managed network's resources (issue 3). The resource kinds in
-// internal/resources read them.
-
-// VPCSpec is the managed VPC. DNS support and hostnames are on, so that Cloud
-// Map private DNS names resolve inside it.
-type VPCSpec struct {
-	CIDR               string
-	EnableDNSSupport   bool
-	EnableDNSHostnames bool
-}
-
-// SubnetSpec is one subnet in one availability zone.
-type SubnetSpec struct {
-	VPC  Ref
+// netShape is what shapes a managed network: its CIDR, how many zones it
+// spans and its NAT setting. The stack builds the file's shape, and the
+// others' for the resources they would have (OptionalNetworkResources).
+type netShape struct {
 	CIDR string
-	// ZoneIndex is the subnet's zone among the region's available
-	// availability zones sorted by name (0 is the first). Zone names cannot
-	// be derived from the region: regions have gaps (us-west-1 has only b
-	// and c for most accounts, ap-northeast-1 a, c and d) and names are
-	// mapped per account, so the subnet kind resolves the index to a name
-	// from DescribeAvailabilityZones when planning (resource.Resolver).
-	ZoneIndex int
-	// AvailabilityZone is the zone's name: empty as built, set when
-	// resolved.
-	AvailabilityZone string
-	Public           bool
+	AZs  int
+	NAT  string
 }
 
-// InternetGatewaySpec is the VPC's internet gateway, attached to VPC.
-type InternetGatewaySpec struct {
-	VPC Ref
-}
-
-// RouteSpec is one route: Destination CIDR → Target (an internet gateway or
-// NAT gateway id).
-type RouteSpec struct {
-	Destination string
-	Target      Ref
-}
-
-// RouteTableSpec is a route table with its routes (besides the VPC's local
-// route) and the subnets associated with it. Routes and associations are
-// attributes of the route table rather than resources of their own: a moved
-// subnet or a default route re-pointed at a new NAT gateway is then an
-// in-place update of one resource (Associate/Disassociate, ReplaceRoute),
-// shown as a field change, and reading it takes a single
-// DescribeRouteTables call.
-type RouteTableSpec struct {
-	VPC     Ref
-	Routes  []RouteSpec
-	Subnets []Ref
-}
-
-// EIPSpec is an Elastic IP for a NAT gateway (domain vpc).
-type EIPSpec struct{}
-
-// NATGatewaySpec is a public NAT gateway in a public subnet with its EIP.
-type NATGatewaySpec struct {
-	Subnet     Ref
-	Allocation Ref
+func shapeOf(env *config.Environment) netShape {
+	return netShape{CIDR: env.Network.CIDR, AZs: env.Network.AvailabilityZones, NAT: env.Network.NAT}
 }
 
 // NATPriceNote is the plan note of nat: none (docs/research/aws-ecs.md §7).
@@ -82,45 +34,46 @@ const NATPriceNote = "network.nat is none: the worker runs in the public subnets
 // its name: subnet.public_a of a us-west-1 environment is in us-west-1b.
 func managedAZLetter(i int) string { return string(rune('a' + i)) }
 
-// buildManagedNetwork builds the managed network of env: a VPC; public and
-// private subnets over network.availability_zones zones with CIDRs carved by
-// config.SubnetCIDRs; an internet gateway; a public route table (0.0.0.0/0 →
-// IGW); a private route table — one with nat single, one per zone with
+// managedNetwork builds the managed network of env in the given shape: a
+// VPC; public and private subnets over shape.AZs zones with CIDRs carved by
+// config.SubnetCIDRs; an internet gateway; a public route table (0.0.0.0/0
+// → IGW); a private route table — one with nat single, one per zone with
 // per-az, each 0.0.0.0/0 → its NAT gateway (none: local routes only); NAT
 // gateways with their EIPs in the public subnets; and the worker security
 // group. nat none places the worker in the public subnets with a public IP.
-func buildManagedNetwork(env *config.Environment, tags map[string]string) (NetworkPlacement, error) {
-	n := env.Network
-	public, private, err := config.SubnetCIDRs(n.CIDR, n.AvailabilityZones)
+func managedNetwork(env *config.Environment, n netShape, tags map[string]string) (NetworkPlacement, error) {
+	public, private, err := config.SubnetCIDRs(n.CIDR, n.AZs)
 	if err != nil {
 		return NetworkPlacement{}, fmt.Errorf("%s: network.cidr: %w", env.File, err)
 	}
 	name := func(part string) string { return fmt.Sprintf("deploybot-%s-%s", env.Name, part) }
 	var rs []resource.Resource
-	add := func(address, kind, part string, deps []string, spec any) Ref {
-		rs = append(rs, resource.Resource{Address: address, Kind: kind, Name: name(part), DependsOn: deps, Spec: spec, Tags: withName(tags, name(part))})
-		return Ref{Address: address, Key: "id"}
+	add := func(r resource.Resource) resource.Ref {
+		rs = append(rs, r)
+		return resource.Ref{Address: r.Address, Key: "id"}
 	}
+	zones := ec2.ZoneRequest{Region: env.AWS.Region, Asked: env.Network.AvailabilityZones,
+		Field: config.Problem{File: env.File, Line: env.Lines["network.availability_zones"], Field: "network.availability_zones"}}
 
-	vpc := add("vpc.main", "vpc", "vpc", nil, &VPCSpec{CIDR: n.CIDR, EnableDNSSupport: true, EnableDNSHostnames: true})
-	var publicSubnets, privateSubnets []Ref
+	vpc := add(ec2.VPC.New("vpc.main", name("vpc"), nil, &ec2.VPCSpec{CIDR: n.CIDR, EnableDNSSupport: true, EnableDNSHostnames: true}, withName(tags, name("vpc"))))
+	var publicSubnets, privateSubnets []resource.Ref
 	var publicAddrs, privateAddrs []string
 	for i := range public {
 		l := managedAZLetter(i)
 		publicAddrs = append(publicAddrs, "subnet.public_"+l)
-		publicSubnets = append(publicSubnets, add("subnet.public_"+l, "subnet", "public-"+l, []string{"vpc.main"},
-			&SubnetSpec{VPC: vpc, CIDR: public[i], ZoneIndex: i, Public: true}))
+		publicSubnets = append(publicSubnets, add(ec2.Subnet.New("subnet.public_"+l, name("public-"+l), []string{"vpc.main"},
+			&ec2.SubnetSpec{VPC: vpc, CIDR: public[i], ZoneIndex: i, Public: true, Zones: zones}, withName(tags, name("public-"+l)))))
 		privateAddrs = append(privateAddrs, "subnet.private_"+l)
-		privateSubnets = append(privateSubnets, add("subnet.private_"+l, "subnet", "private-"+l, []string{"vpc.main"},
-			&SubnetSpec{VPC: vpc, CIDR: private[i], ZoneIndex: i}))
+		privateSubnets = append(privateSubnets, add(ec2.Subnet.New("subnet.private_"+l, name("private-"+l), []string{"vpc.main"},
+			&ec2.SubnetSpec{VPC: vpc, CIDR: private[i], ZoneIndex: i, Zones: zones}, withName(tags, name("private-"+l)))))
 	}
-	igw := add("internet_gateway.main", "internet_gateway", "igw", []string{"vpc.main"}, &InternetGatewaySpec{VPC: vpc})
-	add("route_table.public", "route_table", "public", append([]string{"vpc.main", "internet_gateway.main"}, publicAddrs...),
-		&RouteTableSpec{VPC: vpc, Routes: []RouteSpec{{Destination: "0.0.0.0/0", Target: igw}}, Subnets: publicSubnets})
+	igw := add(ec2.InternetGateway.New("internet_gateway.main", name("igw"), []string{"vpc.main"}, &ec2.InternetGatewaySpec{VPC: vpc}, withName(tags, name("igw"))))
+	add(ec2.RouteTable.New("route_table.public", name("public"), append([]string{"vpc.main", "internet_gateway.main"}, publicAddrs...),
+		&ec2.RouteTableSpec{VPC: vpc, Routes: []ec2.RouteSpec{{Destination: "0.0.0.0/0", Target: igw}}, Subnets: publicSubnets}, withName(tags, name("public"))))
 
 	// NAT gateways: one in the first zone (single) or one per zone (per-az),
 	// each in its zone's public subnet, which routes to the IGW.
-	var nats []Ref
+	var nats []resource.Ref
 	natZones := 0
 	switch n.NAT {
 	case "single":
@@ -130,10 +83,10 @@ func buildManagedNetwork(env *config.Environment, tags map[string]string) (Netwo
 	}
 	for i := 0; i < natZones; i++ {
 		l := managedAZLetter(i)
-		eip := add("eip.nat_"+l, "eip", "nat-"+l, nil, &EIPSpec{})
-		nats = append(nats, add("nat_gateway."+l, "nat_gateway", "nat-"+l,
+		eip := add(ec2.EIP.New("eip.nat_"+l, name("nat-"+l), nil, &ec2.EIPSpec{}, withName(tags, name("nat-"+l))))
+		nats = append(nats, add(ec2.NATGateway.New("nat_gateway."+l, name("nat-"+l),
 			[]string{"subnet.public_" + l, "eip.nat_" + l, "internet_gateway.main", "route_table.public"},
-			&NATGatewaySpec{Subnet: publicSubnets[i], Allocation: Ref{Address: eip.Address, Key: "id"}}))
+			&ec2.NATGatewaySpec{Subnet: publicSubnets[i], Allocation: eip}, withName(tags, name("nat-"+l)))))
 	}
 	var privateTables []string
 	switch {
@@ -142,24 +95,24 @@ func buildManagedNetwork(env *config.Environment, tags map[string]string) (Netwo
 			l := managedAZLetter(i)
 			addr := "route_table.private_" + l
 			privateTables = append(privateTables, addr)
-			add(addr, "route_table", "private-"+l, []string{"vpc.main", "nat_gateway." + l, privateAddrs[i]},
-				&RouteTableSpec{VPC: vpc, Routes: []RouteSpec{{Destination: "0.0.0.0/0", Target: nats[i]}}, Subnets: privateSubnets[i : i+1]})
+			add(ec2.RouteTable.New(addr, name("private-"+l), []string{"vpc.main", "nat_gateway." + l, privateAddrs[i]},
+				&ec2.RouteTableSpec{VPC: vpc, Routes: []ec2.RouteSpec{{Destination: "0.0.0.0/0", Target: nats[i]}}, Subnets: privateSubnets[i : i+1]}, withName(tags, name("private-"+l))))
 		}
 	default:
-		spec := &RouteTableSpec{VPC: vpc, Subnets: privateSubnets}
+		spec := &ec2.RouteTableSpec{VPC: vpc, Subnets: privateSubnets}
 		deps := append([]string{"vpc.main"}, privateAddrs...)
 		if len(nats) == 1 {
-			spec.Routes = []RouteSpec{{Destination: "0.0.0.0/0", Target: nats[0]}}
+			spec.Routes = []ec2.RouteSpec{{Destination: "0.0.0.0/0", Target: nats[0]}}
 			deps = append(deps, "nat_gateway.a")
 		}
 		privateTables = []string{"route_table.private"}
-		add("route_table.private", "route_table", "private", deps, spec)
+		add(ec2.RouteTable.New("route_table.private", name("private"), deps, spec, withName(tags, name("private"))))
 	}
 
-	sg := workerSecurityGroup(env, vpc, tags, []string{"vpc.main"})
+	sg := workerSecurityGroup(env.Name, vpc, tags, []string{"vpc.main"})
 	rs = append(rs, sg)
 
-	np := NetworkPlacement{Resources: rs, VPC: vpc, SecurityGroups: []Ref{{Address: sg.Address, Key: "id"}}}
+	np := NetworkPlacement{Resources: rs, VPC: vpc, SecurityGroups: []resource.Ref{{Address: sg.Address, Key: "id"}}}
 	if n.NAT == "none" {
 		np.Subnets = publicSubnets
 		np.AssignPublicIP = true
@@ -188,7 +141,7 @@ func OptionalNetworkResources(env *config.Environment, tags map[string]string) [
 		return nil
 	}
 	have := map[string]bool{}
-	current, err := buildManagedNetwork(env, tags)
+	current, err := managedNetwork(env, shapeOf(env), tags)
 	if err != nil {
 		return nil
 	}
@@ -197,10 +150,7 @@ func OptionalNetworkResources(env *config.Environment, tags map[string]string) [
 	}
 	var out []resource.Resource
 	for _, nat := range []string{"single", "per-az"} {
-		full := *env
-		full.Network.NAT = nat
-		full.Network.AvailabilityZones = config.MaxAZs
-		np, err := buildManagedNetwork(&full, tags)
+		np, err := managedNetwork(env, netShape{CIDR: env.Network.CIDR, AZs: config.MaxAZs, NAT: nat}, tags)
 		if err != nil {
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/kinds/ec2"
 )
 
 func managedEnv(nat string, azs int, cidr string) *config.Environment {
@@ -94,7 +95,7 @@ func TestManagedNetworkCIDRsAndRoutes(t *testing.T) {
 	cidrs := map[string]string{}
 	azs := map[string]int{}
 	for _, r := range np.Resources {
-		if s, ok := r.Spec.(*SubnetSpec); ok {
+		if s, ok := r.Spec.(*ec2.SubnetSpec); ok {
 			cidrs[r.Address] = s.CIDR
 			azs[r.Address] = s.ZoneIndex
 			if s.AvailabilityZone != "" {
@@ -112,7 +113,7 @@ func TestManagedNetworkCIDRsAndRoutes(t *testing.T) {
 		t.Errorf("subnet zone indexes (-want +got):\n%s", d)
 	}
 	for _, r := range np.Resources {
-		rt, ok := r.Spec.(*RouteTableSpec)
+		rt, ok := r.Spec.(*ec2.RouteTableSpec)
 		if !ok {
 			continue
 		}
@@ -132,7 +133,7 @@ func TestManagedNetworkCIDRsAndRoutes(t *testing.T) {
 			t.Errorf("%s: %s, want %s", r.Address, got, want)
 		}
 	}
-	vpc := np.Resources[0].Spec.(*VPCSpec)
+	vpc := np.Resources[0].Spec.(*ec2.VPCSpec)
 	if !vpc.EnableDNSHostnames || !vpc.EnableDNSSupport || vpc.CIDR != "10.20.0.0/16" {
 		t.Errorf("vpc = %+v", vpc)
 	}

@@ -9,9 +9,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/kinds/autoscaling"
+	"github.com/deploybot/deploybot/internal/kinds/ecs"
+	"github.com/deploybot/deploybot/internal/kinds/iam"
+	"github.com/deploybot/deploybot/internal/kinds/logs"
+	"github.com/deploybot/deploybot/internal/kinds/secretsmanager"
+	"github.com/deploybot/deploybot/internal/kinds/servicediscovery"
+	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
 )
 
@@ -108,14 +116,100 @@ func NamesFor(env *config.Environment) Names {
 	return names
 }
 
-// Stack is the desired state of one environment.
+// Stack is everything the engine needs to plan, apply and destroy one
+// environment: who it is, the resources the file asks for, the resources
+// it could have under other settings of the file and must delete when they
+// exist (Leftovers), what a reviewer should know (Notes), what refuses an
+// operation before anything is done (Guards), and how to find everything
+// tagged for it (Inventory). The engine sees nothing of the file itself.
 type Stack struct {
-	Env       *config.Environment
-	Resources []resource.Resource
-	Names     Names
+	Environment string
+	File        string
+	Account     string
+	Region      string
+	Names       Names
+	Resources   []resource.Resource
+	// Leftovers are resources the environment's stack has under other
+	// settings of its file but does not ask for now (autoscaling turned
+	// off, a NAT gateway dropped, the worker security group when the file
+	// names its own groups): deleted when they exist and are ours, so that
+	// turning a setting off leaves nothing behind, and destroy removes them.
+	Leftovers []resource.Resource
+	Notes     []Note
+	Guards    []Guard
+	Inventory Inventory
 }
 
-// Resource returns the resource at address, or nil.
+// Note is what a reviewer should read in a plan that no change shows.
+type Note struct {
+	Text string
+	// Operation limits the note to plans of one operation ("" for all).
+	Operation plan.Operation
+	// IfDeleted limits the note to plans that delete the resource at this
+	// address.
+	IfDeleted string
+	// Afterwards: the note is said again after the operation succeeded,
+	// where the user reads its outcome.
+	Afterwards bool
+}
+
+// NotesFor returns the texts of the notes for a plan of op that deletes
+// what deletes says (with afterwards, only the notes said again after it).
+func (s *Stack) NotesFor(op plan.Operation, deletes func(address string) bool, afterwards bool) []string {
+	var out []string
+	for _, n := range s.Notes {
+		if n.Operation != "" && n.Operation != op || n.IfDeleted != "" && !deletes(n.IfDeleted) || afterwards && !n.Afterwards {
+			continue
+		}
+		out = append(out, n.Text)
+	}
+	return out
+}
+
+// Guard refuses an operation before anything is read or written: the
+// command line, the deploy layer and the engine all ask the stack, so the
+// rule lives here once.
+type Guard struct {
+	Operation plan.Operation
+	// Err is the refusal.
+	Err error
+	// Note is what a plan of the operation says about it.
+	Note string
+}
+
+// Refusal returns why op is refused for this stack, or nil.
+func (s *Stack) Refusal(op plan.Operation) error {
+	for _, g := range s.Guards {
+		if g.Operation == op {
+			return g.Err
+		}
+	}
+	return nil
+}
+
+// ProtectedError: destroy of an environment whose file sets protect: true.
+type ProtectedError struct{ Environment, File string }
+
+func (e *ProtectedError) Error() string {
+	return fmt.Sprintf("refusing to destroy environment %q: %s sets protect: true (set it to false in a reviewed change first)", e.Environment, e.File)
+}
+
+// Inventory says how to find every resource tagged for the environment,
+// so that one its stack no longer has (an orphan) is deleted too.
+type Inventory struct {
+	// TagKey=TagValue is on every resource of the environment.
+	TagKey, TagValue string
+	// RolePath and RolePrefix find the environment's IAM roles, which the
+	// Resource Groups Tagging API does not list (its GetResources "does not
+	// currently support IAM users and roles",
+	// https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html).
+	RolePath, RolePrefix string
+	// Keep are resources tagged for the environment that are not part of
+	// its stack, by the resource part of their ARN ("parameter/deploybot/NAME/lock").
+	Keep []string
+}
+
+// Resource returns the desired resource at address, or nil.
 func (s *Stack) Resource(address string) *resource.Resource {
 	for i := range s.Resources {
 		if s.Resources[i].Address == address {
@@ -179,50 +273,51 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 	}
 
 	var rs []resource.Resource
-	add := func(addr, name string, deps []string, spec any) {
-		kind := addr[:indexDot(addr)]
-		rs = append(rs, resource.Resource{Address: addr, Kind: kind, Name: name, DependsOn: deps, Spec: spec, Tags: copyTags(tags)})
-	}
 	rs = append(rs, np.Resources...)
 
-	secretARN := Ref{Address: AddrSecret, Key: "arn"}
+	secretARN := resource.Ref{Address: AddrSecret, Key: "arn"}
 	version := ""
 	if apiKey != "" {
 		version = SecretVersionID(env.Name, apiKey)
 	}
-	add(AddrSecret, names.Secret, nil, &SecretSpec{
-		Name:               names.Secret,
-		Description:        "Prefect API key of the deploybot worker " + env.Name,
-		Value:              apiKey,
-		VersionID:          version,
-		ForceDelete:        o.forceDeleteSecret,
-		RecoveryWindowDays: secretRecoveryWindowDays,
-	})
-	add(AddrLogGroup, names.LogGroup, nil, &LogGroupSpec{Name: names.LogGroup, RetentionDays: env.Worker.LogRetentionDays})
-	add(AddrCluster, names.Cluster, nil, &ClusterSpec{Name: names.Cluster, ContainerInsights: true})
-	add(AddrExecutionRole, names.ExecutionRole, []string{AddrSecret}, executionRole(names, secretARN))
-	add(AddrTaskRole, names.TaskRole, nil, taskRole(names))
+	rs = append(rs,
+		secretsmanager.Secret.New(AddrSecret, names.Secret, nil, &secretsmanager.SecretSpec{
+			Name:               names.Secret,
+			Description:        "Prefect API key of the deploybot worker " + env.Name,
+			Value:              apiKey,
+			VersionID:          version,
+			ForceDelete:        o.forceDeleteSecret,
+			RecoveryWindowDays: secretRecoveryWindowDays,
+		}, maps.Clone(tags)),
+		logs.Group.New(AddrLogGroup, names.LogGroup, nil, &logs.GroupSpec{Name: names.LogGroup, RetentionDays: env.Worker.LogRetentionDays}, maps.Clone(tags)),
+		ecs.Cluster.New(AddrCluster, names.Cluster, nil, &ecs.ClusterSpec{Name: names.Cluster, ContainerInsights: true}, maps.Clone(tags)),
+		iam.Role.New(AddrExecutionRole, names.ExecutionRole, []string{AddrSecret}, executionRole(names, secretARN), maps.Clone(tags)),
+		iam.Role.New(AddrTaskRole, names.TaskRole, nil, taskRole(names), maps.Clone(tags)),
+	)
 
 	td := taskDefinition(env, names, secretARN)
 	names.WorkerPrefix = td.Container.Environment[EnvWorkerPrefix]
-	add(AddrTaskDefinition, names.TaskFamily, []string{AddrExecutionRole, AddrTaskRole, AddrSecret, AddrLogGroup}, td)
+	rs = append(rs, ecs.TaskDefinition.New(AddrTaskDefinition, names.TaskFamily,
+		[]string{AddrExecutionRole, AddrTaskRole, AddrSecret, AddrLogGroup}, td, maps.Clone(tags)))
 
 	var nsDeps []string
 	if np.VPC.Address != "" {
 		nsDeps = append(nsDeps, np.VPC.Address)
 	}
-	add(AddrNamespace, names.Namespace, nsDeps, &NamespaceSpec{
-		Name:        names.Namespace,
-		Description: "deploybot Prefect worker " + env.Name,
-		VPC:         np.VPC,
-	})
-	add(AddrDiscoveryService, names.DiscoveryService, []string{AddrNamespace}, &DiscoveryServiceSpec{
-		Name:          names.DiscoveryService,
-		Namespace:     Ref{Address: AddrNamespace, Key: "id"},
-		NamespaceName: names.Namespace,
-		Description:   "Prefect worker tasks of " + env.Name,
-		TTL:           10,
-	})
+	rs = append(rs,
+		servicediscovery.Namespace.New(AddrNamespace, names.Namespace, nsDeps, &servicediscovery.NamespaceSpec{
+			Name:        names.Namespace,
+			Description: "deploybot Prefect worker " + env.Name,
+			VPC:         np.VPC,
+		}, maps.Clone(tags)),
+		servicediscovery.Service.New(AddrDiscoveryService, names.DiscoveryService, []string{AddrNamespace}, &servicediscovery.ServiceSpec{
+			Name:          names.DiscoveryService,
+			Namespace:     resource.Ref{Address: AddrNamespace, Key: "id"},
+			NamespaceName: names.Namespace,
+			Description:   "Prefect worker tasks of " + env.Name,
+			TTL:           10,
+		}, maps.Clone(tags)),
+	)
 
 	desired := env.Worker.DesiredCount
 	as := env.Worker.Autoscaling
@@ -233,10 +328,10 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 	svcDeps = append(svcDeps, refAddresses(np.Subnets)...)
 	svcDeps = append(svcDeps, refAddresses(np.SecurityGroups)...)
 	svcDeps = append(svcDeps, np.ServiceDependsOn...)
-	add(AddrService, names.Service, dedupe(svcDeps), &ServiceSpec{
+	rs = append(rs, ecs.Service.New(AddrService, names.Service, dedupe(svcDeps), &ecs.ServiceSpec{
 		Cluster:                  names.Cluster,
 		Name:                     names.Service,
-		TaskDefinition:           Ref{Address: AddrTaskDefinition, Key: "arn"},
+		TaskDefinition:           resource.Ref{Address: AddrTaskDefinition, Key: "arn"},
 		DesiredCount:             desired,
 		Autoscaling:              as != nil,
 		Subnets:                  np.Subnets,
@@ -244,33 +339,112 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 		AssignPublicIP:           np.AssignPublicIP,
 		MaximumPercent:           200, // docs/research/aws-ecs.md §4.2: overlap is harmless for a worker
 		MinimumHealthy:           100,
-		ServiceRegistry:          Ref{Address: AddrDiscoveryService, Key: "arn"},
+		ServiceRegistry:          resource.Ref{Address: AddrDiscoveryService, Key: "arn"},
 		TaskFamily:               names.TaskFamily,
 		SecretVersion:            version,
 		DeploymentTimeoutMinutes: deploymentTimeoutMinutes,
-	})
+		WorkerPrefix:             names.WorkerPrefix,
+	}, maps.Clone(tags)))
 
 	if as != nil {
-		add(AddrScalableTarget, names.ScalableTarget, []string{AddrService}, &ScalableTargetSpec{
-			ResourceID:  names.ScalableTarget,
-			MinCapacity: int32(as.Min),
-			MaxCapacity: int32(as.Max),
-		})
-		target := as.TargetCPUPercent
-		if target == 0 {
-			target = 70
-		}
-		add(AddrScalingPolicy, names.ScalingPolicy, []string{AddrScalableTarget}, &ScalingPolicySpec{
-			Name:             names.ScalingPolicy,
-			ResourceID:       names.ScalableTarget,
-			TargetCPUPercent: float64(target),
+		rs = append(rs, autoscalingResources(names, as.Min, as.Max, as.TargetCPUPercent, tags)...)
+	}
+	st := &Stack{Environment: env.Name, File: env.File, Account: env.AWS.AccountID, Region: env.AWS.Region,
+		Names: names, Resources: rs, Leftovers: leftovers(env, names, rs, tags), Notes: notes(env, names, o),
+		Inventory: Inventory{TagKey: resource.TagEnvironment, TagValue: env.Name, RolePath: names.RolePath,
+			RolePrefix: "deploybot-" + env.Name + "-", Keep: []string{"parameter" + names.LockParameter}}}
+	if env.Protect {
+		st.Guards = append(st.Guards, ProtectGuard(env.Name, env.File))
+	}
+	return st, nil
+}
+
+// ProtectGuard refuses to destroy an environment whose file sets protect:
+// true.
+func ProtectGuard(environment, file string) Guard {
+	return Guard{Operation: plan.OpDestroy, Err: &ProtectedError{Environment: environment, File: file},
+		Note: fmt.Sprintf("%s sets protect: true: destroy will be refused", file)}
+}
+
+// autoscalingResources are the service's scalable target and CPU policy.
+func autoscalingResources(n Names, minTasks, maxTasks, targetCPU int, tags map[string]string) []resource.Resource {
+	if targetCPU == 0 {
+		targetCPU = 70
+	}
+	return []resource.Resource{
+		autoscaling.Target.New(AddrScalableTarget, n.ScalableTarget, []string{AddrService}, &autoscaling.TargetSpec{
+			ResourceID:  n.ScalableTarget,
+			MinCapacity: int32(minTasks),
+			MaxCapacity: int32(maxTasks),
+		}, maps.Clone(tags)),
+		autoscaling.Policy.New(AddrScalingPolicy, n.ScalingPolicy, []string{AddrScalableTarget}, &autoscaling.PolicySpec{
+			Name:             n.ScalingPolicy,
+			ResourceID:       n.ScalableTarget,
+			TargetCPUPercent: float64(targetCPU),
 			// Scale out fast, scale in slowly: a worker stopped mid-poll only
 			// delays flow runs, but flapping costs task starts.
 			ScaleOutCooldown: 60,
 			ScaleInCooldown:  300,
-		})
+		}, maps.Clone(tags)),
 	}
-	return &Stack{Env: env, Resources: rs, Names: names}, nil
+}
+
+// leftovers are the resources env's stack can have but does not ask for:
+// the autoscaling target and policy when autoscaling is off, the worker
+// security group when the file names its own groups, and the network
+// resources another nat or availability_zones setting would have. Without
+// them a file that turns autoscaling off would leave the scaling target
+// resizing the service, a NAT turned off would leave a billed NAT gateway
+// and its Elastic IP behind, and destroy would leave them all.
+func leftovers(env *config.Environment, n Names, have []resource.Resource, tags map[string]string) []resource.Resource {
+	var out []resource.Resource
+	if env.Worker.Autoscaling == nil {
+		tasks := max(env.Worker.DesiredCount, 1)
+		out = append(out, autoscalingResources(n, tasks, tasks, 70, tags)...)
+	}
+	if env.Network.Mode == "existing" && len(env.Network.SecurityGroupIDs) > 0 {
+		out = append(out, workerSecurityGroup(env.Name, resource.Ref{Literal: env.Network.VPCID}, tags, nil))
+	}
+	out = append(out, OptionalNetworkResources(env, tags)...)
+	seen := map[string]bool{}
+	for _, r := range have {
+		seen[r.Address] = true
+	}
+	var unique []resource.Resource
+	for _, r := range out {
+		if !seen[r.Address] {
+			seen[r.Address] = true
+			unique = append(unique, r)
+		}
+	}
+	return unique
+}
+
+// notes are what a reviewer should know about env that no change shows.
+func notes(env *config.Environment, names Names, o buildOptions) []Note {
+	var out []Note
+	if env.PublicIP() {
+		if env.Network.Mode == "existing" {
+			out = append(out, Note{Text: "the worker's tasks get a public IP (network.assign_public_ip: true); their security group allows no inbound traffic"})
+		} else {
+			out = append(out, Note{Text: "the worker's tasks run in the public subnets with a public IP (network.nat: none): the cheapest supported path to Prefect Cloud, with no NAT gateway to pay for; their security group allows no inbound traffic"})
+		}
+	}
+	if !o.forceDeleteSecret {
+		out = append(out, Note{Operation: plan.OpDestroy, IfDeleted: AddrSecret, Afterwards: true, Text: secretScheduledNote(names)})
+	}
+	return out
+}
+
+// secretScheduledNote says what a destroy without --force does to the
+// Prefect API key's secret: Secrets Manager only schedules it for deletion
+// (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html),
+// the name stays taken for the recovery window, and an apply restores it
+// (the secret kind calls RestoreSecret, docs/research/aws-ecs.md §5.3 step 7).
+func secretScheduledNote(n Names) string {
+	return fmt.Sprintf("the secret %s (the Prefect API key) is only scheduled for deletion: Secrets Manager keeps it for its %d-day recovery window, "+
+		"and its name stays taken until then. Applying this environment again within the window restores it; "+
+		"`deploybot destroy --force` deletes it at once, without a recovery window.", n.Secret, secretRecoveryWindowDays)
 }
 
 // Tags are the tags on every resource of env: the file's, then deploybot's
@@ -296,8 +470,8 @@ func SecretVersionID(env, key string) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-func executionRole(n Names, secretARN Ref) *RoleSpec {
-	return &RoleSpec{
+func executionRole(n Names, secretARN resource.Ref) *iam.RoleSpec {
+	return &iam.RoleSpec{
 		Name:              n.ExecutionRole,
 		Path:              n.RolePath,
 		Description:       "deploybot: ECS pulls the worker image, writes its logs and injects the Prefect API key",
@@ -305,27 +479,27 @@ func executionRole(n Names, secretARN Ref) *RoleSpec {
 		ManagedPolicyARNs: []string{ecsTaskExecutionPolicyARN},
 		// docs/research/prefect-api.md §5.2 and docs/research/aws-ecs.md §7: GetSecretValue on
 		// exactly the one secret ARN (the full ARN, random suffix included).
-		Inline: map[string]PolicyDocument{ExecutionSecretPolicy: {Statements: []PolicyStatement{{
+		Inline: map[string]iam.PolicyDocument{ExecutionSecretPolicy: {Statements: []iam.PolicyStatement{{
 			Sid:       "ReadPrefectAPIKey",
 			Effect:    "Allow",
 			Actions:   []string{"secretsmanager:GetSecretValue"},
-			Resources: []Ref{secretARN},
+			Resources: []resource.Ref{secretARN},
 		}}}},
 	}
 }
 
-func taskRole(n Names) *RoleSpec {
+func taskRole(n Names) *iam.RoleSpec {
 	// docs/research/prefect-api.md §5.1: the permissions Prefect's ECS worker
 	// uses to launch and watch flow-run tasks. iam:PassRole is scoped to the
 	// roles the worker hands to flow-run tasks — the work pool's execution
 	// and task roles, which are this stack's roles — and only to ECS tasks
 	// (docs/research/aws-ecs.md §7 [inference]).
-	return &RoleSpec{
+	return &iam.RoleSpec{
 		Name:        n.TaskRole,
 		Path:        n.RolePath,
 		Description: "deploybot: the Prefect worker launches flow-run tasks on ECS",
 		Trust:       ecsTasksTrust(n.Account),
-		Inline: map[string]PolicyDocument{TaskWorkerPolicy: {Statements: []PolicyStatement{
+		Inline: map[string]iam.PolicyDocument{TaskWorkerPolicy: {Statements: []iam.PolicyStatement{
 			{
 				Sid:    "RunFlowRunTasks",
 				Effect: "Allow",
@@ -333,25 +507,25 @@ func taskRole(n Names) *RoleSpec {
 					"ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:DescribeTasks",
 					"ecs:RegisterTaskDefinition", "ecs:RunTask", "ecs:StopTask", "ecs:TagResource",
 				},
-				Resources: []Ref{{Literal: "*"}},
+				Resources: []resource.Ref{{Literal: "*"}},
 			},
 			{
 				Sid:       "InferNetwork",
 				Effect:    "Allow",
 				Actions:   []string{"ec2:DescribeSubnets", "ec2:DescribeVpcs"},
-				Resources: []Ref{{Literal: "*"}},
+				Resources: []resource.Ref{{Literal: "*"}},
 			},
 			{
 				Sid:       "FlowRunLogs",
 				Effect:    "Allow",
 				Actions:   []string{"logs:GetLogEvents", "logs:PutLogEvents"},
-				Resources: []Ref{{Literal: "*"}},
+				Resources: []resource.Ref{{Literal: "*"}},
 			},
 			{
 				Sid:       "PassFlowRunRoles",
 				Effect:    "Allow",
 				Actions:   []string{"iam:PassRole"},
-				Resources: []Ref{{Literal: n.ExecutionRoleARN}, {Literal: n.TaskRoleARN}},
+				Resources: []resource.Ref{{Literal: n.ExecutionRoleARN}, {Literal: n.TaskRoleARN}},
 				Condition: map[string]map[string][]string{"StringEquals": {"iam:PassedToService": {"ecs-tasks.amazonaws.com"}}},
 			},
 		}}},
@@ -360,8 +534,8 @@ func taskRole(n Names) *RoleSpec {
 
 // ecsTasksTrust lets ECS tasks of this account assume the role; the
 // aws:SourceAccount condition stops a confused deputy in another account.
-func ecsTasksTrust(account string) PolicyDocument {
-	return PolicyDocument{Statements: []PolicyStatement{{
+func ecsTasksTrust(account string) iam.PolicyDocument {
+	return iam.PolicyDocument{Statements: []iam.PolicyStatement{{
 		Effect:    "Allow",
 		Principal: map[string][]string{"Service": {"ecs-tasks.amazonaws.com"}},
 		Actions:   []string{"sts:AssumeRole"},
@@ -369,19 +543,19 @@ func ecsTasksTrust(account string) PolicyDocument {
 	}}}
 }
 
-func taskDefinition(env *config.Environment, n Names, secretARN Ref) *TaskDefinitionSpec {
-	c := ContainerSpec{
+func taskDefinition(env *config.Environment, n Names, secretARN resource.Ref) *ecs.TaskDefinitionSpec {
+	c := ecs.ContainerSpec{
 		Name:        n.Container,
 		Image:       env.Worker.Image,
 		Command:     []string{"/bin/sh", "-c", workerCommand},
 		Environment: map[string]string{},
-		Secrets:     map[string]Ref{EnvAPIKey: secretARN},
+		Secrets:     map[string]resource.Ref{EnvAPIKey: secretARN},
 		LogOptions: map[string]string{
 			"awslogs-group":         n.LogGroup,
 			"awslogs-region":        n.Region,
 			"awslogs-stream-prefix": n.LogPrefix,
 		},
-		HealthCheck: HealthCheck{
+		HealthCheck: ecs.HealthCheck{
 			Command:     []string{"CMD-SHELL", healthCheckCommand},
 			Interval:    30,
 			Timeout:     5,
@@ -392,14 +566,16 @@ func taskDefinition(env *config.Environment, n Names, secretARN Ref) *TaskDefini
 	for k, v := range env.Worker.Env {
 		c.Environment[k] = v
 	}
+	// The worker prefix is a hash of the rest of the container definition.
+	c.Derived = []string{EnvWorkerPrefix}
 	c.Environment[EnvWorkPool] = env.Prefect.WorkPool
 	c.Environment[EnvAPIURL] = env.Prefect.APIURL
-	td := &TaskDefinitionSpec{
+	td := &ecs.TaskDefinitionSpec{
 		Family:           n.TaskFamily,
 		CPU:              env.Worker.CPU,
 		Memory:           env.Worker.Memory,
-		ExecutionRoleARN: Ref{Literal: n.ExecutionRoleARN},
-		TaskRoleARN:      Ref{Literal: n.TaskRoleARN},
+		ExecutionRoleARN: resource.Ref{Literal: n.ExecutionRoleARN},
+		TaskRoleARN:      resource.Ref{Literal: n.TaskRoleARN},
 		Container:        c,
 		Cluster:          n.Cluster,
 		Service:          n.Service,
@@ -413,7 +589,7 @@ func taskDefinition(env *config.Environment, n Names, secretARN Ref) *TaskDefini
 // are named by the secret's name, not its ARN, so the digest is known before
 // the secret exists; task cpu/memory are included because they are part of
 // what a revision runs.
-func containerDigest(td *TaskDefinitionSpec, n Names) string {
+func containerDigest(td *ecs.TaskDefinitionSpec, n Names) string {
 	env := map[string]string{}
 	for k, v := range td.Container.Environment {
 		if k != EnvWorkerPrefix {
@@ -429,7 +605,7 @@ func containerDigest(td *TaskDefinitionSpec, n Names) string {
 		CPU, Memory          int
 		Command              []string
 		Env, Secrets, Logs   map[string]string
-		HealthCheck          HealthCheck
+		HealthCheck          ecs.HealthCheck
 		ExecutionRole, TRole string
 	}{td.Family, td.Container.Name, td.Container.Image, td.CPU, td.Memory, td.Container.Command,
 		env, secrets, td.Container.LogOptions, td.Container.HealthCheck, n.ExecutionRoleARN, n.TaskRoleARN})
@@ -437,7 +613,7 @@ func containerDigest(td *TaskDefinitionSpec, n Names) string {
 	return hex.EncodeToString(sum[:])[:8]
 }
 
-func refAddresses(refs []Ref) []string {
+func refAddresses(refs []resource.Ref) []string {
 	var out []string
 	for _, r := range refs {
 		if r.Address != "" {
@@ -458,21 +634,4 @@ func dedupe(s []string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func copyTags(t map[string]string) map[string]string {
-	out := make(map[string]string, len(t))
-	for k, v := range t {
-		out[k] = v
-	}
-	return out
-}
-
-func indexDot(s string) int {
-	for i := range len(s) {
-		if s[i] == '.' {
-			return i
-		}
-	}
-	return len(s)
 }

@@ -12,6 +12,9 @@ import (
 
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/fakekey"
+	"github.com/deploybot/deploybot/internal/kinds/ecs"
+	"github.com/deploybot/deploybot/internal/kinds/iam"
+	"github.com/deploybot/deploybot/internal/kinds/secretsmanager"
 	"github.com/deploybot/deploybot/internal/resource"
 )
 
@@ -81,7 +84,7 @@ func TestBuildAddressesAndDependencies(t *testing.T) {
 				deps := append([]string(nil), r.DependsOn...)
 				sort.Strings(deps)
 				got[r.Address] = deps
-				if r.Kind+"."+r.Address[len(r.Kind)+1:] != r.Address {
+				if string(r.Kind)+"."+r.Address[len(r.Kind)+1:] != r.Address {
 					t.Errorf("%s: kind %q does not prefix the address", r.Address, r.Kind)
 				}
 				if r.Tags[resource.TagEnvironment] != "staging" || r.Tags[resource.TagStack] != StackTagValue ||
@@ -134,7 +137,7 @@ func TestWorkerIdentityContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	td := st.Resource(AddrTaskDefinition).Spec.(*TaskDefinitionSpec)
+	td := st.Resource(AddrTaskDefinition).Spec.(*ecs.TaskDefinitionSpec)
 	c := td.Container
 	wantCmd := []string{"/bin/sh", "-c", `exec prefect worker start --pool "$DEPLOYBOT_WORK_POOL" --type ecs --with-healthcheck --name "$DEPLOYBOT_WORKER_PREFIX-$(hostname)"`}
 	if d := cmp.Diff(wantCmd, c.Command); d != "" {
@@ -149,7 +152,7 @@ func TestWorkerIdentityContract(t *testing.T) {
 	if d := cmp.Diff(wantEnv, c.Environment); d != "" {
 		t.Errorf("env (-want +got):\n%s", d)
 	}
-	if got := c.Secrets[EnvAPIKey]; got != (Ref{Address: AddrSecret, Key: "arn"}) {
+	if got := c.Secrets[EnvAPIKey]; got != (resource.Ref{Address: AddrSecret, Key: "arn"}) {
 		t.Errorf("PREFECT_API_KEY valueFrom = %+v", got)
 	}
 	if _, ok := c.LogOptions["awslogs-create-group"]; ok {
@@ -196,7 +199,7 @@ func TestSecretNeverPrinted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := st.Resource(AddrSecret).Spec.(*SecretSpec)
+	spec := st.Resource(AddrSecret).Spec.(*secretsmanager.SecretSpec)
 	if spec.Value != testKey {
 		t.Fatal("the secret spec must carry the key for the writes")
 	}
@@ -234,17 +237,17 @@ func TestSecretVersionID(t *testing.T) {
 		}
 	}
 	st, _ := Build(existingEnv(), "")
-	if v := st.Resource(AddrSecret).Spec.(*SecretSpec).VersionID; v != "" {
+	if v := st.Resource(AddrSecret).Spec.(*secretsmanager.SecretSpec).VersionID; v != "" {
 		t.Errorf("no key: version %q, want none", v)
 	}
-	if v := st.Resource(AddrService).Spec.(*ServiceSpec).SecretVersion; v != "" {
+	if v := st.Resource(AddrService).Spec.(*ecs.ServiceSpec).SecretVersion; v != "" {
 		t.Errorf("no key: service secret version %q, want none", v)
 	}
 }
 
 func TestTaskRolePassRoleScoped(t *testing.T) {
 	st, _ := Build(existingEnv(), testKey)
-	doc := st.Resource(AddrTaskRole).Spec.(*RoleSpec).Inline[TaskWorkerPolicy].JSON(nil)
+	doc := st.Resource(AddrTaskRole).Spec.(*iam.RoleSpec).Inline[TaskWorkerPolicy].JSON(nil)
 	var parsed struct {
 		Statement []struct {
 			Action    []string
@@ -274,7 +277,7 @@ func TestTaskRolePassRoleScoped(t *testing.T) {
 	if !found {
 		t.Error("no iam:PassRole statement")
 	}
-	exec := st.Resource(AddrExecutionRole).Spec.(*RoleSpec).Inline[ExecutionSecretPolicy].JSON(resource.Refs{AddrSecret: {"arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:deploybot/staging/prefect-api-key-AbCdEf"}})
+	exec := st.Resource(AddrExecutionRole).Spec.(*iam.RoleSpec).Inline[ExecutionSecretPolicy].JSON(resource.Refs{AddrSecret: {"arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:deploybot/staging/prefect-api-key-AbCdEf"}})
 	if !strings.Contains(exec, `"Resource":["arn:aws:secretsmanager:us-east-1:123456789012:secret:deploybot/staging/prefect-api-key-AbCdEf"]`) {
 		t.Errorf("execution role secret policy = %s", exec)
 	}
@@ -286,7 +289,7 @@ func TestForceDeleteSecret(t *testing.T) {
 		want bool
 	}{{nil, false}, {[]BuildOption{ForceDeleteSecret}, true}} {
 		st, _ := Build(existingEnv(), testKey, tc.opts...)
-		if got := st.Resource(AddrSecret).Spec.(*SecretSpec).ForceDelete; got != tc.want {
+		if got := st.Resource(AddrSecret).Spec.(*secretsmanager.SecretSpec).ForceDelete; got != tc.want {
 			t.Errorf("ForceDelete = %t, want %t", got, tc.want)
 		}
 	}
@@ -297,7 +300,7 @@ func TestAutoscalingClampsDesiredCount(t *testing.T) {
 	env.Worker.DesiredCount = 1
 	env.Worker.Autoscaling = &config.Autoscaling{Min: 2, Max: 4, TargetCPUPercent: 70}
 	st, _ := Build(env, testKey)
-	svc := st.Resource(AddrService).Spec.(*ServiceSpec)
+	svc := st.Resource(AddrService).Spec.(*ecs.ServiceSpec)
 	if svc.DesiredCount != 2 || !svc.Autoscaling {
 		t.Errorf("service spec = desired %d autoscaling %t; want 2, true", svc.DesiredCount, svc.Autoscaling)
 	}

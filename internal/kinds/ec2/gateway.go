@@ -1,0 +1,143 @@
+package ec2
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/awserr"
+	"github.com/deploybot/deploybot/internal/awstags"
+	"github.com/deploybot/deploybot/internal/resource"
+)
+
+// InternetGatewaySpec is the VPC's internet gateway, attached to VPC.
+type InternetGatewaySpec struct {
+	VPC resource.Ref
+}
+
+// InternetGatewayModel is what a plan compares of an internet gateway.
+type InternetGatewayModel struct {
+	VPC string `attr:"vpc_id,forcenew"`
+}
+
+// InternetGateway is the managed VPC's internet gateway. It moves with its
+// VPC: a new VPC gets a new gateway (the old one must be detached before
+// the old VPC can go, which a replacement's delete does first).
+var InternetGateway = resource.Define[InternetGatewaySpec, InternetGatewayModel, struct{}, awsapi.EC2API](KindInternetGateway, igwKind{}, connect)
+
+type igwKind struct{}
+
+type (
+	igw      = resource.Typed[InternetGatewaySpec]
+	foundIGW = resource.Found[InternetGatewayModel, struct{}]
+)
+
+func (igwKind) Desired(r *igw, refs resource.Refs) InternetGatewayModel {
+	return InternetGatewayModel{VPC: r.Spec.VPC.Resolve(refs)}
+}
+
+func (k igwKind) Read(ctx context.Context, x *x, r *igw) (*foundIGW, error) {
+	return readOne(ctx, x, r, k.ReadAll)
+}
+
+// ReadAll reads the gateways of rs with one DescribeInternetGateways by
+// their Name tags (a stack has one).
+func (igwKind) ReadAll(ctx context.Context, x *x, rs []*igw) (map[string]*foundIGW, error) {
+	out, err := x.API.DescribeInternetGateways(ctx, &awsec2.DescribeInternetGatewaysInput{Filters: byNames(rs)})
+	if err != nil {
+		return nil, fmt.Errorf("DescribeInternetGateways %s: %w", strings.Join(names(rs), ", "), err)
+	}
+	return match(rs, out.InternetGateways, func(g ec2types.InternetGateway) string { return aws.ToString(g.InternetGatewayId) },
+		func(g ec2types.InternetGateway) map[string]string { return awstags.EC2Map(g.Tags) },
+		func(g ec2types.InternetGateway, _ bool) (*foundIGW, error) { return igwFound(g), nil })
+}
+
+func igwFound(g ec2types.InternetGateway) *foundIGW {
+	id := aws.ToString(g.InternetGatewayId)
+	vpc := ""
+	for _, a := range g.Attachments {
+		vpc = aws.ToString(a.VpcId)
+	}
+	return &foundIGW{ID: id, Tags: awstags.EC2Map(g.Tags), Model: InternetGatewayModel{VPC: vpc},
+		Outputs: resource.Outputs{"id": id, "vpc_id": vpc}}
+}
+
+func (igwKind) Create(ctx context.Context, x *x, r *igw, refs resource.Refs) (resource.Outputs, error) {
+	vpc := r.Spec.VPC.Resolve(refs)
+	if unknown(vpc) {
+		return nil, fmt.Errorf("create internet gateway %s: the VPC id is not known", r.Name)
+	}
+	out, err := x.API.CreateInternetGateway(ctx, &awsec2.CreateInternetGatewayInput{TagSpecifications: awstags.EC2Spec(ec2types.ResourceTypeInternetGateway, r.Tags)})
+	if err != nil {
+		return nil, fmt.Errorf("CreateInternetGateway %s: %w", r.Name, err)
+	}
+	id := aws.ToString(out.InternetGateway.InternetGatewayId)
+	// Attaching right after the create may not find the gateway yet
+	// (EC2's eventual consistency; docs/research/aws-ecs.md §5 IGW row).
+	err = retryBlocked(ctx, x, r.Address, "attach internet gateway "+id, x.Clock.Now(), igwBudget, awserr.IsCode("InvalidInternetGatewayID.NotFound"), nil, func() error {
+		_, err := x.API.AttachInternetGateway(ctx, &awsec2.AttachInternetGatewayInput{InternetGatewayId: aws.String(id), VpcId: aws.String(vpc)})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("AttachInternetGateway %s to %s: %w", id, vpc, err)
+	}
+	return resource.Outputs{"id": id, "vpc_id": vpc}, nil
+}
+
+// Update changes tags only: a gateway moves with its VPC by replacement.
+func (igwKind) Update(ctx context.Context, x *x, _ *igw, d *resource.Delta[InternetGatewayModel, struct{}], _ resource.Refs) (resource.Outputs, error) {
+	if err := awstags.EC2(x.API).Apply(ctx, d.Found.ID, d.Tags); err != nil {
+		return nil, err
+	}
+	return d.Found.Outputs, nil
+}
+
+// Delete detaches (retrying DependencyViolation while public addresses are
+// still mapped in the VPC: lingering task ENIs, a NAT gateway's interface;
+// Gateway.NotAttached means done) and deletes, each within the provider's
+// 20-minute budget (docs/research/aws-ecs.md §5 IGW row).
+func (igwKind) Delete(ctx context.Context, x *x, r *igw, live *foundIGW) error {
+	if live == nil || live.ID == "" {
+		return nil
+	}
+	if !resource.IsOurs(r.Tags, live.Tags) {
+		return notOurs("internet gateway", r.Name, live.ID)
+	}
+	id := live.ID
+	if vpc := live.Outputs["vpc_id"]; vpc != "" {
+		err := retryBlocked(ctx, x, r.Address, "detach internet gateway "+id+" from "+vpc, x.Clock.Now(), igwBudget, awserr.IsCode("DependencyViolation"),
+			func(ctx context.Context) string {
+				list, err := enis(ctx, x, "vpc-id", vpc)
+				if err != nil {
+					return ""
+				}
+				var mapped []ec2types.NetworkInterface
+				for _, e := range list {
+					if e.Association != nil && aws.ToString(e.Association.PublicIp) != "" {
+						mapped = append(mapped, e)
+					}
+				}
+				return describeENIs(mapped) + " with public addresses"
+			},
+			func() error {
+				_, err := x.API.DetachInternetGateway(ctx, &awsec2.DetachInternetGatewayInput{InternetGatewayId: aws.String(id), VpcId: aws.String(vpc)})
+				return err
+			})
+		if err != nil && !awserr.IsNotFound(err) { // Gateway.NotAttached counts as not found
+			return err
+		}
+	}
+	err := retryBlocked(ctx, x, r.Address, "delete internet gateway "+id, x.Clock.Now(), igwBudget, awserr.IsCode("DependencyViolation"), nil, func() error {
+		_, err := x.API.DeleteInternetGateway(ctx, &awsec2.DeleteInternetGatewayInput{InternetGatewayId: aws.String(id)})
+		return err
+	})
+	if err != nil && !awserr.IsNotFound(err) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,244 @@
+// Package ec2 holds the network kinds of a stack: vpc, subnet,
+// internet_gateway, route_table, eip, nat_gateway and security_group. Each
+// is read by its Name tag alone (no other resource's id is needed, so every
+// Read of a plan runs at once), all resources of a kind with one Describe
+// call (resource.BatchReader), and is this environment's only if it carries
+// deploybot:environment=NAME; one found by Name without it is a conflict,
+// never taken over.
+package ec2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/retry"
+)
+
+// Kind names.
+const (
+	KindVPC             resource.KindName = "vpc"
+	KindSubnet          resource.KindName = "subnet"
+	KindInternetGateway resource.KindName = "internet_gateway"
+	KindRouteTable      resource.KindName = "route_table"
+	KindEIP             resource.KindName = "eip"
+	KindNATGateway      resource.KindName = "nat_gateway"
+	KindSecurityGroup   resource.KindName = "security_group"
+)
+
+// Budgets and delays of the network kinds, before the Ctx budget scaling,
+// from the Terraform AWS provider (docs/research/aws-ecs.md §5 and its
+// source index):
+//   - security group delete 15m (vpc_security_group.go delete timeout);
+//   - internet gateway detach and delete 20m each (vpc_internet_gateway.go);
+//   - subnet delete 20m (vpc_subnet.go delete timeout);
+//   - VPC delete 5m (wait.go vpcDeletedTimeout): by then its contents are gone;
+//   - route table delete 5m (after disassociating, nothing else blocks it);
+//   - NAT gateway create 10m and delete 30m (vpc_nat_gateway.go timeouts),
+//     polled every 10 s (wait.go: Delay/MinTimeout 10s);
+//   - EIP release 5m (ec2PropagationTimeout): the provider does not retry,
+//     relying on the NAT's delete wait; we also retry the AuthFailure race
+//     in case the NAT's delete was started by a run that died.
+//
+// The delay between attempts is the same 10 s.
+const (
+	pollEvery          = 10 * time.Second
+	sgDeleteBudget     = 15 * time.Minute
+	igwBudget          = 20 * time.Minute
+	subnetDeleteBudget = 20 * time.Minute
+	rtDeleteBudget     = 5 * time.Minute
+	vpcDeleteBudget    = 5 * time.Minute
+	natCreateBudget    = 10 * time.Minute
+	natDeleteBudget    = 30 * time.Minute
+	eipReleaseBudget   = 5 * time.Minute
+	// natPendingGuess is how long a NAT gateway usually takes to change
+	// state (create or delete: a minute or two).
+	natPendingGuess = time.Minute
+)
+
+// x is what the network kinds get: the EC2 client only.
+type x = resource.Context[awsapi.EC2API]
+
+func connect(a resource.APIs) (awsapi.EC2API, error) { return a.AWS.EC2, nil }
+
+// byNames finds the resources of rs by their Name tags: EC2 ORs the values
+// of one filter, so one Describe call finds every resource of a kind in a
+// plan, ours and same-named ones that are not (the conflicts). A filter
+// takes up to 200 values; a plan has a few of each kind.
+func byNames[S any](rs []*resource.Typed[S]) []ec2types.Filter {
+	return []ec2types.Filter{{Name: aws.String("tag:Name"), Values: names(rs)}}
+}
+
+// names are the Name tags of rs, in order, for filters and errors.
+func names[S any](rs []*resource.Typed[S]) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Name
+	}
+	return out
+}
+
+// readOne is a kind's Read: its ReadAll of the one resource, so that a
+// single read and a plan's batch read are the same code.
+func readOne[S, M, L any](ctx context.Context, x *x, r *resource.Typed[S],
+	readAll func(context.Context, *x, []*resource.Typed[S]) (map[string]*resource.Found[M, L], error)) (*resource.Found[M, L], error) {
+	found, err := readAll(ctx, x, []*resource.Typed[S]{r})
+	if err != nil {
+		return nil, err
+	}
+	return found[r.Address], nil
+}
+
+// match gives each resource of rs the item pick chooses among the items
+// whose Name tag is the resource's name, as live builds it (nil: not found
+// after all); a resource with no such item is missing from the map (absent).
+func match[S, T, M, L any](rs []*resource.Typed[S], items []T, id func(T) string, tags func(T) map[string]string,
+	live func(it T, ours bool) (*resource.Found[M, L], error)) (map[string]*resource.Found[M, L], error) {
+	byName := map[string][]T{}
+	for _, it := range items {
+		name := tags(it)["Name"]
+		byName[name] = append(byName[name], it)
+	}
+	out := map[string]*resource.Found[M, L]{}
+	for _, r := range rs {
+		// A copy per resource: pick sorts what it is given.
+		it, ours, found := pick(r.Tags, append([]T(nil), byName[r.Name]...), id, tags)
+		if !found {
+			continue
+		}
+		f, err := live(it, ours)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			out[r.Address] = f
+		}
+	}
+	return out, nil
+}
+
+// pick chooses among resources found by Name: ours first (lowest id, so
+// the choice is stable); else the first one found, as a conflict.
+func pick[T any](desired map[string]string, items []T, id func(T) string, tags func(T) map[string]string) (T, bool, bool) {
+	var zero T
+	sort.SliceStable(items, func(i, j int) bool { return id(items[i]) < id(items[j]) })
+	for _, it := range items {
+		if resource.IsOurs(desired, tags(it)) {
+			return it, true, true
+		}
+	}
+	if len(items) > 0 {
+		return items[0], false, true
+	}
+	return zero, false, false
+}
+
+// notOurs is the error of a delete of a network resource found by Name
+// that is not this environment's.
+func notOurs(what, name, id string) error {
+	return fmt.Errorf("%s %s (%s) exists without this environment's tags; deploybot does not delete it", what, name, id)
+}
+
+// retryBlocked calls fn until it succeeds, fails with an error retryable
+// does not accept, or the budget (counted from start, scaled) runs out; then
+// the error names what is in the way (blocker's description, when given)
+// and that a re-run continues. A delete that spent part of its budget
+// waiting already passes its own start.
+func retryBlocked(ctx context.Context, x *x, address, what string, start time.Time, budget time.Duration,
+	retryable func(error) bool, blocker func(context.Context) string, fn func() error) error {
+	o := x.Waits(address, budget, pollEvery)
+	o.Start = start
+	err := retry.Do(ctx, o, what, retryable, fn)
+	var te *retry.TimeoutError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msg := fmt.Sprintf("%s: still blocked after %s", what, te.Elapsed.Round(time.Second))
+	if blocker != nil {
+		if b := blocker(ctx); b != "" {
+			msg += " by " + b
+		}
+	}
+	return fmt.Errorf("%s; re-run to continue once it is gone: %w", msg, te.Last)
+}
+
+// enis lists the network interfaces matching filter name=value, for
+// waiting on them and naming them when they block a delete
+// (docs/research/aws-ecs.md §5.1: "print the blocking ENI IDs and their
+// Description / RequesterId").
+func enis(ctx context.Context, x *x, name, value string) ([]ec2types.NetworkInterface, error) {
+	out, err := x.API.DescribeNetworkInterfaces(ctx, &awsec2.DescribeNetworkInterfacesInput{
+		Filters: []ec2types.Filter{{Name: aws.String(name), Values: []string{value}}}})
+	if err != nil {
+		return nil, fmt.Errorf("DescribeNetworkInterfaces %s=%s: %w", name, value, err)
+	}
+	return out.NetworkInterfaces, nil
+}
+
+// describeENIs names ENIs the way an operator needs to find their owner.
+func describeENIs(list []ec2types.NetworkInterface) string {
+	var parts []string
+	for _, e := range list {
+		parts = append(parts, fmt.Sprintf("%s (status %s, subnet %s, description %q, requester %s)",
+			aws.ToString(e.NetworkInterfaceId), e.Status, aws.ToString(e.SubnetId), aws.ToString(e.Description), aws.ToString(e.RequesterId)))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "network interface(s) " + strings.Join(parts, ", ")
+}
+
+// waitENIsGone waits (within budget, counted from start) until no ENI
+// matches name=value, so that a delete is not tried while AWS still holds
+// task ENIs (docs/research/aws-ecs.md §5.1 step 2), saying so at least every
+// retry.ReportEvery. When the budget runs out it returns without error: the
+// caller tries the delete anyway, and names the ENIs if it fails.
+func waitENIsGone(ctx context.Context, x *x, address, name, value string, start time.Time, budget time.Duration) error {
+	first, err := enis(ctx, x, name, value)
+	if err != nil || len(first) == 0 {
+		return err
+	}
+	o := x.Waits(address, budget, pollEvery)
+	o.Start = start
+	what := fmt.Sprintf("%d network interface(s) of %s to go away (Fargate releases task ENIs some time after the tasks stop)", len(first), value)
+	left := first
+	_, err = retry.Until(ctx, o, what, func() (struct{}, bool, error) {
+		if left == nil {
+			var err error
+			if left, err = enis(ctx, x, name, value); err != nil {
+				return struct{}{}, false, err
+			}
+		}
+		done := len(left) == 0
+		left = nil // the next attempt asks again
+		return struct{}{}, done, nil
+	})
+	if retry.IsTimeout(err) {
+		return nil
+	}
+	return err
+}
+
+// unknown says whether any of the values is not known yet.
+func unknown(vs ...string) bool {
+	for _, v := range vs {
+		if v == plan.Unknown || v == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// idOfARN is the resource id at the end of an EC2 ARN
+// (arn:aws:ec2:REGION:ACCOUNT:security-group/sg-0123…).
+func idOfARN(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }

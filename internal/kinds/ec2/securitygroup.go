@@ -1,0 +1,349 @@
+package ec2
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/awserr"
+	"github.com/deploybot/deploybot/internal/awstags"
+	"github.com/deploybot/deploybot/internal/resource"
+)
+
+// SecurityGroupSpec is the worker security group: egress only (the worker
+// only calls out, to Prefect and the image registry; nothing connects in).
+type SecurityGroupSpec struct {
+	Name        string
+	Description string
+	VPC         resource.Ref
+	// Egress rules "proto:from-to:cidr"; the worker needs all egress.
+	Egress []string
+}
+
+// SecurityGroupModel is what a plan compares of a security group. Name,
+// description and VPC cannot change in place (EC2 has no API for it);
+// egress rules and tags can. Nothing may connect in (docs/design.md:
+// "worker security group (egress only)"), so the desired ingress is none:
+// an inbound rule someone adds by hand shows in the plan and the apply
+// revokes it.
+type SecurityGroupModel struct {
+	Name        string       `attr:"name,forcenew"`
+	Description string       `attr:"description,forcenew"`
+	VPC         string       `attr:"vpc_id,forcenew"`
+	Egress      resource.Set `attr:"egress"`
+	Ingress     resource.Set `attr:"ingress"`
+}
+
+// Normalize writes protocol "-1" (all traffic) without ports, as EC2 shows it.
+func (m *SecurityGroupModel) Normalize() {
+	egress := make(resource.Set, len(m.Egress))
+	for i, r := range m.Egress {
+		egress[i] = sgNorm(r)
+	}
+	m.Egress = egress
+}
+
+// SecurityGroup is the worker security group kind, in the managed VPC or in
+// the VPC an existing-mode file names.
+var SecurityGroup = resource.Define[SecurityGroupSpec, SecurityGroupModel, ec2types.SecurityGroup, awsapi.EC2API](KindSecurityGroup, sgKind{}, connect)
+
+type sgKind struct{}
+
+type (
+	securityGroup = resource.Typed[SecurityGroupSpec]
+	foundSG       = resource.Found[SecurityGroupModel, ec2types.SecurityGroup]
+)
+
+func (sgKind) Desired(r *securityGroup, refs resource.Refs) SecurityGroupModel {
+	s := r.Spec
+	return SecurityGroupModel{Name: s.Name, Description: s.Description, VPC: s.VPC.Resolve(refs), Egress: s.Egress}
+}
+
+func (sgKind) Read(ctx context.Context, x *x, r *securityGroup) (*foundSG, error) {
+	s := r.Spec
+	filters := []ec2types.Filter{{Name: aws.String("group-name"), Values: []string{s.Name}}}
+	if s.VPC.Address == "" && s.VPC.Literal != "" {
+		filters = append(filters, ec2types.Filter{Name: aws.String("vpc-id"), Values: []string{s.VPC.Literal}})
+	}
+	out, err := x.API.DescribeSecurityGroups(ctx, &awsec2.DescribeSecurityGroupsInput{Filters: filters})
+	if err != nil {
+		return nil, fmt.Errorf("DescribeSecurityGroups %s: %w", s.Name, err)
+	}
+	sg, ours, found := pick(r.Tags, out.SecurityGroups,
+		func(g ec2types.SecurityGroup) string { return aws.ToString(g.GroupId) },
+		func(g ec2types.SecurityGroup) map[string]string { return awstags.EC2Map(g.Tags) })
+	if !found {
+		return nil, nil
+	}
+	// In a managed VPC (not known before it exists) a group of the same name
+	// in some other VPC does not block us; in a given VPC it does, since
+	// CreateSecurityGroup would fail with InvalidGroup.Duplicate.
+	if !ours && s.VPC.Address != "" {
+		return nil, nil
+	}
+	return sgFound(sg), nil
+}
+
+func sgFound(sg ec2types.SecurityGroup) *foundSG {
+	id := aws.ToString(sg.GroupId)
+	return &foundSG{ID: id, ARN: aws.ToString(sg.SecurityGroupArn), Tags: awstags.EC2Map(sg.Tags), Detail: sg,
+		Model: SecurityGroupModel{Name: aws.ToString(sg.GroupName), Description: aws.ToString(sg.Description), VPC: aws.ToString(sg.VpcId),
+			Egress: sgRules(sg.IpPermissionsEgress),
+			// From the same DescribeSecurityGroups answer: no extra call.
+			Ingress: sgIngressRules(sg.IpPermissions)},
+		Outputs: resource.Outputs{"id": id, "arn": aws.ToString(sg.SecurityGroupArn), "vpc_id": aws.ToString(sg.VpcId), "name": aws.ToString(sg.GroupName)}}
+}
+
+func (sgKind) Create(ctx context.Context, x *x, r *securityGroup, refs resource.Refs) (resource.Outputs, error) {
+	s := r.Spec
+	vpc := s.VPC.Resolve(refs)
+	if unknown(vpc) {
+		return nil, fmt.Errorf("create security group %s: the VPC id is not known", s.Name)
+	}
+	out, err := x.API.CreateSecurityGroup(ctx, &awsec2.CreateSecurityGroupInput{
+		GroupName: aws.String(s.Name), Description: aws.String(s.Description), VpcId: aws.String(vpc),
+		TagSpecifications: awstags.EC2Spec(ec2types.ResourceTypeSecurityGroup, r.Tags)})
+	if err != nil {
+		return nil, fmt.Errorf("CreateSecurityGroup %s in %s: %w", s.Name, vpc, err)
+	}
+	id := aws.ToString(out.GroupId)
+	// A new group allows all egress; make the rules exactly the spec's.
+	if err := setEgress(ctx, x, id, []string{"-1:0-0:0.0.0.0/0"}, s.Egress); err != nil {
+		return nil, err
+	}
+	return resource.Outputs{"id": id, "arn": aws.ToString(out.SecurityGroupArn), "vpc_id": vpc, "name": s.Name}, nil
+}
+
+func (sgKind) Update(ctx context.Context, x *x, r *securityGroup, d *resource.Delta[SecurityGroupModel, ec2types.SecurityGroup], _ resource.Refs) (resource.Outputs, error) {
+	sg := d.Found.Detail
+	if !resource.Equal(d.Desired.Egress, d.Live.Egress) {
+		if err := setEgress(ctx, x, d.Found.ID, sgRules(sg.IpPermissionsEgress), r.Spec.Egress); err != nil {
+			return nil, err
+		}
+	}
+	if !resource.Equal(d.Desired.Ingress, d.Live.Ingress) {
+		if err := revokeIngress(ctx, x, d.Found.ID, sg.IpPermissions); err != nil {
+			return nil, err
+		}
+	}
+	if err := awstags.EC2(x.API).Apply(ctx, d.Found.ID, d.Tags); err != nil {
+		return nil, err
+	}
+	return d.Found.Outputs, nil
+}
+
+// setEgress revokes the rules in have that are not in want and authorizes
+// the missing ones.
+func setEgress(ctx context.Context, x *x, id string, have, want []string) error {
+	var add, drop []ec2types.IpPermission
+	for _, rule := range want {
+		if !sgHas(have, rule) {
+			p, err := sgPermission(rule)
+			if err != nil {
+				return err
+			}
+			add = append(add, p)
+		}
+	}
+	for _, rule := range have {
+		if !sgHas(want, rule) {
+			p, err := sgPermission(rule)
+			if err != nil {
+				return err
+			}
+			drop = append(drop, p)
+		}
+	}
+	if len(add) > 0 {
+		_, err := x.API.AuthorizeSecurityGroupEgress(ctx, &awsec2.AuthorizeSecurityGroupEgressInput{GroupId: aws.String(id), IpPermissions: add})
+		if err != nil && awserr.Code(err) != "InvalidPermission.Duplicate" {
+			return fmt.Errorf("AuthorizeSecurityGroupEgress %s: %w", id, err)
+		}
+	}
+	if len(drop) > 0 {
+		_, err := x.API.RevokeSecurityGroupEgress(ctx, &awsec2.RevokeSecurityGroupEgressInput{GroupId: aws.String(id), IpPermissions: drop})
+		if err != nil && awserr.Code(err) != "InvalidPermission.NotFound" {
+			return fmt.Errorf("RevokeSecurityGroupEgress %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// Delete waits for the network interfaces that use the group to go away
+// (Fargate task ENIs outlive their tasks, docs/research/aws-ecs.md §5.1),
+// then deletes it, retrying DependencyViolation / InvalidGroup.InUse within
+// the provider's 15-minute budget (§5). When the budget runs out, the error
+// names the ENIs still holding the group.
+func (sgKind) Delete(ctx context.Context, x *x, r *securityGroup, live *foundSG) error {
+	if live == nil || live.ID == "" {
+		return nil
+	}
+	if !resource.IsOurs(r.Tags, live.Tags) {
+		return fmt.Errorf("security group %s (%s) exists without this environment's tags; deploybot does not delete it", r.Name, live.ID)
+	}
+	id := live.ID
+	start := x.Clock.Now()
+	if err := waitENIsGone(ctx, x, r.Address, "group-id", id, start, sgDeleteBudget); err != nil {
+		return err
+	}
+	blocker := func(ctx context.Context) string {
+		list, err := enis(ctx, x, "group-id", id)
+		if err != nil {
+			return ""
+		}
+		return describeENIs(list)
+	}
+	err := retryBlocked(ctx, x, r.Address, "delete security group "+id, start, sgDeleteBudget,
+		awserr.IsCode("DependencyViolation", "InvalidGroup.InUse"), blocker, func() error {
+			_, err := x.API.DeleteSecurityGroup(ctx, &awsec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
+			return err
+		})
+	if err != nil && !awserr.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// ARNTypes: the group is found by its ARN among what is tagged for the
+// environment.
+func (sgKind) ARNTypes() []string { return []string{"ec2:security-group"} }
+
+// Adopt reads the group arn names by its id: a group tagged for the
+// environment that the stack no longer has (it moved to another VPC).
+func (sgKind) Adopt(ctx context.Context, x *x, arn string) (*securityGroup, *foundSG, error) {
+	out, err := x.API.DescribeSecurityGroups(ctx, &awsec2.DescribeSecurityGroupsInput{GroupIds: []string{idOfARN(arn)}})
+	if awserr.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("DescribeSecurityGroups %s: %w", idOfARN(arn), err)
+	}
+	for _, g := range out.SecurityGroups {
+		f := sgFound(g)
+		return &securityGroup{Name: aws.ToString(g.GroupName), Tags: f.Tags,
+			Spec: &SecurityGroupSpec{Name: aws.ToString(g.GroupName), Description: aws.ToString(g.Description),
+				VPC: resource.Ref{Literal: aws.ToString(g.VpcId)}}}, f, nil
+	}
+	return nil, nil, nil
+}
+
+// revokeIngress revokes every inbound rule of the group, as its plan read
+// them (whatever their source: CIDR, IPv6 range, security group or prefix
+// list). In a non-default VPC a revoke that names a rule no longer there
+// fails with InvalidPermission.NotFound and revokes nothing (EC2 API
+// reference, RevokeSecurityGroupIngress); the rules then changed since the
+// plan, so the group is described again and what it has now is revoked.
+func revokeIngress(ctx context.Context, x *x, id string, perms []ec2types.IpPermission) error {
+	if len(perms) == 0 {
+		return nil
+	}
+	_, err := x.API.RevokeSecurityGroupIngress(ctx, &awsec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: perms})
+	if awserr.Code(err) == "InvalidPermission.NotFound" {
+		out, derr := x.API.DescribeSecurityGroups(ctx, &awsec2.DescribeSecurityGroupsInput{GroupIds: []string{id}})
+		if derr != nil {
+			return fmt.Errorf("DescribeSecurityGroups %s: %w", id, derr)
+		}
+		perms = nil
+		for _, g := range out.SecurityGroups {
+			perms = append(perms, g.IpPermissions...)
+		}
+		if len(perms) == 0 {
+			return nil
+		}
+		_, err = x.API.RevokeSecurityGroupIngress(ctx, &awsec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: perms})
+	}
+	if err != nil {
+		return fmt.Errorf("RevokeSecurityGroupIngress %s: %w", id, err)
+	}
+	return nil
+}
+
+// sgIngressRules flattens inbound IpPermissions into "proto:from-to:source"
+// rules for the plan, where source is an IPv4 or IPv6 CIDR, a security group
+// id or a prefix list id: any inbound rule is drift, whatever it allows.
+func sgIngressRules(perms []ec2types.IpPermission) []string {
+	var out []string
+	for _, p := range perms {
+		proto, from, to := sgProto(p)
+		rule := func(source string) { out = append(out, fmt.Sprintf("%s:%d-%d:%s", proto, from, to, source)) }
+		for _, rg := range p.IpRanges {
+			rule(aws.ToString(rg.CidrIp))
+		}
+		for _, rg := range p.Ipv6Ranges {
+			rule(aws.ToString(rg.CidrIpv6))
+		}
+		for _, g := range p.UserIdGroupPairs {
+			rule(aws.ToString(g.GroupId))
+		}
+		for _, pl := range p.PrefixListIds {
+			rule(aws.ToString(pl.PrefixListId))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sgProto is a permission's protocol and ports; "-1" (all traffic) has none.
+func sgProto(p ec2types.IpPermission) (string, int32, int32) {
+	proto := aws.ToString(p.IpProtocol)
+	if proto == "-1" || proto == "all" {
+		return "-1", 0, 0
+	}
+	return proto, aws.ToInt32(p.FromPort), aws.ToInt32(p.ToPort)
+}
+
+func sgHas(list []string, rule string) bool {
+	for _, r := range list {
+		if sgNorm(r) == sgNorm(rule) {
+			return true
+		}
+	}
+	return false
+}
+
+// sgRules flattens IpPermissions into "proto:from-to:cidr" rules
+// (SecurityGroupSpec's form).
+func sgRules(perms []ec2types.IpPermission) []string {
+	var out []string
+	for _, p := range perms {
+		proto, from, to := sgProto(p)
+		for _, rg := range p.IpRanges {
+			out = append(out, fmt.Sprintf("%s:%d-%d:%s", proto, from, to, aws.ToString(rg.CidrIp)))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sgPermission(rule string) (ec2types.IpPermission, error) {
+	parts := strings.SplitN(rule, ":", 3)
+	if len(parts) != 3 {
+		return ec2types.IpPermission{}, fmt.Errorf("security group rule %q: want proto:from-to:cidr", rule)
+	}
+	from, to, ok := strings.Cut(parts[1], "-")
+	f, err1 := strconv.Atoi(from)
+	t, err2 := strconv.Atoi(to)
+	if !ok || err1 != nil || err2 != nil {
+		return ec2types.IpPermission{}, fmt.Errorf("security group rule %q: ports must be from-to", rule)
+	}
+	p := ec2types.IpPermission{IpProtocol: aws.String(parts[0]), IpRanges: []ec2types.IpRange{{CidrIp: aws.String(parts[2])}}}
+	if parts[0] != "-1" {
+		p.FromPort, p.ToPort = aws.Int32(int32(f)), aws.Int32(int32(t))
+	}
+	return p, nil
+}
+
+// sgNorm writes protocol "-1" (all traffic) without ports, as EC2 shows it.
+func sgNorm(rule string) string {
+	if strings.HasPrefix(rule, "-1:") || strings.HasPrefix(rule, "all:") {
+		return "-1:0-0:" + rule[strings.LastIndex(rule, ":")+1:]
+	}
+	return rule
+}

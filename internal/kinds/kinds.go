@@ -1,0 +1,43 @@
+// Package kinds is the registry of every resource kind a stack is made of,
+// grouped by AWS service in the packages below it, so that the tree reads
+// as the stack: ecs (cluster, task definition, service), iam (roles), logs
+// (log group), secretsmanager (the Prefect API key), servicediscovery
+// (Cloud Map namespace and service), autoscaling (target and policy) and
+// ec2 (the network and the worker's security group).
+package kinds
+
+import (
+	"github.com/deploybot/deploybot/internal/kinds/autoscaling"
+	"github.com/deploybot/deploybot/internal/kinds/ec2"
+	"github.com/deploybot/deploybot/internal/kinds/ecs"
+	"github.com/deploybot/deploybot/internal/kinds/iam"
+	"github.com/deploybot/deploybot/internal/kinds/logs"
+	"github.com/deploybot/deploybot/internal/kinds/secretsmanager"
+	"github.com/deploybot/deploybot/internal/kinds/servicediscovery"
+	"github.com/deploybot/deploybot/internal/resource"
+)
+
+// named is a kind that knows its name (every resource.Def does).
+type named interface {
+	resource.Kind
+	Name() resource.KindName
+}
+
+var all = []named{
+	ecs.Cluster, ecs.TaskDefinition, ecs.Service,
+	iam.Role,
+	logs.Group,
+	secretsmanager.Secret,
+	servicediscovery.Namespace, servicediscovery.Service,
+	autoscaling.Target, autoscaling.Policy,
+	ec2.VPC, ec2.Subnet, ec2.InternetGateway, ec2.RouteTable, ec2.EIP, ec2.NATGateway, ec2.SecurityGroup,
+}
+
+// All returns every kind by name, for the engine.
+func All() map[resource.KindName]resource.Kind {
+	out := make(map[resource.KindName]resource.Kind, len(all))
+	for _, k := range all {
+		out[k.Name()] = k
+	}
+	return out
+}
