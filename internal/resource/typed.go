@@ -35,10 +35,6 @@ type Found[M, L any] struct {
 	Model   M
 	Outputs Outputs
 	Detail  L
-	// NotOurs forces a conflict for a resource that is found by name but
-	// cannot carry tags to tell (an untagged kind found on someone else's
-	// parent); kinds with tags leave it to the tags.
-	NotOurs bool
 }
 
 // TagChange is how the tags of a resource go from live to desired.
@@ -146,8 +142,8 @@ type Option func(*defOptions)
 type defOptions struct{ untagged bool }
 
 // Untagged is a kind whose resources take no tags (Application Auto
-// Scaling policies): no tags are compared, and one found under our name is
-// ours unless the kind says otherwise (Found.NotOurs).
+// Scaling policies): no tags are compared, and one found under our
+// deterministic name (on our own parent) is ours.
 func Untagged() Option { return func(o *defOptions) { o.untagged = true } }
 
 // Define makes impl a Kind named name; connect picks the clients it uses
@@ -214,9 +210,9 @@ func (d *Def[S, M, L, C]) live(r *Typed[S], f *Found[M, L]) *Live {
 	}
 	f.Model = Normalize(f.Model)
 	attrs := Flatten(&f.Model)
-	ours := !f.NotOurs
+	ours := true
 	if !d.untagged {
-		ours = ours && IsOurs(r.Tags, f.Tags)
+		ours = IsOurs(r.Tags, f.Tags)
 		addTags(attrs, f.Tags)
 	}
 	return &Live{ID: f.ID, ARN: f.ARN, Ours: ours, Attrs: attrs, Outputs: f.Outputs, found: f}
@@ -320,11 +316,11 @@ func (d *Def[S, M, L, C]) Update(ctx context.Context, x *Ctx, r *Resource, live 
 	if err != nil {
 		return nil, err
 	}
-	return d.impl.Update(ctx, tx, t, d.Delta(t, f, refs), refs)
+	return d.impl.Update(ctx, tx, t, d.delta(t, f, refs), refs)
 }
 
-// Delta is how f differs from r's desired state.
-func (d *Def[S, M, L, C]) Delta(r *Typed[S], f *Found[M, L], refs Refs) *Delta[M, L] {
+// delta is how f differs from r's desired state.
+func (d *Def[S, M, L, C]) delta(r *Typed[S], f *Found[M, L], refs Refs) *Delta[M, L] {
 	delta := &Delta[M, L]{Desired: Normalize(d.impl.Desired(r, refs)), Live: f.Model, Found: f}
 	if !d.untagged {
 		delta.Tags = Tags(r.Tags, f.Tags)
@@ -365,16 +361,22 @@ func (d *Def[S, M, L, C]) Capabilities() Capabilities {
 
 type batchDef[S, M, L, C any] struct{ d *Def[S, M, L, C] }
 
-func (b batchDef[S, M, L, C]) ReadAll(ctx context.Context, x *Ctx, rs []*Resource) (map[string]*Live, error) {
+// all returns the typed resources of rs, and the kind's context on x.
+func (d *Def[S, M, L, C]) all(x *Ctx, rs []*Resource) ([]*Typed[S], *Context[C], error) {
 	ts := make([]*Typed[S], len(rs))
 	for i, r := range rs {
-		t, err := b.d.Of(r)
+		t, err := d.Of(r)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		ts[i] = t
 	}
-	tx, err := b.d.ctx(x)
+	tx, err := d.ctx(x)
+	return ts, tx, err
+}
+
+func (b batchDef[S, M, L, C]) ReadAll(ctx context.Context, x *Ctx, rs []*Resource) (map[string]*Live, error) {
+	ts, tx, err := b.d.all(x, rs)
 	if err != nil {
 		return nil, err
 	}
@@ -394,15 +396,11 @@ func (b batchDef[S, M, L, C]) ReadAll(ctx context.Context, x *Ctx, rs []*Resourc
 type resolveDef[S, M, L, C any] struct{ d *Def[S, M, L, C] }
 
 func (r resolveDef[S, M, L, C]) Resolve(ctx context.Context, x *Ctx, rs []Resource) ([]Resource, error) {
-	ts := make([]*Typed[S], len(rs))
+	ptrs := make([]*Resource, len(rs))
 	for i := range rs {
-		t, err := r.d.Of(&rs[i])
-		if err != nil {
-			return nil, err
-		}
-		ts[i] = t
+		ptrs[i] = &rs[i]
 	}
-	tx, err := r.d.ctx(x)
+	ts, tx, err := r.d.all(x, ptrs)
 	if err != nil {
 		return nil, err
 	}

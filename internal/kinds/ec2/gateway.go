@@ -3,7 +3,6 @@ package ec2
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -48,13 +47,14 @@ func (k igwKind) Read(ctx context.Context, x *x, r *igw) (*foundIGW, error) {
 // ReadAll reads the gateways of rs with one DescribeInternetGateways by
 // their Name tags (a stack has one).
 func (igwKind) ReadAll(ctx context.Context, x *x, rs []*igw) (map[string]*foundIGW, error) {
-	out, err := x.API.DescribeInternetGateways(ctx, &awsec2.DescribeInternetGatewaysInput{Filters: byNames(rs)})
-	if err != nil {
-		return nil, fmt.Errorf("DescribeInternetGateways %s: %w", strings.Join(names(rs), ", "), err)
-	}
-	return match(rs, out.InternetGateways, func(g ec2types.InternetGateway) string { return aws.ToString(g.InternetGatewayId) },
-		func(g ec2types.InternetGateway) map[string]string { return awstags.EC2Map(g.Tags) },
-		func(g ec2types.InternetGateway, _ bool) (*foundIGW, error) { return igwFound(g), nil })
+	return readAllByNames(rs, "DescribeInternetGateways", func(f []ec2types.Filter) ([]ec2types.InternetGateway, error) {
+		out, err := x.API.DescribeInternetGateways(ctx, &awsec2.DescribeInternetGatewaysInput{Filters: f})
+		if err != nil {
+			return nil, err
+		}
+		return out.InternetGateways, nil
+	}, func(g ec2types.InternetGateway) string { return aws.ToString(g.InternetGatewayId) },
+		func(g ec2types.InternetGateway) []ec2types.Tag { return g.Tags }, found(igwFound))
 }
 
 func igwFound(g ec2types.InternetGateway) *foundIGW {
@@ -91,10 +91,7 @@ func (igwKind) Create(ctx context.Context, x *x, r *igw, refs resource.Refs) (re
 
 // Update changes tags only: a gateway moves with its VPC by replacement.
 func (igwKind) Update(ctx context.Context, x *x, _ *igw, d *resource.Delta[InternetGatewayModel, struct{}], _ resource.Refs) (resource.Outputs, error) {
-	if err := awstags.EC2(x.API).Apply(ctx, d.Found.ID, d.Tags); err != nil {
-		return nil, err
-	}
-	return d.Found.Outputs, nil
+	return updateTags(ctx, x, d)
 }
 
 // Delete detaches (retrying DependencyViolation while public addresses are
@@ -102,13 +99,10 @@ func (igwKind) Update(ctx context.Context, x *x, _ *igw, d *resource.Delta[Inter
 // Gateway.NotAttached means done) and deletes, each within the provider's
 // 20-minute budget (docs/research/aws-ecs.md §5 IGW row).
 func (igwKind) Delete(ctx context.Context, x *x, r *igw, live *foundIGW) error {
-	if live == nil || live.ID == "" {
-		return nil
+	id, err := toDelete(r, live, "internet gateway")
+	if id == "" {
+		return err
 	}
-	if !resource.IsOurs(r.Tags, live.Tags) {
-		return notOurs("internet gateway", r.Name, live.ID)
-	}
-	id := live.ID
 	if vpc := live.Outputs["vpc_id"]; vpc != "" {
 		err := retryBlocked(ctx, x, r.Address, "detach internet gateway "+id+" from "+vpc, x.Clock.Now(), igwBudget, awserr.IsCode("DependencyViolation"),
 			func(ctx context.Context) string {
@@ -132,7 +126,7 @@ func (igwKind) Delete(ctx context.Context, x *x, r *igw, live *foundIGW) error {
 			return err
 		}
 	}
-	err := retryBlocked(ctx, x, r.Address, "delete internet gateway "+id, x.Clock.Now(), igwBudget, awserr.IsCode("DependencyViolation"), nil, func() error {
+	err = retryBlocked(ctx, x, r.Address, "delete internet gateway "+id, x.Clock.Now(), igwBudget, awserr.IsCode("DependencyViolation"), nil, func() error {
 		_, err := x.API.DeleteInternetGateway(ctx, &awsec2.DeleteInternetGatewayInput{InternetGatewayId: aws.String(id)})
 		return err
 	})

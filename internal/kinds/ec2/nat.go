@@ -44,13 +44,13 @@ func (k eipKind) Read(ctx context.Context, x *x, r *eip) (*foundEIP, error) {
 // ReadAll reads every address of rs with one DescribeAddresses by their
 // Name tags.
 func (eipKind) ReadAll(ctx context.Context, x *x, rs []*eip) (map[string]*foundEIP, error) {
-	out, err := x.API.DescribeAddresses(ctx, &awsec2.DescribeAddressesInput{Filters: byNames(rs)})
-	if err != nil {
-		return nil, fmt.Errorf("DescribeAddresses %s: %w", strings.Join(names(rs), ", "), err)
-	}
-	return match(rs, out.Addresses, func(a ec2types.Address) string { return aws.ToString(a.AllocationId) },
-		func(a ec2types.Address) map[string]string { return awstags.EC2Map(a.Tags) },
-		func(a ec2types.Address, _ bool) (*foundEIP, error) { return eipFound(a), nil })
+	return readAllByNames(rs, "DescribeAddresses", func(f []ec2types.Filter) ([]ec2types.Address, error) {
+		out, err := x.API.DescribeAddresses(ctx, &awsec2.DescribeAddressesInput{Filters: f})
+		if err != nil {
+			return nil, err
+		}
+		return out.Addresses, nil
+	}, func(a ec2types.Address) string { return aws.ToString(a.AllocationId) }, func(a ec2types.Address) []ec2types.Tag { return a.Tags }, found(eipFound))
 }
 
 func eipFound(a ec2types.Address) *foundEIP {
@@ -70,10 +70,7 @@ func (eipKind) Create(ctx context.Context, x *x, r *eip, _ resource.Refs) (resou
 
 // Update changes tags only.
 func (eipKind) Update(ctx context.Context, x *x, _ *eip, d *resource.Delta[EIPModel, struct{}], _ resource.Refs) (resource.Outputs, error) {
-	if err := awstags.EC2(x.API).Apply(ctx, d.Found.ID, d.Tags); err != nil {
-		return nil, err
-	}
-	return d.Found.Outputs, nil
+	return updateTags(ctx, x, d)
 }
 
 // eipReleaseRace is EC2's answer to releasing an address whose NAT gateway
@@ -85,18 +82,15 @@ const eipReleaseRace = "You do not have permission to access the specified resou
 // (AuthFailure while it is deleting, InvalidIPAddress.InUse before);
 // InvalidAllocationID.NotFound means it is already released.
 func (eipKind) Delete(ctx context.Context, x *x, r *eip, live *foundEIP) error {
-	if live == nil || live.ID == "" {
-		return nil
+	id, err := toDelete(r, live, "Elastic IP")
+	if id == "" {
+		return err
 	}
-	if !resource.IsOurs(r.Tags, live.Tags) {
-		return fmt.Errorf("Elastic IP %s (%s) exists without this environment's tags; deploybot does not release it", r.Name, live.ID)
-	}
-	id := live.ID
 	retryable := func(err error) bool {
 		return awserr.Code(err) == "InvalidIPAddress.InUse" ||
 			(awserr.Code(err) == "AuthFailure" && awserr.Message(err) == eipReleaseRace)
 	}
-	err := retryBlocked(ctx, x, r.Address, "release Elastic IP "+id, x.Clock.Now(), eipReleaseBudget, retryable,
+	err = retryBlocked(ctx, x, r.Address, "release Elastic IP "+id, x.Clock.Now(), eipReleaseBudget, retryable,
 		func(ctx context.Context) string { return eipHolder(ctx, x, id) },
 		func() error {
 			_, err := x.API.ReleaseAddress(ctx, &awsec2.ReleaseAddressInput{AllocationId: aws.String(id)})
@@ -168,14 +162,14 @@ func (natKind) ReadAll(ctx context.Context, x *x, rs []*nat) (map[string]*foundN
 	// Deleted and failed gateways stay visible for about an hour; they are
 	// gone for our purposes. A deleting one is too (a new one may be made;
 	// its create waits for the address to be free).
-	out, err := x.API.DescribeNatGateways(ctx, &awsec2.DescribeNatGatewaysInput{Filter: append(byNames(rs),
-		ec2types.Filter{Name: aws.String("state"), Values: []string{"pending", "available"}})})
-	if err != nil {
-		return nil, fmt.Errorf("DescribeNatGateways %s: %w", strings.Join(names(rs), ", "), err)
-	}
-	return match(rs, out.NatGateways, func(g ec2types.NatGateway) string { return aws.ToString(g.NatGatewayId) },
-		func(g ec2types.NatGateway) map[string]string { return awstags.EC2Map(g.Tags) },
-		func(g ec2types.NatGateway, _ bool) (*foundNAT, error) { return natFound(g), nil })
+	return readAllByNames(rs, "DescribeNatGateways", func(f []ec2types.Filter) ([]ec2types.NatGateway, error) {
+		out, err := x.API.DescribeNatGateways(ctx, &awsec2.DescribeNatGatewaysInput{Filter: append(f,
+			ec2types.Filter{Name: aws.String("state"), Values: []string{"pending", "available"}})})
+		if err != nil {
+			return nil, err
+		}
+		return out.NatGateways, nil
+	}, func(g ec2types.NatGateway) string { return aws.ToString(g.NatGatewayId) }, func(g ec2types.NatGateway) []ec2types.Tag { return g.Tags }, found(natFound))
 }
 
 func natFound(g ec2types.NatGateway) *foundNAT {
@@ -274,13 +268,10 @@ func (natKind) Update(ctx context.Context, x *x, r *nat, d *resource.Delta[NATGa
 // waitNATGatewayDeleted), so that its address can be released and its
 // subnet deleted next. NatGatewayNotFound means it is gone.
 func (natKind) Delete(ctx context.Context, x *x, r *nat, live *foundNAT) error {
-	if live == nil || live.ID == "" {
-		return nil
+	id, err := toDelete(r, live, "NAT gateway")
+	if id == "" {
+		return err
 	}
-	if !resource.IsOurs(r.Tags, live.Tags) {
-		return notOurs("NAT gateway", r.Name, live.ID)
-	}
-	id := live.ID
 	if _, err := x.API.DeleteNatGateway(ctx, &awsec2.DeleteNatGatewayInput{NatGatewayId: aws.String(id)}); err != nil {
 		if awserr.IsNotFound(err) {
 			return nil

@@ -20,6 +20,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/deploybot/deploybot/internal/awsapi"
+	"github.com/deploybot/deploybot/internal/awstags"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/retry"
@@ -143,10 +144,44 @@ func pick[T any](desired map[string]string, items []T, id func(T) string, tags f
 	return zero, false, false
 }
 
-// notOurs is the error of a delete of a network resource found by Name
-// that is not this environment's.
-func notOurs(what, name, id string) error {
-	return fmt.Errorf("%s %s (%s) exists without this environment's tags; deploybot does not delete it", what, name, id)
+// readAllByNames is every EC2 kind's ReadAll: one Describe call (op)
+// filtered by the Name tags of rs, and each resource matched with what it
+// found (match).
+func readAllByNames[S, T, M, L any](rs []*resource.Typed[S], op string, describe func([]ec2types.Filter) ([]T, error),
+	id func(T) string, tags func(T) []ec2types.Tag, found func(it T, ours bool) (*resource.Found[M, L], error)) (map[string]*resource.Found[M, L], error) {
+	items, err := describe(byNames(rs))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", op, strings.Join(names(rs), ", "), err)
+	}
+	return match(rs, items, id, func(it T) map[string]string { return awstags.EC2Map(tags(it)) }, found)
+}
+
+// found adapts a constructor of a kind's live state that needs not know
+// whether the resource is ours.
+func found[T, M, L any](f func(T) *resource.Found[M, L]) func(T, bool) (*resource.Found[M, L], error) {
+	return func(it T, _ bool) (*resource.Found[M, L], error) { return f(it), nil }
+}
+
+// updateTags is the Update of an EC2 resource whose only fields that can
+// change in place are its tags.
+func updateTags[M, L any](ctx context.Context, x *x, d *resource.Delta[M, L]) (resource.Outputs, error) {
+	if err := awstags.EC2(x.API).Apply(ctx, d.Found.ID, d.Tags); err != nil {
+		return nil, err
+	}
+	return d.Found.Outputs, nil
+}
+
+// toDelete returns the id of the live resource a Delete removes: "" when
+// there is none (deleting what is gone succeeds), an error when the
+// resource found by its Name is not this environment's (what names it).
+func toDelete[S, M, L any](r *resource.Typed[S], live *resource.Found[M, L], what string) (string, error) {
+	if live == nil || live.ID == "" {
+		return "", nil
+	}
+	if !resource.IsOurs(r.Tags, live.Tags) {
+		return "", fmt.Errorf("%s %s (%s) exists without this environment's tags; deploybot does not delete it", what, r.Name, live.ID)
+	}
+	return live.ID, nil
 }
 
 // retryBlocked calls fn until it succeeds, fails with an error retryable

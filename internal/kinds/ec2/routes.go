@@ -81,13 +81,14 @@ func (k rtKind) Read(ctx context.Context, x *x, r *routeTable) (*foundRT, error)
 // ReadAll reads every route table of rs with one DescribeRouteTables by
 // their Name tags.
 func (rtKind) ReadAll(ctx context.Context, x *x, rs []*routeTable) (map[string]*foundRT, error) {
-	out, err := x.API.DescribeRouteTables(ctx, &awsec2.DescribeRouteTablesInput{Filters: byNames(rs)})
-	if err != nil {
-		return nil, fmt.Errorf("DescribeRouteTables %s: %w", strings.Join(names(rs), ", "), err)
-	}
-	return match(rs, out.RouteTables, func(t ec2types.RouteTable) string { return aws.ToString(t.RouteTableId) },
-		func(t ec2types.RouteTable) map[string]string { return awstags.EC2Map(t.Tags) },
-		func(t ec2types.RouteTable, _ bool) (*foundRT, error) { return rtFound(t), nil })
+	return readAllByNames(rs, "DescribeRouteTables", func(f []ec2types.Filter) ([]ec2types.RouteTable, error) {
+		out, err := x.API.DescribeRouteTables(ctx, &awsec2.DescribeRouteTablesInput{Filters: f})
+		if err != nil {
+			return nil, err
+		}
+		return out.RouteTables, nil
+	}, func(t ec2types.RouteTable) string { return aws.ToString(t.RouteTableId) },
+		func(t ec2types.RouteTable) []ec2types.Tag { return t.Tags }, found(rtFound))
 }
 
 func rtFound(rt ec2types.RouteTable) *foundRT {
@@ -267,13 +268,10 @@ func associate(ctx context.Context, x *x, id, subnet string) error {
 // table cannot be deleted: DependencyViolation, docs/research/aws-ecs.md §5.3
 // "non-main route tables (disassociate first)").
 func (rtKind) Delete(ctx context.Context, x *x, r *routeTable, live *foundRT) error {
-	if live == nil || live.ID == "" {
-		return nil
+	id, err := toDelete(r, live, "route table")
+	if id == "" {
+		return err
 	}
-	if !resource.IsOurs(r.Tags, live.Tags) {
-		return notOurs("route table", r.Name, live.ID)
-	}
-	id := live.ID
 	// Read it again: associations may have changed since the plan.
 	out, err := x.API.DescribeRouteTables(ctx, &awsec2.DescribeRouteTablesInput{RouteTableIds: []string{id}})
 	if awserr.IsNotFound(err) {

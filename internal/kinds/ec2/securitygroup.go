@@ -182,13 +182,10 @@ func setEgress(ctx context.Context, x *x, id string, have, want []string) error 
 // the provider's 15-minute budget (§5). When the budget runs out, the error
 // names the ENIs still holding the group.
 func (sgKind) Delete(ctx context.Context, x *x, r *securityGroup, live *foundSG) error {
-	if live == nil || live.ID == "" {
-		return nil
+	id, err := toDelete(r, live, "security group")
+	if id == "" {
+		return err
 	}
-	if !resource.IsOurs(r.Tags, live.Tags) {
-		return fmt.Errorf("security group %s (%s) exists without this environment's tags; deploybot does not delete it", r.Name, live.ID)
-	}
-	id := live.ID
 	start := x.Clock.Now()
 	if err := waitENIsGone(ctx, x, r.Address, "group-id", id, start, sgDeleteBudget); err != nil {
 		return err
@@ -200,7 +197,7 @@ func (sgKind) Delete(ctx context.Context, x *x, r *securityGroup, live *foundSG)
 		}
 		return describeENIs(list)
 	}
-	err := retryBlocked(ctx, x, r.Address, "delete security group "+id, start, sgDeleteBudget,
+	err = retryBlocked(ctx, x, r.Address, "delete security group "+id, start, sgDeleteBudget,
 		awserr.IsCode("DependencyViolation", "InvalidGroup.InUse"), blocker, func() error {
 			_, err := x.API.DeleteSecurityGroup(ctx, &awsec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
 			return err

@@ -160,13 +160,13 @@ func (k subnetKind) Read(ctx context.Context, x *x, r *subnet) (*foundSubnet, er
 // ReadAll reads every subnet of rs with one DescribeSubnets by their Name
 // tags.
 func (subnetKind) ReadAll(ctx context.Context, x *x, rs []*subnet) (map[string]*foundSubnet, error) {
-	out, err := x.API.DescribeSubnets(ctx, &awsec2.DescribeSubnetsInput{Filters: byNames(rs)})
-	if err != nil {
-		return nil, fmt.Errorf("DescribeSubnets %s: %w", strings.Join(names(rs), ", "), err)
-	}
-	return match(rs, out.Subnets, func(s ec2types.Subnet) string { return aws.ToString(s.SubnetId) },
-		func(s ec2types.Subnet) map[string]string { return awstags.EC2Map(s.Tags) },
-		func(s ec2types.Subnet, _ bool) (*foundSubnet, error) { return subnetFound(s), nil })
+	return readAllByNames(rs, "DescribeSubnets", func(f []ec2types.Filter) ([]ec2types.Subnet, error) {
+		out, err := x.API.DescribeSubnets(ctx, &awsec2.DescribeSubnetsInput{Filters: f})
+		if err != nil {
+			return nil, err
+		}
+		return out.Subnets, nil
+	}, func(s ec2types.Subnet) string { return aws.ToString(s.SubnetId) }, func(s ec2types.Subnet) []ec2types.Tag { return s.Tags }, found(subnetFound))
 }
 
 func subnetFound(sn ec2types.Subnet) *foundSubnet {
@@ -196,10 +196,7 @@ func (subnetKind) Create(ctx context.Context, x *x, r *subnet, refs resource.Ref
 
 // Update changes tags only: nothing else of a subnet changes in place.
 func (subnetKind) Update(ctx context.Context, x *x, _ *subnet, d *resource.Delta[SubnetModel, struct{}], _ resource.Refs) (resource.Outputs, error) {
-	if err := awstags.EC2(x.API).Apply(ctx, d.Found.ID, d.Tags); err != nil {
-		return nil, err
-	}
-	return d.Found.Outputs, nil
+	return updateTags(ctx, x, d)
 }
 
 // Delete waits for the subnet's network interfaces to go (task ENIs linger
@@ -208,18 +205,15 @@ func (subnetKind) Update(ctx context.Context, x *x, _ *subnet, d *resource.Delta
 // DependencyViolation. When the budget runs out the error names the
 // interfaces still there.
 func (subnetKind) Delete(ctx context.Context, x *x, r *subnet, live *foundSubnet) error {
-	if live == nil || live.ID == "" {
-		return nil
+	id, err := toDelete(r, live, "subnet")
+	if id == "" {
+		return err
 	}
-	if !resource.IsOurs(r.Tags, live.Tags) {
-		return notOurs("subnet", r.Name, live.ID)
-	}
-	id := live.ID
 	start := x.Clock.Now()
 	if err := waitENIsGone(ctx, x, r.Address, "subnet-id", id, start, subnetDeleteBudget); err != nil {
 		return err
 	}
-	err := retryBlocked(ctx, x, r.Address, "delete subnet "+id, start, subnetDeleteBudget, awserr.IsCode("DependencyViolation"),
+	err = retryBlocked(ctx, x, r.Address, "delete subnet "+id, start, subnetDeleteBudget, awserr.IsCode("DependencyViolation"),
 		func(ctx context.Context) string {
 			var parts []string
 			if list, err := enis(ctx, x, "subnet-id", id); err == nil && len(list) > 0 {

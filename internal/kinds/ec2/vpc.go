@@ -55,12 +55,13 @@ func (k vpcKind) Read(ctx context.Context, x *x, r *vpc) (*foundVPC, error) {
 // ReadAll reads the VPCs of rs with one DescribeVpcs by their Name tags (a
 // stack has one), then the DNS attributes of ours.
 func (vpcKind) ReadAll(ctx context.Context, x *x, rs []*vpc) (map[string]*foundVPC, error) {
-	out, err := x.API.DescribeVpcs(ctx, &awsec2.DescribeVpcsInput{Filters: byNames(rs)})
-	if err != nil {
-		return nil, fmt.Errorf("DescribeVpcs %s: %w", strings.Join(names(rs), ", "), err)
-	}
-	return match(rs, out.Vpcs, func(v ec2types.Vpc) string { return aws.ToString(v.VpcId) },
-		func(v ec2types.Vpc) map[string]string { return awstags.EC2Map(v.Tags) },
+	return readAllByNames(rs, "DescribeVpcs", func(f []ec2types.Filter) ([]ec2types.Vpc, error) {
+		out, err := x.API.DescribeVpcs(ctx, &awsec2.DescribeVpcsInput{Filters: f})
+		if err != nil {
+			return nil, err
+		}
+		return out.Vpcs, nil
+	}, func(v ec2types.Vpc) string { return aws.ToString(v.VpcId) }, func(v ec2types.Vpc) []ec2types.Tag { return v.Tags },
 		func(v ec2types.Vpc, ours bool) (*foundVPC, error) { return vpcFound(ctx, x, v, ours) })
 }
 
@@ -147,14 +148,11 @@ func (vpcKind) Update(ctx context.Context, x *x, r *vpc, d *resource.Delta[VPCMo
 // (lingering ENIs, a NAT gateway finishing its delete) go away
 // (docs/research/aws-ecs.md §5 DeleteVpc row, §5.3 step 8).
 func (vpcKind) Delete(ctx context.Context, x *x, r *vpc, live *foundVPC) error {
-	if live == nil || live.ID == "" {
-		return nil
+	id, err := toDelete(r, live, "VPC")
+	if id == "" {
+		return err
 	}
-	if !resource.IsOurs(r.Tags, live.Tags) {
-		return notOurs("VPC", r.Name, live.ID)
-	}
-	id := live.ID
-	err := retryBlocked(ctx, x, r.Address, "delete VPC "+id, x.Clock.Now(), vpcDeleteBudget, awserr.IsCode("DependencyViolation"),
+	err = retryBlocked(ctx, x, r.Address, "delete VPC "+id, x.Clock.Now(), vpcDeleteBudget, awserr.IsCode("DependencyViolation"),
 		func(ctx context.Context) string { return vpcContents(ctx, x, id) },
 		func() error {
 			_, err := x.API.DeleteVpc(ctx, &awsec2.DeleteVpcInput{VpcId: aws.String(id)})
