@@ -99,6 +99,9 @@ func authzResource(w *World, service, op string, params any) (string, map[string
 	if r, c, ok := w.queueAndRuleAuthz(params); ok {
 		return r, c
 	}
+	if r, c, ok := w.standaloneTaskAuthz(params); ok {
+		return r, c
+	}
 	switch in := params.(type) {
 	// ECS
 	case *ecs.CreateClusterInput:
@@ -365,6 +368,8 @@ func impliedChecks(w *World, service, op string, params any) []iampolicy.Request
 		out = append(out, req)
 	}
 	switch in := params.(type) {
+	case *ecs.RunTaskInput:
+		out = append(out, w.runTaskPassRoles(in)...)
 	case *ecs.RegisterTaskDefinitionInput:
 		// Passing the execution and task roles to ECS (docs/research/aws-ecs.md §5.2).
 		for _, r := range []*string{in.ExecutionRoleArn, in.TaskRoleArn} {

@@ -130,6 +130,31 @@ func (w *World) SeedExistingVPC(cidr string, azs int, public bool) (vpcID string
 	return v.ID, subnetIDs
 }
 
+// SeedDefaultVPC creates, outside any API call, the default VPC an account
+// comes with (https://docs.aws.amazon.com/vpc/latest/userguide/default-vpc.html):
+// 172.31.0.0/16, an internet gateway, and one default subnet (a /20 that
+// assigns public IPs) per Availability Zone. Accounts made by awssim.New
+// have none, as when it was deleted; Prefect's ECS worker uses it when a
+// flow run's job has neither vpc_id nor network_configuration
+// (docs/research/prefect-flow-runs.md §A.6).
+func (w *World) SeedDefaultVPC() (vpcID string, subnetIDs []string) {
+	w.Mu.Lock()
+	zones := w.azsOf()
+	w.Mu.Unlock()
+	vpcID, subnetIDs = w.SeedExistingVPC("172.31.0.0/16", len(zones), true)
+	w.Mu.Lock()
+	defer w.Mu.Unlock()
+	s := w.EC2State()
+	s.VPCs[vpcID].IsDefault = true
+	s.VPCs[vpcID].Tags = map[string]string{}
+	for i, id := range subnetIDs {
+		sn := s.Subnets[id]
+		sn.CIDR = ec2Carve(netip.MustParsePrefix("172.31.0.0/16"), 20, i).String()
+		sn.Tags = map[string]string{}
+	}
+	return vpcID, subnetIDs
+}
+
 // SeedSecurityGroup creates, outside any API call, a security group in vpcID
 // with one rule: all egress to anywhere (what a worker's group has).
 func (w *World) SeedSecurityGroup(vpcID, name string) string {

@@ -79,12 +79,14 @@ func (w *World) ecsAdvance() {
 			}
 		}
 		w.reconcileAll(at)
+		w.ecsShipLogs(at)
 		w.ecsEmitChanges(at)
 	}
 	if now.After(st.now) {
 		st.now = now
 	}
 	w.reconcileAll(st.now)
+	w.ecsShipLogs(st.now)
 	w.ecsEmitChanges(st.now)
 	w.ecsPurge(st.now)
 }
@@ -445,10 +447,28 @@ func (w *World) launchTask(s *ecsSvc, d *ecsDep, at time.Time) *ecsTask {
 	if td == nil || d.Net == nil || d.Net.AwsvpcConfiguration == nil || len(d.Net.AwsvpcConfiguration.Subnets) == 0 {
 		return nil
 	}
+	t := w.placeTask(s.ClusterName, td, d.Net.AwsvpcConfiguration, at)
+	t.ServiceARN, t.ServiceName, t.Dep, t.svcGen, t.StartedBy, t.Group = s.ARN, s.Name, d, s.gen, d.ID, "service:"+s.Name
+	if s.PropagateTags == ecstypes.PropagateTagsService {
+		t.Tags = clone(s.Tags)
+	} else if s.PropagateTags == ecstypes.PropagateTagsTaskDefinition {
+		t.Tags = clone(td.Tags)
+	}
+	if msg := w.assumeTaskRoles(t, at); msg != "" {
+		w.addEvent(s, at, "failed to launch a task with (error %s).", msg)
+		w.failTask(t, at, ecstypes.TaskStopCodeTaskFailedToStart, msg, nil)
+		return nil
+	}
+	t.schedule(at.Add(w.timings.TaskProvisioning), func(at time.Time) { w.taskProvisioned(t, at) })
+	return t
+}
+
+// placeTask creates a PROVISIONING Fargate task of td in cluster, with its
+// ENI in one of the configuration's subnets. Callers hold w.Mu.
+func (w *World) placeTask(cluster string, td *ecsTD, vpc *ecstypes.AwsVpcConfiguration, at time.Time) *ecsTask {
 	st := w.ecs()
 	seq := w.NextSeq("ecs-task")
 	id := token(fmt.Sprintf("task#%d", seq), 32, hexDigits)
-	vpc := d.Net.AwsvpcConfiguration
 	subnet := vpc.Subnets[(seq-1)%len(vpc.Subnets)]
 	publicIP := vpc.AssignPublicIp == ecstypes.AssignPublicIpEnabled
 	attachment := uuidFrom("attachment#" + id)
@@ -457,37 +477,37 @@ func (w *World) launchTask(s *ecsSvc, d *ecsDep, at time.Time) *ecsTask {
 	if w.Region != "us-east-1" {
 		suffix = w.Region + ".compute.internal"
 	}
-	t := &ecsTask{ID: id, ARN: w.ecsARN("task/" + s.ClusterName + "/" + id), ClusterName: s.ClusterName, ServiceARN: s.ARN, ServiceName: s.Name,
-		Dep: d, svcGen: s.gen, TDARN: aws.ToString(td.Def.TaskDefinitionArn), Def: clone(td.Def), StartedBy: d.ID, Group: "service:" + s.Name,
+	t := &ecsTask{ID: id, ARN: w.ecsARN("task/" + cluster + "/" + id), ClusterName: cluster,
+		TDARN: aws.ToString(td.Def.TaskDefinitionArn), Def: clone(td.Def),
 		LastStatus: "PROVISIONING", DesiredStatus: "RUNNING", Health: ecstypes.HealthStatusUnknown, Created: at,
 		ENIID: eni.ID, SubnetID: subnet, PrivateIP: eni.PrivateIP, PublicIP: publicIP, AttachmentID: attachment,
 		Hostname: "ip-" + strings.ReplaceAll(eni.PrivateIP, ".", "-") + "." + suffix, Version: 1}
 	if sn, ok := w.EC2State().Subnets[subnet]; ok {
 		t.AZ = sn.AZ
 	}
-	if s.PropagateTags == ecstypes.PropagateTagsService {
-		t.Tags = clone(s.Tags)
-	} else if s.PropagateTags == ecstypes.PropagateTagsTaskDefinition {
-		t.Tags = clone(td.Tags)
-	}
 	c := t.essential()
 	t.Image = aws.ToString(c.Image)
 	t.Behavior = w.ImageBehaviorOf(t.Image)
 	st.Tasks[t.ARN] = t
 	st.taskOrder = append(st.taskOrder, t.ARN)
-	// ECS assumes the task's roles when it launches the task; a role IAM has
-	// not propagated yet fails the launch (docs/research/aws-ecs.md §5.2).
-	for _, role := range []string{aws.ToString(t.Def.ExecutionRoleArn), aws.ToString(t.Def.TaskRoleArn)} {
+	return t
+}
+
+// assumeTaskRoles: ECS assumes the task's roles when it launches the task;
+// a role IAM has not propagated yet fails the launch
+// (docs/research/aws-ecs.md §5.2). It returns the failure, "" when none.
+func (w *World) assumeTaskRoles(t *ecsTask, at time.Time) string {
+	roles := []string{aws.ToString(t.Def.ExecutionRoleArn), aws.ToString(t.Def.TaskRoleArn)}
+	if t.Overrides != nil {
+		roles = append(roles, aws.ToString(t.Overrides.TaskRoleArn), aws.ToString(t.Overrides.ExecutionRoleArn))
+	}
+	for _, role := range roles {
 		if role == "" || w.roleAssumableByECSAt(role, at) {
 			continue
 		}
-		msg := "ECS was unable to assume the role '" + role + "' that was provided for this task. Please verify that the role being passed has the proper trust relationship and permissions and that your IAM user has permissions to pass this role."
-		w.addEvent(s, at, "failed to launch a task with (error %s).", msg)
-		w.failTask(t, at, ecstypes.TaskStopCodeTaskFailedToStart, msg, nil)
-		return nil
+		return "ECS was unable to assume the role '" + role + "' that was provided for this task. Please verify that the role being passed has the proper trust relationship and permissions and that your IAM user has permissions to pass this role."
 	}
-	t.schedule(at.Add(w.timings.TaskProvisioning), func(at time.Time) { w.taskProvisioned(t, at) })
-	return t
+	return ""
 }
 
 // taskProvisioned: the ENI is attached; ECS fetches the secrets and the
@@ -548,7 +568,13 @@ func (w *World) taskProvisioned(t *ecsTask, at time.Time) {
 		t.schedule(at.Add(w.timings.PullFailure), func(at time.Time) { w.failTask(t, at, ecstypes.TaskStopCodeTaskFailedToStart, reason, nil) })
 		return
 	}
-	t.schedule(at.Add(w.timings.ImagePull), func(at time.Time) { w.taskRunning(t, at) })
+	t.schedule(at.Add(w.timings.ImagePull), func(at time.Time) {
+		if why := w.startLogging(t, at); why != "" {
+			w.failTask(t, at, ecstypes.TaskStopCodeTaskFailedToStart, why, nil)
+			return
+		}
+		w.taskRunning(t, at)
+	})
 }
 
 // readSecretFor resolves a container secret's valueFrom with the task's
@@ -773,6 +799,9 @@ func (w *World) stopTask(t *ecsTask, at time.Time, code ecstypes.TaskStopCode, r
 	t.StopCode, t.StoppedReason = code, reason
 	t.Stopping = at
 	t.Version++
+	if t.proc != nil {
+		t.proc.Stopped(at)
+	}
 	if t.LastStatus != "RUNNING" {
 		// Not started yet: nothing to drain.
 		t.LastStatus = "DEPROVISIONING"

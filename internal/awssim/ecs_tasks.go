@@ -47,6 +47,8 @@ type ecsTask struct {
 	// has passed yet.
 	hcFails  int
 	hcPassed bool
+	// shipped is how many of the program's output lines awslogs shipped.
+	shipped int
 }
 
 func (t *ecsTask) schedule(at time.Time, do func(at time.Time)) {
@@ -138,6 +140,9 @@ func (w *World) taskView(t *ecsTask, withTags bool) ecstypes.Task {
 		Attributes: []ecstypes.Attribute{{Name: aws.String("ecs.cpu-architecture"), Value: aws.String("x86_64")}},
 		Overrides:  &ecstypes.TaskOverride{ContainerOverrides: []ecstypes.ContainerOverride{{Name: c.Name}}},
 	}
+	if t.Overrides != nil {
+		out.Overrides = clone(t.Overrides)
+	}
 	if !t.Connectivity.IsZero() {
 		out.Connectivity = ecstypes.ConnectivityConnected
 	}
@@ -169,6 +174,11 @@ type TaskView struct {
 	// its environment (e.g. PREFECT_API_URL's), by host[:port] (reach.go).
 	HostReach map[string]bool
 	Behavior  ImageBehavior
+	// TaskRoleARN is the role the container's AWS SDK gets (the run's
+	// override, else the task definition's); ClusterARN its cluster's.
+	TaskRoleARN, ClusterARN string
+	Tags                    map[string]string
+	StopCode, StoppedReason string
 }
 
 // Tasks returns every task ECS still shows (STOPPED ones for
@@ -181,13 +191,11 @@ func (w *World) Tasks() []TaskView {
 	st := w.ecs()
 	for _, arn := range st.taskOrder {
 		t := st.Tasks[arn]
-		c := t.essential()
+		cs := w.containerStart(t)
 		v := TaskView{ARN: t.ARN, Cluster: t.ClusterName, Service: t.ServiceName, TaskDefinitionARN: t.TDARN, LastStatus: t.LastStatus,
-			Hostname: t.Hostname, Image: t.Image, Env: map[string]string{}, Command: append([]string(nil), c.Command...),
-			StartedAt: t.Started, StoppedAt: t.Stopped, Internet: t.Internet, Behavior: t.Behavior}
-		for _, kv := range c.Environment {
-			v.Env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
-		}
+			Hostname: t.Hostname, Image: t.Image, Env: cs.Env, Command: cs.Command,
+			StartedAt: t.Started, StoppedAt: t.Stopped, Internet: t.Internet, Behavior: t.Behavior,
+			TaskRoleARN: cs.TaskRoleARN, ClusterARN: cs.ClusterARN, Tags: tagMap(t.Tags), StopCode: string(t.StopCode), StoppedReason: t.StoppedReason}
 		if t.Secrets != nil {
 			v.Secrets = copyTags(t.Secrets)
 		}

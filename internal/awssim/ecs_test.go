@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -85,6 +86,10 @@ func newECSFixture(t *testing.T, o fixtureOpts) *ecsFixture {
 		}
 	}
 	clk.Advance(o.rolesAge)
+	// The worker's awslogs group, which the stack creates before the service.
+	if _, err := cloudwatchlogs.NewFromConfig(w.Config()).CreateLogGroup(bg, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("/deploybot/staging/worker")}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.ecs.CreateCluster(bg, &ecs.CreateClusterInput{ClusterName: aws.String("deploybot-staging"),
 		Tags: []ecstypes.Tag{{Key: aws.String("deploybot:environment"), Value: aws.String("staging")}}}); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,19 @@ type logGroup struct {
 	Created   time.Time
 	Retention int32 // 0 = never expire
 	Tags      map[string]string
+	Streams   map[string]*logStream
+}
+
+type logStream struct {
+	Name    string
+	Created time.Time
+	Events  []LogEvent // in time order
+}
+
+// LogEvent is one line of a log stream.
+type LogEvent struct {
+	At      time.Time
+	Message string
 }
 
 func (w *World) logGroups() map[string]*logGroup {
@@ -72,7 +85,7 @@ func init() {
 		if _, ok := w.logGroups()[name]; ok {
 			return nil, &cwltypes.ResourceAlreadyExistsException{Message: aws.String("The specified log group already exists")}
 		}
-		w.logGroups()[name] = &logGroup{Name: name, Created: w.Clock.Now(), Tags: copyTags(in.Tags)}
+		w.logGroups()[name] = &logGroup{Name: name, Created: w.Clock.Now(), Tags: copyTags(in.Tags), Streams: map[string]*logStream{}}
 		return &cloudwatchlogs.CreateLogGroupOutput{}, nil
 	})
 

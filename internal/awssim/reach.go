@@ -140,3 +140,16 @@ func registryOf(ref string) (host, ecrRegion string) {
 	}
 	return first, ""
 }
+
+// TaskReach says whether a task's network reaches d now, and if not why:
+// for simulated processes acting from outside the world's lock (the Prefect
+// simulator's worker, before it calls an AWS endpoint).
+func (w *World) TaskReach(taskARN string, d Destination) (bool, string) {
+	w.Mu.Lock()
+	defer w.Mu.Unlock()
+	t := w.ecs().Tasks[taskARN]
+	if t == nil {
+		return false, "task " + taskARN + " does not exist"
+	}
+	return w.Reach(t.SubnetID, t.PublicIP, d)
+}

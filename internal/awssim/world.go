@@ -138,6 +138,9 @@ type Principal struct {
 	// Latency, they are logged in WorkloadCalls instead of Calls, and they
 	// never block on the clock (long polls answer at once).
 	Workload bool
+	// Role, when set, is the IAM role this is a session of: each call is
+	// judged by the role's policies as they are at that moment (RoleConfig).
+	Role string
 }
 
 // AdminAccessKey signs calls made with Config(); it is allowed everything.
@@ -366,6 +369,9 @@ func (w *World) dispatch(ctx context.Context, service, op, accessKey string, par
 	case !known:
 		err = &smithy.GenericAPIError{Code: invalidTokenCode(service), Message: "The security token included in the request is invalid.", Fault: smithy.FaultClient}
 	default:
+		if principal.Role != "" {
+			principal.Policy = w.currentRolePolicy(principal.Role)
+		}
 		if principal.Policy != nil {
 			if denied := w.authorize(principal, service, op, params); denied != nil {
 				err = denied

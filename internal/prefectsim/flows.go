@@ -116,6 +116,7 @@ func (s *Server) newState(typ, name, message string, at time.Time, runID string)
 // its expected start becomes Scheduled/"Late" (MarkLateRuns, §C.4).
 // Callers hold s.mu.
 func (s *Server) advanceRuns(now time.Time) {
+	s.applyProcesses(now)
 	for _, r := range s.runs {
 		if r.state.typ == "SCHEDULED" && r.state.name == "Scheduled" {
 			if at := r.expectedStart.Add(lateAfter); !now.Before(at) {
@@ -484,6 +485,7 @@ func (s *Server) createFlowRun(rw http.ResponseWriter, depID string, body map[st
 	st.details["scheduled_time"] = ts(now)
 	r.state = st
 	s.runs[id] = r
+	s.armDriver()
 	writeJSON(rw, http.StatusCreated, s.flowRunJSON(r, now))
 }
 
@@ -535,6 +537,7 @@ func (s *Server) setState(rw http.ResponseWriter, id string, body map[string]any
 	sb := sub(body, "state")
 	force, _ := body["force"].(bool)
 	res := s.propose(r, str(sb, "type"), str(sb, "name"), str(sb, "message"), force, now)
+	s.armDriver()
 	status := http.StatusOK
 	if res.status == "ACCEPT" {
 		status = http.StatusCreated

@@ -42,6 +42,10 @@ var flowSchemas = func() map[string]any {
 
 // ecsDefaultTemplate returns a fresh copy of the ECS worker's default base
 // job template.
+// ECSDefaultTemplate is prefect-aws's default base job template for ECS
+// pools (openapi/ecs-default-base-job-template.json), a fresh copy.
+func ECSDefaultTemplate() map[string]any { return ecsDefaultTemplate() }
+
 func ecsDefaultTemplate() map[string]any {
 	b, err := openapiFiles.ReadFile("openapi/ecs-default-base-job-template.json")
 	if err != nil {
@@ -270,7 +274,10 @@ func pyRepr(v any) string {
 		}
 		return "False"
 	case string:
-		return "'" + x + "'"
+		if strings.Contains(x, "'") && !strings.Contains(x, `"`) {
+			return `"` + x + `"`
+		}
+		return "'" + strings.ReplaceAll(x, "'", `\'`) + "'"
 	case json.Number:
 		return string(x)
 	}

@@ -68,6 +68,12 @@ type Server struct {
 	seq         int
 	outages     []outage // oldest first; the last may still be open
 	network     awssim.HostPlacement
+	// world is the simulated account whose tasks run workers and flow
+	// runs (nil without one); drv drives the workers (simworker.go);
+	// procs are the flow-run containers' processes (flowrun.go).
+	world *awssim.World
+	drv   driver
+	procs []*flowRunProcess
 }
 
 // outage is when the server answers nothing but 503 (to zero while open).
@@ -90,11 +96,32 @@ type Timings struct {
 	// FirstHeartbeatAfter is how long after its task starts a worker's first
 	// heartbeat comes (process start, imports, first sync; ref §4.3).
 	FirstHeartbeatAfter time.Duration
+	// WorkerQueryInterval is how often a simulated worker polls its pool
+	// for scheduled runs (PREFECT_WORKER_QUERY_SECONDS, 10 s;
+	// settings/models/worker.py:40-50); the simulated workers act at these
+	// ticks of the clock (simworker.go).
+	WorkerQueryInterval time.Duration
+	// WorkerPrefetch is how far ahead of their start a worker claims runs
+	// (PREFECT_WORKER_PREFETCH_SECONDS, 10 s).
+	WorkerPrefetch time.Duration
+	// EngineStartup is how long a flow-run container takes from its start
+	// to RUNNING: reading the run, the pull steps, importing the flow
+	// (flowrun.go).
+	EngineStartup time.Duration
+	// FlowRunDuration is how long a simulated flow runs.
+	FlowRunDuration time.Duration
+	// APIConnectTimeout is how long a flow-run container that cannot reach
+	// PREFECT_API_URL keeps trying before it exits 1
+	// (PREFECT_API_REQUEST_TIMEOUT 60 s × 6 attempts plus backoff;
+	// client/base.py:238-400).
+	APIConnectTimeout time.Duration
 }
 
 // DefaultTimings are the timings of a server made without WithTimings.
 func DefaultTimings() Timings {
-	return Timings{HeartbeatInterval: 30 * time.Second, FirstHeartbeatAfter: 15 * time.Second}
+	return Timings{HeartbeatInterval: 30 * time.Second, FirstHeartbeatAfter: 15 * time.Second,
+		WorkerQueryInterval: 10 * time.Second, WorkerPrefetch: 10 * time.Second,
+		EngineStartup: 8 * time.Second, FlowRunDuration: 2 * time.Second, APIConnectTimeout: 7 * time.Minute}
 }
 
 // WithTimings changes some of the server's timings, starting from
@@ -155,6 +182,7 @@ func New(w *awssim.World, opts ...Option) *Server {
 	if w != nil {
 		s.clock = w.Clock
 		s.tasks = worldTasks(w)
+		s.world = w
 	}
 	for _, o := range opts {
 		o(s)

@@ -347,6 +347,9 @@ type runtime struct{ s *Server }
 // Start implements awssim.ContainerRuntime.
 func (r runtime) Start(c awssim.ContainerStart) awssim.ContainerProcess {
 	s := r.s
+	if isFlowRunContainer(c) {
+		return s.startFlowRun(c)
+	}
 	spec, ok := s.parseWorker(Task{ARN: c.TaskARN, Hostname: c.Hostname, Env: c.Env, Secrets: c.Secrets, Command: c.Command})
 	if !ok || !s.servesURL(spec.APIURL) {
 		return nil
