@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -29,6 +30,8 @@ type Clients struct {
 	AutoScaling AutoScalingAPI
 	STS         STSAPI
 	SSM         SSMAPI
+	// Tagging lists what is tagged for an environment (internal/inventory).
+	Tagging TaggingAPI
 	// SQSAPI and EventBridgeAPI (api.go) join this bundle with the ECS
 	// observer's kinds (issue 9 item 4): bootstrap grants every operation
 	// of every field here, and its least-privilege proof needs each granted
@@ -49,5 +52,6 @@ func New(cfg aws.Config) *Clients {
 		AutoScaling: applicationautoscaling.NewFromConfig(cfg),
 		STS:         sts.NewFromConfig(cfg),
 		SSM:         ssm.NewFromConfig(cfg),
+		Tagging:     resourcegroupstaggingapi.NewFromConfig(cfg),
 	}
 }

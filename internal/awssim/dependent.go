@@ -132,7 +132,7 @@ var sarPages = []dependentSource{
 			"iam:AttachRolePolicy": nil, "iam:DetachRolePolicy": nil, "iam:ListAttachedRolePolicies": nil,
 			"iam:PutRolePolicy": nil, "iam:GetRolePolicy": nil, "iam:DeleteRolePolicy": nil, "iam:ListRolePolicies": nil,
 			"iam:CreateOpenIDConnectProvider": nil, "iam:GetOpenIDConnectProvider": nil, "iam:ListOpenIDConnectProviders": nil,
-			"iam:CreateServiceLinkedRole": nil,
+			"iam:CreateServiceLinkedRole": nil, "iam:ListRoles": nil,
 		},
 	},
 	{

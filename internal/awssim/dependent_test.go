@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -28,15 +29,16 @@ import (
 // serviceIDs maps an SDK service package to the service id the simulated
 // account names its calls by (Action(service, op)).
 var serviceIDs = map[string]string{
-	reflect.TypeOf(ec2.Options{}).PkgPath():                    ec2.ServiceID,
-	reflect.TypeOf(ecs.Options{}).PkgPath():                    ecs.ServiceID,
-	reflect.TypeOf(iam.Options{}).PkgPath():                    iam.ServiceID,
-	reflect.TypeOf(cloudwatchlogs.Options{}).PkgPath():         cloudwatchlogs.ServiceID,
-	reflect.TypeOf(secretsmanager.Options{}).PkgPath():         secretsmanager.ServiceID,
-	reflect.TypeOf(servicediscovery.Options{}).PkgPath():       servicediscovery.ServiceID,
-	reflect.TypeOf(applicationautoscaling.Options{}).PkgPath(): applicationautoscaling.ServiceID,
-	reflect.TypeOf(sts.Options{}).PkgPath():                    sts.ServiceID,
-	reflect.TypeOf(ssm.Options{}).PkgPath():                    ssm.ServiceID,
+	reflect.TypeOf(ec2.Options{}).PkgPath():                      ec2.ServiceID,
+	reflect.TypeOf(ecs.Options{}).PkgPath():                      ecs.ServiceID,
+	reflect.TypeOf(iam.Options{}).PkgPath():                      iam.ServiceID,
+	reflect.TypeOf(cloudwatchlogs.Options{}).PkgPath():           cloudwatchlogs.ServiceID,
+	reflect.TypeOf(secretsmanager.Options{}).PkgPath():           secretsmanager.ServiceID,
+	reflect.TypeOf(servicediscovery.Options{}).PkgPath():         servicediscovery.ServiceID,
+	reflect.TypeOf(applicationautoscaling.Options{}).PkgPath():   applicationautoscaling.ServiceID,
+	reflect.TypeOf(sts.Options{}).PkgPath():                      sts.ServiceID,
+	reflect.TypeOf(ssm.Options{}).PkgPath():                      ssm.ServiceID,
+	reflect.TypeOf(resourcegroupstaggingapi.Options{}).PkgPath(): resourcegroupstaggingapi.ServiceID,
 }
 
 // calledActions are the IAM actions of every operation in awsapi.Clients,

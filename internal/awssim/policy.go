@@ -21,17 +21,18 @@ func PolicyAllows(doc *PolicyDocument, action, resource string) bool {
 
 // ServiceActionPrefix maps an SDK service id to its IAM action prefix.
 var ServiceActionPrefix = map[string]string{
-	"ECS":                      "ecs",
-	"EC2":                      "ec2",
-	"IAM":                      "iam",
-	"CloudWatch Logs":          "logs",
-	"Secrets Manager":          "secretsmanager",
-	"ServiceDiscovery":         "servicediscovery",
-	"Application Auto Scaling": "application-autoscaling",
-	"STS":                      "sts",
-	"SSM":                      "ssm",
-	"SQS":                      "sqs",
-	"EventBridge":              "events",
+	"ECS":                         "ecs",
+	"EC2":                         "ec2",
+	"IAM":                         "iam",
+	"CloudWatch Logs":             "logs",
+	"Secrets Manager":             "secretsmanager",
+	"ServiceDiscovery":            "servicediscovery",
+	"Application Auto Scaling":    "application-autoscaling",
+	"STS":                         "sts",
+	"SSM":                         "ssm",
+	"SQS":                         "sqs",
+	"EventBridge":                 "events",
+	"Resource Groups Tagging API": "tag",
 }
 
 // Action returns the IAM action name of an SDK operation, e.g. "ecs:CreateCluster".

@@ -86,6 +86,7 @@ var apiActions = []string{
 	"iam:ListOpenIDConnectProviders",
 	"iam:ListRolePolicies",
 	"iam:ListRoleTags",
+	"iam:ListRoles",
 	"iam:PutRolePolicy",
 	"iam:TagRole",
 	"iam:UntagRole",
@@ -126,4 +127,5 @@ var apiActions = []string{
 	"ssm:PutParameter",
 	"sts:AssumeRoleWithWebIdentity",
 	"sts:GetCallerIdentity",
+	"tag:GetResources",
 }

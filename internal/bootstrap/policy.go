@@ -127,6 +127,12 @@ func scopeOf(n Names, action string, write bool) scope {
 	case "secretsmanager":
 		return scope{sid: "PrefectApiKeySecret", resources: []string{n.arn("secretsmanager", "secret:"+n.secretName()+"-??????")}}
 	case "iam":
+		if op == "ListRoles" {
+			// Lists by path; the Service Authorization Reference gives
+			// ListRoles no resource type, so it is granted on "*" (and
+			// answers names and ARNs only, never a role's policies).
+			return scope{sid: "ReadOrUnscoped", resources: []string{"*"}}
+		}
 		// IAM authorizes a call on a role that does not exist yet on
 		// role/NAME (it cannot know the path), so reads before the first
 		// apply need the path-less ARN too.

@@ -187,7 +187,17 @@ func (e *Engine) Destroy(ctx context.Context, p *Planned) (*plan.Report, error) 
 		steps = append(steps, s)
 	}
 	outcomes := walk(ctx, steps, e.concurrency())
-	return r.report, r.finish(steps, outcomes)
+	if err := r.finish(steps, outcomes); err != nil || !e.hasInventory(p.st) || ctx.Err() != nil {
+		return r.report, err
+	}
+	// Every planned delete is done: prove that nothing tagged for the
+	// environment is left (issue 11 item 11).
+	if err := e.verifyEmpty(ctx, p); err != nil {
+		r.report.Status, r.report.Error = plan.StatusFailed, err.Error()
+		r.report.FinishedAt = e.clock().Now()
+		return r.report, err
+	}
+	return r.report, nil
 }
 
 func (e *Engine) refused(p *Planned, op plan.Operation, err error) *plan.Report {

@@ -67,8 +67,12 @@ type Planned struct {
 	order     []string // topological: dependencies first
 	live      map[string]*resource.Live
 	changes   map[string]*plan.Change
-	absent    map[string]bool // resources the file does not ask for: leftovers and orphans
-	notes     []string        // from reading
+	absent    map[string]bool   // resources the file does not ask for: leftovers and orphans
+	orphans   map[string]string // address → ARN of what the inventory found and the stack no longer has
+	notes     []string          // from reading
+
+	inventory    []string // the inventory's candidates (ARNs)
+	inventoryErr error
 }
 
 // AccountMismatchError: the credentials belong to another account than the
@@ -139,6 +143,7 @@ func (e *Engine) plan(ctx context.Context, st *stack.Stack, op plan.Operation) (
 		live:      map[string]*resource.Live{},
 		changes:   map[string]*plan.Change{},
 		absent:    map[string]bool{},
+		orphans:   map[string]string{},
 	}
 	deps := map[string][]string{}
 	for i := range st.Resources {
@@ -177,6 +182,7 @@ func (e *Engine) plan(ctx context.Context, st *stack.Stack, op plan.Operation) (
 	if err := e.readAll(ctx, p, op != plan.OpDestroy); err != nil {
 		return nil, err
 	}
+	e.findOrphans(ctx, p)
 
 	pl := &plan.Plan{
 		Environment: st.Environment,
@@ -223,9 +229,12 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 		resolveErr error
 		resolved   map[string]resource.Resource
 		sem        = make(chan struct{}, readConcurrency)
+		// The reads of one plan share their answers (resource.Shared).
+		x = e.ctx()
 	)
+	x.Reads = resource.NewReads()
 	if resolve {
-		wg.Go(func() { resolved, resolveErr = e.resolveAll(ctx, p) })
+		wg.Go(func() { resolved, resolveErr = e.resolveAll(ctx, x, p) })
 	}
 	wg.Go(func() {
 		err := e.retryThrottled(ctx, "sts", func() error {
@@ -242,13 +251,16 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 			}
 		}
 	})
+	if e.hasInventory(p.st) {
+		wg.Go(func() { p.inventory, p.inventoryErr = e.listInventory(ctx, p.st.Inventory) })
+	}
 	batches, singles := e.readBatches(p)
 	for _, addr := range singles {
 		r := p.resources[addr]
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			live, err := e.read(ctx, r)
+			live, err := e.read(ctx, x, r)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -264,7 +276,7 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			lives, err := e.readBatch(ctx, rs)
+			lives, err := e.readBatch(ctx, x, rs)
 			mu.Lock()
 			defer mu.Unlock()
 			for _, r := range rs {
@@ -334,7 +346,7 @@ func (e *Engine) readBatches(p *Planned) (batches [][]*resource.Resource, single
 
 // readBatch reads rs, all of one kind that is a resource.BatchReader, with
 // one ReadAll, retried as a whole while throttled.
-func (e *Engine) readBatch(ctx context.Context, rs []*resource.Resource) (map[string]*resource.Live, error) {
+func (e *Engine) readBatch(ctx context.Context, x *resource.Ctx, rs []*resource.Resource) (map[string]*resource.Live, error) {
 	kind := rs[0].Kind
 	addrs := make([]string, len(rs))
 	asked := map[string]bool{}
@@ -345,7 +357,7 @@ func (e *Engine) readBatch(ctx context.Context, rs []*resource.Resource) (map[st
 	var lives map[string]*resource.Live
 	err := e.retryThrottled(ctx, string(kind), func() error {
 		var err error
-		lives, err = e.capabilities(kind).Batch.ReadAll(ctx, e.ctx(), rs)
+		lives, err = e.capabilities(kind).Batch.ReadAll(ctx, x, rs)
 		return err
 	})
 	if err != nil {
@@ -363,7 +375,7 @@ func (e *Engine) readBatch(ctx context.Context, rs []*resource.Resource) (map[st
 // per kind, with the plan's desired resources of that kind (not the absent
 // ones: a leftover is only deleted), and returns the resolved resources by
 // address. Errors are the kinds' own, which name the file's field.
-func (e *Engine) resolveAll(ctx context.Context, p *Planned) (map[string]resource.Resource, error) {
+func (e *Engine) resolveAll(ctx context.Context, x *resource.Ctx, p *Planned) (map[string]resource.Resource, error) {
 	byKind := map[resource.KindName][]resource.Resource{}
 	for _, addr := range p.order {
 		r := p.resources[addr]
@@ -385,7 +397,7 @@ func (e *Engine) resolveAll(ctx context.Context, p *Planned) (map[string]resourc
 			var got []resource.Resource
 			err := e.retryThrottled(ctx, string(kind), func() error {
 				var err error
-				got, err = e.capabilities(kind).Resolve.Resolve(ctx, e.ctx(), rs)
+				got, err = e.capabilities(kind).Resolve.Resolve(ctx, x, rs)
 				return err
 			})
 			mu.Lock()
@@ -415,11 +427,11 @@ func (e *Engine) resolveAll(ctx context.Context, p *Planned) (map[string]resourc
 	return out, nil
 }
 
-func (e *Engine) read(ctx context.Context, r *resource.Resource) (*resource.Live, error) {
+func (e *Engine) read(ctx context.Context, x *resource.Ctx, r *resource.Resource) (*resource.Live, error) {
 	var live *resource.Live
 	err := e.retryThrottled(ctx, r.Address, func() error {
 		var err error
-		live, err = e.Kinds[r.Kind].Read(ctx, e.ctx(), r)
+		live, err = e.Kinds[r.Kind].Read(ctx, x, r)
 		return err
 	})
 	if err != nil {
@@ -473,7 +485,11 @@ func (e *Engine) diffApply(p *Planned, pl *plan.Plan) error {
 		}
 		r := p.resources[addr]
 		if live := p.live[addr]; live != nil && live.Ours {
-			ch := &plan.Change{Address: addr, Kind: string(r.Kind), Name: r.Name, Action: plan.Delete, Reason: "the environment file no longer asks for it",
+			reason := "the environment file no longer asks for it"
+			if _, ok := p.orphans[addr]; ok {
+				reason = orphanReason(p.st.Environment)
+			}
+			ch := &plan.Change{Address: addr, Kind: string(r.Kind), Name: r.Name, Action: plan.Delete, Reason: reason,
 				Before: attrValues(live.Attrs)}
 			p.changes[addr] = ch
 			pl.Changes = append(pl.Changes, *ch)
@@ -555,6 +571,9 @@ func (e *Engine) diffDestroy(p *Planned, pl *plan.Plan) {
 			continue
 		}
 		ch := &plan.Change{Address: addr, Kind: string(r.Kind), Name: r.Name, Action: plan.Delete, Before: attrValues(live.Attrs)}
+		if _, ok := p.orphans[addr]; ok {
+			ch.Reason = orphanReason(p.st.Environment)
+		}
 		p.changes[addr] = ch
 		pl.Changes = append(pl.Changes, *ch)
 	}

@@ -124,6 +124,10 @@ type Live struct {
 	// ARN is the resource's ARN when AWS gives it one: the inventory of what
 	// is tagged for the environment (engine orphans) is matched against it.
 	ARN string
+	// Covers are ARN prefixes of what the resource accounts for beyond
+	// itself: what goes with it (a task definition's other revisions, a
+	// cluster's tasks). The inventory does not take them for orphans.
+	Covers []string
 
 	// found is the typed live state behind a Define'd kind's Live.
 	found any
@@ -193,9 +197,10 @@ type Adopter interface {
 	ARNTypes() []string
 	// Adopt reads the resource arn names afresh and returns it as a
 	// resource of this kind that Delete can remove, with its live state;
-	// nil when it is gone (the tagging index lags behind deletes) or is
-	// not this environment's. address is the address to give it.
-	Adopt(ctx context.Context, x *Ctx, address, arn string) (*Resource, *Live, error)
+	// nil when it is gone (the tagging index lags behind deletes), going
+	// (a secret scheduled for deletion) or is not environment's (its
+	// TagEnvironment tag says another). address is the address to give it.
+	Adopt(ctx context.Context, x *Ctx, address, arn, environment string) (*Resource, *Live, error)
 }
 
 // Capabilities are the optional capabilities of a kind.
@@ -249,6 +254,9 @@ type Ctx struct {
 	// nil when nobody listens. The engine passes outcomes on without
 	// knowing what they are.
 	Outcome func(any)
+	// Reads are the shared answers of a plan's reads (Shared); nil outside
+	// a plan.
+	Reads *Reads
 }
 
 // Wait returns d scaled by the Ctx budget.

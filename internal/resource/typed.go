@@ -35,6 +35,8 @@ type Found[M, L any] struct {
 	Model   M
 	Outputs Outputs
 	Detail  L
+	// Covers: Live.Covers.
+	Covers []string
 }
 
 // TagChange is how the tags of a resource go from live to desired.
@@ -215,7 +217,7 @@ func (d *Def[S, M, L, C]) live(r *Typed[S], f *Found[M, L]) *Live {
 		ours = IsOurs(r.Tags, f.Tags)
 		addTags(attrs, f.Tags)
 	}
-	return &Live{ID: f.ID, ARN: f.ARN, Ours: ours, Attrs: attrs, Outputs: f.Outputs, found: f}
+	return &Live{ID: f.ID, ARN: f.ARN, Ours: ours, Attrs: attrs, Outputs: f.Outputs, Covers: f.Covers, found: f}
 }
 
 // IsOurs says whether live tags mark a resource as the environment's that
@@ -435,14 +437,18 @@ func (a adoptDef[S, M, L, C]) ARNTypes() []string {
 	return a.d.impl.(TypedAdopter[S, M, L, C]).ARNTypes()
 }
 
-func (a adoptDef[S, M, L, C]) Adopt(ctx context.Context, x *Ctx, address, arn string) (*Resource, *Live, error) {
+func (a adoptDef[S, M, L, C]) Adopt(ctx context.Context, x *Ctx, address, arn, environment string) (*Resource, *Live, error) {
 	tx, err := a.d.ctx(x)
 	if err != nil {
 		return nil, nil, err
 	}
 	t, f, err := a.d.impl.(TypedAdopter[S, M, L, C]).Adopt(ctx, tx, arn)
-	if err != nil || t == nil || f == nil {
+	if err != nil || t == nil || f == nil || environment == "" || f.Tags[TagEnvironment] != environment {
 		return nil, nil, err
+	}
+	t.Tags = f.Tags
+	if t.Spec == nil {
+		t.Spec = new(S)
 	}
 	t.Address, t.Kind = address, a.d.name
 	r := &Resource{Address: address, Kind: a.d.name, Name: t.Name, Spec: t.Spec, Tags: t.Tags}

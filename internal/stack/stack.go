@@ -13,6 +13,7 @@ import (
 	"sort"
 
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/inventory"
 	"github.com/deploybot/deploybot/internal/kinds/autoscaling"
 	"github.com/deploybot/deploybot/internal/kinds/ecs"
 	"github.com/deploybot/deploybot/internal/kinds/iam"
@@ -196,18 +197,7 @@ func (e *ProtectedError) Error() string {
 
 // Inventory says how to find every resource tagged for the environment,
 // so that one its stack no longer has (an orphan) is deleted too.
-type Inventory struct {
-	// TagKey=TagValue is on every resource of the environment.
-	TagKey, TagValue string
-	// RolePath and RolePrefix find the environment's IAM roles, which the
-	// Resource Groups Tagging API does not list (its GetResources "does not
-	// currently support IAM users and roles",
-	// https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html).
-	RolePath, RolePrefix string
-	// Keep are resources tagged for the environment that are not part of
-	// its stack, by the resource part of their ARN ("parameter/deploybot/NAME/lock").
-	Keep []string
-}
+type Inventory = inventory.Query
 
 // Resource returns the desired resource at address, or nil.
 func (s *Stack) Resource(address string) *resource.Resource {

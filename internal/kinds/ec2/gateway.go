@@ -47,14 +47,26 @@ func (k igwKind) Read(ctx context.Context, x *x, r *igw) (*foundIGW, error) {
 // ReadAll reads the gateways of rs with one DescribeInternetGateways by
 // their Name tags (a stack has one).
 func (igwKind) ReadAll(ctx context.Context, x *x, rs []*igw) (map[string]*foundIGW, error) {
-	return readAllByNames(rs, "DescribeInternetGateways", func(f []ec2types.Filter) ([]ec2types.InternetGateway, error) {
+	return readAllByNames(rs, "DescribeInternetGateways", describeIGWs(ctx, x), func(g ec2types.InternetGateway) string { return aws.ToString(g.InternetGatewayId) },
+		func(g ec2types.InternetGateway) []ec2types.Tag { return g.Tags }, found(igwFound))
+}
+
+// ARNTypes and Adopt: one tagged for the environment that the stack no
+// longer has is found by its ARN and deleted.
+func (igwKind) ARNTypes() []string { return []string{"ec2:internet-gateway"} }
+
+func (igwKind) Adopt(ctx context.Context, x *x, arn string) (*igw, *foundIGW, error) {
+	return adoptByID[InternetGatewaySpec](arn, "internet-gateway-id", describeIGWs(ctx, x), func(g ec2types.InternetGateway) []ec2types.Tag { return g.Tags }, found(igwFound))
+}
+
+func describeIGWs(ctx context.Context, x *x) func([]ec2types.Filter) ([]ec2types.InternetGateway, error) {
+	return func(f []ec2types.Filter) ([]ec2types.InternetGateway, error) {
 		out, err := x.API.DescribeInternetGateways(ctx, &awsec2.DescribeInternetGatewaysInput{Filters: f})
 		if err != nil {
 			return nil, err
 		}
 		return out.InternetGateways, nil
-	}, func(g ec2types.InternetGateway) string { return aws.ToString(g.InternetGatewayId) },
-		func(g ec2types.InternetGateway) []ec2types.Tag { return g.Tags }, found(igwFound))
+	}
 }
 
 func igwFound(g ec2types.InternetGateway) *foundIGW {

@@ -44,13 +44,27 @@ func (k eipKind) Read(ctx context.Context, x *x, r *eip) (*foundEIP, error) {
 // ReadAll reads every address of rs with one DescribeAddresses by their
 // Name tags.
 func (eipKind) ReadAll(ctx context.Context, x *x, rs []*eip) (map[string]*foundEIP, error) {
-	return readAllByNames(rs, "DescribeAddresses", func(f []ec2types.Filter) ([]ec2types.Address, error) {
+	return readAllByNames(rs, "DescribeAddresses", describeAddresses(ctx, x), func(a ec2types.Address) string { return aws.ToString(a.AllocationId) }, eipTags, found(eipFound))
+}
+
+// ARNTypes and Adopt: one tagged for the environment that the stack no
+// longer has is found by its ARN and released.
+func (eipKind) ARNTypes() []string { return []string{"ec2:elastic-ip"} }
+
+func (eipKind) Adopt(ctx context.Context, x *x, arn string) (*eip, *foundEIP, error) {
+	return adoptByID[EIPSpec](arn, "allocation-id", describeAddresses(ctx, x), eipTags, found(eipFound))
+}
+
+func eipTags(a ec2types.Address) []ec2types.Tag { return a.Tags }
+
+func describeAddresses(ctx context.Context, x *x) func([]ec2types.Filter) ([]ec2types.Address, error) {
+	return func(f []ec2types.Filter) ([]ec2types.Address, error) {
 		out, err := x.API.DescribeAddresses(ctx, &awsec2.DescribeAddressesInput{Filters: f})
 		if err != nil {
 			return nil, err
 		}
 		return out.Addresses, nil
-	}, func(a ec2types.Address) string { return aws.ToString(a.AllocationId) }, func(a ec2types.Address) []ec2types.Tag { return a.Tags }, found(eipFound))
+	}
 }
 
 func eipFound(a ec2types.Address) *foundEIP {
@@ -159,17 +173,31 @@ func (k natKind) Read(ctx context.Context, x *x, r *nat) (*foundNAT, error) {
 // ReadAll reads every NAT gateway of rs with one DescribeNatGateways by
 // their Name tags.
 func (natKind) ReadAll(ctx context.Context, x *x, rs []*nat) (map[string]*foundNAT, error) {
-	// Deleted and failed gateways stay visible for about an hour; they are
-	// gone for our purposes. A deleting one is too (a new one may be made;
-	// its create waits for the address to be free).
-	return readAllByNames(rs, "DescribeNatGateways", func(f []ec2types.Filter) ([]ec2types.NatGateway, error) {
+	return readAllByNames(rs, "DescribeNatGateways", describeNATs(ctx, x), func(g ec2types.NatGateway) string { return aws.ToString(g.NatGatewayId) }, natTags, found(natFound))
+}
+
+// ARNTypes and Adopt: one tagged for the environment that the stack no
+// longer has is found by its ARN and deleted.
+func (natKind) ARNTypes() []string { return []string{"ec2:natgateway"} }
+
+func (natKind) Adopt(ctx context.Context, x *x, arn string) (*nat, *foundNAT, error) {
+	return adoptByID[NATGatewaySpec](arn, "nat-gateway-id", describeNATs(ctx, x), natTags, found(natFound))
+}
+
+func natTags(g ec2types.NatGateway) []ec2types.Tag { return g.Tags }
+
+// describeNATs leaves out deleted and failed gateways, which stay visible
+// for about an hour: they are gone for our purposes. A deleting one is too
+// (a new one may be made; its create waits for the address to be free).
+func describeNATs(ctx context.Context, x *x) func([]ec2types.Filter) ([]ec2types.NatGateway, error) {
+	return func(f []ec2types.Filter) ([]ec2types.NatGateway, error) {
 		out, err := x.API.DescribeNatGateways(ctx, &awsec2.DescribeNatGatewaysInput{Filter: append(f,
 			ec2types.Filter{Name: aws.String("state"), Values: []string{"pending", "available"}})})
 		if err != nil {
 			return nil, err
 		}
 		return out.NatGateways, nil
-	}, func(g ec2types.NatGateway) string { return aws.ToString(g.NatGatewayId) }, func(g ec2types.NatGateway) []ec2types.Tag { return g.Tags }, found(natFound))
+	}
 }
 
 func natFound(g ec2types.NatGateway) *foundNAT {

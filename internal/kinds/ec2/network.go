@@ -156,6 +156,27 @@ func readAllByNames[S, T, M, L any](rs []*resource.Typed[S], op string, describe
 	return match(rs, items, id, func(it T) map[string]string { return awstags.EC2Map(tags(it)) }, found)
 }
 
+// adoptByID is an EC2 kind's Adopt: the Describe its ReadAll makes,
+// filtered by the id at the end of arn (idFilter) instead of Name tags, and
+// the live state its reads build; nil when EC2 has no such resource (the
+// tagging index lags behind deletes).
+func adoptByID[S, T, M, L any](arn, idFilter string, describe func([]ec2types.Filter) ([]T, error),
+	tags func(T) []ec2types.Tag, found func(T, bool) (*resource.Found[M, L], error)) (*resource.Typed[S], *resource.Found[M, L], error) {
+	id := idOfARN(arn)
+	items, err := describe([]ec2types.Filter{{Name: aws.String(idFilter), Values: []string{id}}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("describe %s: %w", id, err)
+	}
+	for _, it := range items {
+		f, err := found(it, true)
+		if err != nil || f == nil {
+			return nil, nil, err
+		}
+		return &resource.Typed[S]{Name: awstags.EC2Map(tags(it))["Name"], Spec: new(S)}, f, nil
+	}
+	return nil, nil, nil
+}
+
 // found adapts a constructor of a kind's live state that needs not know
 // whether the resource is ours.
 func found[T, M, L any](f func(T) *resource.Found[M, L]) func(T, bool) (*resource.Found[M, L], error) {

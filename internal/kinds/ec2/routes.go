@@ -81,14 +81,26 @@ func (k rtKind) Read(ctx context.Context, x *x, r *routeTable) (*foundRT, error)
 // ReadAll reads every route table of rs with one DescribeRouteTables by
 // their Name tags.
 func (rtKind) ReadAll(ctx context.Context, x *x, rs []*routeTable) (map[string]*foundRT, error) {
-	return readAllByNames(rs, "DescribeRouteTables", func(f []ec2types.Filter) ([]ec2types.RouteTable, error) {
+	return readAllByNames(rs, "DescribeRouteTables", describeRouteTables(ctx, x), func(t ec2types.RouteTable) string { return aws.ToString(t.RouteTableId) },
+		func(t ec2types.RouteTable) []ec2types.Tag { return t.Tags }, found(rtFound))
+}
+
+// ARNTypes and Adopt: one tagged for the environment that the stack no
+// longer has is found by its ARN and deleted.
+func (rtKind) ARNTypes() []string { return []string{"ec2:route-table"} }
+
+func (rtKind) Adopt(ctx context.Context, x *x, arn string) (*routeTable, *foundRT, error) {
+	return adoptByID[RouteTableSpec](arn, "route-table-id", describeRouteTables(ctx, x), func(t ec2types.RouteTable) []ec2types.Tag { return t.Tags }, found(rtFound))
+}
+
+func describeRouteTables(ctx context.Context, x *x) func([]ec2types.Filter) ([]ec2types.RouteTable, error) {
+	return func(f []ec2types.Filter) ([]ec2types.RouteTable, error) {
 		out, err := x.API.DescribeRouteTables(ctx, &awsec2.DescribeRouteTablesInput{Filters: f})
 		if err != nil {
 			return nil, err
 		}
 		return out.RouteTables, nil
-	}, func(t ec2types.RouteTable) string { return aws.ToString(t.RouteTableId) },
-		func(t ec2types.RouteTable) []ec2types.Tag { return t.Tags }, found(rtFound))
+	}
 }
 
 func rtFound(rt ec2types.RouteTable) *foundRT {

@@ -160,13 +160,26 @@ func (k subnetKind) Read(ctx context.Context, x *x, r *subnet) (*foundSubnet, er
 // ReadAll reads every subnet of rs with one DescribeSubnets by their Name
 // tags.
 func (subnetKind) ReadAll(ctx context.Context, x *x, rs []*subnet) (map[string]*foundSubnet, error) {
-	return readAllByNames(rs, "DescribeSubnets", func(f []ec2types.Filter) ([]ec2types.Subnet, error) {
+	return readAllByNames(rs, "DescribeSubnets", describeSubnets(ctx, x), func(s ec2types.Subnet) string { return aws.ToString(s.SubnetId) },
+		func(s ec2types.Subnet) []ec2types.Tag { return s.Tags }, found(subnetFound))
+}
+
+// ARNTypes and Adopt: one tagged for the environment that the stack no
+// longer has is found by its ARN and deleted.
+func (subnetKind) ARNTypes() []string { return []string{"ec2:subnet"} }
+
+func (subnetKind) Adopt(ctx context.Context, x *x, arn string) (*subnet, *foundSubnet, error) {
+	return adoptByID[SubnetSpec](arn, "subnet-id", describeSubnets(ctx, x), func(s ec2types.Subnet) []ec2types.Tag { return s.Tags }, found(subnetFound))
+}
+
+func describeSubnets(ctx context.Context, x *x) func([]ec2types.Filter) ([]ec2types.Subnet, error) {
+	return func(f []ec2types.Filter) ([]ec2types.Subnet, error) {
 		out, err := x.API.DescribeSubnets(ctx, &awsec2.DescribeSubnetsInput{Filters: f})
 		if err != nil {
 			return nil, err
 		}
 		return out.Subnets, nil
-	}, func(s ec2types.Subnet) string { return aws.ToString(s.SubnetId) }, func(s ec2types.Subnet) []ec2types.Tag { return s.Tags }, found(subnetFound))
+	}
 }
 
 func subnetFound(sn ec2types.Subnet) *foundSubnet {

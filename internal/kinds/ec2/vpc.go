@@ -55,14 +55,26 @@ func (k vpcKind) Read(ctx context.Context, x *x, r *vpc) (*foundVPC, error) {
 // ReadAll reads the VPCs of rs with one DescribeVpcs by their Name tags (a
 // stack has one), then the DNS attributes of ours.
 func (vpcKind) ReadAll(ctx context.Context, x *x, rs []*vpc) (map[string]*foundVPC, error) {
-	return readAllByNames(rs, "DescribeVpcs", func(f []ec2types.Filter) ([]ec2types.Vpc, error) {
+	return readAllByNames(rs, "DescribeVpcs", describeVPCs(ctx, x), func(v ec2types.Vpc) string { return aws.ToString(v.VpcId) },
+		func(v ec2types.Vpc) []ec2types.Tag { return v.Tags }, func(v ec2types.Vpc, ours bool) (*foundVPC, error) { return vpcFound(ctx, x, v, ours) })
+}
+
+// ARNTypes and Adopt: one tagged for the environment that the stack no
+// longer has is found by its ARN and deleted.
+func (vpcKind) ARNTypes() []string { return []string{"ec2:vpc"} }
+
+func (vpcKind) Adopt(ctx context.Context, x *x, arn string) (*vpc, *foundVPC, error) {
+	return adoptByID[VPCSpec](arn, "vpc-id", describeVPCs(ctx, x), func(v ec2types.Vpc) []ec2types.Tag { return v.Tags }, func(v ec2types.Vpc, ours bool) (*foundVPC, error) { return vpcFound(ctx, x, v, ours) })
+}
+
+func describeVPCs(ctx context.Context, x *x) func([]ec2types.Filter) ([]ec2types.Vpc, error) {
+	return func(f []ec2types.Filter) ([]ec2types.Vpc, error) {
 		out, err := x.API.DescribeVpcs(ctx, &awsec2.DescribeVpcsInput{Filters: f})
 		if err != nil {
 			return nil, err
 		}
 		return out.Vpcs, nil
-	}, func(v ec2types.Vpc) string { return aws.ToString(v.VpcId) }, func(v ec2types.Vpc) []ec2types.Tag { return v.Tags },
-		func(v ec2types.Vpc, ours bool) (*foundVPC, error) { return vpcFound(ctx, x, v, ours) })
+	}
 }
 
 func vpcFound(ctx context.Context, x *x, v ec2types.Vpc, ours bool) (*foundVPC, error) {

@@ -5,6 +5,7 @@ package ecs
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -99,8 +100,12 @@ func (clusterKind) Read(ctx context.Context, x *x, r *cluster) (*foundCluster, e
 	if err != nil || c == nil {
 		return nil, err
 	}
-	f := &foundCluster{ID: aws.ToString(c.ClusterArn), ARN: aws.ToString(c.ClusterArn), Tags: awstags.ECSMap(c.Tags),
-		Outputs: resource.Outputs{"arn": aws.ToString(c.ClusterArn), "name": r.Name}}
+	arn := aws.ToString(c.ClusterArn)
+	f := &foundCluster{ID: arn, ARN: arn, Tags: awstags.ECSMap(c.Tags),
+		Outputs: resource.Outputs{"arn": arn, "name": r.Name},
+		// Its tasks (the worker's, and the flow runs it starts) go with
+		// it: ECS deletes no cluster that still runs any.
+		Covers: []string{strings.Replace(arn, ":cluster/", ":task/", 1) + "/"}}
 	for _, s := range c.Settings {
 		if s.Name == ecstypes.ClusterSettingNameContainerInsights {
 			f.Model.ContainerInsights = aws.ToString(s.Value)

@@ -9,6 +9,7 @@ import (
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/deploybot/deploybot/internal/awserr"
+	"github.com/deploybot/deploybot/internal/resource"
 )
 
 // describeService returns the service unless it is missing or INACTIVE
@@ -16,10 +17,12 @@ import (
 // §4.3). The task definition's Read asks the same question as the
 // service's (which revision runs), so a plan shares the answer.
 func describeService(ctx context.Context, x *x, cluster, name string) (*ecstypes.Service, error) {
-	out, err := x.API.DescribeServices(ctx, &awsecs.DescribeServicesInput{
-		Cluster:  aws.String(cluster),
-		Services: []string{name},
-		Include:  []ecstypes.ServiceField{ecstypes.ServiceFieldTags},
+	out, err := resource.Shared(x, "ecs DescribeServices "+cluster+"/"+name, func() (*awsecs.DescribeServicesOutput, error) {
+		return x.API.DescribeServices(ctx, &awsecs.DescribeServicesInput{
+			Cluster:  aws.String(cluster),
+			Services: []string{name},
+			Include:  []ecstypes.ServiceField{ecstypes.ServiceFieldTags},
+		})
 	})
 	if awserr.IsNotFound(err) {
 		return nil, nil

@@ -202,6 +202,8 @@ func (taskDefinitionKind) Read(ctx context.Context, x *x, r *taskDefinition) (*f
 	}
 	arn := aws.ToString(td.TaskDefinitionArn)
 	f := &foundTaskDefinition{ID: arn, ARN: arn, Tags: awstags.ECSMap(out.Tags),
+		// Every revision of the family: Delete deregisters and deletes them all.
+		Covers: []string{arn[:strings.LastIndex(arn, ":")+1]},
 		Model: TaskDefinitionModel{
 			CPU: aws.ToString(td.Cpu), Memory: aws.ToString(td.Memory), NetworkMode: string(td.NetworkMode),
 			ExecutionRoleARN: aws.ToString(td.ExecutionRoleArn), TaskRoleARN: aws.ToString(td.TaskRoleArn),

@@ -332,6 +332,20 @@ func (roleKind) Delete(ctx context.Context, x *x, r *role, _ *found) error {
 	return nil
 }
 
+// ARNTypes and Adopt: a role of the environment that its stack no longer
+// has (inventory.List finds it by path and name) is read by its name and
+// deleted with what is attached to it.
+func (roleKind) ARNTypes() []string { return []string{"iam:role"} }
+
+func (k roleKind) Adopt(ctx context.Context, x *x, arn string) (*role, *found, error) {
+	name := arn[strings.LastIndex(arn, "/")+1:]
+	f, err := k.read(ctx, x, name, nil, nil)
+	if err != nil || f == nil {
+		return nil, nil, err
+	}
+	return &role{Name: name, Spec: &RoleSpec{Name: name, Path: f.Model.Path}}, f, nil
+}
+
 // attachedPolicyARNs lists every managed policy attached to the role, all
 // pages (IAM pages with Marker/IsTruncated).
 func attachedPolicyARNs(ctx context.Context, x *x, role string) ([]string, error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/awserr"
 	"github.com/deploybot/deploybot/internal/awstags"
+	"github.com/deploybot/deploybot/internal/inventory"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/retry"
 )
@@ -74,6 +75,20 @@ func (groupKind) Read(ctx context.Context, x *x, r *group) (*found, error) {
 			Outputs: resource.Outputs{"arn": arn, "name": r.Name}}, nil
 	}
 	return nil, nil
+}
+
+// ARNTypes and Adopt: a log group tagged for the environment that its
+// stack no longer has is read by its name and deleted.
+func (k groupKind) ARNTypes() []string { return []string{"logs:log-group"} }
+
+func (k groupKind) Adopt(ctx context.Context, x *x, arn string) (*group, *found, error) {
+	name := strings.TrimSuffix(strings.TrimPrefix(inventory.Resource(arn), "log-group:"), ":*")
+	g := &group{Name: name, Spec: &GroupSpec{Name: name}}
+	f, err := k.Read(ctx, x, g)
+	if err != nil || f == nil {
+		return nil, nil, err
+	}
+	return g, f, nil
 }
 
 func (k groupKind) Create(ctx context.Context, x *x, r *group, _ resource.Refs) (resource.Outputs, error) {

@@ -138,6 +138,28 @@ func (secretKind) Read(ctx context.Context, x *x, r *secret) (*found, error) {
 	return f, nil
 }
 
+// ARNTypes and Adopt: a secret tagged for the environment that its stack
+// no longer has is read by its ARN and deleted (with the recovery window a
+// stack's secret has); one already scheduled for deletion is going.
+func (secretKind) ARNTypes() []string { return []string{"secretsmanager:secret"} }
+
+func (k secretKind) Adopt(ctx context.Context, x *x, arn string) (*secret, *found, error) {
+	out, err := x.API.DescribeSecret(ctx, &awssm.DescribeSecretInput{SecretId: aws.String(arn)})
+	if awserr.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("DescribeSecret %s: %w", arn, err)
+	}
+	name := aws.ToString(out.Name)
+	s := &secret{Name: name, Spec: &SecretSpec{Name: name}}
+	f, err := k.Read(ctx, x, s)
+	if err != nil || f == nil {
+		return nil, nil, err
+	}
+	return s, f, nil
+}
+
 // Right after a delete the name answers "was deleted" or
 // "scheduled for deletion" for a while (docs/research/aws-ecs.md §5,
 // secretsmanager/secret.go).

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -73,8 +74,15 @@ func (namespaceKind) Desired(r *namespace, refs resource.Refs) NamespaceModel {
 	return NamespaceModel{Type: string(sdtypes.NamespaceTypeDnsPrivate), VPC: r.Spec.VPC.Resolve(refs)}
 }
 
-// findNamespace returns the namespace named name, or nil.
+// findNamespace returns the namespace named name, or nil. The namespace's
+// Read and its service's both ask it: a plan asks once (resource.Shared).
 func findNamespace(ctx context.Context, x *x, name string) (*sdtypes.NamespaceSummary, error) {
+	return resource.Shared(x, "servicediscovery ListNamespaces "+name, func() (*sdtypes.NamespaceSummary, error) {
+		return listNamespace(ctx, x, name)
+	})
+}
+
+func listNamespace(ctx context.Context, x *x, name string) (*sdtypes.NamespaceSummary, error) {
 	p := sd.NewListNamespacesPaginator(x.API, &sd.ListNamespacesInput{Filters: []sdtypes.NamespaceFilter{
 		{Name: sdtypes.NamespaceFilterNameName, Values: []string{name}, Condition: sdtypes.FilterConditionEq},
 	}})
@@ -113,6 +121,29 @@ func (namespaceKind) Read(ctx context.Context, x *x, r *namespace) (*foundNamesp
 		f.Outputs["hosted_zone_id"] = aws.ToString(ns.Properties.DnsProperties.HostedZoneId)
 	}
 	return f, nil
+}
+
+// ARNTypes and Adopt: a namespace tagged for the environment that its
+// stack no longer has (service_discovery.namespace renamed) is read by
+// its id and deleted.
+func (namespaceKind) ARNTypes() []string { return []string{"servicediscovery:namespace"} }
+
+func (k namespaceKind) Adopt(ctx context.Context, x *x, arn string) (*namespace, *foundNamespace, error) {
+	id := arn[strings.LastIndex(arn, "/")+1:]
+	out, err := x.API.GetNamespace(ctx, &sd.GetNamespaceInput{Id: aws.String(id)})
+	if awserr.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("GetNamespace %s: %w", id, err)
+	}
+	name := aws.ToString(out.Namespace.Name)
+	ns := &namespace{Name: name, Spec: &NamespaceSpec{Name: name}}
+	f, err := k.Read(ctx, x, ns)
+	if err != nil || f == nil || f.ID != id {
+		return nil, nil, err
+	}
+	return ns, f, nil
 }
 
 // waitOperation polls a Cloud Map operation until SUCCESS; FAIL carries

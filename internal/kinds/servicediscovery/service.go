@@ -94,6 +94,36 @@ func (serviceKind) Read(ctx context.Context, x *x, r *service) (*foundService, e
 	return f, nil
 }
 
+// ARNTypes and Adopt: a Cloud Map service tagged for the environment that
+// its stack no longer has (in a namespace that was renamed) is read by its
+// id and deleted.
+func (serviceKind) ARNTypes() []string { return []string{"servicediscovery:service"} }
+
+func (k serviceKind) Adopt(ctx context.Context, x *x, arn string) (*service, *foundService, error) {
+	id := arn[strings.LastIndex(arn, "/")+1:]
+	out, err := x.API.GetService(ctx, &sd.GetServiceInput{Id: aws.String(id)})
+	if awserr.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("GetService %s: %w", id, err)
+	}
+	ns, err := x.API.GetNamespace(ctx, &sd.GetNamespaceInput{Id: out.Service.NamespaceId})
+	if awserr.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("GetNamespace %s: %w", aws.ToString(out.Service.NamespaceId), err)
+	}
+	name := aws.ToString(out.Service.Name)
+	s := &service{Name: name, Spec: &ServiceSpec{Name: name, NamespaceName: aws.ToString(ns.Namespace.Name)}}
+	f, err := k.Read(ctx, x, s)
+	if err != nil || f == nil || f.ID != id {
+		return nil, nil, err
+	}
+	return s, f, nil
+}
+
 func findService(ctx context.Context, x *x, namespaceID, name string) (*sdtypes.ServiceSummary, error) {
 	p := sd.NewListServicesPaginator(x.API, &sd.ListServicesInput{Filters: []sdtypes.ServiceFilter{
 		{Name: sdtypes.ServiceFilterNameNamespaceId, Values: []string{namespaceID}, Condition: sdtypes.FilterConditionEq},

@@ -41,6 +41,7 @@ var iamPrefix = map[string]string{
 	"AutoScalingAPI":      "application-autoscaling",
 	"STSAPI":              "sts",
 	"SSMAPI":              "ssm",
+	"TaggingAPI":          "tag",
 }
 
 // Actions returns "prefix:Operation" for every method of every interface

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -45,7 +46,7 @@ var svcs = []svc{
 		ListTasks DescribeTasks UpdateClusterSettings`},
 	{"IAMAPI", "iam", (*iam.Client)(nil), `CreateRole GetRole DeleteRole UpdateAssumeRolePolicy TagRole UntagRole ListRoleTags
 		AttachRolePolicy DetachRolePolicy ListAttachedRolePolicies PutRolePolicy GetRolePolicy DeleteRolePolicy ListRolePolicies
-		CreateOpenIDConnectProvider GetOpenIDConnectProvider ListOpenIDConnectProviders CreateServiceLinkedRole`},
+		CreateOpenIDConnectProvider GetOpenIDConnectProvider ListOpenIDConnectProviders CreateServiceLinkedRole ListRoles`},
 	{"LogsAPI", "cloudwatchlogs", (*cloudwatchlogs.Client)(nil), `CreateLogGroup DescribeLogGroups DeleteLogGroup PutRetentionPolicy
 		DeleteRetentionPolicy ListTagsForResource TagResource UntagResource`},
 	{"SecretsAPI", "secretsmanager", (*secretsmanager.Client)(nil), `CreateSecret DescribeSecret PutSecretValue DeleteSecret RestoreSecret UpdateSecretVersionStage
@@ -57,6 +58,9 @@ var svcs = []svc{
 		DeregisterScalableTarget PutScalingPolicy DescribeScalingPolicies DeleteScalingPolicy ListTagsForResource TagResource UntagResource`},
 	{"STSAPI", "sts", (*sts.Client)(nil), `GetCallerIdentity AssumeRoleWithWebIdentity`},
 	{"SSMAPI", "ssm", (*ssm.Client)(nil), `PutParameter GetParameter DeleteParameter`},
+	// The inventory of everything tagged for an environment (issue 11 item
+	// 11): what its stack no longer has is found and deleted.
+	{"TaggingAPI", "resourcegroupstaggingapi", (*resourcegroupstaggingapi.Client)(nil), `GetResources`},
 	// The ECS observer's queue and the rule that feeds it (issue 9;
 	// docs/research/prefect-flow-runs.md §B.4). The observer's own calls
 	// (ReceiveMessage, DeleteMessage, ChangeMessageVisibility) are made by the

@@ -1,0 +1,175 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/plan"
+)
+
+// deletes are the addresses a plan deletes, each with its reason.
+func deletes(p *plan.Plan) map[string]string {
+	out := map[string]string{}
+	for _, c := range p.Changes {
+		if c.Action == plan.Delete {
+			out[c.Address] = c.Reason
+		}
+	}
+	return out
+}
+
+// TestE2EVPCChangeDeletesTheOldSecurityGroup (issue 11 item 11): moving the
+// environment to another VPC leaves the worker security group of the old
+// one behind unless the plan finds it by its tag. The plan deletes it, the
+// apply removes it once the service has moved off it, a plan afterwards
+// (while the tagging index still lists the deleted group) is empty, and a
+// destroy proves that nothing is left.
+func TestE2EVPCChangeDeletesTheOldSecurityGroup(t *testing.T) {
+	t.Parallel()
+	x := newWorld(t)
+	env := x.env("demo")
+	x.apply(env)
+	oldSG := x.plan(env).Plan
+	x.wantNone("changes right after apply", summary(oldSG))
+	var sgID string
+	for _, it := range x.w.TaggedFor("demo") {
+		if it.Service == "ec2" && it.Type == "security-group" {
+			sgID = it.ID
+		}
+	}
+	if sgID == "" {
+		t.Fatal("no security group after apply")
+	}
+
+	vpc2, subnets2 := x.w.SeedExistingVPC("10.50.0.0/16", 2, true)
+	moved := x.env("demo", x.vpc, vpc2, strings.Join(x.subnets, ", "), strings.Join(subnets2, ", "))
+	p := x.plan(moved)
+	orphan := "security_group.orphan_" + sgID
+	got := deletes(p.Plan)
+	reason, ok := got[orphan]
+	if !ok {
+		t.Fatalf("the plan does not delete the old VPC's security group %s; deletes: %v\nchanges: %v", sgID, got, summary(p.Plan))
+	}
+	for _, want := range []string{"deploybot:environment=demo", "left behind"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("reason %q does not say %q", reason, want)
+		}
+	}
+	if !strings.Contains(strings.Join(summary(p.Plan), "\n"), "security_group.worker") {
+		t.Errorf("the plan does not make a security group in the new VPC: %v", summary(p.Plan))
+	}
+
+	rep, err := x.engine().Apply(context.Background(), p)
+	if err != nil {
+		t.Fatalf("apply: %v\nprogress:\n%s", err, x.progressText())
+	}
+	for _, s := range rep.Steps {
+		if s.Address == orphan && (s.Action != plan.Delete || s.Status != "done") {
+			t.Errorf("step %s: %s %s", orphan, s.Action, s.Status)
+		}
+	}
+	var sgs []string
+	for _, it := range x.w.TaggedFor("demo") {
+		if it.Service == "ec2" && it.Type == "security-group" {
+			sgs = append(sgs, it.ID)
+		}
+	}
+	if len(sgs) != 1 || sgs[0] == sgID {
+		t.Fatalf("security groups of demo after the apply: %v (the old one was %s)", sgs, sgID)
+	}
+	// The tagging index still lists the deleted group for a while; the
+	// plan checks it with EC2 and has nothing to do.
+	x.wantNone("changes after the move", summary(x.plan(moved).Plan))
+
+	x.destroy(moved)
+	x.wantNone("left after destroy", inventory(x.w, "demo"))
+}
+
+// TestE2ENamespaceRenameDeletesTheOldNamespace: renaming the Cloud Map
+// namespace leaves the old namespace and the service in it; both are
+// deleted, the service first.
+func TestE2ENamespaceRenameDeletesTheOldNamespace(t *testing.T) {
+	t.Parallel()
+	x := newWorld(t)
+	x.apply(x.env("demo"))
+	renamed := x.env("demo", "tags:\n", "service_discovery: { namespace: workers.demo.internal }\ntags:\n")
+	p := x.plan(renamed)
+	var orphans []string
+	for addr := range deletes(p.Plan) {
+		if strings.Contains(addr, ".orphan_") {
+			orphans = append(orphans, addr)
+		}
+	}
+	if len(orphans) != 2 || !strings.HasPrefix(strings.Join(sortedCopy(orphans), " "), "service_discovery_namespace.orphan_ns-") {
+		t.Fatalf("orphans planned: %v; want the old namespace and its service\nchanges: %v", orphans, summary(p.Plan))
+	}
+	rep, err := x.engine().Apply(context.Background(), p)
+	if err != nil {
+		t.Fatalf("apply: %v\nprogress:\n%s", err, x.progressText())
+	}
+	var order []string
+	for _, s := range rep.Steps {
+		if strings.Contains(s.Address, ".orphan_") {
+			order = append(order, s.Address)
+		}
+	}
+	if len(order) != 2 || !strings.HasPrefix(order[1], "service_discovery_namespace.") {
+		t.Errorf("orphan deletes in the report: %v; want the service, then the namespace", order)
+	}
+	x.wantNone("changes after the rename", summary(x.plan(renamed).Plan))
+	for _, it := range x.w.TaggedFor("demo") {
+		if it.Service == "servicediscovery" && it.Type == "namespace" && !strings.Contains(it.ID, "ns-") {
+			t.Errorf("unexpected namespace id %s", it.ID)
+		}
+	}
+}
+
+// TestE2EDestroyFailsWhenSomethingIsLeft: a resource tagged for the
+// environment that no kind of deploybot knows (a queue made by hand) is
+// noted by the plan and left alone, and the destroy fails naming it
+// rather than reporting success.
+func TestE2EDestroyFailsWhenSomethingIsLeft(t *testing.T) {
+	t.Parallel()
+	x := newWorld(t)
+	env := x.env("demo")
+	x.apply(env)
+	_, err := sqs.NewFromConfig(x.w.Config()).CreateQueue(context.Background(), &sqs.CreateQueueInput{
+		QueueName: aws.String("demo-by-hand"), Tags: map[string]string{"deploybot:environment": "demo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queueARN := "arn:aws:sqs:us-east-1:123456789012:demo-by-hand"
+
+	p := x.plan(env)
+	x.wantNone("changes", summary(p.Plan))
+	if !strings.Contains(strings.Join(p.Plan.Notes, "\n"), queueARN+" is tagged deploybot:environment=demo but is not part of its stack") {
+		t.Errorf("the plan does not note the queue; notes:\n%s", strings.Join(p.Plan.Notes, "\n"))
+	}
+
+	rep, err := x.tryDestroy(env)
+	var left *engine.LeftBehindError
+	if !errors.As(err, &left) {
+		t.Fatalf("destroy: %v; want a LeftBehindError", err)
+	}
+	if len(left.Left) != 1 || left.Left[0] != queueARN {
+		t.Errorf("left: %v; want the queue", left.Left)
+	}
+	if rep.Status != plan.StatusFailed || !strings.Contains(rep.Error, queueARN) {
+		t.Errorf("report: %s %q", rep.Status, rep.Error)
+	}
+	x.advance(time.Minute)
+	var rest []string
+	for _, it := range inventory(x.w, "demo") {
+		if !strings.Contains(it, "demo-by-hand") {
+			rest = append(rest, it)
+		}
+	}
+	x.wantNone("left after destroy besides the queue", rest)
+}
