@@ -27,9 +27,11 @@ type InternetGatewayModel struct {
 // InternetGateway is the managed VPC's internet gateway. It moves with its
 // VPC: a new VPC gets a new gateway (the old one must be detached before
 // the old VPC can go, which a replacement's delete does first).
-var InternetGateway = resource.Define[InternetGatewaySpec, InternetGatewayModel, struct{}, awsapi.EC2API](KindInternetGateway, igwKind{}, connect)
+var InternetGateway = resource.Define[InternetGatewaySpec, InternetGatewayModel, struct{}, awsapi.EC2API](KindInternetGateway, igwKind{igwFinder}, connect)
 
-type igwKind struct{}
+type igwKind struct {
+	finder[InternetGatewaySpec, ec2types.InternetGateway, InternetGatewayModel, struct{}]
+}
 
 type (
 	igw      = resource.Typed[InternetGatewaySpec]
@@ -40,33 +42,17 @@ func (igwKind) Desired(r *igw, refs resource.Refs) InternetGatewayModel {
 	return InternetGatewayModel{VPC: r.Spec.VPC.Resolve(refs)}
 }
 
-func (k igwKind) Read(ctx context.Context, x *x, r *igw) (*foundIGW, error) {
-	return readOne(ctx, x, r, k.ReadAll)
-}
-
-// ReadAll reads the gateways of rs with one DescribeInternetGateways by
-// their Name tags (a stack has one).
-func (igwKind) ReadAll(ctx context.Context, x *x, rs []*igw) (map[string]*foundIGW, error) {
-	return readAllByNames(rs, "DescribeInternetGateways", describeIGWs(ctx, x), func(g ec2types.InternetGateway) string { return aws.ToString(g.InternetGatewayId) },
-		func(g ec2types.InternetGateway) []ec2types.Tag { return g.Tags }, found(igwFound))
-}
-
-// ARNTypes and Adopt: one tagged for the environment that the stack no
-// longer has is found by its ARN and deleted.
-func (igwKind) ARNTypes() []string { return []string{"ec2:internet-gateway"} }
-
-func (igwKind) Adopt(ctx context.Context, x *x, arn string) (*igw, *foundIGW, error) {
-	return adoptByID[InternetGatewaySpec](arn, "internet-gateway-id", describeIGWs(ctx, x), func(g ec2types.InternetGateway) []ec2types.Tag { return g.Tags }, found(igwFound))
-}
-
-func describeIGWs(ctx context.Context, x *x) func([]ec2types.Filter) ([]ec2types.InternetGateway, error) {
-	return func(f []ec2types.Filter) ([]ec2types.InternetGateway, error) {
+// igwFinder finds internet gateways: one DescribeInternetGateways by Name tags, or by id.
+var igwFinder = finder[InternetGatewaySpec, ec2types.InternetGateway, InternetGatewayModel, struct{}]{op: "DescribeInternetGateways", idFilter: "internet-gateway-id", arnType: "ec2:internet-gateway",
+	describe: func(ctx context.Context, x *x, f []ec2types.Filter) ([]ec2types.InternetGateway, error) {
 		out, err := x.API.DescribeInternetGateways(ctx, &awsec2.DescribeInternetGatewaysInput{Filters: f})
-		if err != nil {
-			return nil, err
-		}
-		return out.InternetGateways, nil
-	}
+		return itemsOf(out, err, func(o *awsec2.DescribeInternetGatewaysOutput) []ec2types.InternetGateway { return o.InternetGateways })
+	},
+	id:   func(it ec2types.InternetGateway) string { return aws.ToString(it.InternetGatewayId) },
+	tags: func(it ec2types.InternetGateway) []ec2types.Tag { return it.Tags },
+	found: func(_ context.Context, _ *x, it ec2types.InternetGateway, _ bool) (*foundIGW, error) {
+		return igwFound(it), nil
+	},
 }
 
 func igwFound(g ec2types.InternetGateway) *foundIGW {

@@ -26,9 +26,11 @@ type EIPModel struct {
 
 // EIP is the Elastic IP kind. An address cannot be changed, only released
 // and allocated anew.
-var EIP = resource.Define[EIPSpec, EIPModel, struct{}, awsapi.EC2API](KindEIP, eipKind{}, connect)
+var EIP = resource.Define[EIPSpec, EIPModel, struct{}, awsapi.EC2API](KindEIP, eipKind{eipFinder}, connect)
 
-type eipKind struct{}
+type eipKind struct {
+	finder[EIPSpec, ec2types.Address, EIPModel, struct{}]
+}
 
 type (
 	eip      = resource.Typed[EIPSpec]
@@ -37,34 +39,17 @@ type (
 
 func (eipKind) Desired(*eip, resource.Refs) EIPModel { return EIPModel{Domain: "vpc"} }
 
-func (k eipKind) Read(ctx context.Context, x *x, r *eip) (*foundEIP, error) {
-	return readOne(ctx, x, r, k.ReadAll)
-}
-
-// ReadAll reads every address of rs with one DescribeAddresses by their
-// Name tags.
-func (eipKind) ReadAll(ctx context.Context, x *x, rs []*eip) (map[string]*foundEIP, error) {
-	return readAllByNames(rs, "DescribeAddresses", describeAddresses(ctx, x), func(a ec2types.Address) string { return aws.ToString(a.AllocationId) }, eipTags, found(eipFound))
-}
-
-// ARNTypes and Adopt: one tagged for the environment that the stack no
-// longer has is found by its ARN and released.
-func (eipKind) ARNTypes() []string { return []string{"ec2:elastic-ip"} }
-
-func (eipKind) Adopt(ctx context.Context, x *x, arn string) (*eip, *foundEIP, error) {
-	return adoptByID[EIPSpec](arn, "allocation-id", describeAddresses(ctx, x), eipTags, found(eipFound))
-}
-
-func eipTags(a ec2types.Address) []ec2types.Tag { return a.Tags }
-
-func describeAddresses(ctx context.Context, x *x) func([]ec2types.Filter) ([]ec2types.Address, error) {
-	return func(f []ec2types.Filter) ([]ec2types.Address, error) {
+// eipFinder finds Elastic IPs: one DescribeAddresses by Name tags, or by id.
+var eipFinder = finder[EIPSpec, ec2types.Address, EIPModel, struct{}]{op: "DescribeAddresses", idFilter: "allocation-id", arnType: "ec2:elastic-ip",
+	describe: func(ctx context.Context, x *x, f []ec2types.Filter) ([]ec2types.Address, error) {
 		out, err := x.API.DescribeAddresses(ctx, &awsec2.DescribeAddressesInput{Filters: f})
-		if err != nil {
-			return nil, err
-		}
-		return out.Addresses, nil
-	}
+		return itemsOf(out, err, func(o *awsec2.DescribeAddressesOutput) []ec2types.Address { return o.Addresses })
+	},
+	id:   func(it ec2types.Address) string { return aws.ToString(it.AllocationId) },
+	tags: func(it ec2types.Address) []ec2types.Tag { return it.Tags },
+	found: func(_ context.Context, _ *x, it ec2types.Address, _ bool) (*foundEIP, error) {
+		return eipFound(it), nil
+	},
 }
 
 func eipFound(a ec2types.Address) *foundEIP {
@@ -152,9 +137,11 @@ type NATGatewayModel struct {
 }
 
 // NATGateway is the NAT gateway kind.
-var NATGateway = resource.Define[NATGatewaySpec, NATGatewayModel, struct{}, awsapi.EC2API](KindNATGateway, natKind{}, connect)
+var NATGateway = resource.Define[NATGatewaySpec, NATGatewayModel, struct{}, awsapi.EC2API](KindNATGateway, natKind{natFinder}, connect)
 
-type natKind struct{}
+type natKind struct {
+	finder[NATGatewaySpec, ec2types.NatGateway, NATGatewayModel, struct{}]
+}
 
 type (
 	nat      = resource.Typed[NATGatewaySpec]
@@ -166,38 +153,21 @@ func (natKind) Desired(r *nat, refs resource.Refs) NATGatewayModel {
 		ConnectivityType: "public", State: string(ec2types.NatGatewayStateAvailable)}
 }
 
-func (k natKind) Read(ctx context.Context, x *x, r *nat) (*foundNAT, error) {
-	return readOne(ctx, x, r, k.ReadAll)
-}
-
-// ReadAll reads every NAT gateway of rs with one DescribeNatGateways by
-// their Name tags.
-func (natKind) ReadAll(ctx context.Context, x *x, rs []*nat) (map[string]*foundNAT, error) {
-	return readAllByNames(rs, "DescribeNatGateways", describeNATs(ctx, x), func(g ec2types.NatGateway) string { return aws.ToString(g.NatGatewayId) }, natTags, found(natFound))
-}
-
-// ARNTypes and Adopt: one tagged for the environment that the stack no
-// longer has is found by its ARN and deleted.
-func (natKind) ARNTypes() []string { return []string{"ec2:natgateway"} }
-
-func (natKind) Adopt(ctx context.Context, x *x, arn string) (*nat, *foundNAT, error) {
-	return adoptByID[NATGatewaySpec](arn, "nat-gateway-id", describeNATs(ctx, x), natTags, found(natFound))
-}
-
-func natTags(g ec2types.NatGateway) []ec2types.Tag { return g.Tags }
-
-// describeNATs leaves out deleted and failed gateways, which stay visible
-// for about an hour: they are gone for our purposes. A deleting one is too
-// (a new one may be made; its create waits for the address to be free).
-func describeNATs(ctx context.Context, x *x) func([]ec2types.Filter) ([]ec2types.NatGateway, error) {
-	return func(f []ec2types.Filter) ([]ec2types.NatGateway, error) {
-		out, err := x.API.DescribeNatGateways(ctx, &awsec2.DescribeNatGatewaysInput{Filter: append(f,
-			ec2types.Filter{Name: aws.String("state"), Values: []string{"pending", "available"}})})
-		if err != nil {
-			return nil, err
-		}
-		return out.NatGateways, nil
-	}
+// natFinder finds NAT gateways: one DescribeNatGateways by Name tags, or by id.
+var natFinder = finder[NATGatewaySpec, ec2types.NatGateway, NATGatewayModel, struct{}]{op: "DescribeNatGateways", idFilter: "nat-gateway-id", arnType: "ec2:natgateway",
+	// Deleted and failed gateways stay visible for about an hour: they are
+	// gone for our purposes. A deleting one is too (a new one may be made;
+	// its create waits for the address to be free).
+	filter: []ec2types.Filter{{Name: aws.String("state"), Values: []string{"pending", "available"}}},
+	describe: func(ctx context.Context, x *x, f []ec2types.Filter) ([]ec2types.NatGateway, error) {
+		out, err := x.API.DescribeNatGateways(ctx, &awsec2.DescribeNatGatewaysInput{Filter: f})
+		return itemsOf(out, err, func(o *awsec2.DescribeNatGatewaysOutput) []ec2types.NatGateway { return o.NatGateways })
+	},
+	id:   func(it ec2types.NatGateway) string { return aws.ToString(it.NatGatewayId) },
+	tags: func(it ec2types.NatGateway) []ec2types.Tag { return it.Tags },
+	found: func(_ context.Context, _ *x, it ec2types.NatGateway, _ bool) (*foundNAT, error) {
+		return natFound(it), nil
+	},
 }
 
 func natFound(g ec2types.NatGateway) *foundNAT {

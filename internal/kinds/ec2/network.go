@@ -89,17 +89,6 @@ func names[S any](rs []*resource.Typed[S]) []string {
 	return out
 }
 
-// readOne is a kind's Read: its ReadAll of the one resource, so that a
-// single read and a plan's batch read are the same code.
-func readOne[S, M, L any](ctx context.Context, x *x, r *resource.Typed[S],
-	readAll func(context.Context, *x, []*resource.Typed[S]) (map[string]*resource.Found[M, L], error)) (*resource.Found[M, L], error) {
-	found, err := readAll(ctx, x, []*resource.Typed[S]{r})
-	if err != nil {
-		return nil, err
-	}
-	return found[r.Address], nil
-}
-
 // match gives each resource of rs the item pick chooses among the items
 // whose Name tag is the resource's name, as live builds it (nil: not found
 // after all); a resource with no such item is missing from the map (absent).
@@ -144,43 +133,69 @@ func pick[T any](desired map[string]string, items []T, id func(T) string, tags f
 	return zero, false, false
 }
 
-// readAllByNames is every EC2 kind's ReadAll: one Describe call (op)
-// filtered by the Name tags of rs, and each resource matched with what it
-// found (match).
-func readAllByNames[S, T, M, L any](rs []*resource.Typed[S], op string, describe func([]ec2types.Filter) ([]T, error),
-	id func(T) string, tags func(T) []ec2types.Tag, found func(it T, ours bool) (*resource.Found[M, L], error)) (map[string]*resource.Found[M, L], error) {
-	items, err := describe(byNames(rs))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", op, strings.Join(names(rs), ", "), err)
-	}
-	return match(rs, items, id, func(it T) map[string]string { return awstags.EC2Map(tags(it)) }, found)
+// finder is how an EC2 kind reads its resources: one Describe call (op)
+// filtered by the Name tags of a plan's resources (and filter), each item
+// matched by Name with its resource (match) and made into live state by
+// found. Embedded in the kind, it is its ReadAll, and its Adopt: the same
+// Describe filtered by the id at the end of an ARN (idFilter) instead of
+// Name tags, for a resource tagged for the environment that its stack no
+// longer has; nil when EC2 has no such resource (the tagging index lags
+// behind deletes).
+type finder[S, T, M, L any] struct {
+	op, idFilter, arnType string
+	filter                []ec2types.Filter
+	describe              func(ctx context.Context, x *x, f []ec2types.Filter) ([]T, error)
+	id                    func(T) string
+	tags                  func(T) []ec2types.Tag
+	found                 func(ctx context.Context, x *x, it T, ours bool) (*resource.Found[M, L], error)
 }
 
-// adoptByID is an EC2 kind's Adopt: the Describe its ReadAll makes,
-// filtered by the id at the end of arn (idFilter) instead of Name tags, and
-// the live state its reads build; nil when EC2 has no such resource (the
-// tagging index lags behind deletes).
-func adoptByID[S, T, M, L any](arn, idFilter string, describe func([]ec2types.Filter) ([]T, error),
-	tags func(T) []ec2types.Tag, found func(T, bool) (*resource.Found[M, L], error)) (*resource.Typed[S], *resource.Found[M, L], error) {
-	id := idOfARN(arn)
-	items, err := describe([]ec2types.Filter{{Name: aws.String(idFilter), Values: []string{id}}})
+// ReadAll reads every resource of rs with one Describe call.
+func (f finder[S, T, M, L]) ReadAll(ctx context.Context, x *x, rs []*resource.Typed[S]) (map[string]*resource.Found[M, L], error) {
+	items, err := f.describe(ctx, x, append(byNames(rs), f.filter...))
 	if err != nil {
-		return nil, nil, fmt.Errorf("describe %s: %w", id, err)
+		return nil, fmt.Errorf("%s %s: %w", f.op, strings.Join(names(rs), ", "), err)
+	}
+	return match(rs, items, f.id, func(it T) map[string]string { return awstags.EC2Map(f.tags(it)) },
+		func(it T, ours bool) (*resource.Found[M, L], error) { return f.found(ctx, x, it, ours) })
+}
+
+// Read is ReadAll of the one resource, so that a single read and a plan's
+// batch read are the same code.
+func (f finder[S, T, M, L]) Read(ctx context.Context, x *x, r *resource.Typed[S]) (*resource.Found[M, L], error) {
+	found, err := f.ReadAll(ctx, x, []*resource.Typed[S]{r})
+	if err != nil {
+		return nil, err
+	}
+	return found[r.Address], nil
+}
+
+// ARNTypes is the type of the kind's ARNs.
+func (f finder[S, T, M, L]) ARNTypes() []string { return []string{f.arnType} }
+
+// Adopt reads the resource arn names by its id.
+func (f finder[S, T, M, L]) Adopt(ctx context.Context, x *x, arn string) (*resource.Typed[S], *resource.Found[M, L], error) {
+	id := idOfARN(arn)
+	items, err := f.describe(ctx, x, append([]ec2types.Filter{{Name: aws.String(f.idFilter), Values: []string{id}}}, f.filter...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: %w", f.op, id, err)
 	}
 	for _, it := range items {
-		f, err := found(it, true)
-		if err != nil || f == nil {
+		found, err := f.found(ctx, x, it, true)
+		if err != nil || found == nil {
 			return nil, nil, err
 		}
-		return &resource.Typed[S]{Name: awstags.EC2Map(tags(it))["Name"], Spec: new(S)}, f, nil
+		return &resource.Typed[S]{Name: awstags.EC2Map(f.tags(it))["Name"], Spec: new(S)}, found, nil
 	}
 	return nil, nil, nil
 }
 
-// found adapts a constructor of a kind's live state that needs not know
-// whether the resource is ours.
-func found[T, M, L any](f func(T) *resource.Found[M, L]) func(T, bool) (*resource.Found[M, L], error) {
-	return func(it T, _ bool) (*resource.Found[M, L], error) { return f(it), nil }
+// itemsOf is a Describe call's items, or its error.
+func itemsOf[O, T any](out *O, err error, items func(*O) []T) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	return items(out), nil
 }
 
 // updateTags is the Update of an EC2 resource whose only fields that can

@@ -50,9 +50,11 @@ type RouteTableModel struct {
 
 // RouteTable is the route table kind. Routes and associations change in
 // place; the VPC cannot.
-var RouteTable = resource.Define[RouteTableSpec, RouteTableModel, ec2types.RouteTable, awsapi.EC2API](KindRouteTable, rtKind{}, connect)
+var RouteTable = resource.Define[RouteTableSpec, RouteTableModel, ec2types.RouteTable, awsapi.EC2API](KindRouteTable, rtKind{routeTableFinder}, connect)
 
-type rtKind struct{}
+type rtKind struct {
+	finder[RouteTableSpec, ec2types.RouteTable, RouteTableModel, ec2types.RouteTable]
+}
 
 type (
 	routeTable = resource.Typed[RouteTableSpec]
@@ -74,33 +76,17 @@ func (rtKind) Desired(r *routeTable, refs resource.Refs) RouteTableModel {
 	return m
 }
 
-func (k rtKind) Read(ctx context.Context, x *x, r *routeTable) (*foundRT, error) {
-	return readOne(ctx, x, r, k.ReadAll)
-}
-
-// ReadAll reads every route table of rs with one DescribeRouteTables by
-// their Name tags.
-func (rtKind) ReadAll(ctx context.Context, x *x, rs []*routeTable) (map[string]*foundRT, error) {
-	return readAllByNames(rs, "DescribeRouteTables", describeRouteTables(ctx, x), func(t ec2types.RouteTable) string { return aws.ToString(t.RouteTableId) },
-		func(t ec2types.RouteTable) []ec2types.Tag { return t.Tags }, found(rtFound))
-}
-
-// ARNTypes and Adopt: one tagged for the environment that the stack no
-// longer has is found by its ARN and deleted.
-func (rtKind) ARNTypes() []string { return []string{"ec2:route-table"} }
-
-func (rtKind) Adopt(ctx context.Context, x *x, arn string) (*routeTable, *foundRT, error) {
-	return adoptByID[RouteTableSpec](arn, "route-table-id", describeRouteTables(ctx, x), func(t ec2types.RouteTable) []ec2types.Tag { return t.Tags }, found(rtFound))
-}
-
-func describeRouteTables(ctx context.Context, x *x) func([]ec2types.Filter) ([]ec2types.RouteTable, error) {
-	return func(f []ec2types.Filter) ([]ec2types.RouteTable, error) {
+// routeTableFinder finds route tables: one DescribeRouteTables by Name tags, or by id.
+var routeTableFinder = finder[RouteTableSpec, ec2types.RouteTable, RouteTableModel, ec2types.RouteTable]{op: "DescribeRouteTables", idFilter: "route-table-id", arnType: "ec2:route-table",
+	describe: func(ctx context.Context, x *x, f []ec2types.Filter) ([]ec2types.RouteTable, error) {
 		out, err := x.API.DescribeRouteTables(ctx, &awsec2.DescribeRouteTablesInput{Filters: f})
-		if err != nil {
-			return nil, err
-		}
-		return out.RouteTables, nil
-	}
+		return itemsOf(out, err, func(o *awsec2.DescribeRouteTablesOutput) []ec2types.RouteTable { return o.RouteTables })
+	},
+	id:   func(it ec2types.RouteTable) string { return aws.ToString(it.RouteTableId) },
+	tags: func(it ec2types.RouteTable) []ec2types.Tag { return it.Tags },
+	found: func(_ context.Context, _ *x, it ec2types.RouteTable, _ bool) (*foundRT, error) {
+		return rtFound(it), nil
+	},
 }
 
 func rtFound(rt ec2types.RouteTable) *foundRT {

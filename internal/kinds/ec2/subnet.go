@@ -56,9 +56,11 @@ type SubnetModel struct {
 }
 
 // Subnet is the subnet kind of the managed VPC.
-var Subnet = resource.Define[SubnetSpec, SubnetModel, struct{}, awsapi.EC2API](KindSubnet, subnetKind{}, connect)
+var Subnet = resource.Define[SubnetSpec, SubnetModel, struct{}, awsapi.EC2API](KindSubnet, subnetKind{subnetFinder}, connect)
 
-type subnetKind struct{}
+type subnetKind struct {
+	finder[SubnetSpec, ec2types.Subnet, SubnetModel, struct{}]
+}
 
 type (
 	subnet      = resource.Typed[SubnetSpec]
@@ -153,33 +155,17 @@ func (subnetKind) Desired(r *subnet, refs resource.Refs) SubnetModel {
 	return SubnetModel{CIDR: r.Spec.CIDR, AvailabilityZone: az, VPC: r.Spec.VPC.Resolve(refs)}
 }
 
-func (k subnetKind) Read(ctx context.Context, x *x, r *subnet) (*foundSubnet, error) {
-	return readOne(ctx, x, r, k.ReadAll)
-}
-
-// ReadAll reads every subnet of rs with one DescribeSubnets by their Name
-// tags.
-func (subnetKind) ReadAll(ctx context.Context, x *x, rs []*subnet) (map[string]*foundSubnet, error) {
-	return readAllByNames(rs, "DescribeSubnets", describeSubnets(ctx, x), func(s ec2types.Subnet) string { return aws.ToString(s.SubnetId) },
-		func(s ec2types.Subnet) []ec2types.Tag { return s.Tags }, found(subnetFound))
-}
-
-// ARNTypes and Adopt: one tagged for the environment that the stack no
-// longer has is found by its ARN and deleted.
-func (subnetKind) ARNTypes() []string { return []string{"ec2:subnet"} }
-
-func (subnetKind) Adopt(ctx context.Context, x *x, arn string) (*subnet, *foundSubnet, error) {
-	return adoptByID[SubnetSpec](arn, "subnet-id", describeSubnets(ctx, x), func(s ec2types.Subnet) []ec2types.Tag { return s.Tags }, found(subnetFound))
-}
-
-func describeSubnets(ctx context.Context, x *x) func([]ec2types.Filter) ([]ec2types.Subnet, error) {
-	return func(f []ec2types.Filter) ([]ec2types.Subnet, error) {
+// subnetFinder finds subnets: one DescribeSubnets by Name tags, or by id.
+var subnetFinder = finder[SubnetSpec, ec2types.Subnet, SubnetModel, struct{}]{op: "DescribeSubnets", idFilter: "subnet-id", arnType: "ec2:subnet",
+	describe: func(ctx context.Context, x *x, f []ec2types.Filter) ([]ec2types.Subnet, error) {
 		out, err := x.API.DescribeSubnets(ctx, &awsec2.DescribeSubnetsInput{Filters: f})
-		if err != nil {
-			return nil, err
-		}
-		return out.Subnets, nil
-	}
+		return itemsOf(out, err, func(o *awsec2.DescribeSubnetsOutput) []ec2types.Subnet { return o.Subnets })
+	},
+	id:   func(it ec2types.Subnet) string { return aws.ToString(it.SubnetId) },
+	tags: func(it ec2types.Subnet) []ec2types.Tag { return it.Tags },
+	found: func(_ context.Context, _ *x, it ec2types.Subnet, _ bool) (*foundSubnet, error) {
+		return subnetFound(it), nil
+	},
 }
 
 func subnetFound(sn ec2types.Subnet) *foundSubnet {

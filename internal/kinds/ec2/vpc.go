@@ -35,9 +35,11 @@ type VPCModel struct {
 // VPC is the managed VPC kind. Its CIDR cannot change in place: a new CIDR
 // is a new VPC, and with it new subnets, gateways, route tables, security
 // group and (through the subnets) a replaced ECS service.
-var VPC = resource.Define[VPCSpec, VPCModel, struct{}, awsapi.EC2API](KindVPC, vpcKind{}, connect)
+var VPC = resource.Define[VPCSpec, VPCModel, struct{}, awsapi.EC2API](KindVPC, vpcKind{vpcFinder}, connect)
 
-type vpcKind struct{}
+type vpcKind struct {
+	finder[VPCSpec, ec2types.Vpc, VPCModel, struct{}]
+}
 
 type (
 	vpc      = resource.Typed[VPCSpec]
@@ -48,33 +50,15 @@ func (vpcKind) Desired(r *vpc, _ resource.Refs) VPCModel {
 	return VPCModel{CIDR: r.Spec.CIDR, DNSSupport: aws.Bool(r.Spec.EnableDNSSupport), DNSHostnames: aws.Bool(r.Spec.EnableDNSHostnames)}
 }
 
-func (k vpcKind) Read(ctx context.Context, x *x, r *vpc) (*foundVPC, error) {
-	return readOne(ctx, x, r, k.ReadAll)
-}
-
-// ReadAll reads the VPCs of rs with one DescribeVpcs by their Name tags (a
-// stack has one), then the DNS attributes of ours.
-func (vpcKind) ReadAll(ctx context.Context, x *x, rs []*vpc) (map[string]*foundVPC, error) {
-	return readAllByNames(rs, "DescribeVpcs", describeVPCs(ctx, x), func(v ec2types.Vpc) string { return aws.ToString(v.VpcId) },
-		func(v ec2types.Vpc) []ec2types.Tag { return v.Tags }, func(v ec2types.Vpc, ours bool) (*foundVPC, error) { return vpcFound(ctx, x, v, ours) })
-}
-
-// ARNTypes and Adopt: one tagged for the environment that the stack no
-// longer has is found by its ARN and deleted.
-func (vpcKind) ARNTypes() []string { return []string{"ec2:vpc"} }
-
-func (vpcKind) Adopt(ctx context.Context, x *x, arn string) (*vpc, *foundVPC, error) {
-	return adoptByID[VPCSpec](arn, "vpc-id", describeVPCs(ctx, x), func(v ec2types.Vpc) []ec2types.Tag { return v.Tags }, func(v ec2types.Vpc, ours bool) (*foundVPC, error) { return vpcFound(ctx, x, v, ours) })
-}
-
-func describeVPCs(ctx context.Context, x *x) func([]ec2types.Filter) ([]ec2types.Vpc, error) {
-	return func(f []ec2types.Filter) ([]ec2types.Vpc, error) {
+// vpcFinder finds VPCs: one DescribeVpcs by Name tags, or by id.
+var vpcFinder = finder[VPCSpec, ec2types.Vpc, VPCModel, struct{}]{op: "DescribeVpcs", idFilter: "vpc-id", arnType: "ec2:vpc",
+	describe: func(ctx context.Context, x *x, f []ec2types.Filter) ([]ec2types.Vpc, error) {
 		out, err := x.API.DescribeVpcs(ctx, &awsec2.DescribeVpcsInput{Filters: f})
-		if err != nil {
-			return nil, err
-		}
-		return out.Vpcs, nil
-	}
+		return itemsOf(out, err, func(o *awsec2.DescribeVpcsOutput) []ec2types.Vpc { return o.Vpcs })
+	},
+	id:    func(it ec2types.Vpc) string { return aws.ToString(it.VpcId) },
+	tags:  func(it ec2types.Vpc) []ec2types.Tag { return it.Tags },
+	found: vpcFound,
 }
 
 func vpcFound(ctx context.Context, x *x, v ec2types.Vpc, ours bool) (*foundVPC, error) {

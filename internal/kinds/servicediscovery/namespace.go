@@ -130,20 +130,28 @@ func (namespaceKind) ARNTypes() []string { return []string{"servicediscovery:nam
 
 func (k namespaceKind) Adopt(ctx context.Context, x *x, arn string) (*namespace, *foundNamespace, error) {
 	id := arn[strings.LastIndex(arn, "/")+1:]
-	out, err := x.API.GetNamespace(ctx, &sd.GetNamespaceInput{Id: aws.String(id)})
-	if awserr.IsNotFound(err) {
-		return nil, nil, nil
+	name, err := namespaceName(ctx, x, id)
+	if err != nil || name == "" {
+		return nil, nil, err
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("GetNamespace %s: %w", id, err)
-	}
-	name := aws.ToString(out.Namespace.Name)
 	ns := &namespace{Name: name, Spec: &NamespaceSpec{Name: name}}
 	f, err := k.Read(ctx, x, ns)
 	if err != nil || f == nil || f.ID != id {
 		return nil, nil, err
 	}
 	return ns, f, nil
+}
+
+// namespaceName is the name of the namespace id ("" when there is none).
+func namespaceName(ctx context.Context, x *x, id string) (string, error) {
+	out, err := x.API.GetNamespace(ctx, &sd.GetNamespaceInput{Id: aws.String(id)})
+	if awserr.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("GetNamespace %s: %w", id, err)
+	}
+	return aws.ToString(out.Namespace.Name), nil
 }
 
 // waitOperation polls a Cloud Map operation until SUCCESS; FAIL carries

@@ -108,15 +108,12 @@ func (k serviceKind) Adopt(ctx context.Context, x *x, arn string) (*service, *fo
 	if err != nil {
 		return nil, nil, fmt.Errorf("GetService %s: %w", id, err)
 	}
-	ns, err := x.API.GetNamespace(ctx, &sd.GetNamespaceInput{Id: out.Service.NamespaceId})
-	if awserr.IsNotFound(err) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("GetNamespace %s: %w", aws.ToString(out.Service.NamespaceId), err)
+	nsName, err := namespaceName(ctx, x, aws.ToString(out.Service.NamespaceId))
+	if err != nil || nsName == "" {
+		return nil, nil, err
 	}
 	name := aws.ToString(out.Service.Name)
-	s := &service{Name: name, Spec: &ServiceSpec{Name: name, NamespaceName: aws.ToString(ns.Namespace.Name)}}
+	s := &service{Name: name, Spec: &ServiceSpec{Name: name, NamespaceName: nsName}}
 	f, err := k.Read(ctx, x, s)
 	if err != nil || f == nil || f.ID != id {
 		return nil, nil, err
