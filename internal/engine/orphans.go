@@ -11,6 +11,7 @@ import (
 
 	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/inventory"
+	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/stack"
 )
@@ -250,8 +251,9 @@ func (e *LeftBehindError) Error() string {
 
 // verifyEmpty lists the environment's inventory after a destroy and fails,
 // naming them, when resources are left. A candidate the kind of its type
-// no longer finds (the tagging index lags behind deletes), or that a
-// deleted resource covered (a cluster's stopped tasks), is gone.
+// no longer finds (the tagging index lags behind deletes), that a deleted
+// resource covered (a cluster's stopped tasks), or that the destroy
+// deleted with a kind that cannot read it by its ARN, is gone.
 func (e *Engine) verifyEmpty(ctx context.Context, p *Planned) error {
 	arns, err := e.listInventory(ctx, p.st.Inventory)
 	if err != nil {
@@ -275,7 +277,22 @@ next:
 	if err != nil {
 		return fmt.Errorf("destroy of environment %s: could not check that nothing is left: %w", p.st.Environment, err)
 	}
-	left := unknown
+	// A resource of a kind that cannot adopt (an ECS cluster or service)
+	// that this destroy deleted is gone: its kind's Delete said so (ECS
+	// keeps a deleted cluster or service INACTIVE for a while, and the
+	// tagging index may still list it).
+	deleted := map[string]bool{}
+	for addr, ch := range p.changes {
+		if live := p.live[addr]; ch.Action == plan.Delete && live != nil && live.ARN != "" {
+			deleted[live.ARN] = true
+		}
+	}
+	var left []string
+	for _, arn := range unknown {
+		if !deleted[arn] {
+			left = append(left, arn)
+		}
+	}
 	for _, o := range found {
 		left = append(left, o.arn)
 	}

@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	tagging "github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
+	taggingtypes "github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/plan"
 )
@@ -172,4 +175,49 @@ func TestE2EDestroyFailsWhenSomethingIsLeft(t *testing.T) {
 		}
 	}
 	x.wantNone("left after destroy besides the queue", rest)
+}
+
+// laggingIndex is the Tagging API answering, besides what is there, ARNs
+// of resources already deleted ("previously tagged",
+// https://github.com/aws/aws-sdk/issues/302).
+type laggingIndex struct {
+	awsapi.TaggingAPI
+	ghosts []string
+}
+
+func (l laggingIndex) GetResources(ctx context.Context, in *tagging.GetResourcesInput, opts ...func(*tagging.Options)) (*tagging.GetResourcesOutput, error) {
+	out, err := l.TaggingAPI.GetResources(ctx, in, opts...)
+	if err == nil && aws.ToString(in.PaginationToken) == "" {
+		for _, arn := range l.ghosts {
+			out.ResourceTagMappingList = append(out.ResourceTagMappingList, taggingtypes.ResourceTagMapping{ResourceARN: aws.String(arn),
+				Tags: []taggingtypes.Tag{{Key: aws.String("deploybot:environment"), Value: aws.String("demo")}}})
+		}
+	}
+	return out, err
+}
+
+// TestE2EDestroyTrustsItsDeletesOverALaggingIndex: the ECS cluster and
+// service a destroy deleted (their kinds cannot read them by ARN) are
+// still in the tagging index; the destroy succeeds. A cluster it did not
+// delete would be left (TestE2EDestroyFailsWhenSomethingIsLeft).
+func TestE2EDestroyTrustsItsDeletesOverALaggingIndex(t *testing.T) {
+	t.Parallel()
+	x := newWorld(t)
+	env := x.env("demo")
+	x.apply(env)
+	e := x.engine()
+	e.AWS.Tagging = laggingIndex{TaggingAPI: e.AWS.Tagging, ghosts: []string{
+		"arn:aws:ecs:us-east-1:123456789012:cluster/deploybot-demo",
+		"arn:aws:ecs:us-east-1:123456789012:service/deploybot-demo/worker",
+	}}
+	p, err := e.PlanDestroy(context.Background(), x.destroyStack(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Destroy(context.Background(), p); err != nil {
+		t.Fatalf("destroy: %v", err)
+	}
+	if !strings.Contains(x.progressText(), "checked: nothing tagged deploybot:environment=demo is left") {
+		t.Errorf("the destroy does not say it checked:\n%s", x.progressText())
+	}
 }
