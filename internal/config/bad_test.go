@@ -19,7 +19,7 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 	}{
 		// Shape and types.
 		{name: "unknown top-level key suggests the closest", lines: map[int]string{20: "protcet: true"},
-			want: []want{{20, "protcet", `unknown key; did you mean "protect"? (allowed: name, aws, prefect, worker, network, service_discovery, health_gate, protect, tags)`}}},
+			want: []want{{20, "protcet", `unknown key; did you mean "protect"? (allowed: name, aws, prefect, worker, flow_runs, network, service_discovery, health_gate, protect, tags)`}}},
 		{name: "unknown nested key", lines: map[int]string{12: "  cpus: 512"},
 			want: []want{{12, "worker.cpus", `unknown key; did you mean "cpu"?`}}},
 		{name: "unknown key without a close match lists the allowed ones", lines: map[int]string{15: "  retries: 3"},

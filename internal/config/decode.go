@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -26,10 +27,14 @@ type decoder struct {
 	// bad: paths whose value could not be decoded; validation skips them so
 	// that one mistake is reported once.
 	bad map[string]bool
+	// textLines: for a PolicyJSON given as a literal block scalar, the line
+	// of the file its text's first line is on, so that a JSON syntax error
+	// inside it is reported at its own line.
+	textLines map[string]int
 }
 
 func newDecoder(file string) *decoder {
-	return &decoder{file: file, lines: map[string]int{}, set: map[string]bool{}, bad: map[string]bool{}}
+	return &decoder{file: file, lines: map[string]int{}, set: map[string]bool{}, bad: map[string]bool{}, textLines: map[string]int{}}
 }
 
 func (d *decoder) fail(line int, field, format string, args ...any) {
@@ -44,7 +49,10 @@ func (d *decoder) failBad(n *yaml.Node, field, format string, args ...any) {
 	d.fail(n.Line, field, format, args...)
 }
 
-var durationType = reflect.TypeOf(time.Duration(0))
+var (
+	durationType   = reflect.TypeOf(time.Duration(0))
+	policyJSONType = reflect.TypeOf(PolicyJSON(""))
+)
 
 // yamlFields returns the yaml keys of struct type t in declaration order
 // with their field indexes.
@@ -188,6 +196,10 @@ func (d *decoder) value(n *yaml.Node, path string, keyLine int, v reflect.Value)
 			return
 		}
 		v.SetInt(int64(dur))
+	case t == policyJSONType:
+		if !d.policyJSON(n, path, keyLine, v) {
+			return
+		}
 	case t.Kind() == reflect.String:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
 			if n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!int" || n.ShortTag() == "!!float") {
@@ -250,6 +262,96 @@ func (d *decoder) value(n *yaml.Node, path string, keyLine int, v reflect.Value)
 		return
 	}
 	d.set[path] = true
+}
+
+// policyJSON decodes an IAM policy document given as a string of JSON or
+// as a YAML mapping (turned into JSON); validation parses it.
+func (d *decoder) policyJSON(n *yaml.Node, path string, keyLine int, v reflect.Value) bool {
+	switch {
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str":
+		if n.Style&yaml.LiteralStyle != 0 {
+			// A literal block's text starts on the line after its
+			// indicator and keeps its line breaks.
+			d.textLines[path] = n.Line + 1
+		} else if n.Style&(yaml.FoldedStyle) == 0 && !strings.Contains(n.Value, "\n") {
+			d.textLines[path] = n.Line
+		}
+		v.SetString(n.Value)
+		return true
+	case n.Kind == yaml.MappingNode:
+		doc, err := jsonValue(n, 0)
+		if err != nil {
+			d.failBad(n, path, "cannot be read as a policy document: %v", err)
+			return false
+		}
+		b, err := json.Marshal(doc)
+		if err != nil {
+			d.bad[path] = true
+			d.fail(keyLine, path, "cannot be written as JSON: %v", err)
+			return false
+		}
+		v.SetString(string(b))
+		return true
+	}
+	d.bad[path] = true
+	d.fail(keyLine, path, "must be an IAM policy document: a mapping with Version and Statement, or a string holding its JSON; not %s", describe(n))
+	return false
+}
+
+// jsonValue is a YAML node as the JSON value it spells. Scalars other than
+// numbers, booleans and null are strings as written, so that a policy's
+// Version: 2012-10-17 stays the string IAM wants (YAML would read a date).
+func jsonValue(n *yaml.Node, depth int) (any, error) {
+	n = resolveAlias(n)
+	if n == nil || depth > 32 {
+		return nil, fmt.Errorf("nested too deeply")
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := map[string]any{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := resolveAlias(n.Content[i])
+			if k == nil || k.Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("line %d: keys must be names", n.Line)
+			}
+			if _, dup := m[k.Value]; dup {
+				return nil, fmt.Errorf("line %d: duplicate key %q", k.Line, clip(k.Value))
+			}
+			v, err := jsonValue(n.Content[i+1], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			m[k.Value] = v
+		}
+		return m, nil
+	case yaml.SequenceNode:
+		l := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := jsonValue(c, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			l = append(l, v)
+		}
+		return l, nil
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!null":
+			return nil, nil
+		case "!!bool":
+			var b bool
+			if err := n.Decode(&b); err != nil {
+				return nil, err
+			}
+			return b, nil
+		case "!!int", "!!float":
+			if json.Valid([]byte(n.Value)) {
+				return json.Number(n.Value), nil
+			}
+		}
+		return n.Value, nil
+	}
+	return nil, fmt.Errorf("line %d: not a JSON value", n.Line)
 }
 
 func (d *decoder) boolValue(n *yaml.Node, path string, keyLine int, v reflect.Value) bool {

@@ -312,6 +312,18 @@ func applyDefaults(e *Environment, set map[string]bool) {
 	if unset("worker.log_retention_days") {
 		e.Worker.LogRetentionDays = DefaultLogRetentionDays
 	}
+	if unset("flow_runs.image") {
+		e.FlowRuns.Image = e.Worker.Image
+	}
+	if unset("flow_runs.cpu") {
+		e.FlowRuns.CPU = DefaultFlowRunCPU
+	}
+	if unset("flow_runs.memory") {
+		e.FlowRuns.Memory = DefaultFlowRunMemory
+	}
+	if unset("flow_runs.log_retention_days") {
+		e.FlowRuns.LogRetentionDays = DefaultLogRetentionDays
+	}
 	if e.Worker.Autoscaling != nil && unset("worker.autoscaling.target_cpu_percent") {
 		e.Worker.Autoscaling.TargetCPUPercent = DefaultTargetCPUPercent
 	}

@@ -19,6 +19,11 @@ const (
 	DefaultGateTimeout      = 5 * time.Minute
 	DefaultMinOnlineWorkers = 1
 	DefaultTargetCPUPercent = 70
+	// Flow runs get prefect-aws's own Fargate size when the pool sets none
+	// (ECS_DEFAULT_CPU, ECS_DEFAULT_MEMORY: prefect_aws/workers/ecs_worker.py,
+	// docs/research/prefect-flow-runs.md §A.3).
+	DefaultFlowRunCPU    = 1024
+	DefaultFlowRunMemory = 2048
 	// The service discovery namespace defaults to NAME + NamespaceSuffix.
 	NamespaceSuffix = ".prefect.internal"
 )
@@ -129,6 +134,14 @@ const (
 	// groups (ECS API reference, AwsVpcConfiguration).
 	MaxSubnets        = 16
 	MaxSecurityGroups = 5
-	MinGateTimeout    = 30 * time.Second
-	MaxGateTimeout    = time.Hour
+	// MaxRolePolicies: IAM attaches at most 20 managed policies to a role
+	// (10 by default; "Managed policies attached to an IAM role", IAM and
+	// AWS STS quotas,
+	// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
+	MaxRolePolicies = 20
+	// MaxInlinePolicySize: a role's inline policies may hold 10,240
+	// characters together, whitespace not counted (the same quotas page).
+	MaxInlinePolicySize = 10240
+	MinGateTimeout      = 30 * time.Second
+	MaxGateTimeout      = time.Hour
 )

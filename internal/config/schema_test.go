@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -41,6 +42,9 @@ func jsonType(t reflect.Type) string {
 	switch {
 	case t == durationType:
 		return "string"
+	case t == policyJSONType:
+		// A policy document as a mapping, or its JSON as a string.
+		return "[object string]"
 	case t.Kind() == reflect.Pointer:
 		return jsonType(t.Elem())
 	case t.Kind() == reflect.String:
@@ -114,7 +118,7 @@ func TestSchemaMatchesTypes(t *testing.T) {
 			}
 			p := childPath(path, key)
 			ft := typ.Field(index[key]).Type
-			if got, want := child["type"], jsonType(ft); got != want {
+			if got, want := fmt.Sprint(child["type"]), jsonType(ft); got != want {
 				t.Errorf("schema %s: type %v, want %s (Go %s)", p, got, want, ft)
 			}
 			if _, ok := child["description"].(string); !ok {
@@ -186,6 +190,10 @@ func TestSchemaEnumsAndLimits(t *testing.T) {
 		{"worker.cpu", anyInts(enum("worker.cpu")), FargateCPUs},
 		{"worker.memory", anyInts(enum("worker.memory")), allMemory},
 		{"worker.log_retention_days", anyInts(enum("worker.log_retention_days")), LogRetentionDays},
+		{"flow_runs.cpu", anyInts(enum("flow_runs.cpu")), FargateCPUs},
+		{"flow_runs.memory", anyInts(enum("flow_runs.memory")), allMemory},
+		{"flow_runs.log_retention_days", anyInts(enum("flow_runs.log_retention_days")), LogRetentionDays},
+		{"task_role_policy_arns maxItems", schemaAt(t, s, "flow_runs.task_role_policy_arns")["maxItems"], float64(MaxRolePolicies)},
 		{"name maxLength", schemaAt(t, s, "name")["maxLength"], float64(MaxNameLen)},
 		{"tags maxProperties", schemaAt(t, s, "tags")["maxProperties"], float64(MaxUserTags)},
 		{"availability_zones minimum", schemaAt(t, s, "network.availability_zones")["minimum"], float64(MinAZs)},
@@ -201,20 +209,35 @@ func TestSchemaEnumsAndLimits(t *testing.T) {
 		}
 	}
 
-	// worker.allOf holds one if/then per Fargate CPU size with its memory.
-	pairs := map[int][]int{}
-	for _, clause := range schemaAt(t, s, "worker")["allOf"].([]any) {
-		c := clause.(schemaNode)
-		cond := c["if"].(schemaNode)
-		if anyOf, ok := cond["anyOf"].([]any); ok {
-			cond = anyOf[len(anyOf)-1].(schemaNode) // the default-cpu clause
+	// worker.allOf and flow_runs.allOf hold one if/then per Fargate CPU
+	// size with its memory; the clause of the default CPU also holds when
+	// cpu is left out.
+	for _, sec := range []struct {
+		section    string
+		defaultCPU int
+	}{{"worker", DefaultCPU}, {"flow_runs", DefaultFlowRunCPU}} {
+		pairs := map[int][]int{}
+		defaulted := 0
+		for _, clause := range schemaAt(t, s, sec.section)["allOf"].([]any) {
+			c := clause.(schemaNode)
+			cond := c["if"].(schemaNode)
+			anyOf, isDefault := cond["anyOf"].([]any)
+			if isDefault {
+				cond = anyOf[len(anyOf)-1].(schemaNode) // the default-cpu clause
+			}
+			cpu := int(cond["properties"].(schemaNode)["cpu"].(schemaNode)["const"].(float64))
+			if isDefault {
+				defaulted = cpu
+			}
+			mem := c["then"].(schemaNode)["properties"].(schemaNode)["memory"].(schemaNode)["enum"].([]any)
+			pairs[cpu] = anyInts(mem)
 		}
-		cpu := int(cond["properties"].(schemaNode)["cpu"].(schemaNode)["const"].(float64))
-		mem := c["then"].(schemaNode)["properties"].(schemaNode)["memory"].(schemaNode)["enum"].([]any)
-		pairs[cpu] = anyInts(mem)
-	}
-	if diff := cmp.Diff(FargateMemory, pairs); diff != "" {
-		t.Errorf("schema worker cpu/memory pairs differ from FargateMemory (-go +schema):\n%s", diff)
+		if diff := cmp.Diff(FargateMemory, pairs); diff != "" {
+			t.Errorf("schema %s cpu/memory pairs differ from FargateMemory (-go +schema):\n%s", sec.section, diff)
+		}
+		if defaulted != sec.defaultCPU {
+			t.Errorf("schema %s: the clause for a missing cpu is for %d, the default is %d", sec.section, defaulted, sec.defaultCPU)
+		}
 	}
 }
 
@@ -273,8 +296,9 @@ func TestSchemaDefaults(t *testing.T) {
 	walk(s, reflect.ValueOf(env).Elem(), "")
 	// cpu, memory, desired_count, log_retention_days, target_cpu_percent,
 	// mode, cidr, availability_zones, nat, assign_public_ip, timeout,
-	// min_online_workers, protect, create_work_pool, prune_offline_workers.
-	if count != 15 {
-		t.Errorf("schema has %d defaults, want 15: a default was added or lost", count)
+	// min_online_workers, protect, create_work_pool, prune_offline_workers,
+	// and flow_runs' cpu, memory and log_retention_days.
+	if count != 18 {
+		t.Errorf("schema has %d defaults, want 18: a default was added or lost", count)
 	}
 }

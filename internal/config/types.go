@@ -12,6 +12,7 @@ type Environment struct {
 	AWS              AWS               `yaml:"aws"`
 	Prefect          Prefect           `yaml:"prefect"`
 	Worker           Worker            `yaml:"worker"`
+	FlowRuns         FlowRuns          `yaml:"flow_runs"`
 	Network          Network           `yaml:"network"`
 	ServiceDiscovery ServiceDiscovery  `yaml:"service_discovery"`
 	HealthGate       HealthGate        `yaml:"health_gate"`
@@ -52,6 +53,29 @@ type Worker struct {
 	Env              map[string]string `yaml:"env"`
 	LogRetentionDays int               `yaml:"log_retention_days"` // default 30
 }
+
+// FlowRuns are the defaults of the flow runs the worker launches: what the
+// work pool's job template gives every flow run unless a deployment or the
+// run itself overrides it (docs/research/prefect-flow-runs.md §A.4), and what
+// the flow-run task role may do in AWS.
+type FlowRuns struct {
+	Image            string            `yaml:"image"`              // default worker.image
+	CPU              int               `yaml:"cpu"`                // Fargate CPU units; default 1024
+	Memory           int               `yaml:"memory"`             // MiB; default 2048
+	LogRetentionDays int               `yaml:"log_retention_days"` // default 30
+	Env              map[string]string `yaml:"env"`
+	// TaskRolePolicyARNs are managed policies attached to the flow-run task
+	// role deploybot-NAME-flow-task.
+	TaskRolePolicyARNs []string `yaml:"task_role_policy_arns"`
+	// TaskRolePolicy is an inline IAM policy document (JSON) of the
+	// flow-run task role; "" for none.
+	TaskRolePolicy PolicyJSON `yaml:"task_role_policy"`
+}
+
+// PolicyJSON is an IAM policy document as JSON. The file may give it as a
+// string holding the JSON (a block scalar pasted from the console) or as a
+// YAML mapping, which the loader turns into JSON.
+type PolicyJSON string
 
 type Autoscaling struct {
 	Min              int `yaml:"min"`

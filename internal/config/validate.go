@@ -29,6 +29,7 @@ func validate(e *Environment, d *decoder) {
 	c.aws()
 	c.prefect()
 	c.worker()
+	c.flowRuns()
 	c.network()
 	c.serviceDiscovery()
 	c.healthGate()
@@ -233,8 +234,19 @@ func (c *checker) prefect() {
 	if c.required("prefect.work_pool") {
 		if msg := workPoolProblem(c.e.Prefect.WorkPool); msg != "" {
 			c.fail("prefect.work_pool", "%s", msg)
+		} else if i := strings.IndexFunc(c.e.Prefect.WorkPool, notFamilyRune); i >= 0 {
+			c.fail("prefect.work_pool", "%q cannot be in the pool's name: the worker names each flow run's task definition family prefect_<pool>_<deployment id>, "+
+				"and ECS allows only letters, digits, hyphens and underscores in a family (prefect-aws does not clean the name: ecs_worker.py _get_or_generate_family discards its slugify), "+
+				"so every flow run would fail to start; docs/research/prefect-flow-runs.md §A.7", c.e.Prefect.WorkPool[i:i+1])
 		}
 	}
+}
+
+// notFamilyRune is a rune an ECS task definition family may not hold
+// (RegisterTaskDefinition: "Up to 255 letters (uppercase and lowercase),
+// numbers, underscores, and hyphens are allowed").
+func notFamilyRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
 }
 
 func apiURLProblem(raw string) string {
@@ -351,24 +363,8 @@ func (c *checker) worker() {
 		}
 	}
 	w := c.e.Worker
-	cpuOK := !c.d.bad["worker.cpu"]
-	if cpuOK {
-		if _, ok := FargateMemory[w.CPU]; !ok {
-			cpuOK = false
-			c.fail("worker.cpu", "%d is not a Fargate CPU size; choose one of %s CPU units (1024 = 1 vCPU)", w.CPU, joinInts(FargateCPUs))
-		}
-	}
-	if cpuOK && !c.d.bad["worker.memory"] && !slices.Contains(FargateMemory[w.CPU], w.Memory) {
-		at := "worker.memory"
-		how := ""
-		if !c.has(at) {
-			how = " (the default)"
-		}
-		c.d.fail(c.lineOr(at, "worker.cpu"), at, "Fargate does not offer %d MiB%s with %d CPU units; with %d choose %s MiB", w.Memory, how, w.CPU, w.CPU, describeSizes(FargateMemory[w.CPU]))
-	}
-	if c.has("worker.log_retention_days") && !slices.Contains(LogRetentionDays, w.LogRetentionDays) {
-		c.fail("worker.log_retention_days", "CloudWatch Logs does not offer %d days; choose one of %s", w.LogRetentionDays, joinInts(LogRetentionDays))
-	}
+	c.fargateSize("worker", w.CPU, w.Memory)
+	c.logRetention("worker.log_retention_days", w.LogRetentionDays)
 	if c.has("worker.desired_count") {
 		switch {
 		case w.DesiredCount < 0:
@@ -382,7 +378,33 @@ func (c *checker) worker() {
 	if w.Autoscaling != nil {
 		c.autoscaling()
 	}
-	c.env()
+	c.env("worker.env", c.e.Worker.Env, workerEnvReserved)
+}
+
+// fargateSize checks section's cpu and memory: a Fargate CPU size, and a
+// memory size Fargate offers with it.
+func (c *checker) fargateSize(section string, cpu, memory int) {
+	cpuPath, memPath := section+".cpu", section+".memory"
+	cpuOK := !c.d.bad[cpuPath]
+	if cpuOK {
+		if _, ok := FargateMemory[cpu]; !ok {
+			cpuOK = false
+			c.fail(cpuPath, "%d is not a Fargate CPU size; choose one of %s CPU units (1024 = 1 vCPU)", cpu, joinInts(FargateCPUs))
+		}
+	}
+	if cpuOK && !c.d.bad[memPath] && !slices.Contains(FargateMemory[cpu], memory) {
+		how := ""
+		if !c.has(memPath) {
+			how = " (the default)"
+		}
+		c.d.fail(c.lineOr(memPath, cpuPath), memPath, "Fargate does not offer %d MiB%s with %d CPU units; with %d choose %s MiB", memory, how, cpu, cpu, describeSizes(FargateMemory[cpu]))
+	}
+}
+
+func (c *checker) logRetention(path string, days int) {
+	if c.has(path) && !slices.Contains(LogRetentionDays, days) {
+		c.fail(path, "CloudWatch Logs does not offer %d days; choose one of %s", days, joinInts(LogRetentionDays))
+	}
 }
 
 // lineOr is the line of path if it is in the file, else of fallback.
@@ -434,28 +456,66 @@ func looksLikePrefectKey(v string) bool {
 	return strings.HasPrefix(v, "pnu_") || strings.HasPrefix(v, "pnb_")
 }
 
-func (c *checker) env() {
-	for _, k := range c.keysInFileOrder("worker.env", c.e.Worker.Env) {
-		path := childPath("worker.env", k)
+// envReserved says why a variable name is reserved in an env section ("":
+// it is not).
+type envReserved func(upper string) string
+
+func workerEnvReserved(up string) string {
+	switch {
+	case up == "PREFECT_API_KEY":
+		return "the worker gets the API key from the Secrets Manager secret deploybot/NAME/prefect-api-key, never from the file"
+	case up == "PREFECT_API_URL":
+		return "deploybot sets it from prefect.api_url"
+	case strings.HasPrefix(up, "DEPLOYBOT_"):
+		return "DEPLOYBOT_* variables are set by deploybot (DEPLOYBOT_WORK_POOL, DEPLOYBOT_WORKER_PREFIX)"
+	case strings.HasPrefix(up, "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_"):
+		return "deploybot sets the ECS observer's settings: it creates the observer's queue and names it (PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME)"
+	}
+	return ""
+}
+
+// flowRunEnvReserved: the worker gives every flow run its own Prefect
+// settings (the API URL and credentials from its own, the PREFECT__* run
+// identity: docs/research/prefect-flow-runs.md §A.6), which a default in
+// the pool would override or be overwritten by.
+func flowRunEnvReserved(up string) string {
+	switch {
+	case up == "PREFECT_API_KEY" || up == "PREFECT_API_AUTH_STRING":
+		return "the worker gives each flow run its credentials from the secret deploybot/NAME/prefect-api-key (the pool's prefect_api_key_secret_arn), never from the file"
+	case up == "PREFECT_API_URL":
+		return "the worker gives each flow run its own PREFECT_API_URL, from prefect.api_url"
+	case strings.HasPrefix(up, "PREFECT__"):
+		return "PREFECT__* variables carry the run's identity; the worker sets them for each flow run"
+	}
+	return ""
+}
+
+func (c *checker) env(section string, env map[string]string, reserved envReserved) {
+	role := ""
+	if section == "flow_runs.env" {
+		role = "the flow-run task role (deploybot-NAME-flow-task, with flow_runs.task_role_policy_arns and task_role_policy)"
+	}
+	for _, k := range c.keysInFileOrder(section, env) {
+		path := childPath(section, k)
 		if c.d.bad[path] {
 			continue
 		}
 		up := strings.ToUpper(k)
-		switch {
+		switch why := reserved(up); {
 		case !envNameRE.MatchString(k):
 			c.fail(path, "%q is not an environment variable name (letters, digits and _, not starting with a digit)", clip(k))
-		case up == "PREFECT_API_KEY":
-			c.fail(path, "is reserved: the worker gets the API key from the Secrets Manager secret deploybot/%s/prefect-api-key, never from the file", c.e.Name)
-		case up == "PREFECT_API_URL":
-			c.fail(path, "is reserved: deploybot sets it from prefect.api_url")
-		case strings.HasPrefix(up, "DEPLOYBOT_"):
-			c.fail(path, "is reserved: DEPLOYBOT_* variables are set by deploybot (DEPLOYBOT_WORK_POOL, DEPLOYBOT_WORKER_PREFIX)")
-		case looksLikePrefectKey(c.e.Worker.Env[k]):
+		case why != "":
+			c.fail(path, "is reserved: %s", strings.ReplaceAll(why, "NAME", c.e.Name))
+		case looksLikePrefectKey(env[k]):
 			c.fail(path, "looks like a Prefect API key; keys must not live in the repository (pass it as the prefect-api-key secret)")
 		default:
 			// Values in this file are committed to git and written into the
-			// task definition in plain text (credentials.go).
-			if what, advice, ok := credentialIn(k, c.e.Worker.Env[k]); ok {
+			// task definition (or the pool's job template) in plain text
+			// (credentials.go).
+			if what, advice, ok := credentialIn(k, env[k]); ok {
+				if role != "" {
+					advice = strings.ReplaceAll(advice, "the worker's task role (deploybot-NAME-task)", role)
+				}
 				c.fail(path, "looks like %s: %s", what, strings.ReplaceAll(advice, "NAME", c.e.Name))
 			}
 		}

@@ -52,6 +52,15 @@ func EnvironmentReference(schemaJSON []byte) (string, error) {
 				path = prefix + "." + k
 			}
 			typ := fmt.Sprint(c.Type)
+			if alts, ok := c.Type.([]any); ok {
+				// A field of several JSON types (a policy as a mapping or as
+				// a string of JSON).
+				names := make([]string, len(alts))
+				for i, a := range alts {
+					names[i] = fmt.Sprint(a)
+				}
+				typ = strings.Join(names, " or ")
+			}
 			if c.Items != nil {
 				typ = "list of " + fmt.Sprint(c.Items.Type)
 			}
