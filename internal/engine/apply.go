@@ -74,6 +74,10 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 		err := &ConflictError{Addresses: conflicts}
 		return e.refused(p, plan.OpApply, err), err
 	}
+	if len(p.Plan.Unread) > 0 {
+		err := &UnreadError{Unread: p.Plan.Unread}
+		return e.refused(p, plan.OpApply, err), err
+	}
 	r := e.newRun(p, plan.OpApply)
 
 	var steps []*step

@@ -70,6 +70,9 @@ type Planned struct {
 	absent    map[string]bool   // resources the file does not ask for: leftovers and orphans
 	orphans   map[string]string // address → ARN of what the inventory found and the stack no longer has
 	notes     []string          // from reading
+	// unread are the resources whose Read could not look
+	// (resource.UnreadableError), with why.
+	unread map[string]string
 
 	inventory    []string // the inventory's candidates (ARNs)
 	inventoryErr error
@@ -92,6 +95,18 @@ type ConflictError struct{ Addresses []string }
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("refusing to apply: %s exist(s) in AWS without this environment's tags (%s); deploybot never takes over resources it did not create: delete or rename them, or use another environment name",
 		strings.Join(e.Addresses, ", "), resource.TagEnvironment)
+}
+
+// UnreadError: the plan could not read some resources (no credentials for
+// their service), so applying it would change them blind.
+type UnreadError struct{ Unread []plan.Unread }
+
+func (e *UnreadError) Error() string {
+	var parts []string
+	for _, u := range e.Unread {
+		parts = append(parts, fmt.Sprintf("%s (%s)", u.Address, u.Reason))
+	}
+	return "refusing to apply: the plan could not read " + strings.Join(parts, ", ") + "; nothing was changed"
 }
 
 func (e *Engine) clock() clock.Clock {
@@ -144,6 +159,7 @@ func (e *Engine) plan(ctx context.Context, st *stack.Stack, op plan.Operation) (
 		changes:   map[string]*plan.Change{},
 		absent:    map[string]bool{},
 		orphans:   map[string]string{},
+		unread:    map[string]string{},
 	}
 	deps := map[string][]string{}
 	for i := range st.Resources {
@@ -307,6 +323,13 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 	var all []error
 	reported := map[error]bool{} // a failed batch read is one error for many addresses
 	for _, addr := range p.order {
+		var unreadable *resource.UnreadableError
+		if err, ok := errs[addr]; ok && errors.As(err, &unreadable) {
+			// Not an error: the plan says it could not look, and plans
+			// the rest (an apply refuses it).
+			p.unread[addr] = unreadable.Reason
+			continue
+		}
 		if err, ok := errs[addr]; ok && p.absent[addr] {
 			// Not knowing whether a leftover exists must not block the plan
 			// of what the file asks for; say so instead.
@@ -500,6 +523,10 @@ func (e *Engine) diffApply(p *Planned, pl *plan.Plan) error {
 			continue
 		}
 		r := p.resources[addr]
+		if why, ok := p.unread[addr]; ok {
+			pl.Unread = append(pl.Unread, plan.Unread{Address: addr, Kind: string(r.Kind), Name: r.Name, Reason: why})
+			continue
+		}
 		live := p.live[addr]
 		ch := &plan.Change{Address: addr, Kind: string(r.Kind), Name: r.Name, Action: plan.NoOp}
 		p.changes[addr] = ch
@@ -561,6 +588,10 @@ func (e *Engine) diffDestroy(p *Planned, pl *plan.Plan) {
 	for i := len(p.order) - 1; i >= 0; i-- {
 		addr := p.order[i]
 		r := p.resources[addr]
+		if why, ok := p.unread[addr]; ok {
+			pl.Unread = append(pl.Unread, plan.Unread{Address: addr, Kind: string(r.Kind), Name: r.Name, Reason: why})
+			continue
+		}
 		live := p.live[addr]
 		if live == nil {
 			continue
@@ -573,6 +604,8 @@ func (e *Engine) diffDestroy(p *Planned, pl *plan.Plan) {
 		ch := &plan.Change{Address: addr, Kind: string(r.Kind), Name: r.Name, Action: plan.Delete, Before: attrValues(live.Attrs)}
 		if _, ok := p.orphans[addr]; ok {
 			ch.Reason = orphanReason(p.st.Environment)
+		} else if x := e.capabilities(r.Kind).ExplainDelete; x != nil {
+			ch.Reason = x.DeleteReason(live)
 		}
 		p.changes[addr] = ch
 		pl.Changes = append(pl.Changes, *ch)

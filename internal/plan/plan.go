@@ -110,8 +110,20 @@ type Plan struct {
 	// Notes are things a reviewer should know that are not changes
 	// (e.g. why the worker gets a public IP).
 	Notes []string `json:"notes,omitempty"`
+	// Unread are the resources the plan could not read (no credentials for
+	// their service: a plan without the Prefect API key), so their changes
+	// are not in it. An apply refuses such a plan.
+	Unread []Unread `json:"unread,omitempty"`
 	// Fingerprint is Fingerprint() at build time, stored for reports.
 	Fingerprint string `json:"fingerprint"`
+}
+
+// Unread is a resource a plan could not read, and why.
+type Unread struct {
+	Address string `json:"address"`
+	Kind    string `json:"kind"`
+	Name    string `json:"name"`
+	Reason  string `json:"reason"`
 }
 
 // Summary counts changes by action.
@@ -190,10 +202,18 @@ func (p *Plan) ComputeFingerprint() string {
 		cs = append(cs, x)
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].Addr < cs[j].Addr })
+	// A plan that could not read a resource is another plan than one that
+	// read it and found nothing to change.
+	var unread []string
+	for _, u := range p.Unread {
+		unread = append(unread, u.Address)
+	}
+	sort.Strings(unread)
 	b, _ := json.Marshal(struct {
 		Env, Op string
 		C       []ch
-	}{p.Environment, string(p.Operation), cs})
+		U       []string `json:",omitempty"`
+	}{p.Environment, string(p.Operation), cs, unread})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])[:16]
 }

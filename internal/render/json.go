@@ -66,6 +66,8 @@ type PlanDoc struct {
 	Destructive   []string    `json:"destructive"`
 	Changes       []ChangeDoc `json:"changes"`
 	Notes         []string    `json:"notes"`
+	// Unread are the resources the plan could not read (plan.Plan.Unread).
+	Unread []plan.Unread `json:"unread,omitempty"`
 	// Cost is the estimated change of the monthly bill (internal/cost).
 	Cost cost.Estimate `json:"cost"`
 }
@@ -127,6 +129,7 @@ func NewPlanDoc(p *plan.Plan) PlanDoc {
 		Destructive: nonNil(p.Destructive()),
 		Changes:     []ChangeDoc{},
 		Notes:       nonNil(p.Notes),
+		Unread:      p.Unread,
 		Cost:        cost.Of(p),
 	}
 	for _, c := range p.Changes {

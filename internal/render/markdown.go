@@ -361,6 +361,15 @@ func (d *mdDoc) planSection(diffKeep, itemCap int) string {
 		w(d.moreItem("> ", more, "conflicts"))
 		w("\n")
 	}
+	if len(p.Unread) > 0 {
+		// What the plan could not look at: a reviewer must know the plan
+		// is not the whole story, and that merging will not apply it.
+		w("> [!WARNING]\n> **Not read, so not in this plan** (an apply refuses a plan that could not read them):\n>\n")
+		for _, u := range p.Unread {
+			w("> - ", Code(u.Address), ": ", Escape(u.Reason), "\n")
+		}
+		w("\n")
+	}
 	if len(destructive) > 0 {
 		w(d.dangerSection(destructive, sum, itemCap))
 	}

@@ -123,6 +123,13 @@ func writePlanText(t *textWriter, c painter, p *plan.Plan) {
 		t.line("")
 	}
 
+	if len(p.Unread) > 0 {
+		t.line("%s", c.paint(ansiBold, "Not read, so not in this plan (an apply refuses it):"))
+		for _, u := range p.Unread {
+			t.line("  - %s: %s", OneLine(u.Address), OneLine(u.Reason))
+		}
+		t.line("")
+	}
 	if len(p.Notes) > 0 {
 		t.line("Notes:")
 		for _, n := range p.Notes {

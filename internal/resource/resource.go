@@ -203,12 +203,20 @@ type Adopter interface {
 	Adopt(ctx context.Context, x *Ctx, address, arn, environment string) (*Resource, *Live, error)
 }
 
+// DeleteExplainer is a kind whose delete does something other than remove
+// what exists (a work pool deploybot did not create keeps all but the
+// defaults deploybot set): the plan says what, as the change's reason.
+type DeleteExplainer interface {
+	DeleteReason(live *Live) string
+}
+
 // Capabilities are the optional capabilities of a kind.
 type Capabilities struct {
 	Batch          BatchReader
 	Resolve        Resolver
 	OutputsChanged OutputsChanger
 	Adopt          Adopter
+	ExplainDelete  DeleteExplainer
 }
 
 // CapabilitiesOf returns k's optional capabilities: those a Define'd kind
@@ -222,6 +230,7 @@ func CapabilitiesOf(k Kind) Capabilities {
 	c.Resolve, _ = k.(Resolver)
 	c.OutputsChanged, _ = k.(OutputsChanger)
 	c.Adopt, _ = k.(Adopter)
+	c.ExplainDelete, _ = k.(DeleteExplainer)
 	return c
 }
 
@@ -293,6 +302,16 @@ func (c *Ctx) Waits(address string, budget, every time.Duration) retry.Options {
 				Wait: &event.Wait{What: p.What, Elapsed: p.Elapsed, Left: p.Left}})
 		}}
 }
+
+// UnreadableError is what a Read returns when it cannot look at all: the
+// run has no credentials for the resource's service (a plan without the
+// Prefect API key, in a fork or a plan job without the secret), or the
+// service refused the ones it has. The engine then plans everything else,
+// lists the resource as not read (plan.Plan.Unread, with Reason), and
+// refuses to apply or destroy it blind.
+type UnreadableError struct{ Reason string }
+
+func (e *UnreadableError) Error() string { return "not read: " + e.Reason }
 
 // ErrNotOurs is the error of a create or delete that finds a resource under
 // our name that is not this environment's; the plan shows it as a conflict

@@ -127,6 +127,9 @@ type (
 		ARNTypes() []string
 		Adopt(ctx context.Context, x *Context[C], arn string) (*Typed[S], *Found[M, L], error)
 	}
+	TypedDeleteExplainer[M, L any] interface {
+		DeleteReason(live *Found[M, L]) string
+	}
 )
 
 // Def is a typed kind made into a Kind: the one adapter between the
@@ -358,7 +361,20 @@ func (d *Def[S, M, L, C]) Capabilities() Capabilities {
 	if _, ok := d.impl.(TypedAdopter[S, M, L, C]); ok {
 		c.Adopt = adoptDef[S, M, L, C]{d}
 	}
+	if _, ok := d.impl.(TypedDeleteExplainer[M, L]); ok {
+		c.ExplainDelete = explainDef[S, M, L, C]{d}
+	}
 	return c
+}
+
+type explainDef[S, M, L, C any] struct{ d *Def[S, M, L, C] }
+
+func (e explainDef[S, M, L, C]) DeleteReason(live *Live) string {
+	f := FoundOf[M, L](live)
+	if f == nil {
+		return ""
+	}
+	return e.d.impl.(TypedDeleteExplainer[M, L]).DeleteReason(f)
 }
 
 type batchDef[S, M, L, C any] struct{ d *Def[S, M, L, C] }
