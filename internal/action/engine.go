@@ -82,20 +82,21 @@ func (d DeployEngine) options(r Request) deploy.Options {
 	return o
 }
 
+// Plan reads the work pool too when it can (with the prefect-api-key
+// input; a self-hosted server may need none): a plan without it says the
+// pool was not read, and plans the rest.
 func (d DeployEngine) Plan(ctx context.Context, r Request) (*deploy.Result, error) {
-	return deploy.Plan(ctx, d.options(r))
+	o := d.options(r)
+	if p, err := d.prefect(r); err == nil {
+		o.Prefect = p
+	}
+	return deploy.Plan(ctx, o)
 }
 
 func (d DeployEngine) Apply(ctx context.Context, r Request) (*deploy.Result, error) {
 	o := d.options(r)
 	o.ReviewedPlan, o.ReviewedFingerprint = r.ReviewedPlan, r.ReviewedFingerprint
-	newPrefect := d.Prefect
-	if newPrefect == nil {
-		newPrefect = func(env *config.Environment, apiKey string, clk clock.Clock) (deploy.Prefect, error) {
-			return deploy.NewPrefect(env.Prefect.APIURL, apiKey, prefect.WithClock(clk), prefect.WithUserAgent("deploybot-action"))
-		}
-	}
-	p, err := newPrefect(r.Env, r.PrefectAPIKey.Reveal(), r.Clock)
+	p, err := d.prefect(r)
 	if err != nil {
 		return &deploy.Result{Operation: plan.OpApply}, exit.Input(err)
 	}
@@ -103,8 +104,26 @@ func (d DeployEngine) Apply(ctx context.Context, r Request) (*deploy.Result, err
 	return deploy.Apply(ctx, o)
 }
 
+// Destroy deletes the work pool deploybot created, or resets the defaults
+// it set, when it has the Prefect key; without it the pool is left as it
+// is, and the destroy says so.
 func (d DeployEngine) Destroy(ctx context.Context, r Request) (*deploy.Result, error) {
-	return deploy.Destroy(ctx, d.options(r))
+	o := d.options(r)
+	if p, err := d.prefect(r); err == nil {
+		o.Prefect = p
+	}
+	return deploy.Destroy(ctx, o)
+}
+
+// prefect is the environment's Prefect client.
+func (d DeployEngine) prefect(r Request) (deploy.Prefect, error) {
+	newPrefect := d.Prefect
+	if newPrefect == nil {
+		newPrefect = func(env *config.Environment, apiKey string, clk clock.Clock) (deploy.Prefect, error) {
+			return deploy.NewPrefect(env.Prefect.APIURL, apiKey, prefect.WithClock(clk), prefect.WithUserAgent("deploybot-action"))
+		}
+	}
+	return newPrefect(r.Env, r.PrefectAPIKey.Reveal(), r.Clock)
 }
 
 func defaultEngine() Engine { return DeployEngine{} }

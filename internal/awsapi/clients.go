@@ -11,10 +11,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
@@ -32,11 +34,10 @@ type Clients struct {
 	SSM         SSMAPI
 	// Tagging lists what is tagged for an environment (internal/inventory).
 	Tagging TaggingAPI
-	// SQSAPI and EventBridgeAPI (api.go) join this bundle with the ECS
-	// observer's kinds (issue 9 item 4): bootstrap grants every operation
-	// of every field here, and its least-privilege proof needs each granted
-	// action to be called, so the fields come with the code that calls
-	// them and the statements that scope them.
+	// SQS and EventBridge are the ECS observer's queues and the rule that
+	// feeds them (internal/kinds/sqs, internal/kinds/eventbridge).
+	SQS         SQSAPI
+	EventBridge EventBridgeAPI
 }
 
 // New builds the real clients from a loaded aws.Config (which already honours
@@ -53,5 +54,7 @@ func New(cfg aws.Config) *Clients {
 		STS:         sts.NewFromConfig(cfg),
 		SSM:         ssm.NewFromConfig(cfg),
 		Tagging:     resourcegroupstaggingapi.NewFromConfig(cfg),
+		SQS:         sqs.NewFromConfig(cfg),
+		EventBridge: eventbridge.NewFromConfig(cfg),
 	}
 }

@@ -52,6 +52,11 @@ var notFound = map[string]bool{
 	"InvalidAssociationID.NotFound":      true,
 	"InvalidRoute.NotFound":              true,
 	"Gateway.NotAttached":                true,
+	// SQS's JSON protocol carries the query protocol's code in
+	// x-amzn-query-error, which the SDK reports (internal/awssim/sqs.go);
+	// without that header the code is the exception's name.
+	"AWS.SimpleQueueService.NonExistentQueue": true,
+	"QueueDoesNotExist":                       true,
 }
 
 // IsNotFound: the resource is not there (a state, not a failure).

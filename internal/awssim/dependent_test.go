@@ -14,10 +14,12 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/google/go-cmp/cmp"
@@ -39,6 +41,8 @@ var serviceIDs = map[string]string{
 	reflect.TypeOf(sts.Options{}).PkgPath():                      sts.ServiceID,
 	reflect.TypeOf(ssm.Options{}).PkgPath():                      ssm.ServiceID,
 	reflect.TypeOf(resourcegroupstaggingapi.Options{}).PkgPath(): resourcegroupstaggingapi.ServiceID,
+	reflect.TypeOf(sqs.Options{}).PkgPath():                      sqs.ServiceID,
+	reflect.TypeOf(eventbridge.Options{}).PkgPath():              eventbridge.ServiceID,
 }
 
 // calledActions are the IAM actions of every operation in awsapi.Clients,

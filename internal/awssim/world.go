@@ -60,6 +60,27 @@ type Faults struct {
 // ErrCrashed is returned for every call after Faults.StopAfterWrites writes.
 var ErrCrashed = fmt.Errorf("awssim: process crashed (injected after write limit)")
 
+// ProcessWrite is a write the process under test is about to make to a
+// service outside the account (the Prefect API: its work pool). It counts
+// towards Faults.StopAfterWrites as the account's own writes do, so that a
+// crash can be injected after it too; once the process has crashed it
+// returns ErrCrashed and the write must not be made. done reports whether
+// the write went through (only those count).
+func (w *World) ProcessWrite() (done func(ok bool), err error) {
+	w.faultsMu.Lock()
+	defer w.faultsMu.Unlock()
+	if f := w.faults; f.StopAfterWrites > 0 && w.nWrites >= f.StopAfterWrites {
+		return nil, ErrCrashed
+	}
+	return func(ok bool) {
+		if ok {
+			w.faultsMu.Lock()
+			w.nWrites++
+			w.faultsMu.Unlock()
+		}
+	}, nil
+}
+
 type handlerFunc func(ctx context.Context, w *World, in any) (any, error)
 
 var (

@@ -10,12 +10,15 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	sd "github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	sdtypes "github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/deploybot/deploybot/internal/awsapi"
 )
@@ -174,4 +177,40 @@ func EC2Map(tags []ec2types.Tag) map[string]string {
 // §6: a crash between create and tag must not leave an untagged orphan).
 func EC2Spec(rt ec2types.ResourceType, tags map[string]string) []ec2types.TagSpecification {
 	return []ec2types.TagSpecification{{ResourceType: rt, Tags: EC2List(tags)}}
+}
+
+// SQS is the dialect of SQS queues (by URL).
+func SQS(api awsapi.SQSAPI) Dialect {
+	return Dialect{Service: "SQS",
+		Tag: func(ctx context.Context, url string, set map[string]string) error {
+			_, err := api.TagQueue(ctx, &sqs.TagQueueInput{QueueUrl: aws.String(url), Tags: set})
+			return err
+		},
+		Untag: func(ctx context.Context, url string, keys []string) error {
+			_, err := api.UntagQueue(ctx, &sqs.UntagQueueInput{QueueUrl: aws.String(url), TagKeys: keys})
+			return err
+		}}
+}
+
+// EventBridge is the dialect of EventBridge rules (by ARN).
+func EventBridge(api awsapi.EventBridgeAPI) Dialect {
+	return Dialect{Service: "EventBridge",
+		Tag: func(ctx context.Context, arn string, set map[string]string) error {
+			_, err := api.TagResource(ctx, &eventbridge.TagResourceInput{ResourceARN: aws.String(arn), Tags: EventBridgeList(set)})
+			return err
+		},
+		Untag: func(ctx context.Context, arn string, keys []string) error {
+			_, err := api.UntagResource(ctx, &eventbridge.UntagResourceInput{ResourceARN: aws.String(arn), TagKeys: keys})
+			return err
+		}}
+}
+
+// EventBridgeList is tags as EventBridge takes them.
+func EventBridgeList(tags map[string]string) []ebtypes.Tag {
+	return List(tags, func(k, v string) ebtypes.Tag { return ebtypes.Tag{Key: aws.String(k), Value: aws.String(v)} })
+}
+
+// EventBridgeMap is EventBridge's tags as a map.
+func EventBridgeMap(tags []ebtypes.Tag) map[string]string {
+	return Map(tags, func(t ebtypes.Tag) (*string, *string) { return t.Key, t.Value })
 }

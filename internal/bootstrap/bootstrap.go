@@ -169,6 +169,17 @@ func Build(env *config.Environment, o Options) (*Result, error) {
 		Resource:  iampolicy.StringList{n.roleARNs()},
 		Condition: map[string]map[string]iampolicy.StringList{"StringEquals": {"iam:PassedToService": {"ecs-tasks.amazonaws.com"}}},
 	})
+	// The flow-run task role carries the managed policies the file lists
+	// (flow_runs.task_role_policy_arns), whatever they are: the apply role
+	// may already put any inline policy on the stack's roles (PutRolePolicy
+	// on deploybot-NAME-*), so attaching a managed one to this role grants
+	// nothing more, and a file that adds a policy needs no new bootstrap.
+	// Every other role of the stack may only get the ECS task execution
+	// policy (ExecutionRoleManagedPolicy).
+	apply.Policy.Statement = append(apply.Policy.Statement, iampolicy.Statement{
+		Sid: "FlowRunTaskRolePolicies", Effect: "Allow", Action: iampolicy.StringList{"iam:AttachRolePolicy"},
+		Resource: iampolicy.StringList(n.flowTaskRoles()),
+	})
 	// Tagging in the create call needs ec2:CreateTags for that create action.
 	var creates iampolicy.StringList
 	for op := range createsWithTags {

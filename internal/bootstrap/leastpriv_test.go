@@ -22,9 +22,12 @@ import (
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/fakekey"
+	"github.com/deploybot/deploybot/internal/gate"
 	"github.com/deploybot/deploybot/internal/iampolicy"
 	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/lock"
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/secret"
 	"github.com/deploybot/deploybot/internal/simtest"
 )
@@ -52,6 +55,11 @@ worker:
   memory: 2048
   desired_count: 1
   autoscaling: { min: 1, max: 3, target_cpu_percent: 70 }
+flow_runs:
+  task_role_policy_arns: [arn:aws:iam::aws:policy/ReadOnlyAccess]
+  task_role_policy:
+    Version: "2012-10-17"
+    Statement: [{Effect: Allow, Action: "s3:PutObject", Resource: "arn:aws:s3:::lp-results/*"}]
 NETWORK
 tags:
   team: TEAM
@@ -70,11 +78,17 @@ type lpWorld struct {
 	net     string
 	planDoc *iampolicy.Document
 	appDoc  *iampolicy.Document
+	// pools is the Prefect API holding the environment's work pool.
+	pools *prefect.Client
 }
 
 func newLPWorld(t *testing.T, managed bool) *lpWorld {
-	world := simtest.New(t, simtest.WithStart(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)))
-	x := &lpWorld{t: t, w: world.AWS, clk: world.Clock, net: managedNet}
+	world := simtest.New(t, simtest.WithStart(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)), simtest.WithPool("lp-pool"))
+	pools, err := prefect.New(world.Prefect.URL(), world.PrefectKey, prefect.WithClock(world.Clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &lpWorld{t: t, w: world.AWS, clk: world.Clock, net: managedNet, pools: pools}
 	if !managed {
 		vpc, subnets := x.w.SeedExistingVPC("10.61.0.0/16", 2, true)
 		x.net = fmt.Sprintf("network:\n  mode: existing\n  vpc_id: %s\n  subnet_ids: [%s]\n  assign_public_ip: true", vpc, strings.Join(subnets, ", "))
@@ -123,12 +137,31 @@ func (x *lpWorld) as(name string, doc *iampolicy.Document, env *config.Environme
 		Env:    env,
 		APIKey: secret.New(key),
 		Force:  true,
-		Engine: &engine.Engine{AWS: clients, Clock: x.clk, Kinds: kinds.All()},
+		// The work pool is Prefect's: what the AWS policies grant has no
+		// part in it, but the plan must read it for an apply to go ahead.
+		Prefect: poolOnly{x.pools},
+		Engine:  &engine.Engine{AWS: clients, Clock: x.clk, Kinds: kinds.All()},
 		Lock: func(ctx context.Context, env *config.Environment) (deploy.Lease, error) {
 			return lock.Acquire(ctx, clients.SSM, x.clk, env.Name, lock.Holder{Who: "test", Run: "least-privilege", Operation: "apply"}, time.Hour)
 		},
 	}
 }
+
+// poolOnly gives the engine the Prefect client the work pool kind uses, and
+// passes the preflight and the health gate: the simulated tasks' worker is
+// not this Prefect's (the file's api_url is Prefect Cloud's), and the
+// lifecycle proves what AWS allows, not the gate.
+type poolOnly struct{ c *prefect.Client }
+
+func (p poolOnly) Preflight(context.Context, *config.Environment) (*prefect.Preflight, error) {
+	return &prefect.Preflight{}, nil
+}
+
+func (p poolOnly) Gate(context.Context, awsapi.ECSAPI, gate.Input, gate.Options) (*plan.GateReport, error) {
+	return &plan.GateReport{Passed: true, Reason: "not judged: the least-privilege lifecycle proves AWS's side"}, nil
+}
+
+func (p poolOnly) API() any { return p.c }
 
 // lifecycle runs plan (plan role) → apply → plan → hand-made policies,
 // plan, apply, plan → update → destroy (apply role) and returns the first

@@ -89,7 +89,18 @@ func (n Names) roleARNs() string {
 func (n Names) rolesNoPath() string {
 	return "arn:" + n.Partition + ":iam::" + n.Account + ":role/deploybot-" + n.Env + "-*"
 }
-func (n Names) logGroup() string      { return "/deploybot/" + n.Env + "/worker" }
+func (n Names) logGroup() string { return "/deploybot/" + n.Env + "/worker" }
+func (n Names) flowRunLogGroup() string {
+	return "/deploybot/" + n.Env + "/flow-runs"
+}
+func (n Names) observerQueues() string { return "deploybot-" + n.Env + "-ecs-events*" }
+func (n Names) observerRule() string   { return "deploybot-" + n.Env + "-ecs-task-events" }
+func (n Names) flowTaskRoles() []string {
+	return []string{
+		"arn:" + n.Partition + ":iam::" + n.Account + ":role/deploybot/deploybot-" + n.Env + "-flow-task",
+		"arn:" + n.Partition + ":iam::" + n.Account + ":role/deploybot-" + n.Env + "-flow-task",
+	}
+}
 func (n Names) secretName() string    { return "deploybot/" + n.Env + "/prefect-api-key" }
 func (n Names) lockParameter() string { return "/deploybot/" + n.Env + "/lock" }
 
@@ -122,8 +133,24 @@ func scopeOf(n Names, action string, write bool) scope {
 	case "logs":
 		if op != "DescribeLogGroups" {
 			lg := n.arn("logs", "log-group:"+n.logGroup())
-			return scope{sid: "Logs", resources: []string{lg, lg + ":*"}}
+			flows := n.arn("logs", "log-group:"+n.flowRunLogGroup())
+			return scope{sid: "Logs", resources: []string{lg, lg + ":*", flows, flows + ":*"}}
 		}
+	case "sqs":
+		// The ECS observer's queue and dead-letter queue
+		// (arn:PARTITION:sqs:REGION:ACCOUNT:NAME, Service Authorization
+		// Reference, Amazon SQS "queue").
+		return scope{sid: "ObserverQueues", resources: []string{n.arn("sqs", n.observerQueues())}}
+	case "events":
+		rule := n.arn("events", "rule/"+n.observerRule())
+		if op == "PutTargets" {
+			// The rule may send only to the observer's queue
+			// (events:TargetArn, Service Authorization Reference, Amazon
+			// EventBridge).
+			return scope{sid: "ObserverRuleTargets", resources: []string{rule}, conditions: map[string]map[string]iampolicy.StringList{
+				"ArnLike": {"events:TargetArn": {n.arn("sqs", n.observerQueues())}}}}
+		}
+		return scope{sid: "ObserverRule", resources: []string{rule}}
 	case "secretsmanager":
 		return scope{sid: "PrefectApiKeySecret", resources: []string{n.arn("secretsmanager", "secret:"+n.secretName()+"-??????")}}
 	case "iam":

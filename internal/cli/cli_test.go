@@ -67,12 +67,21 @@ func edit(base string, lines map[int]string) string {
 	return strings.Join(ls, "\n") + "\n"
 }
 
-// stubPrefect passes preflight and the gate, recording that it was asked.
+// stubPrefect passes preflight and the gate, recording that it was asked;
+// the work pool is in a simulated Prefect API (api).
 type stubPrefect struct {
 	preflights, gates int
 	fail              error
 	gate              *plan.GateReport
 	onGate            func()
+	api               *prefect.Client
+}
+
+func (s *stubPrefect) API() any {
+	if s.api == nil {
+		return nil
+	}
+	return s.api
 }
 
 func (s *stubPrefect) Preflight(ctx context.Context, env *config.Environment) (*prefect.Preflight, error) {
@@ -114,11 +123,16 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	w := simtest.New(t).AWS
+	world := simtest.New(t, simtest.WithPool("demo-pool"))
+	w := world.AWS
 	vpc, subnets := w.SeedExistingVPC("10.30.0.0/16", 2, true)
 	w.ResetCalls()
+	api, err := prefect.New(world.Prefect.URL(), world.PrefectKey, prefect.WithClock(world.Clock))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &harness{t: t, world: w, dir: t.TempDir(), env: map[string]string{"PREFECT_API_KEY": testKey},
-		prefect: &stubPrefect{}, vpc: vpc, subnets: subnets}
+		prefect: &stubPrefect{api: api}, vpc: vpc, subnets: subnets}
 }
 
 // file writes an environment file with the seeded VPC filled in.

@@ -114,7 +114,7 @@ func planRun(ctx context.Context, o *PlanOptions) error {
 	if key.IsZero() {
 		pr.line("note: PREFECT_API_KEY is not set, so this plan cannot tell whether the stored Prefect API key would change")
 	}
-	res, err := deploy.Plan(ctx, deploy.Options{Env: env, APIKey: key, Secrets: f.Secrets, Engine: eng})
+	res, err := deploy.Plan(ctx, deploy.Options{Env: env, APIKey: key, Secrets: f.Secrets, Engine: eng, Prefect: f.prefectIfAny(env, key)})
 	if err != nil {
 		return err
 	}
@@ -334,7 +334,11 @@ func destroyRun(ctx context.Context, o *DestroyOptions) error {
 		return err
 	}
 	pr.line(fmt.Sprintf("Destroying %s (%s, account %s, %s)…", env.Name, env.File, env.AWS.AccountID, env.AWS.Region))
-	res, err := deploy.Destroy(ctx, deploy.Options{Env: env, Secrets: f.Secrets, Engine: eng, Lock: f.Lock(eng.AWS, f.Clock), Force: o.Force, Events: pr.events()})
+	// The Prefect key lets the destroy delete the work pool it created, or
+	// reset the defaults it set; without it the pool is left as it is, and
+	// the destroy says so.
+	res, err := deploy.Destroy(ctx, deploy.Options{Env: env, Secrets: f.Secrets, Engine: eng, Lock: f.Lock(eng.AWS, f.Clock), Force: o.Force, Events: pr.events(),
+		Prefect: f.prefectIfAny(env, f.apiKey())})
 	return finishRun(f, pr, res, err)
 }
 

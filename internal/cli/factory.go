@@ -130,6 +130,17 @@ func (f *Factory) Defaults() *Factory {
 	return f
 }
 
+// prefectIfAny is the environment's Prefect client when one can be made:
+// Prefect Cloud needs the key; a self-hosted server may need none. nil
+// otherwise: the plan then says it could not read the work pool.
+func (f *Factory) prefectIfAny(env *config.Environment, key secret.Value) deploy.Prefect {
+	p, err := f.Prefect(env, key.Reveal())
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
 // apiKey is the Prefect API key from Prefect's own variable, registered
 // with the redactor the moment it is read.
 func (f *Factory) apiKey() secret.Value {

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/lock"
 )
 
@@ -130,7 +132,8 @@ func TestNoColor(t *testing.T) {
 	run := func() string {
 		out.Reset()
 		f := &Factory{IO: ios, Getenv: func(k string) string { return h.env[k] },
-			AWSConfig: func(context.Context, string) (aws.Config, error) { return h.world.Config(), nil }, Clock: h.world.Clock}
+			AWSConfig: func(context.Context, string) (aws.Config, error) { return h.world.Config(), nil }, Clock: h.world.Clock,
+			Prefect: func(*config.Environment, string) (deploy.Prefect, error) { return h.prefect, nil }}
 		if code := Main(context.Background(), f, []string{"plan", "-e", path}); code != 0 {
 			t.Fatalf("exit %d", code)
 		}

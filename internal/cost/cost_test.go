@@ -163,13 +163,13 @@ func TestUnknownIsNeverGuessed(t *testing.T) {
 	tb := table(t)
 	ch := []plan.Change{
 		{Address: "nat_gateway.a", Kind: "nat_gateway", Action: plan.Create, After: map[string]string{}},
-		{Address: "sqs_queue.observer", Kind: "sqs_queue", Action: plan.Create, After: map[string]string{}},
+		{Address: "rds_instance.metadata", Kind: "rds_instance", Action: plan.Create, After: map[string]string{}},
 	}
 	e := tb.Estimate(&plan.Plan{Region: "ap-south-2", Changes: ch})
 	if len(e.Lines) != 0 || e.Delta != 0 {
 		t.Errorf("a region without prices got lines %v", e.Lines)
 	}
-	want := []string{"1 NAT gateway (the price table has no prices for ap-south-2)", "sqs_queue.observer (kind sqs_queue is not in the price table)"}
+	want := []string{"1 NAT gateway (the price table has no prices for ap-south-2)", "rds_instance.metadata (kind rds_instance is not in the price table)"}
 	if diff := cmp.Diff(want, e.Unknown); diff != "" {
 		t.Errorf("unknown (-want +got):\n%s", diff)
 	}

@@ -334,6 +334,14 @@ func (d *demo) pullRequest(ctx context.Context, s *Step, pr *pr, logName string)
 		d.p.line("The comment on PR #%d, as GitHub holds it (markdown):", pr.Number)
 		rel, _ := filepath.Rel(d.w.dir, file)
 		d.p.comment(c.Body, rel, d.o.Verbose)
+		if block := planBlock(c.Body, "prefect_work_pool.main"); len(block) > 0 && !d.o.Verbose {
+			d.p.line("")
+			d.p.line("Unfolded from that plan: the work pool's job template defaults, which send every flow run to this stack")
+			d.p.line("(its cluster, subnets and security group, its flow-run roles, secret and log group):")
+			for _, l := range block {
+				d.p.line("  │ %s", l)
+			}
+		}
 	}
 	d.p.line("")
 	d.p.line("The job summary (first lines of %d):", strings.Count(run.Summary, "\n"))

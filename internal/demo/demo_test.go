@@ -115,6 +115,14 @@ func TestDemoStepsHaveTheirExpectedOutcomes(t *testing.T) {
 		}
 	}
 
+	// The first plan's work pool defaults are shown unfolded: where the
+	// flow runs will go.
+	for _, want := range []string{"   prefect_work_pool.main (demo-ecs-pool)", "defaults.cluster", "deploybot-demo-flow-execution", "defaults.network_configuration"} {
+		if !strings.Contains(out, "  │ ") || !strings.Contains(out, want) {
+			t.Errorf("the output does not show the work pool's %q", want)
+		}
+	}
+
 	// The first apply succeeded through the gate, recorded as a Deployment.
 	r2 := st["2"].Report
 	if r2 == nil || r2.Status != "succeeded" || r2.Gate == nil || !r2.Gate.Passed || r2.Deployment == nil {

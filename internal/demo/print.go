@@ -140,6 +140,26 @@ func (p *printer) comment(body, file string, verbose bool) {
 	}
 }
 
+// planBlock is the lines of the diff block of address in a comment's plan
+// (its header line and its fields), or none.
+func planBlock(body, address string) []string {
+	var out []string
+	in := false
+	for _, l := range strings.Split(body, "\n") {
+		header := len(l) > 4 && strings.TrimSpace(l[:4]) != "" && l[1:4] == "   " && l[4] != ' '
+		switch {
+		case header:
+			in = strings.HasPrefix(l[4:], address+" ") || l[4:] == address
+		case strings.TrimSpace(l) == "" || strings.HasPrefix(l, "```"):
+			in = false
+		}
+		if in {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 func (p *printer) table(steps []*Step) {
 	p.line("")
 	tw := tabwriter.NewWriter(p.out, 0, 0, 2, ' ', 0)

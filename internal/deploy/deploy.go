@@ -34,11 +34,17 @@ import (
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
-// Prefect is what deploy needs of Prefect: the preflight before an apply
-// and the health gate after its deployment (PrefectClient, or a stub).
+// Prefect is what deploy needs of Prefect: the preflight before an apply,
+// the health gate after its deployment, and the API client the stack's
+// Prefect kinds (the work pool) read and write with (PrefectClient, or a
+// stub).
 type Prefect interface {
 	Preflight(ctx context.Context, env *config.Environment) (*prefect.Preflight, error)
 	Gate(ctx context.Context, ecs awsapi.ECSAPI, in gate.Input, o gate.Options) (*plan.GateReport, error)
+	// API is the client the engine gives the Prefect kinds
+	// (resource.APIs.Prefect); nil for none, when the work pool is then
+	// planned as not read.
+	API() any
 }
 
 // PrefectClient runs the preflight and the health gate (internal/gate) on a
@@ -60,6 +66,9 @@ func NewPrefect(apiURL, apiKey string, opts ...prefect.Option) (Prefect, error) 
 func (p PrefectClient) Preflight(ctx context.Context, env *config.Environment) (*prefect.Preflight, error) {
 	return p.Client.Preflight(ctx, prefect.PreflightInput{WorkPool: env.Prefect.WorkPool, CreateWorkPool: env.Prefect.CreateWorkPool, File: env.File})
 }
+
+// API is the client itself: it is what the work pool kind calls.
+func (p PrefectClient) API() any { return p.Client }
 
 // Gate runs the health gate on the client and ecs.
 func (p PrefectClient) Gate(ctx context.Context, ecs awsapi.ECSAPI, in gate.Input, o gate.Options) (*plan.GateReport, error) {
@@ -194,6 +203,11 @@ func (o *Options) engine() (*engine.Engine, error) {
 	if e.Events == nil {
 		e.Events = o.Events
 	}
+	if e.Prefect == nil && o.Prefect != nil {
+		if api := o.Prefect.API(); api != nil {
+			e.Prefect = api
+		}
+	}
 	return &e, nil
 }
 
@@ -259,8 +273,8 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		}
 		res.Preflight = pf
 		res.Warnings = append(res.Warnings, pf.Warnings...)
-		if pf.PoolCreated {
-			o.say("prefect", "created the work pool "+o.Env.Prefect.WorkPool)
+		if pf.PoolMissing {
+			o.say("prefect", "the work pool "+o.Env.Prefect.WorkPool+" does not exist yet: the apply creates it (prefect.create_work_pool)")
 		}
 	}
 

@@ -138,8 +138,17 @@ func TestDeployThroughTheGate(t *testing.T) {
 	if res.Report.Status != plan.StatusSucceeded || res.Report.Gate == nil || !res.Report.Gate.Passed {
 		t.Fatalf("first deploy report: %+v gate %+v", res.Report, res.Report.Gate)
 	}
-	if res.Preflight == nil || !res.Preflight.PoolCreated {
+	// The preflight only reads; the pool is the stack's, created by the
+	// apply under the lock.
+	if res.Preflight == nil || !res.Preflight.PoolMissing {
 		t.Fatalf("preflight: %+v", res.Preflight)
+	}
+	created := false
+	for _, s := range res.Report.Steps {
+		created = created || s.Address == "prefect_work_pool.main" && s.Action == plan.Create && s.Status == "done"
+	}
+	if !created {
+		t.Fatalf("the apply did not create the work pool: %+v", res.Report.Steps)
 	}
 
 	res, err = deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3.1"))

@@ -153,6 +153,9 @@ func (p *prefectStub) Preflight(ctx context.Context, env *config.Environment) (*
 	return &prefect.Preflight{WorkPoolURL: "https://prefect.example/pool", Warnings: []string{"work pool is paused"}}, nil
 }
 
+// API is none: the flow's kinds are stubs that need no Prefect client.
+func (p *prefectStub) API() any { return nil }
+
 func (p *prefectStub) Gate(ctx context.Context, ecs awsapi.ECSAPI, in gate.Input, o gate.Options) (*plan.GateReport, error) {
 	p.ev.add("gate")
 	p.gateIn = in
@@ -184,7 +187,8 @@ func newFlow(t *testing.T) *flowFixture {
 	k := specKind{ev: ev, mu: &sync.Mutex{}, state: map[string]string{}, fail: map[string]error{}}
 	kinds := map[resource.KindName]resource.Kind{}
 	for _, name := range []resource.KindName{"security_group", "ecs_cluster", "log_group", "iam_role", "secret", "task_definition",
-		"ecs_service", "service_discovery_namespace", "service_discovery_service", "autoscaling_target", "autoscaling_policy"} {
+		"ecs_service", "service_discovery_namespace", "service_discovery_service", "autoscaling_target", "autoscaling_policy",
+		"sqs_queue", "event_rule", "prefect_work_pool"} {
 		kinds[name] = k
 	}
 	pf := &prefectStub{ev: ev}

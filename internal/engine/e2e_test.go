@@ -54,7 +54,7 @@ func newWorld(t testing.TB) *world {
 	t.Helper()
 	x := newAccount(t, newTestClock(), e2eKey)
 	vpc, subnets := x.w.SeedExistingVPC("10.40.0.0/16", 2, true)
-	x.w.ResetCalls()
+	x.resetCalls()
 	return &world{account: x, vpc: vpc, subnets: subnets}
 }
 
@@ -103,6 +103,8 @@ func TestE2EEmptyAccountPlanWritesNothing(t *testing.T) {
 		"+ ecs_cluster.main", "+ iam_role.task", "+ log_group.worker", "+ secret.prefect_api_key", "+ security_group.worker",
 		"+ iam_role.execution", "+ service_discovery_namespace.main", "+ service_discovery_service.worker",
 		"+ task_definition.worker", "+ ecs_service.worker",
+		"+ iam_role.flow_execution", "+ iam_role.flow_task", "+ log_group.flow_runs", "+ security_group.flow_runs",
+		"+ sqs_queue.observer_dlq", "+ sqs_queue.observer", "+ event_rule.ecs_tasks", "+ prefect_work_pool.main",
 	}
 	if autoscalingYAML != "" {
 		want = append(want, "+ autoscaling_target.worker", "+ autoscaling_policy.cpu")
@@ -143,13 +145,15 @@ func TestE2EApplyUpdateDestroy(t *testing.T) {
 	x.wantNone("plan right after apply has changes", summary(again.Plan))
 
 	// An update of image and cpu: exactly the task definition (a new
-	// revision) and the service that runs it.
+	// revision), the service that runs it, and the flow runs' image, which
+	// is the worker's when flow_runs.image is not set.
 	// (The worker-name prefix is a digest of the container definition: it
 	// changes with every revision, by design.)
 	env2 := x.env("demo", "image: prefecthq/prefect-aws:3.1", "image: prefecthq/prefect-aws:3.2", "cpu: 512", "cpu: 256")
 	up := x.plan(env2)
 	got := summary(up.Plan)
 	want := []string{
+		"~ prefect_work_pool.main defaults.image",
 		"~ task_definition.worker container.env.DEPLOYBOT_WORKER_PREFIX container.image cpu",
 		"~ ecs_service.worker task_definition",
 	}
@@ -245,7 +249,7 @@ func TestE2EDestroyCrashAfterEveryWrite(t *testing.T) {
 	t.Parallel()
 	clean := newWorld(t)
 	clean.apply(clean.env("demo"))
-	clean.w.ResetCalls()
+	clean.resetCalls()
 	clean.destroy(clean.env("demo"))
 	n := len(clean.writes())
 	if n < 5 {
@@ -277,7 +281,8 @@ func TestE2EOwnSecurityGroupsGiven(t *testing.T) {
 	own := aws.ToString(out.GroupId)
 	env := x.env("demo", "  assign_public_ip: true\n", "  assign_public_ip: true\n  security_group_ids: ["+own+"]\n")
 	p := x.plan(env)
-	want := []string{"- security_group.worker", "~ ecs_service.worker network.security_groups"}
+	// The flow runs move into the file's groups too.
+	want := []string{"- security_group.worker", "- security_group.flow_runs", "~ prefect_work_pool.main defaults.network_configuration", "~ ecs_service.worker network.security_groups"}
 	if d := cmp.Diff(want, summary(p.Plan)); d != "" {
 		t.Fatalf("plan (-want +got):\n%s", d)
 	}

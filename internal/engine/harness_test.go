@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,9 @@ import (
 	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/prefect"
+	"github.com/deploybot/deploybot/internal/prefectsim"
+	"github.com/deploybot/deploybot/internal/simtest"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
@@ -38,6 +42,7 @@ aws:
 prefect:
   api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15
   work_pool: NAME-pool
+  create_work_pool: true
 worker:
   image: prefecthq/prefect-aws:3.1
   cpu: 512
@@ -57,12 +62,39 @@ type account struct {
 	w   *awssim.World
 	clk clock.Clock
 	key string
+	// prefect is the Prefect API the environments' work pools are in; it
+	// accepts key.
+	prefect *prefectsim.Server
+	// prefectLatency is added to every Prefect request, as w.Latency is to
+	// every AWS call (benchmarks).
+	prefectLatency time.Duration
 	// events is what the engines reported (from many goroutines).
 	events event.Recorder
 }
 
 func newAccount(tb testing.TB, clk clock.Clock, key string, opts ...awssim.Option) *account {
-	return &account{tb: tb, w: awssim.New(clk, opts...), clk: clk, key: key}
+	w := awssim.New(clk, opts...)
+	sim := prefectsim.New(w, prefectsim.WithKey(key))
+	tb.Cleanup(sim.Close)
+	tb.Cleanup(func() {
+		if u := sim.Unexpected(); len(u) > 0 {
+			tb.Errorf("requests the simulated Prefect API does not know: %v", u)
+		}
+	})
+	return &account{tb: tb, w: w, clk: clk, key: key, prefect: sim}
+}
+
+// prefectClient is the engine's Prefect API client: its writes count as
+// the process's, so that a crash injected after the k-th write stops
+// Prefect's too (simtest.ProcessTransport).
+func (x *account) prefectClient() *prefect.Client {
+	x.tb.Helper()
+	c, err := prefect.New(x.prefect.URL(), x.key, prefect.WithClock(x.clk),
+		prefect.WithHTTPClient(&http.Client{Transport: simtest.ProcessTransport{AWS: x.w, Latency: x.prefectLatency}}))
+	if err != nil {
+		x.tb.Fatal(err)
+	}
+	return c
 }
 
 // advance moves simulated time on; the account must run on a clock.Virtual.
@@ -93,7 +125,7 @@ func (x *account) load(name, y string, edits ...string) *config.Environment {
 
 // engine returns an engine on the account that records its progress.
 func (x *account) engine() *engine.Engine {
-	return &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: kinds.All(), Events: &x.events}
+	return &engine.Engine{AWS: awsapi.New(x.w.Config()), Prefect: x.prefectClient(), Clock: x.clk, Kinds: kinds.All(), Events: &x.events}
 }
 
 // progress returns what the account's engines have reported so far.
@@ -196,7 +228,9 @@ func (x *account) wantNone(what string, items []string) {
 	}
 }
 
-// writes lists the successful writes so far as "service.Operation".
+// writes lists the successful writes so far as "service.Operation": the
+// account's, then the Prefect API's ("Prefect.METHOD path"), which count
+// together towards a crash (simtest.ProcessTransport).
 func (x *account) writes() []string {
 	var out []string
 	for _, c := range x.w.Calls() {
@@ -204,5 +238,16 @@ func (x *account) writes() []string {
 			out = append(out, c.Service+"."+c.Operation)
 		}
 	}
+	for _, r := range x.prefect.Requests() {
+		if r.Method != http.MethodGet && !strings.HasSuffix(strings.TrimSuffix(r.Path, "/"), "/filter") && r.Status < 300 {
+			out = append(out, "Prefect."+r.Method+" "+r.Path)
+		}
+	}
 	return out
+}
+
+// resetCalls forgets the calls so far, the account's and the Prefect API's.
+func (x *account) resetCalls() {
+	x.w.ResetCalls()
+	x.prefect.ResetRequests()
 }

@@ -47,7 +47,7 @@ func TestE2EHandMadeRolePoliciesAreRemoved(t *testing.T) {
 		t.Fatalf("iam_role.task fields (-want +got):\n%s", d)
 	}
 
-	x.w.ResetCalls()
+	x.resetCalls()
 	x.apply(env)
 	if d := cmp.Diff([]string{"IAM.DetachRolePolicy", "IAM.DeleteRolePolicy"}, x.writes()); d != "" {
 		t.Errorf("writes of the apply (-want +got):\n%s", d)

@@ -57,7 +57,7 @@ func TestPlanReadsEachEC2TypeOnce(t *testing.T) {
 				x.apply(env)
 				want["DescribeVpcAttribute"] = 2
 			}
-			x.w.ResetCalls()
+			x.resetCalls()
 			p := x.plan(env)
 			if tc.applied && p.Plan.HasChanges() {
 				t.Fatalf("plan after apply has changes: %v", netChanges(p.Plan))

@@ -74,7 +74,7 @@ func netLeft(w *awssim.World, env string) []string {
 }
 
 func netExpected(nat string, azs int) []string {
-	out := []string{"+ vpc.main", "+ internet_gateway.main", "+ route_table.public", "+ security_group.worker"}
+	out := []string{"+ vpc.main", "+ internet_gateway.main", "+ route_table.public", "+ security_group.worker", "+ security_group.flow_runs"}
 	for i := 0; i < azs; i++ {
 		l := string(rune('a' + i))
 		out = append(out, "+ subnet.public_"+l, "+ subnet.private_"+l)
@@ -104,7 +104,8 @@ func TestE2EManagedNetworkLifecycle(t *testing.T) {
 			for _, c := range netChanges(p.Plan) {
 				if !strings.Contains(c, "ecs_") && !strings.Contains(c, "iam_") && !strings.Contains(c, "log_") &&
 					!strings.Contains(c, "secret") && !strings.Contains(c, "service_discovery") && !strings.Contains(c, "task_definition") &&
-					!strings.Contains(c, "autoscaling") {
+					!strings.Contains(c, "autoscaling") && !strings.Contains(c, "sqs_") && !strings.Contains(c, "event_rule") &&
+					!strings.Contains(c, "prefect_") {
 					network = append(network, c)
 				}
 			}

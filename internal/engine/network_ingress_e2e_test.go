@@ -56,7 +56,7 @@ func TestE2EWorkerSecurityGroupIngressDrift(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			x.w.ResetCalls()
+			x.resetCalls()
 			p := x.plan(env)
 			sgReads := 0
 			for _, call := range x.w.Calls() {
@@ -86,7 +86,7 @@ func TestE2EWorkerSecurityGroupIngressDrift(t *testing.T) {
 				}
 			}
 
-			x.w.ResetCalls()
+			x.resetCalls()
 			x.apply(env)
 			var writes []string
 			for _, call := range x.w.Calls() {

@@ -107,7 +107,7 @@ func TestE2EManagedZonesComeFromAWS(t *testing.T) {
 			st := x.stack(three)
 			writes := len(x.writes())
 			_, err := x.engine().Plan(context.Background(), st)
-			wantErr := three.File + ":18: network.availability_zones: 3 availability zones asked for, but region us-west-1 has 2 available to this account (only us-west-1b, us-west-1c); set it to 2 or fewer, or use another region"
+			wantErr := three.File + ":19: network.availability_zones: 3 availability zones asked for, but region us-west-1 has 2 available to this account (only us-west-1b, us-west-1c); set it to 2 or fewer, or use another region"
 			if err == nil || err.Error() != wantErr {
 				t.Fatalf("plan of 3 zones in us-west-1:\n%v\nwant:\n%s", err, wantErr)
 			}

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,32 +42,37 @@ func TestE2EVPCChangeDeletesTheOldSecurityGroup(t *testing.T) {
 	x.apply(env)
 	oldSG := x.plan(env).Plan
 	x.wantNone("changes right after apply", summary(oldSG))
-	var sgID string
+	// The worker's group and the flow runs'.
+	var oldSGs []string
 	for _, it := range x.w.TaggedFor("demo") {
 		if it.Service == "ec2" && it.Type == "security-group" {
-			sgID = it.ID
+			oldSGs = append(oldSGs, it.ID)
 		}
 	}
-	if sgID == "" {
-		t.Fatal("no security group after apply")
+	if len(oldSGs) != 2 {
+		t.Fatalf("security groups after apply: %v, want the worker's and the flow runs'", oldSGs)
 	}
 
 	vpc2, subnets2 := x.w.SeedExistingVPC("10.50.0.0/16", 2, true)
 	moved := x.env("demo", x.vpc, vpc2, strings.Join(x.subnets, ", "), strings.Join(subnets2, ", "))
 	p := x.plan(moved)
-	orphan := "security_group.orphan_" + sgID
 	got := deletes(p.Plan)
-	reason, ok := got[orphan]
-	if !ok {
-		t.Fatalf("the plan does not delete the old VPC's security group %s; deletes: %v\nchanges: %v", sgID, got, summary(p.Plan))
-	}
-	for _, want := range []string{"deploybot:environment=demo", "left behind"} {
-		if !strings.Contains(reason, want) {
-			t.Errorf("reason %q does not say %q", reason, want)
+	for _, sgID := range oldSGs {
+		orphan := "security_group.orphan_" + sgID
+		reason, ok := got[orphan]
+		if !ok {
+			t.Fatalf("the plan does not delete the old VPC's security group %s; deletes: %v\nchanges: %v", sgID, got, summary(p.Plan))
+		}
+		for _, want := range []string{"deploybot:environment=demo", "left behind"} {
+			if !strings.Contains(reason, want) {
+				t.Errorf("reason %q does not say %q", reason, want)
+			}
 		}
 	}
-	if !strings.Contains(strings.Join(summary(p.Plan), "\n"), "security_group.worker") {
-		t.Errorf("the plan does not make a security group in the new VPC: %v", summary(p.Plan))
+	for _, want := range []string{"security_group.worker", "security_group.flow_runs"} {
+		if !strings.Contains(strings.Join(summary(p.Plan), "\n"), want) {
+			t.Errorf("the plan does not make %s in the new VPC: %v", want, summary(p.Plan))
+		}
 	}
 
 	rep, err := x.engine().Apply(context.Background(), p)
@@ -74,8 +80,8 @@ func TestE2EVPCChangeDeletesTheOldSecurityGroup(t *testing.T) {
 		t.Fatalf("apply: %v\nprogress:\n%s", err, x.progressText())
 	}
 	for _, s := range rep.Steps {
-		if s.Address == orphan && (s.Action != plan.Delete || s.Status != "done") {
-			t.Errorf("step %s: %s %s", orphan, s.Action, s.Status)
+		if strings.HasPrefix(s.Address, "security_group.orphan_") && (s.Action != plan.Delete || s.Status != "done") {
+			t.Errorf("step %s: %s %s", s.Address, s.Action, s.Status)
 		}
 	}
 	var sgs []string
@@ -84,8 +90,8 @@ func TestE2EVPCChangeDeletesTheOldSecurityGroup(t *testing.T) {
 			sgs = append(sgs, it.ID)
 		}
 	}
-	if len(sgs) != 1 || sgs[0] == sgID {
-		t.Fatalf("security groups of demo after the apply: %v (the old one was %s)", sgs, sgID)
+	if len(sgs) != 2 || slices.Contains(oldSGs, sgs[0]) || slices.Contains(oldSGs, sgs[1]) {
+		t.Fatalf("security groups of demo after the apply: %v (the old ones were %v)", sgs, oldSGs)
 	}
 	// The tagging index still lists the deleted group for a while; the
 	// plan checks it with EC2 and has nothing to do.

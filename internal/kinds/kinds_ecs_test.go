@@ -165,6 +165,16 @@ func TestDestroyLeavesNothing(t *testing.T) {
 		}
 	}
 	for a, l := range c.readAll() {
+		if a == stack.AddrWorkPool {
+			// The pool was there before the stack (simtest.WithPool), so
+			// it stays, with prefect-aws's defaults instead of deploybot's
+			// (of what deploybot sets, only match_latest_revision_in_family
+			// has one: false).
+			if l == nil || len(l.Attrs) != 2 || l.Attrs["type"].Value != "ecs" || l.Attrs["defaults.match_latest_revision_in_family"].Value != "false" {
+				t.Errorf("%s: after destroy %+v, want the pool without deploybot's defaults", a, l)
+			}
+			continue
+		}
 		if l != nil {
 			t.Errorf("%s still there: %s", a, l.ID)
 		}

@@ -21,6 +21,8 @@ import (
 	"github.com/deploybot/deploybot/internal/kinds/logs"
 	"github.com/deploybot/deploybot/internal/kinds/secretsmanager"
 	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/prefect"
+	"github.com/deploybot/deploybot/internal/prefectsim"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/simtest"
 	"github.com/deploybot/deploybot/internal/stack"
@@ -41,6 +43,7 @@ type computeWorld struct {
 	kinds   map[resource.KindName]resource.Kind
 	outputs resource.Refs
 	events  *event.Recorder
+	prefect *prefectsim.Server
 
 	mu       sync.Mutex
 	outcomes []any
@@ -88,7 +91,7 @@ func computeEnvFile(vpc string, subnets []string) *config.Environment {
 
 func newComputeWorld(t testing.TB, key string, edits ...func(*config.Environment)) *computeWorld {
 	t.Helper()
-	world := simtest.New(t)
+	world := simtest.New(t, simtest.WithPool("staging-pool"))
 	clk, w := world.Clock, world.AWS
 	vpc, subnets := w.SeedExistingVPC("10.1.0.0/16", 2, true)
 	env := computeEnvFile(vpc, subnets)
@@ -99,8 +102,12 @@ func newComputeWorld(t testing.TB, key string, edits ...func(*config.Environment
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &computeWorld{t: t, w: w, clk: clk, env: env, st: st, kinds: kinds.All(), outputs: resource.Refs{}, events: &event.Recorder{}}
-	c.x = &resource.Ctx{APIs: resource.APIs{AWS: awsapi.New(w.Config())}, Clock: clk, Budget: 1, Events: c.events,
+	pc, err := prefect.New(world.Prefect.URL(), world.PrefectKey, prefect.WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &computeWorld{t: t, w: w, clk: clk, env: env, st: st, kinds: kinds.All(), outputs: resource.Refs{}, events: &event.Recorder{}, prefect: world.Prefect}
+	c.x = &resource.Ctx{APIs: resource.APIs{AWS: awsapi.New(w.Config()), Prefect: pc}, Clock: clk, Budget: 1, Events: c.events,
 		Outcome: func(v any) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
@@ -147,6 +154,20 @@ func (c *computeWorld) ensure(address string) resource.Outputs {
 	r := c.res(address)
 	for _, d := range r.DependsOn {
 		c.ensure(d)
+	}
+	if live := c.read(r); live != nil {
+		// Made outside the stack (the work pool someone created): the
+		// stack sets what it owns.
+		diff := computeDiff(must(c.kind(r).Desired(r, c.refs(r))), live.Attrs)
+		out, err := c.kind(r).Update(context.Background(), c.x, r, live, c.refs(r), diff)
+		if err != nil {
+			c.t.Fatalf("update %s: %v", address, err)
+		}
+		merged := resource.Outputs{}
+		maps.Copy(merged, live.Outputs)
+		maps.Copy(merged, out)
+		c.outputs[address] = merged
+		return merged
 	}
 	out, err := c.kind(r).Create(context.Background(), c.x, r, c.refs(r))
 	if err != nil {
@@ -207,11 +228,13 @@ type lifecycleCase struct {
 	// change edits the desired resource; wantChanged are the paths it changes.
 	change      func(r *resource.Resource)
 	wantChanged []string
+	// edits change the environment file of the case's world.
+	edits []func(*config.Environment)
 }
 
 func runLifecycle(t *testing.T, tc lifecycleCase) {
 	ctx := context.Background()
-	c := newComputeWorld(t, computeKey)
+	c := newComputeWorld(t, computeKey, tc.edits...)
 	r := c.res(tc.address)
 	for _, d := range r.DependsOn {
 		c.ensure(d)

@@ -96,8 +96,6 @@ func TestReadAllAgreesWithRead(t *testing.T) {
 					rs = append(rs, r)
 				}
 			}
-			// The security group has no ReadAll (one per stack, and its
-			// VPC filter differs per resource).
 			var batched []resource.Resource
 			for _, r := range rs {
 				if resource.CapabilitiesOf(kinds.All()[r.Kind]).Batch != nil {
@@ -108,7 +106,7 @@ func TestReadAllAgreesWithRead(t *testing.T) {
 			w.ResetCalls()
 			got := netBatchRead(t, ctx, x, batched)
 			wantOps := map[string]int{"DescribeVpcs": 1, "DescribeSubnets": 1, "DescribeInternetGateways": 1,
-				"DescribeRouteTables": 1, "DescribeAddresses": 1, "DescribeNatGateways": 1}
+				"DescribeRouteTables": 1, "DescribeAddresses": 1, "DescribeNatGateways": 1, "DescribeSecurityGroups": 1}
 			if tc.wantOurs {
 				wantOps["DescribeVpcAttribute"] = 2
 			}
@@ -127,7 +125,11 @@ func TestReadAllAgreesWithRead(t *testing.T) {
 				if live != nil {
 					want[r.Address] = live
 				}
-				if tc.applied != (live != nil) || (live != nil && live.Ours != tc.wantOurs) {
+				// A security group of a managed VPC under another
+				// environment's tag is not in the way: the stack's VPC is
+				// not that one (securitygroup.go ReadAll).
+				wantFound := tc.applied && !(tc.otherEnv && r.Kind == ec2.KindSecurityGroup)
+				if wantFound != (live != nil) || (live != nil && live.Ours != tc.wantOurs) {
 					t.Errorf("%s: Read = %+v, want found %v, ours %v", r.Address, live, tc.applied, tc.wantOurs)
 				}
 			}

@@ -118,9 +118,21 @@ const PageLimit = 200
 // pool cannot turn one poll into hundreds of requests.
 const maxPages = 50
 
-type workPoolCreate struct {
-	Name string `json:"name"`
-	Type string `json:"type"`
+// WorkPoolCreate is WorkPoolCreate (additionalProperties: false): a pool
+// of Type (ecs) with its description and base job template.
+type WorkPoolCreate struct {
+	Name            string         `json:"name"`
+	Type            string         `json:"type"`
+	Description     *string        `json:"description,omitempty"`
+	BaseJobTemplate map[string]any `json:"base_job_template,omitempty"`
+}
+
+// WorkPoolUpdate is WorkPoolUpdate: only the fields given change, and a
+// base job template given replaces the pool's whole
+// (docs/research/prefect-flow-runs.md §A.4).
+type WorkPoolUpdate struct {
+	Description     *string        `json:"description,omitempty"`
+	BaseJobTemplate map[string]any `json:"base_job_template,omitempty"`
 }
 
 func poolPath(pool string) string { return "/work_pools/" + url.PathEscape(pool) }
@@ -147,16 +159,33 @@ func (c *Client) ReadWorkPool(ctx context.Context, name string) (*WorkPool, erro
 	return &p, nil
 }
 
-// CreateWorkPool is POST /work_pools/ (trailing slash: ref §2.1) with type ecs
-// (the default type is prefect-agent, ref §2.3).
-func (c *Client) CreateWorkPool(ctx context.Context, name string) (*WorkPool, error) {
+// CreateWorkPool is POST /work_pools/ (trailing slash: ref §2.1); the type
+// must be given (the default type is prefect-agent, ref §2.3). Prefect
+// validates the template's defaults against its variables on create
+// (docs/research/prefect-flow-runs.md §A.4); 409 when the name is taken.
+func (c *Client) CreateWorkPool(ctx context.Context, in WorkPoolCreate) (*WorkPool, error) {
 	var p WorkPool
-	err := c.do(ctx, call{op: fmt.Sprintf("create work pool %q", name), method: http.MethodPost, path: "/work_pools/",
-		in: workPoolCreate{Name: name, Type: "ecs"}, out: &p})
+	err := c.do(ctx, call{op: fmt.Sprintf("create work pool %q", in.Name), method: http.MethodPost, path: "/work_pools/", in: in, out: &p})
 	if err != nil {
 		return nil, err
 	}
 	return &p, nil
+}
+
+// UpdateWorkPool is PATCH /work_pools/{name}: 204 (a base job template
+// replaces the pool's whole; only its structure is checked, §A.4).
+func (c *Client) UpdateWorkPool(ctx context.Context, name string, in WorkPoolUpdate) error {
+	return c.do(ctx, call{op: fmt.Sprintf("update work pool %q", name), method: http.MethodPatch, path: poolPath(name), in: in})
+}
+
+// DeleteWorkPool is DELETE /work_pools/{name}: 204, or 404 when it is gone
+// (reported as deleted=false with no error).
+func (c *Client) DeleteWorkPool(ctx context.Context, name string) (deleted bool, err error) {
+	err = c.do(ctx, call{op: fmt.Sprintf("delete work pool %q", name), method: http.MethodDelete, path: poolPath(name)})
+	if StatusOf(err) == http.StatusNotFound {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // ReadWorkers is POST /work_pools/{pool}/workers/filter, every page of at most

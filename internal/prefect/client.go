@@ -283,7 +283,13 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		}
 		if status >= 200 && status < 300 {
 			if cl.out != nil && len(bytes.TrimSpace(respBody)) > 0 {
-				if err := json.Unmarshal(respBody, cl.out); err != nil {
+				// Numbers stay json.Number: a pool's job template comes back
+				// whole in a PATCH, and a default of 1e400 or 0.10 must not
+				// become another number on the way (only fields typed any
+				// or map[string]any are affected).
+				dec := json.NewDecoder(bytes.NewReader(respBody))
+				dec.UseNumber()
+				if err := dec.Decode(cl.out); err != nil {
 					return &APIError{Op: cl.op, Method: cl.method, Path: c.shownPath(cl), StatusCode: status, Detail: "cannot decode the answer: " + err.Error()}
 				}
 			}

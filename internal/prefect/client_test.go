@@ -220,7 +220,7 @@ func TestErrorsSayWhatFailed(t *testing.T) {
 		{"a 307 is not followed: it means a wrong path", func() error {
 			return c.do(ctx, call{op: "create work pool", method: "POST", path: "/work_pools", in: map[string]any{"name": "x", "type": "ecs"}})
 		}, `prefect: create work pool: POST /work_pools: 307 Temporary Redirect to ` + sim.URL() + `/work_pools/ (deploybot used a path Prefect does not serve; a trailing-slash mismatch answers 307)`},
-		{"409", func() error { _, err := c.CreateWorkPool(ctx, testPool); return err },
+		{"409", func() error { _, err := c.CreateWorkPool(ctx, WorkPoolCreate{Name: testPool, Type: "ecs"}); return err },
 			`prefect: create work pool "ecs-pool": POST /work_pools/: 409 Conflict: A work pool with this name already exists.`},
 	}
 	for _, tt := range tests {

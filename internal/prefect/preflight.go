@@ -11,14 +11,17 @@ import (
 type Preflight struct {
 	Warnings    []string
 	WorkPoolURL string
-	PoolCreated bool
+	// PoolMissing: the pool does not exist yet, and the apply creates it
+	// (prefect.create_work_pool; the stack's work pool resource does, after
+	// the account check and under the lock, like every other write).
+	PoolMissing bool
 }
 
 // PreflightInput is what the preflight checks.
 type PreflightInput struct {
 	// WorkPool is the pool the worker will poll.
 	WorkPool string
-	// CreateWorkPool: create the pool (type ecs) when it is missing
+	// CreateWorkPool: a missing pool is fine, the apply creates it
 	// (prefect.create_work_pool).
 	CreateWorkPool bool
 	// File names the environment file in messages ("" for none).
@@ -26,9 +29,9 @@ type PreflightInput struct {
 }
 
 // Preflight checks, before anything changes in AWS, that the key works and
-// that the work pool exists with type ecs (creating it only when asked to).
-// A paused pool is a warning: the worker starts and heartbeats, but picks up
-// no runs (ref §1.7 step 1).
+// that the work pool exists with type ecs, or may be created by the apply.
+// It writes nothing. A paused pool is a warning: the worker starts and
+// heartbeats, but picks up no runs (ref §1.7 step 1).
 func (c *Client) Preflight(ctx context.Context, in PreflightInput) (*Preflight, error) {
 	pool := in.WorkPool
 	if pool == "" {
@@ -44,12 +47,8 @@ func (c *Client) Preflight(ctx context.Context, in PreflightInput) (*Preflight, 
 			return nil, fmt.Errorf("prefect preflight%s: work pool %q does not exist in %s: create it with `prefect work-pool create %q --type ecs`, or set prefect.create_work_pool: true in the environment file: %w",
 				fileOf(in), pool, c.where(), pool, err)
 		}
-		wp, err = c.CreateWorkPool(ctx, pool)
-		if StatusOf(err) == http.StatusConflict { // created meanwhile (ref §2.3: 409 means it exists)
-			wp, err = c.ReadWorkPool(ctx, pool)
-		} else if err == nil {
-			out.PoolCreated = true
-		}
+		out.PoolMissing = true
+		return out, nil
 	}
 	if err != nil {
 		return nil, c.explain(err, in)

@@ -29,7 +29,7 @@ func TestPreflight(t *testing.T) {
 		s           setup
 		errHas      []string
 		warnings    []string
-		created     bool
+		missing     bool
 		poolTypeNow string
 	}{
 		{name: "cloud: key works, ecs pool exists", s: setup{pool: testPool, typ: "ecs"}},
@@ -39,13 +39,12 @@ func TestPreflight(t *testing.T) {
 			errHas: []string{"environments/staging.yaml", "the Prefect API key was rejected: it is wrong or expired", "GET /api/me/: 401 Unauthorized: Invalid authentication credentials"}},
 		{name: "missing pool says how to create it", s: setup{},
 			errHas: []string{`work pool "ecs-pool" does not exist in Prefect Cloud workspace ` + prefectsim.DefaultWorkspaceID, "prefect work-pool create \"ecs-pool\" --type ecs", "prefect.create_work_pool: true", "404 Not Found"}},
-		{name: "missing pool is created when the file asks", s: setup{create: true}, created: true, poolTypeNow: "ecs"},
+		// The apply creates it (the stack's work pool resource), under the
+		// lock: the preflight writes nothing.
+		{name: "missing pool is fine when the file asks to create it", s: setup{create: true}, missing: true},
 		{name: "existing pool with create_work_pool is left alone", s: setup{pool: testPool, typ: "ecs", create: true}, poolTypeNow: "ecs"},
 		{name: "wrong pool type", s: setup{pool: testPool, typ: "process"}, errHas: []string{`work pool "ecs-pool" is of type "process", not ecs`}},
 		{name: "push pool", s: setup{pool: testPool, typ: "ecs:push"}, errHas: []string{`is of type "ecs:push", not ecs`}},
-		{name: "Hobby plan cannot create an ecs pool", s: setup{create: true, noHybrid: true},
-			errHas: []string{"does not allow hybrid (ecs) work pools", "403 Forbidden", "plan does not support"}},
-		{name: "reserved pool name", s: setup{create: true, askPoolName: "prefect-pool"}, errHas: []string{`pool names starting with "prefect" are reserved`}},
 		{name: "self-hosted open server", s: setup{pool: testPool, typ: "ecs", selfHosted: true, key: "-"}},
 		{name: "self-hosted with basic auth", s: setup{pool: testPool, typ: "ecs", selfHosted: true, authString: "admin:pw", basic: []string{"admin", "pw"}}},
 		{name: "self-hosted with a wrong password", s: setup{pool: testPool, typ: "ecs", selfHosted: true, authString: "admin:pw", basic: []string{"admin", "nope"}},
@@ -112,8 +111,13 @@ func TestPreflight(t *testing.T) {
 					t.Errorf("warning %q does not start with %q", pf.Warnings[i], tt.warnings[i])
 				}
 			}
-			if pf.PoolCreated != tt.created {
-				t.Errorf("PoolCreated = %v", pf.PoolCreated)
+			if pf.PoolMissing != tt.missing {
+				t.Errorf("PoolMissing = %v", pf.PoolMissing)
+			}
+			if tt.missing {
+				if _, err := c.ReadWorkPool(context.Background(), pool); StatusOf(err) != 404 {
+					t.Errorf("the preflight created the pool: %v", err)
+				}
 			}
 			if pf.WorkPoolURL != c.WorkPoolURL(pool) {
 				t.Errorf("WorkPoolURL = %q", pf.WorkPoolURL)

@@ -75,6 +75,21 @@ type Names struct {
 	ScalableTarget string // service/deploybot-NAME/worker
 	ScalingPolicy  string // deploybot-NAME-cpu
 
+	// The flow runs' (flowruns.go).
+	FlowRunLogGroup      string // /deploybot/NAME/flow-runs
+	FlowRunLogGroupARN   string
+	FlowExecutionRole    string // deploybot-NAME-flow-execution
+	FlowExecutionRoleARN string
+	FlowTaskRole         string // deploybot-NAME-flow-task
+	FlowTaskRoleARN      string
+	FlowRunSecurityGroup string // deploybot-NAME-flow-runs
+	ObserverQueue        string // deploybot-NAME-ecs-events
+	ObserverQueueARN     string
+	ObserverDLQ          string // deploybot-NAME-ecs-events-dlq
+	ObserverRule         string // deploybot-NAME-ecs-task-events
+	ObserverRuleARN      string
+	WorkPool             string // prefect.work_pool
+
 	// WorkerPrefix is NAME-<8 hex>: the Prefect worker-name prefix of the
 	// desired task definition (docs/ARCHITECTURE.md worker identity contract).
 	WorkerPrefix string
@@ -114,6 +129,21 @@ func NamesFor(env *config.Environment) Names {
 	names.ExecutionRoleARN = fmt.Sprintf("arn:aws:iam::%s:role%s%s", acct, names.RolePath, names.ExecutionRole)
 	names.TaskRoleARN = fmt.Sprintf("arn:aws:iam::%s:role%s%s", acct, names.RolePath, names.TaskRole)
 	names.ScalableTarget = "service/" + names.Cluster + "/" + names.Service
+
+	part := partition(region)
+	names.FlowRunLogGroup = "/deploybot/" + n + "/flow-runs"
+	names.FlowRunLogGroupARN = fmt.Sprintf("arn:%s:logs:%s:%s:log-group:%s", part, region, acct, names.FlowRunLogGroup)
+	names.FlowExecutionRole = "deploybot-" + n + "-flow-execution"
+	names.FlowExecutionRoleARN = fmt.Sprintf("arn:%s:iam::%s:role%s%s", part, acct, names.RolePath, names.FlowExecutionRole)
+	names.FlowTaskRole = "deploybot-" + n + "-flow-task"
+	names.FlowTaskRoleARN = fmt.Sprintf("arn:%s:iam::%s:role%s%s", part, acct, names.RolePath, names.FlowTaskRole)
+	names.FlowRunSecurityGroup = "deploybot-" + n + "-flow-runs"
+	names.ObserverQueue = "deploybot-" + n + "-ecs-events"
+	names.ObserverQueueARN = fmt.Sprintf("arn:%s:sqs:%s:%s:%s", part, region, acct, names.ObserverQueue)
+	names.ObserverDLQ = names.ObserverQueue + "-dlq"
+	names.ObserverRule = "deploybot-" + n + "-ecs-task-events"
+	names.ObserverRuleARN = fmt.Sprintf("arn:%s:events:%s:%s:rule/%s", part, region, acct, names.ObserverRule)
+	names.WorkPool = env.Prefect.WorkPool
 	return names
 }
 
@@ -284,6 +314,7 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 		iam.Role.New(AddrExecutionRole, names.ExecutionRole, []string{AddrSecret}, executionRole(names, secretARN), maps.Clone(tags)),
 		iam.Role.New(AddrTaskRole, names.TaskRole, nil, taskRole(names), maps.Clone(tags)),
 	)
+	rs = append(rs, flowRunResources(env, names, np, secretARN, tags)...)
 
 	td := taskDefinition(env, names, secretARN)
 	names.WorkerPrefix = td.Container.Environment[EnvWorkerPrefix]
@@ -314,7 +345,12 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 	if as != nil {
 		desired = min(max(desired, as.Min), as.Max)
 	}
-	svcDeps := []string{AddrCluster, AddrTaskDefinition, AddrDiscoveryService, AddrExecutionRole, AddrTaskRole}
+	// The pool gets its defaults before the worker starts: a worker that
+	// finds no pool creates one itself with an empty set of defaults
+	// (docs/research/prefect-flow-runs.md §A.1), and a flow run picked up
+	// before the defaults are in place would run in the default cluster.
+	rs = append(rs, workPool(env, names, np, secretARN, tags))
+	svcDeps := []string{AddrCluster, AddrTaskDefinition, AddrDiscoveryService, AddrExecutionRole, AddrTaskRole, AddrWorkPool}
 	svcDeps = append(svcDeps, refAddresses(np.Subnets)...)
 	svcDeps = append(svcDeps, refAddresses(np.SecurityGroups)...)
 	svcDeps = append(svcDeps, np.ServiceDependsOn...)
@@ -392,8 +428,9 @@ func leftovers(env *config.Environment, n Names, have []resource.Resource, tags 
 		tasks := max(env.Worker.DesiredCount, 1)
 		out = append(out, autoscalingResources(n, tasks, tasks, 70, tags)...)
 	}
-	if env.Network.Mode == "existing" && len(env.Network.SecurityGroupIDs) > 0 {
-		out = append(out, workerSecurityGroup(env.Name, resource.Ref{Literal: env.Network.VPCID}, tags, nil))
+	if ownSecurityGroups(env) {
+		out = append(out, workerSecurityGroup(env.Name, resource.Ref{Literal: env.Network.VPCID}, tags, nil),
+			flowRunSecurityGroup(env, n, NetworkPlacement{VPC: resource.Ref{Literal: env.Network.VPCID}}, tags, nil))
 	}
 	out = append(out, OptionalNetworkResources(env, tags)...)
 	seen := map[string]bool{}
@@ -478,44 +515,94 @@ func executionRole(n Names, secretARN resource.Ref) *iam.RoleSpec {
 	}
 }
 
+// taskRole is the worker's own role: what prefect-aws's ECS worker and its
+// observer call with the default credential chain
+// (docs/research/prefect-flow-runs.md §A.8, §B.2), each scoped as far as
+// IAM allows (Service Authorization Reference, Amazon ECS:
+// https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html).
 func taskRole(n Names) *iam.RoleSpec {
-	// docs/research/prefect-api.md §5.1: the permissions Prefect's ECS worker
-	// uses to launch and watch flow-run tasks. iam:PassRole is scoped to the
-	// roles the worker hands to flow-run tasks — the work pool's execution
-	// and task roles, which are this stack's roles — and only to ECS tasks
-	// (docs/research/aws-ecs.md §7 [inference]).
+	part := partition(n.Region)
+	tasks := fmt.Sprintf("arn:%s:ecs:%s:%s:task/%s/*", part, n.Region, n.Account, n.Cluster)
+	clusterARN := fmt.Sprintf("arn:%s:ecs:%s:%s:cluster/%s", part, n.Region, n.Account, n.Cluster)
 	return &iam.RoleSpec{
 		Name:        n.TaskRole,
 		Path:        n.RolePath,
-		Description: "deploybot: the Prefect worker launches flow-run tasks on ECS",
+		Description: "deploybot: the Prefect worker launches and watches flow-run tasks on ECS",
 		Trust:       ecsTasksTrust(n.Account),
 		Inline: map[string]iam.PolicyDocument{TaskWorkerPolicy: {Statements: []iam.PolicyStatement{
 			{
-				Sid:    "RunFlowRunTasks",
-				Effect: "Allow",
-				Actions: []string{
-					"ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:DescribeTasks",
-					"ecs:RegisterTaskDefinition", "ecs:RunTask", "ecs:StopTask", "ecs:TagResource",
-				},
+				// The worker registers a task definition per deployment
+				// (family prefect_<pool>_<deployment id>, §A.7); these
+				// actions take no resource ARN of a family not yet known.
+				Sid:       "FlowRunTaskDefinitions",
+				Effect:    "Allow",
+				Actions:   []string{"ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"},
 				Resources: []resource.Ref{{Literal: "*"}},
 			},
 			{
+				// RunTask is authorized on the task definition, which can
+				// be any; the ecs:cluster condition keeps every flow run in
+				// the stack's cluster.
+				Sid:       "RunFlowRunsInTheCluster",
+				Effect:    "Allow",
+				Actions:   []string{"ecs:RunTask"},
+				Resources: []resource.Ref{{Literal: "*"}},
+				Condition: map[string]map[string][]string{"ArnEquals": {"ecs:cluster": {clusterARN}}},
+			},
+			{
+				// The tags RunTask puts on a flow run's task
+				// (prefect.io/flow-run-id, ..., §A.7) are authorized as
+				// ecs:TagResource for that create action
+				// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/supported-iam-actions-tagging.html).
+				Sid:       "TagFlowRunTasks",
+				Effect:    "Allow",
+				Actions:   []string{"ecs:TagResource"},
+				Resources: []resource.Ref{{Literal: "*"}},
+				Condition: map[string]map[string][]string{"StringEquals": {"ecs:CreateAction": {"RunTask"}}},
+			},
+			{
+				// Cancelling a flow run stops its task; the observer
+				// describes the tasks its events name: all of them tasks of
+				// the cluster (arn:...:task/CLUSTER/ID).
+				Sid:       "WatchFlowRunTasks",
+				Effect:    "Allow",
+				Actions:   []string{"ecs:DescribeTasks", "ecs:StopTask"},
+				Resources: []resource.Ref{{Literal: tasks}},
+			},
+			{
+				// The worker checks the pool's vpc_id and subnets (§A.6);
+				// EC2's Describe actions take no resource.
 				Sid:       "InferNetwork",
 				Effect:    "Allow",
 				Actions:   []string{"ec2:DescribeSubnets", "ec2:DescribeVpcs"},
 				Resources: []resource.Ref{{Literal: "*"}},
 			},
 			{
-				Sid:       "FlowRunLogs",
+				// The observer forwards the log tail of a flow run that
+				// crashed before reaching Prefect (§B.2).
+				Sid:       "ReadFlowRunLogs",
 				Effect:    "Allow",
-				Actions:   []string{"logs:GetLogEvents", "logs:PutLogEvents"},
-				Resources: []resource.Ref{{Literal: "*"}},
+				Actions:   []string{"logs:GetLogEvents"},
+				Resources: []resource.Ref{{Literal: n.FlowRunLogGroupARN}, {Literal: n.FlowRunLogGroupARN + ":log-stream:*"}},
 			},
 			{
+				// The observer's queue (§B.2: GetQueueUrl, ReceiveMessage,
+				// DeleteMessage, ChangeMessageVisibility; Prefect's own
+				// policy also grants GetQueueAttributes, which it never
+				// calls).
+				Sid:    "ObserveFlowRunTasks",
+				Effect: "Allow",
+				Actions: []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+					"sqs:GetQueueUrl", "sqs:ReceiveMessage"},
+				Resources: []resource.Ref{{Literal: n.ObserverQueueARN}},
+			},
+			{
+				// The worker hands flow-run tasks their execution and task
+				// roles, and only those, and only to ECS tasks.
 				Sid:       "PassFlowRunRoles",
 				Effect:    "Allow",
 				Actions:   []string{"iam:PassRole"},
-				Resources: []resource.Ref{{Literal: n.ExecutionRoleARN}, {Literal: n.TaskRoleARN}},
+				Resources: []resource.Ref{{Literal: n.FlowExecutionRoleARN}, {Literal: n.FlowTaskRoleARN}},
 				Condition: map[string]map[string][]string{"StringEquals": {"iam:PassedToService": {"ecs-tasks.amazonaws.com"}}},
 			},
 		}}},
@@ -560,6 +647,13 @@ func taskDefinition(env *config.Environment, n Names, secretARN resource.Ref) *e
 	c.Derived = []string{EnvWorkerPrefix}
 	c.Environment[EnvWorkPool] = env.Prefect.WorkPool
 	c.Environment[EnvAPIURL] = env.Prefect.APIURL
+	// The ECS observer reads the stack's queue (flowruns.go). ENABLED is
+	// read nowhere at prefect-aws HEAD (the observer always starts), but it
+	// is what Prefect's own stack sets and what older or newer workers may
+	// read (docs/research/prefect-flow-runs.md §B.1, §B.4).
+	c.Environment[EnvObserverEnabled] = "true"
+	c.Environment[EnvObserverQueueName] = n.ObserverQueue
+	c.Environment[EnvObserverQueueRegion] = n.Region
 	td := &ecs.TaskDefinitionSpec{
 		Family:           n.TaskFamily,
 		CPU:              env.Worker.CPU,

@@ -43,30 +43,46 @@ func TestBuildAddressesAndDependencies(t *testing.T) {
 		want        map[string][]string
 	}{
 		{name: "no autoscaling", want: map[string][]string{
-			"security_group.worker": nil,
-			AddrSecret:              nil,
-			AddrLogGroup:            nil,
-			AddrCluster:             nil,
-			AddrExecutionRole:       {AddrSecret},
-			AddrTaskRole:            nil,
-			AddrTaskDefinition:      {AddrExecutionRole, AddrTaskRole, AddrSecret, AddrLogGroup},
-			AddrNamespace:           nil,
-			AddrDiscoveryService:    {AddrNamespace},
-			AddrService:             {AddrCluster, AddrDiscoveryService, AddrExecutionRole, AddrTaskRole, AddrTaskDefinition, "security_group.worker"},
+			"security_group.worker":  nil,
+			AddrSecret:               nil,
+			AddrLogGroup:             nil,
+			AddrCluster:              nil,
+			AddrExecutionRole:        {AddrSecret},
+			AddrTaskRole:             nil,
+			AddrTaskDefinition:       {AddrExecutionRole, AddrTaskRole, AddrSecret, AddrLogGroup},
+			AddrNamespace:            nil,
+			AddrDiscoveryService:     {AddrNamespace},
+			AddrService:              {AddrCluster, AddrDiscoveryService, AddrExecutionRole, AddrTaskRole, AddrTaskDefinition, AddrWorkPool, "security_group.worker"},
+			AddrFlowRunLogGroup:      nil,
+			AddrFlowExecutionRole:    {AddrSecret},
+			AddrFlowTaskRole:         nil,
+			AddrFlowRunSecurityGroup: nil,
+			AddrObserverDLQ:          nil,
+			AddrObserverQueue:        {AddrObserverDLQ},
+			AddrObserverRule:         {AddrObserverQueue},
+			AddrWorkPool:             {AddrSecret, AddrFlowExecutionRole, AddrFlowTaskRole, AddrFlowRunLogGroup, AddrFlowRunSecurityGroup},
 		}},
 		{name: "autoscaling", autoscaling: &config.Autoscaling{Min: 1, Max: 3, TargetCPUPercent: 60}, want: map[string][]string{
-			"security_group.worker": nil,
-			AddrSecret:              nil,
-			AddrLogGroup:            nil,
-			AddrCluster:             nil,
-			AddrExecutionRole:       {AddrSecret},
-			AddrTaskRole:            nil,
-			AddrTaskDefinition:      {AddrExecutionRole, AddrTaskRole, AddrSecret, AddrLogGroup},
-			AddrNamespace:           nil,
-			AddrDiscoveryService:    {AddrNamespace},
-			AddrService:             {AddrCluster, AddrDiscoveryService, AddrExecutionRole, AddrTaskRole, AddrTaskDefinition, "security_group.worker"},
-			AddrScalableTarget:      {AddrService},
-			AddrScalingPolicy:       {AddrScalableTarget},
+			"security_group.worker":  nil,
+			AddrSecret:               nil,
+			AddrLogGroup:             nil,
+			AddrCluster:              nil,
+			AddrExecutionRole:        {AddrSecret},
+			AddrTaskRole:             nil,
+			AddrTaskDefinition:       {AddrExecutionRole, AddrTaskRole, AddrSecret, AddrLogGroup},
+			AddrNamespace:            nil,
+			AddrDiscoveryService:     {AddrNamespace},
+			AddrService:              {AddrCluster, AddrDiscoveryService, AddrExecutionRole, AddrTaskRole, AddrTaskDefinition, AddrWorkPool, "security_group.worker"},
+			AddrFlowRunLogGroup:      nil,
+			AddrFlowExecutionRole:    {AddrSecret},
+			AddrFlowTaskRole:         nil,
+			AddrFlowRunSecurityGroup: nil,
+			AddrObserverDLQ:          nil,
+			AddrObserverQueue:        {AddrObserverDLQ},
+			AddrObserverRule:         {AddrObserverQueue},
+			AddrWorkPool:             {AddrSecret, AddrFlowExecutionRole, AddrFlowTaskRole, AddrFlowRunLogGroup, AddrFlowRunSecurityGroup},
+			AddrScalableTarget:       {AddrService},
+			AddrScalingPolicy:        {AddrScalableTarget},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,6 +141,14 @@ func TestNames(t *testing.T) {
 		Namespace: "staging.prefect.internal", DiscoveryService: "worker",
 		SecurityGroup: "deploybot-staging-worker", LockParameter: "/deploybot/staging/lock",
 		ScalableTarget: "service/deploybot-staging/worker", ScalingPolicy: "deploybot-staging-cpu",
+		FlowRunLogGroup: "/deploybot/staging/flow-runs", FlowRunLogGroupARN: "arn:aws:logs:us-east-1:123456789012:log-group:/deploybot/staging/flow-runs",
+		FlowExecutionRole: "deploybot-staging-flow-execution", FlowExecutionRoleARN: "arn:aws:iam::123456789012:role/deploybot/deploybot-staging-flow-execution",
+		FlowTaskRole: "deploybot-staging-flow-task", FlowTaskRoleARN: "arn:aws:iam::123456789012:role/deploybot/deploybot-staging-flow-task",
+		FlowRunSecurityGroup: "deploybot-staging-flow-runs",
+		ObserverQueue:        "deploybot-staging-ecs-events", ObserverQueueARN: "arn:aws:sqs:us-east-1:123456789012:deploybot-staging-ecs-events",
+		ObserverDLQ:  "deploybot-staging-ecs-events-dlq",
+		ObserverRule: "deploybot-staging-ecs-task-events", ObserverRuleARN: "arn:aws:events:us-east-1:123456789012:rule/deploybot-staging-ecs-task-events",
+		WorkPool:     "staging-pool",
 		WorkerPrefix: "staging-HASH",
 	}
 	if d := cmp.Diff(want, n); d != "" {
@@ -148,6 +172,10 @@ func TestWorkerIdentityContract(t *testing.T) {
 		"DEPLOYBOT_WORKER_PREFIX": st.Names.WorkerPrefix,
 		"PREFECT_API_URL":         "https://api.prefect.cloud/api/accounts/a/workspaces/w",
 		"PREFECT_LOGGING_LEVEL":   "INFO",
+		// The ECS observer reads the stack's queue (docs/research/prefect-flow-runs.md §B.1).
+		"PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_ENABLED":          "true",
+		"PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME":   "deploybot-staging-ecs-events",
+		"PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION": "us-east-1",
 	}
 	if d := cmp.Diff(wantEnv, c.Environment); d != "" {
 		t.Errorf("env (-want +got):\n%s", d)
@@ -265,7 +293,8 @@ func TestTaskRolePassRoleScoped(t *testing.T) {
 				continue
 			}
 			found = true
-			want := []string{st.Names.ExecutionRoleARN, st.Names.TaskRoleARN}
+			// Exactly the flow runs' roles, never the worker's own.
+			want := []string{st.Names.FlowExecutionRoleARN, st.Names.FlowTaskRoleARN}
 			if d := cmp.Diff(want, s.Resource); d != "" {
 				t.Errorf("PassRole resources (-want +got):\n%s", d)
 			}

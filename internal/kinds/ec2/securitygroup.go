@@ -66,29 +66,74 @@ func (sgKind) Desired(r *securityGroup, refs resource.Refs) SecurityGroupModel {
 	return SecurityGroupModel{Name: s.Name, Description: s.Description, VPC: s.VPC.Resolve(refs), Egress: s.Egress}
 }
 
-func (sgKind) Read(ctx context.Context, x *x, r *securityGroup) (*foundSG, error) {
-	s := r.Spec
-	filters := []ec2types.Filter{{Name: aws.String("group-name"), Values: []string{s.Name}}}
-	if s.VPC.Address == "" && s.VPC.Literal != "" {
-		filters = append(filters, ec2types.Filter{Name: aws.String("vpc-id"), Values: []string{s.VPC.Literal}})
-	}
-	out, err := x.API.DescribeSecurityGroups(ctx, &awsec2.DescribeSecurityGroupsInput{Filters: filters})
+// Read is ReadAll of the one group, so that a single read and a plan's
+// batch read are the same code.
+func (k sgKind) Read(ctx context.Context, x *x, r *securityGroup) (*foundSG, error) {
+	found, err := k.ReadAll(ctx, x, []*securityGroup{r})
 	if err != nil {
-		return nil, fmt.Errorf("DescribeSecurityGroups %s: %w", s.Name, err)
+		return nil, err
 	}
-	sg, ours, found := pick(r.Tags, out.SecurityGroups,
-		func(g ec2types.SecurityGroup) string { return aws.ToString(g.GroupId) },
-		func(g ec2types.SecurityGroup) map[string]string { return awstags.EC2Map(g.Tags) })
-	if !found {
-		return nil, nil
+	return found[r.Address], nil
+}
+
+// ReadAll reads the security groups of rs (the worker's and the flow
+// runs') with one DescribeSecurityGroups by their group names, in the VPC
+// the file names when they all name the same one.
+func (sgKind) ReadAll(ctx context.Context, x *x, rs []*securityGroup) (map[string]*foundSG, error) {
+	var groupNames []string
+	vpcs := map[string]bool{}
+	for _, r := range rs {
+		groupNames = append(groupNames, r.Spec.Name)
+		if r.Spec.VPC.Address == "" && r.Spec.VPC.Literal != "" {
+			vpcs[r.Spec.VPC.Literal] = true
+		} else {
+			vpcs[""] = true
+		}
 	}
-	// In a managed VPC (not known before it exists) a group of the same name
-	// in some other VPC does not block us; in a given VPC it does, since
-	// CreateSecurityGroup would fail with InvalidGroup.Duplicate.
-	if !ours && s.VPC.Address != "" {
-		return nil, nil
+	sort.Strings(groupNames)
+	filters := []ec2types.Filter{{Name: aws.String("group-name"), Values: groupNames}}
+	if len(vpcs) == 1 && !vpcs[""] {
+		for v := range vpcs {
+			filters = append(filters, ec2types.Filter{Name: aws.String("vpc-id"), Values: []string{v}})
+		}
 	}
-	return sgFound(sg), nil
+	var groups []ec2types.SecurityGroup
+	p := awsec2.NewDescribeSecurityGroupsPaginator(x.API, &awsec2.DescribeSecurityGroupsInput{Filters: filters})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("DescribeSecurityGroups %s: %w", strings.Join(groupNames, ", "), err)
+		}
+		groups = append(groups, page.SecurityGroups...)
+	}
+	out := map[string]*foundSG{}
+	for _, r := range rs {
+		s := r.Spec
+		var mine []ec2types.SecurityGroup
+		for _, g := range groups {
+			if aws.ToString(g.GroupName) != s.Name {
+				continue
+			}
+			if s.VPC.Address == "" && s.VPC.Literal != "" && aws.ToString(g.VpcId) != s.VPC.Literal {
+				continue
+			}
+			mine = append(mine, g)
+		}
+		sg, ours, found := pick(r.Tags, mine,
+			func(g ec2types.SecurityGroup) string { return aws.ToString(g.GroupId) },
+			func(g ec2types.SecurityGroup) map[string]string { return awstags.EC2Map(g.Tags) })
+		if !found {
+			continue
+		}
+		// In a managed VPC (not known before it exists) a group of the same
+		// name in some other VPC does not block us; in a given VPC it does,
+		// since CreateSecurityGroup would fail with InvalidGroup.Duplicate.
+		if !ours && s.VPC.Address != "" {
+			continue
+		}
+		out[r.Address] = sgFound(sg)
+	}
+	return out, nil
 }
 
 func sgFound(sg ec2types.SecurityGroup) *foundSG {

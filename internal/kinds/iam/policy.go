@@ -12,9 +12,12 @@ import (
 )
 
 // PolicyDocument is an IAM policy whose resources may be other resources'
-// outputs (the execution role's statement names the secret's ARN).
+// outputs (the execution role's statement names the secret's ARN), or a
+// document given whole as JSON (Raw: the flow-run task role's policy from
+// the environment file).
 type PolicyDocument struct {
 	Statements []PolicyStatement
+	Raw        string
 }
 
 // PolicyStatement is one IAM statement.
@@ -32,6 +35,9 @@ type PolicyStatement struct {
 // resource does not exist yet). The result is valid IAM policy JSON;
 // CanonicalPolicy makes it comparable with what IAM returns.
 func (d PolicyDocument) JSON(refs resource.Refs) string {
+	if d.Raw != "" {
+		return d.Raw
+	}
 	type stmt struct {
 		Sid       string                         `json:"Sid,omitempty"`
 		Effect    string                         `json:"Effect"`
@@ -68,6 +74,9 @@ func CanonicalPolicy(doc string) string {
 			doc = d
 		}
 	}
+	if !modelled(doc) {
+		return canonicalAny(doc)
+	}
 	d, err := iampolicy.Parse(doc)
 	if err != nil {
 		return doc
@@ -98,4 +107,134 @@ func CanonicalPolicy(doc string) string {
 		d.Statement[i] = keyed[i].st
 	}
 	return d.JSON()
+}
+
+// modelledKeys are the keys iampolicy.Document keeps; a document with any
+// other (NotAction, NotResource, Id, a condition that is not a map of
+// lists) is canonicalised without it, so that nothing in it is dropped.
+var (
+	modelledTop       = map[string]bool{"Version": true, "Statement": true}
+	modelledStatement = map[string]bool{"Sid": true, "Effect": true, "Principal": true, "Action": true, "Resource": true, "Condition": true}
+)
+
+// modelled says whether doc holds only what iampolicy.Document keeps.
+func modelled(doc string) bool {
+	var top map[string]json.RawMessage
+	if json.Unmarshal([]byte(doc), &top) != nil {
+		return true // CanonicalPolicy keeps a broken document as it is
+	}
+	for k := range top {
+		if !modelledTop[k] {
+			return false
+		}
+	}
+	var stmts []map[string]json.RawMessage
+	if json.Unmarshal(top["Statement"], &stmts) != nil {
+		var one map[string]json.RawMessage
+		if json.Unmarshal(top["Statement"], &one) != nil {
+			return false
+		}
+		stmts = append(stmts, one)
+	}
+	for _, st := range stmts {
+		for k := range st {
+			if !modelledStatement[k] {
+				return false
+			}
+		}
+		if c, ok := st["Condition"]; ok {
+			var m map[string]map[string]iampolicy.StringList
+			if json.Unmarshal(c, &m) != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// canonicalAny canonicalises any policy document as IAM compares it: a
+// single value and a list of one alike, lists sorted, statements in a fixed
+// order, keys sorted, compact. Numbers keep their text.
+func canonicalAny(doc string) string {
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.UseNumber()
+	var v map[string]any
+	if err := dec.Decode(&v); err != nil {
+		return doc
+	}
+	if _, ok := v["Version"]; !ok {
+		v["Version"] = iampolicy.Version2012
+	}
+	var stmts []any
+	switch s := v["Statement"].(type) {
+	case []any:
+		stmts = s
+	case map[string]any:
+		stmts = []any{s}
+	}
+	keyed := make([]string, 0, len(stmts))
+	for _, raw := range stmts {
+		st, ok := raw.(map[string]any)
+		if ok {
+			for _, k := range []string{"Action", "NotAction", "Resource", "NotResource"} {
+				if x, has := st[k]; has {
+					st[k] = sortedList(x)
+				}
+			}
+			for _, k := range []string{"Principal", "NotPrincipal"} {
+				if m, isMap := st[k].(map[string]any); isMap {
+					for pk, pv := range m {
+						m[pk] = sortedList(pv)
+					}
+				}
+			}
+			if c, isMap := st["Condition"].(map[string]any); isMap {
+				for _, ops := range c {
+					if m, isMap := ops.(map[string]any); isMap {
+						for ck, cv := range m {
+							m[ck] = sortedList(cv)
+						}
+					}
+				}
+			}
+		}
+		b, _ := json.Marshal(raw)
+		keyed = append(keyed, string(b))
+	}
+	sort.Strings(keyed)
+	out := make([]any, len(keyed))
+	for i, k := range keyed {
+		out[i] = json.RawMessage(k)
+	}
+	v["Statement"] = out
+	b, err := json.Marshal(v)
+	if err != nil {
+		return doc
+	}
+	return string(b)
+}
+
+// sortedList is a JSON string or list of strings as a sorted list (other
+// values as they are).
+func sortedList(v any) any {
+	switch x := v.(type) {
+	case string:
+		return []any{x}
+	case []any:
+		strs := make([]string, 0, len(x))
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return v
+			}
+			strs = append(strs, s)
+		}
+		sort.Strings(strs)
+		out := make([]any, len(strs))
+		for i, s := range strs {
+			out[i] = s
+		}
+		return out
+	}
+	return v
 }

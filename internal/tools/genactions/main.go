@@ -42,6 +42,8 @@ var iamPrefix = map[string]string{
 	"STSAPI":              "sts",
 	"SSMAPI":              "ssm",
 	"TaggingAPI":          "tag",
+	"SQSAPI":              "sqs",
+	"EventBridgeAPI":      "events",
 }
 
 // Actions returns "prefix:Operation" for every method of every interface

@@ -67,7 +67,7 @@ var svcs = []svc{
 	// worker, not by deploybot, so they are not here.
 	{"SQSAPI", "sqs", (*sqs.Client)(nil), `CreateQueue GetQueueUrl GetQueueAttributes SetQueueAttributes DeleteQueue
 		TagQueue UntagQueue ListQueueTags`},
-	{"EventBridgeAPI", "eventbridge", (*eventbridge.Client)(nil), `PutRule DescribeRule DeleteRule ListRules ListRuleNamesByTarget
+	{"EventBridgeAPI", "eventbridge", (*eventbridge.Client)(nil), `PutRule DescribeRule DeleteRule
 		PutTargets ListTargetsByRule RemoveTargets TagResource UntagResource ListTagsForResource`},
 }
 

@@ -1,0 +1,197 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/deploybot/deploybot/internal/engine"
+	"github.com/deploybot/deploybot/internal/kinds/prefect"
+	"github.com/deploybot/deploybot/internal/plan"
+	prefectapi "github.com/deploybot/deploybot/internal/prefect"
+	"github.com/deploybot/deploybot/internal/stack"
+)
+
+// The work pool as a resource of the stack, through the engine: planned
+// with the AWS reads, its defaults field by field, drift put back, and
+// nothing applied blind.
+
+func fields(c plan.Change) map[string]string {
+	out := map[string]string{}
+	for _, f := range c.Fields {
+		out[f.Path] = f.After
+	}
+	return out
+}
+
+// TestE2EWorkPoolDefaults: the plan of a new environment lists the pool's
+// defaults; after the apply a plan shows no change; a default changed by
+// hand (the Prefect UI) is drift the apply puts back.
+func TestE2EWorkPoolDefaults(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	x := newWorld(t)
+	env := x.env("demo")
+	p := x.plan(env)
+	i := indexOf(p.Plan, stack.AddrWorkPool)
+	if i < 0 || p.Plan.Changes[i].Action != plan.Create {
+		t.Fatalf("the new environment's plan does not create the pool: %v", summary(p.Plan))
+	}
+	got := fields(p.Plan.Changes[i])
+	names := stack.NamesFor(env)
+	want := map[string]string{
+		"type":                                     "ecs",
+		"defaults.cluster":                         names.ClusterARN,
+		"defaults.vpc_id":                          x.vpc,
+		"defaults.network_configuration":           `{"assignPublicIp":"ENABLED","securityGroups":["(known after apply)"],"subnets":["` + strings.Join(x.subnets, `","`) + `"]}`,
+		"defaults.execution_role_arn":              names.FlowExecutionRoleARN,
+		"defaults.task_role_arn":                   names.FlowTaskRoleARN,
+		"defaults.prefect_api_key_secret_arn":      plan.Unknown,
+		"defaults.configure_cloudwatch_logs":       "true",
+		"defaults.cloudwatch_logs_options":         `{"awslogs-create-group":"false","awslogs-group":"/deploybot/demo/flow-runs","awslogs-region":"us-east-1","awslogs-stream-prefix":"flow-run"}`,
+		"defaults.image":                           "prefecthq/prefect-aws:3.1",
+		"defaults.cpu":                             "1024",
+		"defaults.memory":                          "2048",
+		"defaults.match_latest_revision_in_family": "true",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("the pool's defaults in the plan (-want +got):\n%s", d)
+	}
+
+	x.apply(env)
+	x.wantNone("plan right after apply has changes", summary(x.plan(env).Plan))
+	if _, ok := got["defaults.prefect_api_auth_string_secret_arn"]; ok {
+		t.Error("the auth string's secret is set with an API key: prefect-aws would drop PREFECT_API_KEY")
+	}
+
+	// Someone points the pool at the account's default cluster and gives
+	// flow runs a public IP, in the Prefect UI.
+	client := x.prefectClient()
+	wp, err := client.ReadWorkPool(ctx, "demo-pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	props := wp.BaseJobTemplate["variables"].(map[string]any)["properties"].(map[string]any)
+	props["cluster"].(map[string]any)["default"] = "default"
+	delete(props["vpc_id"].(map[string]any), "default")
+	if err := client.UpdateWorkPool(ctx, "demo-pool", prefectapi.WorkPoolUpdate{BaseJobTemplate: wp.BaseJobTemplate}); err != nil {
+		t.Fatal(err)
+	}
+	drift := x.plan(env)
+	if d := cmp.Diff([]string{"~ prefect_work_pool.main defaults.cluster defaults.vpc_id"}, summary(drift.Plan)); d != "" {
+		t.Fatalf("drift plan (-want +got):\n%s", d)
+	}
+	x.apply(env)
+	x.wantNone("drift not put back", summary(x.plan(env).Plan))
+
+	// A destroy deletes the pool deploybot created (the file says
+	// create_work_pool: true), and says so.
+	st := x.destroyStack(env)
+	e := x.engine()
+	dp, err := e.PlanDestroy(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dp.Plan.Changes[indexOf(dp.Plan, stack.AddrWorkPool)]
+	if c.Action != plan.Delete || !strings.Contains(c.Reason, "deploybot created this work pool") {
+		t.Fatalf("destroy plan of the pool: %+v", c)
+	}
+	if _, err := e.Destroy(ctx, dp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.ReadWorkPool(ctx, "demo-pool"); prefectapi.StatusOf(err) != 404 {
+		t.Fatalf("the pool deploybot created survived the destroy: %v", err)
+	}
+}
+
+// TestE2EWorkPoolNotCreatedByDeploybot: a pool the team made, with a
+// template of its own, keeps everything but deploybot's defaults through
+// apply and destroy, and a destroy only resets those.
+func TestE2EWorkPoolNotCreatedByDeploybot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	x := newWorld(t)
+	env := x.env("team", "  create_work_pool: true\n", "")
+	client := x.prefectClient()
+	tpl := prefect.DefaultTemplate()
+	props := tpl["variables"].(map[string]any)["properties"].(map[string]any)
+	props["family"].(map[string]any)["default"] = "team-flows"
+	props["team_queue"] = map[string]any{"type": "string", "default": "nightly"}
+	desc := "the team's own pool"
+	if _, err := client.CreateWorkPool(ctx, prefectapi.WorkPoolCreate{Name: "team-pool", Type: "ecs", Description: &desc, BaseJobTemplate: tpl}); err != nil {
+		t.Fatal(err)
+	}
+	x.apply(env)
+	x.wantNone("plan right after apply has changes", summary(x.plan(env).Plan))
+	wp, err := client.ReadWorkPool(ctx, "team-pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := wp.BaseJobTemplate["variables"].(map[string]any)["properties"].(map[string]any)
+	if after["family"].(map[string]any)["default"] != "team-flows" || after["team_queue"].(map[string]any)["default"] != "nightly" {
+		t.Fatalf("the team's own defaults did not survive the apply: family %v, team_queue %v", after["family"], after["team_queue"])
+	}
+
+	dp, err := x.engine().PlanDestroy(ctx, x.destroyStack(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dp.Plan.Changes[indexOf(dp.Plan, stack.AddrWorkPool)]
+	if !strings.Contains(c.Reason, "deploybot did not create this work pool: destroy keeps it and resets only the defaults deploybot sets") {
+		t.Fatalf("destroy reason: %q", c.Reason)
+	}
+	if _, err := x.engine().Destroy(ctx, dp); err != nil {
+		t.Fatal(err)
+	}
+	wp, err = client.ReadWorkPool(ctx, "team-pool")
+	if err != nil {
+		t.Fatalf("the team's pool is gone after destroy: %v", err)
+	}
+	left := wp.BaseJobTemplate["variables"].(map[string]any)["properties"].(map[string]any)
+	if left["family"].(map[string]any)["default"] != "team-flows" || left["team_queue"].(map[string]any)["default"] != "nightly" {
+		t.Fatalf("the team's own defaults did not survive the destroy")
+	}
+	if d, ok := left["cluster"].(map[string]any)["default"]; ok && d != nil {
+		t.Fatalf("destroy left deploybot's cluster default: %v", d)
+	}
+	if wp.Description == nil || *wp.Description != desc {
+		t.Fatalf("the description changed: %v", wp.Description)
+	}
+}
+
+// TestE2EPlanWithoutPrefect: a plan without Prefect credentials (a fork, a
+// plan job without the key) plans the AWS side and says the pool was not
+// read; such a plan is not applied.
+func TestE2EPlanWithoutPrefect(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	x := newWorld(t)
+	env := x.env("demo")
+	e := x.engine()
+	e.Prefect = nil
+	p, err := e.Plan(ctx, x.stack(env))
+	if err != nil {
+		t.Fatalf("a plan without Prefect credentials failed: %v", err)
+	}
+	if len(p.Plan.Unread) != 1 || p.Plan.Unread[0].Address != stack.AddrWorkPool || !strings.Contains(p.Plan.Unread[0].Reason, "no Prefect API key was given") {
+		t.Fatalf("unread = %+v", p.Plan.Unread)
+	}
+	if indexOf(p.Plan, stack.AddrWorkPool) >= 0 || indexOf(p.Plan, "ecs_service.worker") < 0 {
+		t.Fatalf("plan without Prefect: %v", summary(p.Plan))
+	}
+	with := x.plan(env)
+	if with.Plan.Fingerprint == p.Plan.Fingerprint {
+		t.Error("the plan that could not read the pool has the fingerprint of the one that did")
+	}
+	_, err = e.Apply(ctx, p)
+	var unread *engine.UnreadError
+	if !errors.As(err, &unread) || !strings.Contains(err.Error(), "refusing to apply: the plan could not read prefect_work_pool.main") {
+		t.Fatalf("apply of a plan that could not read the pool: %v", err)
+	}
+	if w := x.writes(); len(w) != 0 {
+		t.Fatalf("the refused apply wrote: %v", w)
+	}
+}
