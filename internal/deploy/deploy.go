@@ -410,6 +410,11 @@ func Destroy(ctx context.Context, o Options) (res *Result, err error) {
 		return res, err
 	}
 	res.Plan = planned.Plan
+	for _, u := range planned.Plan.Unread {
+		// The rest is torn down; this one is left as it is, and a destroy
+		// run again with its credentials finishes it.
+		res.Notes = append(res.Notes, fmt.Sprintf("%s was not read (%s): the destroy leaves it as it is; run the destroy again with the Prefect API key to delete it or reset its defaults", u.Address, u.Reason))
+	}
 	res.Report, err = eng.Destroy(ctx, planned)
 	if err == nil {
 		// Said after the destroy too, where the user reads its outcome

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -193,5 +194,37 @@ func TestE2EPlanWithoutPrefect(t *testing.T) {
 	}
 	if w := x.writes(); len(w) != 0 {
 		t.Fatalf("the refused apply wrote: %v", w)
+	}
+}
+
+// TestE2EDestroyWithoutPrefect: a destroy without Prefect credentials tears
+// the AWS side down and leaves the pool as it is (it says so); a destroy
+// run again with them finishes the pool.
+func TestE2EDestroyWithoutPrefect(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	x := newWorld(t)
+	env := x.env("demo")
+	x.apply(env)
+	e := x.engine()
+	e.Prefect = nil
+	p, err := e.PlanDestroy(ctx, x.destroyStack(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Plan.Unread) != 1 || indexOf(p.Plan, stack.AddrWorkPool) >= 0 {
+		t.Fatalf("destroy plan without Prefect: unread %+v, changes %v", p.Plan.Unread, summary(p.Plan))
+	}
+	if _, err := e.Destroy(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	x.advance(time.Minute)
+	x.wantNone("destroy left", inventory(x.w, "demo"))
+	if _, err := x.prefectClient().ReadWorkPool(ctx, "demo-pool"); err != nil {
+		t.Fatalf("the pool is gone after a destroy that could not read it: %v", err)
+	}
+	x.destroy(env)
+	if _, err := x.prefectClient().ReadWorkPool(ctx, "demo-pool"); prefectapi.StatusOf(err) != 404 {
+		t.Fatalf("the second destroy did not delete the pool deploybot created: %v", err)
 	}
 }
