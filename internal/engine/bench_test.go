@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/deploybot/deploybot/internal/awsapi"
-	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/engine"
@@ -87,7 +86,7 @@ func (c benchClock) make() clock.Clock {
 // every simulated wait on a clock.Virtual take realPerSimSecond of real time
 // per simulated second (a proportionalClock's waits always take real time).
 func (x *benchNet) waitsTakeRealTime(realPerSimSecond time.Duration) {
-	x.w.Latency = benchLatency
+	x.callLatency(benchLatency)
 	if v, ok := x.clk.(*clock.Virtual); ok {
 		v.RealPerSimSecond = realPerSimSecond
 	}
@@ -134,8 +133,8 @@ func benchPlansWithoutChanges(b *testing.B, x *account, env *config.Environment)
 	x.apply(env)
 	st := x.stack(env)
 	e := x.engine()
-	x.w.Latency = benchLatency
-	x.w.ResetCalls()
+	x.callLatency(benchLatency)
+	x.resetCalls()
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
@@ -146,6 +145,7 @@ func benchPlansWithoutChanges(b *testing.B, x *account, env *config.Environment)
 	wall := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(len(x.w.Calls()))/float64(b.N), "aws-calls/op")
+	b.ReportMetric(float64(x.prefectCalls())/float64(b.N), "prefect-calls/op")
 	return wall
 }
 
@@ -227,7 +227,7 @@ func stepDurationsAlone(b *testing.B, c benchClock, nat string, azs int) map[str
 	for name, k := range kinds.All() {
 		ks[name] = timedKind{Kind: k, mu: &mu, took: took}
 	}
-	e := &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: ks, Concurrency: 1}
+	e := &engine.Engine{AWS: awsapi.New(x.w.Config()), Prefect: x.prefectClient(), Clock: x.clk, Kinds: ks, Concurrency: 1}
 	p := x.planWith(e, st)
 	x.waitsTakeRealTime(c.realPerSimSecond)
 	if _, err := e.Apply(context.Background(), p); err != nil {
@@ -298,7 +298,7 @@ func BenchmarkApplyManaged(b *testing.B) {
 					e := x.engine()
 					p := x.planWith(e, x.stack(env))
 					x.waitsTakeRealTime(c.realPerSimSecond)
-					x.w.ResetCalls()
+					x.resetCalls()
 					b.StartTimer()
 					start := time.Now()
 					rep, err := e.Apply(context.Background(), p)
@@ -340,20 +340,20 @@ func BenchmarkPlanManyEnvironments(b *testing.B) {
 		b.Run(fmt.Sprintf("accounts=%d", accounts), func(b *testing.B) {
 			stacks := make([]*stack.Stack, benchEnvironments)
 			engines := make([]*engine.Engine, benchEnvironments)
-			var worlds []*awssim.World
+			var worlds []*benchNet
 			var x *benchNet
 			for i := range stacks {
 				if i < accounts {
 					x = newBenchNet(b)
-					worlds = append(worlds, x.w)
+					worlds = append(worlds, x)
 				}
 				env := x.env(fmt.Sprintf("env%02d", i), "single", 2)
 				x.apply(env)
 				stacks[i], engines[i] = x.stack(env), x.engine()
 			}
 			for _, w := range worlds {
-				w.Latency = benchLatency
-				w.ResetCalls()
+				w.callLatency(benchLatency)
+				w.resetCalls()
 			}
 			// The 20 applies leave garbage; collect it before timing so
 			// that the first iterations do not pay for the setup.
@@ -392,11 +392,13 @@ func BenchmarkPlanManyEnvironments(b *testing.B) {
 				all += time.Since(start)
 			}
 			b.StopTimer()
-			calls := 0
+			calls, prefectCalls := 0, 0
 			for _, w := range worlds {
-				calls += len(w.Calls())
+				calls += len(w.w.Calls())
+				prefectCalls += w.prefectCalls()
 			}
 			b.ReportMetric(float64(calls)/float64(b.N*(benchEnvironments+1)), "aws-calls/env")
+			b.ReportMetric(float64(prefectCalls)/float64(b.N*(benchEnvironments+1)), "prefect-calls/env")
 			reportRoundTrips(b, all, b.N)
 			b.ReportMetric(float64(one)/float64(b.N)/float64(benchLatency), "round-trips-single")
 			b.ReportMetric(float64(all)/float64(one), "x-single")

@@ -407,7 +407,8 @@ func BenchmarkPlanEmptyAccount(b *testing.B) {
 	x := newWorld(b)
 	st := x.stack(x.env("demo"))
 	e := x.engine()
-	x.w.Latency = benchLatency
+	x.callLatency(benchLatency)
+	x.resetCalls()
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
@@ -415,6 +416,7 @@ func BenchmarkPlanEmptyAccount(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(len(x.w.Calls()))/float64(b.N), "aws-calls/op")
+	b.ReportMetric(float64(x.prefectCalls())/float64(b.N), "prefect-calls/op")
 	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "wall-ms/op")
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,8 +67,8 @@ type account struct {
 	// accepts key.
 	prefect *prefectsim.Server
 	// prefectLatency is added to every Prefect request, as w.Latency is to
-	// every AWS call (benchmarks).
-	prefectLatency time.Duration
+	// every AWS call (benchmarks: prefectLatency = w.Latency).
+	prefectLatency atomic.Int64
 	// events is what the engines reported (from many goroutines).
 	events event.Recorder
 }
@@ -90,7 +91,8 @@ func newAccount(tb testing.TB, clk clock.Clock, key string, opts ...awssim.Optio
 func (x *account) prefectClient() *prefect.Client {
 	x.tb.Helper()
 	c, err := prefect.New(x.prefect.URL(), x.key, prefect.WithClock(x.clk),
-		prefect.WithHTTPClient(&http.Client{Transport: simtest.ProcessTransport{AWS: x.w, Latency: x.prefectLatency}}))
+		prefect.WithHTTPClient(&http.Client{Transport: simtest.ProcessTransport{AWS: x.w,
+			Latency: func() time.Duration { return time.Duration(x.prefectLatency.Load()) }}}))
 	if err != nil {
 		x.tb.Fatal(err)
 	}
@@ -245,6 +247,17 @@ func (x *account) writes() []string {
 	}
 	return out
 }
+
+// callLatency makes every AWS call and every Prefect request from now on
+// take d of real time.
+func (x *account) callLatency(d time.Duration) {
+	x.w.Latency = d
+	x.prefectLatency.Store(int64(d))
+}
+
+// prefectCalls is how many requests the Prefect API has had since the last
+// resetCalls.
+func (x *account) prefectCalls() int { return len(x.prefect.Requests()) }
 
 // resetCalls forgets the calls so far, the account's and the Prefect API's.
 func (x *account) resetCalls() {

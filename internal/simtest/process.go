@@ -18,9 +18,10 @@ import (
 type ProcessTransport struct {
 	AWS  *awssim.World
 	Next http.RoundTripper // nil: http.DefaultTransport
-	// Latency is real time added to every request, as awssim.World.Latency
-	// is to every AWS call (benchmarks).
-	Latency time.Duration
+	// Latency, when set, is the real time added to every request, as
+	// awssim.World.Latency is to every AWS call (benchmarks); asked at each
+	// request, so that a benchmark can turn it on after the client exists.
+	Latency func() time.Duration
 }
 
 func (t ProcessTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -28,9 +29,11 @@ func (t ProcessTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	if t.Latency > 0 {
-		if err := (clock.Real{}).Sleep(r.Context(), t.Latency); err != nil {
-			return nil, err
+	if t.Latency != nil {
+		if d := t.Latency(); d > 0 {
+			if err := (clock.Real{}).Sleep(r.Context(), d); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if !prefectWrite(r) {
