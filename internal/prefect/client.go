@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/deploybot/deploybot/internal/clock"
@@ -57,6 +58,7 @@ type Client struct {
 
 	apiKey              string
 	basicUser, basicPas string
+	authString          string // WithAuthString; "" = basicUser:basicPas
 	basic               bool
 
 	http           *http.Client
@@ -64,6 +66,12 @@ type Client struct {
 	userAgent      string
 	requestTimeout time.Duration
 	maxRetries     int
+
+	// skew is Prefect's clock minus ours, from the Date header of the last
+	// answer (skewKnown once one came with a Date).
+	skewMu    sync.Mutex
+	skew      time.Duration
+	skewKnown bool
 }
 
 // Option configures a Client.
@@ -81,6 +89,17 @@ func WithClock(k clock.Clock) Option { return func(c *Client) { c.clock = k } }
 // Bearer key on every request: exactly one scheme is ever sent.
 func WithBasicAuth(user, pass string) Option {
 	return func(c *Client) { c.basicUser, c.basicPas, c.basic = user, pass, true }
+}
+
+// WithAuthString authenticates to a self-hosted server that runs with
+// PREFECT_SERVER_API_AUTH_STRING: the client sends the string exactly as
+// Prefect's own client does, `Authorization: Basic base64(auth_string)`
+// (src/prefect/client/orchestration/__init__.py:353-362,
+// docs/research/prefect-flow-runs.md §F). It is WithBasicAuth for a string
+// already in "user:pass" form; the server compares the decoded string
+// whole, so it is never split or trimmed.
+func WithAuthString(s string) Option {
+	return func(c *Client) { c.authString, c.basic = s, true }
 }
 
 // WithUserAgent sets the User-Agent header.
@@ -169,7 +188,11 @@ func (c *Client) APIURL() string { return c.api.String() }
 // self-hosted: the server root (the API URL without its /api) +
 // /work-pools/work-pool/<pool>.
 func (c *Client) WorkPoolURL(pool string) string {
-	tail := "/work-pools/work-pool/" + url.PathEscape(pool)
+	return c.uiURL("/work-pools/work-pool/" + url.PathEscape(pool))
+}
+
+// uiURL is the Prefect UI page at tail (starting with "/").
+func (c *Client) uiURL(tail string) string {
 	if c.cloud {
 		host := c.api.Scheme + "://" + c.api.Host
 		if strings.EqualFold(c.api.Hostname(), "api.prefect.cloud") {
@@ -225,6 +248,9 @@ type call struct {
 	root   bool   // path is relative to the Cloud API root instead
 	in     any    // JSON body, or nil
 	out    any    // decoded on 2xx, or nil
+	// status receives the 2xx status (201 from 200 tells a create from a
+	// get or an update), or nil.
+	status *int
 }
 
 func (c *Client) urlFor(cl call) string {
@@ -282,6 +308,9 @@ func (c *Client) do(ctx context.Context, cl call) error {
 			continue
 		}
 		if status >= 200 && status < 300 {
+			if cl.status != nil {
+				*cl.status = status
+			}
 			if cl.out != nil && len(bytes.TrimSpace(respBody)) > 0 {
 				// Numbers stay json.Number: a pool's job template comes back
 				// whole in a PATCH, and a default of 1e400 or 0.10 must not
@@ -320,7 +349,7 @@ func (c *Client) attempt(ctx context.Context, cl call, body []byte) (int, http.H
 	req.Header.Set("X-Prefect-Api-Version", apiVersion)
 	switch {
 	case c.basic: // self-hosted with an auth string: Basic only (ref §2.2)
-		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.basicUser+":"+c.basicPas)))
+		req.Header.Set("Authorization", "Basic "+c.basicAuthToken())
 	case c.apiKey != "":
 		req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	}
@@ -329,6 +358,7 @@ func (c *Client) attempt(ctx context.Context, cl call, body []byte) (int, http.H
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
+	c.noteDate(resp.Header.Get("Date"))
 	respBody, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("read answer: %w", err)
@@ -435,7 +465,7 @@ func detailOf(body []byte) (detail string, raw bool) {
 // them in a URL or body.
 func (c *Client) redact(s string) string {
 	var r secret.Redactor
-	r.AddString(c.apiKey, c.basicPas, c.basicAuthToken())
+	r.AddString(c.apiKey, c.basicPas, c.authString, c.basicAuthToken())
 	return r.Redact(s)
 }
 
@@ -443,5 +473,38 @@ func (c *Client) basicAuthToken() string {
 	if !c.basic {
 		return ""
 	}
-	return base64.StdEncoding.EncodeToString([]byte(c.basicUser + ":" + c.basicPas))
+	s := c.authString
+	if s == "" {
+		s = c.basicUser + ":" + c.basicPas
+	}
+	return base64.StdEncoding.EncodeToString([]byte(s))
+}
+
+// noteDate records how far Prefect's clock is from ours, from an answer's
+// Date header (an origin server with a clock sends one: RFC 9110 §6.6.1).
+// Prefect stamps a worker's heartbeats with its own clock
+// (src/prefect/server/models/workers.py worker_heartbeat), so the health
+// gate compares heartbeats with Prefect's now, not with deploybot's: a
+// server a minute out of step must not fail healthy deploys. The header has
+// one-second resolution, fine against 30-second heartbeats.
+func (c *Client) noteDate(v string) {
+	if v == "" {
+		return
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return
+	}
+	skew := t.Sub(c.clock.Now().Truncate(time.Second))
+	c.skewMu.Lock()
+	c.skew, c.skewKnown = skew, true
+	c.skewMu.Unlock()
+}
+
+// ClockSkew is Prefect's clock minus deploybot's, as the last answer's Date
+// header said; known is false (and the skew 0) until an answer came with one.
+func (c *Client) ClockSkew() (skew time.Duration, known bool) {
+	c.skewMu.Lock()
+	defer c.skewMu.Unlock()
+	return c.skew, c.skewKnown
 }

@@ -138,10 +138,13 @@ func (p *pool) json(now time.Time) map[string]any {
 	}
 }
 
-func (w *worker) json(p *pool, now time.Time) map[string]any {
+// json is the row as the server shows it; skew is how far the server's
+// clock is from the world's (WithClockSkew): the times it stamped are in
+// its own clock.
+func (w *worker) json(p *pool, now time.Time, skew time.Duration) map[string]any {
 	return map[string]any{
-		"id": w.id, "created": ts(w.created), "updated": ts(w.lastHB), "name": w.name, "work_pool_id": p.id,
-		"last_heartbeat_time": ts(w.lastHB), "heartbeat_interval_seconds": w.interval, "status": w.status(now),
+		"id": w.id, "created": ts(w.created.Add(skew)), "updated": ts(w.lastHB.Add(skew)), "name": w.name, "work_pool_id": p.id,
+		"last_heartbeat_time": ts(w.lastHB.Add(skew)), "heartbeat_interval_seconds": w.interval, "status": w.status(now),
 	}
 }
 
@@ -301,11 +304,12 @@ func (s *Server) filterWorkers(rw http.ResponseWriter, name string, body map[str
 		var results []bool
 		if hb := sub(f, "last_heartbeat_time"); hb != nil {
 			in := true
+			// the bounds are in the server's clock
 			if t, ok := timeOf(hb, "before_"); ok {
-				in = in && !w.lastHB.After(t) // "at or before"
+				in = in && !w.lastHB.After(t.Add(-s.skew)) // "at or before"
 			}
 			if t, ok := timeOf(hb, "after_"); ok {
-				in = in && !w.lastHB.Before(t) // "at or after"
+				in = in && !w.lastHB.Before(t.Add(-s.skew)) // "at or after"
 			}
 			results = append(results, in)
 		}
@@ -320,7 +324,7 @@ func (s *Server) filterWorkers(rw http.ResponseWriter, name string, body map[str
 			results = append(results, in)
 		}
 		if combine(str(f, "operator"), results) {
-			out = append(out, w.json(p, now))
+			out = append(out, w.json(p, now, s.skew))
 		}
 	}
 	writeJSON(rw, http.StatusOK, page(out, offset, limit))

@@ -74,6 +74,8 @@ type Server struct {
 	world *awssim.World
 	drv   driver
 	procs []*flowRunProcess
+	// skew is how far the server's clock is from the world's (WithClockSkew).
+	skew time.Duration
 }
 
 // outage is when the server answers nothing but 503 (to zero while open).
@@ -157,6 +159,12 @@ func WithAuthString(userPass string) Option { return func(s *Server) { s.authStr
 // awssim): by default on the internet, as Prefect Cloud is; a self-hosted
 // server inside a VPC is awssim.HostPlacement{VPCs: []string{vpcID}}.
 func WithNetwork(p awssim.HostPlacement) Option { return func(s *Server) { s.network = p } }
+
+// WithClockSkew makes the server's clock run d ahead of the world's (behind
+// for a negative d), as a self-hosted server without NTP may: the times of
+// the worker rows it lists (created, last heartbeat) and its Date header
+// are in its clock, and so are the bounds of a worker filter it is sent.
+func WithClockSkew(d time.Duration) Option { return func(s *Server) { s.skew = d } }
 
 // WithAccount sets the Cloud account and workspace ids.
 func WithAccount(accountID, workspaceID string) Option {
@@ -423,6 +431,10 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	now := s.clock.Now()
 	rec := &recorder{ResponseWriter: rw, status: http.StatusOK}
+	// An origin server with a clock sends Date (RFC 9110 §6.6.1); uvicorn,
+	// which serves Prefect, does by default. It is the server's own clock,
+	// set ahead or behind with WithClockSkew.
+	rec.Header().Set("Date", now.Add(s.skew).UTC().Format(http.TimeFormat))
 	defer func() {
 		s.log = append(s.log, Request{At: now, Method: r.Method, Path: r.URL.Path, Status: rec.status, Auth: authScheme(r)})
 	}()
