@@ -165,10 +165,14 @@ func TestDemoStepsHaveTheirExpectedOutcomes(t *testing.T) {
 		t.Fatalf("the cpu apply: %+v (first apply %+v)", r3, r2)
 	}
 
-	// The broken image: the gate (not ECS) fails, the service runs the
-	// previous revision again and its worker is ONLINE.
+	// The broken image: its worker never reaches Prefect, so its health
+	// check (which asks Prefect for the worker's own registration) never
+	// passes, ECS keeps the old worker and its circuit breaker rolls the
+	// revision back; the gate confirms with Prefect that the previous
+	// revision's worker is ONLINE.
 	r4 := st["4b"].Report
-	if r4 == nil || r4.Status != "rolled_back" || r4.Deployment == nil || r4.Deployment.Status != "SUCCESSFUL" {
+	if r4 == nil || r4.Status != "rolled_back" || r4.Deployment == nil || r4.Deployment.Status != "ROLLBACK_SUCCESSFUL" ||
+		r4.Rollback == nil || r4.Rollback.Status != "ROLLBACK_SUCCESSFUL" {
 		t.Fatalf("broken-image report: %+v", r4)
 	}
 	if g := r4.Gate; g == nil || g.Passed || !g.RolledBack || g.RolledBackTo != r3.Deployment.TaskDefinition || !g.RestoredWorkerOnline {

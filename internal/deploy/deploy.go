@@ -317,35 +317,46 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 	if dep != nil {
 		rep.Deployment = &dep.Info
 	}
-	if f := ecsdeploy.AsFailure(err); f != nil && rep.Deployment != nil {
-		// ECS itself judged the new revision unhealthy (circuit breaker),
-		// or its deployment was not done in time: report it like a failed
-		// gate, with the stopped tasks and what ECS rolled back to; nothing
-		// is left for the gate to wait for.
-		rep.Gate = ecsFailure(rep.Deployment, f)
-		gerr := &GateError{Gate: rep.Gate}
-		status := plan.StatusFailed
-		if rep.Gate.RolledBack {
-			status = plan.StatusRolledBack
-		}
-		report(status, gerr)
-		return res, gerr
-	}
-	if err != nil {
+	failure := ecsdeploy.AsFailure(err)
+	if err != nil && (failure == nil || rep.Deployment == nil) {
 		report(rep.Status, err)
 		return res, err
 	}
-	if rep.Deployment == nil || o.Prefect == nil {
+	if rep.Deployment == nil {
+		return res, nil
+	}
+	if o.Prefect == nil {
+		if failure != nil {
+			// No Prefect to confirm with: ECS's word is the report.
+			rep.Gate = ecsFailure(rep.Deployment, failure)
+			gerr := &GateError{Gate: rep.Gate}
+			report(gateStatus(rep.Gate), gerr)
+			return res, gerr
+		}
 		return res, nil
 	}
 
-	o.say("prefect", "waiting for a worker of "+shortARN(rep.Deployment.TaskDefinition)+" to come ONLINE in "+o.Env.Prefect.WorkPool+"…")
-	g, err := o.Prefect.Gate(ctx, eng.AWS.ECS, gateInput(o.Env, rep.Deployment),
-		gate.Options{Clock: clk, Events: o.Events})
+	in := gateInput(o.Env, rep.Deployment)
+	if failure != nil {
+		// ECS itself judged the new revision unhealthy (its circuit breaker
+		// rolled it back, or it stopped), or its deployment was not done in
+		// time: the gate runs no stage, and its rollback step follows ECS's
+		// rollback (or rolls back) and confirms with Prefect that a worker of
+		// the previous revision serves, as it does after its own verdict.
+		in.FailedAtECS = &gate.ECSVerdict{State: failure.State, Reason: failure.Reason}
+		o.say("prefect", "ECS failed the deployment of "+shortARN(rep.Deployment.TaskDefinition)+" ("+string(failure.State)+"); confirming with Prefect which worker serves…")
+	} else {
+		o.say("prefect", "waiting for a worker of "+shortARN(rep.Deployment.TaskDefinition)+" to come ONLINE in "+o.Env.Prefect.WorkPool+"…")
+	}
+	g, err := o.Prefect.Gate(ctx, eng.AWS.ECS, in, gate.Options{Clock: clk, Events: o.Events})
 	if g != nil && g.WorkPoolURL == "" && res.Preflight != nil {
 		g.WorkPoolURL = res.Preflight.WorkPoolURL
 	}
+	if g != nil && failure != nil && len(g.StoppedTasks) == 0 {
+		g.StoppedTasks = failure.StoppedTasks
+	}
 	rep.Gate = g
+	recordRollback(rep, g)
 	if err != nil {
 		if ge := (*gate.Error)(nil); !errors.As(err, &ge) {
 			err = &gate.Error{Err: err}
@@ -355,15 +366,46 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	if !g.Passed {
 		err = &GateError{Gate: g}
-		status := plan.StatusFailed
-		if g.RolledBack {
-			status = plan.StatusRolledBack
-		}
-		report(status, err)
+		report(gateStatus(g), err)
 		return res, err
 	}
 	report(plan.StatusSucceeded, nil)
 	return res, nil
+}
+
+// gateStatus is the status of an apply whose gate failed: rolled back when
+// the previous revision runs again, failed otherwise.
+func gateStatus(g *plan.GateReport) plan.Status {
+	if g.RolledBack {
+		return plan.StatusRolledBack
+	}
+	return plan.StatusFailed
+}
+
+// recordRollback makes the gate's rollback a step of the report (on the
+// service), and the rollback deployment the report's Rollback, as ECS
+// reports it (issue 10 item 7).
+func recordRollback(rep *plan.Report, g *plan.GateReport) {
+	if g == nil || g.Rollback == nil || rep.Deployment == nil {
+		return
+	}
+	rb := g.Rollback
+	switch rb.Outcome {
+	case plan.RollbackNothingToRollBackTo, plan.RollbackSkipped:
+		return
+	}
+	st := plan.StepResult{Address: stack.AddrService, Action: plan.Rollback, Status: "done", Duration: rb.Duration}
+	switch rb.Outcome {
+	case plan.RollbackFailed, plan.RollbackNotComplete:
+		st.Status, st.Error = "failed", rb.Reason
+	}
+	rep.Steps = append(rep.Steps, st)
+	d := rep.Deployment
+	rep.Rollback = &plan.DeploymentInfo{Cluster: d.Cluster, Service: d.Service, DeploymentID: rb.DeploymentID,
+		TaskDefinition: rb.To, PreviousTaskDefinition: rb.From, Status: rb.DeploymentStatus}
+	if rb.ByECS && rb.DeploymentID == "" {
+		rep.Rollback.DeploymentID = d.DeploymentID
+	}
 }
 
 // Destroy is the stack's guards (protect) → account check → lock → plan
@@ -650,7 +692,7 @@ func gateInput(env *config.Environment, d *plan.DeploymentInfo) gate.Input {
 		MinWorkers:   env.HealthGate.MinOnlineWorkers,
 		WorkerPrefix: d.WorkerPrefix,
 		Deployment: ecsdeploy.Deployment{Service: ecsdeploy.Service{Cluster: d.Cluster, Name: d.Service},
-			TaskDefinition: d.TaskDefinition, Since: d.StartedAt, ID: d.DeploymentID},
+			TaskDefinition: d.TaskDefinition, Since: d.StartedAt, ID: d.DeploymentID, ARN: d.ARN},
 		Previous: d.PreviousTaskDefinition,
 	}
 	if env.Prune() {

@@ -368,11 +368,19 @@ func TestGateTimeoutBoundsTheRollback(t *testing.T) {
 	if g.Duration > 30*time.Second {
 		t.Errorf("the gate took %s with health_gate.timeout 30s", g.Duration)
 	}
-	if g.Rollback == nil || g.RestoredWorkerOnline ||
-		(g.Rollback.Outcome != plan.RollbackNotComplete && g.Rollback.Outcome != plan.RollbackWorkerNotBack) {
-		t.Fatalf("rollback %+v: want it reported as not confirmed", g.Rollback)
+	// The new revision never registers, so ECS's circuit breaker rolls it
+	// back during the apply (the health check proves registration) and
+	// revision 1's task that never stopped keeps serving; ECS's rollback
+	// deployment, whose new task cannot reach Prefect either, fails.
+	if g.Rollback == nil || g.RestoredWorkerOnline || !g.Rollback.ByECS ||
+		(g.Rollback.Outcome != plan.RollbackNotComplete && g.Rollback.Outcome != plan.RollbackWorkerNotBack && g.Rollback.Outcome != plan.RollbackFailed) {
+		t.Fatalf("rollback %+v: want it reported as not confirmed\nreason: %s\ndeployment %+v", g.Rollback, g.Reason, res.Report.Deployment)
 	}
-	if !strings.Contains(g.Reason, "30s") {
+	if g.Rollback.Outcome == plan.RollbackFailed {
+		if !strings.Contains(g.Reason, "ROLLBACK_FAILED") || !strings.Contains(g.Reason, "still lists the previous revision's worker") {
+			t.Errorf("reason %q does not say ECS's rollback failed and the old worker still serves", g.Reason)
+		}
+	} else if !strings.Contains(g.Reason, "30s") {
 		t.Errorf("reason %q does not name the timeout", g.Reason)
 	}
 }

@@ -76,15 +76,7 @@ func (w *Watcher) StoppedTasks(ctx context.Context, s Service, f TaskFilter) (St
 		if !f.Since.IsZero() && t.CreatedAt != nil && t.CreatedAt.Before(f.Since) {
 			continue
 		}
-		st := plan.StoppedTask{TaskARN: aws.ToString(t.TaskArn), StoppedReason: aws.ToString(t.StoppedReason), StopCode: string(t.StopCode)}
-		for _, c := range t.Containers {
-			if c.ExitCode != nil && st.ExitCode == nil {
-				st.ExitCode = aws.Int32(*c.ExitCode)
-			}
-			if c.Reason != nil && st.ContainerReason == "" {
-				st.ContainerReason = *c.Reason
-			}
-		}
+		st := stoppedTaskOf(t)
 		if failedStop(t, st) {
 			out.Failures++
 		}
@@ -93,6 +85,46 @@ func (w *Watcher) StoppedTasks(ctx context.Context, s Service, f TaskFilter) (St
 		}
 	}
 	return out, nil
+}
+
+// stoppedTaskOf is why a task stopped: its reason and stop code, and its
+// containers' first exit code and reason.
+func stoppedTaskOf(t ecstypes.Task) plan.StoppedTask {
+	st := plan.StoppedTask{TaskARN: aws.ToString(t.TaskArn), StoppedReason: aws.ToString(t.StoppedReason), StopCode: string(t.StopCode)}
+	for _, c := range t.Containers {
+		if c.ExitCode != nil && st.ExitCode == nil {
+			st.ExitCode = aws.Int32(*c.ExitCode)
+		}
+		if c.Reason != nil && st.ContainerReason == "" {
+			st.ContainerReason = *c.Reason
+		}
+	}
+	return st
+}
+
+// Task is one task that no service owns (a flow run's, which Prefect's
+// worker started with RunTask), as DescribeTasks reports it.
+type Task struct {
+	// LastStatus is ECS's (PROVISIONING ... RUNNING ... STOPPED); "" when
+	// ECS no longer knows the task (it keeps stopped tasks about an hour).
+	LastStatus string
+	// Stopped says why it stopped (its reason, once it is stopping).
+	Stopped plan.StoppedTask
+}
+
+// DescribeTask reads the task arn of cluster: what a flow run's ECS task
+// did, for a report that says why the run failed.
+func (w *Watcher) DescribeTask(ctx context.Context, cluster, arn string) (Task, error) {
+	out, err := w.ECS.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(cluster), Tasks: []string{arn}})
+	if err != nil {
+		return Task{}, fmt.Errorf("describe task %s: %w", arn, err)
+	}
+	for _, t := range out.Tasks {
+		if aws.ToString(t.TaskArn) == arn {
+			return Task{LastStatus: aws.ToString(t.LastStatus), Stopped: stoppedTaskOf(t)}, nil
+		}
+	}
+	return Task{}, nil
 }
 
 func stopTime(t ecstypes.Task) time.Time {

@@ -3,11 +3,11 @@
 // (internal/prefect, which knows nothing of AWS) to decide whether the new
 // revision works, and rolls the service back when it does not.
 //
-// The gate runs stages in order, each a proof the new revision must give
-// (today: its workers ONLINE in the work pool; issue 10's smoke flow run is
-// the next). The first stage that fails ends them, and the rollback is one
-// step with its own outcome in the report. All of it, rollback included, is
-// bounded by Input.Timeout (health_gate.timeout).
+// The gate runs stages in order, each a proof the new revision must give:
+// its workers ONLINE in the work pool, then a smoke flow run that one of
+// them runs to COMPLETED. The first stage that fails ends them, and the
+// rollback is one step with its own outcome in the report. All of it,
+// rollback included, is bounded by Input.Timeout (health_gate.timeout).
 package gate
 
 import (
@@ -43,8 +43,18 @@ const PollInterval = 10 * time.Second
 
 // DefaultTimeout and DefaultMinWorkers apply when the input leaves them
 // zero (config fills the same defaults from the environment file).
+//
+// 10 minutes: half for the stages, half for a rollback (RollbackReserve).
+// The stages need a minute or so when the revision works: its workers are
+// ONLINE before ECS calls the deployment done (their health check waits for
+// a second heartbeat), and the smoke flow run is the worker's next poll (up
+// to 10 s), a Fargate task's start (provisioning and the flow image's pull,
+// 30-90 s for prefecthq/prefect's ~400 MB on Fargate), a second or two of
+// flow, and Prefect's COMPLETED; 5 minutes leave room for a slow registry
+// or a large image. A rollback is one Fargate task of the previous
+// revision, its two heartbeats and ECS's steady state: 2-3 minutes.
 const (
-	DefaultTimeout    = 5 * time.Minute
+	DefaultTimeout    = 10 * time.Minute
 	DefaultMinWorkers = 1
 )
 
@@ -88,16 +98,42 @@ type Input struct {
 	// PruneEnvironment: after a pass, delete the OFFLINE workers that older
 	// revisions of this environment left in the pool ("" prunes nothing).
 	PruneEnvironment string
+	// FlowRun is the smoke flow-run stage (nil skips it:
+	// health_gate.flow_run false).
+	FlowRun *FlowRunInput
+	// FailedAtECS: ECS failed the deployment before the gate (its circuit
+	// breaker rolled it back, or stopped it); the gate runs no stage, and
+	// its rollback step follows ECS's rollback and confirms with Prefect that
+	// a worker of the previous revision serves. Reason is ECS's verdict.
+	FailedAtECS *ECSVerdict
 }
 
-// Workers is what the gate needs of a Prefect API client (*prefect.Client).
-type Workers interface {
+// ECSVerdict is how ECS ended the deployment the apply started.
+type ECSVerdict struct {
+	State  ecsdeploy.State
+	Reason string
+}
+
+// Prefect is what the gate needs of a Prefect API client (*prefect.Client):
+// the pool's workers, and the smoke deployment's flow runs and logs.
+type Prefect interface {
 	ReadWorkers(ctx context.Context, pool string, f *prefect.WorkerFilter) ([]prefect.Worker, error)
 	DeleteWorker(ctx context.Context, pool, name string) (bool, error)
 	WorkPoolURL(pool string) string
+	// ClockSkew is Prefect's clock minus deploybot's (from its answers'
+	// Date headers; known false before one came): heartbeats are in
+	// Prefect's time.
+	ClockSkew() (skew time.Duration, known bool)
+
+	ReadDeploymentByName(ctx context.Context, flow, name string) (*prefect.Deployment, error)
+	CreateFlowRun(ctx context.Context, deploymentID string, r prefect.FlowRunCreate) (*prefect.FlowRun, bool, error)
+	ReadFlowRun(ctx context.Context, id string) (*prefect.FlowRun, error)
+	CancelFlowRun(ctx context.Context, id, message string) (*prefect.Orchestration, error)
+	ReadFlowRunLogs(ctx context.Context, runID string, minLevel, limit int) ([]prefect.Log, error)
+	FlowRunURL(id string) string
 }
 
-var _ Workers = (*prefect.Client)(nil)
+var _ Prefect = (*prefect.Client)(nil)
 
 // Options are how the gate runs.
 type Options struct {
@@ -121,7 +157,7 @@ func (e *Error) Unwrap() error { return e.Err }
 //
 // It returns (report, nil) whenever the gate ran, passed or failed, and an
 // *Error only when it gave no verdict.
-func Run(ctx context.Context, ecs awsapi.ECSAPI, workers Workers, in Input, o Options) (*plan.GateReport, error) {
+func Run(ctx context.Context, ecs awsapi.ECSAPI, workers Prefect, in Input, o Options) (*plan.GateReport, error) {
 	if ecs == nil || workers == nil || o.Clock == nil {
 		return nil, &Error{errors.New("ECS, Prefect and a clock are required")}
 	}
@@ -186,7 +222,7 @@ type verdict struct {
 type run struct {
 	in       Input
 	ecs      *ecsdeploy.Watcher
-	prefect  Workers
+	prefect  Prefect
 	clk      clock.Clock
 	progress func(string)
 	// dep is the new revision's deployment as ECS lists it (Look fills it).
@@ -205,10 +241,17 @@ type run struct {
 	// the pool during the rollback (nil before).
 	lastECS     ecsView
 	lastWorkers []prefect.Worker
+	// newWorkers are the names the workers stage counted as the new
+	// revision's (the smoke flow run must run on one of them, or on a
+	// worker of the new revision that came later).
+	newWorkers map[string]bool
+	// report is the report being written.
+	report *plan.GateReport
 }
 
 func (g *run) run(ctx context.Context) (*plan.GateReport, error) {
 	rep := &plan.GateReport{WorkPoolURL: g.prefect.WorkPoolURL(g.in.WorkPool)}
+	g.report = rep
 	g.prefix = g.in.WorkerPrefix
 	if g.prefix == "" {
 		p, err := g.ecs.TaskDefinitionEnv(ctx, g.dep.TaskDefinition, WorkerPrefixEnv)
@@ -228,7 +271,24 @@ func (g *run) run(ctx context.Context) (*plan.GateReport, error) {
 		g.sameNames = err != nil || pp == g.prefix
 	}
 
-	for _, s := range []stage{workersStage{}} {
+	if f := g.in.FailedAtECS; f != nil {
+		// ECS judged the revision before the gate did: no stage runs; the
+		// rollback step confirms, by what Prefect reports, that the
+		// previous revision's worker serves (issue 10 item 7).
+		rep.Reason = "ECS failed the deployment of " + shortTD(g.dep.TaskDefinition) + " (" + string(f.State) + ")"
+		if f.Reason != "" {
+			rep.Reason += ": " + f.Reason
+		}
+		v := g.watchECS(ctx)
+		rep.StoppedTasks, rep.ServiceEvents = v.stopped, v.events
+		g.rollback(ctx, rep, &v)
+		return rep, nil
+	}
+	stages := []stage{workersStage{}}
+	if g.in.FlowRun != nil {
+		stages = append(stages, flowRunStage{})
+	}
+	for _, s := range stages {
 		began := g.clk.Now()
 		v := s.check(ctx, g, rep, g.stagesDeadline)
 		if v.err != nil {

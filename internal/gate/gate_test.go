@@ -51,6 +51,9 @@ type scenarioOpts struct {
 	// samePrefix: revision 2 differs only at the task level (e.g. cpu), so
 	// its workers carry revision 1's prefix
 	samePrefix bool
+	// skew: the Prefect server's clock runs this far ahead of AWS's and
+	// deploybot's (negative: behind)
+	skew time.Duration
 }
 
 func newScenario(t *testing.T, o scenarioOpts) *scenario {
@@ -61,6 +64,9 @@ func newScenario(t *testing.T, o scenarioOpts) *scenario {
 		prefectsim.WithTaskSource(prefectsim.TaskSourceFunc(func() []prefectsim.Task { return f.Tasks() }))}
 	if o.selfHosted != "" {
 		simOpts = append(simOpts, prefectsim.WithAuthString(o.selfHosted))
+	}
+	if o.skew != 0 {
+		simOpts = append(simOpts, prefectsim.WithClockSkew(o.skew))
 	}
 	s.sim = prefectsim.New(nil, simOpts...)
 	t.Cleanup(s.sim.Close)
@@ -158,6 +164,18 @@ func TestGate(t *testing.T) {
 		{
 			name: "same prefix (task-level change): a good deploy passes on a new row", opts: scenarioOpts{samePrefix: true},
 			passed: true, maxDuration: time.Minute,
+		},
+		// Prefect's times are judged against Prefect's clock (its Date
+		// header), not deploybot's: a server 90 s out of step passes a
+		// good deploy and still fails a broken one.
+		{name: "Prefect's clock 90 s behind: a good deploy passes", opts: scenarioOpts{skew: -90 * time.Second}, passed: true, maxDuration: time.Minute},
+		{name: "Prefect's clock 90 s ahead: a good deploy passes", opts: scenarioOpts{skew: 90 * time.Second}, passed: true, maxDuration: time.Minute},
+		{name: "Prefect's clock 90 s behind, same prefix: a good deploy passes", opts: scenarioOpts{skew: -90 * time.Second, samePrefix: true},
+			passed: true, maxDuration: time.Minute},
+		{
+			name:       "Prefect's clock 90 s ahead: a revision that never heartbeats is still rolled back",
+			opts:       scenarioOpts{skew: 90 * time.Second, behavior: prefectsim.ImageBehavior{NoHeartbeat: true}},
+			rolledBack: true, restored: true, updateServiceCalls: 1, minDuration: 5 * time.Minute,
 		},
 		{
 			name:       "same prefix: the old worker's heartbeats do not pass a broken revision",

@@ -12,9 +12,10 @@ import (
 	"github.com/deploybot/deploybot/internal/prefect"
 )
 
-// skewAllowance widens the lower bound of the rollback's worker listing: the
-// bound is in AWS's time (the deploy's start), the heartbeats in Prefect's,
-// and the confirmation itself compares only Prefect's times.
+// skewAllowance widens the lower bound of the worker listings: the bound is
+// the deploy's start by Prefect's clock as far as its Date headers said,
+// and before the first answer nothing was said; the rows are then judged
+// by Prefect's own times (classify, workersBack).
 const skewAllowance = 10 * time.Minute
 
 // rollback is the gate's rollback step: it points the service back at the
@@ -26,8 +27,12 @@ func (g *run) rollback(ctx context.Context, rep *plan.GateReport, v *ecsView) {
 	began := g.clk.Now()
 	rb := &plan.GateRollback{From: g.dep.TaskDefinition, To: g.in.Previous}
 	rep.Rollback = rb
+	var watch *ecsdeploy.Deployment
 	defer func() {
 		rb.Duration = g.clk.Now().Sub(began)
+		if watch != nil {
+			rb.DeploymentID = deploymentID(watch)
+		}
 		g.workersAfterRollback(rep, rb.Worker)
 		rep.Reason += "; " + rb.Reason
 		rep.RolledBackTo = ""
@@ -61,7 +66,7 @@ func (g *run) rollback(ctx context.Context, rep *plan.GateReport, v *ecsView) {
 
 	// The deployment that brings the previous revision back: ECS's own
 	// rollback of the failed deployment, or deploybot's UpdateService.
-	watch := &g.dep
+	watch = &g.dep
 	rb.ByECS = view.rolledBackByECS(prev)
 	if rb.ByECS {
 		g.progress(fmt.Sprintf("health gate: ECS already rolls %s back to %s; waiting for that deployment", g.dep.Service, shortTD(prev)))
@@ -111,6 +116,15 @@ func (g *run) rollback(ctx context.Context, rep *plan.GateReport, v *ecsView) {
 				rb.Reason = fmt.Sprintf("the rollback deployment to %s ended %s", shortTD(prev), st.State)
 				if st.Reason != "" {
 					rb.Reason += ": " + st.Reason
+				}
+				// ECS's word on its deployment, and Prefect's on the pool:
+				// with minimum healthy 100 % the previous revision's task
+				// that never stopped may still be serving.
+				if !g.sameNames {
+					if name := g.onlineWorkerOf(ctx, prevPrefix); name != "" {
+						rb.Worker = name
+						rb.Reason += fmt.Sprintf("; Prefect still lists the previous revision's worker %s ONLINE", name)
+					}
 				}
 				return
 			}
@@ -172,6 +186,16 @@ func (g *run) rollback(ctx context.Context, rep *plan.GateReport, v *ecsView) {
 		rb.Outcome = plan.RollbackNotComplete
 		rb.Reason = fmt.Sprintf("rollback to %s did not complete: %s", shortTD(prev), g.notDone(st))
 	}
+}
+
+// deploymentID is how the report names a deployment: the service
+// deployment's id (the last part of its ARN) when ECS listed one, else the
+// PRIMARY deployment id UpdateService returned.
+func deploymentID(d *ecsdeploy.Deployment) string {
+	if d.ARN != "" {
+		return d.ARN[strings.LastIndex(d.ARN, "/")+1:]
+	}
+	return d.ID
 }
 
 // rolledBack: the watched deployment put the previous revision back.
@@ -265,6 +289,21 @@ func (g *run) workersBack(ctx context.Context, prefix string, seen baseline) (st
 	return "", nil
 }
 
+// onlineWorkerOf is a worker named prefix-… that Prefect reports ONLINE,
+// or "".
+func (g *run) onlineWorkerOf(ctx context.Context, prefix string) string {
+	ws, err := g.rollbackWorkers(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, w := range ws {
+		if strings.HasPrefix(w.Name, prefix+"-") && w.Status == prefect.WorkerOnline {
+			return w.Name
+		}
+	}
+	return ""
+}
+
 // workersAfterRollback makes the report's workers table the last listing
 // of the rollback, so that it shows what Prefect said when the gate ended:
 // the workers that heartbeated since the deploy started, and the one back.
@@ -274,11 +313,11 @@ func (g *run) workersAfterRollback(rep *plan.GateReport, back string) {
 	}
 	var ws []prefect.Worker
 	for _, w := range g.lastWorkers {
-		if w.Name == back || (w.LastHeartbeatTime != nil && !w.LastHeartbeatTime.Before(g.dep.Since)) {
+		if w.Name == back || (w.LastHeartbeatTime != nil && !w.LastHeartbeatTime.Before(g.sinceInPrefect())) {
 			ws = append(ws, w)
 		}
 	}
-	rep.Workers, _, _ = g.classify(ws, g.clk.Now())
+	rep.Workers, _, _ = g.classify(ws)
 	for i := range rep.Workers {
 		if rep.Workers[i].Name == back {
 			rep.Workers[i].NewRevision = false // same prefix: it is the previous revision's
@@ -290,12 +329,7 @@ func (g *run) workersAfterRollback(rep *plan.GateReport, back string) {
 // rollbackWorkers lists the pool's workers that heartbeated around or after
 // the deploy's start, the bound widened by skewAllowance.
 func (g *run) rollbackWorkers(ctx context.Context) ([]prefect.Worker, error) {
-	var f *prefect.WorkerFilter
-	if !g.dep.Since.IsZero() {
-		after := g.dep.Since.Add(-skewAllowance)
-		f = &prefect.WorkerFilter{LastHeartbeatTime: &prefect.WorkerFilterHeartbeat{After: &after}}
-	}
-	ws, err := g.prefect.ReadWorkers(ctx, g.in.WorkPool, f)
+	ws, err := g.prefect.ReadWorkers(ctx, g.in.WorkPool, g.recentWorkers())
 	if err == nil {
 		g.lastWorkers = ws
 	}

@@ -28,13 +28,6 @@ func (workersStage) name() string { return "workers" }
 
 func (workersStage) check(ctx context.Context, g *run, rep *plan.GateReport, deadline time.Time) verdict {
 	want := g.in.MinWorkers
-	// Only workers that heartbeated since the deploy started: the old
-	// revision's rows (and the OFFLINE pile-up, §1.4) stay off the page.
-	var recent *prefect.WorkerFilter
-	if !g.dep.Since.IsZero() {
-		since := g.dep.Since
-		recent = &prefect.WorkerFilter{LastHeartbeatTime: &prefect.WorkerFilterHeartbeat{After: &since}}
-	}
 	budget := deadline.Sub(g.clk.Now())
 	answered := false
 	var lastErr error
@@ -50,7 +43,7 @@ func (workersStage) check(ctx context.Context, g *run, rep *plan.GateReport, dea
 			return verdict{reason: reason, ecs: &v}
 		}
 
-		workers, err := g.prefect.ReadWorkers(ctx, g.in.WorkPool, recent)
+		workers, err := g.prefect.ReadWorkers(ctx, g.in.WorkPool, g.recentWorkers())
 		now := g.clk.Now()
 		online := 0
 		var unsteady map[string]bool
@@ -70,7 +63,7 @@ func (workersStage) check(ctx context.Context, g *run, rep *plan.GateReport, dea
 				// this listing comes from it, whatever its row's created
 				g.reused = &reusedNames{seen: heartbeatsOf(workers, g.prefix), again: map[string]time.Time{}}
 			}
-			rep.Workers, online, unsteady = g.classify(workers, now)
+			rep.Workers, online, unsteady = g.classify(heartbeatSince(workers, g.sinceInPrefect()))
 			if online >= want {
 				return verdict{passed: true, reason: fmt.Sprintf("%d worker(s) of %s ONLINE in work pool %q (%s)",
 					online, shortTD(g.dep.TaskDefinition), g.in.WorkPool, strings.Join(newOnlineNames(rep.Workers), ", "))}
@@ -91,6 +84,49 @@ func (workersStage) check(ctx context.Context, g *run, rep *plan.GateReport, dea
 		}
 	}
 }
+
+// recentWorkers is the listing's filter: only workers that heartbeated
+// since the deploy started, so the old revision's rows (and the OFFLINE
+// pile-up, §1.4) stay off the page. The bound is in Prefect's clock (the
+// deploy's start plus the skew its answers showed), widened by
+// skewAllowance while no answer has said the skew; classify then judges
+// each row exactly.
+func (g *run) recentWorkers() *prefect.WorkerFilter {
+	if g.dep.Since.IsZero() {
+		return nil
+	}
+	skew, known := g.prefect.ClockSkew()
+	after := g.dep.Since.Add(skew)
+	if !known {
+		after = after.Add(-skewAllowance)
+	}
+	return &prefect.WorkerFilter{LastHeartbeatTime: &prefect.WorkerFilterHeartbeat{After: &after}}
+}
+
+// heartbeatSince keeps the workers whose last heartbeat is at or after t.
+func heartbeatSince(ws []prefect.Worker, t time.Time) []prefect.Worker {
+	var out []prefect.Worker
+	for _, w := range ws {
+		if w.LastHeartbeatTime != nil && !w.LastHeartbeatTime.Before(t) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func (g *run) skew() time.Duration {
+	d, _ := g.prefect.ClockSkew()
+	return d
+}
+
+// prefectNow is now by Prefect's clock: deploybot's plus the skew Prefect's
+// Date headers showed. Heartbeats, created and the ONLINE status are
+// Prefect's; comparing them with deploybot's clock would fail every deploy
+// to a server a minute or two out of step.
+func (g *run) prefectNow() time.Time { return g.clk.Now().Add(g.skew()) }
+
+// sinceInPrefect is the deploy's start by Prefect's clock.
+func (g *run) sinceInPrefect() time.Time { return g.dep.Since.Add(g.skew()) }
 
 // reusedNames tells, when both revisions' workers carry the same prefix,
 // the new revision's workers whose rows predate the deploy (the name ends in
@@ -116,11 +152,15 @@ func heartbeatsOf(workers []prefect.Worker, prefix string) map[string]time.Time 
 // classify marks each worker as of the new revision or not (other revisions,
 // other environments sharing the pool) and counts the new ones that pass:
 // name prefix, ONLINE, heartbeat after the deploy started, younger than 3 of
-// its intervals, and steady (heartbeated twice). unsteady are the new ones
-// seen with one heartbeat so far.
-func (g *run) classify(workers []prefect.Worker, now time.Time) (out []plan.WorkerStatus, online int, unsteady map[string]bool) {
-	started := g.dep.Since
+// its intervals, and steady (heartbeated twice), all by Prefect's clock.
+// unsteady are the new ones seen with one heartbeat so far. The new ones
+// that pass are remembered in g.newWorkers.
+func (g *run) classify(workers []prefect.Worker) (out []plan.WorkerStatus, online int, unsteady map[string]bool) {
+	started, now := g.sinceInPrefect(), g.prefectNow()
 	unsteady = map[string]bool{}
+	if g.newWorkers == nil {
+		g.newWorkers = map[string]bool{}
+	}
 	for _, w := range workers {
 		ws := plan.WorkerStatus{Name: w.Name, Status: w.Status, NewRevision: strings.HasPrefix(w.Name, g.prefix+"-")}
 		steady := w.Steady()
@@ -148,6 +188,7 @@ func (g *run) classify(workers []prefect.Worker, now time.Time) (out []plan.Work
 			w.LastHeartbeatTime.After(started) && w.FreshAt(now) {
 			if steady {
 				online++
+				g.newWorkers[w.Name] = true
 			} else {
 				unsteady[w.Name] = true
 			}
@@ -187,7 +228,7 @@ func (g *run) progressLine(ws []plan.WorkerStatus, unsteady map[string]bool, onl
 	case len(ws) == 0:
 		b.WriteString("; no worker has heartbeated since the deploy started")
 	default:
-		now := g.clk.Now()
+		now := g.prefectNow()
 		var seen []string
 		for _, w := range ws {
 			s := fmt.Sprintf("%s %s", w.Name, w.Status)

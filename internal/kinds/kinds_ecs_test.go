@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -66,6 +67,11 @@ func TestServiceDeployments(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newComputeWorld(t, computeKey, noAutoscaling)
+			// This world runs no Prefect, so health checks pass (awssim's
+			// plain probe): the crash comes before the first one (10 s), as
+			// a worker that fails at start does, or passing checks would
+			// keep resetting the circuit breaker's count.
+			c.w.SetImageBehavior("prefecthq/prefect:crashloop", awssim.ImageBehavior{CrashAfter: 5 * time.Second, ExitCode: 1})
 			c.applyAll()
 			before := c.outputs[stack.AddrTaskDefinition]["arn"]
 			env := *c.env
@@ -316,6 +322,9 @@ func TestServiceDeploymentsWithoutTheServiceDeploymentsAPI(t *testing.T) {
 	}{{"LocalStack", awssim.LocalStack}, {"AWS UnknownOperation", awssim.AWSUnknownOperation}, {"moto_server", awssim.Moto}} {
 		t.Run(ep.name, func(t *testing.T) {
 			c := newComputeWorld(t, computeKey, noAutoscaling)
+			// a crash before the first health check (no Prefect here: see
+			// TestServiceDeployments)
+			c.w.SetImageBehavior("prefecthq/prefect:crashloop", awssim.ImageBehavior{CrashAfter: 5 * time.Second, ExitCode: 1})
 			c.w.SetUnsupported(ep.endpoint, "ECS.ListServiceDeployments", "ECS.DescribeServiceDeployments")
 			c.applyAll()
 			if got := c.deployment(); got == nil || got.Info.Status != "SUCCESSFUL" {

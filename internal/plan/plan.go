@@ -23,6 +23,10 @@ const (
 	// Conflict: a resource exists under our name without our tags; deploybot
 	// never takes it over. A plan with a conflict cannot be applied.
 	Conflict Action = "conflict"
+	// Rollback is a step of a report, never of a plan: the health gate (or
+	// ECS's circuit breaker) pointed the service back at the previous
+	// revision.
+	Rollback Action = "rollback"
 )
 
 // Symbol is the Terraform-style diff marker.
@@ -40,6 +44,8 @@ func (a Action) Symbol() string {
 		// Not "!": the PR comment's diff blocks use "!" for an update, the
 		// one mark GitHub's diff highlighting colours as a change.
 		return "×"
+	case Rollback:
+		return "↩"
 	default:
 		return " "
 	}

@@ -55,9 +55,12 @@ type StepResult struct {
 
 // DeploymentInfo identifies the ECS deployment an apply caused.
 type DeploymentInfo struct {
-	Cluster                string    `json:"cluster"`
-	Service                string    `json:"service"`
-	DeploymentID           string    `json:"deployment_id,omitempty"`
+	Cluster      string `json:"cluster"`
+	Service      string `json:"service"`
+	DeploymentID string `json:"deployment_id,omitempty"`
+	// ARN is the service deployment's ARN, when ECS listed one (the
+	// deployment's own name in ECS's service deployments API).
+	ARN                    string    `json:"arn,omitempty"`
 	TaskDefinition         string    `json:"task_definition"`                    // the new revision's ARN
 	PreviousTaskDefinition string    `json:"previous_task_definition,omitempty"` // "" on a first deploy
 	WorkerPrefix           string    `json:"worker_prefix,omitempty"`            // the new revision's worker-name prefix
@@ -76,8 +79,12 @@ type GateReport struct {
 	StoppedTasks  []StoppedTask `json:"stopped_tasks,omitempty"`
 	ServiceEvents []string      `json:"service_events,omitempty"`
 	// Stages are the gate's checks of the new revision, in the order they
-	// ran (the workers ONLINE; more may follow); the first failed one ends them.
+	// ran (its workers ONLINE, then its smoke flow run); the first failed
+	// one ends them.
 	Stages []GateStage `json:"stages,omitempty"`
+	// FlowRun is the smoke flow run the gate started (nil when the stage
+	// did not run: health_gate.flow_run false, or an earlier stage failed).
+	FlowRun *GateFlowRun `json:"flow_run,omitempty"`
 	// Rollback is the rollback step after a failed stage, with its own
 	// outcome (nil when the gate passed or could not run). The flat fields
 	// below summarise it.
@@ -94,10 +101,48 @@ type GateReport struct {
 
 // GateStage is one check of the health gate and how it ended.
 type GateStage struct {
-	Name     string        `json:"name"` // "workers"
+	Name     string        `json:"name"` // "workers", "flow_run"
 	Passed   bool          `json:"passed"`
 	Reason   string        `json:"reason"`
 	Duration time.Duration `json:"duration"`
+}
+
+// GateFlowRun is the health gate's smoke flow run: a tiny flow of a
+// deployment of deploybot's in the environment's work pool, which a worker
+// of the new revision must run to COMPLETED in the environment's own
+// cluster, network and roles.
+type GateFlowRun struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// URL is the run's page in the Prefect UI.
+	URL string `json:"url,omitempty"`
+	// Deployment is the smoke deployment, "flow/deployment".
+	Deployment string `json:"deployment"`
+	// State and StateName are Prefect's (COMPLETED/Completed, CRASHED/
+	// Crashed, PENDING/Pending, SCHEDULED/Late, ...); Message is the
+	// state's message.
+	State     string `json:"state"`
+	StateName string `json:"state_name,omitempty"`
+	Message   string `json:"message,omitempty"`
+	// Worker is the worker that submitted it (its prefect.worker.name
+	// label), "" while none has; NewRevision says it is of the new revision.
+	Worker      string `json:"worker,omitempty"`
+	NewRevision bool   `json:"new_revision"`
+	// Task is the ECS task it ran as (the task ARN of its
+	// infrastructure_pid), Cluster that task's cluster.
+	Task    string `json:"task,omitempty"`
+	Cluster string `json:"cluster,omitempty"`
+	// Reused: an earlier apply of the same deploy started it (the same
+	// idempotency key), so this gate followed it.
+	Reused bool `json:"reused,omitempty"`
+	// Cancelled: the gate cancelled it (it did not finish in time).
+	Cancelled bool `json:"cancelled,omitempty"`
+	// Duration is from its creation to its end (or to the gate giving up).
+	Duration time.Duration `json:"duration"`
+	// Stopped is why its ECS task stopped, when it did not complete.
+	Stopped *StoppedTask `json:"stopped,omitempty"`
+	// Logs are the first lines of its logs, when it did not complete.
+	Logs []string `json:"logs,omitempty"`
 }
 
 // RollbackOutcome is how the gate's rollback step ended.
@@ -129,6 +174,9 @@ type GateRollback struct {
 	To      string          `json:"to,omitempty"` // the previous revision
 	// ByECS: ECS's circuit breaker rolled back; deploybot only watched.
 	ByECS bool `json:"by_ecs"`
+	// DeploymentID identifies the rollback deployment (deploybot's
+	// UpdateService, or the failed deployment ECS rolled back in place).
+	DeploymentID string `json:"deployment_id,omitempty"`
 	// DeploymentStatus is the rollback deployment's state as ECS last
 	// reported it (SUCCESSFUL, ROLLBACK_SUCCESSFUL, IN_PROGRESS, ...).
 	DeploymentStatus string `json:"deployment_status,omitempty"`

@@ -263,6 +263,9 @@ type workerProcess struct {
 	// markers are the files a health check created (§E.3's
 	// /tmp/prefect-registered), with when.
 	markers map[string]time.Time
+	// firstSeen is the heartbeat a check that waits for a second one saw
+	// first (zero until one saw the worker ONLINE).
+	firstSeen time.Time
 }
 
 func (p *workerProcess) life() *workerLife {
@@ -293,7 +296,11 @@ var (
 // API's workers/filter needs this worker's own name (the file the container
 // command wrote) ONLINE in the pool, asked over the container's network
 // with its credentials, unless a marker file an earlier check wrote says it
-// already was. Other commands are judged as a shell would.
+// already was. A command that also reads the row's last_heartbeat_time
+// (deploybot's, internal/stack: it saves the first one it sees and passes
+// when the row shows another) passes only once the worker has heartbeated
+// again since the check that first saw it. Other commands are judged as a
+// shell would.
 func (p *workerProcess) Probe(at time.Time, command []string) bool {
 	cmd := strings.Join(command, " ")
 	p.s.mu.Lock()
@@ -325,6 +332,16 @@ func (p *workerProcess) Probe(at time.Time, command []string) bool {
 	}
 	if !l.reachable(at) || !l.authOK || name != p.spec.Name || !l.online(at) {
 		return false
+	}
+	if strings.Contains(cmd, "last_heartbeat_time") {
+		_, last, _ := l.syncs(at)
+		if p.firstSeen.IsZero() {
+			p.firstSeen = last
+			return false
+		}
+		if !last.After(p.firstSeen) {
+			return false
+		}
 	}
 	if m := markerWriteRe.FindStringSubmatch(cmd); m != nil {
 		p.markers[m[1]] = at

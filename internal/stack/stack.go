@@ -252,11 +252,91 @@ var ForceDeleteSecret BuildOption = func(o *buildOptions) { o.forceDeleteSecret 
 
 // Reference values (citations at the use).
 const (
-	// docs/research/aws-ecs.md §4.4 and docs/research/prefect-api.md §4.4: Prefect's worker
-	// webserver on 8080, python (no curl in the image).
-	healthCheckCommand = `python -c "import urllib.request;urllib.request.urlopen('http://localhost:8080/health', timeout=5)" || exit 1`
-	// The worker's command: docs/ARCHITECTURE.md worker identity contract.
-	workerCommand = `exec prefect worker start --pool "$DEPLOYBOT_WORK_POOL" --type ecs --with-healthcheck --name "$DEPLOYBOT_WORKER_PREFIX-$(hostname)"`
+	// The worker's command (docs/ARCHITECTURE.md worker identity contract;
+	// docs/research/prefect-flow-runs.md §E.3): every process gets a name of
+	// its own, the revision's prefix and 8 random hex digits, written to
+	// WorkerNameFile for the health check before the worker starts. Not the
+	// task's hostname: Fargate hands private IPs out again, and a name an
+	// earlier task used may still be ONLINE in the pool for 90 s after that
+	// task stopped, which the health check would take for this task's own
+	// registration.
+	workerCommand = `N="$DEPLOYBOT_WORKER_PREFIX-$(python -c 'import uuid;print(uuid.uuid4().hex[:8])')"; ` +
+		`printf %s "$N" > ` + WorkerNameFile + `; ` +
+		`exec prefect worker start --pool "$DEPLOYBOT_WORK_POOL" --type ecs --with-healthcheck --name "$N"`
+	// WorkerNameFile holds the worker's name inside its container.
+	WorkerNameFile = "/tmp/deploybot-worker-name"
+	// RegisteredMarker is the file the health check writes once the
+	// worker has registered; firstHeartbeatFile holds the heartbeat the
+	// check saw first.
+	RegisteredMarker   = "/tmp/deploybot-registered"
+	firstHeartbeatFile = "/tmp/deploybot-first-heartbeat"
+	// healthCheckCommand passes only once *this* task's worker has
+	// registered with Prefect and stayed up (docs/research/prefect-flow-runs.md
+	// §E.3, with one step more):
+	//  1. the worker's own /health must answer 200 (it is up, and has polled
+	//     within 300 s; §E.1). Since Prefect 3.8.1 that alone is also true
+	//     of a worker that never reached Prefect, so
+	//  2. it asks Prefect, with the worker's own credentials and over the
+	//     task's own network, for the pool's ONLINE workers and looks for the
+	//     name in WorkerNameFile (Prefect has no name filter, §E.2; the
+	//     newest heartbeats come first). The auth string wins over the key,
+	//     as in Prefect's client (§F);
+	//  3. it passes once that row's last_heartbeat_time differs from the one
+	//     the check saw first: a second heartbeat, by Prefect's own clock
+	//     (no time is parsed or compared with the container's). A worker
+	//     that registers and dies at once (a crash loop a few seconds after
+	//     start) is then never healthy, so ECS neither stops the old worker
+	//     for it nor resets the circuit breaker's count of its failures
+	//     (resetOnHealthyTask); the health gate asks the same of a worker
+	//     (internal/gate, "steady");
+	//  4. after a pass it writes RegisteredMarker, and later checks only ask
+	//     the local /health: a Prefect outage then does not make ECS replace
+	//     workers that registered (they turn unhealthy only when the worker
+	//     itself has not polled for 300 s, Prefect's own rule, §E.1).
+	// python, not curl: the image is Python-based and may lack curl
+	// (docs/research/aws-ecs.md §4.4). The script has no `$`, `"`, `\` or
+	// backquote, so the shell that runs CMD-SHELL leaves it alone, and it
+	// prints no credential (a failed request's traceback names the URL).
+	healthCheckCommand = `python -c "import base64,json,os,sys,urllib.parse as p,urllib.request as r;` +
+		`r.urlopen('http://localhost:8080/health',timeout=2);` +
+		`os.path.exists('` + RegisteredMarker + `') and sys.exit(0);` +
+		`n=open('` + WorkerNameFile + `').read().strip();` +
+		`a=os.environ.get('PREFECT_API_AUTH_STRING');` +
+		`h={'Content-Type':'application/json','Authorization':('Basic '+base64.b64encode(a.encode()).decode()) if a else ('Bearer '+os.environ['PREFECT_API_KEY'])};` +
+		`u=os.environ['PREFECT_API_URL'].rstrip('/')+'/work_pools/'+p.quote(os.environ['DEPLOYBOT_WORK_POOL'],safe='')+'/workers/filter';` +
+		`b=json.dumps({'workers':{'status':{'any_':['ONLINE']}},'limit':200}).encode();` +
+		`w=json.load(r.urlopen(r.Request(u,b,h),timeout=5));` +
+		`m=[x.get('last_heartbeat_time') for x in w if x.get('name')==n and x.get('status')=='ONLINE'];` +
+		`m or sys.exit(1);` +
+		`s='` + firstHeartbeatFile + `';` +
+		`f=os.path.exists(s) and open(s).read();` +
+		`f or open(s,'w').write(str(m[0]));` +
+		`ok=bool(f) and f!=str(m[0]);` +
+		`ok and open('` + RegisteredMarker + `','w').close();` +
+		`sys.exit(0 if ok else 1)"`
+	// The check's timing (ECS allows interval 5-300 s, timeout 2-60 s,
+	// retries 1-10, startPeriod 0-300 s:
+	// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_HealthCheck.html).
+	// A pass inside startPeriod makes the task healthy at once; failures
+	// there do not count. So:
+	//  - interval 10 s: ECS sees the second heartbeat at most ~10 s after
+	//    it happens, so the rolling update moves on (and the old worker
+	//    stops) within seconds of the new one proving itself; before that a
+	//    task asks Prefect 6 times a minute, 1 % of Prefect Cloud's lowest
+	//    rate limit (docs/research/prefect-api.md §2.4);
+	//  - timeout 8 s: python's start plus the two requests' 2 s and 5 s;
+	//  - startPeriod 90 s and retries 3: a worker has ~110 s from its
+	//    container's start to heartbeat twice. Its first sync comes at
+	//    setup (~15 s) and the next a heartbeat later (30 s ± 30 %, §E.1),
+	//    with room for one failed first sync; a worker that has not by then
+	//    is unhealthy, ECS replaces it, and after three such tasks the
+	//    deployment circuit breaker rolls the revision back
+	//    (docs/research/aws-ecs.md §4.1), while the old worker keeps serving
+	//    (minimum healthy 100 %).
+	healthCheckInterval    = 10
+	healthCheckTimeout     = 8
+	healthCheckRetries     = 3
+	healthCheckStartPeriod = 90
 	// Secrets Manager's minimum recovery window (7..30 days).
 	secretRecoveryWindowDays = 7
 	// docs/research/aws-ecs.md §8: the Terraform provider's default service
@@ -634,10 +714,10 @@ func taskDefinition(env *config.Environment, n Names, secretARN resource.Ref) *e
 		},
 		HealthCheck: ecs.HealthCheck{
 			Command:     []string{"CMD-SHELL", healthCheckCommand},
-			Interval:    30,
-			Timeout:     5,
-			Retries:     3,
-			StartPeriod: 60,
+			Interval:    healthCheckInterval,
+			Timeout:     healthCheckTimeout,
+			Retries:     healthCheckRetries,
+			StartPeriod: healthCheckStartPeriod,
 		},
 	}
 	for k, v := range env.Worker.Env {

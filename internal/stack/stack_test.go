@@ -163,7 +163,9 @@ func TestWorkerIdentityContract(t *testing.T) {
 	}
 	td := st.Resource(AddrTaskDefinition).Spec.(*ecs.TaskDefinitionSpec)
 	c := td.Container
-	wantCmd := []string{"/bin/sh", "-c", `exec prefect worker start --pool "$DEPLOYBOT_WORK_POOL" --type ecs --with-healthcheck --name "$DEPLOYBOT_WORKER_PREFIX-$(hostname)"`}
+	wantCmd := []string{"/bin/sh", "-c", `N="$DEPLOYBOT_WORKER_PREFIX-$(python -c 'import uuid;print(uuid.uuid4().hex[:8])')"; ` +
+		`printf %s "$N" > /tmp/deploybot-worker-name; ` +
+		`exec prefect worker start --pool "$DEPLOYBOT_WORK_POOL" --type ecs --with-healthcheck --name "$N"`}
 	if d := cmp.Diff(wantCmd, c.Command); d != "" {
 		t.Errorf("command (-want +got):\n%s", d)
 	}
@@ -186,9 +188,22 @@ func TestWorkerIdentityContract(t *testing.T) {
 	if _, ok := c.LogOptions["awslogs-create-group"]; ok {
 		t.Error("awslogs-create-group must not be set (docs/research/aws-ecs.md §4.4)")
 	}
-	if hc := c.HealthCheck; hc.Interval != 30 || hc.Timeout != 5 || hc.Retries != 3 || hc.StartPeriod != 60 ||
-		!strings.Contains(hc.Command[1], "urllib.request.urlopen('http://localhost:8080/health'") {
+	// docs/research/prefect-flow-runs.md §E.3: the local /health, then this
+	// worker's own name ONLINE in the pool until a marker says it was.
+	hc := c.HealthCheck
+	if hc.Interval != 10 || hc.Timeout != 8 || hc.Retries != 3 || hc.StartPeriod != 90 || hc.Command[0] != "CMD-SHELL" {
 		t.Errorf("health check = %+v", hc)
+	}
+	for _, part := range []string{"r.urlopen('http://localhost:8080/health',timeout=2)", "os.path.exists('/tmp/deploybot-registered') and sys.exit(0)",
+		"open('/tmp/deploybot-worker-name').read()", "/workers/filter", "p.quote(os.environ['DEPLOYBOT_WORK_POOL'],safe='')",
+		"PREFECT_API_AUTH_STRING", "last_heartbeat_time", "'Bearer '+os.environ['PREFECT_API_KEY']", "open('/tmp/deploybot-registered','w')"} {
+		if !strings.Contains(hc.Command[1], part) {
+			t.Errorf("health check lacks %q:\n%s", part, hc.Command[1])
+		}
+	}
+	// CMD-SHELL runs it with /bin/sh -c: nothing in it may be expanded.
+	if strings.ContainsAny(strings.TrimSuffix(strings.TrimPrefix(hc.Command[1], `python -c "`), `"`), "$`\\\"") {
+		t.Errorf("the health check's script has characters the shell would expand: %s", hc.Command[1])
 	}
 }
 

@@ -64,6 +64,7 @@ func waitDeployment(ctx context.Context, x *x, r *service, serviceARN, taskDefin
 		Fallback: func(reason string) { x.Say(r.Address, reason) },
 	})
 	if d.ARN != "" {
+		dep.Info.ARN = d.ARN
 		dep.Info.DeploymentID = d.ARN[strings.LastIndex(d.ARN, "/")+1:]
 	} else {
 		dep.Info.DeploymentID = d.ID
