@@ -23,7 +23,7 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		{name: "unknown nested key", lines: map[int]string{12: "  cpus: 512"},
 			want: []want{{12, "worker.cpus", `unknown key; did you mean "cpu"?`}}},
 		{name: "unknown key without a close match lists the allowed ones", lines: map[int]string{15: "  retries: 3"},
-			want: []want{{15, "health_gate.retries", "unknown key (allowed: timeout, min_online_workers)"}}},
+			want: []want{{15, "health_gate.retries", "unknown key (allowed: timeout, min_online_workers, flow_run)"}}},
 		{name: "integer written as a string", lines: map[int]string{12: `  cpu: "512"`},
 			want: []want{{12, "worker.cpu", `must be a whole number, not the string "512"`}}},
 		{name: "boolean written as yes", lines: map[int]string{20: "protect: yes"},
@@ -82,6 +82,10 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 			want: []want{{6, "aws.apply_role_arn", "is in partition aws-cn but region us-east-1 is in aws"}}},
 
 		// prefect
+		{name: "basic auth against Prefect Cloud", lines: map[int]string{9: "  work_pool: demo-pool\n  auth: basic"},
+			want: []want{{10, "prefect.auth", "is basic, but prefect.api_url is a Prefect Cloud workspace, which takes an API key (Bearer)"}}},
+		{name: "unknown auth scheme", lines: map[int]string{9: "  work_pool: demo-pool\n  auth: oauth"},
+			want: []want{{10, "prefect.auth", `"oauth" is not one of api_key, basic`}}},
 		{name: "plain http to a remote server", lines: map[int]string{8: "  api_url: http://prefect.example.com/api"},
 			want: []want{{8, "prefect.api_url", "must use https (http is allowed only for localhost)"}}},
 		{name: "trailing slash", lines: map[int]string{8: "  api_url: https://prefect.example.com/api/"},

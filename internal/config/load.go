@@ -344,6 +344,9 @@ func applyDefaults(e *Environment, set map[string]bool) {
 	if unset("service_discovery.namespace") && e.Name != "" {
 		e.ServiceDiscovery.Namespace = e.Name + NamespaceSuffix
 	}
+	if unset("prefect.auth") {
+		e.Prefect.Auth = AuthAPIKey
+	}
 	if unset("health_gate.timeout") {
 		e.HealthGate.Timeout = DefaultGateTimeout
 	}

@@ -86,14 +86,14 @@ func TestLoadFillsDefaults(t *testing.T) {
 				Name: "demo",
 				AWS: AWS{AccountID: "012345678901", Region: "eu-west-1",
 					PlanRoleARN: "arn:aws:iam::012345678901:role/plan", ApplyRoleARN: "arn:aws:iam::012345678901:role/ci/apply"},
-				Prefect: Prefect{APIURL: "http://localhost:4200/api", WorkPool: "pool"},
+				Prefect: Prefect{APIURL: "http://localhost:4200/api", WorkPool: "pool", Auth: AuthAPIKey},
 				Worker: Worker{Image: "prefecthq/prefect-aws:latest", CPU: 512, Memory: 1024, DesiredCount: 1,
 					LogRetentionDays: 30},
 				// Flow runs default to the worker's image and prefect-aws's own size.
 				FlowRuns:         FlowRuns{Image: "prefecthq/prefect-aws:latest", CPU: 1024, Memory: 2048, LogRetentionDays: 30},
 				Network:          Network{Mode: "managed", CIDR: "10.0.0.0/16", AvailabilityZones: 2, NAT: "none"},
 				ServiceDiscovery: ServiceDiscovery{Namespace: "demo.prefect.internal"},
-				HealthGate:       HealthGate{Timeout: 5 * time.Minute, MinOnlineWorkers: 1},
+				HealthGate:       HealthGate{Timeout: 10 * time.Minute, MinOnlineWorkers: 1},
 			}
 			tt.want(want)
 			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Environment{}, "Lines"), cmpopts.EquateEmpty()); diff != "" {

@@ -16,7 +16,9 @@ const (
 	DefaultCIDR             = "10.0.0.0/16"
 	DefaultAZs              = 2
 	DefaultNAT              = "none"
-	DefaultGateTimeout      = 5 * time.Minute
+	// DefaultGateTimeout is gate.DefaultTimeout (its comment says why 10
+	// minutes: a smoke flow run, then room for a rollback).
+	DefaultGateTimeout      = 10 * time.Minute
 	DefaultMinOnlineWorkers = 1
 	DefaultTargetCPUPercent = 70
 	// Flow runs get prefect-aws's own Fargate size when the pool sets none
@@ -30,6 +32,9 @@ const (
 
 // NetworkModes are the values of network.mode.
 var NetworkModes = []string{"managed", "existing"}
+
+// AuthModes are the values of prefect.auth.
+var AuthModes = []string{AuthAPIKey, AuthBasic}
 
 // NATModes are the values of network.nat (managed mode).
 var NATModes = []string{"none", "single", "per-az"}

@@ -186,6 +186,7 @@ func TestSchemaEnumsAndLimits(t *testing.T) {
 	}{
 		{"network.mode", anyStrings(enum("network.mode")), NetworkModes},
 		{"network.nat", anyStrings(enum("network.nat")), NATModes},
+		{"prefect.auth", anyStrings(enum("prefect.auth")), AuthModes},
 		{"aws.region", anyStrings(enum("aws.region")), regions},
 		{"worker.cpu", anyInts(enum("worker.cpu")), FargateCPUs},
 		{"worker.memory", anyInts(enum("worker.memory")), allMemory},
@@ -252,6 +253,7 @@ func TestSchemaDefaults(t *testing.T) {
 	// Optional booleans are pointers; nil means their documented default.
 	effective := map[string]any{
 		"prefect.prune_offline_workers": env.Prune(),
+		"health_gate.flow_run":          env.SmokeFlowRun(),
 		"network.assign_public_ip":      env.Network.AssignPublicIP != nil && *env.Network.AssignPublicIP,
 	}
 	count := 0
@@ -296,9 +298,10 @@ func TestSchemaDefaults(t *testing.T) {
 	walk(s, reflect.ValueOf(env).Elem(), "")
 	// cpu, memory, desired_count, log_retention_days, target_cpu_percent,
 	// mode, cidr, availability_zones, nat, assign_public_ip, timeout,
-	// min_online_workers, protect, create_work_pool, prune_offline_workers,
-	// and flow_runs' cpu, memory and log_retention_days.
-	if count != 18 {
-		t.Errorf("schema has %d defaults, want 18: a default was added or lost", count)
+	// min_online_workers, flow_run, protect, create_work_pool,
+	// prune_offline_workers, auth, and flow_runs' cpu, memory and
+	// log_retention_days.
+	if count != 20 {
+		t.Errorf("schema has %d defaults, want 20: a default was added or lost", count)
 	}
 }

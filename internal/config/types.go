@@ -42,7 +42,21 @@ type Prefect struct {
 	// PruneOfflineWorkers deletes OFFLINE workers of earlier revisions after a
 	// successful gate. Default true.
 	PruneOfflineWorkers *bool `yaml:"prune_offline_workers"`
+	// Auth is how deploybot and the worker authenticate: AuthAPIKey
+	// (default; Prefect Cloud, or a server that takes keys) or AuthBasic (a
+	// self-hosted server with PREFECT_SERVER_API_AUTH_STRING).
+	Auth string `yaml:"auth"`
 }
+
+// Prefect authentication schemes (prefect.auth).
+const (
+	AuthAPIKey = "api_key"
+	AuthBasic  = "basic"
+)
+
+// BasicAuth says whether the environment authenticates with a self-hosted
+// server's auth string (prefect.auth: basic).
+func (e *Environment) BasicAuth() bool { return e.Prefect.Auth == AuthBasic }
 
 type Worker struct {
 	Image            string            `yaml:"image"`
@@ -105,8 +119,15 @@ type ServiceDiscovery struct {
 }
 
 type HealthGate struct {
-	Timeout          time.Duration `yaml:"timeout"`            // default 5m
+	Timeout          time.Duration `yaml:"timeout"`            // default 10m
 	MinOnlineWorkers int           `yaml:"min_online_workers"` // default 1
+	// FlowRun runs a smoke flow run on the new revision (default true).
+	FlowRun *bool `yaml:"flow_run"`
+}
+
+// SmokeFlowRun reports health_gate.flow_run with its default.
+func (e *Environment) SmokeFlowRun() bool {
+	return e.HealthGate.FlowRun == nil || *e.HealthGate.FlowRun
 }
 
 // PublicIP says whether the worker's tasks get a public IP: with a managed

@@ -231,6 +231,17 @@ func (c *checker) prefect() {
 			c.fail("prefect.api_url", "%s", msg)
 		}
 	}
+	if !c.d.bad["prefect.auth"] {
+		switch c.e.Prefect.Auth {
+		case AuthAPIKey:
+		case AuthBasic:
+			if u, err := url.Parse(c.e.Prefect.APIURL); err == nil && (strings.EqualFold(u.Hostname(), cloudAPIHost) || cloudPathRE.MatchString(u.Path)) {
+				c.fail("prefect.auth", "is basic, but prefect.api_url is a Prefect Cloud workspace, which takes an API key (Bearer): use auth: api_key, or point api_url at a self-hosted server that runs with PREFECT_SERVER_API_AUTH_STRING")
+			}
+		default:
+			c.fail("prefect.auth", "%q is not one of %s: api_key (Prefect Cloud, or a server that takes API keys) or basic (a self-hosted server's PREFECT_SERVER_API_AUTH_STRING)", clip(c.e.Prefect.Auth), strings.Join(AuthModes, ", "))
+		}
+	}
 	if c.required("prefect.work_pool") {
 		if msg := workPoolProblem(c.e.Prefect.WorkPool); msg != "" {
 			c.fail("prefect.work_pool", "%s", msg)

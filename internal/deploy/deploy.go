@@ -27,6 +27,7 @@ import (
 	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/gate"
 	"github.com/deploybot/deploybot/internal/kinds/ecs"
+	kprefect "github.com/deploybot/deploybot/internal/kinds/prefect"
 	"github.com/deploybot/deploybot/internal/lock"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
@@ -348,6 +349,8 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 	} else {
 		o.say("prefect", "waiting for a worker of "+shortARN(rep.Deployment.TaskDefinition)+" to come ONLINE in "+o.Env.Prefect.WorkPool+"…")
 	}
+	var poolStep *plan.StepResult
+	in.AlsoRollBack = poolRollback(o, planned, &poolStep)
 	g, err := o.Prefect.Gate(ctx, eng.AWS.ECS, in, gate.Options{Clock: clk, Events: o.Events})
 	if g != nil && g.WorkPoolURL == "" && res.Preflight != nil {
 		g.WorkPoolURL = res.Preflight.WorkPoolURL
@@ -357,6 +360,9 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	rep.Gate = g
 	recordRollback(rep, g)
+	if poolStep != nil {
+		rep.Steps = append(rep.Steps, *poolStep)
+	}
 	if err != nil {
 		if ge := (*gate.Error)(nil); !errors.As(err, &ge) {
 			err = &gate.Error{Err: err}
@@ -371,6 +377,38 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	report(plan.StatusSucceeded, nil)
 	return res, nil
+}
+
+// poolRollback is the gate's AlsoRollBack when the apply changed the work
+// pool's job template defaults: it puts them back as the plan read them,
+// so that the previous worker does not launch flow runs with what the
+// failed deploy wrote (its flow image, roles or network) and the rollback
+// restores a worker that can run flows. The step it took goes to *step.
+func poolRollback(o Options, planned *engine.Planned, step **plan.StepResult) func(context.Context) (string, error) {
+	if o.Prefect == nil || planned.Change(stack.AddrWorkPool) != plan.Update {
+		return nil
+	}
+	api, ok := o.Prefect.API().(kprefect.PoolAPI)
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context) (string, error) {
+		clk := o.Engine.Clock
+		began := clk.Now()
+		restored, err := kprefect.RestoreDefaults(ctx, api, o.Env.Prefect.WorkPool, planned.Live(stack.AddrWorkPool))
+		st := &plan.StepResult{Address: stack.AddrWorkPool, Action: plan.Rollback, Status: "done", Duration: clk.Now().Sub(began)}
+		switch {
+		case err != nil:
+			st.Status, st.Error = "failed", "put the work pool's job template defaults back: "+err.Error()
+			*step = st
+			return "", fmt.Errorf("the work pool's job template defaults could not be put back (%v): flow runs still get what this deploy set", err)
+		case !restored:
+			return "", nil
+		}
+		*step = st
+		o.say("prefect", "put the work pool "+o.Env.Prefect.WorkPool+"'s job template defaults back as they were before this deploy")
+		return "the work pool's job template defaults are back as they were before this deploy", nil
+	}
 }
 
 // gateStatus is the status of an apply whose gate failed: rolled back when
@@ -698,7 +736,20 @@ func gateInput(env *config.Environment, d *plan.DeploymentInfo) gate.Input {
 	if env.Prune() {
 		in.PruneEnvironment = env.Name
 	}
+	if env.SmokeFlowRun() {
+		in.FlowRun = &gate.FlowRunInput{Flow: kprefect.SmokeFlow, Deployment: stack.NamesFor(env).SmokeDeployment,
+			IdempotencyKey: SmokeRunKey(env.Name, d), RunName: "deploybot-smoke " + shortARN(d.TaskDefinition)}
+	}
 	return in
+}
+
+// SmokeRunKey is the idempotency key of a deploy's smoke flow run: one run
+// per environment, revision and ECS deployment, so that an apply run again
+// for the same deploy (interrupted, then gated by the next apply) follows
+// the run the first one started instead of starting another
+// (docs/research/prefect-flow-runs.md §C.3).
+func SmokeRunKey(env string, d *plan.DeploymentInfo) string {
+	return "deploybot-smoke/" + env + "/" + shortARN(d.TaskDefinition) + "/" + d.DeploymentID
 }
 
 // ecsFailure turns a deployment ECS failed (or deploybot stopped waiting

@@ -56,7 +56,7 @@ health_gate:
 `
 
 type e2e struct {
-	t       *testing.T
+	t       testing.TB
 	w       *awssim.World
 	clk     *clock.Virtual
 	sim     *prefectsim.Server
@@ -66,7 +66,7 @@ type e2e struct {
 	events event.Recorder
 }
 
-func newE2E(t *testing.T) *e2e {
+func newE2E(t testing.TB) *e2e {
 	// Workers come from the world's tasks (awssim.World.Tasks).
 	world := simtest.New(t, simtest.WithPrefectKey(key), simtest.WithPrefect())
 	vpc, subnets := world.AWS.SeedExistingVPC("10.50.0.0/16", 2, true)

@@ -188,7 +188,7 @@ func newFlow(t *testing.T) *flowFixture {
 	kinds := map[resource.KindName]resource.Kind{}
 	for _, name := range []resource.KindName{"security_group", "ecs_cluster", "log_group", "iam_role", "secret", "task_definition",
 		"ecs_service", "service_discovery_namespace", "service_discovery_service", "autoscaling_target", "autoscaling_policy",
-		"sqs_queue", "event_rule", "prefect_work_pool"} {
+		"sqs_queue", "event_rule", "prefect_work_pool", "prefect_deployment"} {
 		kinds[name] = k
 	}
 	pf := &prefectStub{ev: ev}
@@ -310,6 +310,9 @@ func TestApplyHandsTheDeploymentToTheGate(t *testing.T) {
 			Since:          time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)},
 		Previous:         "arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-demo-worker:1",
 		PruneEnvironment: "demo",
+		// health_gate.flow_run's default: the smoke flow run, one per deploy
+		FlowRun: &gate.FlowRunInput{Flow: "deploybot-smoke", Deployment: "demo",
+			IdempotencyKey: "deploybot-smoke/demo/deploybot-demo-worker:2/ecs-svc/123", RunName: "deploybot-smoke deploybot-demo-worker:2"},
 	}
 	if !strings.HasPrefix(in.WorkerPrefix, "demo-") || len(in.WorkerPrefix) != len("demo-")+8 {
 		t.Fatalf("worker prefix %q", in.WorkerPrefix)

@@ -105,6 +105,7 @@ func TestE2EEmptyAccountPlanWritesNothing(t *testing.T) {
 		"+ task_definition.worker", "+ ecs_service.worker",
 		"+ iam_role.flow_execution", "+ iam_role.flow_task", "+ log_group.flow_runs", "+ security_group.flow_runs",
 		"+ sqs_queue.observer_dlq", "+ sqs_queue.observer", "+ event_rule.ecs_tasks", "+ prefect_work_pool.main",
+		"+ prefect_deployment.smoke",
 	}
 	if autoscalingYAML != "" {
 		want = append(want, "+ autoscaling_target.worker", "+ autoscaling_policy.cpu")

@@ -78,6 +78,20 @@ type Planned struct {
 	inventoryErr error
 }
 
+// Live is what the plan read of the resource at address (nil: absent, or
+// not read): what the resource was before an apply, for a layer that must
+// put it back (the health gate's rollback of the work pool's defaults).
+func (p *Planned) Live(address string) *resource.Live { return p.live[address] }
+
+// Changes says what the plan does to the resource at address (plan.NoOp
+// when nothing).
+func (p *Planned) Change(address string) plan.Action {
+	if c := p.changes[address]; c != nil {
+		return c.Action
+	}
+	return plan.NoOp
+}
+
 // AccountMismatchError: the credentials belong to another account than the
 // environment file names. Nothing is read beyond the identity, nothing written.
 type AccountMismatchError struct {

@@ -177,10 +177,16 @@ func TestE2EPlanWithoutPrefect(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a plan without Prefect credentials failed: %v", err)
 	}
-	if len(p.Plan.Unread) != 1 || p.Plan.Unread[0].Address != stack.AddrWorkPool || !strings.Contains(p.Plan.Unread[0].Reason, "no Prefect API key was given") {
+	// the pool and the health gate's smoke deployment
+	unread := map[string]string{}
+	for _, u := range p.Plan.Unread {
+		unread[u.Address] = u.Reason
+	}
+	if len(unread) != 2 || !strings.Contains(unread[stack.AddrWorkPool], "no Prefect API key was given") ||
+		!strings.Contains(unread[stack.AddrSmokeDeployment], "no Prefect credentials were given") {
 		t.Fatalf("unread = %+v", p.Plan.Unread)
 	}
-	if indexOf(p.Plan, stack.AddrWorkPool) >= 0 || indexOf(p.Plan, "ecs_service.worker") < 0 {
+	if indexOf(p.Plan, stack.AddrWorkPool) >= 0 || indexOf(p.Plan, stack.AddrSmokeDeployment) >= 0 || indexOf(p.Plan, "ecs_service.worker") < 0 {
 		t.Fatalf("plan without Prefect: %v", summary(p.Plan))
 	}
 	with := x.plan(env)
@@ -188,8 +194,9 @@ func TestE2EPlanWithoutPrefect(t *testing.T) {
 		t.Error("the plan that could not read the pool has the fingerprint of the one that did")
 	}
 	_, err = e.Apply(ctx, p)
-	var unread *engine.UnreadError
-	if !errors.As(err, &unread) || !strings.Contains(err.Error(), "refusing to apply: the plan could not read prefect_work_pool.main") {
+	var unreadErr *engine.UnreadError
+	if !errors.As(err, &unreadErr) || !strings.Contains(err.Error(), "refusing to apply: the plan could not read") ||
+		!strings.Contains(err.Error(), "prefect_work_pool.main") {
 		t.Fatalf("apply of a plan that could not read the pool: %v", err)
 	}
 	if w := x.writes(); len(w) != 0 {
@@ -212,7 +219,7 @@ func TestE2EDestroyWithoutPrefect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Plan.Unread) != 1 || indexOf(p.Plan, stack.AddrWorkPool) >= 0 {
+	if len(p.Plan.Unread) != 2 || indexOf(p.Plan, stack.AddrWorkPool) >= 0 || indexOf(p.Plan, stack.AddrSmokeDeployment) >= 0 {
 		t.Fatalf("destroy plan without Prefect: unread %+v, changes %v", p.Plan.Unread, summary(p.Plan))
 	}
 	if _, err := e.Destroy(ctx, p); err != nil {
@@ -226,5 +233,8 @@ func TestE2EDestroyWithoutPrefect(t *testing.T) {
 	x.destroy(env)
 	if _, err := x.prefectClient().ReadWorkPool(ctx, "demo-pool"); prefectapi.StatusOf(err) != 404 {
 		t.Fatalf("the second destroy did not delete the pool deploybot created: %v", err)
+	}
+	if d, err := x.prefectClient().ReadDeploymentByName(ctx, "deploybot-smoke", "demo"); d != nil || err != nil {
+		t.Fatalf("the second destroy left the smoke deployment: %+v, %v", d, err)
 	}
 }

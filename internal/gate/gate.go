@@ -106,6 +106,11 @@ type Input struct {
 	// its rollback step follows ECS's rollback and confirms with Prefect that
 	// a worker of the previous revision serves. Reason is ECS's verdict.
 	FailedAtECS *ECSVerdict
+	// AlsoRollBack, when set, puts back what else the deploy changed that
+	// the previous revision's flow runs depend on (the work pool's job
+	// template defaults); the rollback step calls it first, before it
+	// points the service back, and its answer is part of the step's reason.
+	AlsoRollBack func(ctx context.Context) (said string, err error)
 }
 
 // ECSVerdict is how ECS ended the deployment the apply started.

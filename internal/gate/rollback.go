@@ -59,6 +59,16 @@ func (g *run) rollback(ctx context.Context, rep *plan.GateReport, v *ecsView) {
 		rb.Reason = fmt.Sprintf("not rolled back: the service now runs %s, neither the new nor the previous revision (another deploy?)", shortTD(other))
 		return
 	}
+	if f := g.in.AlsoRollBack; f != nil {
+		said, err := f(context.WithoutCancel(ctx))
+		defer func() {
+			if err != nil {
+				rb.Reason += "; " + err.Error()
+			} else if said != "" {
+				rb.Reason += "; " + said
+			}
+		}()
+	}
 	prevPrefix, err := g.ecs.TaskDefinitionEnv(ctx, prev, WorkerPrefixEnv)
 	if err == nil && prevPrefix == "" {
 		err = fmt.Errorf("it has no %s variable", WorkerPrefixEnv)

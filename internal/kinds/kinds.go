@@ -5,8 +5,8 @@
 // (Cloud Map namespace and service), autoscaling (target and policy), ec2
 // (the network and the worker's and flow runs' security groups), and sqs
 // and eventbridge (the ECS observer's queues and the rule that feeds them);
-// and prefect, the one kind that is not AWS's: the work pool and its job
-// template.
+// and prefect, the kinds that are not AWS's: the work pool and its job
+// template, and the health gate's smoke deployment.
 package kinds
 
 import (
@@ -38,7 +38,7 @@ var all = []named{
 	autoscaling.Target, autoscaling.Policy,
 	ec2.VPC, ec2.Subnet, ec2.InternetGateway, ec2.RouteTable, ec2.EIP, ec2.NATGateway, ec2.SecurityGroup,
 	sqs.Queue, eventbridge.Rule,
-	prefect.WorkPool,
+	prefect.WorkPool, prefect.Deployment,
 }
 
 // All returns every kind by name, for the engine.

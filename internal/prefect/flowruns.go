@@ -115,6 +115,26 @@ type Deployment struct {
 // pool, 422 for job variables the pool's schema refuses, 409 for a flow
 // that does not exist (api/deployments.py:89-210, fr §C.2).
 func (c *Client) UpsertDeployment(ctx context.Context, d DeploymentCreate) (dep *Deployment, created bool, err error) {
+	// Prefect's lists and dicts are not nullable: an unset one is sent
+	// empty (which the upsert then sets).
+	if d.Tags == nil {
+		d.Tags = []string{}
+	}
+	if d.Labels == nil {
+		d.Labels = map[string]string{}
+	}
+	if d.Parameters == nil {
+		d.Parameters = map[string]any{}
+	}
+	if d.JobVariables == nil {
+		d.JobVariables = map[string]any{}
+	}
+	if d.PullSteps == nil {
+		d.PullSteps = []map[string]any{}
+	}
+	if d.ParameterOpenAPISchema == nil {
+		d.ParameterOpenAPISchema = map[string]any{"type": "object", "properties": map[string]any{}}
+	}
 	var out Deployment
 	var status int
 	err = c.do(ctx, call{op: fmt.Sprintf("create or update deployment %q", d.Name), method: http.MethodPost, path: "/deployments/",

@@ -406,6 +406,37 @@ func (s *Server) Workers(poolName string) []Worker {
 	return out
 }
 
+// WorkersOnlineAt lists the workers of pool the API would have listed
+// ONLINE at an instant up to now, worked out from the world's tasks as
+// their rows are (tasks.go, worker.go: a worker is ONLINE while its last
+// successful sync is younger than 3 heartbeat intervals). Tests measure
+// with it how long a pool had no worker during a deploy; a task that
+// stopped more than ECS's retention ago is no longer known.
+func (s *Server) WorkersOnlineAt(pool string, at time.Time) []string {
+	tasks := s.tasks.Tasks()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, t := range tasks {
+		if t.StartedAt.IsZero() || t.StartedAt.After(at) {
+			continue
+		}
+		spec, ok := s.parseWorker(t)
+		if !ok || spec.Pool != pool {
+			continue
+		}
+		netOK := t.Internet
+		if r, known := t.HostReach[hostOf(spec.APIURL)]; known {
+			netOK = r
+		}
+		if s.life(spec, t.StartedAt, netOK, t.Behavior.NoHeartbeat || t.Behavior.PullFails, t.StoppedAt).online(at) {
+			out = append(out, spec.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // PoolStatus returns a pool's status as of now ("" when it does not exist).
 func (s *Server) PoolStatus(name string) string {
 	tasks := s.tasks.Tasks()

@@ -393,7 +393,9 @@ func TestNewEnvironmentFoldsHalfAndLosesNothing(t *testing.T) {
 	// its lines are counted apart.
 	flowRuns := map[string]bool{"iam_role.flow_execution": true, "iam_role.flow_task": true, "log_group.flow_runs": true,
 		"security_group.flow_runs": true, "sqs_queue.observer": true, "sqs_queue.observer_dlq": true,
-		"event_rule.ecs_tasks": true, "prefect_work_pool.main": true}
+		"event_rule.ecs_tasks": true, "prefect_work_pool.main": true,
+		// issue 10: the health gate's smoke deployment
+		"prefect_deployment.smoke": true}
 	script := 0
 	if i := strings.Index(folded, "container.health_check"); i >= 0 {
 		if j := strings.Index(folded[i:], "\n+       }"); j >= 0 {

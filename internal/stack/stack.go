@@ -89,6 +89,9 @@ type Names struct {
 	ObserverRule         string // deploybot-NAME-ecs-task-events
 	ObserverRuleARN      string
 	WorkPool             string // prefect.work_pool
+	// SmokeDeployment names the health gate's smoke deployment
+	// (deploybot-smoke/NAME): NAME.
+	SmokeDeployment string
 
 	// WorkerPrefix is NAME-<8 hex>: the Prefect worker-name prefix of the
 	// desired task definition (docs/ARCHITECTURE.md worker identity contract).
@@ -144,6 +147,7 @@ func NamesFor(env *config.Environment) Names {
 	names.ObserverRule = "deploybot-" + n + "-ecs-task-events"
 	names.ObserverRuleARN = fmt.Sprintf("arn:%s:events:%s:%s:rule/%s", part, region, acct, names.ObserverRule)
 	names.WorkPool = env.Prefect.WorkPool
+	names.SmokeDeployment = env.Name
 	return names
 }
 
@@ -348,6 +352,8 @@ const (
 	EnvWorkerPrefix = "DEPLOYBOT_WORKER_PREFIX"
 	EnvAPIURL       = "PREFECT_API_URL"
 	EnvAPIKey       = "PREFECT_API_KEY"
+	// EnvEnableCancellation lets the worker stop a cancelled run's task.
+	EnvEnableCancellation = "PREFECT_WORKER_ENABLE_CANCELLATION"
 	// Inline policy names.
 	ExecutionSecretPolicy = "deploybot-read-prefect-api-key"
 	TaskWorkerPolicy      = "deploybot-prefect-worker"
@@ -430,6 +436,9 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 	// (docs/research/prefect-flow-runs.md §A.1), and a flow run picked up
 	// before the defaults are in place would run in the default cluster.
 	rs = append(rs, workPool(env, names, np, secretARN, tags))
+	if env.SmokeFlowRun() {
+		rs = append(rs, smokeDeployment(env, names, tags))
+	}
 	svcDeps := []string{AddrCluster, AddrTaskDefinition, AddrDiscoveryService, AddrExecutionRole, AddrTaskRole, AddrWorkPool}
 	svcDeps = append(svcDeps, refAddresses(np.Subnets)...)
 	svcDeps = append(svcDeps, refAddresses(np.SecurityGroups)...)
@@ -511,6 +520,9 @@ func leftovers(env *config.Environment, n Names, have []resource.Resource, tags 
 	if ownSecurityGroups(env) {
 		out = append(out, workerSecurityGroup(env.Name, resource.Ref{Literal: env.Network.VPCID}, tags, nil),
 			flowRunSecurityGroup(env, n, NetworkPlacement{VPC: resource.Ref{Literal: env.Network.VPCID}}, tags, nil))
+	}
+	if !env.SmokeFlowRun() {
+		out = append(out, smokeDeployment(env, n, tags))
 	}
 	out = append(out, OptionalNetworkResources(env, tags)...)
 	seen := map[string]bool{}
@@ -720,6 +732,13 @@ func taskDefinition(env *config.Environment, n Names, secretARN resource.Ref) *e
 			StartPeriod: healthCheckStartPeriod,
 		},
 	}
+	// The worker stops the ECS task of a run that is cancelled before it
+	// started (CANCELLING, then StopTask): the health gate cancels a smoke
+	// run that did not finish in time, and a team cancels its own runs
+	// from the UI. Prefect's default is false
+	// (src/prefect/settings/models/worker.py, enable_cancellation); the
+	// file's worker.env may still say otherwise.
+	c.Environment[EnvEnableCancellation] = "true"
 	for k, v := range env.Worker.Env {
 		c.Environment[k] = v
 	}

@@ -61,6 +61,7 @@ func TestBuildAddressesAndDependencies(t *testing.T) {
 			AddrObserverQueue:        {AddrObserverDLQ},
 			AddrObserverRule:         {AddrObserverQueue},
 			AddrWorkPool:             {AddrSecret, AddrFlowExecutionRole, AddrFlowTaskRole, AddrFlowRunLogGroup, AddrFlowRunSecurityGroup},
+			AddrSmokeDeployment:      {AddrWorkPool},
 		}},
 		{name: "autoscaling", autoscaling: &config.Autoscaling{Min: 1, Max: 3, TargetCPUPercent: 60}, want: map[string][]string{
 			"security_group.worker":  nil,
@@ -81,6 +82,7 @@ func TestBuildAddressesAndDependencies(t *testing.T) {
 			AddrObserverQueue:        {AddrObserverDLQ},
 			AddrObserverRule:         {AddrObserverQueue},
 			AddrWorkPool:             {AddrSecret, AddrFlowExecutionRole, AddrFlowTaskRole, AddrFlowRunLogGroup, AddrFlowRunSecurityGroup},
+			AddrSmokeDeployment:      {AddrWorkPool},
 			AddrScalableTarget:       {AddrService},
 			AddrScalingPolicy:        {AddrScalableTarget},
 		}},
@@ -148,7 +150,7 @@ func TestNames(t *testing.T) {
 		ObserverQueue:        "deploybot-staging-ecs-events", ObserverQueueARN: "arn:aws:sqs:us-east-1:123456789012:deploybot-staging-ecs-events",
 		ObserverDLQ:  "deploybot-staging-ecs-events-dlq",
 		ObserverRule: "deploybot-staging-ecs-task-events", ObserverRuleARN: "arn:aws:events:us-east-1:123456789012:rule/deploybot-staging-ecs-task-events",
-		WorkPool:     "staging-pool",
+		WorkPool: "staging-pool", SmokeDeployment: "staging",
 		WorkerPrefix: "staging-HASH",
 	}
 	if d := cmp.Diff(want, n); d != "" {
@@ -178,6 +180,8 @@ func TestWorkerIdentityContract(t *testing.T) {
 		"PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_ENABLED":          "true",
 		"PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME":   "deploybot-staging-ecs-events",
 		"PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION": "us-east-1",
+		// the worker stops the task of a run cancelled before it started
+		"PREFECT_WORKER_ENABLE_CANCELLATION": "true",
 	}
 	if d := cmp.Diff(wantEnv, c.Environment); d != "" {
 		t.Errorf("env (-want +got):\n%s", d)

@@ -61,3 +61,30 @@ func workPool(env *config.Environment, n Names, np NetworkPlacement, secretARN r
 func poolSecretVariable(*config.Environment) string {
 	return prefect.VarAPIKeySecret
 }
+
+// AddrSmokeDeployment is the smoke deployment's address.
+const AddrSmokeDeployment = "prefect_deployment.smoke"
+
+// SmokeWorkQueue is the work queue of the smoke deployment's runs: a queue
+// of deploybot's own, so that no team's concurrency limit or paused queue
+// holds the health gate's run up, and the run holds up none of theirs.
+const SmokeWorkQueue = "deploybot-smoke"
+
+// smokeJobVariables size the smoke run at Fargate's smallest (0.25 vCPU,
+// 0.5 GB): it imports Prefect and prints a line. Everything else (cluster,
+// network, roles, image, logs) is the pool's, so the run proves the flow
+// runs' own settings.
+var smokeJobVariables = map[string]any{"cpu": 256, "memory": 512}
+
+// smokeDeployment is the deployment of the health gate's smoke flow in the
+// environment's pool (health_gate.flow_run; docs/research/prefect-flow-runs.md
+// §C, §D): deploybot-smoke/NAME, created with the pool's defaults in
+// place, deleted by destroy (and when flow_run is turned off).
+func smokeDeployment(env *config.Environment, n Names, tags map[string]string) resource.Resource {
+	return prefect.Deployment.New(AddrSmokeDeployment, n.SmokeDeployment, []string{AddrWorkPool}, &prefect.DeploymentSpec{
+		Flow: prefect.SmokeFlow, Name: n.SmokeDeployment, WorkPool: n.WorkPool, WorkQueue: SmokeWorkQueue,
+		JobVariables: maps.Clone(smokeJobVariables),
+		Description: "deploybot's smoke flow for environment " + env.Name + ": the health gate runs it once per deploy, on a worker of the new revision; " +
+			"destroying the environment (or health_gate.flow_run: false) deletes this deployment.",
+	}, maps.Clone(tags))
+}

@@ -419,3 +419,37 @@ func (poolKind) DeleteReason(live *found) string {
 	return "deploybot did not create this work pool: destroy keeps it and resets only the defaults deploybot sets (" + strings.Join(set, ", ") +
 		") to prefect-aws's; the rest of its job template stays as it is"
 }
+
+// RestoreDefaults puts back the defaults deploybot owns as they were in
+// before (a live pool as a plan read it, before an apply changed it), and
+// leaves every other key of the pool's template as Prefect holds it now.
+// The health gate's rollback uses it: a rollback of the worker's revision
+// alone would leave flow runs on the job template the failed deploy wrote
+// (its image, roles or network), so that the previous worker could not
+// run flows either. restored is false when there was nothing to put back.
+func RestoreDefaults(ctx context.Context, api PoolAPI, name string, before *resource.Live) (restored bool, err error) {
+	f := resource.FoundOf[WorkPoolModel, WorkPoolDetail](before)
+	if f == nil || isEmpty(f.Detail.Template) {
+		return false, nil
+	}
+	wp, err := api.ReadWorkPool(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	t := wp.BaseJobTemplate
+	if isEmpty(t) {
+		t = DefaultTemplate()
+	} else {
+		t = deepCopy(t).(map[string]any)
+	}
+	old := properties(f.Detail.Template)
+	for _, k := range OwnedVariables {
+		p, _ := old[k].(map[string]any)
+		if v, ok := p["default"]; ok && v != nil {
+			setDefault(t, k, deepCopy(v))
+		} else {
+			resetDefault(t, k)
+		}
+	}
+	return true, api.UpdateWorkPool(ctx, name, prefectapi.WorkPoolUpdate{BaseJobTemplate: t})
+}

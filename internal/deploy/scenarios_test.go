@@ -1,0 +1,247 @@
+package deploy_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/internal/awssim"
+	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/exit"
+	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/prefect"
+)
+
+// The deploy scenarios of issue 10, through the real apply, gate, simulated
+// ECS and simulated Prefect (whose workers run flow runs with the AWS SDK
+// against the simulated account): a good deploy, a revision whose worker
+// never reaches Prefect, a crash-looping image, and a revision whose worker
+// is ONLINE but whose flow runs cannot start. For each, what the pool went
+// through (the seconds it had no ONLINE worker of a revision that can run
+// flows) and how long from the merge to the verdict. The figures are in
+// internal/engine/BENCHMARKS.md (BenchmarkDeployScenarios); the test holds
+// the outcomes and the pool never being without a working worker.
+
+// scenario is one deploy over revision 1 (prefecthq/prefect-aws:3.1).
+type scenario struct {
+	name string
+	// image is revision 2's worker image, flowImage its flow runs' image
+	// ("" = the worker's), behavior how the image runs.
+	image, flowImage string
+	behavior         *awssim.ImageBehavior
+	flowBehavior     *awssim.ImageBehavior
+	// want: the apply's status, exit code, and who rolled back.
+	status   plan.Status
+	exit     exit.Code
+	byECS    bool
+	reasonIn string
+	// gapExpected: the pool cannot keep a working worker throughout (see
+	// the scenario).
+	gapExpected bool
+}
+
+var scenarios = []scenario{
+	{name: "a good deploy", image: "prefecthq/prefect-aws:3.2", status: plan.StatusSucceeded, exit: 0,
+		reasonIn: "COMPLETED"},
+	{name: "a worker that never reaches Prefect", image: "prefecthq/prefect-aws:3-no-prefect", behavior: &awssim.ImageBehavior{NoHeartbeat: true},
+		status: plan.StatusRolledBack, exit: 3, byECS: true, reasonIn: "circuit breaker"},
+	{name: "a crash-looping image", image: "prefecthq/prefect-aws:3-crash", behavior: &awssim.ImageBehavior{CrashAfter: 5 * time.Second, ExitCode: 1},
+		status: plan.StatusRolledBack, exit: 3, byECS: true, reasonIn: "circuit breaker"},
+	{name: "a crash loop after registering", image: "prefecthq/prefect-aws:3-crashloop", // awssim's: exits 20 s after starting
+		status: plan.StatusRolledBack, exit: 3, byECS: true, reasonIn: "circuit breaker"},
+	// The deploy also points the flow runs at an image no registry has (a
+	// mistyped tag): the worker registers and ECS calls it healthy, but the
+	// smoke flow run cannot start. That breaks every worker's flow runs from
+	// the moment the apply writes the work pool's defaults, before the
+	// worker's revision changes, until the gate's rollback puts them back:
+	// a change to the pool's defaults takes effect for the whole pool at
+	// once, so this scenario has a gap (BENCHMARKS.md says how long).
+	{name: "a worker online whose flow runs cannot start", image: "prefecthq/prefect-aws:3.2", flowImage: "prefecthq/prefect:3-flows-does-not-exist",
+		status: plan.StatusRolledBack, exit: 3, reasonIn: "smoke flow run", gapExpected: true},
+}
+
+// outcome is what one scenario measured.
+type outcome struct {
+	res *deploy.Result
+	err error
+	// gap is how long the pool had no ONLINE worker of a working revision,
+	// verdict the time from the merge (the apply's start) to its end.
+	gap, verdict time.Duration
+	// after is how a flow run after a rollback ended, and on which worker;
+	// prev is revision 1's worker prefix.
+	after, prev string
+}
+
+// run deploys revision 1, then the scenario's revision 2.
+func (sc scenario) run(t testing.TB) outcome {
+	x := newE2E(t)
+	if sc.behavior != nil {
+		x.w.SetImageBehavior(sc.image, *sc.behavior)
+	}
+	ctx := context.Background()
+	if res, err := deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3.1")); err != nil || res.Report.Status != plan.StatusSucceeded {
+		t.Fatalf("revision 1: %v %+v", err, res.Report)
+	}
+	x.clk.Advance(time.Minute)
+	o := x.options(sc.image)
+	if sc.flowImage != "" {
+		o.Env.FlowRuns.Image = sc.flowImage
+	}
+	start := x.clk.Now()
+	res, err := deploy.Apply(ctx, o)
+	x.noLeak(res, err)
+	end := x.clk.Now()
+	// revision 1's prefix, and revision 2's when it works
+	good := []string{prefixOf(t, res.Report.Deployment.PreviousTaskDefinition, x)}
+	if sc.status == plan.StatusSucceeded {
+		good = append(good, res.Report.Deployment.WorkerPrefix)
+	}
+	// A flow image no registry has breaks every worker's flow runs from
+	// the PATCH that sets it until the PATCH that puts the old one back.
+	var broken [][2]time.Time
+	if sc.flowImage != "" {
+		var patches []time.Time
+		for _, r := range x.sim.Requests() {
+			if r.Method == "PATCH" && strings.HasSuffix(r.Path, "/work_pools/demo-pool") && !r.At.Before(start) {
+				patches = append(patches, r.At)
+			}
+		}
+		for i := 0; i < len(patches); i += 2 {
+			until := end.Add(time.Second)
+			if i+1 < len(patches) {
+				until = patches[i+1]
+			}
+			broken = append(broken, [2]time.Time{patches[i], until})
+		}
+	}
+	out := outcome{res: res, err: err, verdict: end.Sub(start), gap: x.gap(start, end, good, broken), prev: good[0]}
+	if sc.status == plan.StatusRolledBack {
+		out.after = x.flowRunAfter(t)
+	}
+	return out
+}
+
+// flowRunAfter runs the smoke deployment once more after the apply and
+// says how it ended: flow runs must work on the revision the rollback
+// restored.
+func (x *e2e) flowRunAfter(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := prefect.New(x.sim.URL(), key, prefect.WithClock(x.clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.ReadDeploymentByName(ctx, "deploybot-smoke", "demo")
+	if err != nil || d == nil {
+		t.Fatalf("smoke deployment: %+v, %v", d, err)
+	}
+	r, _, err := c.CreateFlowRun(ctx, d.ID, prefect.FlowRunCreate{Name: "after the rollback", Parameters: map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 60 && !prefect.Terminal(r.StateType); i++ {
+		x.clk.Advance(5 * time.Second)
+		if r, err = c.ReadFlowRun(ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r.StateType + " on " + r.WorkerName()
+}
+
+// gap counts the seconds in [from, to] at which the pool had no ONLINE
+// worker whose name starts with one of the good prefixes, or none could
+// run flows (an instant inside one of the broken windows).
+func (x *e2e) gap(from, to time.Time, good []string, broken [][2]time.Time) time.Duration {
+	var without time.Duration
+	for at := from; !at.After(to); at = at.Add(time.Second) {
+		inBroken := false
+		for _, w := range broken {
+			inBroken = inBroken || !at.Before(w[0]) && at.Before(w[1])
+		}
+		if inBroken {
+			without += time.Second
+			continue
+		}
+		ok := false
+		for _, name := range x.sim.WorkersOnlineAt("demo-pool", at) {
+			for _, p := range good {
+				ok = ok || strings.HasPrefix(name, p+"-")
+			}
+		}
+		if !ok {
+			without += time.Second
+		}
+	}
+	return without
+}
+
+// prefixOf is a revision's worker prefix, read from its task definition.
+func prefixOf(t testing.TB, td string, x *e2e) string {
+	t.Helper()
+	for _, task := range x.w.Tasks() {
+		if task.TaskDefinitionARN == td && task.Env["DEPLOYBOT_WORKER_PREFIX"] != "" {
+			return task.Env["DEPLOYBOT_WORKER_PREFIX"]
+		}
+	}
+	t.Fatalf("no task of %s", td)
+	return ""
+}
+
+func TestDeployScenarios(t *testing.T) {
+	t.Parallel()
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			o := sc.run(t)
+			rep := o.res.Report
+			if got := exit.CodeOf(o.err); got != sc.exit || rep.Status != sc.status {
+				t.Fatalf("exit %d, status %s, want %d %s: %v\ngate %+v", got, rep.Status, sc.exit, sc.status, o.err, rep.Gate)
+			}
+			g := rep.Gate
+			if g == nil || !strings.Contains(g.Reason, sc.reasonIn) {
+				t.Fatalf("gate %+v, want its reason to name %q", g, sc.reasonIn)
+			}
+			if sc.status == plan.StatusRolledBack {
+				if g.Rollback == nil || g.Rollback.ByECS != sc.byECS || !g.RestoredWorkerOnline {
+					t.Fatalf("rollback %+v (by ECS: want %v)", g.Rollback, sc.byECS)
+				}
+			}
+			if sc.flowImage != "" {
+				fr := g.FlowRun
+				if fr == nil || fr.State == "COMPLETED" || fr.Worker == "" || !fr.NewRevision || fr.Task == "" {
+					t.Fatalf("flow run %+v", fr)
+				}
+			}
+			if sc.status == plan.StatusRolledBack {
+				if !strings.HasPrefix(o.after, "COMPLETED on "+o.prev+"-") {
+					t.Errorf("a flow run after the rollback: %s, want COMPLETED on a worker of %s", o.after, o.prev)
+				}
+			}
+			if o.gap != 0 && !sc.gapExpected {
+				t.Errorf("the pool had no ONLINE worker that could run flows for %s (merge to verdict %s)", o.gap, o.verdict)
+			}
+			t.Logf("%s: %s; without a working worker %s; merge to verdict %s", sc.name, rep.Status, o.gap, o.verdict)
+		})
+	}
+}
+
+// BenchmarkDeployScenarios reports, per scenario, the seconds the pool had
+// no ONLINE worker that could run flows and the simulated time from the
+// merge to the verdict (internal/engine/BENCHMARKS.md).
+func BenchmarkDeployScenarios(b *testing.B) {
+	for _, sc := range scenarios {
+		b.Run(strings.ReplaceAll(sc.name, " ", "_"), func(b *testing.B) {
+			var gap, verdict time.Duration
+			for i := 0; i < b.N; i++ {
+				o := sc.run(b)
+				if got := o.res.Report.Status; got != sc.status {
+					b.Fatalf("%s: status %s, want %s", sc.name, got, sc.status)
+				}
+				gap, verdict = o.gap, o.verdict
+			}
+			b.ReportMetric(gap.Seconds(), "s-without-worker")
+			b.ReportMetric(verdict.Seconds(), "s-merge-to-verdict")
+		})
+	}
+}
