@@ -35,8 +35,10 @@ type Request struct {
 	// AWS is the config of the assumed role: the plan role for Plan, the
 	// apply role for Apply and Destroy.
 	AWS aws.Config
-	// PrefectAPIKey is the `prefect-api-key` input (masked; never logged).
-	PrefectAPIKey secret.Value
+	// PrefectCredential is the environment's Prefect credential (masked;
+	// never logged): the `prefect-api-key` input, or with prefect.auth:
+	// basic the `prefect-auth-string` input.
+	PrefectCredential secret.Value
 	// Secrets is the run's redactor: deploy redacts what it returns with it.
 	Secrets *secret.Redactor
 	Clock   clock.Clock
@@ -68,7 +70,7 @@ func (d DeployEngine) options(r Request) deploy.Options {
 		ks = kinds.All
 	}
 	clients := awsapi.New(r.AWS)
-	o := deploy.Options{Env: r.Env, APIKey: r.PrefectAPIKey, Secrets: r.Secrets, Events: r.Events,
+	o := deploy.Options{Env: r.Env, Credential: r.PrefectCredential, Secrets: r.Secrets, Events: r.Events,
 		Engine: &engine.Engine{AWS: clients, Clock: r.Clock, Kinds: ks()}}
 	if d.Lock != nil {
 		o.Lock = d.Lock(clients, r.Clock)
@@ -82,8 +84,8 @@ func (d DeployEngine) options(r Request) deploy.Options {
 	return o
 }
 
-// Plan reads the work pool too when it can (with the prefect-api-key
-// input; a self-hosted server may need none): a plan without it says the
+// Plan reads the work pool too when it can (with the prefect-api-key or
+// prefect-auth-string input; a self-hosted server may need none): a plan without it says the
 // pool was not read, and plans the rest.
 func (d DeployEngine) Plan(ctx context.Context, r Request) (*deploy.Result, error) {
 	o := d.options(r)
@@ -119,11 +121,11 @@ func (d DeployEngine) Destroy(ctx context.Context, r Request) (*deploy.Result, e
 func (d DeployEngine) prefect(r Request) (deploy.Prefect, error) {
 	newPrefect := d.Prefect
 	if newPrefect == nil {
-		newPrefect = func(env *config.Environment, apiKey string, clk clock.Clock) (deploy.Prefect, error) {
-			return deploy.NewPrefect(env.Prefect.APIURL, apiKey, prefect.WithClock(clk), prefect.WithUserAgent("deploybot-action"))
+		newPrefect = func(env *config.Environment, credential string, clk clock.Clock) (deploy.Prefect, error) {
+			return deploy.NewPrefectFor(env, credential, prefect.WithClock(clk), prefect.WithUserAgent("deploybot-action"))
 		}
 	}
-	return newPrefect(r.Env, r.PrefectAPIKey.Reveal(), r.Clock)
+	return newPrefect(r.Env, r.PrefectCredential.Reveal(), r.Clock)
 }
 
 func defaultEngine() Engine { return DeployEngine{} }

@@ -260,7 +260,11 @@ func (r *run) planOne(ctx context.Context, ef *envFile) (*plan.Plan, error) {
 }
 
 func (r *run) request(ef *envFile, cfg aws.Config) Request {
-	return Request{Env: ef.Env, AWS: cfg, PrefectAPIKey: r.in.prefectAPIKey, Secrets: r.secrets, Clock: r.o.Clock, Getenv: r.o.Getenv,
+	credential := r.in.prefectAPIKey
+	if ef.Env.BasicAuth() {
+		credential = r.in.prefectAuthString
+	}
+	return Request{Env: ef.Env, AWS: cfg, PrefectCredential: credential, Secrets: r.secrets, Clock: r.o.Clock, Getenv: r.o.Getenv,
 		Events: event.Func(func(e event.Event) { r.log.info(ef.Name, "%s", event.Text(e)) })}
 }
 

@@ -2,6 +2,7 @@ package action
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -36,7 +37,7 @@ const (
 // InputNames are the Action's inputs; action.yml declares exactly these
 // (a test checks both, and every GetInput call).
 var InputNames = []string{"github-token", "app-id", "app-private-key", "app-installation-id",
-	"environments-dir", "environments", "operation", "environment", "confirm", "prefect-api-key", "labels"}
+	"environments-dir", "environments", "operation", "environment", "confirm", "prefect-api-key", "prefect-auth-string", "labels"}
 
 // OutputNames are the Action's outputs, written by every run.
 var OutputNames = []string{"changes", "plan-json", "result", "deployment-url", "environments"}
@@ -53,6 +54,7 @@ type inputs struct {
 	environment       string
 	confirm           string
 	prefectAPIKey     secret.Value
+	prefectAuthString secret.Value
 	labels            bool // label pull requests (labels.go)
 }
 
@@ -147,6 +149,7 @@ func (r *run) input(name string) string { return r.gha.GetInput(name) }
 // covers one line; a PEM key has many).
 func (r *run) readSecrets() {
 	r.in.prefectAPIKey = secret.New(r.input("prefect-api-key"))
+	r.in.prefectAuthString = secret.New(r.input("prefect-auth-string"))
 	r.in.githubToken = r.input("github-token")
 	if r.in.githubToken == "" {
 		// The runner does not set GITHUB_TOKEN by itself (docs/research/github-actions.md
@@ -154,9 +157,18 @@ func (r *run) readSecrets() {
 		r.in.githubToken = strings.TrimSpace(r.o.Getenv("GITHUB_TOKEN"))
 	}
 	r.in.appPrivateKey = r.input("app-private-key")
-	for _, s := range []string{r.in.prefectAPIKey.Reveal(), r.in.githubToken, r.in.appPrivateKey, r.o.Getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN")} {
+	for _, s := range []string{r.in.prefectAPIKey.Reveal(), r.in.prefectAuthString.Reveal(), authStringToken(r.in.prefectAuthString), r.in.githubToken, r.in.appPrivateKey, r.o.Getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN")} {
 		r.mask(s)
 	}
+}
+
+// authStringToken is the auth string as it goes on the wire (Basic
+// base64(user:pass)), which is a credential in itself.
+func authStringToken(v secret.Value) string {
+	if v.IsZero() {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString([]byte(v.Reveal()))
 }
 
 // mask registers a credential with the runner (::add-mask::, line by line)

@@ -134,9 +134,9 @@ func (x *lpWorld) as(name string, doc *iampolicy.Document, env *config.Environme
 	x.w.AddPrincipal(akid, awssim.Principal{ARN: "arn:aws:sts::123456789012:assumed-role/" + name + "/test", Policy: doc})
 	clients := awsapi.New(x.w.ConfigFor(credentials.NewStaticCredentialsProvider(akid, "secret", "session")))
 	return deploy.Options{
-		Env:    env,
-		APIKey: secret.New(key),
-		Force:  true,
+		Env:        env,
+		Credential: secret.New(key),
+		Force:      true,
 		// The work pool is Prefect's: what the AWS policies grant has no
 		// part in it, but the plan must read it for an apply to go ahead.
 		Prefect: poolOnly{x.pools},

@@ -101,8 +101,12 @@ func (n Names) flowTaskRoles() []string {
 		"arn:" + n.Partition + ":iam::" + n.Account + ":role/deploybot-" + n.Env + "-flow-task",
 	}
 }
-func (n Names) secretName() string    { return "deploybot/" + n.Env + "/prefect-api-key" }
-func (n Names) lockParameter() string { return "/deploybot/" + n.Env + "/lock" }
+func (n Names) secretName() string { return "deploybot/" + n.Env + "/prefect-api-key" }
+
+// authStringSecretName is the secret of a self-hosted server's auth string
+// (prefect.auth: basic), which an environment may switch to.
+func (n Names) authStringSecretName() string { return "deploybot/" + n.Env + "/prefect-auth-string" }
+func (n Names) lockParameter() string        { return "/deploybot/" + n.Env + "/lock" }
 
 // scopeOf returns where action is granted for environment n. The mapping of
 // actions to resource types follows the AWS Service Authorization Reference
@@ -152,7 +156,8 @@ func scopeOf(n Names, action string, write bool) scope {
 		}
 		return scope{sid: "ObserverRule", resources: []string{rule}}
 	case "secretsmanager":
-		return scope{sid: "PrefectApiKeySecret", resources: []string{n.arn("secretsmanager", "secret:"+n.secretName()+"-??????")}}
+		return scope{sid: "PrefectApiKeySecret", resources: []string{n.arn("secretsmanager", "secret:"+n.secretName()+"-??????"),
+			n.arn("secretsmanager", "secret:"+n.authStringSecretName()+"-??????")}}
 	case "iam":
 		if op == "ListRoles" {
 			// Lists by path; the Service Authorization Reference gives

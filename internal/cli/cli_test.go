@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -549,5 +550,36 @@ func TestSIGTERMDuringTheGateReleasesTheLock(t *testing.T) {
 	rec, raw, err := lock.Read(context.Background(), ssm.NewFromConfig(h.world.Config()), "demo")
 	if err != nil || rec != nil || raw != "" {
 		t.Fatalf("the lock is still held: %+v %q %v", rec, raw, err)
+	}
+}
+
+// TestBasicAuthTakesTheAuthString: with prefect.auth: basic, the CLI takes
+// the self-hosted server's auth string from PREFECT_API_AUTH_STRING (the
+// variable Prefect's own client reads), refuses to apply without it (exit
+// 2, nothing written), and never shows it or its Basic token.
+func TestBasicAuthTakesTheAuthString(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	file := strings.Replace(baseEnv, "  api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15\n",
+		"  api_url: https://prefect.example.com/api\n  auth: basic\n", 1)
+	path := h.file("demo.yaml", file)
+	if code := h.run("apply", "-e", path, "--yes"); code != 2 || !strings.Contains(h.lastErr, "PREFECT_API_AUTH_STRING is not set") {
+		t.Fatalf("apply without the auth string: exit %d\n%s", code, h.lastErr)
+	}
+	for _, c := range h.world.Calls() {
+		if c.Write {
+			t.Fatalf("the refused apply wrote %s.%s", c.Service, c.Operation)
+		}
+	}
+	const auth = "admin:hunter2-Basic"
+	h.env["PREFECT_API_AUTH_STRING"] = auth
+	h.run("plan", "-e", path)
+	for _, out := range []string{h.lastOut, h.lastErr} {
+		if strings.Contains(out, auth) || strings.Contains(out, base64.StdEncoding.EncodeToString([]byte(auth))) {
+			t.Fatalf("the auth string shows:\n%s", out)
+		}
+	}
+	if !strings.Contains(h.lastOut, "secret.prefect_auth_string") || strings.Contains(h.lastOut, "secret.prefect_api_key") {
+		t.Fatalf("the plan of a basic-auth environment:\n%s", h.lastOut)
 	}
 }

@@ -109,12 +109,16 @@ func planRun(ctx context.Context, o *PlanOptions) error {
 	if err != nil {
 		return err
 	}
-	key := f.apiKey()
+	key := f.credential(env)
 	pr.line(fmt.Sprintf("Planning %s (%s, account %s, %s)…", env.Name, env.File, env.AWS.AccountID, env.AWS.Region))
 	if key.IsZero() {
-		pr.line("note: PREFECT_API_KEY is not set, so this plan cannot tell whether the stored Prefect API key would change")
+		what := "Prefect API key"
+		if env.BasicAuth() {
+			what = "Prefect auth string"
+		}
+		pr.line("note: " + credentialVariable(env) + " is not set, so this plan cannot tell whether the stored " + what + " would change")
 	}
-	res, err := deploy.Plan(ctx, deploy.Options{Env: env, APIKey: key, Secrets: f.Secrets, Engine: eng, Prefect: f.prefectIfAny(env, key)})
+	res, err := deploy.Plan(ctx, deploy.Options{Env: env, Credential: key, Secrets: f.Secrets, Engine: eng, Prefect: f.prefectIfAny(env, key)})
 	if err != nil {
 		return err
 	}
@@ -194,9 +198,9 @@ func applyRun(ctx context.Context, o *ApplyOptions) error {
 	if err != nil {
 		return err
 	}
-	key := f.apiKey()
+	key := f.credential(env)
 	if key.IsZero() {
-		return exit.Inputf("PREFECT_API_KEY is not set: apply stores the worker's Prefect API key in Secrets Manager and checks it before changing anything")
+		return exit.Inputf("%s is not set: apply stores the worker's Prefect credential in Secrets Manager and checks it before changing anything", credentialVariable(env))
 	}
 	if !o.Yes && !f.IO.InTTY {
 		return exit.Inputf("refusing to apply without --yes: standard input is not a terminal to confirm on")
@@ -210,7 +214,7 @@ func applyRun(ctx context.Context, o *ApplyOptions) error {
 	if err != nil {
 		return exit.Input(fmt.Errorf("%s: prefect.api_url: %w", env.File, err))
 	}
-	opts := deploy.Options{Env: env, APIKey: key, Secrets: f.Secrets, Engine: eng, Prefect: gate, Lock: f.Lock(eng.AWS, f.Clock), Events: pr.events()}
+	opts := deploy.Options{Env: env, Credential: key, Secrets: f.Secrets, Engine: eng, Prefect: gate, Lock: f.Lock(eng.AWS, f.Clock), Events: pr.events()}
 
 	if !o.Yes {
 		pr.line(fmt.Sprintf("Planning %s (%s, account %s, %s)…", env.Name, env.File, env.AWS.AccountID, env.AWS.Region))
@@ -338,7 +342,7 @@ func destroyRun(ctx context.Context, o *DestroyOptions) error {
 	// reset the defaults it set; without it the pool is left as it is, and
 	// the destroy says so.
 	res, err := deploy.Destroy(ctx, deploy.Options{Env: env, Secrets: f.Secrets, Engine: eng, Lock: f.Lock(eng.AWS, f.Clock), Force: o.Force, Events: pr.events(),
-		Prefect: f.prefectIfAny(env, f.apiKey())})
+		Prefect: f.prefectIfAny(env, f.credential(env))})
 	return finishRun(f, pr, res, err)
 }
 

@@ -7,6 +7,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"os"
@@ -115,7 +116,7 @@ func (f *Factory) Defaults() *Factory {
 			if f.HTTPClient != nil {
 				opts = append(opts, prefect.WithHTTPClient(f.HTTPClient))
 			}
-			return deploy.NewPrefect(env.Prefect.APIURL, apiKey, opts...)
+			return deploy.NewPrefectFor(env, apiKey, opts...)
 		}
 	}
 	if f.Lock == nil {
@@ -141,12 +142,31 @@ func (f *Factory) prefectIfAny(env *config.Environment, key secret.Value) deploy
 	return p
 }
 
-// apiKey is the Prefect API key from Prefect's own variable, registered
-// with the redactor the moment it is read.
-func (f *Factory) apiKey() secret.Value {
+// credential is the environment's Prefect credential from Prefect's own
+// variables: PREFECT_API_KEY, or with prefect.auth: basic
+// PREFECT_API_AUTH_STRING (src/prefect/settings/models/api.py), registered
+// with the redactor the moment it is read, and the auth string's Basic
+// token with it.
+func (f *Factory) credential(env *config.Environment) secret.Value {
+	if env.BasicAuth() {
+		v := secret.New(f.Getenv("PREFECT_API_AUTH_STRING"))
+		f.Secrets.Add(v)
+		if !v.IsZero() {
+			f.Secrets.AddString(base64.StdEncoding.EncodeToString([]byte(v.Reveal())))
+		}
+		return v
+	}
 	v := secret.New(strings.TrimSpace(f.Getenv("PREFECT_API_KEY")))
 	f.Secrets.Add(v)
 	return v
+}
+
+// credentialVariable names the variable credential reads.
+func credentialVariable(env *config.Environment) string {
+	if env.BasicAuth() {
+		return "PREFECT_API_AUTH_STRING"
+	}
+	return "PREFECT_API_KEY"
 }
 
 // color says whether to colour output on a terminal: not when NO_COLOR is

@@ -63,6 +63,19 @@ func NewPrefect(apiURL, apiKey string, opts ...prefect.Option) (Prefect, error) 
 	return PrefectClient{c}, nil
 }
 
+// NewPrefectFor is the environment's Prefect client with its credential:
+// the API key as Bearer, or with prefect.auth: basic the self-hosted
+// server's auth string as Basic (docs/research/prefect-flow-runs.md §F).
+func NewPrefectFor(env *config.Environment, credential string, opts ...prefect.Option) (Prefect, error) {
+	if env.BasicAuth() {
+		if credential == "" {
+			return nil, errors.New("prefect.auth is basic, but no auth string was given: pass the Action its prefect-auth-string input, or set PREFECT_API_AUTH_STRING for the CLI (the server's PREFECT_SERVER_API_AUTH_STRING, user:password)")
+		}
+		return NewPrefect(env.Prefect.APIURL, "", append(opts, prefect.WithAuthString(credential))...)
+	}
+	return NewPrefect(env.Prefect.APIURL, credential, opts...)
+}
+
 // Preflight checks the key and the environment's work pool.
 func (p PrefectClient) Preflight(ctx context.Context, env *config.Environment) (*prefect.Preflight, error) {
 	return p.Client.Preflight(ctx, prefect.PreflightInput{WorkPool: env.Prefect.WorkPool, CreateWorkPool: env.Prefect.CreateWorkPool, File: env.File})
@@ -88,12 +101,14 @@ type LockFunc func(ctx context.Context, env *config.Environment) (Lease, error)
 // Options are the inputs of one plan, apply or destroy.
 type Options struct {
 	Env *config.Environment
-	// APIKey is the Prefect API key written to the secret. Zero: the
+	// Credential is the worker's Prefect credential, written to the
+	// secret: the API key, or with prefect.auth: basic the self-hosted
+	// server's auth string. Zero: the
 	// secret's value is neither compared nor written.
-	APIKey secret.Value
+	Credential secret.Value
 	// Secrets knows every credential of the process (AWS, GitHub, Prefect);
 	// every error, report, warning and note deploy returns is redacted with
-	// it. nil: a Redactor holding APIKey.
+	// it. nil: a Redactor holding Credential.
 	Secrets *secret.Redactor
 	Engine  *engine.Engine
 	// Prefect runs preflight and the health gate; nil skips both (plan, or
@@ -219,7 +234,7 @@ func Plan(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
-	st, err := stack.Build(o.Env, o.APIKey.Reveal())
+	st, err := stack.Build(o.Env, o.Credential.Reveal())
 	if err != nil {
 		return res, o.redact(res, err)
 	}
@@ -290,7 +305,7 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		}
 	}()
 
-	st, err := stack.Build(o.Env, o.APIKey.Reveal())
+	st, err := stack.Build(o.Env, o.Credential.Reveal())
 	if err != nil {
 		report(plan.StatusFailed, err)
 		return res, err
@@ -656,11 +671,11 @@ func checkReviewed(now, reviewed *plan.Plan, fingerprint string) ([]string, erro
 // redactor is the process's Redactor, or one that knows the API key.
 func (o *Options) redactor() *secret.Redactor {
 	if o.Secrets != nil {
-		o.Secrets.Add(o.APIKey)
+		o.Secrets.Add(o.Credential)
 		return o.Secrets
 	}
 	r := &secret.Redactor{}
-	r.Add(o.APIKey)
+	r.Add(o.Credential)
 	return r
 }
 

@@ -98,7 +98,7 @@ func TestErrorsMapToExitCodes(t *testing.T) {
 
 func TestRedactRemovesTheKey(t *testing.T) {
 	t.Parallel()
-	o := &Options{APIKey: secret.New("pnu_secret123")}
+	o := &Options{Credential: secret.New("pnu_secret123")}
 	inner := &GateError{Gate: &plan.GateReport{Reason: "x"}}
 	res := &Result{Warnings: []string{"w pnu_secret123"}, Notes: []string{"n pnu_secret123"}}
 	err := o.redact(res, fmt.Errorf("prefect said pnu_secret123 is bad: %w", inner))
@@ -131,7 +131,7 @@ func TestScrubReport(t *testing.T) {
 		Steps: []plan.StepResult{{Address: "secret.prefect_api_key", Error: "pnu_secret123"}},
 		Gate:  &plan.GateReport{Reason: "worker said pnu_secret123", ServiceEvents: []string{"x pnu_secret123"}, StoppedTasks: []plan.StoppedTask{{StoppedReason: "pnu_secret123"}}},
 	}
-	_ = (&Options{APIKey: secret.New(key)}).redact(&Result{Report: r}, nil)
+	_ = (&Options{Credential: secret.New(key)}).redact(&Result{Report: r}, nil)
 	if b, _ := json.Marshal(r); strings.Contains(string(b), key) {
 		t.Fatalf("key left in %s", b)
 	}

@@ -92,12 +92,12 @@ func (x *e2e) options(image string) deploy.Options {
 		x.t.Fatal(err)
 	}
 	return deploy.Options{
-		Env:     env,
-		APIKey:  secret.New(key),
-		Engine:  &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: kinds.All()},
-		Prefect: client,
-		Force:   true,
-		Events:  &x.events,
+		Env:        env,
+		Credential: secret.New(key),
+		Engine:     &engine.Engine{AWS: awsapi.New(x.w.Config()), Clock: x.clk, Kinds: kinds.All()},
+		Prefect:    client,
+		Force:      true,
+		Events:     &x.events,
 	}
 }
 

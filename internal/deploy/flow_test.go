@@ -200,10 +200,10 @@ func newFlow(t *testing.T) *flowFixture {
 		Network: config.Network{Mode: "existing", VPCID: "vpc-0a1b2c3d", SubnetIDs: []string{"subnet-0a1b2c3d"}},
 	}
 	return &flowFixture{ev: ev, kind: k, prefect: pf, opts: Options{
-		Env:     env,
-		APIKey:  secret.New("pnu_flowtestkey"),
-		Engine:  &engine.Engine{AWS: &awsapi.Clients{STS: stsStub{}}, Clock: clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)), Kinds: kinds},
-		Prefect: pf,
+		Env:        env,
+		Credential: secret.New("pnu_flowtestkey"),
+		Engine:     &engine.Engine{AWS: &awsapi.Clients{STS: stsStub{}}, Clock: clock.NewVirtual(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)), Kinds: kinds},
+		Prefect:    pf,
 		Lock: func(ctx context.Context, env *config.Environment) (Lease, error) {
 			ev.add("lock")
 			return leaseStub{ev}, nil

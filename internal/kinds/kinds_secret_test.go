@@ -6,6 +6,7 @@ import (
 
 	"github.com/deploybot/deploybot/internal/kinds/secretsmanager"
 	"github.com/deploybot/deploybot/internal/plan"
+	"github.com/deploybot/deploybot/internal/secret"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
@@ -23,7 +24,7 @@ func TestSecretBackToAnEarlierKey(t *testing.T) {
 	for i, key := range []string{computeKey + "-B", computeKey} {
 		next := *r
 		s := *r.Spec.(*secretsmanager.SecretSpec)
-		s.Value, s.VersionID = key, stack.SecretVersionID("staging", key)
+		s.Value, s.VersionID = secret.New(key), stack.SecretVersionID("staging", key)
 		next.Spec = &s
 		live := c.read(&next)
 		if _, err := (secretsmanager.Secret).Update(ctx, c.x, &next, live, nil, []plan.FieldChange{{Path: "value", Sensitive: true}}); err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
 	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/secret"
 	"github.com/deploybot/deploybot/internal/simtest"
 	"github.com/deploybot/deploybot/internal/stack"
 )
@@ -330,8 +331,8 @@ func TestLifecycleLogsIAMSecrets(t *testing.T) {
 		}, wantChanged: []string{"inline_policy." + stack.TaskWorkerPolicy, "managed_policies"}},
 		{address: stack.AddrSecret, change: func(r *resource.Resource) {
 			s := *r.Spec.(*secretsmanager.SecretSpec)
-			s.Value = computeKey + "-rotated"
-			s.VersionID = stack.SecretVersionID("staging", s.Value)
+			s.Value = secret.New(computeKey + "-rotated")
+			s.VersionID = stack.SecretVersionID("staging", s.Value.Reveal())
 			r.Spec = &s
 			setTags(r)
 		}, wantChanged: []string{"tags.cost-center", "tags.team", "value"}},
@@ -401,8 +402,8 @@ func TestSecretRestoredAfterDeleteWithRecoveryWindow(t *testing.T) {
 			// A re-apply brings it back with a new key.
 			rotated := *r
 			s2 := spec
-			s2.Value = computeKey + "-new"
-			s2.VersionID = stack.SecretVersionID("staging", s2.Value)
+			s2.Value = secret.New(computeKey + "-new")
+			s2.VersionID = stack.SecretVersionID("staging", s2.Value.Reveal())
 			rotated.Spec = &s2
 			out, err := k.Create(ctx, c.x, &rotated, nil)
 			if err != nil {
@@ -421,7 +422,7 @@ func TestSecretRestoredAfterDeleteWithRecoveryWindow(t *testing.T) {
 			c.w.Mu.Lock()
 			v, ok := c.w.SecretValue(spec.Name)
 			c.w.Mu.Unlock()
-			if !ok || v != s2.Value {
+			if !ok || v != s2.Value.Reveal() {
 				t.Error("the stored value is not the new key")
 			}
 		})

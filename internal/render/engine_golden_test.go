@@ -142,7 +142,7 @@ func (s *sim) options(st settings) deploy.Options {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return deploy.Options{Env: env, APIKey: secret.New(s.key), Prefect: client, Force: true,
+	return deploy.Options{Env: env, Credential: secret.New(s.key), Prefect: client, Force: true,
 		// One step at a time: ids are handed out in creation order, and
 		// the golden files must not depend on which step won a race.
 		Engine: &engine.Engine{AWS: awsapi.New(s.w.Config()), Clock: s.clk, Kinds: kinds.All(), Concurrency: 1}}

@@ -70,7 +70,7 @@ func flowRunResources(env *config.Environment, n Names, np NetworkPlacement, sec
 	}
 	out := []resource.Resource{
 		logs.Group.New(AddrFlowRunLogGroup, n.FlowRunLogGroup, nil, &logs.GroupSpec{Name: n.FlowRunLogGroup, RetentionDays: env.FlowRuns.LogRetentionDays}, maps.Clone(tags)),
-		iam.Role.New(AddrFlowExecutionRole, n.FlowExecutionRole, []string{AddrSecret}, flowExecutionRole(n, secretARN), maps.Clone(tags)),
+		iam.Role.New(AddrFlowExecutionRole, n.FlowExecutionRole, []string{n.SecretAddress}, flowExecutionRole(n, secretARN), maps.Clone(tags)),
 		iam.Role.New(AddrFlowTaskRole, n.FlowTaskRole, nil, flowTaskRole(env, n), maps.Clone(tags)),
 		sqs.Queue.New(AddrObserverDLQ, n.ObserverDLQ, nil, &sqs.QueueSpec{
 			Name: n.ObserverDLQ, VisibilityTimeout: dlqVisibilitySeconds, MessageRetention: dlqRetentionSeconds,

@@ -22,6 +22,7 @@ import (
 	"github.com/deploybot/deploybot/internal/kinds/servicediscovery"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/secret"
 )
 
 // StackTagValue is the value of resource.TagStack on everything deploybot makes.
@@ -29,11 +30,14 @@ const StackTagValue = "prefect-worker"
 
 // Addresses of the compute resources.
 const (
-	AddrCluster          = "ecs_cluster.main"
-	AddrLogGroup         = "log_group.worker"
-	AddrExecutionRole    = "iam_role.execution"
-	AddrTaskRole         = "iam_role.task"
-	AddrSecret           = "secret.prefect_api_key"
+	AddrCluster       = "ecs_cluster.main"
+	AddrLogGroup      = "log_group.worker"
+	AddrExecutionRole = "iam_role.execution"
+	AddrTaskRole      = "iam_role.task"
+	AddrSecret        = "secret.prefect_api_key"
+	// AddrAuthStringSecret is the secret of a self-hosted server's auth
+	// string (prefect.auth: basic), instead of AddrSecret.
+	AddrAuthStringSecret = "secret.prefect_auth_string"
 	AddrTaskDefinition   = "task_definition.worker"
 	AddrService          = "ecs_service.worker"
 	AddrNamespace        = "service_discovery_namespace.main"
@@ -64,7 +68,13 @@ type Names struct {
 	TaskRole         string // deploybot-NAME-task
 	TaskRoleARN      string
 
-	Secret string // deploybot/NAME/prefect-api-key (its ARN has a random suffix)
+	// Secret holds the worker's Prefect credential (its ARN has a random
+	// suffix): deploybot/NAME/prefect-api-key, or with prefect.auth: basic
+	// deploybot/NAME/prefect-auth-string, at SecretAddress; the worker gets
+	// it as SecretEnv (PREFECT_API_KEY or PREFECT_API_AUTH_STRING).
+	Secret        string
+	SecretAddress string
+	SecretEnv     string
 
 	Namespace        string // Cloud Map namespace, default NAME.prefect.internal
 	DiscoveryService string // worker
@@ -121,11 +131,16 @@ func NamesFor(env *config.Environment) Names {
 		ExecutionRole:    "deploybot-" + n + "-execution",
 		TaskRole:         "deploybot-" + n + "-task",
 		Secret:           "deploybot/" + n + "/prefect-api-key",
+		SecretAddress:    AddrSecret,
+		SecretEnv:        EnvAPIKey,
 		Namespace:        ns,
 		DiscoveryService: "worker",
 		SecurityGroup:    "deploybot-" + n + "-worker",
 		LockParameter:    "/deploybot/" + n + "/lock",
 		ScalingPolicy:    "deploybot-" + n + "-cpu",
+	}
+	if env.BasicAuth() {
+		names.Secret, names.SecretAddress, names.SecretEnv = AuthStringSecretName(n), AddrAuthStringSecret, EnvAuthString
 	}
 	names.ClusterARN = fmt.Sprintf("arn:aws:ecs:%s:%s:cluster/%s", region, acct, names.Cluster)
 	names.ServiceARN = fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", region, acct, names.Cluster, names.Service)
@@ -352,6 +367,10 @@ const (
 	EnvWorkerPrefix = "DEPLOYBOT_WORKER_PREFIX"
 	EnvAPIURL       = "PREFECT_API_URL"
 	EnvAPIKey       = "PREFECT_API_KEY"
+	// EnvAuthString is how the worker (and Prefect's client in its flow
+	// runs) reads a self-hosted server's auth string
+	// (docs/research/prefect-flow-runs.md §F).
+	EnvAuthString = "PREFECT_API_AUTH_STRING"
 	// EnvEnableCancellation lets the worker stop a cancelled run's task.
 	EnvEnableCancellation = "PREFECT_WORKER_ENABLE_CANCELLATION"
 	// Inline policy names.
@@ -381,23 +400,16 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 	var rs []resource.Resource
 	rs = append(rs, np.Resources...)
 
-	secretARN := resource.Ref{Address: AddrSecret, Key: "arn"}
+	secretARN := resource.Ref{Address: names.SecretAddress, Key: "arn"}
 	version := ""
 	if apiKey != "" {
 		version = SecretVersionID(env.Name, apiKey)
 	}
 	rs = append(rs,
-		secretsmanager.Secret.New(AddrSecret, names.Secret, nil, &secretsmanager.SecretSpec{
-			Name:               names.Secret,
-			Description:        "Prefect API key of the deploybot worker " + env.Name,
-			Value:              apiKey,
-			VersionID:          version,
-			ForceDelete:        o.forceDeleteSecret,
-			RecoveryWindowDays: secretRecoveryWindowDays,
-		}, maps.Clone(tags)),
+		credentialSecret(env, names, secret.New(apiKey), version, o, tags),
 		logs.Group.New(AddrLogGroup, names.LogGroup, nil, &logs.GroupSpec{Name: names.LogGroup, RetentionDays: env.Worker.LogRetentionDays}, maps.Clone(tags)),
 		ecs.Cluster.New(AddrCluster, names.Cluster, nil, &ecs.ClusterSpec{Name: names.Cluster, ContainerInsights: true}, maps.Clone(tags)),
-		iam.Role.New(AddrExecutionRole, names.ExecutionRole, []string{AddrSecret}, executionRole(names, secretARN), maps.Clone(tags)),
+		iam.Role.New(AddrExecutionRole, names.ExecutionRole, []string{names.SecretAddress}, executionRole(names, secretARN), maps.Clone(tags)),
 		iam.Role.New(AddrTaskRole, names.TaskRole, nil, taskRole(names), maps.Clone(tags)),
 	)
 	rs = append(rs, flowRunResources(env, names, np, secretARN, tags)...)
@@ -405,7 +417,7 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 	td := taskDefinition(env, names, secretARN)
 	names.WorkerPrefix = td.Container.Environment[EnvWorkerPrefix]
 	rs = append(rs, ecs.TaskDefinition.New(AddrTaskDefinition, names.TaskFamily,
-		[]string{AddrExecutionRole, AddrTaskRole, AddrSecret, AddrLogGroup}, td, maps.Clone(tags)))
+		[]string{AddrExecutionRole, AddrTaskRole, names.SecretAddress, AddrLogGroup}, td, maps.Clone(tags)))
 
 	var nsDeps []string
 	if np.VPC.Address != "" {
@@ -472,6 +484,26 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 		st.Guards = append(st.Guards, ProtectGuard(env.Name, env.File))
 	}
 	return st, nil
+}
+
+// AuthStringSecretName is the secret of environment env's auth string
+// (prefect.auth: basic).
+func AuthStringSecretName(env string) string { return "deploybot/" + env + "/prefect-auth-string" }
+
+// credentialSecret is the secret holding the worker's Prefect credential.
+func credentialSecret(env *config.Environment, n Names, value secret.Value, version string, o buildOptions, tags map[string]string) resource.Resource {
+	what := "Prefect API key"
+	if env.BasicAuth() {
+		what = "Prefect server's auth string (PREFECT_API_AUTH_STRING)"
+	}
+	return secretsmanager.Secret.New(n.SecretAddress, n.Secret, nil, &secretsmanager.SecretSpec{
+		Name:               n.Secret,
+		Description:        what + " of the deploybot worker " + env.Name,
+		Value:              value,
+		VersionID:          version,
+		ForceDelete:        o.forceDeleteSecret,
+		RecoveryWindowDays: secretRecoveryWindowDays,
+	}, maps.Clone(tags))
 }
 
 // ProtectGuard refuses to destroy an environment whose file sets protect:
@@ -550,7 +582,7 @@ func notes(env *config.Environment, names Names, o buildOptions) []Note {
 		}
 	}
 	if !o.forceDeleteSecret {
-		out = append(out, Note{Operation: plan.OpDestroy, IfDeleted: AddrSecret, Afterwards: true, Text: secretScheduledNote(names)})
+		out = append(out, Note{Operation: plan.OpDestroy, IfDeleted: names.SecretAddress, Afterwards: true, Text: secretScheduledNote(names)})
 	}
 	return out
 }
@@ -718,7 +750,7 @@ func taskDefinition(env *config.Environment, n Names, secretARN resource.Ref) *e
 		Image:       env.Worker.Image,
 		Command:     []string{"/bin/sh", "-c", workerCommand},
 		Environment: map[string]string{},
-		Secrets:     map[string]resource.Ref{EnvAPIKey: secretARN},
+		Secrets:     map[string]resource.Ref{n.SecretEnv: secretARN},
 		LogOptions: map[string]string{
 			"awslogs-group":         n.LogGroup,
 			"awslogs-region":        n.Region,

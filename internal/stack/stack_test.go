@@ -14,6 +14,7 @@ import (
 	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/kinds/ecs"
 	"github.com/deploybot/deploybot/internal/kinds/iam"
+	"github.com/deploybot/deploybot/internal/kinds/prefect"
 	"github.com/deploybot/deploybot/internal/kinds/secretsmanager"
 	"github.com/deploybot/deploybot/internal/resource"
 )
@@ -139,7 +140,7 @@ func TestNames(t *testing.T) {
 		RolePath: "/deploybot/", ExecutionRole: "deploybot-staging-execution",
 		ExecutionRoleARN: "arn:aws:iam::123456789012:role/deploybot/deploybot-staging-execution",
 		TaskRole:         "deploybot-staging-task", TaskRoleARN: "arn:aws:iam::123456789012:role/deploybot/deploybot-staging-task",
-		Secret:    "deploybot/staging/prefect-api-key",
+		Secret: "deploybot/staging/prefect-api-key", SecretAddress: AddrSecret, SecretEnv: "PREFECT_API_KEY",
 		Namespace: "staging.prefect.internal", DiscoveryService: "worker",
 		SecurityGroup: "deploybot-staging-worker", LockParameter: "/deploybot/staging/lock",
 		ScalableTarget: "service/deploybot-staging/worker", ScalingPolicy: "deploybot-staging-cpu",
@@ -247,7 +248,7 @@ func TestSecretNeverPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := st.Resource(AddrSecret).Spec.(*secretsmanager.SecretSpec)
-	if spec.Value != testKey {
+	if spec.Value.Reveal() != testKey {
 		t.Fatal("the secret spec must carry the key for the writes")
 	}
 	js, err := json.Marshal(st.Resources)
@@ -255,8 +256,8 @@ func TestSecretNeverPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, out := range []string{
-		fmt.Sprintf("%v", spec), fmt.Sprintf("%+v", spec), fmt.Sprintf("%#v", spec), fmt.Sprintf("%s", spec),
-		fmt.Sprintf("%v", *spec), fmt.Sprintf("%+v", st.Resources), fmt.Sprintf("%#v", *spec), fmt.Sprintf("%q", *spec),
+		fmt.Sprintf("%v", spec), fmt.Sprintf("%+v", spec), fmt.Sprintf("%#v", spec), fmt.Sprintf("%v", spec.Value), fmt.Sprintf("%s", spec.Value),
+		fmt.Sprintf("%v", *spec), fmt.Sprintf("%+v", st.Resources), fmt.Sprintf("%#v", *spec), fmt.Sprintf("%q", spec.Value),
 		fmt.Sprintf("%#v", st.Resources), fmt.Sprintf("%v", st),
 		string(js),
 	} {
@@ -351,5 +352,48 @@ func TestAutoscalingClampsDesiredCount(t *testing.T) {
 	svc := st.Resource(AddrService).Spec.(*ecs.ServiceSpec)
 	if svc.DesiredCount != 2 || !svc.Autoscaling {
 		t.Errorf("service spec = desired %d autoscaling %t; want 2, true", svc.DesiredCount, svc.Autoscaling)
+	}
+}
+
+// TestBasicAuthStack: with prefect.auth: basic the worker's credential is a
+// self-hosted server's auth string: its own secret, given to the worker as
+// PREFECT_API_AUTH_STRING, and to flow runs through the pool's
+// prefect_api_auth_string_secret_arn, never prefect_api_key_secret_arn
+// (docs/research/prefect-flow-runs.md §A.5, §F).
+func TestBasicAuthStack(t *testing.T) {
+	env := existingEnv()
+	env.Prefect.APIURL, env.Prefect.Auth = "https://prefect.example.com/api", config.AuthBasic
+	st, err := Build(env, "admin:s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Resource(AddrSecret) != nil {
+		t.Error("the API key's secret is in a basic-auth stack")
+	}
+	sr := st.Resource(AddrAuthStringSecret)
+	if sr == nil || sr.Name != "deploybot/staging/prefect-auth-string" {
+		t.Fatalf("the auth string's secret: %+v", sr)
+	}
+	if v := sr.Spec.(*secretsmanager.SecretSpec).Value; v.Reveal() != "admin:s3cret" || strings.Contains(fmt.Sprintf("%v %+v", v, sr.Spec), "s3cret") {
+		t.Errorf("secret value %v", v)
+	}
+	c := st.Resource(AddrTaskDefinition).Spec.(*ecs.TaskDefinitionSpec).Container
+	if got := c.Secrets["PREFECT_API_AUTH_STRING"]; got != (resource.Ref{Address: AddrAuthStringSecret, Key: "arn"}) || len(c.Secrets) != 1 {
+		t.Errorf("container secrets = %+v", c.Secrets)
+	}
+	pool := st.Resource(AddrWorkPool).Spec.(*prefect.WorkPoolSpec)
+	if pool.Defaults.SecretVariable != prefect.VarAuthStringSecret {
+		t.Errorf("pool secret variable = %q", pool.Defaults.SecretVariable)
+	}
+	for _, r := range st.Resources {
+		for _, d := range r.DependsOn {
+			if d == AddrSecret {
+				t.Errorf("%s depends on the API key's secret", r.Address)
+			}
+		}
+	}
+	key, _ := Build(existingEnv(), testKey)
+	if key.Names.WorkerPrefix == st.Names.WorkerPrefix {
+		t.Error("the worker prefix does not change with the credential's variable")
 	}
 }

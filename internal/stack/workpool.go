@@ -22,7 +22,7 @@ const AddrWorkPool = "prefect_work_pool.main"
 // (the kind compares none).
 func workPool(env *config.Environment, n Names, np NetworkPlacement, secretARN resource.Ref, tags map[string]string) resource.Resource {
 	groups := flowRunSecurityGroups(env, np)
-	deps := []string{AddrSecret, AddrFlowExecutionRole, AddrFlowTaskRole, AddrFlowRunLogGroup}
+	deps := []string{n.SecretAddress, AddrFlowExecutionRole, AddrFlowTaskRole, AddrFlowRunLogGroup}
 	deps = append(deps, refAddresses(groups)...)
 	if np.VPC.Address != "" {
 		deps = append(deps, np.VPC.Address)
@@ -58,7 +58,10 @@ func workPool(env *config.Environment, n Names, np NetworkPlacement, secretARN r
 // self-hosted server with basic auth (prefect.auth: basic, issue 10) uses
 // prefect_api_auth_string_secret_arn instead, and the key's variable must
 // then stay unset (docs/research/prefect-flow-runs.md §A.5, §F).
-func poolSecretVariable(*config.Environment) string {
+func poolSecretVariable(env *config.Environment) string {
+	if env.BasicAuth() {
+		return prefect.VarAuthStringSecret
+	}
 	return prefect.VarAPIKeySecret
 }
 

@@ -7,11 +7,9 @@ package secretsmanager
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -22,57 +20,30 @@ import (
 	"github.com/deploybot/deploybot/internal/awstags"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/retry"
+	credential "github.com/deploybot/deploybot/internal/secret"
 )
 
 // KindSecret is the secret kind.
 const KindSecret resource.KindName = "secret"
 
-// SecretSpec is the secret holding the Prefect API key. The key itself
-// never leaves this struct: it is not serialised and every formatting verb
-// prints it redacted.
+// SecretSpec is the secret holding the Prefect credential (the API key,
+// or a self-hosted server's auth string). The credential is a
+// secret.Value: every formatting verb and encoder prints it redacted.
 type SecretSpec struct {
 	Name        string
 	Description string
-	// Value is the Prefect API key; "" when the caller has none (a destroy,
-	// or a plan without the key): the secret's value is then left alone.
-	Value string `json:"-"`
+	// Value is the credential; zero when the caller has none (a destroy,
+	// or a plan without it): the secret's value is then left alone.
+	Value credential.Value
 	// VersionID is a digest of Value (stack.SecretVersionID): the
 	// ClientRequestToken of CreateSecret/PutSecretValue, so the AWSCURRENT
-	// version id tells whether the stored key is this one without reading
-	// it (docs/ARCHITECTURE.md).
+	// version id tells whether the stored credential is this one without
+	// reading it (docs/ARCHITECTURE.md).
 	VersionID string
 	// ForceDelete deletes without a recovery window (destroy --force).
 	ForceDelete bool
 	// RecoveryWindowDays applies when not ForceDelete.
 	RecoveryWindowDays int
-}
-
-// String redacts the key.
-func (s SecretSpec) String() string {
-	return fmt.Sprintf("SecretSpec{Name:%s VersionID:%s ForceDelete:%t Value:%s}", s.Name, s.VersionID, s.ForceDelete, redacted(s.Value))
-}
-
-// GoString redacts the key (%#v).
-func (s SecretSpec) GoString() string { return s.String() }
-
-// Format redacts the key for every verb (%v, %+v, %s, %q, %#v).
-func (s SecretSpec) Format(f fmt.State, verb rune) { _, _ = fmt.Fprint(f, s.String()) }
-
-// MarshalJSON never includes the key, even through an embedding struct.
-func (s SecretSpec) MarshalJSON() ([]byte, error) {
-	type public struct {
-		Name, Description, VersionID string
-		ForceDelete                  bool
-		RecoveryWindowDays           int
-	}
-	return json.Marshal(public{s.Name, s.Description, s.VersionID, s.ForceDelete, s.RecoveryWindowDays})
-}
-
-func redacted(v string) string {
-	if v == "" {
-		return "(none)"
-	}
-	return "(redacted)"
 }
 
 // SecretModel is what a plan compares of the secret: the AWSCURRENT
@@ -183,7 +154,7 @@ func isNameDeleting(err error) bool {
 
 func (k secretKind) Create(ctx context.Context, x *x, r *secret, _ resource.Refs) (resource.Outputs, error) {
 	s := r.Spec
-	if s.Value == "" {
+	if s.Value.IsZero() {
 		return nil, fmt.Errorf("secret %s: the Prefect API key is needed to create it (PREFECT_API_KEY)", s.Name)
 	}
 	// A secret scheduled for deletion with a recovery window is restored
@@ -194,7 +165,7 @@ func (k secretKind) Create(ctx context.Context, x *x, r *secret, _ resource.Refs
 			out, err := x.API.CreateSecret(ctx, &awssm.CreateSecretInput{
 				Name:               aws.String(s.Name),
 				Description:        aws.String(s.Description),
-				SecretString:       aws.String(s.Value),
+				SecretString:       aws.String(s.Value.Reveal()),
 				ClientRequestToken: aws.String(s.VersionID),
 				Tags:               awstags.SecretsList(r.Tags),
 			})
@@ -271,12 +242,12 @@ func (secretKind) Update(ctx context.Context, x *x, r *secret, d *resource.Delta
 func write(ctx context.Context, x *x, r *secret, arn, current string, tags map[string]string, putValue bool) (resource.Outputs, error) {
 	s := r.Spec
 	outputs := resource.Outputs{"arn": arn, "name": s.Name, "version_id": current}
-	if putValue && s.Value != "" {
+	if putValue && !s.Value.IsZero() {
 		// The same token with the same value is idempotent, so a re-run
 		// after a crash converges without a second version.
 		put, err := x.API.PutSecretValue(ctx, &awssm.PutSecretValueInput{
 			SecretId:           aws.String(arn),
-			SecretString:       aws.String(s.Value),
+			SecretString:       aws.String(s.Value.Reveal()),
 			ClientRequestToken: aws.String(s.VersionID),
 		})
 		if err != nil {
@@ -338,9 +309,11 @@ func (secretKind) Delete(ctx context.Context, x *x, r *secret, _ *found) error {
 
 // scrub replaces err with one that cannot contain key, should a service ever
 // echo the value back in a message.
-func scrub(err error, key string) error {
-	if err == nil || key == "" || !strings.Contains(err.Error(), key) {
+func scrub(err error, key credential.Value) error {
+	if err == nil || key.IsZero() {
 		return err
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), key, "(redacted)"))
+	var r credential.Redactor
+	r.Add(key)
+	return r.Error(err)
 }
