@@ -488,8 +488,10 @@ func cpuPlanProblem(p *render.PlanDoc) string {
 				}
 			}
 		case "ecs_service.worker":
-			if strings.Join(fields, ",") != "task_definition" {
-				return fmt.Sprintf("the service changes %v, want its task_definition only", fields)
+			// the revision that passed the health gate follows the task
+			// definition (a derived change)
+			if strings.Join(fields, ",") != "health_gate.passed_revision,task_definition" {
+				return fmt.Sprintf("the service changes %v, want its task_definition (and the derived health_gate.passed_revision) only", fields)
 			}
 		}
 	}

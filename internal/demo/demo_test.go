@@ -153,7 +153,7 @@ func TestDemoStepsHaveTheirExpectedOutcomes(t *testing.T) {
 	}
 	wantChanges := []change{
 		{"update", "task_definition.worker", "container.env.DEPLOYBOT_WORKER_PREFIX, cpu 512->1024"},
-		{"update", "ecs_service.worker", "task_definition"},
+		{"update", "ecs_service.worker", "health_gate.passed_revision, task_definition"},
 	}
 	if diff := cmp.Diff(wantChanges, changes); diff != "" {
 		t.Errorf("the cpu plan (-want +got):\n%s", diff)

@@ -234,7 +234,7 @@ func Plan(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
-	st, err := stack.Build(o.Env, o.Credential.Reveal())
+	st, err := stack.Build(o.Env, o.Credential.Reveal(), stack.HealthGated)
 	if err != nil {
 		return res, o.redact(res, err)
 	}
@@ -305,7 +305,7 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		}
 	}()
 
-	st, err := stack.Build(o.Env, o.Credential.Reveal())
+	st, err := stack.Build(o.Env, o.Credential.Reveal(), stack.HealthGated)
 	if err != nil {
 		report(plan.StatusFailed, err)
 		return res, err
@@ -389,6 +389,13 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		err = &GateError{Gate: g}
 		report(gateStatus(g), err)
 		return res, err
+	}
+	// The verdict is part of what the apply converges to: an apply stopped
+	// before this line leaves the revision to be gated by the next one.
+	if eng.AWS != nil && eng.AWS.ECS != nil {
+		if err := ecs.RecordGatePassed(context.WithoutCancel(ctx), eng.AWS.ECS, st.Names.ServiceARN, rep.Deployment.TaskDefinition); err != nil {
+			res.Warnings = append(res.Warnings, err.Error()+": the next apply gates this revision again")
+		}
 	}
 	report(plan.StatusSucceeded, nil)
 	return res, nil

@@ -263,7 +263,13 @@ type BuildOption func(*buildOptions)
 
 type buildOptions struct {
 	forceDeleteSecret bool
+	healthGated       bool
 }
+
+// HealthGated makes the health gate's verdict part of the service's state
+// (ecs.ServiceSpec.Gated): deploy builds every stack it plans and applies
+// with it, since its applies run the gate.
+var HealthGated BuildOption = func(o *buildOptions) { o.healthGated = true }
 
 // ForceDeleteSecret makes a destroy delete the secret without a recovery
 // window (`deploybot destroy --force`; docs/research/aws-ecs.md §7).
@@ -471,6 +477,7 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 		SecretVersion:            version,
 		DeploymentTimeoutMinutes: deploymentTimeoutMinutes,
 		WorkerPrefix:             names.WorkerPrefix,
+		Gated:                    o.healthGated,
 	}, maps.Clone(tags)))
 
 	if as != nil {

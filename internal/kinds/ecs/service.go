@@ -50,6 +50,13 @@ type ServiceSpec struct {
 	// definition (docs/ARCHITECTURE.md worker identity contract): the
 	// deployment's outcome carries it to the health gate.
 	WorkerPrefix string
+	// Gated: the health gate's verdict is part of what the service
+	// converges to (issue 11 item 2b). The revision that last passed the
+	// gate is recorded on the service (TagGatePassed, by RecordGatePassed);
+	// a running revision that has not passed it (an apply was stopped
+	// while the gate waited, or right after the ECS deployment) is a change
+	// of health_gate.passed_revision, which the apply makes by gating it.
+	Gated bool
 }
 
 // ServiceModel is what a plan compares of the service.
@@ -83,6 +90,9 @@ type ServiceModel struct {
 	// SecretVersion is the version the tasks were deployed with, when the
 	// run manages the secret.
 	SecretVersion *string `attr:"force_new_deployment,sensitive"`
+	// GatePassed is the task definition that last passed the health gate
+	// (desired: the one the service runs), when the spec is Gated.
+	GatePassed *string `attr:"health_gate.passed_revision,derived"`
 }
 
 // Normalize fills the defaults ECS leaves empty, as ecspresso does
@@ -97,6 +107,26 @@ func (m *ServiceModel) Normalize() {
 	if m.PropagateTags == "" {
 		m.PropagateTags = string(ecstypes.PropagateTagsNone)
 	}
+}
+
+// TagGatePassed records on the service the task definition ARN that last
+// passed the health gate ("none" after a gate that failed with nothing to
+// roll back to).
+const TagGatePassed = "deploybot:gate-passed"
+
+// notGated is how a plan shows a service no gate has passed.
+const notGated = "(none)"
+
+// RecordGatePassed records that the revision taskDefinition passed the
+// health gate, on the service serviceARN: the next plan then shows no
+// change for it.
+func RecordGatePassed(ctx context.Context, api awsapi.ECSAPI, serviceARN, taskDefinition string) error {
+	_, err := api.TagResource(ctx, &awsecs.TagResourceInput{ResourceArn: aws.String(serviceARN),
+		Tags: []ecstypes.Tag{{Key: aws.String(TagGatePassed), Value: aws.String(taskDefinition)}}})
+	if err != nil {
+		return fmt.Errorf("record the health gate's verdict on %s: %w", serviceARN, err)
+	}
+	return nil
 }
 
 // TagSecretVersion records on the service the secret version its tasks were
@@ -164,6 +194,9 @@ func (serviceKind) Desired(r *service, refs resource.Refs) ServiceModel {
 	if s.SecretVersion != "" {
 		m.SecretVersion = aws.String(s.SecretVersion)
 	}
+	if s.Gated {
+		m.GatePassed = aws.String(m.TaskDefinition)
+	}
 	return m
 }
 
@@ -196,6 +229,14 @@ func (serviceKind) Read(ctx context.Context, x *x, r *service) (*foundService, e
 	if s.SecretVersion != "" {
 		m.SecretVersion = aws.String(tags[TagSecretVersion])
 	}
+	if s.Gated {
+		passed := tags[TagGatePassed]
+		if passed == "" {
+			passed = notGated
+		}
+		m.GatePassed = aws.String(passed)
+	}
+	delete(tags, TagGatePassed)
 	// Server defaults, filled as ecspresso does (docs/research/aws-ecs.md §1.1).
 	m.MaxPercent, m.MinHealthy = 200, 100
 	cbEnable, cbRollback := false, false
@@ -332,9 +373,12 @@ func (serviceKind) Create(ctx context.Context, x *x, r *service, refs resource.R
 func (serviceKind) Update(ctx context.Context, x *x, r *service, d *resource.Delta[ServiceModel, *ecstypes.Service], refs resource.Refs) (resource.Outputs, error) {
 	s := r.Spec
 	svc := d.Found.Detail
-	if d.OnlyTags() {
+	if d.OnlyTags() || onlyGate(d) {
 		if err := awstags.ECS(x.API).Apply(ctx, d.Found.ID, d.Tags); err != nil {
 			return nil, err
+		}
+		if onlyGate(d) {
+			return regate(ctx, x, r, d)
 		}
 		return d.Found.Outputs, nil
 	}
@@ -393,6 +437,10 @@ func (serviceKind) Update(ctx context.Context, x *x, r *service, d *resource.Del
 	} else if v, ok := liveTags[TagSecretVersion]; ok {
 		desiredTags[TagSecretVersion] = v
 	}
+	// The last verdict stays until the gate gives the next one.
+	if v, ok := liveTags[TagGatePassed]; ok {
+		desiredTags[TagGatePassed] = v
+	}
 	if err := awstags.ECS(x.API).Apply(ctx, d.Found.ID, resource.Tags(desiredTags, liveTags)); err != nil {
 		return nil, err
 	}
@@ -412,6 +460,39 @@ func (serviceKind) Update(ctx context.Context, x *x, r *service, d *resource.Del
 		taskDefinition, primaryID = primaryDeployment(updated)
 	}
 	return waitDeployment(ctx, x, r, d.Found.ID, taskDefinition, primaryID, opTime, previous)
+}
+
+// onlyGate: the service is as the file wants it, but its running revision
+// has not passed the health gate.
+func onlyGate(d *resource.Delta[ServiceModel, *ecstypes.Service]) bool {
+	want, have := d.Desired, d.Live
+	if resource.Equal(want.GatePassed, have.GatePassed) {
+		return false
+	}
+	want.GatePassed, have.GatePassed = nil, nil
+	return resource.Equal(want, have)
+}
+
+// regate hands the running revision's deployment back for the health gate
+// (issue 11 item 2b): an earlier apply changed the service and stopped
+// before the gate's verdict, so the revision stands unverified. It waits
+// for that deployment first, if ECS is still rolling it out, and does not
+// touch the service: the gate judges, the deploy layer records the verdict.
+func regate(ctx context.Context, x *x, r *service, d *resource.Delta[ServiceModel, *ecstypes.Service]) (resource.Outputs, error) {
+	svc := d.Found.Detail
+	td, id := primaryDeployment(svc)
+	since := x.Clock.Now()
+	for _, dep := range svc.Deployments {
+		if aws.ToString(dep.Status) == "PRIMARY" && dep.CreatedAt != nil {
+			since = *dep.CreatedAt
+		}
+	}
+	previous := aws.ToString(d.Live.GatePassed)
+	if previous == notGated {
+		previous = ""
+	}
+	x.Say(r.Address, fmt.Sprintf("the running revision %s has not passed the health gate (an earlier apply stopped before its verdict); gating it", ecsdeploy.ShortTaskDefinition(td)))
+	return waitDeployment(ctx, x, r, d.Found.ID, td, id, since, previous)
 }
 
 // Delete follows docs/research/aws-ecs.md §5.3 step 2: scale to 0, delete
