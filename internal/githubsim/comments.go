@@ -67,8 +67,7 @@ func (s *Server) createComment(w http.ResponseWriter, r *http.Request, repo *Rep
 	if !decode(w, r, &in) {
 		return
 	}
-	if in.Body == nil || *in.Body == "" {
-		validationFailed(w, "IssueComment", "body", "missing_field", "body is missing")
+	if missingField(w, "IssueComment", "body", in.GetBody()) {
 		return
 	}
 	if bodyTooLong(w, "IssueComment", *in.Body) {

@@ -26,8 +26,7 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request, repo *
 	if !decode(w, r, &in) {
 		return
 	}
-	if in.GetRef() == "" {
-		validationFailed(w, "Deployment", "ref", "missing_field", "ref is missing")
+	if missingField(w, "Deployment", "ref", in.GetRef()) {
 		return
 	}
 	if (in.AutoMerge == nil || *in.AutoMerge) && repo.RefBehindDefault {
@@ -87,13 +86,16 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request, repo *R
 
 var deploymentStates = map[string]bool{"error": true, "failure": true, "inactive": true, "in_progress": true, "queued": true, "pending": true, "success": true}
 
-func (repo *Repo) deployment(id string) *Deployment {
-	n, _ := strconv.ParseInt(id, 10, 64)
+// deploymentOf finds the deployment the path's {id} names, or answers 404
+// and returns nil.
+func deploymentOf(w http.ResponseWriter, r *http.Request, repo *Repo) *Deployment {
+	n, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	for _, d := range repo.Deployments {
 		if d.ID == n {
 			return d
 		}
 	}
+	notFound(w)
 	return nil
 }
 
@@ -102,9 +104,8 @@ func (repo *Repo) deployment(id string) *Deployment {
 // the same non-transient, non-production environment inactive
 // (docs/research/github-actions.md §3.3).
 func (s *Server) createDeploymentStatus(w http.ResponseWriter, r *http.Request, repo *Repo) {
-	d := repo.deployment(r.PathValue("id"))
+	d := deploymentOf(w, r, repo)
 	if d == nil {
-		notFound(w)
 		return
 	}
 	var in gh.DeploymentStatusRequest
@@ -142,9 +143,8 @@ func (s *Server) statusJSON(repo *Repo, d *Deployment, st DeploymentStatus) *gh.
 
 // GET /repos/{owner}/{repo}/deployments/{id}/statuses: newest first.
 func (s *Server) listDeploymentStatuses(w http.ResponseWriter, r *http.Request, repo *Repo) {
-	d := repo.deployment(r.PathValue("id"))
+	d := deploymentOf(w, r, repo)
 	if d == nil {
-		notFound(w)
 		return
 	}
 	var out []*gh.DeploymentStatus

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	gh "github.com/google/go-github/v62/github"
@@ -32,8 +31,7 @@ func (s *Server) createIssue(w http.ResponseWriter, r *http.Request, repo *Repo)
 	if !decode(w, r, &in) {
 		return
 	}
-	if in.GetTitle() == "" {
-		validationFailed(w, "Issue", "title", "missing_field", "title is missing")
+	if missingField(w, "Issue", "title", in.GetTitle()) {
 		return
 	}
 	if bodyTooLong(w, "Issue", in.GetBody()) {
@@ -53,10 +51,8 @@ func (s *Server) createIssue(w http.ResponseWriter, r *http.Request, repo *Repo)
 
 // PATCH /repos/{owner}/{repo}/issues/{number}.
 func (s *Server) editIssue(w http.ResponseWriter, r *http.Request, repo *Repo) {
-	n, _ := strconv.Atoi(r.PathValue("number"))
-	i := repo.Issues[n]
+	i := numbered(w, r, repo.Issues)
 	if i == nil {
-		notFound(w)
 		return
 	}
 	var in gh.IssueRequest

@@ -39,16 +39,26 @@ func (s *Server) labelJSON(r *Repo, l *Label) *gh.Label {
 	return out
 }
 
-// labelsOf returns the label names of issue or pull request n.
-func labelsOf(repo *Repo, n int) (*[]string, bool) {
+// issueLabelsOf returns the label names of the issue or pull request the
+// path's {number} names, or answers 404 and returns nil.
+func issueLabelsOf(w http.ResponseWriter, r *http.Request, repo *Repo) *[]string {
+	n, _ := strconv.Atoi(r.PathValue("number"))
 	if p, ok := repo.Pulls[n]; ok {
-		return &p.Labels, true
+		return &p.Labels
 	}
 	if i, ok := repo.Issues[n]; ok {
-		return &i.Labels, true
+		return &i.Labels
 	}
-	return nil, false
+	notFound(w)
+	return nil
 }
+
+// Who may use the labels endpoints: writing needs issues: write, reading
+// issues or pull-requests read (the comment above).
+var (
+	labelsRead  = access{level: "read", scopes: []string{"issues", "pull-requests"}}
+	labelsWrite = access{level: "write", scopes: []string{"issues"}}
+)
 
 // ensureLabel returns the repository's label name, creating it as adding
 // a missing label to an issue does.
@@ -72,14 +82,8 @@ func (s *Server) issueLabels(repo *Repo, names []string) []*gh.Label {
 
 // GET /repos/{owner}/{repo}/issues/{number}/labels (paginated).
 func (s *Server) listIssueLabels(w http.ResponseWriter, r *http.Request, repo *Repo) {
-	if !s.allowed(r, "read", "issues", "pull-requests") {
-		forbidden(w, "https://docs.github.com/rest/issues/labels#list-labels-for-an-issue")
-		return
-	}
-	n, _ := strconv.Atoi(r.PathValue("number"))
-	names, ok := labelsOf(repo, n)
-	if !ok {
-		notFound(w)
+	names := issueLabelsOf(w, r, repo)
+	if names == nil {
 		return
 	}
 	writeJSON(w, http.StatusOK, nonNil(paginate(w, r, s.issueLabels(repo, *names))))
@@ -90,14 +94,8 @@ func (s *Server) listIssueLabels(w http.ResponseWriter, r *http.Request, repo *R
 // array of names (all three are in GitHub's OpenAPI description; go-github
 // sends the bare array). The answer is every label of the issue.
 func (s *Server) addIssueLabels(w http.ResponseWriter, r *http.Request, repo *Repo) {
-	if !s.allowed(r, "write", "issues") {
-		forbidden(w, "https://docs.github.com/rest/issues/labels#add-labels-to-an-issue")
-		return
-	}
-	n, _ := strconv.Atoi(r.PathValue("number"))
-	names, ok := labelsOf(repo, n)
-	if !ok {
-		notFound(w)
+	names := issueLabelsOf(w, r, repo)
+	if names == nil {
 		return
 	}
 	b, err := io.ReadAll(r.Body)
@@ -110,8 +108,7 @@ func (s *Server) addIssueLabels(w http.ResponseWriter, r *http.Request, repo *Re
 		return
 	}
 	for _, name := range add {
-		if strings.TrimSpace(name) == "" {
-			validationFailed(w, "Label", "name", "missing_field", "name is missing")
+		if missingField(w, "Label", "name", strings.TrimSpace(name)) {
 			return
 		}
 	}
@@ -159,14 +156,8 @@ func parseLabelNames(b []byte) ([]string, error) {
 // DELETE /repos/{owner}/{repo}/issues/{number}/labels/{name}: 200 with the
 // labels left, or 404 "Label does not exist".
 func (s *Server) removeIssueLabel(w http.ResponseWriter, r *http.Request, repo *Repo) {
-	if !s.allowed(r, "write", "issues") {
-		forbidden(w, "https://docs.github.com/rest/issues/labels#remove-a-label-from-an-issue")
-		return
-	}
-	n, _ := strconv.Atoi(r.PathValue("number"))
-	names, ok := labelsOf(repo, n)
-	if !ok {
-		notFound(w)
+	names := issueLabelsOf(w, r, repo)
+	if names == nil {
 		return
 	}
 	name := r.PathValue("name")
@@ -183,10 +174,6 @@ func (s *Server) removeIssueLabel(w http.ResponseWriter, r *http.Request, repo *
 
 // GET /repos/{owner}/{repo}/labels/{name}.
 func (s *Server) getLabel(w http.ResponseWriter, r *http.Request, repo *Repo) {
-	if !s.allowed(r, "read", "issues", "pull-requests") {
-		forbidden(w, "https://docs.github.com/rest/issues/labels#get-a-label")
-		return
-	}
 	l, ok := repo.Labels[strings.ToLower(r.PathValue("name"))]
 	if !ok {
 		notFound(w)
@@ -200,17 +187,12 @@ var hexColor = regexp.MustCompile(`^[0-9a-fA-F]{6}$`)
 // POST /repos/{owner}/{repo}/labels: 201, or 422 when the name is taken
 // or the colour is not 6 hex digits (a leading "#" is accepted).
 func (s *Server) createLabel(w http.ResponseWriter, r *http.Request, repo *Repo) {
-	if !s.allowed(r, "write", "issues") {
-		forbidden(w, "https://docs.github.com/rest/issues/labels#create-a-label")
-		return
-	}
 	var in gh.Label
 	if !decode(w, r, &in) {
 		return
 	}
 	name := strings.TrimSpace(in.GetName())
-	if name == "" {
-		validationFailed(w, "Label", "name", "missing_field", "name is missing")
+	if missingField(w, "Label", "name", name) {
 		return
 	}
 	if _, taken := repo.Labels[strings.ToLower(name)]; taken {

@@ -36,10 +36,8 @@ func (s *Server) pullJSON(r *Repo, p *Pull) *gh.PullRequest {
 
 // GET /repos/{owner}/{repo}/pulls/{number}.
 func (s *Server) getPull(w http.ResponseWriter, r *http.Request, repo *Repo) {
-	n, _ := strconv.Atoi(r.PathValue("number"))
-	p := repo.Pulls[n]
+	p := numbered(w, r, repo.Pulls)
 	if p == nil {
-		notFound(w)
 		return
 	}
 	writeJSON(w, http.StatusOK, s.pullJSON(repo, p))
@@ -60,10 +58,8 @@ func filesJSON(files []File) []*gh.CommitFile {
 // GET /repos/{owner}/{repo}/pulls/{number}/files: paginated, at most 3000
 // files in all (docs/research/github-actions.md §3.3).
 func (s *Server) listPullFiles(w http.ResponseWriter, r *http.Request, repo *Repo) {
-	n, _ := strconv.Atoi(r.PathValue("number"))
-	p := repo.Pulls[n]
+	p := numbered(w, r, repo.Pulls)
 	if p == nil {
-		notFound(w)
 		return
 	}
 	files := p.Files

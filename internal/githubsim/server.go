@@ -248,6 +248,24 @@ func (s *Server) SetTokenPermissions(token string, perms map[string]string) {
 	s.permissions[token] = perms
 }
 
+// access is what a route needs of the job token: one of scopes at level.
+type access struct {
+	level  string
+	scopes []string
+}
+
+// needs wraps h so that a token without the access gets GitHub's 403,
+// whose documentation_url is the route's doc.
+func (s *Server) needs(a access, doc string, h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, repo *Repo) {
+		if !s.allowed(r, a.level, a.scopes...) {
+			forbidden(w, doc)
+			return
+		}
+		h(w, r, repo)
+	}
+}
+
 // allowed says whether the request's token has scope at level (write
 // implies read). s.mu held.
 func (s *Server) allowed(r *http.Request, level string, scopes ...string) bool {
@@ -556,11 +574,16 @@ func (s *Server) routes() http.Handler {
 	repoRoute("POST /repos/{owner}/{repo}/issues", s.createIssue)
 	repoRoute("PATCH /repos/{owner}/{repo}/issues/{number}", s.editIssue)
 	repoRoute("GET /repos/{owner}/{repo}/issues", s.listIssues)
-	repoRoute("GET /repos/{owner}/{repo}/issues/{number}/labels", s.listIssueLabels)
-	repoRoute("POST /repos/{owner}/{repo}/issues/{number}/labels", s.addIssueLabels)
-	repoRoute("DELETE /repos/{owner}/{repo}/issues/{number}/labels/{name}", s.removeIssueLabel)
-	repoRoute("GET /repos/{owner}/{repo}/labels/{name}", s.getLabel)
-	repoRoute("POST /repos/{owner}/{repo}/labels", s.createLabel)
+	repoRoute("GET /repos/{owner}/{repo}/issues/{number}/labels",
+		s.needs(labelsRead, "https://docs.github.com/rest/issues/labels#list-labels-for-an-issue", s.listIssueLabels))
+	repoRoute("POST /repos/{owner}/{repo}/issues/{number}/labels",
+		s.needs(labelsWrite, "https://docs.github.com/rest/issues/labels#add-labels-to-an-issue", s.addIssueLabels))
+	repoRoute("DELETE /repos/{owner}/{repo}/issues/{number}/labels/{name}",
+		s.needs(labelsWrite, "https://docs.github.com/rest/issues/labels#remove-a-label-from-an-issue", s.removeIssueLabel))
+	repoRoute("GET /repos/{owner}/{repo}/labels/{name}",
+		s.needs(labelsRead, "https://docs.github.com/rest/issues/labels#get-a-label", s.getLabel))
+	repoRoute("POST /repos/{owner}/{repo}/labels",
+		s.needs(labelsWrite, "https://docs.github.com/rest/issues/labels#create-a-label", s.createLabel))
 	mux.HandleFunc("POST /app/installations/{id}/access_tokens", s.installationToken)
 	mux.HandleFunc("POST /graphql", s.graphql)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -645,6 +668,27 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func notFound(w http.ResponseWriter) {
 	writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+}
+
+// missingField answers GitHub's 422 missing_field when a required field's
+// value is empty, and says whether it did.
+func missingField(w http.ResponseWriter, resource, field, value string) bool {
+	if value != "" {
+		return false
+	}
+	validationFailed(w, resource, field, "missing_field", field+" is missing")
+	return true
+}
+
+// numbered finds the issue or pull request of m that the path's {number}
+// names, or answers 404 and returns nil.
+func numbered[T any](w http.ResponseWriter, r *http.Request, m map[int]*T) *T {
+	n, _ := strconv.Atoi(r.PathValue("number"))
+	v := m[n]
+	if v == nil {
+		notFound(w)
+	}
+	return v
 }
 
 // validationFailed is GitHub's 422 shape.
