@@ -248,8 +248,7 @@ func (s *Server) flowByID(id string) *flow {
 
 // createFlow is POST /flows/: create or get by name, 201 or 200 (§C.1).
 func (s *Server) createFlow(rw http.ResponseWriter, body map[string]any, now time.Time) {
-	if errs := validateBody("FlowCreate", body); len(errs) > 0 {
-		writeValidation(rw, errs)
+	if invalid(rw, validateBody("FlowCreate", body)) {
 		return
 	}
 	name := str(body, "name")
@@ -269,9 +268,8 @@ func (s *Server) createFlow(rw http.ResponseWriter, body map[string]any, now tim
 }
 
 func (s *Server) readFlowByName(rw http.ResponseWriter, name string) {
-	f := s.flows[name]
+	f := found(rw, s.flows[name], "Flow")
 	if f == nil {
-		writeJSON(rw, http.StatusNotFound, detail("Flow not found"))
 		return
 	}
 	writeJSON(rw, http.StatusOK, f.json())
@@ -282,8 +280,7 @@ func (s *Server) readFlowByName(rw http.ResponseWriter, name string) {
 // are not empty (models/deployments.py:110-260, §C.2); 201 on insert, 200 on
 // update.
 func (s *Server) createDeployment(rw http.ResponseWriter, body map[string]any, now time.Time) {
-	if errs := validateBody("DeploymentCreate", body); len(errs) > 0 {
-		writeValidation(rw, errs)
+	if invalid(rw, validateBody("DeploymentCreate", body)) {
 		return
 	}
 	pool := str(body, "work_pool_name")
@@ -359,19 +356,25 @@ func (s *Server) deleteScheduledRuns(deploymentID string) {
 }
 
 func (s *Server) deploymentRoute(rw http.ResponseWriter, method, id string, now time.Time) {
-	d := s.deployments[id]
-	if d == nil {
-		writeJSON(rw, http.StatusNotFound, detail("Deployment not found"))
-		return
-	}
-	switch method {
-	case http.MethodGet:
-		writeJSON(rw, http.StatusOK, s.deploymentJSON(d, now))
-	case http.MethodDelete:
+	itemRoute(rw, method, s.deployments[id], "Deployment", func(d *deployment) any { return s.deploymentJSON(d, now) }, func() {
 		// Deleting a deployment deletes its scheduled runs
 		// (models/deployments.py:670-710, §C.6).
 		s.deleteScheduledRuns(id)
 		delete(s.deployments, id)
+	})
+}
+
+// itemRoute answers GET and DELETE /{collection}/{id}: 200 with show(v), 204
+// once del has run, or 404 "<what> not found".
+func itemRoute[T any](rw http.ResponseWriter, method string, v *T, what string, show func(*T) any, del func()) {
+	if found(rw, v, what) == nil {
+		return
+	}
+	switch method {
+	case http.MethodGet:
+		writeJSON(rw, http.StatusOK, show(v))
+	case http.MethodDelete:
+		del()
 		rw.WriteHeader(http.StatusNoContent)
 	}
 }
@@ -392,13 +395,8 @@ func (s *Server) readDeploymentByName(rw http.ResponseWriter, flowName, name str
 // createFlowRun is POST /deployments/{id}/create_flow_run (§C.3,
 // api/deployments.py:855-990).
 func (s *Server) createFlowRun(rw http.ResponseWriter, depID string, body map[string]any, now time.Time) {
-	if errs := validateBody("DeploymentFlowRunCreate", body); len(errs) > 0 {
-		writeValidation(rw, errs)
-		return
-	}
-	d := s.deployments[depID]
+	d := target(rw, validateBody("DeploymentFlowRunCreate", body), s.deployments[depID], "Deployment")
 	if d == nil {
-		writeJSON(rw, http.StatusNotFound, detail("Deployment not found"))
 		return
 	}
 	if key := str(body, "idempotency_key"); key != "" {
@@ -509,29 +507,13 @@ func (s *Server) slug(seed string) string {
 }
 
 func (s *Server) flowRunRoute(rw http.ResponseWriter, method, id string, now time.Time) {
-	r := s.runs[id]
-	if r == nil {
-		writeJSON(rw, http.StatusNotFound, detail("Flow run not found"))
-		return
-	}
-	switch method {
-	case http.MethodGet:
-		writeJSON(rw, http.StatusOK, s.flowRunJSON(r, now))
-	case http.MethodDelete:
-		delete(s.runs, id)
-		rw.WriteHeader(http.StatusNoContent)
-	}
+	itemRoute(rw, method, s.runs[id], "Flow run", func(r *flowRun) any { return s.flowRunJSON(r, now) }, func() { delete(s.runs, id) })
 }
 
 // setState is POST /flow_runs/{id}/set_state (api/flow_runs.py:821-879).
 func (s *Server) setState(rw http.ResponseWriter, id string, body map[string]any, now time.Time) {
-	if errs := validateBody("Body_set_flow_run_state_flow_runs__id__set_state_post", body); len(errs) > 0 {
-		writeValidation(rw, errs)
-		return
-	}
-	r := s.runs[id]
+	r := target(rw, validateBody("Body_set_flow_run_state_flow_runs__id__set_state_post", body), s.runs[id], "Flow run")
 	if r == nil {
-		writeJSON(rw, http.StatusNotFound, detail("Flow run not found"))
 		return
 	}
 	sb := sub(body, "state")
@@ -618,11 +600,7 @@ func (s *Server) setRunState(r *flowRun, typ, name, message string, now time.Tim
 
 // filterFlowRuns is POST /flow_runs/filter (api/flow_runs.py:585-613, §C.5).
 func (s *Server) filterFlowRuns(rw http.ResponseWriter, body map[string]any, now time.Time) {
-	if errs := validateBody("Body_read_flow_runs_flow_runs_filter_post", body); len(errs) > 0 {
-		writeValidation(rw, errs)
-		return
-	}
-	offset, limit, ok := limitOf(rw, body)
+	offset, limit, ok := pageOf(rw, validateBody("Body_read_flow_runs_flow_runs_filter_post", body), body)
 	if !ok {
 		return
 	}
@@ -742,11 +720,7 @@ func (s *Server) addLog(runID, logger string, level int, at time.Time, message s
 
 // filterLogs is POST /logs/filter (api/logs.py:43-57, §C.5).
 func (s *Server) filterLogs(rw http.ResponseWriter, body map[string]any) {
-	if errs := validateBody("Body_read_logs_logs_filter_post", body); len(errs) > 0 {
-		writeValidation(rw, errs)
-		return
-	}
-	offset, limit, ok := limitOf(rw, body)
+	offset, limit, ok := pageOf(rw, validateBody("Body_read_logs_logs_filter_post", body), body)
 	if !ok {
 		return
 	}

@@ -156,12 +156,7 @@ func poolNotFound(rw http.ResponseWriter, name string) {
 
 // createPool is POST /work_pools/ (api/workers.py:460-513, ref §2.3).
 func (s *Server) createPool(rw http.ResponseWriter, body map[string]any, now time.Time) {
-	errs := validate(poolCreate, body, []any{"body"})
-	if _, ok := body["name"]; !ok {
-		errs = append(errs, verr{Type: "missing", Loc: []any{"body", "name"}, Msg: "Field required", Input: body})
-	}
-	if len(errs) > 0 {
-		writeValidation(rw, errs)
+	if invalid(rw, validate(poolCreate, body, []any{"body"})) {
 		return
 	}
 	name := str(body, "name")
@@ -212,11 +207,7 @@ func (s *Server) createPool(rw http.ResponseWriter, body map[string]any, now tim
 
 // filterPools is POST /work_pools/filter and /work_pools/count.
 func (s *Server) filterPools(rw http.ResponseWriter, body map[string]any, now time.Time, count bool) {
-	if errs := validate(poolsFilter, body, []any{"body"}); len(errs) > 0 {
-		writeValidation(rw, errs)
-		return
-	}
-	offset, limit, ok := limitOf(rw, body)
+	offset, limit, ok := pageOf(rw, validate(poolsFilter, body, []any{"body"}), body)
 	if !ok {
 		return
 	}
@@ -256,8 +247,7 @@ func (s *Server) pool(rw http.ResponseWriter, method, name string, body map[stri
 	case http.MethodGet:
 		writeJSON(rw, http.StatusOK, p.json(now))
 	case http.MethodPatch:
-		if errs := validate(poolUpdate, body, []any{"body"}); len(errs) > 0 {
-			writeValidation(rw, errs)
+		if invalid(rw, validate(poolUpdate, body, []any{"body"})) {
 			return
 		}
 		if b, ok := body["is_paused"].(bool); ok {
@@ -285,11 +275,7 @@ func (s *Server) pool(rw http.ResponseWriter, method, name string, body map[stri
 
 // filterWorkers is POST /work_pools/{name}/workers/filter (ref §1.1).
 func (s *Server) filterWorkers(rw http.ResponseWriter, name string, body map[string]any, now time.Time) {
-	if errs := validate(workersFilterBody, body, []any{"body"}); len(errs) > 0 {
-		writeValidation(rw, errs)
-		return
-	}
-	offset, limit, ok := limitOf(rw, body)
+	offset, limit, ok := pageOf(rw, validate(workersFilterBody, body, []any{"body"}), body)
 	if !ok {
 		return
 	}
@@ -333,12 +319,7 @@ func (s *Server) filterWorkers(rw http.ResponseWriter, name string, body map[str
 // heartbeat is POST /work_pools/{name}/workers/heartbeat: 204, or 404 when the
 // pool is missing (api/workers.py:1207-1238, ref §1.5).
 func (s *Server) heartbeat(rw http.ResponseWriter, name string, body map[string]any, now time.Time) {
-	errs := validate(heartbeatBody, body, []any{"body"})
-	if _, ok := body["name"]; !ok {
-		errs = append(errs, verr{Type: "missing", Loc: []any{"body", "name"}, Msg: "Field required", Input: body})
-	}
-	if len(errs) > 0 {
-		writeValidation(rw, errs)
+	if invalid(rw, validate(heartbeatBody, body, []any{"body"})) {
 		return
 	}
 	p := s.pools[name]

@@ -237,6 +237,43 @@ func writeValidation(rw http.ResponseWriter, errs []verr) {
 	writeJSON(rw, http.StatusUnprocessableEntity, map[string]any{"detail": errs})
 }
 
+// invalid answers FastAPI's 422 when a body has errs, and says whether it
+// did.
+func invalid(rw http.ResponseWriter, errs []verr) bool {
+	if len(errs) == 0 {
+		return false
+	}
+	writeValidation(rw, errs)
+	return true
+}
+
+// pageOf starts a filter route: the body's 422, else its offset and limit
+// (limitOf); ok is false when it has answered.
+func pageOf(rw http.ResponseWriter, errs []verr, body map[string]any) (offset, limit int, ok bool) {
+	if invalid(rw, errs) {
+		return 0, 0, false
+	}
+	return limitOf(rw, body)
+}
+
+// target starts a route that acts on one item: the body's 422 (errs), else
+// the item's 404; it returns the item, or nil once it has answered.
+func target[T any](rw http.ResponseWriter, errs []verr, v *T, what string) *T {
+	if invalid(rw, errs) {
+		return nil
+	}
+	return found(rw, v, what)
+}
+
+// found answers Prefect's 404 {"detail": "<what> not found"} when v is nil,
+// and returns v.
+func found[T any](rw http.ResponseWriter, v *T, what string) *T {
+	if v == nil {
+		writeJSON(rw, http.StatusNotFound, detail(what+" not found"))
+	}
+	return v
+}
+
 // schema is the subset of JSON Schema the request bodies need.
 type schema struct {
 	kind   string // "object", "string", "int", "bool", "datetime", "any", "enum", "list"
@@ -247,10 +284,18 @@ type schema struct {
 	null   bool // accepts null
 	min    *int64
 	re     *regexp.Regexp
+	// required are the object's fields without a default: a body without
+	// one is pydantic's "missing" error, after the others.
+	required []string
 }
 
 func obj(strict bool, props map[string]*schema) *schema {
 	return &schema{kind: "object", props: props, strict: strict, null: true}
+}
+
+func requires(sc *schema, fields ...string) *schema {
+	sc.required = fields
+	return sc
 }
 
 var (
@@ -286,7 +331,7 @@ var (
 		"limit":  {kind: "int"},
 	})
 	// WorkPoolCreate (additionalProperties: false; name required).
-	poolCreate = obj(true, map[string]*schema{
+	poolCreate = requires(obj(true, map[string]*schema{
 		"name":                  {kind: "string", re: poolNameRe},
 		"description":           {kind: "string", null: true},
 		"type":                  {kind: "string"},
@@ -294,7 +339,7 @@ var (
 		"is_paused":             {kind: "bool"},
 		"concurrency_limit":     {kind: "int", min: &zero, null: true},
 		"storage_configuration": anyObject,
-	})
+	}), "name")
 	// WorkPoolUpdate (additionalProperties: false).
 	poolUpdate = obj(true, map[string]*schema{
 		"description":           {kind: "string", null: true},
@@ -303,12 +348,14 @@ var (
 		"concurrency_limit":     {kind: "int", min: &zero, null: true},
 		"storage_configuration": {kind: "any", null: true},
 	})
-	heartbeatBody = obj(false, map[string]*schema{
+	// Body_worker_heartbeat_work_pools__work_pool_name__workers_heartbeat_post
+	// (name required).
+	heartbeatBody = requires(obj(false, map[string]*schema{
 		"name":                       {kind: "string"},
 		"heartbeat_interval_seconds": {kind: "int", null: true},
 		"metadata":                   {kind: "any", null: true},
 		"return_id":                  {kind: "bool"},
-	})
+	}), "name")
 )
 
 // validate checks v against sc, collecting pydantic-style errors.
@@ -345,6 +392,11 @@ func validate(sc *schema, v any, loc []any) []verr {
 				continue
 			}
 			errs = append(errs, validate(p, m[k], append(append([]any(nil), loc...), k))...)
+		}
+		for _, k := range sc.required {
+			if _, ok := m[k]; !ok {
+				errs = append(errs, verr{Type: "missing", Loc: append(append([]any(nil), loc...), k), Msg: "Field required", Input: m})
+			}
 		}
 		return errs
 	case "string":
