@@ -248,48 +248,17 @@ func (a awsClient) reach(service string) error {
 	return nil
 }
 
-func (a awsClient) ecs() (*ecs.Client, error) {
+// client makes an SDK client for the task role (newClient is the
+// service's NewFromConfig), once the task reaches the service's endpoint.
+func client[C, O any](a awsClient, service string, newClient func(aws.Config, ...func(*O)) *C) (*C, error) {
 	cfg, err := a.cfg()
 	if err == nil {
-		err = a.reach("ecs")
+		err = a.reach(service)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return ecs.NewFromConfig(cfg), nil
-}
-
-func (a awsClient) ec2() (*ec2.Client, error) {
-	cfg, err := a.cfg()
-	if err == nil {
-		err = a.reach("ec2")
-	}
-	if err != nil {
-		return nil, err
-	}
-	return ec2.NewFromConfig(cfg), nil
-}
-
-func (a awsClient) sqs() (*sqs.Client, error) {
-	cfg, err := a.cfg()
-	if err == nil {
-		err = a.reach("sqs")
-	}
-	if err != nil {
-		return nil, err
-	}
-	return sqs.NewFromConfig(cfg), nil
-}
-
-func (a awsClient) logs() (*cloudwatchlogs.Client, error) {
-	cfg, err := a.cfg()
-	if err == nil {
-		err = a.reach("logs")
-	}
-	if err != nil {
-		return nil, err
-	}
-	return cloudwatchlogs.NewFromConfig(cfg), nil
+	return newClient(cfg), nil
 }
 
 // botoError is an SDK error as botocore raises it: "An error occurred
@@ -460,7 +429,7 @@ func (s *Server) crashSubmission(r *flowRun, err error, now time.Time) {
 // launch is _prepare_and_create_task (ew:776-866), without any lock held.
 func (s *Server) launch(a awsClient, w *simWorker, sub *submission) error {
 	ctx := context.Background()
-	ecsc, err := a.ecs()
+	ecsc, err := client(a, "ecs", ecs.NewFromConfig)
 	if err != nil {
 		return err
 	}
@@ -586,7 +555,7 @@ func (s *Server) taskDefinitionARN(ctx context.Context, ecsc *ecs.Client, w *sim
 // loadNetwork is _load_network_configuration (custom nil) and
 // _custom_network_configuration (ew:1295-1383).
 func (s *Server) loadNetwork(ctx context.Context, a awsClient, vpcID string, custom map[string]any) (map[string]any, error) {
-	ec2c, err := a.ec2()
+	ec2c, err := client(a, "ec2", ec2.NewFromConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -808,7 +777,7 @@ func (s *Server) cancelPending(w *simWorker) {
 		s.mu.Unlock()
 		cluster, task, _ := strings.Cut(pid, "::")
 		err := func() error {
-			ecsc, err := awsClient{s, w}.ecs()
+			ecsc, err := client(awsClient{s, w}, "ecs", ecs.NewFromConfig)
 			if err != nil {
 				return err
 			}
@@ -851,7 +820,7 @@ func (s *Server) observe(w *simWorker) {
 		return
 	}
 	a := awsClient{s, w}
-	sqsc, err := a.sqs()
+	sqsc, err := client(a, "sqs", sqs.NewFromConfig)
 	if err != nil {
 		s.mu.Lock()
 		s.observerCrash(w, err, now)
@@ -984,7 +953,7 @@ func (s *Server) handleEvent(a awsClient, w *simWorker, body string) bool {
 		}
 	}
 	if deregister && ev.Detail.TaskDefinitionARN != "" {
-		if ecsc, err := a.ecs(); err == nil {
+		if ecsc, err := client(a, "ecs", ecs.NewFromConfig); err == nil {
 			_, _ = ecsc.DeregisterTaskDefinition(context.Background(), &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(ev.Detail.TaskDefinitionARN)})
 		}
 	}
@@ -998,7 +967,7 @@ func (s *Server) readTags(a awsClient, w *simWorker, cluster, task string) map[s
 	if t, ok := o.tags[task]; ok {
 		return t
 	}
-	ecsc, err := a.ecs()
+	ecsc, err := client(a, "ecs", ecs.NewFromConfig)
 	if err != nil {
 		return map[string]string{}
 	}
@@ -1134,7 +1103,7 @@ func (s *Server) cloudWatchTail(a awsClient, ev ecsEvent, container string) []st
 	if ev.Detail.TaskDefinitionARN == "" {
 		return nil
 	}
-	ecsc, err := a.ecs()
+	ecsc, err := client(a, "ecs", ecs.NewFromConfig)
 	if err != nil {
 		return nil
 	}
@@ -1160,7 +1129,7 @@ func (s *Server) cloudWatchTail(a awsClient, ev ecsEvent, container string) []st
 	if group == "" || prefix == "" {
 		return nil
 	}
-	logsc, err := a.logs()
+	logsc, err := client(a, "logs", cloudwatchlogs.NewFromConfig)
 	if err != nil {
 		return nil
 	}
