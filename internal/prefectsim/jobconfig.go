@@ -607,11 +607,7 @@ func (j *ecsJob) runRequestFor(td map[string]any, tdARN string, newTD bool) map[
 			co["command"] = cmd
 		}
 		if env, ok := co["environment"].(map[string]any); ok {
-			var list []any
-			for _, k := range sortedMapKeys(env) {
-				list = append(list, map[string]any{"name": k, "value": env[k]})
-			}
-			co["environment"] = list
+			co["environment"] = pairs(env, "name")
 		}
 		var kept []any
 		for _, e := range asList(co["environment"]) {
@@ -622,28 +618,14 @@ func (j *ecsJob) runRequestFor(td map[string]any, tdARN string, newTD bool) map[
 		co["environment"] = orEmpty(kept)
 	}
 	if tags, ok := req["tags"].(map[string]any); ok {
-		var list []any
-		for _, k := range sortedMapKeys(tags) {
-			list = append(list, map[string]any{"key": k, "value": tags[k]})
-		}
-		req["tags"] = list
+		req["tags"] = pairs(tags, "key")
 	}
 	for _, k := range []string{"cpu", "memory"} {
 		if !falsy(overrides[k]) {
 			overrides[k] = numString(overrides[k])
 		}
 	}
-	var tags []any
-	for _, t := range asList(req["tags"]) {
-		if _, isLabel := j.labels[asString(asMap(t)["key"])]; !isLabel {
-			tags = append(tags, t)
-		}
-	}
-	for _, k := range sortedMapKeys(j.labels) {
-		if j.labels[k] != nil {
-			tags = append(tags, map[string]any{"key": k, "value": j.labels[k]})
-		}
-	}
+	tags := overlaid(asList(req["tags"]), "key", j.labels, func(v any) any { return v })
 	for i, t := range tags {
 		tm := asMap(t)
 		tags[i] = map[string]any{"key": slugifyTag(fmt.Sprint(tm["key"])), "value": slugifyTag(fmt.Sprint(tm["value"]))}
@@ -655,17 +637,7 @@ func (j *ecsJob) runRequestFor(td map[string]any, tdARN string, newTD bool) map[
 		req["tags"] = tags
 	}
 	if orchestration != nil {
-		var env []any
-		for _, e := range asList(orchestration["environment"]) {
-			if _, ours := j.env[asString(asMap(e)["name"])]; !ours {
-				env = append(env, e)
-			}
-		}
-		for _, k := range sortedMapKeys(j.env) {
-			if j.env[k] != nil {
-				env = append(env, map[string]any{"name": k, "value": fmt.Sprint(j.env[k])})
-			}
-		}
+		env := overlaid(asList(orchestration["environment"]), "name", j.env, func(v any) any { return fmt.Sprint(v) })
 		if len(env) > 0 {
 			orchestration["environment"] = env
 		}
@@ -679,6 +651,34 @@ func (j *ecsJob) runRequestFor(td map[string]any, tdARN string, newTD bool) map[
 	overrides["containerOverrides"] = orEmpty(nonEmpty)
 	req["overrides"] = overrides
 	return req
+}
+
+// pairs is m as AWS's list of {key: k, "value": v}, in key order.
+func pairs(m map[string]any, key string) []any {
+	var out []any
+	for _, k := range sortedMapKeys(m) {
+		out = append(out, map[string]any{key: k, "value": m[k]})
+	}
+	return out
+}
+
+// overlaid is list (pairs) without the pairs whose key set has, then set's
+// non-nil entries as pairs of value(v): how the worker lays its labels over
+// the tags and its environment over the container's.
+func overlaid(list []any, key string, set map[string]any, value func(any) any) []any {
+	var out []any
+	for _, e := range list {
+		if _, over := set[asString(asMap(e)[key])]; !over {
+			out = append(out, e)
+		}
+	}
+	values := map[string]any{}
+	for k, v := range set {
+		if v != nil {
+			values[k] = value(v)
+		}
+	}
+	return append(out, pairs(values, key)...)
 }
 
 // slugifyTag is python-slugify with the worker's pattern (ew:1523-1550):
