@@ -122,6 +122,14 @@ func toAny(l []string) []any {
 
 // template sets the pool's template: goodVariables with edits (a nil value
 // removes the default).
+// unpullableImage makes the pool's template run an image whose pull fails,
+// so the flow-run task stops before its container starts.
+func (x *runWorld) unpullableImage(t *testing.T) {
+	t.Helper()
+	x.template(t, map[string]any{"image": "prefecthq/prefect:3-missing"})
+	x.w.AWS.SetImageBehavior("prefecthq/prefect:3-missing", awssim.ImageBehavior{PullFails: true})
+}
+
 func (x *runWorld) template(t *testing.T, edits map[string]any) {
 	t.Helper()
 	vars := x.goodVariables()
@@ -376,8 +384,7 @@ func TestTheDefaultTemplateRunsInTheDefaultVPCWithTheKeyInPlaintext(t *testing.T
 func TestWithoutTheObserverATaskThatCannotStartLeavesTheRunPending(t *testing.T) {
 	t.Parallel()
 	x := newRunWorld(t, runSetup{})
-	x.template(t, map[string]any{"image": "prefecthq/prefect:3-missing"})
-	x.w.AWS.SetImageBehavior("prefecthq/prefect:3-missing", awssim.ImageBehavior{PullFails: true})
+	x.unpullableImage(t)
 	_, run := x.smoke(t, 10*time.Minute)
 	if run["state_type"] != "PENDING" {
 		t.Fatalf("run %s %q, want PENDING forever (fact 3)", run["state_type"], simtest.StateMessage(run))
@@ -391,8 +398,7 @@ func TestWithoutTheObserverATaskThatCannotStartLeavesTheRunPending(t *testing.T)
 func TestTheObserverCrashesRunsWhoseImageCannotBePulled(t *testing.T) {
 	t.Parallel()
 	x := newRunWorld(t, runSetup{observer: true, observerPolicy: true})
-	x.template(t, map[string]any{"image": "prefecthq/prefect:3-missing"})
-	x.w.AWS.SetImageBehavior("prefecthq/prefect:3-missing", awssim.ImageBehavior{PullFails: true})
+	x.unpullableImage(t)
 	id, run := x.smoke(t, 10*time.Minute)
 	// The stopped task still lists its container, without an exit code:
 	// the observer's "non-zero exit code" message, not its "failed to
@@ -406,8 +412,7 @@ func TestTheObserverCrashesRunsWhoseImageCannotBePulled(t *testing.T) {
 func TestTheObserverSeesNothingWhenTheQueuePolicyLetsNoRuleSend(t *testing.T) {
 	t.Parallel()
 	x := newRunWorld(t, runSetup{observer: true, observerPolicy: false})
-	x.template(t, map[string]any{"image": "prefecthq/prefect:3-missing"})
-	x.w.AWS.SetImageBehavior("prefecthq/prefect:3-missing", awssim.ImageBehavior{PullFails: true})
+	x.unpullableImage(t)
 	_, run := x.smoke(t, 10*time.Minute)
 	if run["state_type"] != "PENDING" {
 		t.Fatalf("run %s %q, want PENDING: EventBridge drops what the queue policy does not allow", run["state_type"], simtest.StateMessage(run))
@@ -581,8 +586,7 @@ func TestAnObserverItsRoleCannotReadLeavesRunsPending(t *testing.T) {
 	x := newRunWorld(t, runSetup{observer: true, observerPolicy: true, workerPolicy: func(r simtest.FlowRunRoles, _ string) string {
 		return simtest.WorkerRunPolicy(r, "")
 	}})
-	x.template(t, map[string]any{"image": "prefecthq/prefect:3-missing"})
-	x.w.AWS.SetImageBehavior("prefecthq/prefect:3-missing", awssim.ImageBehavior{PullFails: true})
+	x.unpullableImage(t)
 	_, run := x.smoke(t, 20*time.Minute)
 	if run["state_type"] != "PENDING" {
 		t.Fatalf("run %s %q", run["state_type"], simtest.StateMessage(run))
