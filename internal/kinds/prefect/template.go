@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/deploybot/deploybot/internal/plan"
@@ -173,16 +172,6 @@ func ensureProperties(t map[string]any) map[string]any {
 		vars["properties"] = props
 	}
 	return props
-}
-
-// sortedKeys is m's keys, sorted.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // jsonNumber is a number as decoded templates hold them.
