@@ -71,6 +71,15 @@ func IsNotFound(err error) bool {
 	return Code(err) == "ClientException" && strings.Contains(Message(err), "Unable to describe task definition")
 }
 
+// IgnoreNotFound is err, or nil when it says the resource is not there: the
+// error of a delete, for which what is gone already is done.
+func IgnoreNotFound(err error) error {
+	if IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
 var throttles = map[string]bool{
 	"Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
 	"TooManyRequestsException": true, "RequestThrottled": true, "ThrottledException": true,

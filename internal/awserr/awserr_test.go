@@ -41,4 +41,8 @@ func TestClassification(t *testing.T) {
 	if Code(apiErr("X", "m")) != "X" || Message(apiErr("X", "m")) != "m" || Code(nil) != "" {
 		t.Error("Code/Message")
 	}
+	gone, other := apiErr("InvalidVpcID.NotFound", ""), apiErr("DependencyViolation", "")
+	if IgnoreNotFound(gone) != nil || IgnoreNotFound(other) != other || IgnoreNotFound(nil) != nil {
+		t.Error("IgnoreNotFound")
+	}
 }

@@ -48,11 +48,7 @@ var igwFinder = finder[InternetGatewaySpec, ec2types.InternetGateway, InternetGa
 		out, err := x.API.DescribeInternetGateways(ctx, &awsec2.DescribeInternetGatewaysInput{Filters: f})
 		return itemsOf(out, err, func(o *awsec2.DescribeInternetGatewaysOutput) []ec2types.InternetGateway { return o.InternetGateways })
 	},
-	id:   func(it ec2types.InternetGateway) string { return aws.ToString(it.InternetGatewayId) },
-	tags: func(it ec2types.InternetGateway) []ec2types.Tag { return it.Tags },
-	found: func(_ context.Context, _ *x, it ec2types.InternetGateway, _ bool) (*foundIGW, error) {
-		return igwFound(it), nil
-	},
+	found: igwFound,
 }
 
 func igwFound(g ec2types.InternetGateway) *foundIGW {
@@ -78,8 +74,7 @@ func (igwKind) Create(ctx context.Context, x *x, r *igw, refs resource.Refs) (re
 	// Attaching right after the create may not find the gateway yet
 	// (EC2's eventual consistency; docs/research/aws-ecs.md §5 IGW row).
 	err = retryBlocked(ctx, x, r.Address, "attach internet gateway "+id, x.Clock.Now(), igwBudget, awserr.IsCode("InvalidInternetGatewayID.NotFound"), nil, func() error {
-		_, err := x.API.AttachInternetGateway(ctx, &awsec2.AttachInternetGatewayInput{InternetGatewayId: aws.String(id), VpcId: aws.String(vpc)})
-		return err
+		return errOf(x.API.AttachInternetGateway(ctx, &awsec2.AttachInternetGatewayInput{InternetGatewayId: aws.String(id), VpcId: aws.String(vpc)}))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("AttachInternetGateway %s to %s: %w", id, vpc, err)
@@ -87,49 +82,41 @@ func (igwKind) Create(ctx context.Context, x *x, r *igw, refs resource.Refs) (re
 	return resource.Outputs{"id": id, "vpc_id": vpc}, nil
 }
 
-// Update changes tags only: a gateway moves with its VPC by replacement.
-func (igwKind) Update(ctx context.Context, x *x, _ *igw, d *resource.Delta[InternetGatewayModel, struct{}], _ resource.Refs) (resource.Outputs, error) {
-	return updateTags(ctx, x, d)
-}
-
 // Delete detaches (retrying DependencyViolation while public addresses are
 // still mapped in the VPC: lingering task ENIs, a NAT gateway's interface;
 // Gateway.NotAttached means done) and deletes, each within the provider's
 // 20-minute budget (docs/research/aws-ecs.md §5 IGW row).
 func (igwKind) Delete(ctx context.Context, x *x, r *igw, live *foundIGW) error {
-	id, err := toDelete(r, live, "internet gateway")
-	if id == "" {
-		return err
-	}
-	if vpc := live.Outputs["vpc_id"]; vpc != "" {
-		err := retryBlocked(ctx, x, r.Address, "detach internet gateway "+id+" from "+vpc, x.Clock.Now(), igwBudget, awserr.IsCode("DependencyViolation"),
-			func(ctx context.Context) string {
-				list, err := enis(ctx, x, "vpc-id", vpc)
-				if err != nil {
-					return ""
-				}
-				var mapped []ec2types.NetworkInterface
-				for _, e := range list {
-					if e.Association != nil && aws.ToString(e.Association.PublicIp) != "" {
-						mapped = append(mapped, e)
-					}
-				}
-				return describeENIs(mapped) + " with public addresses"
-			},
-			func() error {
-				_, err := x.API.DetachInternetGateway(ctx, &awsec2.DetachInternetGatewayInput{InternetGatewayId: aws.String(id), VpcId: aws.String(vpc)})
+	return deleteOurs(r, live, "internet gateway", func(id string) error {
+		if vpc := live.Outputs["vpc_id"]; vpc != "" {
+			if err := detachIGW(ctx, x, r.Address, id, vpc); err != nil {
 				return err
-			})
-		if err != nil && !awserr.IsNotFound(err) { // Gateway.NotAttached counts as not found
-			return err
+			}
 		}
-	}
-	err = retryBlocked(ctx, x, r.Address, "delete internet gateway "+id, x.Clock.Now(), igwBudget, awserr.IsCode("DependencyViolation"), nil, func() error {
-		_, err := x.API.DeleteInternetGateway(ctx, &awsec2.DeleteInternetGatewayInput{InternetGatewayId: aws.String(id)})
-		return err
+		return awserr.IgnoreNotFound(retryBlocked(ctx, x, r.Address, "delete internet gateway "+id, x.Clock.Now(), igwBudget, awserr.IsCode("DependencyViolation"), nil, func() error {
+			return errOf(x.API.DeleteInternetGateway(ctx, &awsec2.DeleteInternetGatewayInput{InternetGatewayId: aws.String(id)}))
+		}))
 	})
-	if err != nil && !awserr.IsNotFound(err) {
-		return err
+}
+
+// detachIGW detaches gateway id from vpc, naming the interfaces with public
+// addresses that are in the way when it cannot; Gateway.NotAttached counts
+// as not found, and so as detached.
+func detachIGW(ctx context.Context, x *x, address, id, vpc string) error {
+	mapped := func(ctx context.Context) string {
+		list, err := enis(ctx, x, "vpc-id", vpc)
+		if err != nil {
+			return ""
+		}
+		var mapped []ec2types.NetworkInterface
+		for _, e := range list {
+			if e.Association != nil && aws.ToString(e.Association.PublicIp) != "" {
+				mapped = append(mapped, e)
+			}
+		}
+		return describeENIs(mapped) + " with public addresses"
 	}
-	return nil
+	return awserr.IgnoreNotFound(retryBlocked(ctx, x, address, "detach internet gateway "+id+" from "+vpc, x.Clock.Now(), igwBudget, awserr.IsCode("DependencyViolation"), mapped, func() error {
+		return errOf(x.API.DetachInternetGateway(ctx, &awsec2.DetachInternetGatewayInput{InternetGatewayId: aws.String(id), VpcId: aws.String(vpc)}))
+	}))
 }

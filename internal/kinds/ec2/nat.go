@@ -45,11 +45,7 @@ var eipFinder = finder[EIPSpec, ec2types.Address, EIPModel, struct{}]{op: "Descr
 		out, err := x.API.DescribeAddresses(ctx, &awsec2.DescribeAddressesInput{Filters: f})
 		return itemsOf(out, err, func(o *awsec2.DescribeAddressesOutput) []ec2types.Address { return o.Addresses })
 	},
-	id:   func(it ec2types.Address) string { return aws.ToString(it.AllocationId) },
-	tags: func(it ec2types.Address) []ec2types.Tag { return it.Tags },
-	found: func(_ context.Context, _ *x, it ec2types.Address, _ bool) (*foundEIP, error) {
-		return eipFound(it), nil
-	},
+	found: eipFound,
 }
 
 func eipFound(a ec2types.Address) *foundEIP {
@@ -67,11 +63,6 @@ func (eipKind) Create(ctx context.Context, x *x, r *eip, _ resource.Refs) (resou
 	return resource.Outputs{"id": aws.ToString(out.AllocationId), "public_ip": aws.ToString(out.PublicIp)}, nil
 }
 
-// Update changes tags only.
-func (eipKind) Update(ctx context.Context, x *x, _ *eip, d *resource.Delta[EIPModel, struct{}], _ resource.Refs) (resource.Outputs, error) {
-	return updateTags(ctx, x, d)
-}
-
 // eipReleaseRace is EC2's answer to releasing an address whose NAT gateway
 // is still deleting (docs/research/aws-ecs.md §5 EIP row, eformat/sno-for-100#5).
 // Matched with its message, since AuthFailure also means bad credentials.
@@ -81,24 +72,17 @@ const eipReleaseRace = "You do not have permission to access the specified resou
 // (AuthFailure while it is deleting, InvalidIPAddress.InUse before);
 // InvalidAllocationID.NotFound means it is already released.
 func (eipKind) Delete(ctx context.Context, x *x, r *eip, live *foundEIP) error {
-	id, err := toDelete(r, live, "Elastic IP")
-	if id == "" {
-		return err
-	}
 	retryable := func(err error) bool {
 		return awserr.Code(err) == "InvalidIPAddress.InUse" ||
 			(awserr.Code(err) == "AuthFailure" && awserr.Message(err) == eipReleaseRace)
 	}
-	err = retryBlocked(ctx, x, r.Address, "release Elastic IP "+id, x.Clock.Now(), eipReleaseBudget, retryable,
-		func(ctx context.Context) string { return eipHolder(ctx, x, id) },
-		func() error {
-			_, err := x.API.ReleaseAddress(ctx, &awsec2.ReleaseAddressInput{AllocationId: aws.String(id)})
-			return err
-		})
-	if err != nil && !awserr.IsNotFound(err) {
-		return err
-	}
-	return nil
+	return deleteOurs(r, live, "Elastic IP", func(id string) error {
+		return awserr.IgnoreNotFound(retryBlocked(ctx, x, r.Address, "release Elastic IP "+id, x.Clock.Now(), eipReleaseBudget, retryable,
+			func(ctx context.Context) string { return eipHolder(ctx, x, id) },
+			func() error {
+				return errOf(x.API.ReleaseAddress(ctx, &awsec2.ReleaseAddressInput{AllocationId: aws.String(id)}))
+			}))
+	})
 }
 
 // eipHolder names the NAT gateway that still holds an address.
@@ -163,11 +147,7 @@ var natFinder = finder[NATGatewaySpec, ec2types.NatGateway, NATGatewayModel, str
 		out, err := x.API.DescribeNatGateways(ctx, &awsec2.DescribeNatGatewaysInput{Filter: f})
 		return itemsOf(out, err, func(o *awsec2.DescribeNatGatewaysOutput) []ec2types.NatGateway { return o.NatGateways })
 	},
-	id:   func(it ec2types.NatGateway) string { return aws.ToString(it.NatGatewayId) },
-	tags: func(it ec2types.NatGateway) []ec2types.Tag { return it.Tags },
-	found: func(_ context.Context, _ *x, it ec2types.NatGateway, _ bool) (*foundNAT, error) {
-		return natFound(it), nil
-	},
+	found: natFound,
 }
 
 func natFound(g ec2types.NatGateway) *foundNAT {
@@ -255,10 +235,7 @@ func (natKind) Update(ctx context.Context, x *x, r *nat, d *resource.Delta[NATGa
 			return nil, err
 		}
 	}
-	if err := awstags.EC2(x.API).Apply(ctx, d.Found.ID, d.Tags); err != nil {
-		return nil, err
-	}
-	return d.Found.Outputs, nil
+	return updateTags(ctx, x, d)
 }
 
 // Delete deletes the gateway and waits until it is `deleted`, polling
@@ -266,18 +243,19 @@ func (natKind) Update(ctx context.Context, x *x, r *nat, d *resource.Delta[NATGa
 // waitNATGatewayDeleted), so that its address can be released and its
 // subnet deleted next. NatGatewayNotFound means it is gone.
 func (natKind) Delete(ctx context.Context, x *x, r *nat, live *foundNAT) error {
-	id, err := toDelete(r, live, "NAT gateway")
-	if id == "" {
-		return err
-	}
+	return deleteOurs(r, live, "NAT gateway", func(id string) error { return deleteNAT(ctx, x, r.Address, id) })
+}
+
+// deleteNAT deletes gateway id and waits until it is deleted.
+func deleteNAT(ctx context.Context, x *x, address, id string) error {
 	if _, err := x.API.DeleteNatGateway(ctx, &awsec2.DeleteNatGatewayInput{NatGatewayId: aws.String(id)}); err != nil {
 		if awserr.IsNotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("DeleteNatGateway %s: %w", id, err)
 	}
-	x.Say(r.Address, "waiting for NAT gateway "+id+" to be deleted")
-	o := x.Waits(r.Address, natDeleteBudget, pollEvery)
+	x.Say(address, "waiting for NAT gateway "+id+" to be deleted")
+	o := x.Waits(address, natDeleteBudget, pollEvery)
 	state, err := retry.Until(ctx, o, "NAT gateway "+id+" to be deleted", func() (ec2types.NatGatewayState, bool, error) {
 		out, err := x.API.DescribeNatGateways(ctx, &awsec2.DescribeNatGatewaysInput{NatGatewayIds: []string{id}})
 		if awserr.IsNotFound(err) {

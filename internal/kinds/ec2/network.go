@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -89,54 +90,55 @@ func names[S any](rs []*resource.Typed[S]) []string {
 	return out
 }
 
-// match gives each resource of rs the item pick chooses among the items
-// whose Name tag is the resource's name, as live builds it (nil: not found
-// after all); a resource with no such item is missing from the map (absent).
-func match[S, T, M, L any](rs []*resource.Typed[S], items []T, id func(T) string, tags func(T) map[string]string,
-	live func(it T, ours bool) (*resource.Found[M, L], error)) (map[string]*resource.Found[M, L], error) {
-	byName := map[string][]T{}
-	for _, it := range items {
-		name := tags(it)["Name"]
-		byName[name] = append(byName[name], it)
+// match gives each resource of rs the live state pick chooses among those
+// whose Name tag is the resource's name (names are unique per kind in a
+// stack), with what only ours need read by more (when set); a resource with
+// none is missing from the map (absent).
+func match[S, M, L any](ctx context.Context, x *x, rs []*resource.Typed[S], found []*resource.Found[M, L],
+	more func(context.Context, *x, *resource.Found[M, L]) error) (map[string]*resource.Found[M, L], error) {
+	byName := map[string][]*resource.Found[M, L]{}
+	for _, f := range found {
+		byName[f.Tags["Name"]] = append(byName[f.Tags["Name"]], f)
 	}
 	out := map[string]*resource.Found[M, L]{}
 	for _, r := range rs {
-		// A copy per resource: pick sorts what it is given.
-		it, ours, found := pick(r.Tags, append([]T(nil), byName[r.Name]...), id, tags)
-		if !found {
+		f, ours := pick(r.Tags, byName[r.Name])
+		if f == nil {
 			continue
 		}
-		f, err := live(it, ours)
-		if err != nil {
-			return nil, err
+		if ours && more != nil {
+			if err := more(ctx, x, f); err != nil {
+				return nil, err
+			}
 		}
-		if f != nil {
-			out[r.Address] = f
-		}
+		out[r.Address] = f
 	}
 	return out, nil
 }
 
 // pick chooses among resources found by Name: ours first (lowest id, so
-// the choice is stable); else the first one found, as a conflict.
-func pick[T any](desired map[string]string, items []T, id func(T) string, tags func(T) map[string]string) (T, bool, bool) {
-	var zero T
-	sort.SliceStable(items, func(i, j int) bool { return id(items[i]) < id(items[j]) })
-	for _, it := range items {
-		if resource.IsOurs(desired, tags(it)) {
-			return it, true, true
+// the choice is stable); else the first one found, as a conflict; nil when
+// none is.
+func pick[M, L any](desired map[string]string, found []*resource.Found[M, L]) (*resource.Found[M, L], bool) {
+	found = slices.Clone(found) // the caller's order stays
+	sort.SliceStable(found, func(i, j int) bool { return found[i].ID < found[j].ID })
+	for _, f := range found {
+		if resource.IsOurs(desired, f.Tags) {
+			return f, true
 		}
 	}
-	if len(items) > 0 {
-		return items[0], false, true
+	if len(found) > 0 {
+		return found[0], false
 	}
-	return zero, false, false
+	return nil, false
 }
 
 // finder is how an EC2 kind reads its resources: one Describe call (op)
 // filtered by the Name tags of a plan's resources (and filter), each item
-// matched by Name with its resource (match) and made into live state by
-// found. Embedded in the kind, it is its ReadAll, and its Adopt: the same
+// made into live state by found and matched by its Name tag with its
+// resource (match); more, when set, reads what only a resource that is ours
+// needs (attributes that take a call each). Embedded in the kind, it is its
+// ReadAll, and its Adopt: the same
 // Describe filtered by the id at the end of an ARN (idFilter) instead of
 // Name tags, for a resource tagged for the environment that its stack no
 // longer has; nil when EC2 has no such resource (the tagging index lags
@@ -145,19 +147,30 @@ type finder[S, T, M, L any] struct {
 	op, idFilter, arnType string
 	filter                []ec2types.Filter
 	describe              func(ctx context.Context, x *x, f []ec2types.Filter) ([]T, error)
-	id                    func(T) string
-	tags                  func(T) []ec2types.Tag
-	found                 func(ctx context.Context, x *x, it T, ours bool) (*resource.Found[M, L], error)
+	found                 func(T) *resource.Found[M, L]
+	more                  func(context.Context, *x, *resource.Found[M, L]) error
+}
+
+// lookup is the live state of what a Describe call filtered by filter finds.
+func (f finder[S, T, M, L]) lookup(ctx context.Context, x *x, filter []ec2types.Filter) ([]*resource.Found[M, L], error) {
+	items, err := f.describe(ctx, x, append(filter, f.filter...))
+	if err != nil {
+		return nil, err
+	}
+	found := make([]*resource.Found[M, L], len(items))
+	for i, it := range items {
+		found[i] = f.found(it)
+	}
+	return found, nil
 }
 
 // ReadAll reads every resource of rs with one Describe call.
 func (f finder[S, T, M, L]) ReadAll(ctx context.Context, x *x, rs []*resource.Typed[S]) (map[string]*resource.Found[M, L], error) {
-	items, err := f.describe(ctx, x, append(byNames(rs), f.filter...))
+	found, err := f.lookup(ctx, x, byNames(rs))
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", f.op, strings.Join(names(rs), ", "), err)
 	}
-	return match(rs, items, f.id, func(it T) map[string]string { return awstags.EC2Map(f.tags(it)) },
-		func(it T, ours bool) (*resource.Found[M, L], error) { return f.found(ctx, x, it, ours) })
+	return match(ctx, x, rs, found, f.more)
 }
 
 // Read is ReadAll of the one resource, so that a single read and a plan's
@@ -176,16 +189,17 @@ func (f finder[S, T, M, L]) ARNTypes() []string { return []string{f.arnType} }
 // Adopt reads the resource arn names by its id.
 func (f finder[S, T, M, L]) Adopt(ctx context.Context, x *x, arn string) (*resource.Typed[S], *resource.Found[M, L], error) {
 	id := idOfARN(arn)
-	items, err := f.describe(ctx, x, append([]ec2types.Filter{{Name: aws.String(f.idFilter), Values: []string{id}}}, f.filter...))
+	found, err := f.lookup(ctx, x, []ec2types.Filter{{Name: aws.String(f.idFilter), Values: []string{id}}})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", f.op, id, err)
 	}
-	for _, it := range items {
-		found, err := f.found(ctx, x, it, true)
-		if err != nil || found == nil {
-			return nil, nil, err
+	for _, live := range found {
+		if f.more != nil {
+			if err := f.more(ctx, x, live); err != nil {
+				return nil, nil, err
+			}
 		}
-		return &resource.Typed[S]{Name: awstags.EC2Map(f.tags(it))["Name"], Spec: new(S)}, found, nil
+		return &resource.Typed[S]{Name: live.Tags["Name"], Spec: new(S)}, live, nil
 	}
 	return nil, nil, nil
 }
@@ -198,8 +212,14 @@ func itemsOf[O, T any](out *O, err error, items func(*O) []T) ([]T, error) {
 	return items(out), nil
 }
 
-// updateTags is the Update of an EC2 resource whose only fields that can
-// change in place are its tags.
+// Update is that of an EC2 kind whose only fields that can change in place
+// are its tags; a kind with more defines its own.
+func (f finder[S, T, M, L]) Update(ctx context.Context, x *x, _ *resource.Typed[S], d *resource.Delta[M, L], _ resource.Refs) (resource.Outputs, error) {
+	return updateTags(ctx, x, d)
+}
+
+// updateTags applies the tags of an update, the last step of every EC2
+// kind's Update.
 func updateTags[M, L any](ctx context.Context, x *x, d *resource.Delta[M, L]) (resource.Outputs, error) {
 	if err := awstags.EC2(x.API).Apply(ctx, d.Found.ID, d.Tags); err != nil {
 		return nil, err
@@ -207,18 +227,22 @@ func updateTags[M, L any](ctx context.Context, x *x, d *resource.Delta[M, L]) (r
 	return d.Found.Outputs, nil
 }
 
-// toDelete returns the id of the live resource a Delete removes: "" when
-// there is none (deleting what is gone succeeds), an error when the
-// resource found by its Name is not this environment's (what names it).
-func toDelete[S, M, L any](r *resource.Typed[S], live *resource.Found[M, L], what string) (string, error) {
+// deleteOurs is the Delete of every EC2 kind: del removes the live
+// resource by its id. Deleting what is gone succeeds without a call; a
+// resource found by its Name that is not this environment's is an error
+// (what names it).
+func deleteOurs[S, M, L any](r *resource.Typed[S], live *resource.Found[M, L], what string, del func(id string) error) error {
 	if live == nil || live.ID == "" {
-		return "", nil
+		return nil
 	}
 	if !resource.IsOurs(r.Tags, live.Tags) {
-		return "", fmt.Errorf("%s %s (%s) exists without this environment's tags; deploybot does not delete it", what, r.Name, live.ID)
+		return fmt.Errorf("%s %s (%s) exists without this environment's tags; deploybot does not delete it", what, r.Name, live.ID)
 	}
-	return live.ID, nil
+	return del(live.ID)
 }
+
+// errOf is the error of an EC2 call whose answer is not needed.
+func errOf[O any](_ O, err error) error { return err }
 
 // retryBlocked calls fn until it succeeds, fails with an error retryable
 // does not accept, or the budget (counted from start, scaled) runs out; then

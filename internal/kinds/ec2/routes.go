@@ -82,11 +82,7 @@ var routeTableFinder = finder[RouteTableSpec, ec2types.RouteTable, RouteTableMod
 		out, err := x.API.DescribeRouteTables(ctx, &awsec2.DescribeRouteTablesInput{Filters: f})
 		return itemsOf(out, err, func(o *awsec2.DescribeRouteTablesOutput) []ec2types.RouteTable { return o.RouteTables })
 	},
-	id:   func(it ec2types.RouteTable) string { return aws.ToString(it.RouteTableId) },
-	tags: func(it ec2types.RouteTable) []ec2types.Tag { return it.Tags },
-	found: func(_ context.Context, _ *x, it ec2types.RouteTable, _ bool) (*foundRT, error) {
-		return rtFound(it), nil
-	},
+	found: rtFound,
 }
 
 func rtFound(rt ec2types.RouteTable) *foundRT {
@@ -146,10 +142,7 @@ func (rtKind) Update(ctx context.Context, x *x, r *routeTable, d *resource.Delta
 	if err := reconcileRoutes(ctx, x, d.Found.Detail, r.Spec, refs); err != nil {
 		return nil, err
 	}
-	if err := awstags.EC2(x.API).Apply(ctx, d.Found.ID, d.Tags); err != nil {
-		return nil, err
-	}
-	return d.Found.Outputs, nil
+	return updateTags(ctx, x, d)
 }
 
 // reconcileRoutes makes the table's routes and associations those of the spec.
@@ -266,10 +259,11 @@ func associate(ctx context.Context, x *x, id, subnet string) error {
 // table cannot be deleted: DependencyViolation, docs/research/aws-ecs.md §5.3
 // "non-main route tables (disassociate first)").
 func (rtKind) Delete(ctx context.Context, x *x, r *routeTable, live *foundRT) error {
-	id, err := toDelete(r, live, "route table")
-	if id == "" {
-		return err
-	}
+	return deleteOurs(r, live, "route table", func(id string) error { return deleteRouteTable(ctx, x, r.Address, id) })
+}
+
+// deleteRouteTable disassociates table id's subnets and deletes it.
+func deleteRouteTable(ctx context.Context, x *x, address, id string) error {
 	// Read it again: associations may have changed since the plan.
 	out, err := x.API.DescribeRouteTables(ctx, &awsec2.DescribeRouteTablesInput{RouteTableIds: []string{id}})
 	if awserr.IsNotFound(err) {
@@ -288,12 +282,7 @@ func (rtKind) Delete(ctx context.Context, x *x, r *routeTable, live *foundRT) er
 			}
 		}
 	}
-	err = retryBlocked(ctx, x, r.Address, "delete route table "+id, x.Clock.Now(), rtDeleteBudget, awserr.IsCode("DependencyViolation"), nil, func() error {
-		_, err := x.API.DeleteRouteTable(ctx, &awsec2.DeleteRouteTableInput{RouteTableId: aws.String(id)})
-		return err
-	})
-	if err != nil && !awserr.IsNotFound(err) {
-		return err
-	}
-	return nil
+	return awserr.IgnoreNotFound(retryBlocked(ctx, x, address, "delete route table "+id, x.Clock.Now(), rtDeleteBudget, awserr.IsCode("DependencyViolation"), nil, func() error {
+		return errOf(x.API.DeleteRouteTable(ctx, &awsec2.DeleteRouteTableInput{RouteTableId: aws.String(id)}))
+	}))
 }

@@ -109,7 +109,7 @@ func (sgKind) ReadAll(ctx context.Context, x *x, rs []*securityGroup) (map[strin
 	out := map[string]*foundSG{}
 	for _, r := range rs {
 		s := r.Spec
-		var mine []ec2types.SecurityGroup
+		var mine []*foundSG
 		for _, g := range groups {
 			if aws.ToString(g.GroupName) != s.Name {
 				continue
@@ -117,12 +117,10 @@ func (sgKind) ReadAll(ctx context.Context, x *x, rs []*securityGroup) (map[strin
 			if s.VPC.Address == "" && s.VPC.Literal != "" && aws.ToString(g.VpcId) != s.VPC.Literal {
 				continue
 			}
-			mine = append(mine, g)
+			mine = append(mine, sgFound(g))
 		}
-		sg, ours, found := pick(r.Tags, mine,
-			func(g ec2types.SecurityGroup) string { return aws.ToString(g.GroupId) },
-			func(g ec2types.SecurityGroup) map[string]string { return awstags.EC2Map(g.Tags) })
-		if !found {
+		sg, ours := pick(r.Tags, mine)
+		if sg == nil {
 			continue
 		}
 		// In a managed VPC (not known before it exists) a group of the same
@@ -131,7 +129,7 @@ func (sgKind) ReadAll(ctx context.Context, x *x, rs []*securityGroup) (map[strin
 		if !ours && s.VPC.Address != "" {
 			continue
 		}
-		out[r.Address] = sgFound(sg)
+		out[r.Address] = sg
 	}
 	return out, nil
 }
@@ -178,10 +176,7 @@ func (sgKind) Update(ctx context.Context, x *x, r *securityGroup, d *resource.De
 			return nil, err
 		}
 	}
-	if err := awstags.EC2(x.API).Apply(ctx, d.Found.ID, d.Tags); err != nil {
-		return nil, err
-	}
-	return d.Found.Outputs, nil
+	return updateTags(ctx, x, d)
 }
 
 // setEgress revokes the rules in have that are not in want and authorizes
@@ -227,12 +222,13 @@ func setEgress(ctx context.Context, x *x, id string, have, want []string) error 
 // the provider's 15-minute budget (§5). When the budget runs out, the error
 // names the ENIs still holding the group.
 func (sgKind) Delete(ctx context.Context, x *x, r *securityGroup, live *foundSG) error {
-	id, err := toDelete(r, live, "security group")
-	if id == "" {
-		return err
-	}
+	return deleteOurs(r, live, "security group", func(id string) error { return deleteSG(ctx, x, r.Address, id) })
+}
+
+// deleteSG waits for the interfaces that use group id to go, and deletes it.
+func deleteSG(ctx context.Context, x *x, address, id string) error {
 	start := x.Clock.Now()
-	if err := waitENIsGone(ctx, x, r.Address, "group-id", id, start, sgDeleteBudget); err != nil {
+	if err := waitENIsGone(ctx, x, address, "group-id", id, start, sgDeleteBudget); err != nil {
 		return err
 	}
 	blocker := func(ctx context.Context) string {
@@ -242,15 +238,10 @@ func (sgKind) Delete(ctx context.Context, x *x, r *securityGroup, live *foundSG)
 		}
 		return describeENIs(list)
 	}
-	err = retryBlocked(ctx, x, r.Address, "delete security group "+id, start, sgDeleteBudget,
+	return awserr.IgnoreNotFound(retryBlocked(ctx, x, address, "delete security group "+id, start, sgDeleteBudget,
 		awserr.IsCode("DependencyViolation", "InvalidGroup.InUse"), blocker, func() error {
-			_, err := x.API.DeleteSecurityGroup(ctx, &awsec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
-			return err
-		})
-	if err != nil && !awserr.IsNotFound(err) {
-		return err
-	}
-	return nil
+			return errOf(x.API.DeleteSecurityGroup(ctx, &awsec2.DeleteSecurityGroupInput{GroupId: aws.String(id)}))
+		}))
 }
 
 // ARNTypes: the group is found by its ARN among what is tagged for the

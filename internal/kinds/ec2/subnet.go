@@ -161,11 +161,7 @@ var subnetFinder = finder[SubnetSpec, ec2types.Subnet, SubnetModel, struct{}]{op
 		out, err := x.API.DescribeSubnets(ctx, &awsec2.DescribeSubnetsInput{Filters: f})
 		return itemsOf(out, err, func(o *awsec2.DescribeSubnetsOutput) []ec2types.Subnet { return o.Subnets })
 	},
-	id:   func(it ec2types.Subnet) string { return aws.ToString(it.SubnetId) },
-	tags: func(it ec2types.Subnet) []ec2types.Tag { return it.Tags },
-	found: func(_ context.Context, _ *x, it ec2types.Subnet, _ bool) (*foundSubnet, error) {
-		return subnetFound(it), nil
-	},
+	found: subnetFound,
 }
 
 func subnetFound(sn ec2types.Subnet) *foundSubnet {
@@ -193,26 +189,22 @@ func (subnetKind) Create(ctx context.Context, x *x, r *subnet, refs resource.Ref
 	return resource.Outputs{"id": id, "cidr": s.CIDR, "availability_zone": s.AvailabilityZone, "vpc_id": vpc}, nil
 }
 
-// Update changes tags only: nothing else of a subnet changes in place.
-func (subnetKind) Update(ctx context.Context, x *x, _ *subnet, d *resource.Delta[SubnetModel, struct{}], _ resource.Refs) (resource.Outputs, error) {
-	return updateTags(ctx, x, d)
-}
-
 // Delete waits for the subnet's network interfaces to go (task ENIs linger
 // after the service is gone, a NAT gateway's goes when it is deleted;
 // docs/research/aws-ecs.md §5.1), then deletes it, retrying
 // DependencyViolation. When the budget runs out the error names the
 // interfaces still there.
 func (subnetKind) Delete(ctx context.Context, x *x, r *subnet, live *foundSubnet) error {
-	id, err := toDelete(r, live, "subnet")
-	if id == "" {
-		return err
-	}
+	return deleteOurs(r, live, "subnet", func(id string) error { return deleteSubnet(ctx, x, r.Address, id) })
+}
+
+// deleteSubnet waits for subnet id's interfaces to go, and deletes it.
+func deleteSubnet(ctx context.Context, x *x, address, id string) error {
 	start := x.Clock.Now()
-	if err := waitENIsGone(ctx, x, r.Address, "subnet-id", id, start, subnetDeleteBudget); err != nil {
+	if err := waitENIsGone(ctx, x, address, "subnet-id", id, start, subnetDeleteBudget); err != nil {
 		return err
 	}
-	err = retryBlocked(ctx, x, r.Address, "delete subnet "+id, start, subnetDeleteBudget, awserr.IsCode("DependencyViolation"),
+	return awserr.IgnoreNotFound(retryBlocked(ctx, x, address, "delete subnet "+id, start, subnetDeleteBudget, awserr.IsCode("DependencyViolation"),
 		func(ctx context.Context) string {
 			var parts []string
 			if list, err := enis(ctx, x, "subnet-id", id); err == nil && len(list) > 0 {
@@ -227,11 +219,6 @@ func (subnetKind) Delete(ctx context.Context, x *x, r *subnet, live *foundSubnet
 			return strings.Join(parts, ", ")
 		},
 		func() error {
-			_, err := x.API.DeleteSubnet(ctx, &awsec2.DeleteSubnetInput{SubnetId: aws.String(id)})
-			return err
-		})
-	if err != nil && !awserr.IsNotFound(err) {
-		return err
-	}
-	return nil
+			return errOf(x.API.DeleteSubnet(ctx, &awsec2.DeleteSubnetInput{SubnetId: aws.String(id)}))
+		}))
 }

@@ -56,19 +56,20 @@ var vpcFinder = finder[VPCSpec, ec2types.Vpc, VPCModel, struct{}]{op: "DescribeV
 		out, err := x.API.DescribeVpcs(ctx, &awsec2.DescribeVpcsInput{Filters: f})
 		return itemsOf(out, err, func(o *awsec2.DescribeVpcsOutput) []ec2types.Vpc { return o.Vpcs })
 	},
-	id:    func(it ec2types.Vpc) string { return aws.ToString(it.VpcId) },
-	tags:  func(it ec2types.Vpc) []ec2types.Tag { return it.Tags },
 	found: vpcFound,
+	more:  vpcDNS,
 }
 
-func vpcFound(ctx context.Context, x *x, v ec2types.Vpc, ours bool) (*foundVPC, error) {
+func vpcFound(v ec2types.Vpc) *foundVPC {
 	id := aws.ToString(v.VpcId)
-	f := &foundVPC{ID: id, Tags: awstags.EC2Map(v.Tags), Model: VPCModel{CIDR: aws.ToString(v.CidrBlock)},
+	return &foundVPC{ID: id, Tags: awstags.EC2Map(v.Tags), Model: VPCModel{CIDR: aws.ToString(v.CidrBlock)},
 		Outputs: resource.Outputs{"id": id, "cidr": aws.ToString(v.CidrBlock)}}
-	if !ours {
-		return f, nil
-	}
-	// The two DNS attributes take one call each; make them at once.
+}
+
+// vpcDNS reads the DNS attributes of a VPC that is ours: they take one call
+// each, made at once.
+func vpcDNS(ctx context.Context, x *x, f *foundVPC) error {
+	id := f.ID
 	var wg sync.WaitGroup
 	var errs [2]error
 	var vals [2]bool
@@ -90,11 +91,11 @@ func vpcFound(ctx context.Context, x *x, v ec2types.Vpc, ours bool) (*foundVPC, 
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 	f.Model.DNSSupport, f.Model.DNSHostnames = aws.Bool(vals[0]), aws.Bool(vals[1])
-	return f, nil
+	return nil
 }
 
 func (vpcKind) Create(ctx context.Context, x *x, r *vpc, _ resource.Refs) (resource.Outputs, error) {
@@ -134,30 +135,18 @@ func (vpcKind) Update(ctx context.Context, x *x, r *vpc, d *resource.Delta[VPCMo
 		!resource.Equal(d.Desired.DNSHostnames, d.Live.DNSHostnames)); err != nil {
 		return nil, err
 	}
-	if err := awstags.EC2(x.API).Apply(ctx, d.Found.ID, d.Tags); err != nil {
-		return nil, err
-	}
-	return d.Found.Outputs, nil
+	return updateTags(ctx, x, d)
 }
 
 // Delete retries DependencyViolation while the last of the VPC's contents
 // (lingering ENIs, a NAT gateway finishing its delete) go away
 // (docs/research/aws-ecs.md §5 DeleteVpc row, §5.3 step 8).
 func (vpcKind) Delete(ctx context.Context, x *x, r *vpc, live *foundVPC) error {
-	id, err := toDelete(r, live, "VPC")
-	if id == "" {
-		return err
-	}
-	err = retryBlocked(ctx, x, r.Address, "delete VPC "+id, x.Clock.Now(), vpcDeleteBudget, awserr.IsCode("DependencyViolation"),
-		func(ctx context.Context) string { return vpcContents(ctx, x, id) },
-		func() error {
-			_, err := x.API.DeleteVpc(ctx, &awsec2.DeleteVpcInput{VpcId: aws.String(id)})
-			return err
-		})
-	if err != nil && !awserr.IsNotFound(err) {
-		return err
-	}
-	return nil
+	return deleteOurs(r, live, "VPC", func(id string) error {
+		return awserr.IgnoreNotFound(retryBlocked(ctx, x, r.Address, "delete VPC "+id, x.Clock.Now(), vpcDeleteBudget, awserr.IsCode("DependencyViolation"),
+			func(ctx context.Context) string { return vpcContents(ctx, x, id) },
+			func() error { return errOf(x.API.DeleteVpc(ctx, &awsec2.DeleteVpcInput{VpcId: aws.String(id)})) }))
+	})
 }
 
 // vpcContents names what is still in a VPC, for the error of a delete whose
