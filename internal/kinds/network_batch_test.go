@@ -146,15 +146,9 @@ func TestReadAllAgreesWithRead(t *testing.T) {
 func TestReadAllSkipsDeletingAndDeletedNATs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, x, clk := netWorld(t)
-	np := netPlacement(t, x, netManagedEnv("per-az", "10.20.0.0/16"))
-	netApply(t, ctx, x, np.Resources)
-	var nats []*resource.Resource
-	for i := range np.Resources {
-		if np.Resources[i].Kind == "nat_gateway" {
-			nats = append(nats, &np.Resources[i])
-		}
-	}
+	n := netApplied(t, ctx, "per-az")
+	x, clk := n.x, n.clk
+	nats := []*resource.Resource{netResource(t, n.np.Resources, "nat_gateway.a"), netResource(t, n.np.Resources, "nat_gateway.b")}
 	before, err := resource.CapabilitiesOf(ec2.NATGateway).Batch.ReadAll(ctx, x, nats)
 	if err != nil {
 		t.Fatal(err)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/deploybot/deploybot/internal/awssim"
+	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/kinds/ec2"
@@ -32,13 +34,7 @@ func netPlacement(t *testing.T, x *resource.Ctx, env *config.Environment) stack.
 	if err != nil {
 		t.Fatal(err)
 	}
-	var subnets []resource.Resource
-	for _, r := range np.Resources {
-		if r.Kind == "subnet" {
-			subnets = append(subnets, r)
-		}
-	}
-	resolved, err := resource.CapabilitiesOf(ec2.Subnet).Resolve.Resolve(context.Background(), x, subnets)
+	resolved, err := resource.CapabilitiesOf(ec2.Subnet).Resolve.Resolve(context.Background(), x, netOfKind(np.Resources, ec2.KindSubnet))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +86,55 @@ func netReadAll(t *testing.T, ctx context.Context, x *resource.Ctx, rs []resourc
 		}
 	}
 	return lives, refs
+}
+
+// netStack is a managed network applied to an empty simulated account, as
+// most network tests start: the world, the kind context and its clock, the
+// placement, and what a read after the apply finds.
+type netStack struct {
+	w     *awssim.World
+	x     *resource.Ctx
+	clk   *clock.Virtual
+	np    stack.NetworkPlacement
+	lives map[string]*resource.Live
+	refs  resource.Refs
+	// applyTook is the simulated time the apply took.
+	applyTook time.Duration
+}
+
+// netApplied applies the managed network of nat to a new account.
+func netApplied(t *testing.T, ctx context.Context, nat string) *netStack {
+	t.Helper()
+	w, x, clk := netWorld(t)
+	n := &netStack{w: w, x: x, clk: clk, np: netPlacement(t, x, netManagedEnv(nat, "10.20.0.0/16"))}
+	start := clk.Now()
+	netApply(t, ctx, x, n.np.Resources)
+	n.applyTook = clk.Now().Sub(start)
+	n.lives, n.refs = netReadAll(t, ctx, x, n.np.Resources)
+	return n
+}
+
+// netResource is the resource of rs at address.
+func netResource(t *testing.T, rs []resource.Resource, address string) *resource.Resource {
+	t.Helper()
+	for i := range rs {
+		if rs[i].Address == address {
+			return &rs[i]
+		}
+	}
+	t.Fatalf("no %s", address)
+	return nil
+}
+
+// netOfKind is the resources of rs of kind.
+func netOfKind(rs []resource.Resource, kind resource.KindName) []resource.Resource {
+	var out []resource.Resource
+	for _, r := range rs {
+		if r.Kind == kind {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func TestManagedNetworkKindsCreateReadDestroy(t *testing.T) {
@@ -154,11 +199,8 @@ func TestManagedNetworkKindsCreateReadDestroy(t *testing.T) {
 
 func TestCIDRChangeReplacesTheNetwork(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	_, x, _ := netWorld(t)
-	np := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
-	netApply(t, ctx, x, np.Resources)
-	lives, _ := netReadAll(t, ctx, x, np.Resources)
+	n := netApplied(t, context.Background(), "single")
+	x, lives := n.x, n.lives
 
 	// New CIDR: the VPC is replaced, so every dependent sees an unknown VPC
 	// id (planRefs gives a replaced dependency no outputs).
@@ -172,12 +214,7 @@ func TestCIDRChangeReplacesTheNetwork(t *testing.T) {
 		"security_group.worker": "vpc_id",
 	}
 	for addr, field := range tests {
-		var r *resource.Resource
-		for i := range changed.Resources {
-			if changed.Resources[i].Address == addr {
-				r = &changed.Resources[i]
-			}
-		}
+		r := netResource(t, changed.Resources, addr)
 		d := netDiff(must(ks[r.Kind].Desired(r, resource.Refs{})), lives[addr].Attrs)
 		found := false
 		for _, f := range d {
@@ -190,21 +227,17 @@ func TestCIDRChangeReplacesTheNetwork(t *testing.T) {
 		}
 	}
 	// The EIP does not depend on the VPC: it stays.
-	for i := range changed.Resources {
-		if r := &changed.Resources[i]; r.Address == "eip.nat_a" {
-			if d := netDiff(must(ks[r.Kind].Desired(r, resource.Refs{})), lives[r.Address].Attrs); len(d) != 0 {
-				t.Errorf("eip changes: %+v", d)
-			}
-		}
+	r := netResource(t, changed.Resources, "eip.nat_a")
+	if d := netDiff(must(ks[r.Kind].Desired(r, resource.Refs{})), lives[r.Address].Attrs); len(d) != 0 {
+		t.Errorf("eip changes: %+v", d)
 	}
 }
 
 func TestNATSwitchMovesSubnetsBetweenRouteTables(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	w, x, _ := netWorld(t)
-	single := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
-	netApply(t, ctx, x, single.Resources)
+	n := netApplied(t, ctx, "single")
+	w, x, single := n.w, n.x, n.np
 
 	// nat: per-az adds nat b and per-zone private tables; the old
 	// route_table.private still holds the associations when they are made.
@@ -223,12 +256,9 @@ func TestNATSwitchMovesSubnetsBetweenRouteTables(t *testing.T) {
 		refs[r.Address] = out
 	}
 	old, _ := netReadAll(t, ctx, x, single.Resources)
-	for _, r := range single.Resources {
-		if r.Address == "route_table.private" {
-			if err := (ec2.RouteTable).Delete(ctx, x, &r, old[r.Address]); err != nil {
-				t.Fatal(err)
-			}
-		}
+	private := netResource(t, single.Resources, "route_table.private")
+	if err := (ec2.RouteTable).Delete(ctx, x, private, old[private.Address]); err != nil {
+		t.Fatal(err)
 	}
 	lives, refs = netReadAll(t, ctx, x, perAZ.Resources)
 	for i := range perAZ.Resources {
@@ -249,22 +279,15 @@ func TestNATSwitchMovesSubnetsBetweenRouteTables(t *testing.T) {
 func TestRouteUpdateRepointsAndReassociates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, x, _ := netWorld(t)
-	np := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
-	netApply(t, ctx, x, np.Resources)
-	lives, refs := netReadAll(t, ctx, x, np.Resources)
-	rt := lives["route_table.private"]
+	n := netApplied(t, ctx, "single")
+	x, np, refs := n.x, n.np, n.refs
+	rt := n.lives["route_table.private"]
 	// Drift: someone removed the default route by hand.
 	if _, err := x.APIs.AWS.EC2.DeleteRoute(ctx, &awsec2.DeleteRouteInput{RouteTableId: aws.String(rt.ID), DestinationCidrBlock: aws.String("0.0.0.0/0")}); err != nil {
 		t.Fatal(err)
 	}
-	lives, _ = netReadAll(t, ctx, x, np.Resources)
-	var r *resource.Resource
-	for i := range np.Resources {
-		if np.Resources[i].Address == "route_table.private" {
-			r = &np.Resources[i]
-		}
-	}
+	lives, _ := netReadAll(t, ctx, x, np.Resources)
+	r := netResource(t, np.Resources, "route_table.private")
 	k := ec2.RouteTable
 	d := netDiff(must(k.Desired(r, refs)), lives[r.Address].Attrs)
 	if len(d) != 1 || d[0].Path != "route.0.0.0.0/0" || d[0].ForcesReplacement {
@@ -279,46 +302,95 @@ func TestRouteUpdateRepointsAndReassociates(t *testing.T) {
 	}
 }
 
-func TestSubnetDeleteWaitsForENIsAndNamesThem(t *testing.T) {
+// taskENI puts a stopped Fargate task's ENI in subnet address (with the
+// worker's group and a public address): it lingers for
+// awssim.DefaultTimings().ENILinger.
+func (n *netStack) taskENI(address, attachment string) string {
+	n.w.Mu.Lock()
+	defer n.w.Mu.Unlock()
+	eni := n.w.TaskENI(n.refs.Get(address, "id"), []string{n.refs.Get("security_group.worker", "id")},
+		"arn:aws:ecs:us-east-1:123456789012:attachment/"+attachment, true)
+	n.w.ReleaseTaskENI(eni.ID)
+	return eni.ID
+}
+
+// TestDeleteWaitsOutWhatIsInTheWay: a delete that something else still
+// blocks (a task's lingering ENI, a NAT gateway that is deleting) waits for
+// it within its budget; with too small a budget it fails naming what is in
+// the way and that a re-run continues.
+func TestDeleteWaitsOutWhatIsInTheWay(t *testing.T) {
 	t.Parallel()
+	subnetENI := func(t *testing.T, ctx context.Context, n *netStack) []string {
+		return []string{n.taskENI("subnet.public_a", "abc"), "attachment/abc", n.refs.Get("subnet.public_a", "id"), "re-run", "still blocked after 1m0s"}
+	}
+	// Someone (or a crashed run) started the NAT's delete but did not wait
+	// for it.
+	deletingNAT := func(t *testing.T, ctx context.Context, n *netStack) []string {
+		nat := n.refs.Get("nat_gateway.a", "id")
+		if _, err := n.x.APIs.AWS.EC2.DeleteNatGateway(ctx, &awsec2.DeleteNatGatewayInput{NatGatewayId: aws.String(nat)}); err != nil {
+			t.Fatal(err)
+		}
+		return []string{nat, "deleting"}
+	}
 	tests := []struct {
-		name    string
-		budget  float64
+		name, nat, address string
+		budget             float64
+		// block puts something in the way and returns what the error names
+		// when the budget runs out.
+		block   func(t *testing.T, ctx context.Context, n *netStack) []string
 		wantErr bool
+		// met is a call and error code the delete meets on its way.
+		met string
+		// waits is how long a delete that succeeds takes at least.
+		waits time.Duration
 	}{
-		{"ENI gone within the budget", 1, false},
-		{"budget too small", 0.05, true}, // 0.05 × 20 min = 60 s < 90 s linger
+		{name: "subnet: ENI gone within the budget", nat: "none", address: "subnet.public_a", budget: 1, block: subnetENI},
+		{name: "subnet: budget too small", nat: "none", address: "subnet.public_a", budget: 0.05, block: subnetENI, wantErr: true}, // 0.05 × 20 min = 60 s < 90 s linger
+		{name: "eip: release waits out the NAT's delete", nat: "single", address: "eip.nat_a", budget: 1, block: deletingNAT,
+			met: "ReleaseAddress AuthFailure", waits: awssim.DefaultTimings().NATDeletingFor},
+		{name: "eip: budget too small names the NAT", nat: "single", address: "eip.nat_a", budget: 0.1, block: deletingNAT, wantErr: true,
+			met: "ReleaseAddress AuthFailure"}, // 0.1 × 5 min = 30 s < 60 s deleting
+		{name: "internet gateway: detach waits for mapped addresses", nat: "none", address: "internet_gateway.main", budget: 1,
+			block: func(t *testing.T, ctx context.Context, n *netStack) []string {
+				n.taskENI("subnet.public_b", "t")
+				return nil
+			}, waits: awssim.DefaultTimings().ENILinger},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			w, x, _ := netWorld(t)
-			np := netPlacement(t, x, netManagedEnv("none", "10.20.0.0/16"))
-			netApply(t, ctx, x, np.Resources)
-			lives, refs := netReadAll(t, ctx, x, np.Resources)
-			subnet := refs.Get("subnet.public_a", "id")
-			w.Mu.Lock()
-			eni := w.TaskENI(subnet, []string{refs.Get("security_group.worker", "id")}, "arn:aws:ecs:us-east-1:123456789012:attachment/abc", true)
-			w.ReleaseTaskENI(eni.ID)
-			w.Mu.Unlock()
-			var r resource.Resource
-			for _, rr := range np.Resources {
-				if rr.Address == "subnet.public_a" {
-					r = rr
+			n := netApplied(t, ctx, tc.nat)
+			mention := tc.block(t, ctx, n)
+			r := netResource(t, n.np.Resources, tc.address)
+			k := kinds.All()[r.Kind]
+			start := n.clk.Now()
+			n.x.Budget = tc.budget
+			err := k.Delete(ctx, n.x, r, n.lives[r.Address])
+			if tc.met != "" {
+				met := false
+				for _, c := range n.w.Calls() {
+					met = met || c.Operation+" "+c.ErrCode == tc.met
+				}
+				if !met {
+					t.Fatalf("the delete never met %s", tc.met)
 				}
 			}
-			x.Budget = tc.budget
-			err := ec2.Subnet.Delete(ctx, x, &r, lives[r.Address])
 			if !tc.wantErr {
 				if err != nil {
 					t.Fatal(err)
+				}
+				if took := n.clk.Now().Sub(start); took < tc.waits {
+					t.Fatalf("deleted after %s, before what was in the way was gone (%s)", took, tc.waits)
+				}
+				if live, _ := k.Read(ctx, n.x, r); live != nil {
+					t.Fatalf("%s still there", r.Address)
 				}
 				return
 			}
 			if err == nil {
 				t.Fatal("want an error when the budget runs out")
 			}
-			for _, s := range []string{eni.ID, "attachment/abc", subnet, "re-run", "still blocked after 1m0s"} {
+			for _, s := range mention {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("%q does not mention %q", err, s)
 				}
@@ -327,118 +399,23 @@ func TestSubnetDeleteWaitsForENIsAndNamesThem(t *testing.T) {
 	}
 }
 
-func TestEIPReleaseRacesADeletingNAT(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name    string
-		budget  float64
-		wantErr bool
-	}{
-		{"release waits out the NAT's delete", 1, false},
-		{"budget too small names the NAT", 0.1, true}, // 0.1 × 5 min = 30 s < 60 s deleting
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			w, x, clk := netWorld(t)
-			np := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
-			netApply(t, ctx, x, np.Resources)
-			lives, refs := netReadAll(t, ctx, x, np.Resources)
-			nat := refs.Get("nat_gateway.a", "id")
-			// Someone (or a crashed run) started the NAT's delete but did not
-			// wait for it.
-			if _, err := x.APIs.AWS.EC2.DeleteNatGateway(ctx, &awsec2.DeleteNatGatewayInput{NatGatewayId: aws.String(nat)}); err != nil {
-				t.Fatal(err)
-			}
-			var r resource.Resource
-			for _, rr := range np.Resources {
-				if rr.Address == "eip.nat_a" {
-					r = rr
-				}
-			}
-			start := clk.Now()
-			x.Budget = tc.budget
-			err := ec2.EIP.Delete(ctx, x, &r, lives[r.Address])
-			sawAuthFailure := false
-			for _, c := range w.Calls() {
-				if c.Operation == "ReleaseAddress" && c.ErrCode == "AuthFailure" {
-					sawAuthFailure = true
-				}
-			}
-			if !sawAuthFailure {
-				t.Fatal("the release never met the deleting NAT (AuthFailure)")
-			}
-			if !tc.wantErr {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if clk.Now().Sub(start) < awssim.DefaultTimings().NATDeletingFor {
-					t.Fatalf("released after %s, before the NAT was deleted", clk.Now().Sub(start))
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), nat) || !strings.Contains(err.Error(), "deleting") {
-				t.Fatalf("err = %v, want one naming %s (deleting)", err, nat)
-			}
-		})
-	}
-}
-
-func TestInternetGatewayDetachWaitsForMappedAddresses(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	w, x, clk := netWorld(t)
-	np := netPlacement(t, x, netManagedEnv("none", "10.20.0.0/16"))
-	netApply(t, ctx, x, np.Resources)
-	lives, refs := netReadAll(t, ctx, x, np.Resources)
-	w.Mu.Lock()
-	eni := w.TaskENI(refs.Get("subnet.public_b", "id"), []string{refs.Get("security_group.worker", "id")}, "arn:aws:ecs:us-east-1:123456789012:attachment/t", true)
-	w.ReleaseTaskENI(eni.ID)
-	w.Mu.Unlock()
-	var r resource.Resource
-	for _, rr := range np.Resources {
-		if rr.Address == "internet_gateway.main" {
-			r = rr
-		}
-	}
-	start := clk.Now()
-	if err := (ec2.InternetGateway).Delete(ctx, x, &r, lives[r.Address]); err != nil {
-		t.Fatal(err)
-	}
-	if clk.Now().Sub(start) < awssim.DefaultTimings().ENILinger {
-		t.Fatal("detached before the task's public address was gone")
-	}
-	if live, _ := (ec2.InternetGateway).Read(ctx, x, &r); live != nil {
-		t.Fatal("gateway still there")
-	}
-}
-
 func TestNATCreateWaitsUntilAvailableAndPendingIsAChange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, x, clk := netWorld(t)
-	np := netPlacement(t, x, netManagedEnv("single", "10.20.0.0/16"))
-	start := clk.Now()
-	netApply(t, ctx, x, np.Resources)
-	if clk.Now().Sub(start) < awssim.DefaultTimings().NATPendingFor {
-		t.Fatalf("apply took %s of simulated time; the NAT is pending for %s", clk.Now().Sub(start), awssim.DefaultTimings().NATPendingFor)
+	n := netApplied(t, ctx, "single")
+	if n.applyTook < awssim.DefaultTimings().NATPendingFor {
+		t.Fatalf("apply took %s of simulated time; the NAT is pending for %s", n.applyTook, awssim.DefaultTimings().NATPendingFor)
 	}
 	// A NAT found pending (a re-run after a crash) shows state as a change,
 	// and Update waits for it.
-	lives, refs := netReadAll(t, ctx, x, np.Resources)
-	live := lives["nat_gateway.a"]
+	live := n.lives["nat_gateway.a"]
 	live.Attrs["state"] = resource.Attr{Value: "pending"}
-	var r resource.Resource
-	for _, rr := range np.Resources {
-		if rr.Address == "nat_gateway.a" {
-			r = rr
-		}
-	}
-	d := netDiff(must(ec2.NATGateway.Desired(&r, refs)), live.Attrs)
+	r := netResource(t, n.np.Resources, "nat_gateway.a")
+	d := netDiff(must(ec2.NATGateway.Desired(r, n.refs)), live.Attrs)
 	if len(d) != 1 || d[0].Path != "state" || d[0].ForcesReplacement {
 		t.Fatalf("diff = %+v", d)
 	}
-	if _, err := (ec2.NATGateway).Update(ctx, x, &r, live, refs, []plan.FieldChange{d[0]}); err != nil {
+	if _, err := (ec2.NATGateway).Update(ctx, n.x, r, live, n.refs, []plan.FieldChange{d[0]}); err != nil {
 		t.Fatal(err)
 	}
 }

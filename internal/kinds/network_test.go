@@ -60,12 +60,39 @@ func sgResource(env, vpc string) *resource.Resource {
 		Tags: netTags(env, name)}
 }
 
+// sgFixture is a new account with an existing VPC of two subnets, and the
+// worker security group's resource in it (not created).
+type sgFixture struct {
+	w       *awssim.World
+	x       *resource.Ctx
+	clk     *clock.Virtual
+	vpc     string
+	subnets []string
+	r       *resource.Resource
+}
+
+func sgInExistingVPC(t *testing.T) *sgFixture {
+	t.Helper()
+	w, x, clk := netWorld(t)
+	vpc, subnets := w.SeedExistingVPC("10.1.0.0/16", 2, true)
+	return &sgFixture{w: w, x: x, clk: clk, vpc: vpc, subnets: subnets, r: sgResource("staging", vpc)}
+}
+
+// create creates the group and returns its id.
+func (f *sgFixture) create(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	out, err := ec2.SecurityGroup.Create(ctx, f.x, f.r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out["id"]
+}
+
 func TestSecurityGroupExistingVPCLifecycle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	w, x, _ := netWorld(t)
-	vpc, _ := w.SeedExistingVPC("10.1.0.0/16", 2, true)
-	r := sgResource("staging", vpc)
+	f := sgInExistingVPC(t)
+	w, x, vpc, r := f.w, f.x, f.vpc, f.r
 	k := ec2.SecurityGroup
 
 	live, err := k.Read(ctx, x, r)
@@ -135,9 +162,8 @@ func paths(fcs []plan.FieldChange) []string {
 func TestSecurityGroupNameTakenWithoutTagsIsConflict(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	w, x, _ := netWorld(t)
-	vpc, _ := w.SeedExistingVPC("10.1.0.0/16", 2, true)
-	r := sgResource("staging", vpc)
+	f := sgInExistingVPC(t)
+	x, r := f.x, f.r
 	// Someone made the group by hand, without our tags.
 	hand := *r
 	hand.Tags = map[string]string{"Name": r.Name}
@@ -166,24 +192,20 @@ func TestSecurityGroupDeleteWaitsForLingeringENIs(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			w, x, clk := netWorld(t)
-			vpc, subnets := w.SeedExistingVPC("10.1.0.0/16", 2, true)
-			r := sgResource("staging", vpc)
+			f := sgInExistingVPC(t)
+			w, x, clk, r := f.w, f.x, f.clk, f.r
 			k := ec2.SecurityGroup
-			out, err := k.Create(ctx, x, r, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			id := f.create(t, ctx)
 			// A Fargate task ran with the group and stopped just now: its
 			// ENI lingers for awssim.DefaultTimings().ENILinger (90 s).
 			w.Mu.Lock()
-			eni := w.TaskENI(subnets[0], []string{out["id"]}, "arn:aws:ecs:us-east-1:123456789012:attachment/task-1", true)
+			eni := w.TaskENI(f.subnets[0], []string{id}, "arn:aws:ecs:us-east-1:123456789012:attachment/task-1", true)
 			w.ReleaseTaskENI(eni.ID)
 			w.Mu.Unlock()
 			live, _ := k.Read(ctx, x, r)
 			start := clk.Now()
 			x.Budget = tc.budget // 0.05 × 15 min = 45 s < 90 s linger
-			err = k.Delete(ctx, x, r, live)
+			err := k.Delete(ctx, x, r, live)
 			if len(tc.wantErr) == 0 {
 				if err != nil {
 					t.Fatal(err)

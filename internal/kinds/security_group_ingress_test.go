@@ -45,16 +45,11 @@ func TestSecurityGroupIngressDriftIsRevoked(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			w, x, _ := netWorld(t)
-			vpc, _ := w.SeedExistingVPC("10.1.0.0/16", 2, true)
-			r := sgResource("staging", vpc)
+			f := sgInExistingVPC(t)
+			w, x, r := f.w, f.x, f.r
 			k := ec2.SecurityGroup
-			out, err := k.Create(ctx, x, r, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			id := aws.String(f.create(t, ctx))
 			c := awsec2.NewFromConfig(w.Config())
-			id := aws.String(out["id"])
 			if _, err := c.AuthorizeSecurityGroupIngress(ctx, &awsec2.AuthorizeSecurityGroupIngressInput{GroupId: id, IpPermissions: tc.added}); err != nil {
 				t.Fatal(err)
 			}
