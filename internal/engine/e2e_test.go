@@ -210,7 +210,7 @@ func TestE2ECrashAfterEveryWrite(t *testing.T) {
 			// what the dead run started (a Cloud Map namespace is created
 			// asynchronously and is not listed until its operation succeeds).
 			x.apply(env)
-			x.wantNone("not converged", summary(x.plan(env).Plan))
+			x.wantConverged("not converged", env)
 			if got := len(inventory(x.w, "demo")); got != want {
 				t.Fatalf("%d resources after crash and re-run, a clean apply has %d:\n%s", got, want, strings.Join(inventory(x.w, "demo"), "\n"))
 			}
@@ -264,6 +264,7 @@ func TestE2EDestroyCrashAfterEveryWrite(t *testing.T) {
 			x.crashAfterWrite(k, "destroy", x.tryDestroy, env)
 			x.destroy(env)
 			x.wantNone("left after crash and re-run", inventory(x.w, "demo"))
+			x.wantNoPool(env)
 		})
 	}
 }

@@ -230,6 +230,24 @@ func (x *account) wantNone(what string, items []string) {
 	}
 }
 
+// wantConverged fails the test unless a plan of env read everything, the
+// work pool and the smoke deployment in Prefect included, and changes
+// nothing: a plan that could not read the pool lists no change for it
+// either (it says so in Unread), which is not convergence.
+func (x *account) wantConverged(what string, env *config.Environment) {
+	x.tb.Helper()
+	p := x.plan(env)
+	if len(p.Plan.Unread) > 0 {
+		x.tb.Fatalf("%s: the plan could not read %+v", what, p.Plan.Unread)
+	}
+	for _, addr := range []string{stack.AddrWorkPool, stack.AddrSmokeDeployment} {
+		if i := indexOf(p.Plan, addr); i < 0 || p.Plan.Changes[i].Action != plan.NoOp {
+			x.tb.Fatalf("%s: the plan does not show %s unchanged: %v", what, addr, summary(p.Plan))
+		}
+	}
+	x.wantNone(what, summary(p.Plan))
+}
+
 // writes lists the successful writes so far as "service.Operation": the
 // account's, then the Prefect API's ("Prefect.METHOD path"), which count
 // together towards a crash (simtest.ProcessTransport).

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/kinds/prefect"
 	"github.com/deploybot/deploybot/internal/plan"
@@ -63,7 +65,7 @@ func TestE2EWorkPoolDefaults(t *testing.T) {
 	}
 
 	x.apply(env)
-	x.wantNone("plan right after apply has changes", summary(x.plan(env).Plan))
+	x.wantConverged("plan right after apply", env)
 	if _, ok := got["defaults.prefect_api_auth_string_secret_arn"]; ok {
 		t.Error("the auth string's secret is set with an API key: prefect-aws would drop PREFECT_API_KEY")
 	}
@@ -85,8 +87,15 @@ func TestE2EWorkPoolDefaults(t *testing.T) {
 	if d := cmp.Diff([]string{"~ prefect_work_pool.main defaults.cluster defaults.vpc_id"}, summary(drift.Plan)); d != "" {
 		t.Fatalf("drift plan (-want +got):\n%s", d)
 	}
+	var shown []string
+	for _, f := range drift.Plan.Changes[indexOf(drift.Plan, stack.AddrWorkPool)].Fields {
+		shown = append(shown, f.Path+": "+f.Before+" -> "+f.After)
+	}
+	if d := cmp.Diff([]string{"defaults.cluster: default -> " + names.ClusterARN, "defaults.vpc_id:  -> " + x.vpc}, shown); d != "" {
+		t.Fatalf("the drift's values (-want +got):\n%s", d)
+	}
 	x.apply(env)
-	x.wantNone("drift not put back", summary(x.plan(env).Plan))
+	x.wantConverged("drift not put back", env)
 
 	// A destroy deletes the pool deploybot created (the file says
 	// create_work_pool: true), and says so.
@@ -126,14 +135,15 @@ func TestE2EWorkPoolNotCreatedByDeploybot(t *testing.T) {
 		t.Fatal(err)
 	}
 	x.apply(env)
-	x.wantNone("plan right after apply has changes", summary(x.plan(env).Plan))
+	x.wantConverged("plan right after apply", env)
 	wp, err := client.ReadWorkPool(ctx, "team-pool")
 	if err != nil {
 		t.Fatal(err)
 	}
-	after := wp.BaseJobTemplate["variables"].(map[string]any)["properties"].(map[string]any)
-	if after["family"].(map[string]any)["default"] != "team-flows" || after["team_queue"].(map[string]any)["default"] != "nightly" {
-		t.Fatalf("the team's own defaults did not survive the apply: family %v, team_queue %v", after["family"], after["team_queue"])
+	// Everything but the defaults deploybot owns is as the team left it:
+	// its job configuration, every variable's declaration, its own defaults.
+	if d := cmp.Diff(withoutOwnedDefaults(t, tpl), withoutOwnedDefaults(t, wp.BaseJobTemplate)); d != "" {
+		t.Fatalf("the apply changed what deploybot does not own (-before +after):\n%s", d)
 	}
 
 	dp, err := x.engine().PlanDestroy(ctx, x.destroyStack(env))
@@ -141,8 +151,10 @@ func TestE2EWorkPoolNotCreatedByDeploybot(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dp.Plan.Changes[indexOf(dp.Plan, stack.AddrWorkPool)]
-	if !strings.Contains(c.Reason, "deploybot did not create this work pool: destroy keeps it and resets only the defaults deploybot sets") {
-		t.Fatalf("destroy reason: %q", c.Reason)
+	if want := "deploybot did not create this work pool: destroy keeps it and resets only the defaults deploybot sets (" +
+		"cloudwatch_logs_options, cluster, configure_cloudwatch_logs, cpu, execution_role_arn, image, match_latest_revision_in_family, " +
+		"memory, network_configuration, prefect_api_key_secret_arn, task_role_arn, vpc_id) to prefect-aws's"; c.Action != plan.Delete || !strings.HasPrefix(c.Reason, want) {
+		t.Fatalf("destroy plan of the pool: %s %q, want a delete saying %q", c.Action, c.Reason, want)
 	}
 	if _, err := x.engine().Destroy(ctx, dp); err != nil {
 		t.Fatal(err)
@@ -151,16 +163,43 @@ func TestE2EWorkPoolNotCreatedByDeploybot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the team's pool is gone after destroy: %v", err)
 	}
-	left := wp.BaseJobTemplate["variables"].(map[string]any)["properties"].(map[string]any)
-	if left["family"].(map[string]any)["default"] != "team-flows" || left["team_queue"].(map[string]any)["default"] != "nightly" {
-		t.Fatalf("the team's own defaults did not survive the destroy")
-	}
-	if d, ok := left["cluster"].(map[string]any)["default"]; ok && d != nil {
-		t.Fatalf("destroy left deploybot's cluster default: %v", d)
+	// The team's template is back as it was: deploybot's defaults reset
+	// to prefect-aws's, the rest untouched.
+	if d := cmp.Diff(normalJSON(t, tpl), normalJSON(t, wp.BaseJobTemplate)); d != "" {
+		t.Fatalf("the destroy did not give the team its template back (-before +after):\n%s", d)
 	}
 	if wp.Description == nil || *wp.Description != desc {
 		t.Fatalf("the description changed: %v", wp.Description)
 	}
+}
+
+// withoutOwnedDefaults is a template with the defaults deploybot owns
+// taken out, as normalised JSON.
+func withoutOwnedDefaults(t *testing.T, tpl map[string]any) any {
+	t.Helper()
+	c, _ := normalJSON(t, tpl).(map[string]any)
+	props, _ := c["variables"].(map[string]any)["properties"].(map[string]any)
+	for _, k := range prefect.OwnedVariables {
+		if p, ok := props[k].(map[string]any); ok {
+			delete(p, "default")
+		}
+	}
+	return c
+}
+
+// normalJSON is v through JSON, so that numbers compare alike whichever
+// way they were decoded.
+func normalJSON(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // TestE2EPlanWithoutPrefect: a plan without Prefect credentials (a fork, a
@@ -231,10 +270,18 @@ func TestE2EDestroyWithoutPrefect(t *testing.T) {
 		t.Fatalf("the pool is gone after a destroy that could not read it: %v", err)
 	}
 	x.destroy(env)
-	if _, err := x.prefectClient().ReadWorkPool(ctx, "demo-pool"); prefectapi.StatusOf(err) != 404 {
-		t.Fatalf("the second destroy did not delete the pool deploybot created: %v", err)
+	x.wantNoPool(env)
+}
+
+// wantNoPool fails the test unless the pool deploybot created for env and
+// the smoke deployment in it are gone from Prefect.
+func (x *account) wantNoPool(env *config.Environment) {
+	x.tb.Helper()
+	ctx := context.Background()
+	if _, err := x.prefectClient().ReadWorkPool(ctx, env.Prefect.WorkPool); prefectapi.StatusOf(err) != 404 {
+		x.tb.Fatalf("the destroy did not delete the pool deploybot created: %v", err)
 	}
-	if d, err := x.prefectClient().ReadDeploymentByName(ctx, "deploybot-smoke", "demo"); d != nil || err != nil {
-		t.Fatalf("the second destroy left the smoke deployment: %+v, %v", d, err)
+	if d, err := x.prefectClient().ReadDeploymentByName(ctx, "deploybot-smoke", env.Name); d != nil || err != nil {
+		x.tb.Fatalf("the destroy left the smoke deployment: %+v, %v", d, err)
 	}
 }
