@@ -6,7 +6,8 @@ package docs
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -145,7 +146,7 @@ func ActionReference(actionYAML []byte) (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("| input | default | description |\n|---|---|---|\n")
-	for _, k := range sortedKeys(a.Inputs) {
+	for _, k := range slices.Sorted(maps.Keys(a.Inputs)) {
 		in := a.Inputs[k]
 		def := ""
 		if in.Default != "" {
@@ -154,19 +155,10 @@ func ActionReference(actionYAML []byte) (string, error) {
 		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k, def, cell(in.Description))
 	}
 	b.WriteString("\n| output | description |\n|---|---|\n")
-	for _, k := range sortedKeys(a.Outputs) {
+	for _, k := range slices.Sorted(maps.Keys(a.Outputs)) {
 		fmt.Fprintf(&b, "| `%s` | %s |\n", k, cell(a.Outputs[k].Description))
 	}
 	return b.String(), nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // Replace puts body between the markers <!-- BEGIN name --> and

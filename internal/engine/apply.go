@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -106,7 +108,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 		}
 		uses := p.graph.transitiveDeps(addr)
 		for _, x := range p.order {
-			if p.absent[x] || contains(uses, x) {
+			if p.absent[x] || slices.Contains(uses, x) {
 				continue
 			}
 			if refersTo(p.live[x], p.live[addr]) {
@@ -492,38 +494,20 @@ func refersTo(x, other *resource.Live) bool {
 	return false
 }
 
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
 // transitiveDeps returns every address addr depends on, directly or not, sorted.
-func (g *graph) transitiveDeps(addr string) []string {
-	seen := map[string]bool{}
-	var visit func(string)
-	visit = func(n string) {
-		for _, d := range g.deps[n] {
-			if !seen[d] {
-				seen[d] = true
-				visit(d)
-			}
-		}
-	}
-	visit(addr)
-	return sortedKeys(seen)
-}
+func (g *graph) transitiveDeps(addr string) []string { return reachable(g.deps, addr) }
 
 // transitiveDependents returns every address that depends on addr, directly
 // or not, sorted.
-func (g *graph) transitiveDependents(addr string) []string {
+func (g *graph) transitiveDependents(addr string) []string { return reachable(g.dependents, addr) }
+
+// reachable returns every address that edges lead to from addr, in one step
+// or more, sorted.
+func reachable(edges map[string][]string, addr string) []string {
 	seen := map[string]bool{}
 	var visit func(string)
 	visit = func(n string) {
-		for _, d := range g.dependents[n] {
+		for _, d := range edges[n] {
 			if !seen[d] {
 				seen[d] = true
 				visit(d)
@@ -531,5 +515,5 @@ func (g *graph) transitiveDependents(addr string) []string {
 		}
 	}
 	visit(addr)
-	return sortedKeys(seen)
+	return slices.Sorted(maps.Keys(seen))
 }

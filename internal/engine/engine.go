@@ -14,7 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -450,7 +451,7 @@ func (e *Engine) resolveAll(ctx context.Context, x *resource.Ctx, p *Planned) (m
 	}
 	wg.Wait()
 	var all []error
-	for _, kind := range sortedKeys(errs) {
+	for _, kind := range slices.Sorted(maps.Keys(errs)) {
 		all = append(all, errs[kind])
 	}
 	if err := errors.Join(all...); err != nil {
@@ -644,16 +645,6 @@ func (e *Engine) retryThrottled(ctx context.Context, address string, f func() er
 		return fmt.Errorf("still throttled after %d attempts: %w", te.Attempts, te.Last)
 	}
 	return err
-}
-
-// sortedKeys is used for deterministic iteration over small maps.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Plan reads the live state of st and returns what an apply would change.

@@ -2,6 +2,8 @@ package render
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/deploybot/deploybot/internal/plan"
@@ -270,7 +272,7 @@ func stepCounts(r *plan.Report) string {
 			s += fmt.Sprintf(", %d %s", n, stepStatusWord(k))
 		}
 	}
-	for _, k := range sortedKeys(counts) {
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
 		if k != "done" && k != "failed" && k != "skipped" {
 			s += fmt.Sprintf(", %d %s", counts[k], OneLine(k))
 		}

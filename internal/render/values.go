@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -115,13 +116,8 @@ func compactJSON(v any) string {
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
 	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		var parts []string
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			parts = append(parts, strconv.Quote(k)+": "+compactJSON(x[k]))
 		}
 		return "{" + strings.Join(parts, ", ") + "}"
@@ -206,7 +202,7 @@ func statementText(st map[string]any) string {
 	}
 	// Anything else a statement may carry is shown as it is.
 	var extra []string
-	for _, k := range sortedKeys(st) {
+	for _, k := range slices.Sorted(maps.Keys(st)) {
 		switch k {
 		case "Sid", "Effect", "Action", "NotAction", "Principal", "NotPrincipal", "Resource", "NotResource", "Condition":
 		default:
@@ -245,7 +241,7 @@ func principalText(v any) string {
 		return x
 	case map[string]any:
 		var parts []string
-		for _, k := range sortedKeys(x) {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			parts = append(parts, k+" "+policyList(x[k]))
 		}
 		return strings.Join(parts, " and ")
@@ -257,26 +253,17 @@ func principalText(v any) string {
 
 func conditionText(c map[string]any) string {
 	var parts []string
-	for _, op := range sortedKeys(c) {
+	for _, op := range slices.Sorted(maps.Keys(c)) {
 		keys, ok := c[op].(map[string]any)
 		if !ok {
 			parts = append(parts, op+" "+compactJSON(c[op]))
 			continue
 		}
-		for _, k := range sortedKeys(keys) {
+		for _, k := range slices.Sorted(maps.Keys(keys)) {
 			parts = append(parts, op+" "+k+" = "+policyList(keys[k]))
 		}
 	}
 	return strings.Join(parts, " and ")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // ruleLines renders security-group rules, which the kinds normalise as
