@@ -135,6 +135,22 @@ func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value) {
 		return
 	}
 	keys, index := yamlFields(v.Type())
+	d.entries(n, path, true, func(kn, vn *yaml.Node, field string) {
+		fi, known := index[kn.Value]
+		if !known {
+			d.fail(kn.Line, field, "unknown key%s (allowed: %s)", suggest(kn.Value, keys), strings.Join(keys, ", "))
+			return
+		}
+		d.lines[field] = kn.Line
+		d.value(vn, field, kn.Line, v.Field(fi))
+	})
+}
+
+// entries calls f with each key and value of mapping n and the key's path,
+// in order, after reporting and skipping what cannot be a key: a merge key
+// (<<), a key that is not a scalar (with plain, one that is not a string;
+// without, a null one) and a duplicate.
+func (d *decoder) entries(n *yaml.Node, path string, plain bool, f func(kn, vn *yaml.Node, field string)) {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		kn, vn := resolveAlias(n.Content[i]), resolveAlias(n.Content[i+1])
@@ -145,24 +161,21 @@ func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value) {
 			d.fail(kn.Line, path, "merge keys (<<) are not supported; write the keys out")
 			continue
 		}
-		if kn.Kind != yaml.ScalarNode || kn.ShortTag() != "!!str" {
+		switch {
+		case plain && (kn.Kind != yaml.ScalarNode || kn.ShortTag() != "!!str"):
 			d.fail(kn.Line, path, "keys must be plain names, not %s", describe(kn))
 			continue
+		case !plain && (kn.Kind != yaml.ScalarNode || isNull(kn)):
+			d.fail(kn.Line, path, "keys must be names, not %s", describe(kn))
+			continue
 		}
-		key := kn.Value
-		field := childPath(path, key)
-		if first, dup := seen[key]; dup {
+		field := childPath(path, kn.Value)
+		if first, dup := seen[kn.Value]; dup {
 			d.failBad(kn, field, "duplicate key (first defined at line %d)", first)
 			continue
 		}
-		seen[key] = kn.Line
-		fi, known := index[key]
-		if !known {
-			d.fail(kn.Line, field, "unknown key%s (allowed: %s)", suggest(key, keys), strings.Join(keys, ", "))
-			continue
-		}
-		d.lines[field] = kn.Line
-		d.value(vn, field, kn.Line, v.Field(fi))
+		seen[kn.Value] = kn.Line
+		f(kn, vn, field)
 	}
 }
 
@@ -380,44 +393,25 @@ func (d *decoder) stringMap(n *yaml.Node, path string, keyLine int, v reflect.Va
 		return
 	}
 	m := reflect.MakeMap(v.Type())
-	seen := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		kn, vn := resolveAlias(n.Content[i]), resolveAlias(n.Content[i+1])
-		if kn == nil || vn == nil {
-			continue
-		}
-		if kn.ShortTag() == "!!merge" {
-			d.fail(kn.Line, path, "merge keys (<<) are not supported; write the keys out")
-			continue
-		}
-		if kn.Kind != yaml.ScalarNode || isNull(kn) {
-			d.fail(kn.Line, path, "keys must be names, not %s", describe(kn))
-			continue
-		}
-		field := childPath(path, kn.Value)
-		if first, dup := seen[kn.Value]; dup {
-			d.failBad(kn, field, "duplicate key (first defined at line %d)", first)
-			continue
-		}
-		seen[kn.Value] = kn.Line
+	d.entries(n, path, false, func(kn, vn *yaml.Node, field string) {
 		d.lines[field] = kn.Line
 		switch {
 		case vn.Kind != yaml.ScalarNode:
 			d.failBad(kn, field, "must be a single value, not %s", describe(vn))
-			continue
+			return
 		case isNull(vn):
 			d.failBad(kn, field, `has no value; write "" for an empty one`)
-			continue
+			return
 		case d.invisible(kn.Value, field, kn.Line):
-			continue
+			return
 		case path != "worker.env" && d.invisible(vn.Value, field, kn.Line):
 			// An environment variable's value is the user's text; a tag's
 			// is a name AWS refuses invisible characters in anyway.
-			continue
+			return
 		}
 		d.set[field] = true
 		m.SetMapIndex(reflect.ValueOf(kn.Value), reflect.ValueOf(vn.Value))
-	}
+	})
 	v.Set(m)
 }
 
