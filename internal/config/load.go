@@ -294,63 +294,40 @@ func parseYAML(data []byte) (root *yaml.Node, err error) {
 // defaults apply only in managed mode, so an existing-mode environment has no
 // CIDR or NAT that does not exist.
 func applyDefaults(e *Environment, set map[string]bool) {
-	unset := func(path string) bool { return !set[path] }
-	if unset("worker.cpu") {
-		e.Worker.CPU = DefaultCPU
+	setDefault(set, "worker.cpu", &e.Worker.CPU, DefaultCPU)
+	setDefault(set, "worker.memory", &e.Worker.Memory, DefaultMemory)
+	// With autoscaling, start where the scaler would put the service
+	// anyway, so that min <= desired_count <= max holds by default.
+	desired := DefaultDesiredCount
+	if a := e.Worker.Autoscaling; a != nil && set["worker.autoscaling.min"] && a.Min > DefaultDesiredCount {
+		desired = a.Min
 	}
-	if unset("worker.memory") {
-		e.Worker.Memory = DefaultMemory
+	setDefault(set, "worker.desired_count", &e.Worker.DesiredCount, desired)
+	setDefault(set, "worker.log_retention_days", &e.Worker.LogRetentionDays, DefaultLogRetentionDays)
+	setDefault(set, "flow_runs.image", &e.FlowRuns.Image, e.Worker.Image)
+	setDefault(set, "flow_runs.cpu", &e.FlowRuns.CPU, DefaultFlowRunCPU)
+	setDefault(set, "flow_runs.memory", &e.FlowRuns.Memory, DefaultFlowRunMemory)
+	setDefault(set, "flow_runs.log_retention_days", &e.FlowRuns.LogRetentionDays, DefaultLogRetentionDays)
+	if e.Worker.Autoscaling != nil {
+		setDefault(set, "worker.autoscaling.target_cpu_percent", &e.Worker.Autoscaling.TargetCPUPercent, DefaultTargetCPUPercent)
 	}
-	if unset("worker.desired_count") {
-		e.Worker.DesiredCount = DefaultDesiredCount
-		// With autoscaling, start where the scaler would put the service
-		// anyway, so that min <= desired_count <= max holds by default.
-		if a := e.Worker.Autoscaling; a != nil && set["worker.autoscaling.min"] && a.Min > DefaultDesiredCount {
-			e.Worker.DesiredCount = a.Min
-		}
-	}
-	if unset("worker.log_retention_days") {
-		e.Worker.LogRetentionDays = DefaultLogRetentionDays
-	}
-	if unset("flow_runs.image") {
-		e.FlowRuns.Image = e.Worker.Image
-	}
-	if unset("flow_runs.cpu") {
-		e.FlowRuns.CPU = DefaultFlowRunCPU
-	}
-	if unset("flow_runs.memory") {
-		e.FlowRuns.Memory = DefaultFlowRunMemory
-	}
-	if unset("flow_runs.log_retention_days") {
-		e.FlowRuns.LogRetentionDays = DefaultLogRetentionDays
-	}
-	if e.Worker.Autoscaling != nil && unset("worker.autoscaling.target_cpu_percent") {
-		e.Worker.Autoscaling.TargetCPUPercent = DefaultTargetCPUPercent
-	}
-	if unset("network.mode") {
-		e.Network.Mode = DefaultNetworkMode
-	}
+	setDefault(set, "network.mode", &e.Network.Mode, DefaultNetworkMode)
 	if e.Network.Mode == "managed" {
-		if unset("network.cidr") {
-			e.Network.CIDR = DefaultCIDR
-		}
-		if unset("network.availability_zones") {
-			e.Network.AvailabilityZones = DefaultAZs
-		}
-		if unset("network.nat") {
-			e.Network.NAT = DefaultNAT
-		}
+		setDefault(set, "network.cidr", &e.Network.CIDR, DefaultCIDR)
+		setDefault(set, "network.availability_zones", &e.Network.AvailabilityZones, DefaultAZs)
+		setDefault(set, "network.nat", &e.Network.NAT, DefaultNAT)
 	}
-	if unset("service_discovery.namespace") && e.Name != "" {
-		e.ServiceDiscovery.Namespace = e.Name + NamespaceSuffix
+	if e.Name != "" {
+		setDefault(set, "service_discovery.namespace", &e.ServiceDiscovery.Namespace, e.Name+NamespaceSuffix)
 	}
-	if unset("prefect.auth") {
-		e.Prefect.Auth = AuthAPIKey
-	}
-	if unset("health_gate.timeout") {
-		e.HealthGate.Timeout = DefaultGateTimeout
-	}
-	if unset("health_gate.min_online_workers") {
-		e.HealthGate.MinOnlineWorkers = DefaultMinOnlineWorkers
+	setDefault(set, "prefect.auth", &e.Prefect.Auth, AuthAPIKey)
+	setDefault(set, "health_gate.timeout", &e.HealthGate.Timeout, DefaultGateTimeout)
+	setDefault(set, "health_gate.min_online_workers", &e.HealthGate.MinOnlineWorkers, DefaultMinOnlineWorkers)
+}
+
+// setDefault sets *field to v when the file did not set path.
+func setDefault[T any](set map[string]bool, path string, field *T, v T) {
+	if !set[path] {
+		*field = v
 	}
 }
