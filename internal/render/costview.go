@@ -45,11 +45,9 @@ func (d *mdDoc) costSection(itemCap int) string {
 		open = "<details open>"
 	}
 	b.WriteString(open + "<summary>" + EscapeHTML("Estimated monthly cost of this change: ≈ "+cost.Money(e.Delta)) + "</summary>\n\n")
-	shown, more := capList(e.Lines, itemCap)
-	for _, l := range shown {
-		b.WriteString("- " + Escape(cost.Money(l.Delta)) + ": " + Escape(l.What) + "\n")
-	}
-	b.WriteString(d.moreItem("", more, "cost lines"))
+	b.WriteString(bullets(d, "", e.Lines, itemCap, "cost lines", func(l cost.Line) string {
+		return Escape(cost.Money(l.Delta)) + ": " + Escape(l.What)
+	}))
 	for _, u := range e.Unknown {
 		b.WriteString("- unknown: " + Escape(u) + "\n")
 	}

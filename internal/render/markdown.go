@@ -302,6 +302,18 @@ func capList[T any](items []T, n int) ([]T, int) {
 	return items[:n], len(items) - n
 }
 
+// bullets is a list item for each of the first n items (all with n < 0),
+// each line after prefix ("> " inside a callout), and a last one that says
+// how many more there are and where they are.
+func bullets[T any](d *mdDoc, prefix string, items []T, n int, what string, item func(T) string) string {
+	shown, more := capList(items, n)
+	var b strings.Builder
+	for _, x := range shown {
+		b.WriteString(prefix + "- " + item(x) + "\n")
+	}
+	return b.String() + d.moreItem(prefix, more, what)
+}
+
 func (d *mdDoc) moreItem(prefix string, n int, what string) string {
 	if n == 0 {
 		return ""
@@ -347,8 +359,7 @@ func (d *mdDoc) planSection(diffKeep, itemCap int) string {
 	}
 	if len(conflicts) > 0 {
 		w("> [!CAUTION]\n> **Conflicts: deploybot never takes over a resource it did not create.** Delete or rename each one, or use another environment name, then push a commit to plan again:\n>\n")
-		shown, more := capList(conflicts, itemCap)
-		for _, c := range shown {
+		w(bullets(d, "> ", conflicts, itemCap, "conflicts", func(c plan.Change) string {
 			item := Code(c.Address)
 			if c.Name != "" {
 				item += " (" + Code(c.Name) + ")"
@@ -356,10 +367,8 @@ func (d *mdDoc) planSection(diffKeep, itemCap int) string {
 			if c.Reason != "" {
 				item += ": " + Escape(c.Reason)
 			}
-			w("> - ", item, "\n")
-		}
-		w(d.moreItem("> ", more, "conflicts"))
-		w("\n")
+			return item
+		}), "\n")
 	}
 	if len(p.Unread) > 0 {
 		// What the plan could not look at: a reviewer must know the plan
@@ -377,13 +386,7 @@ func (d *mdDoc) planSection(diffKeep, itemCap int) string {
 	// that only changes settings they are the same every time, and a
 	// reviewer learns to skip the box (issue 13).
 	if len(p.Notes) > 0 && (sum.Add+sum.Replace+sum.Destroy > 0 || !d.o.collapsed) {
-		w("> [!NOTE]\n")
-		shown, more := capList(p.Notes, itemCap)
-		for _, n := range shown {
-			w("> - ", Escape(n), "\n")
-		}
-		w(d.moreItem("> ", more, "notes"))
-		w("\n")
+		w("> [!NOTE]\n", bullets(d, "> ", p.Notes, itemCap, "notes", Escape), "\n")
 	}
 
 	// 3. The diff: the changes, then what deploybot derives from them.
@@ -427,11 +430,7 @@ func (d *mdDoc) dangerSection(destructive []plan.Change, sum plan.Summary, itemC
 		return b.String()
 	}
 	b.WriteString("> [!CAUTION]\n> **" + Escape(destructiveHeadline(sum.Destroy, sum.Replace)) + "**\n>\n")
-	shown, more := capList(destructive, itemCap)
-	for _, c := range shown {
-		b.WriteString("> - " + destructiveItem(c) + "\n")
-	}
-	b.WriteString(d.moreItem("> ", more, "destroyed or replaced resources"))
+	b.WriteString(bullets(d, "> ", destructive, itemCap, "destroyed or replaced resources", destructiveItem))
 	b.WriteString("\n")
 	return b.String()
 }
@@ -739,30 +738,16 @@ func (d *mdDoc) reportSection(itemCap int) string {
 	}
 	if g := r.Gate; g != nil && len(g.StoppedTasks) > 1 {
 		w("<details><summary>", EscapeHTML(fmt.Sprintf("Stopped tasks of the new revision (%d)", len(g.StoppedTasks))), "</summary>\n\n")
-		shown, more := capList(g.StoppedTasks, itemCap)
-		for _, t := range shown {
-			w("- ", Code(taskID(t.TaskARN)), ": ", Escape(stoppedTaskDetail(t)), "\n")
-		}
-		w(d.moreItem("", more, "stopped tasks"))
-		w("\n</details>\n\n")
+		w(bullets(d, "", g.StoppedTasks, itemCap, "stopped tasks", func(t plan.StoppedTask) string {
+			return Code(taskID(t.TaskARN)) + ": " + Escape(stoppedTaskDetail(t))
+		}), "\n</details>\n\n")
 	}
 	if g := r.Gate; g != nil && len(g.ServiceEvents) > 0 {
 		w("<details><summary>Recent ECS service events (", strconv.Itoa(len(g.ServiceEvents)), ")</summary>\n\n")
-		shown, more := capList(g.ServiceEvents, itemCap)
-		for _, e := range shown {
-			w("- ", Escape(e), "\n")
-		}
-		w(d.moreItem("", more, "events"))
-		w("\n</details>\n\n")
+		w(bullets(d, "", g.ServiceEvents, itemCap, "events", Escape), "\n</details>\n\n")
 	}
 	if g := r.Gate; g != nil && len(g.Warnings) > 0 {
-		w("> [!WARNING]\n")
-		shown, more := capList(g.Warnings, itemCap)
-		for _, wn := range shown {
-			w("> - ", Escape(wn), "\n")
-		}
-		w(d.moreItem("> ", more, "warnings"))
-		w("\n")
+		w("> [!WARNING]\n", bullets(d, "> ", g.Warnings, itemCap, "warnings", Escape), "\n")
 	}
 	if len(r.Steps) > 0 {
 		open := "<details>"
