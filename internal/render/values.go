@@ -172,6 +172,20 @@ func policyLines(doc any) ([]string, bool) {
 	return out, true
 }
 
+// statementElements are the elements of a policy statement that read as
+// words, in the order they are read, after the effect.
+var statementElements = []struct {
+	key, prefix string
+	text        func(any) string
+}{
+	{"Action", " ", policyList},
+	{"NotAction", " everything but ", policyList},
+	{"Principal", " by ", principalText},
+	{"NotPrincipal", " by anyone but ", principalText},
+	{"Resource", " on ", policyList},
+	{"NotResource", " on everything but ", policyList},
+}
+
 func statementText(st map[string]any) string {
 	var b strings.Builder
 	if sid, ok := st["Sid"].(string); ok && sid != "" {
@@ -179,23 +193,10 @@ func statementText(st map[string]any) string {
 	}
 	effect, _ := st["Effect"].(string)
 	b.WriteString(effect)
-	if a := policyList(st["Action"]); a != "" {
-		b.WriteString(" " + a)
-	}
-	if a := policyList(st["NotAction"]); a != "" {
-		b.WriteString(" everything but " + a)
-	}
-	if p := principalText(st["Principal"]); p != "" {
-		b.WriteString(" by " + p)
-	}
-	if p := principalText(st["NotPrincipal"]); p != "" {
-		b.WriteString(" by anyone but " + p)
-	}
-	if r := policyList(st["Resource"]); r != "" {
-		b.WriteString(" on " + r)
-	}
-	if r := policyList(st["NotResource"]); r != "" {
-		b.WriteString(" on everything but " + r)
+	for _, e := range statementElements {
+		if v := e.text(st[e.key]); v != "" {
+			b.WriteString(e.prefix + v)
+		}
 	}
 	if c, ok := st["Condition"].(map[string]any); ok && len(c) > 0 {
 		b.WriteString(" if " + conditionText(c))
