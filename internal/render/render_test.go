@@ -445,6 +445,8 @@ func TestFormatValue(t *testing.T) {
 			[]string{"Read: Allow secretsmanager:GetSecretValue on arn:x"}},
 		{"trust_policy", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:SourceAccount":"123456789012"}}}]}`,
 			[]string{"Allow sts:AssumeRole by Service ecs-tasks.amazonaws.com if StringEquals aws:SourceAccount = 123456789012"}},
+		{"inline_policy.x", `{"Statement":[{"Effect":"Deny","NotAction":"iam:*","NotPrincipal":{"AWS":"arn:aws:iam::123456789012:root"},"NotResource":"arn:y"}]}`,
+			[]string{"Deny everything but iam:* by anyone but AWS arn:aws:iam::123456789012:root on everything but arn:y"}},
 		{"x", `["` + long + `","b"]`, []string{`"` + long + `"`, `"b"`}},
 	}
 	for _, tc := range tests {
