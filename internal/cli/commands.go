@@ -61,6 +61,24 @@ func validateRun(_ context.Context, o *ValidateOptions) error {
 	return nil
 }
 
+// envCommand is a command on one environment file (-e FILE, no arguments):
+// it runs run, or runF in its place when a test gives one.
+func envCommand[O any](use, short string, opts *O, envFile *string, runF, run func(context.Context, *O) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return run(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVarP(envFile, "environment", "e", "", "environment file (required)")
+	return cmd
+}
+
 // ---- plan ----
 
 // PlanOptions are the inputs of `deploybot plan`.
@@ -75,18 +93,7 @@ type PlanOptions struct {
 // NewCmdPlan: `deploybot plan -e FILE [--format text|markdown|json] [--out FILE] [--detailed-exitcode]`.
 func NewCmdPlan(f *Factory, runF func(context.Context, *PlanOptions) error) *cobra.Command {
 	opts := &PlanOptions{F: f}
-	cmd := &cobra.Command{
-		Use:   "plan -e FILE",
-		Short: "Show what apply would change (reads AWS, writes nothing)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return planRun(cmd.Context(), opts)
-		},
-	}
-	cmd.Flags().StringVarP(&opts.EnvFile, "environment", "e", "", "environment file (required)")
+	cmd := envCommand("plan -e FILE", "Show what apply would change (reads AWS, writes nothing)", opts, &opts.EnvFile, runF, planRun)
 	cmd.Flags().StringVar(&opts.Format, "format", "text", "output format: text, markdown or json")
 	cmd.Flags().StringVar(&opts.OutFile, "out", "", "write the plan to FILE instead of standard output")
 	cmd.Flags().BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "exit 4 when the plan has changes")
@@ -176,18 +183,7 @@ type ApplyOptions struct {
 // NewCmdApply: `deploybot apply -e FILE [--yes]`.
 func NewCmdApply(f *Factory, runF func(context.Context, *ApplyOptions) error) *cobra.Command {
 	opts := &ApplyOptions{F: f}
-	cmd := &cobra.Command{
-		Use:   "apply -e FILE [--yes]",
-		Short: "Apply the plan, wait for the ECS deployment and the Prefect health gate",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return applyRun(cmd.Context(), opts)
-		},
-	}
-	cmd.Flags().StringVarP(&opts.EnvFile, "environment", "e", "", "environment file (required)")
+	cmd := envCommand("apply -e FILE [--yes]", "Apply the plan, wait for the ECS deployment and the Prefect health gate", opts, &opts.EnvFile, runF, applyRun)
 	cmd.Flags().BoolVar(&opts.Yes, "yes", false, "apply without asking (required when standard input is not a terminal)")
 	return cmd
 }
@@ -297,18 +293,7 @@ type DestroyOptions struct {
 // NewCmdDestroy: `deploybot destroy -e FILE --confirm NAME [--force]`.
 func NewCmdDestroy(f *Factory, runF func(context.Context, *DestroyOptions) error) *cobra.Command {
 	opts := &DestroyOptions{F: f}
-	cmd := &cobra.Command{
-		Use:   "destroy -e FILE --confirm NAME [--force]",
-		Short: "Delete the environment's whole stack, in reverse dependency order",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return destroyRun(cmd.Context(), opts)
-		},
-	}
-	cmd.Flags().StringVarP(&opts.EnvFile, "environment", "e", "", "environment file (required)")
+	cmd := envCommand("destroy -e FILE --confirm NAME [--force]", "Delete the environment's whole stack, in reverse dependency order", opts, &opts.EnvFile, runF, destroyRun)
 	cmd.Flags().StringVar(&opts.Confirm, "confirm", "", "the environment's name, to confirm (required)")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "delete the Prefect API key secret at once, without Secrets Manager's recovery window")
 	return cmd
@@ -357,18 +342,7 @@ type UnlockOptions struct {
 // NewCmdUnlock: `deploybot unlock -e FILE`.
 func NewCmdUnlock(f *Factory, runF func(context.Context, *UnlockOptions) error) *cobra.Command {
 	opts := &UnlockOptions{F: f}
-	cmd := &cobra.Command{
-		Use:   "unlock -e FILE",
-		Short: "Break the environment's lock (after a run died without releasing it)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return unlockRun(cmd.Context(), opts)
-		},
-	}
-	cmd.Flags().StringVarP(&opts.EnvFile, "environment", "e", "", "environment file (required)")
+	cmd := envCommand("unlock -e FILE", "Break the environment's lock (after a run died without releasing it)", opts, &opts.EnvFile, runF, unlockRun)
 	return cmd
 }
 
