@@ -19,6 +19,7 @@ import (
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/config/configtest"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/gate"
@@ -30,43 +31,9 @@ import (
 
 var testKey = fakekey.Prefect("CLI")
 
-// baseEnv is a valid existing-network environment; cases edit numbered lines.
-const baseEnv = `name: demo
-aws:
-  account_id: "123456789012"
-  region: us-east-1
-  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
-  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply
-prefect:
-  api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15
-  work_pool: demo-pool
-worker:
-  image: prefecthq/prefect-aws:latest
-  cpu: 512
-  memory: 1024
-health_gate:
-  timeout: 5m
-tags:
-  team: data
-network:
-  mode: existing
-  vpc_id: VPC
-  subnet_ids: [SUBNETS]
-  assign_public_ip: true
-protect: false
-`
-
-// edit replaces 1-based lines of base ("" deletes the line's content).
-func edit(base string, lines map[int]string) string {
-	ls := strings.Split(strings.TrimSuffix(base, "\n"), "\n")
-	for n, l := range lines {
-		for len(ls) < n {
-			ls = append(ls, "")
-		}
-		ls[n-1] = l
-	}
-	return strings.Join(ls, "\n") + "\n"
-}
+// baseEnv is a valid existing-network environment (VPC and SUBNETS are
+// filled in by harness.file); cases edit numbered lines.
+var baseEnv = configtest.ExistingNetwork("VPC", "SUBNETS") + "protect: false\n"
 
 // stubPrefect passes preflight and the gate, recording that it was asked;
 // the work pool is in a simulated Prefect API (api).
@@ -220,7 +187,7 @@ func TestBadFilesExit2WithFileLineFieldAndNoAWSCall(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			path := h.file(fmt.Sprintf("bad%02d.yaml", i), edit(baseEnv, tt.lines))
+			path := h.file(fmt.Sprintf("bad%02d.yaml", i), configtest.Edit(baseEnv, tt.lines))
 			want := fmt.Sprintf("%s:%d: ", path, tt.line)
 			if tt.field != "" {
 				want += tt.field + ": "
@@ -301,7 +268,7 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.file("environments/demo.yaml", baseEnv)
-	h.file("environments/other.yaml", edit(baseEnv, map[int]string{1: "name: other"}))
+	h.file("environments/other.yaml", configtest.Edit(baseEnv, map[int]string{1: "name: other"}))
 	if code := h.run("validate"); code != 0 {
 		t.Fatalf("exit %d: %s", code, h.lastErr)
 	}
@@ -323,7 +290,7 @@ func TestValidate(t *testing.T) {
 func TestProtectedEnvironmentIsNotDestroyed(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	path := h.file("demo.yaml", edit(baseEnv, map[int]string{23: "protect: true"}))
+	path := h.file("demo.yaml", configtest.Edit(baseEnv, map[int]string{23: "protect: true"}))
 	code := h.run("destroy", "-e", path, "--confirm", "demo")
 	if code != 1 || !strings.Contains(h.lastErr, `refusing to destroy environment "demo"`) || !strings.Contains(h.lastErr, "protect: true") {
 		t.Fatalf("exit %d\n%s", code, h.lastErr)

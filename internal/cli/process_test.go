@@ -11,11 +11,11 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/deploybot/deploybot/internal/cli"
+	"github.com/deploybot/deploybot/internal/config/configtest"
 	"github.com/deploybot/deploybot/internal/fakekey"
 
 	_ "github.com/deploybot/deploybot/internal/action/cmd" // deploybot action, as cmd/deploybot links it
@@ -59,33 +59,12 @@ func deploybot(t *testing.T, stdin *os.File, env map[string]string, args ...stri
 	return 0, out.String(), errOut.String()
 }
 
-const goodEnv = `name: demo
-aws:
-  account_id: "123456789012"
-  region: us-east-1
-  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
-  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply
-prefect:
-  api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15
-  work_pool: demo-pool
-worker:
-  image: prefecthq/prefect-aws:latest
-network:
-  mode: existing
-  vpc_id: vpc-0a1b2c3d
-  subnet_ids: [subnet-0a1b2c3d]
-  assign_public_ip: true
-`
-
 // TestApplyFromDevNullIsNotATerminal is issue 11 item 17: /dev/null is a
 // character device but no terminal; `apply < /dev/null` must refuse with
 // exit 2 instead of prompting, before any AWS call (none is possible here:
 // the process has no credentials and no endpoint).
 func TestApplyFromDevNullIsNotATerminal(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "demo.yaml")
-	if err := os.WriteFile(path, []byte(goodEnv), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := configtest.Write(t, "demo.yaml", configtest.ExistingNetwork("vpc-0a1b2c3d", "subnet-0a1b2c3d"))
 	code, stdout, stderr := deploybot(t, nil, map[string]string{"PREFECT_API_KEY": fakekey.Prefect("process")}, "apply", "-e", path)
 	if code != 2 || !strings.Contains(stderr, "refusing to apply without --yes: standard input is not a terminal") {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/config/configtest"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/lock"
 )
@@ -235,7 +236,7 @@ func TestValidateNamesTheLine(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t)
-			path := h.file("demo.yaml", edit(baseEnv, c.lines))
+			path := h.file("demo.yaml", configtest.Edit(baseEnv, c.lines))
 			if code := h.run("validate", path); code != 2 || !strings.Contains(h.lastErr, path+c.want) {
 				t.Fatalf("exit %d\n%s", code, h.lastErr)
 			}

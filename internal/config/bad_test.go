@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/deploybot/deploybot/internal/config/configtest"
 )
 
 func TestLoadRejectsBadFiles(t *testing.T) {
@@ -13,7 +15,7 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		file  string // whole file; empty means edit(baseFile, lines)
+		file  string // whole file; empty means configtest.Edit(configtest.Environment, lines)
 		lines map[int]string
 		want  []want
 	}{
@@ -40,7 +42,7 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 			want: []want{{1, "", "the file must be a mapping of name, aws, prefect, worker"}}},
 		{name: "empty file", file: "\n\n",
 			want: []want{{1, "", "file is empty"}}},
-		{name: "two YAML documents", file: baseFile + "---\nname: other\n",
+		{name: "two YAML documents", file: configtest.Environment + "---\nname: other\n",
 			want: []want{{20, "", "invalid YAML: a second YAML document (---); put one environment per file"}}},
 		{name: "merge keys are refused", lines: map[int]string{14: "health_gate: &gate {timeout: 5m}", 15: "", 20: "service_discovery: {<<: *gate}"},
 			want: []want{{20, "service_discovery", "merge keys (<<) are not supported"}}},
@@ -225,7 +227,7 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			content := tt.file
 			if content == "" {
-				content = edit(baseFile, tt.lines)
+				content = configtest.Edit(configtest.Environment, tt.lines)
 			}
 			path := writeFile(t, t.TempDir(), "env.yaml", content)
 			env, err := Load(path)

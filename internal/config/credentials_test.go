@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/deploybot/deploybot/internal/config/configtest"
 )
 
 // TestWorkerEnvCredentials is issue 11 item 9: the common credentials in
@@ -45,7 +47,7 @@ func TestWorkerEnvCredentials(t *testing.T) {
 	}
 	for _, c := range refused {
 		t.Run("refused "+c.name, func(t *testing.T) {
-			content := edit(baseFile, map[int]string{13: fmt.Sprintf("  env: {%s: %q}", c.name, c.value)})
+			content := configtest.Edit(configtest.Environment, map[int]string{13: fmt.Sprintf("  env: {%s: %q}", c.name, c.value)})
 			path := writeFile(t, t.TempDir(), "env.yaml", content)
 			_, err := Load(path)
 			if err == nil {
@@ -83,7 +85,7 @@ func TestWorkerEnvCredentials(t *testing.T) {
 	}
 	for _, c := range passes {
 		t.Run("passes "+c.name, func(t *testing.T) {
-			content := edit(baseFile, map[int]string{13: fmt.Sprintf("  env: {%s: %q}", c.name, c.value)})
+			content := configtest.Edit(configtest.Environment, map[int]string{13: fmt.Sprintf("  env: {%s: %q}", c.name, c.value)})
 			if _, err := Load(writeFile(t, t.TempDir(), "env.yaml", content)); err != nil {
 				t.Errorf("%s=%q refused: %v", c.name, c.value, err)
 			}

@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/deploybot/deploybot/internal/config/configtest"
 )
 
 // TestDerivedNamesFit: with the longest name validation allows, every name
@@ -36,7 +38,7 @@ func TestDerivedNamesFit(t *testing.T) {
 			t.Errorf("%s %q is %d characters; AWS allows %d", tt.what, tt.value, len(tt.value), tt.limit)
 		}
 	}
-	env, err := Load(writeFile(t, t.TempDir(), "e.yaml", edit(baseFile, map[int]string{1: "name: " + name})))
+	env, err := Load(writeFile(t, t.TempDir(), "e.yaml", configtest.Edit(configtest.Environment, map[int]string{1: "name: " + name})))
 	if err != nil {
 		t.Fatalf("a %d-character name must load: %v", MaxNameLen, err)
 	}

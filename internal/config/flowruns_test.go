@@ -6,11 +6,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/deploybot/deploybot/internal/config/configtest"
 )
 
-// flowRunsFile is baseFile with a flow_runs section from line 20 on.
+// flowRunsFile is configtest.Environment with a flow_runs section from line 20 on.
 func flowRunsFile(section ...string) string {
-	return baseFile + "flow_runs:\n" + strings.Join(section, "\n") + "\n"
+	return configtest.Environment + "flow_runs:\n" + strings.Join(section, "\n") + "\n"
 }
 
 func TestFlowRunsProblems(t *testing.T) {

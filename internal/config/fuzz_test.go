@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/deploybot/deploybot/internal/config/configtest"
 )
 
 // FuzzLoad: whatever the bytes, Load does not panic, and it returns either
@@ -12,7 +14,7 @@ import (
 // line and a message.
 func FuzzLoad(f *testing.F) {
 	for _, seed := range []string{
-		baseFile,
+		configtest.Environment,
 		minimalFile,
 		minimalFile + "  autoscaling: {min: 1, max: 3}\nnetwork: {mode: existing, vpc_id: vpc-0a1b2c3d, subnet_ids: [subnet-0a1b2c3d]}\n",
 		"a: &x [*x]\n",

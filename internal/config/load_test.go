@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/deploybot/deploybot/internal/config/configtest"
 )
 
 // TestExampleEnvironmentsLoad loads every file in environments/, the way
@@ -181,9 +183,9 @@ tags: {managed-by: me}
 
 func TestLoadAllReportsDuplicateNames(t *testing.T) {
 	dir := t.TempDir()
-	a := writeFile(t, dir, "a.yaml", baseFile)
-	b := writeFile(t, dir, "b.yaml", "# the same environment, copied\n"+baseFile)
-	c := writeFile(t, dir, "c.yaml", edit(baseFile, map[int]string{1: "name: other"}))
+	a := writeFile(t, dir, "a.yaml", configtest.Environment)
+	b := writeFile(t, dir, "b.yaml", "# the same environment, copied\n"+configtest.Environment)
+	c := writeFile(t, dir, "c.yaml", configtest.Edit(configtest.Environment, map[int]string{1: "name: other"}))
 	_, err := LoadAll([]string{a, b, c})
 	got := problemsOf(t, err)
 	want := []Problem{
@@ -199,8 +201,8 @@ func TestLoadAllReportsDuplicateNames(t *testing.T) {
 // sorted by file, and a missing file is a problem like any other.
 func TestLoadAllCollectsAllFiles(t *testing.T) {
 	dir := t.TempDir()
-	b := writeFile(t, dir, "b.yaml", edit(baseFile, map[int]string{12: "  cpu: 3"}))
-	a := writeFile(t, dir, "a.yaml", edit(baseFile, map[int]string{1: "name: a", 19: "  mode: x"}))
+	b := writeFile(t, dir, "b.yaml", configtest.Edit(configtest.Environment, map[int]string{12: "  cpu: 3"}))
+	a := writeFile(t, dir, "a.yaml", configtest.Edit(configtest.Environment, map[int]string{1: "name: a", 19: "  mode: x"}))
 	missing := filepath.Join(dir, "missing.yaml")
 	envs, err := LoadAll([]string{b, missing, a})
 	if envs != nil {
@@ -298,7 +300,7 @@ func TestCredentialsNeverEchoed(t *testing.T) {
 		"https://admin:s3cr3t-pw@api.prefect.cloud/api/x",
 		"ftp://admin:s3cr3t-pw@x",
 	} {
-		path := writeFile(t, t.TempDir(), "e.yaml", edit(baseFile, map[int]string{
+		path := writeFile(t, t.TempDir(), "e.yaml", configtest.Edit(configtest.Environment, map[int]string{
 			8:  "  api_url: " + url,
 			11: "  image: https://bob:s3cr3t-pw@ghcr.io/acme/worker:1",
 			13: "  env: {TOKEN: pnb_s3cr3t-pw}",

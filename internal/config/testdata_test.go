@@ -4,53 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
-
-// baseFile is a valid environment whose line numbers the tables rely on.
-// Cases replace or append numbered lines (see edit).
-const baseFile = `name: demo
-aws:
-  account_id: "123456789012"
-  region: us-east-1
-  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
-  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply
-prefect:
-  api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15
-  work_pool: demo-pool
-worker:
-  image: prefecthq/prefect-aws:latest
-  cpu: 512
-  memory: 1024
-health_gate:
-  timeout: 5m
-tags:
-  team: data
-network:
-  mode: managed
-`
-
-// edit returns base with the given 1-based lines replaced; a line number past
-// the end appends (blank lines fill any gap), so numbering stays predictable.
-func edit(base string, lines map[int]string) string {
-	ls := strings.Split(strings.TrimSuffix(base, "\n"), "\n")
-	nums := make([]int, 0, len(lines))
-	for n := range lines {
-		nums = append(nums, n)
-	}
-	sort.Ints(nums)
-	for _, n := range nums {
-		for len(ls) < n {
-			ls = append(ls, "")
-		}
-		ls[n-1] = lines[n]
-	}
-	return strings.Join(ls, "\n") + "\n"
-}
 
 // writeFile writes content to name in dir and returns the path.
 func writeFile(t testing.TB, dir, name, content string) string {

@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/deploybot/deploybot/internal/config/configtest"
 )
 
 // TestTextProblemsAtTheirLine is issue 11 item 18: every problem with the
@@ -11,13 +13,13 @@ import (
 // newline; a huge key is named, not echoed whole; an invisible character in
 // a name is refused.
 func TestTextProblemsAtTheirLine(t *testing.T) {
-	lines := strings.Split(strings.TrimSuffix(baseFile, "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(configtest.Environment, "\n"), "\n")
 	with := func(n int, l string) string {
 		ls := append([]string(nil), lines...)
 		ls[n-1] = l
 		return strings.Join(ls, "\n") + "\n"
 	}
-	noFinalNewline := strings.TrimSuffix(baseFile, "\n") + "\nprotect: ["
+	noFinalNewline := strings.TrimSuffix(configtest.Environment, "\n") + "\nprotect: ["
 	cases := []struct {
 		name, file string
 		want       want
@@ -52,7 +54,7 @@ func TestTextProblemsAtTheirLine(t *testing.T) {
 	// A huge key is named by its start, not echoed whole: a plain one (YAML
 	// allows 1024 characters) and an explicit one ("? key"), of any length.
 	for _, key := range []string{strings.Repeat("k", 1000) + ": 1\n", "? " + strings.Repeat("k", 200_000) + "\n: 1\n"} {
-		path := writeFile(t, t.TempDir(), "env.yaml", baseFile+key)
+		path := writeFile(t, t.TempDir(), "env.yaml", configtest.Environment+key)
 		_, err := Load(path)
 		if err == nil || len(err.Error()) > 1000 || !strings.Contains(err.Error(), path+":20: kkkk") || !strings.Contains(err.Error(), "…: unknown key") {
 			t.Errorf("err = %.300q… (%d bytes)", err, len(err.Error()))
