@@ -28,7 +28,7 @@ var e2eKey = fakekey.Prefect("E2E")
 
 // envYAML is an existing-network environment; VPC and SUBNETS are filled
 // with the seeded VPC.
-const envYAML = envYAMLHead + `  AUTOSCALING
+var envYAML = envYAMLHead + `  AUTOSCALING
   env: { PREFECT_LOGGING_LEVEL: INFO }
 network:
   mode: existing

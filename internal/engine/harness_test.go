@@ -3,8 +3,6 @@ package engine_test
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/config/configtest"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/kinds"
@@ -34,17 +33,7 @@ import (
 // envYAMLHead begins every test environment file: the account, the
 // Prefect workspace and the worker's basics, with NAME for the name.
 // envYAML and netEnvYAML add the network part.
-const envYAMLHead = `name: NAME
-aws:
-  account_id: "123456789012"
-  region: us-east-1
-  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
-  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply
-prefect:
-  api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15
-  work_pool: NAME-pool
-  create_work_pool: true
-worker:
+var envYAMLHead = configtest.Head{Name: "NAME", CreatePool: true}.YAML() + `worker:
   image: prefecthq/prefect-aws:3.1
   cpu: 512
   memory: 1024
@@ -114,11 +103,7 @@ func (x *account) load(name, y string, edits ...string) *config.Environment {
 		}
 		y = strings.ReplaceAll(y, edits[i], edits[i+1])
 	}
-	p := filepath.Join(x.tb.TempDir(), name+".yaml")
-	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
-		x.tb.Fatal(err)
-	}
-	env, err := config.Load(p)
+	env, err := config.Load(configtest.Write(x.tb, name+".yaml", y))
 	if err != nil {
 		x.tb.Fatalf("load: %v", err)
 	}

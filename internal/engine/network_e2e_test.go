@@ -21,7 +21,7 @@ import (
 
 var netE2EKey = fakekey.Prefect("NetE2E")
 
-const netEnvYAML = envYAMLHead + `network:
+var netEnvYAML = envYAMLHead + `network:
   mode: managed
   cidr: 10.20.0.0/16
   availability_zones: AZS
