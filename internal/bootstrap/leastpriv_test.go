@@ -3,8 +3,6 @@ package bootstrap_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/deploybot/deploybot/internal/bootstrap"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/config/configtest"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/fakekey"
@@ -40,16 +39,7 @@ import (
 
 var key = fakekey.Prefect("LeastPrivilege")
 
-const envYAML = `name: lp
-aws:
-  account_id: "123456789012"
-  region: us-east-1
-  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
-  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply-lp
-prefect:
-  api_url: https://api.prefect.cloud/api/accounts/9b2f6c1e-4d3a-4f8b-a1c2-5e7d9f0b3a64/workspaces/3c8e1a7d-52f4-4b96-8d0e-f61a2b9c7e15
-  work_pool: lp-pool
-worker:
+var envYAML = configtest.Head{Name: "lp", ApplyRole: configtest.Role("deploybot-apply-lp")}.YAML() + `worker:
   image: prefecthq/prefect-aws:3.1
   cpu: CPU
   memory: 2048
@@ -116,11 +106,7 @@ func (x *lpWorld) env(cpu string) *config.Environment {
 		team = "platform" // the update also changes a tag on everything
 	}
 	y := strings.NewReplacer("CPU", cpu, "NETWORK", x.net, "TEAM", team).Replace(envYAML)
-	p := filepath.Join(x.t.TempDir(), "lp.yaml")
-	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
-		x.t.Fatal(err)
-	}
-	env, err := config.Load(p)
+	env, err := config.Load(configtest.Write(x.t, "lp.yaml", y))
 	if err != nil {
 		x.t.Fatal(err)
 	}

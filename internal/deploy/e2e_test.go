@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/config/configtest"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/event"
@@ -32,17 +31,7 @@ import (
 
 var key = fakekey.Prefect("Deploy")
 
-const envYAML = `name: demo
-aws:
-  account_id: "123456789012"
-  region: us-east-1
-  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
-  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply
-prefect:
-  api_url: https://api.prefect.cloud/api/accounts/6a1f3c2e-8d4b-4e7a-9c10-2b5d7e9f0a11/workspaces/0c9e8d7b-6a5f-4e3d-8c2b-1a0f9e8d7c62
-  work_pool: demo-pool
-  create_work_pool: true
-worker:
+var envYAML = configtest.Head{Name: "demo", APIURL: configtest.DemoWorkspace, CreatePool: true}.YAML() + `worker:
   image: IMAGE
   cpu: 512
   memory: 1024
@@ -76,11 +65,7 @@ func newE2E(t testing.TB) *e2e {
 func (x *e2e) options(image string) deploy.Options {
 	x.t.Helper()
 	y := strings.NewReplacer("IMAGE", image, "VPC", x.vpc, "SUBNETS", strings.Join(x.subnets, ", ")).Replace(envYAML)
-	p := filepath.Join(x.t.TempDir(), "demo.yaml")
-	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
-		x.t.Fatal(err)
-	}
-	env, err := config.Load(p)
+	env, err := config.Load(configtest.Write(x.t, "demo.yaml", y))
 	if err != nil {
 		x.t.Fatal(err)
 	}

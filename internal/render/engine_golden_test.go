@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -20,6 +18,7 @@ import (
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/config/configtest"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/engine"
 	"github.com/deploybot/deploybot/internal/fakekey"
@@ -38,17 +37,7 @@ import (
 
 // demoEnv is the environment the demo and the README start from: a managed
 // network without a NAT gateway, two zones, one tag of the team's.
-const demoEnv = `name: demo
-aws:
-  account_id: "123456789012"
-  region: us-east-1
-  plan_role_arn: arn:aws:iam::123456789012:role/deploybot-plan
-  apply_role_arn: arn:aws:iam::123456789012:role/deploybot-apply-demo
-prefect:
-  api_url: https://api.prefect.cloud/api/accounts/6a1f3c2e-8d4b-4e7a-9c10-2b5d7e9f0a11/workspaces/0c9e8d7b-6a5f-4e3d-8c2b-1a0f9e8d7c62
-  work_pool: demo-ecs-pool
-  create_work_pool: true
-worker:
+var demoEnv = configtest.Head{Name: "demo", ApplyRole: configtest.Role("deploybot-apply-demo"), APIURL: configtest.DemoWorkspace, Pool: "demo-ecs-pool", CreatePool: true}.YAML() + `worker:
   image: IMAGE
   cpu: CPU
   memory: 2048
@@ -125,11 +114,7 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 func (s *sim) options(st settings) deploy.Options {
 	s.t.Helper()
 	y := strings.NewReplacer("IMAGE", st.image, "CPU", st.cpu, "NAT", st.nat, "NAMESPACE", st.namespace, "TEAM", st.team).Replace(demoEnv)
-	p := filepath.Join(s.t.TempDir(), "demo.yaml")
-	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
-		s.t.Fatal(err)
-	}
-	env, err := config.Load(p)
+	env, err := config.Load(configtest.Write(s.t, "demo.yaml", y))
 	if err != nil {
 		s.t.Fatal(err)
 	}
