@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/action"
+	"github.com/deploybot/deploybot/internal/config/configtest"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/githubsim"
 	"github.com/deploybot/deploybot/internal/kinds"
@@ -549,24 +550,14 @@ func TestRealStackThroughTheAction(t *testing.T) {
 	h := newHarness(t)
 	h.engine = action.DeployEngine{Kinds: kinds.All} // real kinds, real lock, default Prefect client
 	vpc, subnets := h.world.SeedExistingVPC("10.50.0.0/16", 2, true)
-	body := fmt.Sprintf(`name: demo
-aws:
-  account_id: "123456789012"
-  region: us-east-1
-  plan_role_arn: %s
-  apply_role_arn: %s
-prefect:
-  api_url: %s
-  work_pool: demo-pool
-  create_work_pool: true
-worker:
+	body := configtest.Head{Name: "demo", PlanRole: planRole, ApplyRole: applyRole, APIURL: h.pf.SelfHostedURL(), CreatePool: true}.YAML() + `worker:
   image: prefecthq/prefect-aws:3.1
 network:
   mode: existing
-  vpc_id: %s
-  subnet_ids: [%s]
+  vpc_id: ` + vpc + `
+  subnet_ids: [` + strings.Join(subnets, ", ") + `]
   assign_public_ip: true
-`, planRole, applyRole, h.pf.SelfHostedURL(), vpc, strings.Join(subnets, ", "))
+`
 	if err := os.WriteFile(filepath.Join(h.dir, "environments", "demo.yaml"), []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}

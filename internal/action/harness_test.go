@@ -28,6 +28,7 @@ import (
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/config/configtest"
 	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/fakekey"
 	"github.com/deploybot/deploybot/internal/githubsim"
@@ -119,25 +120,15 @@ func newHarness(t *testing.T) *harness {
 // writeEnv writes environments/NAME.yaml.
 func (h *harness) writeEnv(env, cpu, cidr string) {
 	h.t.Helper()
-	body := fmt.Sprintf(`name: %[1]s
-aws:
-  account_id: "123456789012"
-  region: us-east-1
-  plan_role_arn: %[4]s
-  apply_role_arn: %[5]s
-prefect:
-  api_url: %[6]s
-  work_pool: %[1]s-pool
-  create_work_pool: true
-worker:
+	body := configtest.Head{Name: env, PlanRole: planRole, ApplyRole: applyRole, APIURL: h.pf.SelfHostedURL(), CreatePool: true}.YAML() + `worker:
   image: prefecthq/prefect-aws:latest
-  cpu: %[2]s
+  cpu: ` + cpu + `
   memory: 2048
 network:
   mode: managed
-  cidr: %[3]s
+  cidr: ` + cidr + `
   nat: none
-`, env, cpu, cidr, planRole, applyRole, h.pf.SelfHostedURL())
+`
 	p := filepath.Join(h.dir, "environments", env+".yaml")
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		h.t.Fatal(err)
