@@ -3,12 +3,12 @@ package render
 import (
 	"bytes"
 	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/deploybot/deploybot/internal/goldenfile"
 	"github.com/deploybot/deploybot/internal/plan"
 )
 
@@ -21,31 +21,10 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 // goldenModulo is golden comparing both sides through normalize (nil:
-// as they are). The file keeps what was rendered, so it reads as users
-// see it.
+// as they are).
 func goldenModulo(t *testing.T, name string, got []byte, normalize func(string) string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test ./internal/render -update to create it): %v", err)
-	}
-	w, g := string(want), string(got)
-	if normalize != nil {
-		w, g = normalize(w), normalize(g)
-	}
-	if diff := cmp.Diff(w, g); diff != "" {
-		t.Errorf("%s differs from the golden file (-want +got):\n%s", path, diff)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name), got, *update, normalize)
 }
 
 func commentOpts(p *plan.Plan) CommentOptions {
