@@ -42,6 +42,8 @@ var testSupport = []string{
 	"github.com/deploybot/deploybot/internal/simtest",
 	"github.com/deploybot/deploybot/internal/demo",
 	"github.com/deploybot/deploybot/internal/fakekey",
+	"github.com/deploybot/deploybot/internal/config/configtest",
+	"github.com/deploybot/deploybot/internal/goldenfile",
 	"github.com/deploybot/deploybot/internal/tools",
 	"net/http/httptest",
 }
