@@ -32,6 +32,17 @@ const (
 
 var t0 = time.Date(2026, 11, 25, 19, 0, 0, 0, time.UTC)
 
+// commentsBy is the comments on the pull request that login wrote.
+func (f *fixture) commentsBy(login string) []githubsim.Comment {
+	var out []githubsim.Comment
+	for _, c := range f.sim.Comments(repo, pr) {
+		if c.User == login {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 type fixture struct {
 	sim    *githubsim.Server
 	repo   *githubsim.Repo
@@ -109,12 +120,7 @@ func TestUpsertComment(t *testing.T) {
 			if diff := cmp.Diff(tc.wantCreate, created); diff != "" {
 				t.Errorf("created (-want +got):\n%s", diff)
 			}
-			var ours []githubsim.Comment
-			for _, c := range f.sim.Comments(repo, pr) {
-				if c.User == githubsim.BotLogin {
-					ours = append(ours, c)
-				}
-			}
+			ours := f.commentsBy(githubsim.BotLogin)
 			if len(ours) != 1 {
 				t.Fatalf("bot comments = %d, want 1", len(ours))
 			}
@@ -279,12 +285,7 @@ func TestCommentOfAnotherIdentity(t *testing.T) {
 			t.Fatalf("upsert %d: %v", i, err)
 		}
 	}
-	var mine []githubsim.Comment
-	for _, c := range f.sim.Comments(repo, pr) {
-		if c.User == githubsim.BotLogin {
-			mine = append(mine, c)
-		}
-	}
+	mine := f.commentsBy(githubsim.BotLogin)
 	if len(mine) != 1 || mine[0].Edits != 1 || len(f.sim.Comments(repo, pr)) != 2 {
 		t.Fatalf("comments = %+v", f.sim.Comments(repo, pr))
 	}
@@ -344,12 +345,7 @@ func TestIdentityIsLearned(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var mine []githubsim.Comment
-			for _, cm := range f.sim.Comments(repo, pr) {
-				if cm.User == c.want {
-					mine = append(mine, cm)
-				}
-			}
+			mine := f.commentsBy(c.want)
 			if len(mine) != 1 || mine[0].Edits != 1 || len(f.sim.Comments(repo, pr)) != 3 {
 				t.Fatalf("a re-plan must edit its own comment: %+v", f.sim.Comments(repo, pr))
 			}
