@@ -74,11 +74,16 @@ func (t *textWriter) line(format string, args ...any) {
 // environment, account and region, each changed resource with its symbol and
 // field-level before -> after, notes, and the closing summary line.
 func Text(w io.Writer, p *plan.Plan, o TextOptions) error {
+	return writeText(w, o, p, writePlanText, "plan of "+p.Environment)
+}
+
+// writeText writes x to w with write, and says what it was writing when w
+// fails.
+func writeText[T any](w io.Writer, o TextOptions, x T, write func(*textWriter, painter, T), what string) error {
 	t := &textWriter{w: w}
-	c := painter(o.Color)
-	writePlanText(t, c, p)
+	write(t, painter(o.Color), x)
 	if t.err != nil {
-		return fmt.Errorf("write plan of %s: %w", p.Environment, t.err)
+		return fmt.Errorf("write %s: %w", what, t.err)
 	}
 	return nil
 }
@@ -199,13 +204,7 @@ func padSymbol(c painter, sym string, st lineStyle) string {
 // durations, the ECS deployment, and the Prefect health gate (workers seen,
 // reason, stopped tasks with reasons and exit codes, the rollback).
 func ReportText(w io.Writer, r *plan.Report, o TextOptions) error {
-	t := &textWriter{w: w}
-	c := painter(o.Color)
-	writeReportText(t, c, r)
-	if t.err != nil {
-		return fmt.Errorf("write report of %s: %w", r.Environment, t.err)
-	}
-	return nil
+	return writeText(w, o, r, writeReportText, "report of "+r.Environment)
 }
 
 func writeReportText(t *textWriter, c painter, r *plan.Report) {
