@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"flag"
+	"io"
 	"path/filepath"
 	"testing"
 
@@ -43,46 +44,38 @@ func summaryOpts(p *plan.Plan) SummaryOptions {
 // renderPlanAll renders a plan in every plan view.
 func renderPlanAll(t *testing.T, p *plan.Plan) map[string][]byte {
 	t.Helper()
-	var text, color bytes.Buffer
-	if err := Text(&text, p, TextOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := Text(&color, p, TextOptions{Color: true}); err != nil {
-		t.Fatal(err)
-	}
-	js, err := JSON(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return map[string][]byte{
-		"txt":        text.Bytes(),
-		"color.txt":  color.Bytes(),
-		"comment.md": []byte(Comment(p, nil, commentOpts(p))),
-		"summary.md": []byte(Summary(p, nil, summaryOpts(p))),
-		"json":       js,
-	}
+	return renderAll(t, p, Text, JSON, func(p *plan.Plan) string { return Comment(p, nil, commentOpts(p)) },
+		func(p *plan.Plan) string { return Summary(p, nil, summaryOpts(p)) })
 }
 
 // renderReportAll renders a report in every report view.
 func renderReportAll(t *testing.T, r *plan.Report) map[string][]byte {
 	t.Helper()
-	var text, color bytes.Buffer
-	if err := ReportText(&text, r, TextOptions{}); err != nil {
+	return renderAll(t, r, ReportText, ReportJSON, func(r *plan.Report) string { return Comment(nil, r, commentOpts(r.Plan)) },
+		func(r *plan.Report) string { return Summary(nil, r, summaryOpts(r.Plan)) })
+}
+
+// renderAll renders x as plain and coloured text, JSON, a PR comment and a
+// job summary, by the view's file suffix.
+func renderAll[T any](t *testing.T, x T, text func(io.Writer, T, TextOptions) error, js func(T) ([]byte, error), comment, summary func(T) string) map[string][]byte {
+	t.Helper()
+	var plain, color bytes.Buffer
+	if err := text(&plain, x, TextOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ReportText(&color, r, TextOptions{Color: true}); err != nil {
+	if err := text(&color, x, TextOptions{Color: true}); err != nil {
 		t.Fatal(err)
 	}
-	js, err := ReportJSON(r)
+	j, err := js(x)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return map[string][]byte{
-		"txt":        text.Bytes(),
+		"txt":        plain.Bytes(),
 		"color.txt":  color.Bytes(),
-		"comment.md": []byte(Comment(nil, r, commentOpts(r.Plan))),
-		"summary.md": []byte(Summary(nil, r, summaryOpts(r.Plan))),
-		"json":       js,
+		"comment.md": []byte(comment(x)),
+		"summary.md": []byte(summary(x)),
+		"json":       j,
 	}
 }
 

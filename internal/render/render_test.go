@@ -469,23 +469,31 @@ func TestTextWriteErrors(t *testing.T) {
 	}
 }
 
+// roundTrip decodes what js writes of x and checks it is doc(x); it returns
+// the decoded document.
+func roundTrip[T, D any](t *testing.T, x T, js func(T) ([]byte, error), doc func(T) D) D {
+	t.Helper()
+	b, err := js(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got D
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(doc(x), got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	return got
+}
+
 // The JSON documents decode back into their types unchanged, so the Action
 // (and anyone's scripts) can read them with the exported types.
 func TestJSONRoundTrip(t *testing.T) {
 	for _, tc := range planCases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.plan()
-			b, err := JSON(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got PlanDoc
-			if err := json.Unmarshal(b, &got); err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(NewPlanDoc(p), got); diff != "" {
-				t.Errorf("round trip (-want +got):\n%s", diff)
-			}
+			got := roundTrip(t, p, JSON, NewPlanDoc)
 			if got.FormatVersion != FormatVersion || got.Fingerprint != p.Fingerprint {
 				t.Errorf("format_version %q, fingerprint %q", got.FormatVersion, got.Fingerprint)
 			}
@@ -493,18 +501,7 @@ func TestJSONRoundTrip(t *testing.T) {
 	}
 	for _, tc := range reportCases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := tc.report()
-			b, err := ReportJSON(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got ReportDoc
-			if err := json.Unmarshal(b, &got); err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(NewReportDoc(r), got); diff != "" {
-				t.Errorf("round trip (-want +got):\n%s", diff)
-			}
+			roundTrip(t, tc.report(), ReportJSON, NewReportDoc)
 		})
 	}
 	// A plan without a stored fingerprint gets the computed one.
