@@ -32,6 +32,17 @@ const (
 
 var t0 = time.Date(2026, 11, 25, 19, 0, 0, 0, time.UTC)
 
+// appKey is a new GitHub App private key, and its PEM (PKCS #1) as GitHub
+// hands it out.
+func appKey(t *testing.T) (*rsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+}
+
 // commentsBy is the comments on the pull request that login wrote.
 func (f *fixture) commentsBy(login string) []githubsim.Comment {
 	var out []githubsim.Comment
@@ -305,11 +316,7 @@ func TestCommentOfAnotherIdentity(t *testing.T) {
 func TestIdentityIsLearned(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	key, pemKey := appKey(t)
 	cases := []struct {
 		name string
 		auth func(f *fixture) github.Auth
@@ -451,11 +458,7 @@ func TestReviewedFingerprint(t *testing.T) {
 func TestEnterpriseAndAppAuth(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	key, pemKey := appKey(t)
 	f := newFixture(t)
 	f.sim.AddApp(42, "deploybot-sim", &key.PublicKey, 7)
 	client, err := github.New(github.Options{APIURL: f.sim.APIURL(true), Clock: f.clock,
