@@ -13,6 +13,7 @@ import (
 	"github.com/deploybot/deploybot/internal/ecsdeploy"
 	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/fakekey"
+	"github.com/deploybot/deploybot/internal/goldenfile"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/prefect"
 	"github.com/deploybot/deploybot/internal/prefectsim"
@@ -513,7 +514,7 @@ func TestGateReportGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.WriteString("\n-- progress --\n" + strings.Join(s.progress, "\n") + "\n")
-	golden(t, "testdata/gate_crash_loop.golden", b.Bytes())
+	goldenfile.Check(t, "testdata/gate_crash_loop.golden", b.Bytes(), *update, nil)
 }
 
 func hostOf(u string) string {
