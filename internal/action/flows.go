@@ -605,7 +605,7 @@ func (r *run) driftFlow(ctx context.Context) error {
 		if res.Plan.HasChanges() {
 			s := res.Plan.Summary()
 			title := fmt.Sprintf("deploybot: drift in %s (%d to add, %d to change, %d to replace, %d to destroy)", ef.Name, s.Add, s.Change, s.Replace, s.Destroy)
-			body := fmt.Sprintf("AWS no longer matches %s on the default branch. Merging a pull request that touches it applies the plan below; or fix the drift and this issue closes itself at the next check.\n\n", render.Code(ef.Path)) +
+			body := fmt.Sprintf("AWS or the Prefect work pool no longer matches %s on the default branch. Merging a pull request that touches it applies the plan below; or fix the drift and this issue closes itself at the next check.\n\n", render.Code(ef.Path)) +
 				render.Summary(res.Plan, nil, render.SummaryOptions{HeadSHA: r.ghctx.SHA, RunURL: r.runURL, MaxLen: github.MaxCommentChars - 4096})
 			url, created, err := c.UpsertDriftIssue(ctx, r.owner, r.repo, ef.Name, title, body)
 			if err != nil {
