@@ -115,11 +115,25 @@ func TestDemoStepsHaveTheirExpectedOutcomes(t *testing.T) {
 		}
 	}
 
-	// The first plan's work pool defaults are shown unfolded: where the
-	// flow runs will go.
-	for _, want := range []string{"   prefect_work_pool.main (demo-ecs-pool)", "defaults.cluster", "deploybot-demo-flow-execution", "defaults.network_configuration"} {
-		if !strings.Contains(out, "  │ ") || !strings.Contains(out, want) {
-			t.Errorf("the output does not show the work pool's %q", want)
+	// The first plan comment lists the work pool's defaults (issue 9):
+	// where the flow runs will go, as whom, with which logs; the output
+	// shows them unfolded from it.
+	pool := strings.Join(planBlock(c1[0].Body, "prefect_work_pool.main"), "\n")
+	for _, want := range [][2]string{
+		{"defaults.cluster", `"arn:aws:ecs:us-east-1:123456789012:cluster/deploybot-demo"`},
+		{"defaults.execution_role_arn", "deploybot-demo-flow-execution"},
+		{"defaults.task_role_arn", "deploybot-demo-flow-task"},
+		{"defaults.network_configuration", `"securityGroups"`},
+		{"defaults.cloudwatch_logs_options", `"awslogs-group": "/deploybot/demo/flow-runs"`},
+		{"defaults.prefect_api_key_secret_arn", ""},
+		{"defaults.vpc_id", ""},
+	} {
+		i := strings.Index(pool, want[0])
+		if i < 0 || !strings.Contains(pool[i:], want[1]) {
+			t.Errorf("the first plan comment does not show the work pool's %s %s:\n%s", want[0], want[1], pool)
+		}
+		if !strings.Contains(out, "  │ +     "+want[0]) {
+			t.Errorf("the output does not show the work pool's %s unfolded", want[0])
 		}
 	}
 
