@@ -138,8 +138,8 @@ func benchPlansWithoutChanges(b *testing.B, x *account, env *config.Environment)
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		if p := x.planWith(e, st); p.Plan.HasChanges() {
-			b.Fatalf("a plan right after apply has changes: %v", summary(p.Plan))
+		if p := x.planWith(e, st); p.Plan.HasChanges() || len(p.Plan.Unread) > 0 {
+			b.Fatalf("a plan right after apply has changes %v or did not read %+v", summary(p.Plan), p.Plan.Unread)
 		}
 	}
 	wall := time.Since(start)
