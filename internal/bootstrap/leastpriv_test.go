@@ -9,7 +9,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/awserr"
@@ -198,6 +201,13 @@ func (x *lpWorld) handMadePolicies(ctx context.Context, planDoc, appDoc *iampoli
 	if _, err := admin.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: role, PolicyArn: aws.String("arn:aws:iam::aws:policy/AdministratorAccess")}); err != nil {
 		return fmt.Errorf("attach the hand-made managed policy: %w", err)
 	}
+	// And on the ECS observer (issue 9): a shorter visibility timeout and a
+	// tag on its queue, a tag on its rule; the apply puts the attribute
+	// back and removes the tags (SetQueueAttributes, UntagQueue,
+	// UntagResource).
+	if err := handMadeObserverChanges(ctx, x.w.Config()); err != nil {
+		return err
+	}
 	r, err := deploy.Plan(ctx, x.as("plan", planDoc, x.env("512")))
 	if err != nil {
 		return fmt.Errorf("plan after hand-made policies: %w", err)
@@ -208,7 +218,8 @@ func (x *lpWorld) handMadePolicies(ctx context.Context, planDoc, appDoc *iampoli
 			drift = append(drift, c.Address+" "+f.Path)
 		}
 	}
-	if want := []string{"iam_role.task inline_policies", "iam_role.task managed_policies"}; strings.Join(drift, ",") != strings.Join(want, ",") {
+	if want := []string{"iam_role.task inline_policies", "iam_role.task managed_policies",
+		"sqs_queue.observer tags.hand", "sqs_queue.observer visibility_timeout_seconds", "event_rule.ecs_tasks tags.hand"}; strings.Join(drift, ",") != strings.Join(want, ",") {
 		return fmt.Errorf("plan after hand-made policies shows %v, want %v", drift, want)
 	}
 	if _, err := deploy.Apply(ctx, x.as("apply", appDoc, x.env("512"))); err != nil {
@@ -219,6 +230,30 @@ func (x *lpWorld) handMadePolicies(ctx context.Context, planDoc, appDoc *iampoli
 	}
 	if r.Plan.HasChanges() {
 		return fmt.Errorf("plan after removing hand-made policies has changes: %+v", r.Plan.Summary())
+	}
+	return nil
+}
+
+// handMadeObserverChanges changes the observer's queue and rule by hand.
+func handMadeObserverChanges(ctx context.Context, cfg aws.Config) error {
+	q := sqs.NewFromConfig(cfg)
+	u, err := q.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("deploybot-lp-ecs-events")})
+	if err != nil {
+		return fmt.Errorf("the observer's queue: %w", err)
+	}
+	if _, err := q.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: u.QueueUrl, Attributes: map[string]string{"VisibilityTimeout": "30"}}); err != nil {
+		return fmt.Errorf("change the queue's visibility timeout: %w", err)
+	}
+	if _, err := q.TagQueue(ctx, &sqs.TagQueueInput{QueueUrl: u.QueueUrl, Tags: map[string]string{"hand": "made"}}); err != nil {
+		return fmt.Errorf("tag the queue: %w", err)
+	}
+	e := eventbridge.NewFromConfig(cfg)
+	r, err := e.DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String("deploybot-lp-ecs-task-events")})
+	if err != nil {
+		return fmt.Errorf("the observer's rule: %w", err)
+	}
+	if _, err := e.TagResource(ctx, &eventbridge.TagResourceInput{ResourceARN: r.Arn, Tags: []ebtypes.Tag{{Key: aws.String("hand"), Value: aws.String("made")}}}); err != nil {
+		return fmt.Errorf("tag the rule: %w", err)
 	}
 	return nil
 }
@@ -413,5 +448,58 @@ func TestFirstApplyInAFreshAccount(t *testing.T) {
 		if a == "iam:CreateServiceLinkedRole" || a == "iam:*" {
 			t.Errorf("the apply role may %s; bootstrap creates the service-linked roles instead", a)
 		}
+	}
+}
+
+// TestApplyRoleFlowRunActionsAreAllCalled (issue 9): every SQS and
+// EventBridge action of the apply role's policy, and every IAM action it
+// grants on the flow-run roles, is called by the lifecycle (existing and
+// managed network together): a statement that is needed could still carry
+// an action nothing calls, which TestEveryStatementIsNeeded cannot see.
+func TestApplyRoleFlowRunActionsAreAllCalled(t *testing.T) {
+	t.Parallel()
+	called := map[string]bool{}
+	var appDoc *iampolicy.Document
+	for _, managed := range []bool{false, true} {
+		x := newLPWorld(t, managed)
+		appDoc = x.appDoc
+		if err := x.lifecycle(x.planDoc, x.appDoc); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range x.w.Calls() {
+			if strings.Contains(c.Principal, "assumed-role/apply/") && c.ErrCode == "" {
+				called[awssim.Action(c.Service, c.Operation)] = true
+			}
+		}
+	}
+	implied := map[string]bool{}
+	for _, a := range appDoc.Actions() {
+		for _, d := range bootstrap.DependentActions()[a] {
+			implied[d] = true
+		}
+	}
+	flowRunRole := func(st iampolicy.Statement) bool {
+		for _, r := range st.Resource {
+			if strings.Contains(r, "-flow-") {
+				return true
+			}
+		}
+		return false
+	}
+	checked := 0
+	for _, st := range appDoc.Statement {
+		for _, a := range st.Action {
+			svc, _, _ := strings.Cut(a, ":")
+			if svc != "sqs" && svc != "events" && !(svc == "iam" && flowRunRole(st)) || implied[a] {
+				continue
+			}
+			checked++
+			if !called[a] {
+				t.Errorf("the apply role grants %s (statement %s), which no plan, apply or destroy called", a, st.Sid)
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d flow-run actions in the apply role's policy: %s", checked, appDoc.JSON())
 	}
 }
