@@ -461,12 +461,7 @@ func TestDriftIssuesOpenAndClose(t *testing.T) {
 	if code := h.run(); code != 0 {
 		t.Fatalf("apply: exit %d\n%s", code, h.stdout.String())
 	}
-	h.scheduleEvent()
-	h.oidc("schedule", "refs/heads/master", "")
-	h.resetFiles()
-	if code := h.run(); code != 0 {
-		t.Fatalf("exit %d\n%s", code, h.stdout.String())
-	}
+	h.driftCheck()
 	got := map[string]string{}
 	for _, i := range h.gh.Issues(repoFull) {
 		got[strings.Fields(i.Title)[3]] = i.State
@@ -475,6 +470,18 @@ func TestDriftIssuesOpenAndClose(t *testing.T) {
 		t.Errorf("issue states (-want +got):\n%s", diff)
 	}
 	h.noSecretLeaks()
+}
+
+// driftCheck runs the scheduled drift check once more, failing the test
+// unless it exits 0.
+func (h *harness) driftCheck() {
+	h.t.Helper()
+	h.scheduleEvent()
+	h.oidc("schedule", "refs/heads/master", "")
+	h.resetFiles()
+	if code := h.run(); code != 0 {
+		h.t.Fatalf("drift check: exit %d\n%s", code, h.stdout.String())
+	}
 }
 
 // scheduleEvent is a schedule run; its payload is just the cron line.

@@ -43,12 +43,7 @@ func TestDriftIssueShowsAWorkPoolDefaultChangedInPrefect(t *testing.T) {
 
 	check := func() map[string]string {
 		t.Helper()
-		h.scheduleEvent()
-		h.oidc("schedule", "refs/heads/master", "")
-		h.resetFiles()
-		if code := h.run(); code != 0 {
-			t.Fatalf("drift check: exit %d\n%s", code, h.stdout.String())
-		}
+		h.driftCheck()
 		bodies := map[string]string{}
 		for _, i := range h.gh.Issues(repoFull) {
 			if strings.Contains(i.Title, "drift in staging ") {
