@@ -2,9 +2,12 @@ package deploy_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/deploybot/deploybot/internal/awssim"
 	"github.com/deploybot/deploybot/internal/deploy"
@@ -242,6 +245,71 @@ func BenchmarkDeployScenarios(b *testing.B) {
 			}
 			b.ReportMetric(gap.Seconds(), "s-without-worker")
 			b.ReportMetric(verdict.Seconds(), "s-merge-to-verdict")
+		})
+	}
+}
+
+// overhead is what an apply adds to what AWS and Prefect take: the apply's
+// time (simulated, from its start to its verdict) minus the ECS rollout
+// (the service deployment's createdAt to its finishedAt, as ECS reports
+// them) and minus the smoke flow run's own time (its creation to its end,
+// as Prefect reports them).
+type overhead struct {
+	apply, rollout, flowRun time.Duration
+}
+
+func (o overhead) added() time.Duration { return o.apply - o.rollout - o.flowRun }
+
+// imageUpdate applies revision 1 (fresh: its IAM roles are created), then
+// an image update, and measures both.
+func imageUpdate(t testing.TB, flowRun bool) (fresh, update overhead) {
+	x := newE2E(t)
+	ctx := context.Background()
+	measure := func(image string) overhead {
+		o := x.options(image)
+		o.Env.HealthGate.FlowRun = &flowRun
+		start := x.clk.Now()
+		res, err := deploy.Apply(ctx, o)
+		if err != nil || res.Report.Status != plan.StatusSucceeded {
+			t.Fatalf("%s: %v %+v", image, err, res.Report)
+		}
+		m := overhead{apply: x.clk.Now().Sub(start)}
+		d := res.Report.Deployment
+		out, err := o.Engine.AWS.ECS.DescribeServiceDeployments(ctx, &ecs.DescribeServiceDeploymentsInput{ServiceDeploymentArns: []string{d.ARN}})
+		if err != nil || len(out.ServiceDeployments) != 1 || out.ServiceDeployments[0].FinishedAt == nil {
+			t.Fatalf("service deployment %s: %v %+v", d.ARN, err, out)
+		}
+		sd := out.ServiceDeployments[0]
+		m.rollout = sd.FinishedAt.Sub(*sd.CreatedAt)
+		if fr := res.Report.Gate.FlowRun; fr != nil {
+			m.flowRun = fr.Duration
+		} else if flowRun {
+			t.Fatalf("no smoke flow run: %+v", res.Report.Gate)
+		}
+		return m
+	}
+	fresh = measure("prefecthq/prefect-aws:3.1")
+	x.clk.Advance(time.Minute)
+	return fresh, measure("prefecthq/prefect-aws:3.2")
+}
+
+// BenchmarkApplyOverhead reports what deploybot adds to an apply beyond
+// the ECS rollout and the smoke flow run (issue 10 item 5: at most 5 s for
+// an image update), with and without the smoke flow run, for a fresh
+// apply and an image update (internal/engine/BENCHMARKS.md).
+func BenchmarkApplyOverhead(b *testing.B) {
+	for _, flowRun := range []bool{true, false} {
+		b.Run(fmt.Sprintf("flow_run=%v", flowRun), func(b *testing.B) {
+			var fresh, update overhead
+			for i := 0; i < b.N; i++ {
+				fresh, update = imageUpdate(b, flowRun)
+			}
+			b.ReportMetric(update.added().Seconds(), "s-added-update")
+			b.ReportMetric(update.apply.Seconds(), "s-apply-update")
+			b.ReportMetric(update.rollout.Seconds(), "s-rollout-update")
+			b.ReportMetric(update.flowRun.Seconds(), "s-flowrun-update")
+			b.ReportMetric(fresh.added().Seconds(), "s-added-fresh")
+			b.ReportMetric(fresh.apply.Seconds(), "s-apply-fresh")
 		})
 	}
 }

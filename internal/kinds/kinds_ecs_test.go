@@ -16,6 +16,7 @@ import (
 	"github.com/deploybot/deploybot/internal/kinds/ecs"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
+	"github.com/deploybot/deploybot/internal/simtest"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
@@ -233,31 +234,82 @@ func TestFirstDeployFailure(t *testing.T) {
 	}
 }
 
-// TestDeploymentPollsSlowerInCI: 15 s between polls, 30 s when CI=true
-// (docs/research/aws-ecs.md §2.3), so the same deployment takes fewer polls.
-func TestDeploymentPollsSlowerInCI(t *testing.T) {
-	polls := func(ci string) int {
-		t.Setenv("CI", ci)
-		c := newComputeWorld(t, computeKey, noAutoscaling)
-		r := c.res(stack.AddrService)
-		for _, d := range r.DependsOn {
-			c.ensure(d)
-		}
-		c.w.ResetCalls()
-		if _, err := (ecs.Service).Create(context.Background(), c.x, r, c.refs(r)); err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, call := range c.w.Calls() {
-			if call.Operation == "DescribeServiceDeployments" {
-				n++
-			}
-		}
-		return n
+// TestDeploymentWaitCadence: the wait for a deployment ends at most one
+// poll interval (3 s) after ECS finished it, and looks at most 30 times a
+// simulated minute (a DescribeServiceDeployments each; ECS's throttling
+// buckets refill at tens a second, see deploymentPollInterval). Simulated
+// time: the clock is virtual.
+func TestDeploymentWaitCadence(t *testing.T) {
+	t.Parallel()
+	c := newComputeWorld(t, computeKey, noAutoscaling)
+	r := c.res(stack.AddrService)
+	for _, d := range r.DependsOn {
+		c.ensure(d)
 	}
-	local, ci := polls(""), polls("true")
-	if ci >= local {
-		t.Errorf("polls: %d locally, %d in CI; want fewer in CI", local, ci)
+	c.w.ResetCalls()
+	start := c.clk.Now()
+	if _, err := (ecs.Service).Create(context.Background(), c.x, r, c.refs(r)); err != nil {
+		t.Fatal(err)
+	}
+	end := c.clk.Now()
+	dep := c.deployment()
+	out, err := awsecs.NewFromConfig(c.w.Config()).DescribeServiceDeployments(context.Background(),
+		&awsecs.DescribeServiceDeploymentsInput{ServiceDeploymentArns: []string{dep.Info.ARN}})
+	if err != nil || len(out.ServiceDeployments) != 1 || out.ServiceDeployments[0].FinishedAt == nil {
+		t.Fatalf("service deployment %s: %v", dep.Info.ARN, err)
+	}
+	if late := end.Sub(*out.ServiceDeployments[0].FinishedAt); late < 0 || late > 3*time.Second {
+		t.Errorf("the wait ended %s after ECS finished the deployment, want at most 3s", late)
+	}
+	n := 0
+	for _, call := range c.w.Calls() {
+		if call.Operation == "DescribeServiceDeployments" {
+			n++
+		}
+	}
+	if minutes := end.Sub(start).Minutes(); float64(n) > 30*minutes+2 {
+		t.Errorf("%d DescribeServiceDeployments in %.1f simulated minutes, want at most 30 a minute", n, minutes)
+	}
+}
+
+// TestFirstDeployWaitsOutIAMPropagation: deploybot does not sleep after
+// creating a role; when IAM takes longer to let ECS assume the new roles
+// than the circuit breaker tolerates (here 90 s; 3 failed launches take
+// about 30 s), ECS fails the first deployment with "ECS was unable to
+// assume the role" (docs/research/aws-ecs.md §5.2), and the create deploys
+// again until the roles work, within IAM's 2-minute budget.
+func TestFirstDeployWaitsOutIAMPropagation(t *testing.T) {
+	t.Parallel()
+	slowIAM := simtest.WithAWS(awssim.WithTimings(func(tm *awssim.Timings) { tm.IAMPropagation = 90 * time.Second }))
+	c := newComputeWorldIn(t, []simtest.Option{slowIAM}, computeKey, noAutoscaling)
+	r := c.res(stack.AddrService)
+	for _, d := range r.DependsOn {
+		c.ensure(d)
+	}
+	// The roles are as new as the service: ECS cannot assume them for 90 s.
+	for _, role := range []string{stack.AddrExecutionRole, stack.AddrTaskRole} {
+		c.ensure(role)
+		c.w.Mu.Lock()
+		ok := c.w.RoleAssumableByECS(c.outputs[role]["arn"])
+		c.w.Mu.Unlock()
+		if ok {
+			t.Fatalf("%s is assumable at once: the test needs IAM still propagating", role)
+		}
+	}
+	if _, err := (ecs.Service).Create(context.Background(), c.x, r, c.refs(r)); err != nil {
+		t.Fatalf("create while IAM propagates the roles: %v", err)
+	}
+	failed := 0
+	for _, task := range c.w.Tasks() {
+		if strings.Contains(task.StoppedReason, "ECS was unable to assume the role") {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no task failed to launch: IAM propagation did not reach the service, the test proves nothing")
+	}
+	if dep := c.deployment(); dep == nil || dep.Failure != nil || dep.Info.Status != "SUCCESSFUL" {
+		t.Errorf("deployment outcome %+v", dep)
 	}
 }
 

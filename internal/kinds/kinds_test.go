@@ -92,7 +92,13 @@ func computeEnvFile(vpc string, subnets []string) *config.Environment {
 
 func newComputeWorld(t testing.TB, key string, edits ...func(*config.Environment)) *computeWorld {
 	t.Helper()
-	world := simtest.New(t, simtest.WithPool("staging-pool"))
+	return newComputeWorldIn(t, nil, key, edits...)
+}
+
+// newComputeWorldIn is newComputeWorld in a world made with opts.
+func newComputeWorldIn(t testing.TB, opts []simtest.Option, key string, edits ...func(*config.Environment)) *computeWorld {
+	t.Helper()
+	world := simtest.New(t, append([]simtest.Option{simtest.WithPool("staging-pool")}, opts...)...)
 	clk, w := world.Clock, world.AWS
 	vpc, subnets := w.SeedExistingVPC("10.1.0.0/16", 2, true)
 	env := computeEnvFile(vpc, subnets)

@@ -39,30 +39,47 @@ func DeploymentOf(outcomes []plan.Outcome) *Deployment {
 // primaryID is the PRIMARY deployment's id in the service the change
 // returned; taskDefinition is what it deploys; previous is the PRIMARY task
 // definition before the change ("" on create). A deployment that did not
-// succeed is the error (*ecsdeploy.Failure).
-func waitDeployment(ctx context.Context, x *x, r *service, serviceARN, taskDefinition, primaryID string, opTime time.Time, previous string) (resource.Outputs, error) {
+// succeed is the error (*ecsdeploy.Failure), unless again deploys anew (it
+// returns the new PRIMARY deployment's id and when it asked): then that one
+// is waited for instead.
+func waitDeployment(ctx context.Context, x *x, r *service, serviceARN, taskDefinition, primaryID string, opTime time.Time, previous string,
+	again func(*ecsdeploy.Failure) (string, time.Time, bool)) (resource.Outputs, error) {
 	s := r.Spec
 	out := resource.Outputs{"arn": serviceARN, "name": s.Name, "cluster": s.Cluster, "task_definition": taskDefinition}
 	dep := &Deployment{Info: plan.DeploymentInfo{Cluster: s.Cluster, Service: s.Name, TaskDefinition: taskDefinition,
 		PreviousTaskDefinition: previous, StartedAt: opTime.UTC().Truncate(time.Second), WorkerPrefix: s.WorkerPrefix}}
-	d := &ecsdeploy.Deployment{Service: ecsdeploy.Service{Cluster: s.Cluster, Name: s.Name}, TaskDefinition: taskDefinition,
-		Previous: previous, Since: opTime, ID: primaryID}
-	lastSaid := ""
-	st, err := ecsdeploy.NewWatcher(x.API, x.Clock).Wait(ctx, d, ecsdeploy.WaitOptions{
-		Interval: deploymentPollInterval(),
-		Budget:   x.Wait(time.Duration(s.DeploymentTimeoutMinutes) * time.Minute),
-		Progress: func(st ecsdeploy.Status) {
-			msg := st.String()
-			if st.State == ecsdeploy.Pending {
-				msg = "waiting for ECS to start the deployment"
-			}
-			if msg != lastSaid {
-				x.Say(r.Address, msg)
-				lastSaid = msg
-			}
-		},
-		Fallback: func(reason string) { x.Say(r.Address, reason) },
-	})
+	var d *ecsdeploy.Deployment
+	var st ecsdeploy.Status
+	var err error
+	for {
+		d = &ecsdeploy.Deployment{Service: ecsdeploy.Service{Cluster: s.Cluster, Name: s.Name}, TaskDefinition: taskDefinition,
+			Previous: previous, Since: opTime, ID: primaryID}
+		lastSaid := ""
+		st, err = ecsdeploy.NewWatcher(x.API, x.Clock).Wait(ctx, d, ecsdeploy.WaitOptions{
+			Interval: deploymentPollInterval,
+			Budget:   x.Wait(time.Duration(s.DeploymentTimeoutMinutes) * time.Minute),
+			Progress: func(st ecsdeploy.Status) {
+				msg := st.String()
+				if st.State == ecsdeploy.Pending {
+					msg = "waiting for ECS to start the deployment"
+				}
+				if msg != lastSaid {
+					x.Say(r.Address, msg)
+					lastSaid = msg
+				}
+			},
+			Fallback: func(reason string) { x.Say(r.Address, reason) },
+		})
+		f := ecsdeploy.AsFailure(err)
+		if f == nil || again == nil {
+			break
+		}
+		id, at, ok := again(f)
+		if !ok {
+			break
+		}
+		primaryID, opTime = id, at
+	}
 	if d.ARN != "" {
 		dep.Info.ARN = d.ARN
 		dep.Info.DeploymentID = d.ARN[strings.LastIndex(d.ARN, "/")+1:]

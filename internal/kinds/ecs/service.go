@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -157,14 +156,21 @@ const (
 	drainPollInterval        = 10 * time.Second
 )
 
-// deploymentPollInterval is 15 s, 30 s when CI=true (docs/research/aws-ecs.md
-// §1.3 waiterMaxDelay 15s; §2.3 Copilot renders every 30 s in CI).
-func deploymentPollInterval() time.Duration {
-	if os.Getenv("CI") == "true" {
-		return 30 * time.Second
-	}
-	return 15 * time.Second
-}
+// deploymentPollInterval is how often the service's deployment is looked
+// at while ECS rolls it out (issue 10 item 5: the wait adds at most a few
+// seconds after ECS finishes). One look is ListServiceDeployments and
+// DescribeServiceDeployments (ecsdeploy.Watcher.Look): 0.67 requests a
+// second. ECS throttles each account and Region with token buckets per
+// group of actions; the page's own example, cluster reads such as
+// DescribeClusters, has a bucket of 50 and a refill of 20 a second
+// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html),
+// 30 times this wait's rate, and the SDK's standard retryer absorbs a
+// throttled look. Progress is said only when the status changes
+// (ecsdeploy.WaitOptions.Progress), so the shorter interval adds no log
+// lines. (It was 15 s, 30 s with CI=true, after ecspresso's and Copilot's
+// cadences, docs/research/aws-ecs.md §1.3, §2.3: up to 15 or 30 s after ECS
+// was done.)
+const deploymentPollInterval = 3 * time.Second
 
 func publicIP(on bool) string {
 	if on {
@@ -367,7 +373,48 @@ func (serviceKind) Create(ctx context.Context, x *x, r *service, refs resource.R
 	}
 	arn := aws.ToString(created.ServiceArn)
 	x.Say(r.Address, "created "+arn+"; waiting for its deployment")
-	return waitDeployment(ctx, x, r, arn, in.taskDefinition, ecsdeploy.PrimaryDeploymentID(created.Deployments), opTime, "")
+	primary := ecsdeploy.PrimaryDeploymentID(created.Deployments)
+	// A first deployment whose every task ECS failed to launch because it
+	// could not assume a role is IAM propagating new roles (deploybot does
+	// not sleep after creating them, internal/kinds/iam): deploy again,
+	// within IAM's budget from the create.
+	return waitDeployment(ctx, x, r, arn, in.taskDefinition, primary, opTime, "", func(f *ecsdeploy.Failure) (string, time.Time, bool) {
+		if x.Clock.Now().Sub(opTime) >= x.Wait(iamPropagationBudget) || !roleNotAssumedYet(f) {
+			return "", time.Time{}, false
+		}
+		again := x.Clock.Now()
+		out, err := x.API.UpdateService(ctx, &awsecs.UpdateServiceInput{Cluster: aws.String(s.Cluster), Service: aws.String(s.Name), ForceNewDeployment: true})
+		if err != nil {
+			return "", time.Time{}, false
+		}
+		x.Say(r.Address, "ECS could not assume the task's roles yet (IAM is still propagating them); deploying again")
+		_, id := primaryDeployment(out.Service)
+		return id, again, true
+	})
+}
+
+// iamPropagationBudget is how long after the service's create a role ECS
+// cannot assume is taken for IAM propagating it: the Terraform provider's
+// IAM propagation budget (docs/research/aws-ecs.md §5, "We have settled on
+// 2 minutes").
+const iamPropagationBudget = 2 * time.Minute
+
+// roleNotAssumedYet says whether every task the failed deployment stopped
+// was one ECS could not launch because it could not assume its roles:
+// "ECS was unable to assume the role '…' that was provided for this task"
+// (docs/research/aws-ecs.md §5.2), the stopped reason of a task launched
+// before IAM has propagated a new role
+// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+func roleNotAssumedYet(f *ecsdeploy.Failure) bool {
+	if f == nil || len(f.StoppedTasks) == 0 {
+		return false
+	}
+	for _, t := range f.StoppedTasks {
+		if !strings.Contains(t.StoppedReason, "ECS was unable to assume the role") {
+			return false
+		}
+	}
+	return true
 }
 
 func (serviceKind) Update(ctx context.Context, x *x, r *service, d *resource.Delta[ServiceModel, *ecstypes.Service], refs resource.Refs) (resource.Outputs, error) {
@@ -459,7 +506,7 @@ func (serviceKind) Update(ctx context.Context, x *x, r *service, d *resource.Del
 	if updated != nil {
 		taskDefinition, primaryID = primaryDeployment(updated)
 	}
-	return waitDeployment(ctx, x, r, d.Found.ID, taskDefinition, primaryID, opTime, previous)
+	return waitDeployment(ctx, x, r, d.Found.ID, taskDefinition, primaryID, opTime, previous, nil)
 }
 
 // onlyGate: the service is as the file wants it, but its running revision
@@ -492,7 +539,7 @@ func regate(ctx context.Context, x *x, r *service, d *resource.Delta[ServiceMode
 		previous = ""
 	}
 	x.Say(r.Address, fmt.Sprintf("the running revision %s has not passed the health gate (an earlier apply stopped before its verdict); gating it", ecsdeploy.ShortTaskDefinition(td)))
-	return waitDeployment(ctx, x, r, d.Found.ID, td, id, since, previous)
+	return waitDeployment(ctx, x, r, d.Found.ID, td, id, since, previous, nil)
 }
 
 // Delete follows docs/research/aws-ecs.md §5.3 step 2: scale to 0, delete

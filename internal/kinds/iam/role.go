@@ -73,10 +73,17 @@ type (
 	found = resource.Found[RoleModel, struct{}]
 )
 
-// iamPropagationDelay is the pause after a role is created (or its policies
-// change) before ECS may use it: docs/research/aws-ecs.md §5.2 ("a short fixed
-// delay (about 10–15 s)" after iam.NewRoleExistsWaiter).
-const iamPropagationDelay = 15 * time.Second
+// A role is not slept on after it is created or its policies change (it
+// was 15 s, docs/research/aws-ecs.md §5.2's "short fixed delay"): the
+// create waits only until IAM itself answers for the role (GetRole, as the
+// Terraform provider's iam/role.go retries its read while NotFound within
+// propagationTimeout). What a role propagating does to its user is retried
+// where AWS reports it: ECS failing a first deployment's task launches with
+// "ECS was unable to assume the role" (internal/kinds/ecs, roleNotAssumedYet),
+// CreateService's and RegisterScalableTarget's role errors (their kinds'
+// retries, §5). IAM is eventually consistent
+// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency);
+// the simulated account models it (awssim Timings.IAMPropagation).
 
 // iamPropagationTimeout is the Terraform provider's IAM budget
 // (docs/research/aws-ecs.md §5: "We have settled on 2 minutes").
@@ -212,14 +219,10 @@ func (k roleKind) Create(ctx context.Context, x *x, r *role, refs resource.Refs)
 		return nil, err
 	}
 	// docs/research/aws-ecs.md §5.2: CreateService does not validate the roles;
-	// a role ECS cannot assume yet fails tasks later. Wait until it exists,
-	// then the propagation delay.
+	// a role ECS cannot assume yet fails tasks later, which the ECS service
+	// kind retries. Wait until IAM answers for it.
 	if err := awsiam.NewRoleExistsWaiter(x.API).Wait(ctx, &awsiam.GetRoleInput{RoleName: aws.String(s.Name)}, x.Wait(iamPropagationTimeout)); err != nil {
 		return nil, fmt.Errorf("wait for IAM role %s: %w", s.Name, err)
-	}
-	x.Say(r.Address, fmt.Sprintf("waiting %s for IAM propagation", iamPropagationDelay))
-	if err := x.Clock.Sleep(ctx, iamPropagationDelay); err != nil {
-		return nil, err
 	}
 	return resource.Outputs{"arn": arn, "name": s.Name}, nil
 }
@@ -286,12 +289,6 @@ func converge(ctx context.Context, x *x, r *role, refs resource.Refs, have *foun
 func (roleKind) Update(ctx context.Context, x *x, r *role, d *resource.Delta[RoleModel, struct{}], refs resource.Refs) (resource.Outputs, error) {
 	if err := converge(ctx, x, r, refs, d.Found, false); err != nil {
 		return nil, err
-	}
-	if !d.OnlyTags() {
-		// Policy changes propagate like new roles (docs/research/aws-ecs.md §5.2).
-		if err := x.Clock.Sleep(ctx, iamPropagationDelay); err != nil {
-			return nil, err
-		}
 	}
 	return d.Found.Outputs, nil
 }
