@@ -72,7 +72,7 @@ func describeStop(t plan.StoppedTask) string {
 	if t.ExitCode != nil {
 		s += fmt.Sprintf(" exit code %d", *t.ExitCode)
 	}
-	if t.ContainerReason != "" {
+	if t.ContainerReason != "" && t.ContainerReason != t.StoppedReason {
 		s += ": " + t.ContainerReason
 	}
 	return s

@@ -242,6 +242,14 @@ var scenarios = []scenario{
 		st.image = "prefecthq/prefect-aws:3-crashloop"
 		return nil, s.apply(st), s
 	}},
+	{"report_flow_run_failed", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		// The worker comes ONLINE, but the smoke flow run's image is in no
+		// registry: the run CRASHES and the gate rolls back.
+		s := newSim(t).deployed()
+		st := baseSettings
+		st.image = "prefecthq/prefect-aws:3.1.5"
+		return nil, s.apply(st, func(o *deploy.Options) { o.Env.FlowRuns.Image = "prefecthq/prefect:3-flows-does-not-exist" }), s
+	}},
 	{"report_rolled_back", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
 		s := newSim(t).deployed()
 		st := baseSettings

@@ -223,6 +223,37 @@ type GateDoc struct {
 	PrunedWorkers        int              `json:"pruned_workers"`
 	Warnings             []string         `json:"warnings"`
 	DurationMS           int64            `json:"duration_ms"`
+	// Stages are the gate's checks in order; FlowRun its smoke flow run.
+	Stages  []StageDoc  `json:"stages,omitempty"`
+	FlowRun *FlowRunDoc `json:"flow_run,omitempty"`
+}
+
+// StageDoc is one check of the health gate.
+type StageDoc struct {
+	Name       string `json:"name"`
+	Passed     bool   `json:"passed"`
+	Reason     string `json:"reason"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// FlowRunDoc is the gate's smoke flow run.
+type FlowRunDoc struct {
+	ID          string          `json:"id"`
+	Name        string          `json:"name"`
+	URL         string          `json:"url,omitempty"`
+	Deployment  string          `json:"deployment"`
+	State       string          `json:"state"`
+	StateName   string          `json:"state_name,omitempty"`
+	Message     string          `json:"message,omitempty"`
+	Worker      string          `json:"worker,omitempty"`
+	NewRevision bool            `json:"new_revision"`
+	Task        string          `json:"task,omitempty"`
+	Cluster     string          `json:"cluster,omitempty"`
+	Reused      bool            `json:"reused,omitempty"`
+	Cancelled   bool            `json:"cancelled,omitempty"`
+	DurationMS  int64           `json:"duration_ms"`
+	Stopped     *StoppedTaskDoc `json:"stopped,omitempty"`
+	Logs        []string        `json:"logs,omitempty"`
 }
 
 // WorkerDoc is one Prefect worker as the gate saw it last.
@@ -276,6 +307,19 @@ func NewReportDoc(r *plan.Report) ReportDoc {
 		}
 		for _, st := range g.StoppedTasks {
 			gd.StoppedTasks = append(gd.StoppedTasks, StoppedTaskDoc(st))
+		}
+		for _, sg := range g.Stages {
+			gd.Stages = append(gd.Stages, StageDoc{Name: sg.Name, Passed: sg.Passed, Reason: sg.Reason, DurationMS: ms(sg.Duration)})
+		}
+		if fr := g.FlowRun; fr != nil {
+			fd := &FlowRunDoc{ID: fr.ID, Name: fr.Name, URL: fr.URL, Deployment: fr.Deployment, State: fr.State, StateName: fr.StateName,
+				Message: fr.Message, Worker: fr.Worker, NewRevision: fr.NewRevision, Task: fr.Task, Cluster: fr.Cluster,
+				Reused: fr.Reused, Cancelled: fr.Cancelled, DurationMS: ms(fr.Duration), Logs: fr.Logs}
+			if fr.Stopped != nil {
+				st := StoppedTaskDoc(*fr.Stopped)
+				fd.Stopped = &st
+			}
+			gd.FlowRun = fd
 		}
 		d.Gate = gd
 	}

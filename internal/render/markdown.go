@@ -720,6 +720,9 @@ func (d *mdDoc) reportSection(itemCap int) string {
 		w(Escape(next), "\n\n")
 	}
 
+	if g := r.Gate; g != nil && g.FlowRun != nil && g.FlowRun.ID != "" {
+		w(flowRunMarkdown(g.FlowRun))
+	}
 	if g := r.Gate; g != nil && len(g.Workers) > 0 {
 		w("<details><summary>", EscapeHTML(fmt.Sprintf("Prefect workers in the pool %s: %s", workersWhen(g), workersSeen(g))), "</summary>\n\n")
 		w("| worker | status | revision | last heartbeat |\n|---|---|---|---|\n")

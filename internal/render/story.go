@@ -185,6 +185,9 @@ func newStory(r *plan.Report) story {
 			reason = "the reason above"
 		}
 		st.steps = append(st.steps, step(mark, "Prefect health gate "+verdict+" after "+formatDuration(g.Duration)+": {}.", plain(strings.TrimSuffix(reason, "."))))
+		if fr := g.FlowRun; fr != nil && fr.ID != "" {
+			st.steps = append(st.steps, flowRunStep(fr))
+		}
 		switch {
 		case g.RolledBack:
 			target := revisionName(g.RolledBackTo)

@@ -269,6 +269,9 @@ func writeReportText(t *textWriter, c painter, r *plan.Report) {
 				t.line("  %-*s  %-7s  %s", nw, OneLine(wk.Name), OneLine(wk.Status), workerDetail(wk))
 			}
 		}
+		if fr := g.FlowRun; fr != nil && fr.ID != "" {
+			flowRunText(t, fr)
+		}
 		if len(g.StoppedTasks) > 3 {
 			t.line("stopped tasks of the new revision:")
 			for _, st := range g.StoppedTasks {
@@ -353,7 +356,7 @@ func stoppedTaskDetail(st plan.StoppedTask) string {
 	if st.ExitCode != nil {
 		parts = append(parts, fmt.Sprintf("exit code %d", *st.ExitCode))
 	}
-	if st.ContainerReason != "" {
+	if st.ContainerReason != "" && st.ContainerReason != st.StoppedReason {
 		parts = append(parts, "container: "+OneLine(st.ContainerReason))
 	}
 	return strings.Join(parts, "; ")
