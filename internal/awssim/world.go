@@ -69,15 +69,17 @@ var ErrCrashed = fmt.Errorf("awssim: process crashed (injected after write limit
 func (w *World) ProcessWrite() (done func(ok bool), err error) {
 	w.faultsMu.Lock()
 	defer w.faultsMu.Unlock()
-	if f := w.faults; f.StopAfterWrites > 0 && w.nWrites >= f.StopAfterWrites {
+	if f := w.faults; f.StopAfterWrites > 0 && w.nWrites+w.writesInFlight >= f.StopAfterWrites {
 		return nil, ErrCrashed
 	}
+	w.writesInFlight++
 	return func(ok bool) {
+		w.faultsMu.Lock()
+		w.writesInFlight--
 		if ok {
-			w.faultsMu.Lock()
 			w.nWrites++
-			w.faultsMu.Unlock()
 		}
+		w.faultsMu.Unlock()
 	}, nil
 }
 
@@ -119,6 +121,10 @@ type World struct {
 	workloadCalls []Call
 	nCalls        int
 	nWrites       int
+	// writesInFlight are writes begun and not yet answered: with them, a
+	// crash after write k refuses a write that starts beside the k-th
+	// (concurrent steps), as a process dead after k writes makes no more.
+	writesInFlight int
 
 	// ids hands out deterministic resource ids per prefix.
 	ids map[string]int
@@ -373,6 +379,17 @@ func (w *World) dispatch(ctx context.Context, service, op, accessKey string, par
 		f = w.faults
 		throttled = f.ThrottleFraction > 0 && w.rng.Float64() < f.ThrottleFraction
 		crashed = f.StopAfterWrites > 0 && w.nWrites >= f.StopAfterWrites
+		if write && !crashed && f.StopAfterWrites > 0 {
+			crashed = w.nWrites+w.writesInFlight >= f.StopAfterWrites
+			if !crashed {
+				w.writesInFlight++
+				defer func() {
+					w.faultsMu.Lock()
+					w.writesInFlight--
+					w.faultsMu.Unlock()
+				}()
+			}
+		}
 	}
 	w.faultsMu.Unlock()
 

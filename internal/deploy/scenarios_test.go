@@ -313,3 +313,50 @@ func BenchmarkApplyOverhead(b *testing.B) {
 		})
 	}
 }
+
+// TestPrefectOutageKeepsDeployedWorkers (issue 10, Done means): the worker
+// as deploybot deploys it (its task definition's own health check) stays
+// running through a Prefect outage: once registered, its check defers to
+// the worker's /health, which stays 200 for 300 s after the last poll
+// (docs/research/prefect-flow-runs.md §E.1). A four-minute outage, short of
+// the 12 failed syncs (6 minutes) after which the worker itself exits, must
+// not make ECS replace it; after the outage, the same task's worker is
+// ONLINE again.
+func TestPrefectOutageKeepsDeployedWorkers(t *testing.T) {
+	t.Parallel()
+	x := newE2E(t)
+	if res, err := deploy.Apply(context.Background(), x.options("prefecthq/prefect-aws:3.1")); err != nil || res.Report.Status != plan.StatusSucceeded {
+		t.Fatalf("deploy: %v %+v", err, res.Report)
+	}
+	running := func() []string {
+		var out []string
+		for _, task := range x.w.Tasks() {
+			if task.LastStatus == "RUNNING" && task.Env["DEPLOYBOT_WORKER_PREFIX"] != "" {
+				out = append(out, task.ARN)
+			}
+		}
+		return out
+	}
+	before := running()
+	if len(before) != 1 {
+		t.Fatalf("workers running before the outage: %v", before)
+	}
+	outage := x.clk.Now()
+	x.sim.SetAvailable(false)
+	for i := 0; i < 24; i++ {
+		x.clk.Advance(10 * time.Second)
+		if now := running(); len(now) != 1 || now[0] != before[0] {
+			t.Fatalf("%ds into the outage ECS runs %v, want %s still", (i+1)*10, now, before[0])
+		}
+	}
+	x.sim.SetAvailable(true)
+	x.clk.Advance(time.Minute)
+	for _, task := range x.w.Tasks() {
+		if task.Env["DEPLOYBOT_WORKER_PREFIX"] != "" && !task.StoppedAt.IsZero() && task.StoppedAt.After(outage) {
+			t.Errorf("a worker task stopped: %s", task.StoppedReason)
+		}
+	}
+	if online := x.sim.WorkersOnlineAt("demo-pool", x.clk.Now()); len(online) == 0 {
+		t.Error("no worker ONLINE after the outage")
+	}
+}
