@@ -92,6 +92,10 @@ type Result struct {
 	// work pool's workers.
 	ServingAfterRollback string
 	WorkersAfterRollback []prefectsim.Worker
+	// WithoutWorkerDuringBrokenDeploy is how long, from the broken merge's
+	// apply to its verdict, the pool had no ONLINE worker of the revision
+	// serving before it (by what the simulated Prefect lists, each second).
+	WithoutWorkerDuringBrokenDeploy time.Duration
 	// After the teardown: what is still tagged for the environment, before
 	// and after the secret's recovery window.
 	TaggedAfterTeardown []awssim.Item
@@ -549,9 +553,9 @@ func (d *demo) brokenPR(ctx context.Context) error {
 
 func (d *demo) brokenMerge(ctx context.Context) error {
 	w := d.w
-	var before string // the revision serving before the merge
+	var before, beforePrefix string // the revision serving before the merge, its workers' prefix
 	if rep := d.res.Steps[len(d.res.Steps)-2].Report; rep != nil && rep.Deployment != nil {
-		before = rep.Deployment.TaskDefinition
+		before, beforePrefix = rep.Deployment.TaskDefinition, rep.Deployment.WorkerPrefix
 	}
 	return d.step("4b", "PR #3 is merged: ECS deploys it, the health gate fails, the service rolls back", "rolled_back", func(s *Step) error {
 		if err := d.mergeAndApply(ctx, s, 3, "4b-merge-3-apply"); err != nil {
@@ -574,6 +578,29 @@ func (d *demo) brokenMerge(ctx context.Context) error {
 			}
 		}
 		d.p.log("the service runs %s again; ONLINE in %s: %s", shortARN(d.res.ServingAfterRollback), workPool, strings.Join(online, ", "))
+		var started, finished time.Time
+		var err1, err2 error = errors.New("no report"), nil
+		if s.Report != nil {
+			started, err1 = time.Parse(time.RFC3339, s.Report.StartedAt)
+			finished, err2 = time.Parse(time.RFC3339, s.Report.FinishedAt)
+		}
+		if err1 == nil && err2 == nil {
+			for at := started; !at.After(finished); at = at.Add(time.Second) {
+				served := false
+				for _, name := range w.pf.WorkersOnlineAt(workPool, at) {
+					served = served || strings.HasPrefix(name, beforePrefix+"-")
+				}
+				if !served {
+					d.res.WithoutWorkerDuringBrokenDeploy += time.Second
+				}
+			}
+			served := ""
+			if d.res.WithoutWorkerDuringBrokenDeploy == 0 {
+				served = ": the old worker served throughout"
+			}
+			d.p.log("from the merge to the verdict (%s), the pool had no ONLINE worker of %s for %s%s",
+				finished.Sub(started).Round(time.Second), shortARN(before), d.res.WithoutWorkerDuringBrokenDeploy, served)
+		}
 		if s.Problem != "" {
 			return nil
 		}
@@ -589,6 +616,8 @@ func (d *demo) brokenMerge(ctx context.Context) error {
 			s.Problem = fmt.Sprintf("the service runs %s, want the previous revision %s", d.res.ServingAfterRollback, before)
 		case len(online) == 0:
 			s.Problem = "no worker is ONLINE in the pool"
+		case d.res.WithoutWorkerDuringBrokenDeploy > 0:
+			s.Problem = fmt.Sprintf("the pool had no ONLINE worker of %s for %s during the broken deploy", shortARN(before), d.res.WithoutWorkerDuringBrokenDeploy)
 		}
 		return nil
 	})

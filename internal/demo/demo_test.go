@@ -145,6 +145,14 @@ func TestDemoStepsHaveTheirExpectedOutcomes(t *testing.T) {
 	if d := lastDeployment(st["2"]); d == nil || d.State() != "success" {
 		t.Errorf("first deployment: %+v", d)
 	}
+	// Its smoke flow run COMPLETED on the new revision, and the report
+	// names it, its duration, its ECS task and its page in the Prefect UI.
+	if fr := r2.Gate.FlowRun; fr == nil || fr.State != "COMPLETED" || !fr.NewRevision || fr.Name == "" || fr.DurationMS <= 0 ||
+		!strings.Contains(fr.Task, ":task/deploybot-demo/") || !strings.Contains(fr.URL, "/runs/flow-run/"+fr.ID) {
+		t.Errorf("first apply's smoke flow run: %+v", fr)
+	} else if !strings.Contains(out, "Smoke flow run `"+fr.Name+"` ended COMPLETED after") {
+		t.Errorf("the merge step does not show the smoke flow run %q COMPLETED", fr.Name)
+	}
 
 	// The CPU pull request plans exactly the task definition's update (a
 	// new revision) and the service's reference to it.
@@ -191,6 +199,10 @@ func TestDemoStepsHaveTheirExpectedOutcomes(t *testing.T) {
 	}
 	if g := r4.Gate; g == nil || g.Passed || !g.RolledBack || g.RolledBackTo != r3.Deployment.TaskDefinition || !g.RestoredWorkerOnline {
 		t.Errorf("broken-image gate: %+v", g)
+	}
+	// The old worker served throughout the broken deploy.
+	if res.WithoutWorkerDuringBrokenDeploy != 0 || !strings.Contains(out, "the old worker served throughout") {
+		t.Errorf("during the broken deploy the pool had no worker of %s for %s", r3.Deployment.TaskDefinition, res.WithoutWorkerDuringBrokenDeploy)
 	}
 	if res.ServingAfterRollback != r3.Deployment.TaskDefinition {
 		t.Errorf("after the rollback the service runs %s, want %s", res.ServingAfterRollback, r3.Deployment.TaskDefinition)
