@@ -236,24 +236,13 @@ type StageDoc struct {
 	DurationMS int64  `json:"duration_ms"`
 }
 
-// FlowRunDoc is the gate's smoke flow run.
+// FlowRunDoc is the gate's smoke flow run: the gate's own record (its
+// fields and their JSON names are plan.GateFlowRun's; its duration there is
+// in nanoseconds), with the duration in milliseconds like the document's
+// other durations.
 type FlowRunDoc struct {
-	ID          string          `json:"id"`
-	Name        string          `json:"name"`
-	URL         string          `json:"url,omitempty"`
-	Deployment  string          `json:"deployment"`
-	State       string          `json:"state"`
-	StateName   string          `json:"state_name,omitempty"`
-	Message     string          `json:"message,omitempty"`
-	Worker      string          `json:"worker,omitempty"`
-	NewRevision bool            `json:"new_revision"`
-	Task        string          `json:"task,omitempty"`
-	Cluster     string          `json:"cluster,omitempty"`
-	Reused      bool            `json:"reused,omitempty"`
-	Cancelled   bool            `json:"cancelled,omitempty"`
-	DurationMS  int64           `json:"duration_ms"`
-	Stopped     *StoppedTaskDoc `json:"stopped,omitempty"`
-	Logs        []string        `json:"logs,omitempty"`
+	*plan.GateFlowRun
+	DurationMS int64 `json:"duration_ms"`
 }
 
 // WorkerDoc is one Prefect worker as the gate saw it last.
@@ -312,14 +301,7 @@ func NewReportDoc(r *plan.Report) ReportDoc {
 			gd.Stages = append(gd.Stages, StageDoc{Name: sg.Name, Passed: sg.Passed, Reason: sg.Reason, DurationMS: ms(sg.Duration)})
 		}
 		if fr := g.FlowRun; fr != nil {
-			fd := &FlowRunDoc{ID: fr.ID, Name: fr.Name, URL: fr.URL, Deployment: fr.Deployment, State: fr.State, StateName: fr.StateName,
-				Message: fr.Message, Worker: fr.Worker, NewRevision: fr.NewRevision, Task: fr.Task, Cluster: fr.Cluster,
-				Reused: fr.Reused, Cancelled: fr.Cancelled, DurationMS: ms(fr.Duration), Logs: fr.Logs}
-			if fr.Stopped != nil {
-				st := StoppedTaskDoc(*fr.Stopped)
-				fd.Stopped = &st
-			}
-			gd.FlowRun = fd
+			gd.FlowRun = &FlowRunDoc{GateFlowRun: fr, DurationMS: ms(fr.Duration)}
 		}
 		d.Gate = gd
 	}
