@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -358,5 +359,41 @@ func TestPrefectOutageKeepsDeployedWorkers(t *testing.T) {
 	}
 	if online := x.sim.WorkersOnlineAt("demo-pool", x.clk.Now()); len(online) == 0 {
 		t.Error("no worker ONLINE after the outage")
+	}
+}
+
+// TestSmokeFlowRunThatNeverStartsIsCancelled: with the work pool paused
+// (docs/research/prefect-flow-runs.md §C: workers take no runs of a paused
+// pool), the smoke flow run stays SCHEDULED; the gate's wait has its own
+// bound, cancels the run, says no worker picked it up, and rolls back.
+func TestSmokeFlowRunThatNeverStartsIsCancelled(t *testing.T) {
+	t.Parallel()
+	x := newE2E(t)
+	ctx := context.Background()
+	if res, err := deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3.1")); err != nil || res.Report.Status != plan.StatusSucceeded {
+		t.Fatalf("revision 1: %v %+v", err, res.Report)
+	}
+	req, _ := http.NewRequest(http.MethodPatch, x.sim.URL()+"/work_pools/demo-pool", strings.NewReader(`{"is_paused": true}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != http.StatusNoContent {
+		t.Fatalf("pause the pool: %v %v", r, err)
+	}
+	res, err := deploy.Apply(ctx, x.options("prefecthq/prefect-aws:3.2"))
+	x.noLeak(res, err)
+	if got := exit.CodeOf(err); got != 3 || res.Report.Status != plan.StatusRolledBack {
+		t.Fatalf("exit %d, status %s: %v", got, res.Report.Status, err)
+	}
+	g := res.Report.Gate
+	fr := g.FlowRun
+	if fr == nil || !fr.Cancelled || fr.Worker != "" || !strings.Contains(g.Reason, "did not finish within") || !strings.Contains(g.Reason, "no worker of work pool") {
+		t.Fatalf("gate %s; flow run %+v", g.Reason, fr)
+	}
+	c, err := prefect.New(x.sim.URL(), key, prefect.WithClock(x.clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.ReadFlowRun(ctx, fr.ID); err != nil || r.StateType != prefect.StateCancelled {
+		t.Fatalf("the run in Prefect: %+v %v", r, err)
 	}
 }
