@@ -33,12 +33,15 @@ import (
 
 // flowWorld is an applied environment whose worker is ONLINE in its pool.
 type flowWorld struct {
-	*world
+	*account
 	env   *config.Environment
 	names stack.Names
 	sim   *simtest.World
 	// admin calls the account with its admin credentials.
 	admin admin
+	// subnets and publicIP are the worker service's.
+	subnets  []string
+	publicIP bool
 }
 
 type admin struct {
@@ -47,16 +50,28 @@ type admin struct {
 	SQS *sqs.Client
 }
 
+// newFlowWorld applies an existing-VPC environment (envYAML).
 func newFlowWorld(t *testing.T) *flowWorld {
 	t.Helper()
 	x := newWorld(t)
-	env := x.env("demo")
+	return applyFlowWorld(t, x.account, x.env("demo"))
+}
+
+// applyFlowWorld applies env in x and waits for its worker.
+func applyFlowWorld(t *testing.T, x *account, env *config.Environment) *flowWorld {
+	t.Helper()
 	// The worker inside the simulated task reaches the simulated Prefect
 	// only at its address (a loopback URL, which a file may not name).
 	env.Prefect.APIURL = x.prefect.URL()
 	x.apply(env)
-	f := &flowWorld{world: x, env: env, names: stack.NamesFor(env), admin: admin{ecs.NewFromConfig(x.w.Config()), ec2.NewFromConfig(x.w.Config()), sqs.NewFromConfig(x.w.Config())},
+	f := &flowWorld{account: x, env: env, names: stack.NamesFor(env), admin: admin{ecs.NewFromConfig(x.w.Config()), ec2.NewFromConfig(x.w.Config()), sqs.NewFromConfig(x.w.Config())},
 		sim: &simtest.World{Clock: x.clk.(*clock.Virtual), AWS: x.w, Prefect: x.prefect, PrefectKey: x.key}}
+	svc, err := f.admin.ECS.DescribeServices(context.Background(), &ecs.DescribeServicesInput{Cluster: aws.String(f.names.Cluster), Services: []string{f.names.Service}})
+	if err != nil || len(svc.Services) != 1 {
+		t.Fatalf("the worker service: %v", err)
+	}
+	vpc := svc.Services[0].NetworkConfiguration.AwsvpcConfiguration
+	f.subnets, f.publicIP = vpc.Subnets, vpc.AssignPublicIp == ecstypes.AssignPublicIpEnabled
 	for i := 0; i < 60 && !f.online(); i++ {
 		x.advance(5 * time.Second)
 	}
@@ -126,10 +141,22 @@ func attachmentDetail(tk *ecstypes.Task, name string) string {
 // apply runs in the stack's cluster, in the worker's subnets with the
 // flow-run security group, as the flow-run task role with the flow-run
 // execution role, with the Prefect key from the stack's secret, and its
-// output lands in the flow-run log group.
+// output lands in the flow-run log group: in an existing VPC with a public
+// IP, and in a managed one's private subnets behind its NAT gateway.
 func TestE2EFlowRunLandsInTheStack(t *testing.T) {
 	t.Parallel()
-	f := newFlowWorld(t)
+	t.Run("existing VPC", func(t *testing.T) {
+		t.Parallel()
+		newFlowWorld(t).landsInTheStack(t)
+	})
+	t.Run("managed, nat single", func(t *testing.T) {
+		t.Parallel()
+		x := newNetE2E(t)
+		applyFlowWorld(t, x.account, x.env("net", "single", "2")).landsInTheStack(t)
+	})
+}
+
+func (f *flowWorld) landsInTheStack(t *testing.T) {
 	ctx := context.Background()
 	run, tk := f.run(t, nil)
 	if run["state_type"] != "COMPLETED" {
@@ -151,6 +178,9 @@ func TestE2EFlowRunLandsInTheStack(t *testing.T) {
 	nis, err := f.admin.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
 	if err != nil || len(nis.NetworkInterfaces) != 1 {
 		t.Fatalf("the task's network interface %q: %v", eni, err)
+	}
+	if public := nis.NetworkInterfaces[0].Association != nil && aws.ToString(nis.NetworkInterfaces[0].Association.PublicIp) != ""; public != f.publicIP {
+		t.Errorf("the flow run has a public IP: %v; the worker: %v", public, f.publicIP)
 	}
 	var groups []string
 	for _, g := range nis.NetworkInterfaces[0].Groups {
