@@ -37,55 +37,48 @@ func existingEnv() *config.Environment {
 	}
 }
 
+// built is the stack of existingEnv.
+func built(t *testing.T) *Stack {
+	t.Helper()
+	st, err := Build(existingEnv(), testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func TestBuildAddressesAndDependencies(t *testing.T) {
+	// Every stack's resources; autoscaling adds its target and policy.
+	always := map[string][]string{
+		"security_group.worker":  nil,
+		AddrSecret:               nil,
+		AddrLogGroup:             nil,
+		AddrCluster:              nil,
+		AddrExecutionRole:        {AddrSecret},
+		AddrTaskRole:             nil,
+		AddrTaskDefinition:       {AddrExecutionRole, AddrTaskRole, AddrSecret, AddrLogGroup},
+		AddrNamespace:            nil,
+		AddrDiscoveryService:     {AddrNamespace},
+		AddrService:              {AddrCluster, AddrDiscoveryService, AddrExecutionRole, AddrTaskRole, AddrTaskDefinition, AddrWorkPool, "security_group.worker"},
+		AddrFlowRunLogGroup:      nil,
+		AddrFlowExecutionRole:    {AddrSecret},
+		AddrFlowTaskRole:         nil,
+		AddrFlowRunSecurityGroup: nil,
+		AddrObserverDLQ:          nil,
+		AddrObserverQueue:        {AddrObserverDLQ},
+		AddrObserverRule:         {AddrObserverQueue},
+		AddrWorkPool:             {AddrSecret, AddrFlowExecutionRole, AddrFlowTaskRole, AddrFlowRunLogGroup, AddrFlowRunSecurityGroup},
+		AddrSmokeDeployment:      {AddrWorkPool},
+	}
 	for _, tc := range []struct {
 		name        string
 		autoscaling *config.Autoscaling
-		want        map[string][]string
+		more        map[string][]string
 	}{
-		{name: "no autoscaling", want: map[string][]string{
-			"security_group.worker":  nil,
-			AddrSecret:               nil,
-			AddrLogGroup:             nil,
-			AddrCluster:              nil,
-			AddrExecutionRole:        {AddrSecret},
-			AddrTaskRole:             nil,
-			AddrTaskDefinition:       {AddrExecutionRole, AddrTaskRole, AddrSecret, AddrLogGroup},
-			AddrNamespace:            nil,
-			AddrDiscoveryService:     {AddrNamespace},
-			AddrService:              {AddrCluster, AddrDiscoveryService, AddrExecutionRole, AddrTaskRole, AddrTaskDefinition, AddrWorkPool, "security_group.worker"},
-			AddrFlowRunLogGroup:      nil,
-			AddrFlowExecutionRole:    {AddrSecret},
-			AddrFlowTaskRole:         nil,
-			AddrFlowRunSecurityGroup: nil,
-			AddrObserverDLQ:          nil,
-			AddrObserverQueue:        {AddrObserverDLQ},
-			AddrObserverRule:         {AddrObserverQueue},
-			AddrWorkPool:             {AddrSecret, AddrFlowExecutionRole, AddrFlowTaskRole, AddrFlowRunLogGroup, AddrFlowRunSecurityGroup},
-			AddrSmokeDeployment:      {AddrWorkPool},
-		}},
-		{name: "autoscaling", autoscaling: &config.Autoscaling{Min: 1, Max: 3, TargetCPUPercent: 60}, want: map[string][]string{
-			"security_group.worker":  nil,
-			AddrSecret:               nil,
-			AddrLogGroup:             nil,
-			AddrCluster:              nil,
-			AddrExecutionRole:        {AddrSecret},
-			AddrTaskRole:             nil,
-			AddrTaskDefinition:       {AddrExecutionRole, AddrTaskRole, AddrSecret, AddrLogGroup},
-			AddrNamespace:            nil,
-			AddrDiscoveryService:     {AddrNamespace},
-			AddrService:              {AddrCluster, AddrDiscoveryService, AddrExecutionRole, AddrTaskRole, AddrTaskDefinition, AddrWorkPool, "security_group.worker"},
-			AddrFlowRunLogGroup:      nil,
-			AddrFlowExecutionRole:    {AddrSecret},
-			AddrFlowTaskRole:         nil,
-			AddrFlowRunSecurityGroup: nil,
-			AddrObserverDLQ:          nil,
-			AddrObserverQueue:        {AddrObserverDLQ},
-			AddrObserverRule:         {AddrObserverQueue},
-			AddrWorkPool:             {AddrSecret, AddrFlowExecutionRole, AddrFlowTaskRole, AddrFlowRunLogGroup, AddrFlowRunSecurityGroup},
-			AddrSmokeDeployment:      {AddrWorkPool},
-			AddrScalableTarget:       {AddrService},
-			AddrScalingPolicy:        {AddrScalableTarget},
+		{name: "no autoscaling"},
+		{name: "autoscaling", autoscaling: &config.Autoscaling{Min: 1, Max: 3, TargetCPUPercent: 60}, more: map[string][]string{
+			AddrScalableTarget: {AddrService},
+			AddrScalingPolicy:  {AddrScalableTarget},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,7 +105,13 @@ func TestBuildAddressesAndDependencies(t *testing.T) {
 				}
 			}
 			want := map[string][]string{}
-			for k, v := range tc.want {
+			for k, v := range always {
+				want[k] = v
+			}
+			for k, v := range tc.more {
+				want[k] = v
+			}
+			for k, v := range want {
 				v = append([]string(nil), v...)
 				sort.Strings(v)
 				want[k] = v
@@ -125,10 +124,7 @@ func TestBuildAddressesAndDependencies(t *testing.T) {
 }
 
 func TestNames(t *testing.T) {
-	st, err := Build(existingEnv(), testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := built(t)
 	n := st.Names
 	n.WorkerPrefix = regexp.MustCompile(`^staging-[0-9a-f]{8}$`).ReplaceAllString(n.WorkerPrefix, "staging-HASH")
 	want := Names{
@@ -160,10 +156,7 @@ func TestNames(t *testing.T) {
 }
 
 func TestWorkerIdentityContract(t *testing.T) {
-	st, err := Build(existingEnv(), testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := built(t)
 	td := st.Resource(AddrTaskDefinition).Spec.(*ecs.TaskDefinitionSpec)
 	c := td.Container
 	wantCmd := []string{"/bin/sh", "-c", `N="$DEPLOYBOT_WORKER_PREFIX-$(python -c 'import uuid;print(uuid.uuid4().hex[:8])')"; ` +
@@ -243,10 +236,7 @@ func TestWorkerPrefixFollowsTheContainer(t *testing.T) {
 }
 
 func TestSecretNeverPrinted(t *testing.T) {
-	st, err := Build(existingEnv(), testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := built(t)
 	spec := st.Resource(AddrSecret).Spec.(*secretsmanager.SecretSpec)
 	if spec.Value.Reveal() != testKey {
 		t.Fatal("the secret spec must carry the key for the writes")
