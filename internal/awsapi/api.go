@@ -5,6 +5,7 @@ package awsapi
 import (
 	"context"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/applicationautoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -230,3 +231,41 @@ type EventBridgeAPI interface {
 }
 
 var _ EventBridgeAPI = (*eventbridge.Client)(nil)
+
+// Clients is every AWS API deploybot talks to, for one account and region.
+type Clients struct {
+	EC2         EC2API
+	ECS         ECSAPI
+	IAM         IAMAPI
+	Logs        LogsAPI
+	Secrets     SecretsAPI
+	Discovery   ServiceDiscoveryAPI
+	AutoScaling AutoScalingAPI
+	STS         STSAPI
+	SSM         SSMAPI
+	// Tagging lists what is tagged for an environment (internal/inventory).
+	Tagging TaggingAPI
+	// SQS holds the ECS observer's queues (internal/kinds/sqs).
+	SQS SQSAPI
+	// EventBridge holds the rule that feeds them (internal/kinds/eventbridge).
+	EventBridge EventBridgeAPI
+}
+
+// New builds the real clients from a loaded aws.Config (which already honours
+// AWS_ENDPOINT_URL and the rest of the SDK's standard settings).
+func New(cfg aws.Config) *Clients {
+	return &Clients{
+		EC2:         ec2.NewFromConfig(cfg),
+		ECS:         ecs.NewFromConfig(cfg),
+		IAM:         iam.NewFromConfig(cfg),
+		Logs:        cloudwatchlogs.NewFromConfig(cfg),
+		Secrets:     secretsmanager.NewFromConfig(cfg),
+		Discovery:   servicediscovery.NewFromConfig(cfg),
+		AutoScaling: applicationautoscaling.NewFromConfig(cfg),
+		STS:         sts.NewFromConfig(cfg),
+		SSM:         ssm.NewFromConfig(cfg),
+		Tagging:     resourcegroupstaggingapi.NewFromConfig(cfg),
+		SQS:         sqs.NewFromConfig(cfg),
+		EventBridge: eventbridge.NewFromConfig(cfg),
+	}
+}
