@@ -9,7 +9,6 @@ import (
 	"github.com/deploybot/deploybot/internal/kinds/logs"
 	"github.com/deploybot/deploybot/internal/kinds/prefect"
 	"github.com/deploybot/deploybot/internal/kinds/sqs"
-	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/stack"
 )
 
@@ -26,48 +25,30 @@ func freshPool(e *config.Environment) {
 func TestLifecycleFlowRunKinds(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []lifecycleCase{
-		{address: stack.AddrFlowRunLogGroup, change: func(r *resource.Resource) {
-			s := *r.Spec.(*logs.GroupSpec)
-			s.RetentionDays = 90
-			r.Spec = &s
-		}, wantChanged: []string{"retention_days"}},
+		{address: stack.AddrFlowRunLogGroup, change: editSpec(func(s *logs.GroupSpec) { s.RetentionDays = 90 }), wantChanged: []string{"retention_days"}},
 		{address: stack.AddrFlowExecutionRole, change: setTags, wantChanged: tagChangePaths},
 		{address: stack.AddrFlowTaskRole, edits: []func(*config.Environment){func(e *config.Environment) {
 			e.FlowRuns.TaskRolePolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","NotAction":"iam:*","Resource":"*"}]}`
-		}}, change: func(r *resource.Resource) {
-			s := *r.Spec.(*iam.RoleSpec)
+		}}, change: editSpec(func(s *iam.RoleSpec) {
 			s.ManagedPolicyARNs = []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"}
 			// A change only in NotAction, which the modelled policy
 			// documents do not know: it must show.
 			s.Inline = map[string]iam.PolicyDocument{stack.FlowTaskPolicy: {Raw: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","NotAction":["iam:*","organizations:*"],"Resource":"*"}]}`}}
-			r.Spec = &s
-		}, wantChanged: []string{"inline_policy." + stack.FlowTaskPolicy, "managed_policies"}},
+		}), wantChanged: []string{"inline_policy." + stack.FlowTaskPolicy, "managed_policies"}},
 		{address: stack.AddrFlowRunSecurityGroup, change: setTags, wantChanged: tagChangePaths},
-		{address: stack.AddrObserverDLQ, change: func(r *resource.Resource) {
-			s := *r.Spec.(*sqs.QueueSpec)
-			s.MessageRetention = 3600
-			r.Spec = &s
-			setTags(r)
-		}, wantChanged: []string{"message_retention_seconds", "tags.cost-center", "tags.team"}},
-		{address: stack.AddrObserverQueue, change: func(r *resource.Resource) {
-			s := *r.Spec.(*sqs.QueueSpec)
+		{address: stack.AddrObserverDLQ, change: andTags(editSpec(func(s *sqs.QueueSpec) { s.MessageRetention = 3600 })), wantChanged: plusTags("message_retention_seconds")},
+		{address: stack.AddrObserverQueue, change: editSpec(func(s *sqs.QueueSpec) {
 			s.VisibilityTimeout = 600
 			s.MaxReceiveCount = 5
-			r.Spec = &s
-		}, wantChanged: []string{"redrive.max_receive_count", "visibility_timeout_seconds"}},
-		{address: stack.AddrObserverRule, change: func(r *resource.Resource) {
-			s := *r.Spec.(*eventbridge.RuleSpec)
+		}), wantChanged: []string{"redrive.max_receive_count", "visibility_timeout_seconds"}},
+		{address: stack.AddrObserverRule, change: andTags(editSpec(func(s *eventbridge.RuleSpec) {
 			s.Description = "another"
 			s.EventPattern = `{"source":["aws.ecs"],"detail-type":["ECS Task State Change"]}`
-			r.Spec = &s
-			setTags(r)
-		}, wantChanged: []string{"description", "event_pattern", "tags.cost-center", "tags.team"}},
-		{address: stack.AddrWorkPool, edits: []func(*config.Environment){freshPool}, change: func(r *resource.Resource) {
-			s := *r.Spec.(*prefect.WorkPoolSpec)
+		})), wantChanged: plusTags("description", "event_pattern")},
+		{address: stack.AddrWorkPool, edits: []func(*config.Environment){freshPool}, change: editSpec(func(s *prefect.WorkPoolSpec) {
 			s.Defaults.CPU, s.Defaults.Memory = 2048, 4096
 			s.Defaults.Env = map[string]string{"DATA_BUCKET": "acme"}
-			r.Spec = &s
-		}, wantChanged: []string{"defaults.cpu", "defaults.env", "defaults.memory"}},
+		}), wantChanged: []string{"defaults.cpu", "defaults.env", "defaults.memory"}},
 	} {
 		t.Run(tc.address, func(t *testing.T) { runLifecycle(t, tc) })
 	}

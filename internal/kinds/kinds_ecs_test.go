@@ -217,10 +217,7 @@ func TestFirstDeployFailure(t *testing.T) {
 	c := newComputeWorld(t, computeKey, noAutoscaling, func(e *config.Environment) {
 		e.Worker.Image = "example/does-not-exist:1"
 	})
-	r := c.res(stack.AddrService)
-	for _, d := range r.DependsOn {
-		c.ensure(d)
-	}
+	r := c.withDeps(stack.AddrService)
 	_, err := (ecs.Service).Create(context.Background(), c.x, r, c.refs(r))
 	var de *ecsdeploy.Failure
 	if !errors.As(err, &de) {
@@ -242,10 +239,7 @@ func TestFirstDeployFailure(t *testing.T) {
 func TestDeploymentWaitCadence(t *testing.T) {
 	t.Parallel()
 	c := newComputeWorld(t, computeKey, noAutoscaling)
-	r := c.res(stack.AddrService)
-	for _, d := range r.DependsOn {
-		c.ensure(d)
-	}
+	r := c.withDeps(stack.AddrService)
 	c.w.ResetCalls()
 	start := c.clk.Now()
 	if _, err := (ecs.Service).Create(context.Background(), c.x, r, c.refs(r)); err != nil {

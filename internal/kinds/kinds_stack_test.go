@@ -24,41 +24,13 @@ import (
 func TestLifecycleECSCloudMapAutoscaling(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []lifecycleCase{
-		{address: stack.AddrCluster, change: func(r *resource.Resource) {
-			s := *r.Spec.(*ecs.ClusterSpec)
-			s.ContainerInsights = false
-			r.Spec = &s
-			setTags(r)
-		}, wantChanged: []string{"container_insights", "tags.cost-center", "tags.team"}},
-		{address: stack.AddrTaskDefinition, change: func(r *resource.Resource) {
-			s := *r.Spec.(*ecs.TaskDefinitionSpec)
-			s.Container.Image = "prefecthq/prefect-aws:0.7.11-python3.12"
-			r.Spec = &s
-		}, wantChanged: []string{"container.image"}},
+		{address: stack.AddrCluster, change: andTags(editSpec(func(s *ecs.ClusterSpec) { s.ContainerInsights = false })), wantChanged: plusTags("container_insights")},
+		{address: stack.AddrTaskDefinition, change: editSpec(func(s *ecs.TaskDefinitionSpec) { s.Container.Image = "prefecthq/prefect-aws:0.7.11-python3.12" }), wantChanged: []string{"container.image"}},
 		{address: stack.AddrNamespace, change: setTags, wantChanged: tagChangePaths},
-		{address: stack.AddrDiscoveryService, change: func(r *resource.Resource) {
-			s := *r.Spec.(*servicediscovery.ServiceSpec)
-			s.TTL = 30
-			r.Spec = &s
-			setTags(r)
-		}, wantChanged: []string{"dns_records", "tags.cost-center", "tags.team"}},
-		{address: stack.AddrService, change: func(r *resource.Resource) {
-			s := *r.Spec.(*ecs.ServiceSpec)
-			s.MaximumPercent = 150
-			r.Spec = &s
-			setTags(r)
-		}, wantChanged: []string{"deployment.maximum_percent", "tags.cost-center", "tags.team"}},
-		{address: stack.AddrScalableTarget, change: func(r *resource.Resource) {
-			s := *r.Spec.(*autoscaling.TargetSpec)
-			s.MaxCapacity = 5
-			r.Spec = &s
-			setTags(r)
-		}, wantChanged: []string{"max_capacity", "tags.cost-center", "tags.team"}},
-		{address: stack.AddrScalingPolicy, change: func(r *resource.Resource) {
-			s := *r.Spec.(*autoscaling.PolicySpec)
-			s.TargetCPUPercent = 55
-			r.Spec = &s
-		}, wantChanged: []string{"target_value"}},
+		{address: stack.AddrDiscoveryService, change: andTags(editSpec(func(s *servicediscovery.ServiceSpec) { s.TTL = 30 })), wantChanged: plusTags("dns_records")},
+		{address: stack.AddrService, change: andTags(editSpec(func(s *ecs.ServiceSpec) { s.MaximumPercent = 150 })), wantChanged: plusTags("deployment.maximum_percent")},
+		{address: stack.AddrScalableTarget, change: andTags(editSpec(func(s *autoscaling.TargetSpec) { s.MaxCapacity = 5 })), wantChanged: plusTags("max_capacity")},
+		{address: stack.AddrScalingPolicy, change: editSpec(func(s *autoscaling.PolicySpec) { s.TargetCPUPercent = 55 }), wantChanged: []string{"target_value"}},
 	} {
 		t.Run(tc.address, func(t *testing.T) { runLifecycle(t, tc) })
 	}

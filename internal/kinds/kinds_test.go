@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -152,16 +153,39 @@ func (c *computeWorld) refs(r *resource.Resource) resource.Refs {
 	return refs
 }
 
+// withDeps is the resource at address, in an account that has its
+// dependencies (created once).
+func (c *computeWorld) withDeps(address string) *resource.Resource {
+	c.t.Helper()
+	r := c.res(address)
+	for _, d := range r.DependsOn {
+		c.ensure(d)
+	}
+	return r
+}
+
+// create creates the resource at address, which must not exist yet, after
+// its dependencies.
+func (c *computeWorld) create(ctx context.Context, address string) (*resource.Resource, resource.Outputs) {
+	c.t.Helper()
+	r := c.withDeps(address)
+	if live := c.read(r); live != nil {
+		c.t.Fatalf("read of %s before create = %+v, want absent", address, live)
+	}
+	out, err := c.kind(r).Create(ctx, c.x, r, c.refs(r))
+	if err != nil {
+		c.t.Fatalf("create %s: %v", address, err)
+	}
+	return r, out
+}
+
 // ensure creates r's dependencies, then r, once.
 func (c *computeWorld) ensure(address string) resource.Outputs {
 	c.t.Helper()
 	if o, ok := c.outputs[address]; ok {
 		return o
 	}
-	r := c.res(address)
-	for _, d := range r.DependsOn {
-		c.ensure(d)
-	}
+	r := c.withDeps(address)
 	if live := c.read(r); live != nil {
 		// Made outside the stack (the work pool someone created): the
 		// stack sets what it owns.
@@ -242,18 +266,8 @@ type lifecycleCase struct {
 func runLifecycle(t *testing.T, tc lifecycleCase) {
 	ctx := context.Background()
 	c := newComputeWorld(t, computeKey, tc.edits...)
-	r := c.res(tc.address)
-	for _, d := range r.DependsOn {
-		c.ensure(d)
-	}
+	r, out := c.create(ctx, tc.address)
 	k := c.kind(r)
-	if live := c.read(r); live != nil {
-		t.Fatalf("read before create = %+v, want absent", live)
-	}
-	out, err := k.Create(ctx, c.x, r, c.refs(r))
-	if err != nil {
-		t.Fatalf("create: %v", err)
-	}
 	if out["arn"] == "" && out["id"] == "" {
 		t.Errorf("create outputs %v: no arn or id", out)
 	}
@@ -313,35 +327,47 @@ func setTags(r *resource.Resource) {
 
 var tagChangePaths = []string{"tags.cost-center", "tags.team"}
 
+// editSpec is a change that edits a copy of the resource's spec (an S).
+func editSpec[S any](edit func(*S)) func(*resource.Resource) {
+	return func(r *resource.Resource) {
+		s := *r.Spec.(*S)
+		edit(&s)
+		r.Spec = &s
+	}
+}
+
+// andTags is change, and setTags.
+func andTags(change func(*resource.Resource)) func(*resource.Resource) {
+	return func(r *resource.Resource) {
+		change(r)
+		setTags(r)
+	}
+}
+
+// plusTags is paths and those setTags changes, sorted as a plan lists them.
+func plusTags(paths ...string) []string {
+	return slices.Sorted(slices.Values(append(paths, tagChangePaths...)))
+}
+
 func TestLifecycleLogsIAMSecrets(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []lifecycleCase{
-		{address: stack.AddrLogGroup, change: func(r *resource.Resource) {
-			s := *r.Spec.(*logs.GroupSpec)
-			s.RetentionDays = 14
-			r.Spec = &s
-			setTags(r)
-		}, wantChanged: []string{"retention_days", "tags.cost-center", "tags.team"}},
+		{address: stack.AddrLogGroup, change: andTags(editSpec(func(s *logs.GroupSpec) { s.RetentionDays = 14 })), wantChanged: plusTags("retention_days")},
 		{address: stack.AddrExecutionRole, change: func(r *resource.Resource) {
 			setTags(r)
 			delete(r.Tags, "team")
 		}, wantChanged: []string{"tags.cost-center", "tags.team"}},
-		{address: stack.AddrTaskRole, change: func(r *resource.Resource) {
-			s := *r.Spec.(*iam.RoleSpec)
+		{address: stack.AddrTaskRole, change: editSpec(func(s *iam.RoleSpec) {
 			s.ManagedPolicyARNs = []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"}
 			doc := s.Inline[stack.TaskWorkerPolicy]
 			stmts := append([]iam.PolicyStatement(nil), doc.Statements...)
 			stmts[0].Actions = append(append([]string(nil), stmts[0].Actions...), "ecs:ListTasks")
 			s.Inline = map[string]iam.PolicyDocument{stack.TaskWorkerPolicy: {Statements: stmts}}
-			r.Spec = &s
-		}, wantChanged: []string{"inline_policy." + stack.TaskWorkerPolicy, "managed_policies"}},
-		{address: stack.AddrSecret, change: func(r *resource.Resource) {
-			s := *r.Spec.(*secretsmanager.SecretSpec)
+		}), wantChanged: []string{"inline_policy." + stack.TaskWorkerPolicy, "managed_policies"}},
+		{address: stack.AddrSecret, change: andTags(editSpec(func(s *secretsmanager.SecretSpec) {
 			s.Value = secret.New(computeKey + "-rotated")
 			s.VersionID = stack.SecretVersionID("staging", s.Value.Reveal())
-			r.Spec = &s
-			setTags(r)
-		}, wantChanged: []string{"tags.cost-center", "tags.team", "value"}},
+		})), wantChanged: plusTags("value")},
 	} {
 		t.Run(tc.address, func(t *testing.T) { runLifecycle(t, tc) })
 	}

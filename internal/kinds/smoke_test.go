@@ -23,21 +23,11 @@ func TestSmokeDeploymentLifecycle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c := newComputeWorld(t, computeKey)
-	r := c.res(stack.AddrSmokeDeployment)
-	if d := cmp.Diff([]string{stack.AddrWorkPool}, r.DependsOn); d != "" {
+	if d := cmp.Diff([]string{stack.AddrWorkPool}, c.res(stack.AddrSmokeDeployment).DependsOn); d != "" {
 		t.Fatalf("depends on (-want +got):\n%s", d)
 	}
-	for _, d := range r.DependsOn {
-		c.ensure(d)
-	}
+	r, out := c.create(ctx, stack.AddrSmokeDeployment)
 	k := c.kind(r)
-	if live := c.read(r); live != nil {
-		t.Fatalf("before the apply: %+v", live)
-	}
-	out, err := k.Create(ctx, c.x, r, c.refs(r))
-	if err != nil {
-		t.Fatal(err)
-	}
 	d, err := c.client().ReadDeploymentByName(ctx, prefect.SmokeFlow, "staging")
 	if err != nil || d == nil || d.ID != out["id"] {
 		t.Fatalf("the deployment as Prefect holds it: %+v, %v (outputs %v)", d, err, out)
@@ -95,10 +85,7 @@ func TestSmokeDeploymentOfAnotherEnvironment(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c := newComputeWorld(t, computeKey)
-	r := c.res(stack.AddrSmokeDeployment)
-	for _, d := range r.DependsOn {
-		c.ensure(d)
-	}
+	r := c.withDeps(stack.AddrSmokeDeployment)
 	f, _ := c.client().CreateFlow(ctx, prefect.SmokeFlow)
 	if _, _, err := c.client().UpsertDeployment(ctx, prefectapi.DeploymentCreate{Name: "staging", FlowID: f.ID, WorkPoolName: "staging-pool",
 		Parameters: map[string]any{}, JobVariables: map[string]any{}, Labels: map[string]string{"deploybot:environment": "other"}}); err != nil {
