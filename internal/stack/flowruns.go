@@ -161,12 +161,8 @@ func observerQueuePolicy(n Names) *iam.PolicyDocument {
 // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerregistry.html).
 func flowExecutionRole(n Names, secretARN resource.Ref) *iam.RoleSpec {
 	group := fmt.Sprintf("arn:%s:logs:%s:%s:log-group:%s", partition(n.Region), n.Region, n.Account, n.FlowRunLogGroup)
-	return &iam.RoleSpec{
-		Name:        n.FlowExecutionRole,
-		Path:        n.RolePath,
-		Description: "deploybot: ECS pulls flow-run images, writes their logs and injects the Prefect API key",
-		Trust:       ecsTasksTrust(n.Account),
-		Inline: map[string]iam.PolicyDocument{FlowExecutionPolicy: {Statements: []iam.PolicyStatement{
+	return ecsTaskRole(n, n.FlowExecutionRole, "deploybot: ECS pulls flow-run images, writes their logs and injects the Prefect API key",
+		map[string]iam.PolicyDocument{FlowExecutionPolicy: {Statements: []iam.PolicyStatement{
 			{
 				Sid:    "PullFlowRunImages",
 				Effect: "Allow",
@@ -180,26 +176,15 @@ func flowExecutionRole(n Names, secretARN resource.Ref) *iam.RoleSpec {
 				Actions:   []string{"logs:CreateLogStream", "logs:PutLogEvents"},
 				Resources: []resource.Ref{{Literal: group}, {Literal: group + ":log-stream:*"}},
 			},
-			{
-				Sid:       "ReadPrefectAPIKey",
-				Effect:    "Allow",
-				Actions:   []string{"secretsmanager:GetSecretValue"},
-				Resources: []resource.Ref{secretARN},
-			},
-		}}},
-	}
+			readSecret(secretARN),
+		}}})
 }
 
 // flowTaskRole is the role the flows' code runs as: exactly what the file
 // lists in flow_runs (nothing at all by default).
 func flowTaskRole(env *config.Environment, n Names) *iam.RoleSpec {
-	s := &iam.RoleSpec{
-		Name:              n.FlowTaskRole,
-		Path:              n.RolePath,
-		Description:       "deploybot: the role the flow runs of " + env.Name + " run as (flow_runs.task_role_policy_arns, flow_runs.task_role_policy)",
-		Trust:             ecsTasksTrust(n.Account),
-		ManagedPolicyARNs: append([]string(nil), env.FlowRuns.TaskRolePolicyARNs...),
-	}
+	s := ecsTaskRole(n, n.FlowTaskRole, "deploybot: the role the flow runs of "+env.Name+" run as (flow_runs.task_role_policy_arns, flow_runs.task_role_policy)", nil)
+	s.ManagedPolicyARNs = append([]string(nil), env.FlowRuns.TaskRolePolicyARNs...)
 	if doc := string(env.FlowRuns.TaskRolePolicy); doc != "" {
 		s.Inline = map[string]iam.PolicyDocument{FlowTaskPolicy: {Raw: doc}}
 	}

@@ -629,21 +629,10 @@ func SecretVersionID(env, key string) string {
 }
 
 func executionRole(n Names, secretARN resource.Ref) *iam.RoleSpec {
-	return &iam.RoleSpec{
-		Name:              n.ExecutionRole,
-		Path:              n.RolePath,
-		Description:       "deploybot: ECS pulls the worker image, writes its logs and injects the Prefect API key",
-		Trust:             ecsTasksTrust(n.Account),
-		ManagedPolicyARNs: []string{ecsTaskExecutionPolicyARN},
-		// docs/research/prefect-api.md §5.2 and docs/research/aws-ecs.md §7: GetSecretValue on
-		// exactly the one secret ARN (the full ARN, random suffix included).
-		Inline: map[string]iam.PolicyDocument{ExecutionSecretPolicy: {Statements: []iam.PolicyStatement{{
-			Sid:       "ReadPrefectAPIKey",
-			Effect:    "Allow",
-			Actions:   []string{"secretsmanager:GetSecretValue"},
-			Resources: []resource.Ref{secretARN},
-		}}}},
-	}
+	r := ecsTaskRole(n, n.ExecutionRole, "deploybot: ECS pulls the worker image, writes its logs and injects the Prefect API key",
+		map[string]iam.PolicyDocument{ExecutionSecretPolicy: {Statements: []iam.PolicyStatement{readSecret(secretARN)}}})
+	r.ManagedPolicyARNs = []string{ecsTaskExecutionPolicyARN}
+	return r
 }
 
 // taskRole is the worker's own role: what prefect-aws's ECS worker and its
@@ -655,12 +644,8 @@ func taskRole(n Names) *iam.RoleSpec {
 	part := partition(n.Region)
 	tasks := fmt.Sprintf("arn:%s:ecs:%s:%s:task/%s/*", part, n.Region, n.Account, n.Cluster)
 	clusterARN := fmt.Sprintf("arn:%s:ecs:%s:%s:cluster/%s", part, n.Region, n.Account, n.Cluster)
-	return &iam.RoleSpec{
-		Name:        n.TaskRole,
-		Path:        n.RolePath,
-		Description: "deploybot: the Prefect worker launches and watches flow-run tasks on ECS",
-		Trust:       ecsTasksTrust(n.Account),
-		Inline: map[string]iam.PolicyDocument{TaskWorkerPolicy: {Statements: []iam.PolicyStatement{
+	return ecsTaskRole(n, n.TaskRole, "deploybot: the Prefect worker launches and watches flow-run tasks on ECS",
+		map[string]iam.PolicyDocument{TaskWorkerPolicy: {Statements: []iam.PolicyStatement{
 			{
 				// The worker registers a task definition per deployment
 				// (family prefect_<pool>_<deployment id>, §A.7); these
@@ -736,12 +721,24 @@ func taskRole(n Names) *iam.RoleSpec {
 				Resources: []resource.Ref{{Literal: n.FlowExecutionRoleARN}, {Literal: n.FlowTaskRoleARN}},
 				Condition: map[string]map[string][]string{"StringEquals": {"iam:PassedToService": {"ecs-tasks.amazonaws.com"}}},
 			},
-		}}},
-	}
+		}}})
 }
 
 // ecsTasksTrust lets ECS tasks of this account assume the role; the
 // aws:SourceAccount condition stops a confused deputy in another account.
+// ecsTaskRole is a role that ECS tasks of the stack's account assume, at the
+// stack's role path, with its inline policies.
+func ecsTaskRole(n Names, name, description string, inline map[string]iam.PolicyDocument) *iam.RoleSpec {
+	return &iam.RoleSpec{Name: name, Path: n.RolePath, Description: description, Trust: ecsTasksTrust(n.Account), Inline: inline}
+}
+
+// readSecret lets a task's ECS agent inject exactly the one secret
+// (docs/research/prefect-api.md §5.2 and docs/research/aws-ecs.md §7:
+// GetSecretValue on the full ARN, random suffix included).
+func readSecret(secretARN resource.Ref) iam.PolicyStatement {
+	return iam.PolicyStatement{Sid: "ReadPrefectAPIKey", Effect: "Allow", Actions: []string{"secretsmanager:GetSecretValue"}, Resources: []resource.Ref{secretARN}}
+}
+
 func ecsTasksTrust(account string) iam.PolicyDocument {
 	return iam.PolicyDocument{Statements: []iam.PolicyStatement{{
 		Effect:    "Allow",
