@@ -269,11 +269,7 @@ func (d *Def[S, M, L, C]) desired(r *Typed[S], refs Refs) Attrs {
 
 // Read implements Kind.
 func (d *Def[S, M, L, C]) Read(ctx context.Context, x *Ctx, r *Resource) (*Live, error) {
-	t, err := d.Of(r)
-	if err != nil {
-		return nil, err
-	}
-	tx, err := d.ctx(x)
+	t, tx, err := d.one(x, r)
 	if err != nil {
 		return nil, err
 	}
@@ -295,11 +291,7 @@ func (d *Def[S, M, L, C]) Desired(r *Resource, refs Refs) (Attrs, error) {
 
 // Create implements Kind.
 func (d *Def[S, M, L, C]) Create(ctx context.Context, x *Ctx, r *Resource, refs Refs) (Outputs, error) {
-	t, err := d.Of(r)
-	if err != nil {
-		return nil, err
-	}
-	tx, err := d.ctx(x)
+	t, tx, err := d.one(x, r)
 	if err != nil {
 		return nil, err
 	}
@@ -309,17 +301,13 @@ func (d *Def[S, M, L, C]) Create(ctx context.Context, x *Ctx, r *Resource, refs 
 // Update implements Kind: changed is the engine's view of the difference;
 // the kind gets the typed one.
 func (d *Def[S, M, L, C]) Update(ctx context.Context, x *Ctx, r *Resource, live *Live, refs Refs, _ []plan.FieldChange) (Outputs, error) {
-	t, err := d.Of(r)
+	t, tx, err := d.one(x, r)
 	if err != nil {
 		return nil, err
 	}
 	f := FoundOf[M, L](live)
 	if f == nil {
 		return nil, fmt.Errorf("update %s: no live %s to update", r.Address, d.name)
-	}
-	tx, err := d.ctx(x)
-	if err != nil {
-		return nil, err
 	}
 	return d.impl.Update(ctx, tx, t, d.delta(t, f, refs), refs)
 }
@@ -335,11 +323,7 @@ func (d *Def[S, M, L, C]) delta(r *Typed[S], f *Found[M, L], refs Refs) *Delta[M
 
 // Delete implements Kind.
 func (d *Def[S, M, L, C]) Delete(ctx context.Context, x *Ctx, r *Resource, live *Live) error {
-	t, err := d.Of(r)
-	if err != nil {
-		return err
-	}
-	tx, err := d.ctx(x)
+	t, tx, err := d.one(x, r)
 	if err != nil {
 		return err
 	}
@@ -391,6 +375,15 @@ func (d *Def[S, M, L, C]) all(x *Ctx, rs []*Resource) ([]*Typed[S], *Context[C],
 	}
 	tx, err := d.ctx(x)
 	return ts, tx, err
+}
+
+// one returns the typed resource r, and the kind's context on x.
+func (d *Def[S, M, L, C]) one(x *Ctx, r *Resource) (*Typed[S], *Context[C], error) {
+	ts, tx, err := d.all(x, []*Resource{r})
+	if err != nil {
+		return nil, nil, err
+	}
+	return ts[0], tx, nil
 }
 
 func (b batchDef[S, M, L, C]) ReadAll(ctx context.Context, x *Ctx, rs []*Resource) (map[string]*Live, error) {
