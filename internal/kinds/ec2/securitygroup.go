@@ -182,24 +182,13 @@ func (sgKind) Update(ctx context.Context, x *x, r *securityGroup, d *resource.De
 // setEgress revokes the rules in have that are not in want and authorizes
 // the missing ones.
 func setEgress(ctx context.Context, x *x, id string, have, want []string) error {
-	var add, drop []ec2types.IpPermission
-	for _, rule := range want {
-		if !sgHas(have, rule) {
-			p, err := sgPermission(rule)
-			if err != nil {
-				return err
-			}
-			add = append(add, p)
-		}
+	add, err := sgMissing(want, have)
+	if err != nil {
+		return err
 	}
-	for _, rule := range have {
-		if !sgHas(want, rule) {
-			p, err := sgPermission(rule)
-			if err != nil {
-				return err
-			}
-			drop = append(drop, p)
-		}
+	drop, err := sgMissing(have, want)
+	if err != nil {
+		return err
 	}
 	if len(add) > 0 {
 		_, err := x.API.AuthorizeSecurityGroupEgress(ctx, &awsec2.AuthorizeSecurityGroupEgressInput{GroupId: aws.String(id), IpPermissions: add})
@@ -330,6 +319,21 @@ func sgProto(p ec2types.IpPermission) (string, int32, int32) {
 		return "-1", 0, 0
 	}
 	return proto, aws.ToInt32(p.FromPort), aws.ToInt32(p.ToPort)
+}
+
+// sgMissing is the permissions of the rules of from that list lacks.
+func sgMissing(from, list []string) ([]ec2types.IpPermission, error) {
+	var out []ec2types.IpPermission
+	for _, rule := range from {
+		if !sgHas(list, rule) {
+			p, err := sgPermission(rule)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 func sgHas(list []string, rule string) bool {
