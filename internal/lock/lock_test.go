@@ -25,6 +25,16 @@ func newSSM(t *testing.T) (*awssim.World, *ssm.Client, *clock.Virtual) {
 	return world.AWS, ssm.NewFromConfig(world.AWS.Config()), world.Clock
 }
 
+// acquire takes the staging lease for h, which must succeed.
+func acquire(t *testing.T, ctx context.Context, c *ssm.Client, clk *clock.Virtual, h Holder, ttl time.Duration) *Lease {
+	t.Helper()
+	l, err := Acquire(ctx, c, clk, "staging", h, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 var (
 	alice = Holder{Who: "alice@laptop", Run: "pid 4242 on laptop", Operation: "destroy"}
 	ci    = Holder{Who: "octocat", Run: "https://github.com/acme/infra/actions/runs/99", Operation: "apply"}
@@ -79,10 +89,7 @@ func TestReleaseThenAcquireAgain(t *testing.T) {
 	t.Parallel()
 	w, c, clk := newSSM(t)
 	ctx := context.Background()
-	l, err := Acquire(ctx, c, clk, "staging", alice, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquire(t, ctx, c, clk, alice, time.Hour)
 	rec, _, err := Read(ctx, c, "staging")
 	if err != nil {
 		t.Fatal(err)
@@ -110,9 +117,7 @@ func TestExpiredLeaseIsReportedStaleNotTaken(t *testing.T) {
 	t.Parallel()
 	_, c, clk := newSSM(t)
 	ctx := context.Background()
-	if _, err := Acquire(ctx, c, clk, "staging", ci, 30*time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	acquire(t, ctx, c, clk, ci, 30*time.Minute)
 	clk.Advance(2 * time.Hour)
 	_, err := Acquire(ctx, c, clk, "staging", alice, 30*time.Minute)
 	var he *HeldError
@@ -134,10 +139,7 @@ func TestBreakAndReleaseOfABrokenLease(t *testing.T) {
 	t.Parallel()
 	_, c, clk := newSSM(t)
 	ctx := context.Background()
-	stuck, err := Acquire(ctx, c, clk, "staging", ci, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stuck := acquire(t, ctx, c, clk, ci, time.Hour)
 	was, err := Break(ctx, c, "staging")
 	if err != nil || was == nil || was.Holder != ci.Who {
 		t.Fatalf("break = %+v, %v", was, err)
@@ -170,16 +172,13 @@ func TestRenewExtendsExpiry(t *testing.T) {
 	t.Parallel()
 	_, c, clk := newSSM(t)
 	ctx := context.Background()
-	l, err := Acquire(ctx, c, clk, "staging", ci, 10*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquire(t, ctx, c, clk, ci, 10*time.Minute)
 	clk.Advance(9 * time.Minute)
 	if err := l.Renew(ctx, 10*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(5 * time.Minute)
-	_, err = Acquire(ctx, c, clk, "staging", alice, time.Minute)
+	_, err := Acquire(ctx, c, clk, "staging", alice, time.Minute)
 	var he *HeldError
 	if !errors.As(err, &he) || he.Stale {
 		t.Fatalf("after renew the lease is live: %v", err)
@@ -257,9 +256,7 @@ func TestTakeoverOnlyFromAStoppedHolder(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			_, api, clk := newSSM(t)
 			ctx := context.Background()
-			if _, err := Acquire(ctx, api, clk, "staging", c.held, time.Hour); err != nil {
-				t.Fatal(err)
-			}
+			acquire(t, ctx, api, clk, c.held, time.Hour)
 			l, err := Acquire(ctx, api, clk, "staging", c.taker, time.Hour)
 			if !c.takeover {
 				var he *HeldError
