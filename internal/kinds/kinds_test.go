@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -346,7 +345,9 @@ func andTags(change func(*resource.Resource)) func(*resource.Resource) {
 
 // plusTags is paths and those setTags changes, sorted as a plan lists them.
 func plusTags(paths ...string) []string {
-	return slices.Sorted(slices.Values(append(paths, tagChangePaths...)))
+	out := append(paths, tagChangePaths...)
+	sort.Strings(out)
+	return out
 }
 
 func TestLifecycleLogsIAMSecrets(t *testing.T) {
