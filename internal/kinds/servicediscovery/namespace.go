@@ -91,13 +91,34 @@ func listNamespace(ctx context.Context, x *x, name string) (*sdtypes.NamespaceSu
 		if err != nil {
 			return nil, fmt.Errorf("ListNamespaces %s: %w", name, err)
 		}
-		for i := range page.Namespaces {
-			if aws.ToString(page.Namespaces[i].Name) == name {
-				return &page.Namespaces[i], nil
-			}
+		if ns := named(page.Namespaces, name, func(n *sdtypes.NamespaceSummary) *string { return n.Name }); ns != nil {
+			return ns, nil
 		}
 	}
 	return nil, nil
+}
+
+// named is the item of items called name, nil when there is none.
+func named[T any](items []T, name string, nameOf func(*T) *string) *T {
+	for i := range items {
+		if aws.ToString(nameOf(&items[i])) == name {
+			return &items[i]
+		}
+	}
+	return nil
+}
+
+// readTags reads the tags of the Cloud Map resource arn; none and not
+// found when it is gone (deleted since it was listed).
+func readTags(ctx context.Context, x *x, arn string) (map[string]string, bool, error) {
+	tags, err := awstags.CloudMapRead(ctx, x.API, arn)
+	if awserr.IsNotFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("ListTagsForResource %s: %w", arn, err)
+	}
+	return tags, true, nil
 }
 
 func (namespaceKind) Read(ctx context.Context, x *x, r *namespace) (*foundNamespace, error) {
@@ -106,12 +127,9 @@ func (namespaceKind) Read(ctx context.Context, x *x, r *namespace) (*foundNamesp
 		return nil, err
 	}
 	arn, id := aws.ToString(ns.Arn), aws.ToString(ns.Id)
-	tags, err := awstags.CloudMapRead(ctx, x.API, arn)
-	if awserr.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("ListTagsForResource %s: %w", arn, err)
+	tags, found, err := readTags(ctx, x, arn)
+	if err != nil || !found {
+		return nil, err
 	}
 	vpc := tags[TagNamespaceVPC]
 	delete(tags, TagNamespaceVPC)

@@ -71,12 +71,9 @@ func (serviceKind) Read(ctx context.Context, x *x, r *service) (*foundService, e
 		return nil, err
 	}
 	arn, id := aws.ToString(svc.Arn), aws.ToString(svc.Id)
-	tags, err := awstags.CloudMapRead(ctx, x.API, arn)
-	if awserr.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("ListTagsForResource %s: %w", arn, err)
+	tags, found, err := readTags(ctx, x, arn)
+	if err != nil || !found {
+		return nil, err
 	}
 	f := &foundService{ID: id, ARN: arn, Tags: tags, Model: ServiceModel{NamespaceID: aws.ToString(ns.Id)},
 		Outputs: resource.Outputs{"id": id, "arn": arn, "name": r.Name}}
@@ -133,10 +130,8 @@ func findService(ctx context.Context, x *x, namespaceID, name string) (*sdtypes.
 		if err != nil {
 			return nil, fmt.Errorf("ListServices %s: %w", namespaceID, err)
 		}
-		for i := range page.Services {
-			if aws.ToString(page.Services[i].Name) == name {
-				return &page.Services[i], nil
-			}
+		if svc := named(page.Services, name, func(s *sdtypes.ServiceSummary) *string { return s.Name }); svc != nil {
+			return svc, nil
 		}
 	}
 	return nil, nil
