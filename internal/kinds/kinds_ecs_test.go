@@ -276,10 +276,7 @@ func TestFirstDeployWaitsOutIAMPropagation(t *testing.T) {
 	t.Parallel()
 	slowIAM := simtest.WithAWS(awssim.WithTimings(func(tm *awssim.Timings) { tm.IAMPropagation = 90 * time.Second }))
 	c := newComputeWorldIn(t, []simtest.Option{slowIAM}, computeKey, noAutoscaling)
-	r := c.res(stack.AddrService)
-	for _, d := range r.DependsOn {
-		c.ensure(d)
-	}
+	r := c.withDeps(stack.AddrService)
 	// The roles are as new as the service: ECS cannot assume them for 90 s.
 	for _, role := range []string{stack.AddrExecutionRole, stack.AddrTaskRole} {
 		c.ensure(role)

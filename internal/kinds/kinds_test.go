@@ -381,10 +381,7 @@ func TestNotOursIsAConflict(t *testing.T) {
 	for _, address := range conflictAddresses {
 		t.Run(address, func(t *testing.T) {
 			c := newComputeWorld(t, computeKey)
-			r := c.res(address)
-			for _, d := range r.DependsOn {
-				c.ensure(d)
-			}
+			r := c.withDeps(address)
 			foreign := *r
 			foreign.Tags = map[string]string{resource.TagEnvironment: "someone-else", "owner": "hand-made"}
 			if _, err := c.kind(r).Create(context.Background(), c.x, &foreign, c.refs(r)); err != nil {
