@@ -41,102 +41,97 @@ func containerDefinition(image string) string {
 		`"secrets":[{"name":"PREFECT_API_KEY","valueFrom":"(known after apply)"}]}]`
 }
 
+// stagingPlan is the plan of environment staging in the test account with
+// the given changes and notes, fingerprinted.
+func stagingPlan(op plan.Operation, changes []plan.Change, notes ...string) *plan.Plan {
+	p := &plan.Plan{Environment: "staging", File: "environments/staging.yaml", Account: testAccount, Region: testRegion,
+		Operation: op, Changes: changes, Notes: notes}
+	p.Fingerprint = p.ComputeFingerprint()
+	return p
+}
+
 // createPlan creates the whole compute stack of a new environment.
 func createPlan() *plan.Plan {
 	env := "staging"
-	p := &plan.Plan{
-		Environment: env, File: "environments/staging.yaml", Account: testAccount, Region: testRegion,
-		Operation: plan.OpApply,
-		Changes: []plan.Change{
-			{Address: "security_group.worker", Kind: "security_group", Name: "deploybot-staging-worker", Action: plan.Create,
-				Fields: withTags(env,
-					add("description", "deploybot staging Prefect worker (egress only)"),
-					add("egress", `[{"cidr":"0.0.0.0/0","protocol":"-1"}]`),
-					add("id", plan.Unknown),
-					add("ingress", "[]"),
-					add("vpc_id", "vpc-0a1b2c3d4e5f60718"))},
-			{Address: "ecs_cluster.main", Kind: "ecs_cluster", Name: "deploybot-staging", Action: plan.Create,
-				Fields: withTags(env, add("arn", plan.Unknown), add("container_insights", "enabled"), add("name", "deploybot-staging"))},
-			{Address: "log_group.worker", Kind: "log_group", Name: "/deploybot/staging/worker", Action: plan.Create,
-				Fields: withTags(env, add("name", "/deploybot/staging/worker"), add("retention_in_days", "30"))},
-			{Address: "secret.prefect_api_key", Kind: "secret", Name: "deploybot/staging/prefect-api-key", Action: plan.Create,
-				Fields: withTags(env, add("arn", plan.Unknown), add("name", "deploybot/staging/prefect-api-key"),
-					plan.FieldChange{Path: "value", Sensitive: true})},
-			{Address: "iam_role.execution", Kind: "iam_role", Name: "deploybot-staging-execution", Action: plan.Create,
-				Fields: withTags(env,
-					add("assume_role_policy", execAssumeRole),
-					add("inline_policy.read-prefect-api-key", `{"Statement":[{"Action":"secretsmanager:GetSecretValue","Effect":"Allow","Resource":"(known after apply)"}],"Version":"2012-10-17"}`),
-					add("managed_policy_arns", `["arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"]`),
-					add("path", "/deploybot/"))},
-			{Address: "iam_role.task", Kind: "iam_role", Name: "deploybot-staging-task", Action: plan.Create,
-				Fields: withTags(env,
-					add("assume_role_policy", execAssumeRole),
-					add("inline_policy.prefect-ecs-worker", `{"Statement":[{"Action":["ec2:DescribeSubnets","ec2:DescribeVpcs","ecs:DescribeTasks","ecs:RegisterTaskDefinition","ecs:RunTask","ecs:StopTask","ecs:TagResource","logs:GetLogEvents"],"Effect":"Allow","Resource":"*"},{"Action":"iam:PassRole","Effect":"Allow","Resource":["arn:aws:iam::123456789012:role/deploybot/deploybot-staging-execution","arn:aws:iam::123456789012:role/deploybot/deploybot-staging-task"]}],"Version":"2012-10-17"}`),
-					add("path", "/deploybot/"))},
-			{Address: "ecs_task_definition.worker", Kind: "ecs_task_definition", Name: "deploybot-staging-worker", Action: plan.Create,
-				Fields: withTags(env,
-					add("container_definitions", containerDefinition("prefecthq/prefect-aws:latest")),
-					add("cpu", "512"),
-					add("execution_role_arn", plan.Unknown),
-					add("family", "deploybot-staging-worker"),
-					add("memory", "1024"),
-					add("network_mode", "awsvpc"),
-					add("requires_compatibilities", `["FARGATE"]`),
-					add("revision", plan.Unknown),
-					add("task_role_arn", plan.Unknown))},
-			{Address: "cloudmap_namespace.main", Kind: "cloudmap_namespace", Name: "staging.prefect.internal", Action: plan.Create,
-				Fields: withTags(env, add("id", plan.Unknown), add("name", "staging.prefect.internal"), add("vpc_id", "vpc-0a1b2c3d4e5f60718"))},
-			{Address: "cloudmap_service.worker", Kind: "cloudmap_service", Name: "worker", Action: plan.Create,
-				Fields: withTags(env, add("dns_records", `[{"TTL":10,"Type":"A"}]`), add("name", "worker"), add("namespace_id", plan.Unknown))},
-			{Address: "ecs_service.worker", Kind: "ecs_service", Name: "worker", Action: plan.Create,
-				Fields: withTags(env,
-					add("assign_public_ip", "true"),
-					add("cluster", "deploybot-staging"),
-					add("deployment_circuit_breaker", `{"enable":true,"rollback":true}`),
-					add("desired_count", "1"),
-					add("launch_type", "FARGATE"),
-					add("security_groups", plan.Unknown),
-					add("service_registries", plan.Unknown),
-					add("subnets", `["subnet-0aa11bb22cc33dd44","subnet-0ee55ff66aa77bb88"]`),
-					add("task_definition", plan.Unknown))},
-			{Address: "autoscaling_target.worker", Kind: "autoscaling_target", Name: "service/deploybot-staging/worker", Action: plan.Create,
-				Fields: []plan.FieldChange{add("max_capacity", "3"), add("min_capacity", "1"), add("resource_id", "service/deploybot-staging/worker"), add("scalable_dimension", "ecs:service:DesiredCount")}},
-			{Address: "autoscaling_policy.cpu", Kind: "autoscaling_policy", Name: "deploybot-staging-worker-cpu", Action: plan.Create,
-				Fields: []plan.FieldChange{add("policy_type", "TargetTrackingScaling"), add("predefined_metric", "ECSServiceAverageCPUUtilization"), add("target_value", "70")}},
-		},
-		Notes: []string{
-			"The worker runs in public subnets with a public IP because the file uses network.mode existing with assign_public_ip: true; it needs outbound internet access to reach Prefect Cloud.",
-		},
-	}
-	p.Fingerprint = p.ComputeFingerprint()
-	return p
+	return stagingPlan(plan.OpApply, []plan.Change{
+		{Address: "security_group.worker", Kind: "security_group", Name: "deploybot-staging-worker", Action: plan.Create,
+			Fields: withTags(env,
+				add("description", "deploybot staging Prefect worker (egress only)"),
+				add("egress", `[{"cidr":"0.0.0.0/0","protocol":"-1"}]`),
+				add("id", plan.Unknown),
+				add("ingress", "[]"),
+				add("vpc_id", "vpc-0a1b2c3d4e5f60718"))},
+		{Address: "ecs_cluster.main", Kind: "ecs_cluster", Name: "deploybot-staging", Action: plan.Create,
+			Fields: withTags(env, add("arn", plan.Unknown), add("container_insights", "enabled"), add("name", "deploybot-staging"))},
+		{Address: "log_group.worker", Kind: "log_group", Name: "/deploybot/staging/worker", Action: plan.Create,
+			Fields: withTags(env, add("name", "/deploybot/staging/worker"), add("retention_in_days", "30"))},
+		{Address: "secret.prefect_api_key", Kind: "secret", Name: "deploybot/staging/prefect-api-key", Action: plan.Create,
+			Fields: withTags(env, add("arn", plan.Unknown), add("name", "deploybot/staging/prefect-api-key"),
+				plan.FieldChange{Path: "value", Sensitive: true})},
+		{Address: "iam_role.execution", Kind: "iam_role", Name: "deploybot-staging-execution", Action: plan.Create,
+			Fields: withTags(env,
+				add("assume_role_policy", execAssumeRole),
+				add("inline_policy.read-prefect-api-key", `{"Statement":[{"Action":"secretsmanager:GetSecretValue","Effect":"Allow","Resource":"(known after apply)"}],"Version":"2012-10-17"}`),
+				add("managed_policy_arns", `["arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"]`),
+				add("path", "/deploybot/"))},
+		{Address: "iam_role.task", Kind: "iam_role", Name: "deploybot-staging-task", Action: plan.Create,
+			Fields: withTags(env,
+				add("assume_role_policy", execAssumeRole),
+				add("inline_policy.prefect-ecs-worker", `{"Statement":[{"Action":["ec2:DescribeSubnets","ec2:DescribeVpcs","ecs:DescribeTasks","ecs:RegisterTaskDefinition","ecs:RunTask","ecs:StopTask","ecs:TagResource","logs:GetLogEvents"],"Effect":"Allow","Resource":"*"},{"Action":"iam:PassRole","Effect":"Allow","Resource":["arn:aws:iam::123456789012:role/deploybot/deploybot-staging-execution","arn:aws:iam::123456789012:role/deploybot/deploybot-staging-task"]}],"Version":"2012-10-17"}`),
+				add("path", "/deploybot/"))},
+		{Address: "ecs_task_definition.worker", Kind: "ecs_task_definition", Name: "deploybot-staging-worker", Action: plan.Create,
+			Fields: withTags(env,
+				add("container_definitions", containerDefinition("prefecthq/prefect-aws:latest")),
+				add("cpu", "512"),
+				add("execution_role_arn", plan.Unknown),
+				add("family", "deploybot-staging-worker"),
+				add("memory", "1024"),
+				add("network_mode", "awsvpc"),
+				add("requires_compatibilities", `["FARGATE"]`),
+				add("revision", plan.Unknown),
+				add("task_role_arn", plan.Unknown))},
+		{Address: "cloudmap_namespace.main", Kind: "cloudmap_namespace", Name: "staging.prefect.internal", Action: plan.Create,
+			Fields: withTags(env, add("id", plan.Unknown), add("name", "staging.prefect.internal"), add("vpc_id", "vpc-0a1b2c3d4e5f60718"))},
+		{Address: "cloudmap_service.worker", Kind: "cloudmap_service", Name: "worker", Action: plan.Create,
+			Fields: withTags(env, add("dns_records", `[{"TTL":10,"Type":"A"}]`), add("name", "worker"), add("namespace_id", plan.Unknown))},
+		{Address: "ecs_service.worker", Kind: "ecs_service", Name: "worker", Action: plan.Create,
+			Fields: withTags(env,
+				add("assign_public_ip", "true"),
+				add("cluster", "deploybot-staging"),
+				add("deployment_circuit_breaker", `{"enable":true,"rollback":true}`),
+				add("desired_count", "1"),
+				add("launch_type", "FARGATE"),
+				add("security_groups", plan.Unknown),
+				add("service_registries", plan.Unknown),
+				add("subnets", `["subnet-0aa11bb22cc33dd44","subnet-0ee55ff66aa77bb88"]`),
+				add("task_definition", plan.Unknown))},
+		{Address: "autoscaling_target.worker", Kind: "autoscaling_target", Name: "service/deploybot-staging/worker", Action: plan.Create,
+			Fields: []plan.FieldChange{add("max_capacity", "3"), add("min_capacity", "1"), add("resource_id", "service/deploybot-staging/worker"), add("scalable_dimension", "ecs:service:DesiredCount")}},
+		{Address: "autoscaling_policy.cpu", Kind: "autoscaling_policy", Name: "deploybot-staging-worker-cpu", Action: plan.Create,
+			Fields: []plan.FieldChange{add("policy_type", "TargetTrackingScaling"), add("predefined_metric", "ECSServiceAverageCPUUtilization"), add("target_value", "70")}},
+	},
+		"The worker runs in public subnets with a public IP because the file uses network.mode existing with assign_public_ip: true; it needs outbound internet access to reach Prefect Cloud.")
 }
 
 // updatePlan changes the image and cpu: a new task-definition revision and a
 // service update to it.
 func updatePlan() *plan.Plan {
-	p := &plan.Plan{
-		Environment: "staging", File: "environments/staging.yaml", Account: testAccount, Region: testRegion,
-		Operation: plan.OpApply,
-		Changes: []plan.Change{
-			{Address: "security_group.worker", Kind: "security_group", Name: "deploybot-staging-worker", Action: plan.NoOp},
-			{Address: "ecs_cluster.main", Kind: "ecs_cluster", Name: "deploybot-staging", Action: plan.NoOp},
-			{Address: "ecs_task_definition.worker", Kind: "ecs_task_definition", Name: "deploybot-staging-worker", Action: plan.Update,
-				Reason: "task definitions are immutable: a new revision is registered and the old one is kept for rollback",
-				Fields: []plan.FieldChange{
-					{Path: "container_definitions", Before: containerDefinition("prefecthq/prefect-aws:3.1.0"), After: containerDefinition("prefecthq/prefect-aws:3.2.1")},
-					{Path: "cpu", Before: "512", After: "1024"},
-					{Path: "revision", Before: "3", After: plan.Unknown},
-				}},
-			{Address: "ecs_service.worker", Kind: "ecs_service", Name: "worker", Action: plan.Update,
-				Fields: []plan.FieldChange{
-					{Path: "task_definition", Before: "arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-staging-worker:3", After: plan.Unknown},
-				}},
-			{Address: "autoscaling_target.worker", Kind: "autoscaling_target", Name: "service/deploybot-staging/worker", Action: plan.NoOp},
-		},
-	}
-	p.Fingerprint = p.ComputeFingerprint()
-	return p
+	return stagingPlan(plan.OpApply, []plan.Change{
+		{Address: "security_group.worker", Kind: "security_group", Name: "deploybot-staging-worker", Action: plan.NoOp},
+		{Address: "ecs_cluster.main", Kind: "ecs_cluster", Name: "deploybot-staging", Action: plan.NoOp},
+		{Address: "ecs_task_definition.worker", Kind: "ecs_task_definition", Name: "deploybot-staging-worker", Action: plan.Update,
+			Reason: "task definitions are immutable: a new revision is registered and the old one is kept for rollback",
+			Fields: []plan.FieldChange{
+				{Path: "container_definitions", Before: containerDefinition("prefecthq/prefect-aws:3.1.0"), After: containerDefinition("prefecthq/prefect-aws:3.2.1")},
+				{Path: "cpu", Before: "512", After: "1024"},
+				{Path: "revision", Before: "3", After: plan.Unknown},
+			}},
+		{Address: "ecs_service.worker", Kind: "ecs_service", Name: "worker", Action: plan.Update,
+			Fields: []plan.FieldChange{
+				{Path: "task_definition", Before: "arn:aws:ecs:us-east-1:123456789012:task-definition/deploybot-staging-worker:3", After: plan.Unknown},
+			}},
+		{Address: "autoscaling_target.worker", Kind: "autoscaling_target", Name: "service/deploybot-staging/worker", Action: plan.NoOp},
+	})
 }
 
 // replacePlan moves the worker's security group to another VPC.
@@ -174,43 +169,31 @@ func destroyPlan() *plan.Plan {
 		return plan.Change{Address: addr, Kind: kind, Name: name, Action: plan.Delete,
 			Reason: "destroy requested for environment staging", Fields: fs}
 	}
-	p := &plan.Plan{
-		Environment: "staging", File: "environments/staging.yaml", Account: testAccount, Region: testRegion,
-		Operation: plan.OpDestroy,
-		Changes: []plan.Change{
-			del("autoscaling_policy.cpu", "autoscaling_policy", "deploybot-staging-worker-cpu"),
-			del("autoscaling_target.worker", "autoscaling_target", "service/deploybot-staging/worker"),
-			del("ecs_service.worker", "ecs_service", "worker", plan.FieldChange{Path: "desired_count", Before: "1"}),
-			del("cloudmap_service.worker", "cloudmap_service", "worker"),
-			del("cloudmap_namespace.main", "cloudmap_namespace", "staging.prefect.internal"),
-			del("ecs_task_definition.worker", "ecs_task_definition", "deploybot-staging-worker",
-				plan.FieldChange{Path: "revisions", Before: `["deploybot-staging-worker:1","deploybot-staging-worker:2","deploybot-staging-worker:3"]`}),
-			del("iam_role.task", "iam_role", "deploybot-staging-task"),
-			del("iam_role.execution", "iam_role", "deploybot-staging-execution"),
-			del("secret.prefect_api_key", "secret", "deploybot/staging/prefect-api-key",
-				plan.FieldChange{Path: "recovery_window_in_days", Before: "7"}),
-			del("log_group.worker", "log_group", "/deploybot/staging/worker"),
-			del("ecs_cluster.main", "ecs_cluster", "deploybot-staging"),
-			del("security_group.worker", "security_group", "deploybot-staging-worker"),
-		},
-		Notes: []string{"The secret is scheduled for deletion with a 7-day recovery window; run destroy with --force to delete it at once."},
-	}
-	p.Fingerprint = p.ComputeFingerprint()
-	return p
+	return stagingPlan(plan.OpDestroy, []plan.Change{
+		del("autoscaling_policy.cpu", "autoscaling_policy", "deploybot-staging-worker-cpu"),
+		del("autoscaling_target.worker", "autoscaling_target", "service/deploybot-staging/worker"),
+		del("ecs_service.worker", "ecs_service", "worker", plan.FieldChange{Path: "desired_count", Before: "1"}),
+		del("cloudmap_service.worker", "cloudmap_service", "worker"),
+		del("cloudmap_namespace.main", "cloudmap_namespace", "staging.prefect.internal"),
+		del("ecs_task_definition.worker", "ecs_task_definition", "deploybot-staging-worker",
+			plan.FieldChange{Path: "revisions", Before: `["deploybot-staging-worker:1","deploybot-staging-worker:2","deploybot-staging-worker:3"]`}),
+		del("iam_role.task", "iam_role", "deploybot-staging-task"),
+		del("iam_role.execution", "iam_role", "deploybot-staging-execution"),
+		del("secret.prefect_api_key", "secret", "deploybot/staging/prefect-api-key",
+			plan.FieldChange{Path: "recovery_window_in_days", Before: "7"}),
+		del("log_group.worker", "log_group", "/deploybot/staging/worker"),
+		del("ecs_cluster.main", "ecs_cluster", "deploybot-staging"),
+		del("security_group.worker", "security_group", "deploybot-staging-worker"),
+	},
+		"The secret is scheduled for deletion with a 7-day recovery window; run destroy with --force to delete it at once.")
 }
 
 func noChangePlan() *plan.Plan {
-	p := &plan.Plan{
-		Environment: "staging", File: "environments/staging.yaml", Account: testAccount, Region: testRegion,
-		Operation: plan.OpApply,
-		Changes: []plan.Change{
-			{Address: "security_group.worker", Kind: "security_group", Name: "deploybot-staging-worker", Action: plan.NoOp},
-			{Address: "ecs_cluster.main", Kind: "ecs_cluster", Name: "deploybot-staging", Action: plan.NoOp},
-			{Address: "ecs_service.worker", Kind: "ecs_service", Name: "worker", Action: plan.NoOp},
-		},
-	}
-	p.Fingerprint = p.ComputeFingerprint()
-	return p
+	return stagingPlan(plan.OpApply, []plan.Change{
+		{Address: "security_group.worker", Kind: "security_group", Name: "deploybot-staging-worker", Action: plan.NoOp},
+		{Address: "ecs_cluster.main", Kind: "ecs_cluster", Name: "deploybot-staging", Action: plan.NoOp},
+		{Address: "ecs_service.worker", Kind: "ecs_service", Name: "worker", Action: plan.NoOp},
+	})
 }
 
 // conflictPlan: a cluster under our name that someone else made.

@@ -18,8 +18,7 @@ import (
 // replacements first (so the warnings have something to list), then many
 // created resources with long JSON values.
 func bigPlan(size int) *plan.Plan {
-	p := &plan.Plan{Environment: "staging", File: "environments/staging.yaml", Account: testAccount, Region: testRegion,
-		Operation: plan.OpApply, Notes: []string{"A very large plan, built by the test."}}
+	p := stagingPlan(plan.OpApply, nil, "A very large plan, built by the test.")
 	for i := range 8 {
 		p.Changes = append(p.Changes, plan.Change{Address: fmt.Sprintf("log_group.old_%d", i), Kind: "log_group",
 			Name: fmt.Sprintf("/deploybot/staging/old-%d", i), Action: plan.Delete, Reason: "no longer in the environment file"})
