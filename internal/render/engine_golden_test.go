@@ -76,15 +76,9 @@ func newSim(t *testing.T) *sim {
 	clk := clock.NewVirtual(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	w := awssim.New(clk)
 	key := fakekey.Prefect("Render")
-	tasks := prefectsim.TaskSourceFunc(func() []prefectsim.Task {
-		var out []prefectsim.Task
-		for _, v := range w.Tasks() {
-			out = append(out, prefectsim.Task(v))
-		}
-		return out
-	})
-	pf := prefectsim.New(w, prefectsim.WithKey(key), prefectsim.WithTaskSource(tasks), prefectsim.WithClock(clk),
-		prefectsim.WithBaseURL("http://"+prefectHost))
+	// The workers come from the world's tasks and its clock
+	// (prefectsim.New's defaults for a world).
+	pf := prefectsim.New(w, prefectsim.WithKey(key), prefectsim.WithBaseURL("http://"+prefectHost))
 	t.Cleanup(pf.Close)
 	return &sim{t: t, w: w, clk: clk, pf: pf, key: key}
 }
