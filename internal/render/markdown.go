@@ -84,10 +84,6 @@ type SummaryOptions struct {
 // marker, summary, warnings and footer stay), and the comment says how much
 // was cut and where the full plan is. p may be nil when r carries the plan.
 func Comment(p *plan.Plan, r *plan.Report, o CommentOptions) string {
-	limit := o.MaxLen
-	if limit <= 0 {
-		limit = DefaultCommentMaxLen
-	}
 	d := newMDDoc(reportPlan(p, r), r, mdOptions{
 		next:              o.Next,
 		marker:            strings.TrimSpace(OneLine(o.Marker)),
@@ -99,17 +95,13 @@ func Comment(p *plan.Plan, r *plan.Report, o CommentOptions) string {
 		limitText:         "GitHub allows 65,536 characters",
 		fullPlanInSummary: true,
 	})
-	return d.fit(limit)
+	return d.fit(maxLen(o.MaxLen, DefaultCommentMaxLen))
 }
 
 // Summary renders the job summary for one environment: the same sections as
 // Comment, with the whole plan shown open, cut (like Comment) only beyond
 // MaxLen.
 func Summary(p *plan.Plan, r *plan.Report, o SummaryOptions) string {
-	limit := o.MaxLen
-	if limit <= 0 {
-		limit = DefaultSummaryMaxLen
-	}
 	d := newMDDoc(reportPlan(p, r), r, mdOptions{
 		headSHA:      o.HeadSHA,
 		runURL:       o.RunURL,
@@ -118,7 +110,15 @@ func Summary(p *plan.Plan, r *plan.Report, o SummaryOptions) string {
 		surface:      "job summary",
 		limitText:    "GitHub drops a step summary over 1 MiB entirely",
 	})
-	return d.fit(limit)
+	return d.fit(maxLen(o.MaxLen, DefaultSummaryMaxLen))
+}
+
+// maxLen is an options' MaxLen, or dflt when it is not positive.
+func maxLen(n, dflt int) int {
+	if n <= 0 {
+		return dflt
+	}
+	return n
 }
 
 type mdOptions struct {
