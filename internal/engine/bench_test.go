@@ -131,16 +131,24 @@ func (c *proportionalClock) Sleep(ctx context.Context, d time.Duration) error {
 // aws-calls/op and returns the wall time of the b.N plans.
 func benchPlansWithoutChanges(b *testing.B, x *account, env *config.Environment) time.Duration {
 	x.apply(env)
-	st := x.stack(env)
+	return benchPlans(b, x, x.stack(env), func(p *engine.Planned) {
+		if p.Plan.HasChanges() || len(p.Plan.Unread) > 0 {
+			b.Fatalf("a plan right after apply has changes %v or did not read %+v", summary(p.Plan), p.Plan.Unread)
+		}
+	})
+}
+
+// benchPlans times b.N plans of st with benchLatency per AWS call, passing
+// each to check; it reports aws-calls/op and prefect-calls/op and returns
+// the wall time of the b.N plans.
+func benchPlans(b *testing.B, x *account, st *stack.Stack, check func(*engine.Planned)) time.Duration {
 	e := x.engine()
 	x.callLatency(benchLatency)
 	x.resetCalls()
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		if p := x.planWith(e, st); p.Plan.HasChanges() || len(p.Plan.Unread) > 0 {
-			b.Fatalf("a plan right after apply has changes %v or did not read %+v", summary(p.Plan), p.Plan.Unread)
-		}
+		check(x.planWith(e, st))
 	}
 	wall := time.Since(start)
 	b.StopTimer()
