@@ -152,9 +152,7 @@ func TestAffectedEnvironments(t *testing.T) {
 			h := newHarness(t)
 			h.openPR(tc.files...)
 			h.prEvent("pull_request.opened.json")
-			if code := h.run(); code != 0 {
-				t.Fatalf("exit %d\n%s", code, h.stdout.String())
-			}
+			h.runOK()
 			var got []string
 			for _, env := range sortedKeys(h.botComments()) {
 				if env != "old" {
@@ -187,9 +185,7 @@ func TestForkPullRequestSkipsWithoutAWS(t *testing.T) {
 	delete(h.env, "ACTIONS_ID_TOKEN_REQUEST_URL")
 	delete(h.env, "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
 	delete(h.env, "INPUT_PREFECT-API-KEY")
-	if code := h.run(); code != 0 {
-		t.Fatalf("exit %d\n%s", code, h.stdout.String())
-	}
+	h.runOK()
 	if h.awsCalls() != 0 || len(h.gh.Requests()) != 0 {
 		t.Errorf("fork PR made %d AWS calls and %d GitHub requests", h.awsCalls(), len(h.gh.Requests()))
 	}
@@ -209,9 +205,7 @@ func TestSecondaryRateLimitIsWaitedOut(t *testing.T) {
 	h.prEvent("pull_request.opened.json")
 	h.gh.SecondaryRateLimit(2, 403, 90*time.Second)
 	before := h.clock.Now()
-	if code := h.run(); code != 0 {
-		t.Fatalf("exit %d\n%s", code, h.stdout.String())
-	}
+	h.runOK()
 	if h.gh.RateLimited() < 2 || h.clock.Now().Sub(before) < 3*time.Minute {
 		t.Errorf("limited %d times, waited %s", h.gh.RateLimited(), h.clock.Now().Sub(before))
 	}
@@ -230,9 +224,7 @@ func TestOIDCFailuresAreRetried(t *testing.T) {
 	h.prEvent("pull_request.opened.json")
 	h.gh.SetOIDC(githubsim.OIDC{RequestToken: oidcToken, Repository: repoFull, Ref: "refs/pull/2/merge", EventName: "pull_request", FailNext: 2})
 	h.sts.failNext = 3 // "Couldn't retrieve verification key" three times
-	if code := h.run(); code != 0 {
-		t.Fatalf("exit %d\n%s", code, h.stdout.String())
-	}
+	h.runOK()
 	if h.sts.count() != 4 {
 		t.Errorf("STS calls = %d, want 4 (3 IDPCommunicationError, then success)", h.sts.count())
 	}
@@ -446,9 +438,7 @@ func TestDriftIssuesOpenAndClose(t *testing.T) {
 	h.scheduleEvent()
 	h.oidc("schedule", "refs/heads/master", "")
 	// Nothing exists yet: both environments drift.
-	if code := h.run(); code != 0 {
-		t.Fatalf("exit %d\n%s", code, h.stdout.String())
-	}
+	h.runOK()
 	is := h.gh.Issues(repoFull)
 	if len(is) != 2 || is[0].State != "open" || !strings.Contains(is[0].Title, "drift in") {
 		t.Fatalf("issues = %+v", is)
@@ -527,9 +517,7 @@ func TestHugePlanStillMakesAValidComment(t *testing.T) {
 	h.engine = hugePlanEngine{Engine: h.engine, bytes: 200_000}
 	h.openPR("environments/staging.yaml")
 	h.prEvent("pull_request.opened.json")
-	if code := h.run(); code != 0 {
-		t.Fatalf("exit %d\n%s", code, h.stdout.String())
-	}
+	h.runOK()
 	c := h.botComments()["staging"]
 	if n := utf8.RuneCountInString(c.Body); n > githubsim.MaxBodyChars || n < 30_000 {
 		t.Errorf("comment has %d characters", n)
@@ -627,9 +615,7 @@ func TestGitHubAppOnEnterpriseServer(t *testing.T) {
 	h.env["INPUT_APP-PRIVATE-KEY"] = pemKey
 	h.openPR("environments/staging.yaml")
 	h.prEvent("pull_request.opened.json")
-	if code := h.run(); code != 0 {
-		t.Fatalf("exit %d\n%s", code, h.stdout.String())
-	}
+	h.runOK()
 	if c := h.gh.Comments(repoFull, 2); len(c) != 1 || c[0].User != "deploybot-ghes[bot]" {
 		t.Fatalf("comments = %+v", c)
 	}

@@ -168,6 +168,14 @@ func (h *harness) oidc(event, ref, environment string) {
 }
 
 // run runs the Action once and returns its exit code.
+// runOK runs the Action and fails the test unless it exits 0.
+func (h *harness) runOK() {
+	h.t.Helper()
+	if code := h.run(); code != 0 {
+		h.t.Fatalf("exit %d\n%s", code, h.stdout.String())
+	}
+}
+
 func (h *harness) run() int {
 	h.t.Helper()
 	h.stdout.Reset()

@@ -25,9 +25,7 @@ func TestLabelsFollowThePlan(t *testing.T) {
 		h.repo.Pulls[2].Labels = []string{"team:data", github.PRLabels.NoChanges.Name}
 	})
 	h.prEvent("pull_request.opened.json")
-	if code := h.run(); code != 0 {
-		t.Fatalf("exit %d\n%s", code, h.stdout.String())
-	}
+	h.runOK()
 	if diff := cmp.Diff([]string{"team:data", "deploybot:changes"}, h.gh.PullLabels(repoFull, 2)); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}
@@ -53,9 +51,7 @@ func TestLabelsAreOffByDefault(t *testing.T) {
 	h := newHarness(t)
 	h.openPR("environments/staging.yaml")
 	h.prEvent("pull_request.opened.json")
-	if code := h.run(); code != 0 {
-		t.Fatalf("exit %d\n%s", code, h.stdout.String())
-	}
+	h.runOK()
 	for _, r := range h.gh.Requests() {
 		if strings.Contains(r.Path, "/labels") {
 			t.Errorf("a label request without the labels input: %s %s", r.Method, r.Path)
@@ -76,9 +72,7 @@ func TestLabelWithoutIssuesWriteWarns(t *testing.T) {
 	h.gh.SetTokenPermissions(jobToken, map[string]string{"pull-requests": "write", "contents": "read", "id-token": "write"})
 	h.openPR("environments/staging.yaml")
 	h.prEvent("pull_request.opened.json")
-	if code := h.run(); code != 0 {
-		t.Fatalf("exit %d\n%s", code, h.stdout.String())
-	}
+	h.runOK()
 	if len(h.botComments()) != 1 {
 		t.Errorf("the plan comment was not written")
 	}

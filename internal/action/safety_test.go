@@ -137,9 +137,7 @@ func TestNoEnvironmentFilesYet(t *testing.T) {
 			}
 			h.openPR(".github/workflows/deploybot.yml")
 			h.prEvent("pull_request.opened.json")
-			if code := h.run(); code != 0 {
-				t.Fatalf("exit %d\n%s", code, h.stdout.String())
-			}
+			h.runOK()
 			if !strings.Contains(h.summary(), "no environment files in `environments` yet, so there is nothing to plan") {
 				t.Errorf("summary:\n%s", h.summary())
 			}
@@ -263,9 +261,7 @@ func TestPlanWhoseCommentCannotBeSavedFails(t *testing.T) {
 		h.openPR("environments/staging.yaml")
 		h.prEvent("pull_request.opened.json")
 		h.gh.ServerErrors(502, 503)
-		if code := h.run(); code != 0 {
-			t.Fatalf("exit %d\n%s", code, h.stdout.String())
-		}
+		h.runOK()
 		if len(h.botComments()) != 1 || !strings.Contains(h.stdout.String(), "GitHub answered HTTP 502") {
 			t.Errorf("comments %v\n%s", h.botComments(), h.stdout.String())
 		}
@@ -294,9 +290,7 @@ func TestGHEDataResidencyAPIURL(t *testing.T) {
 	h.gh.DataResidency()
 	h.openPR("environments/staging.yaml")
 	h.prEvent("pull_request.opened.json")
-	if code := h.run(); code != 0 {
-		t.Fatalf("exit %d\n%s", code, h.stdout.String())
-	}
+	h.runOK()
 	if len(h.botComments()) != 1 {
 		t.Error("no comment")
 	}
