@@ -162,41 +162,29 @@ type scenario struct {
 	run  func(t *testing.T) (*plan.Plan, *plan.Report, *sim)
 }
 
+// deployedWith is the plan of the deployed demo environment with the settings
+// that edit changes.
+func deployedWith(edit func(*settings)) func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+	return func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
+		s := newSim(t).deployed()
+		st := baseSettings
+		edit(&st)
+		return s.plan(st), nil, s
+	}
+}
+
 var scenarios = []scenario{
 	{"new_environment", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
 		s := newSim(t)
 		return s.plan(baseSettings), nil, s
 	}},
-	{"image_update", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
-		s := newSim(t).deployed()
-		st := baseSettings
+	{"image_update", deployedWith(func(st *settings) {
 		st.image = "ghcr.io/acme-data/prefect-worker-with-a-long-name:2026.12.01-3f9c2ab-python3.12"
-		return s.plan(st), nil, s
-	}},
-	{"cpu_change", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
-		s := newSim(t).deployed()
-		st := baseSettings
-		st.cpu = "1024"
-		return s.plan(st), nil, s
-	}},
-	{"nat_gateway", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
-		s := newSim(t).deployed()
-		st := baseSettings
-		st.nat = "single"
-		return s.plan(st), nil, s
-	}},
-	{"tag_change", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
-		s := newSim(t).deployed()
-		st := baseSettings
-		st.team = "data-engineering"
-		return s.plan(st), nil, s
-	}},
-	{"replacement", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
-		s := newSim(t).deployed()
-		st := baseSettings
-		st.namespace = "workers.demo.internal"
-		return s.plan(st), nil, s
-	}},
+	})},
+	{"cpu_change", deployedWith(func(st *settings) { st.cpu = "1024" })},
+	{"nat_gateway", deployedWith(func(st *settings) { st.nat = "single" })},
+	{"tag_change", deployedWith(func(st *settings) { st.team = "data-engineering" })},
+	{"replacement", deployedWith(func(st *settings) { st.namespace = "workers.demo.internal" })},
 	{"conflict", func(t *testing.T) (*plan.Plan, *plan.Report, *sim) {
 		s := newSim(t)
 		// Someone made a cluster by hand under the name deploybot would use.
