@@ -9,21 +9,22 @@ import (
 
 var update = flag.Bool("update", false, "rewrite README.md's generated sections")
 
+// readFile is the file at path, or the test fails.
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestReadmeReferenceIsCurrent: the environment-file and Action reference in
 // README.md are exactly what schema.json and action.yml say.
 func TestReadmeReferenceIsCurrent(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema, err := os.ReadFile("../../environments/schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	action, err := os.ReadFile("../../action.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	readme := readFile(t, "../../README.md")
+	schema := readFile(t, "../../environments/schema.json")
+	action := readFile(t, "../../action.yml")
 	envRef, err := EnvironmentReference(schema)
 	if err != nil {
 		t.Fatal(err)
@@ -41,10 +42,7 @@ func TestReadmeReferenceIsCurrent(t *testing.T) {
 	}
 	// One PR comment as render writes it (its golden file, made from a
 	// plan of the real engine), without the hidden marker line.
-	example, err := os.ReadFile("../render/testdata/engine/cpu_change.comment.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	example := readFile(t, "../render/testdata/engine/cpu_change.comment.md")
 	_, body, _ := strings.Cut(string(example), "\n")
 	if want, err = Replace(want, "EXAMPLE COMMENT", "\n"+strings.TrimRight(body, "\n")+"\n\n"); err != nil {
 		t.Fatal(err)
@@ -62,26 +60,14 @@ func TestReadmeReferenceIsCurrent(t *testing.T) {
 }
 
 func TestEnvironmentReferenceHasEveryField(t *testing.T) {
-	schema, err := os.ReadFile("../../environments/schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	schema := readFile(t, "../../environments/schema.json")
 	ref, err := EnvironmentReference(schema)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"`name`", "`aws.account_id`", "`worker.autoscaling.target_cpu_percent`", "`network.nat`", "`health_gate.timeout`", "`tags`"} {
-		if !contains(ref, "| "+f+" |") {
+		if !strings.Contains(ref, "| "+f+" |") {
 			t.Errorf("reference lacks %s", f)
 		}
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
