@@ -100,12 +100,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 		if !leftover[addr] {
 			continue
 		}
-		s := &step{id: "delete:" + addr, run: func(ctx context.Context) error { return r.delete(ctx, addr, false) }}
-		for _, d := range p.graph.transitiveDependents(addr) {
-			if leftover[d] {
-				s.after = append(s.after, "delete:"+d)
-			}
-		}
+		s := r.deleteStep(p.graph, addr, leftover, false)
 		uses := p.graph.transitiveDeps(addr)
 		for _, x := range p.order {
 			if p.absent[x] || slices.Contains(uses, x) {
@@ -138,12 +133,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 		if !replaced[addr] {
 			continue
 		}
-		s := &step{id: "delete:" + addr, run: func(ctx context.Context) error { return r.delete(ctx, addr, true) }}
-		for _, d := range p.graph.transitiveDependents(addr) {
-			if replaced[d] {
-				s.after = append(s.after, "delete:"+d)
-			}
-		}
+		s := r.deleteStep(p.graph, addr, replaced, true)
 		s.after = append(s.after, holdFor[addr]...)
 		steps = append(steps, s)
 	}
@@ -163,6 +153,18 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 	}
 	outcomes := walk(ctx, steps, e.concurrency())
 	return r.report, r.finish(steps, outcomes)
+}
+
+// deleteStep deletes addr (the first half of its replacement with
+// replacing) after the deletes of those of its dependents that are in set.
+func (r *run) deleteStep(g *graph, addr string, set map[string]bool, replacing bool) *step {
+	s := &step{id: "delete:" + addr, run: func(ctx context.Context) error { return r.delete(ctx, addr, replacing) }}
+	for _, d := range g.transitiveDependents(addr) {
+		if set[d] {
+			s.after = append(s.after, "delete:"+d)
+		}
+	}
+	return s
 }
 
 // Destroy deletes every resource of a destroy plan, dependents before what
