@@ -285,12 +285,19 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 	if e.hasInventory(p.st) {
 		wg.Go(func() { p.inventory, p.inventoryErr = e.listInventory(ctx, p.st.Inventory) })
 	}
-	batches, singles := e.readBatches(p)
-	for _, addr := range singles {
-		r := p.resources[addr]
+	// limited runs f on its own goroutine once one of the reads' slots
+	// (sem) is free.
+	limited := func(f func()) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			f()
+		})
+	}
+	batches, singles := e.readBatches(p)
+	for _, addr := range singles {
+		r := p.resources[addr]
+		limited(func() {
 			live, err := e.read(ctx, x, r)
 			mu.Lock()
 			defer mu.Unlock()
@@ -304,9 +311,7 @@ func (e *Engine) readAll(ctx context.Context, p *Planned, resolve bool) error {
 		})
 	}
 	for _, rs := range batches {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		limited(func() {
 			lives, err := e.readBatch(ctx, x, rs)
 			mu.Lock()
 			defer mu.Unlock()
