@@ -30,16 +30,13 @@ func TestAutoScaling(t *testing.T) {
 		code string
 	}{
 		{"register before the service exists", func() error { return register(1, 3) }, "ValidationException"},
-		{"policy without a target", func() error { _, err := c.PutScalingPolicy(bg, policy); return err }, "ObjectNotFoundException"},
+		{"policy without a target", call(bg, c.PutScalingPolicy, policy), "ObjectNotFoundException"},
 		{"create the service", func() error { f.createService(t, f.register(t, "prefecthq/prefect-aws:0.5.0"), 0); return nil }, ""},
 		{"register", func() error { return register(1, 3) }, ""},
 		{"register again (update)", func() error { return register(1, 4) }, ""},
-		{"policy", func() error { _, err := c.PutScalingPolicy(bg, policy); return err }, ""},
-		{"policy again (update)", func() error { _, err := c.PutScalingPolicy(bg, policy); return err }, ""},
-		{"delete a missing policy", func() error {
-			_, err := c.DeleteScalingPolicy(bg, &applicationautoscaling.DeleteScalingPolicyInput{PolicyName: aws.String("nope"), ServiceNamespace: ns, ResourceId: res, ScalableDimension: dim})
-			return err
-		}, "ObjectNotFoundException"},
+		{"policy", call(bg, c.PutScalingPolicy, policy), ""},
+		{"policy again (update)", call(bg, c.PutScalingPolicy, policy), ""},
+		{"delete a missing policy", call(bg, c.DeleteScalingPolicy, &applicationautoscaling.DeleteScalingPolicyInput{PolicyName: aws.String("nope"), ServiceNamespace: ns, ResourceId: res, ScalableDimension: dim}), "ObjectNotFoundException"},
 	}
 	for _, s := range steps {
 		if got := errCode(t, s.call()); got != s.code {

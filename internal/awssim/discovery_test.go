@@ -89,26 +89,11 @@ func TestCloudMapNamespaceAndServiceWithECSTasks(t *testing.T) {
 		call func() error
 		code string
 	}{
-		{"delete namespace with a service", func() error {
-			_, err := c.DeleteNamespace(bg, &servicediscovery.DeleteNamespaceInput{Id: aws.String(nsID)})
-			return err
-		}, "ResourceInUse"},
-		{"delete service with instances", func() error {
-			_, err := c.DeleteService(bg, &servicediscovery.DeleteServiceInput{Id: svc.Service.Id})
-			return err
-		}, "ResourceInUse"},
-		{"get a missing service", func() error {
-			_, err := c.GetService(bg, &servicediscovery.GetServiceInput{Id: aws.String("srv-nope")})
-			return err
-		}, "ServiceNotFound"},
-		{"get a missing namespace", func() error {
-			_, err := c.GetNamespace(bg, &servicediscovery.GetNamespaceInput{Id: aws.String("ns-nope")})
-			return err
-		}, "NamespaceNotFound"},
-		{"deregister a missing instance", func() error {
-			_, err := c.DeregisterInstance(bg, &servicediscovery.DeregisterInstanceInput{ServiceId: svc.Service.Id, InstanceId: aws.String("nope")})
-			return err
-		}, "InstanceNotFound"},
+		{"delete namespace with a service", call(bg, c.DeleteNamespace, &servicediscovery.DeleteNamespaceInput{Id: aws.String(nsID)}), "ResourceInUse"},
+		{"delete service with instances", call(bg, c.DeleteService, &servicediscovery.DeleteServiceInput{Id: svc.Service.Id}), "ResourceInUse"},
+		{"get a missing service", call(bg, c.GetService, &servicediscovery.GetServiceInput{Id: aws.String("srv-nope")}), "ServiceNotFound"},
+		{"get a missing namespace", call(bg, c.GetNamespace, &servicediscovery.GetNamespaceInput{Id: aws.String("ns-nope")}), "NamespaceNotFound"},
+		{"deregister a missing instance", call(bg, c.DeregisterInstance, &servicediscovery.DeregisterInstanceInput{ServiceId: svc.Service.Id, InstanceId: aws.String("nope")}), "InstanceNotFound"},
 	}
 	for _, s := range steps {
 		if got := errCode(t, s.call()); got != s.code {

@@ -117,55 +117,19 @@ func TestEC2VPCAndSubnetErrors(t *testing.T) {
 		call func() error
 		code string
 	}{
-		{"vpc cidr too large", func() error {
-			_, err := e.c.CreateVpc(e.ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/8")})
-			return err
-		}, "InvalidVpc.Range"},
-		{"vpc cidr not a cidr", func() error {
-			_, err := e.c.CreateVpc(e.ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.1/16")})
-			return err
-		}, "InvalidParameterValue"},
-		{"unknown vpc", func() error {
-			_, err := e.c.DescribeVpcs(e.ctx, &ec2.DescribeVpcsInput{VpcIds: []string{"vpc-404"}})
-			return err
-		}, "InvalidVpcID.NotFound"},
-		{"subnet outside the vpc", func() error {
-			_, err := e.c.CreateSubnet(e.ctx, &ec2.CreateSubnetInput{VpcId: &vpc, CidrBlock: aws.String("10.1.0.0/24")})
-			return err
-		}, "InvalidSubnet.Range"},
-		{"subnet overlapping another", func() error {
-			_, err := e.c.CreateSubnet(e.ctx, &ec2.CreateSubnetInput{VpcId: &vpc, CidrBlock: aws.String("10.0.8.0/24")})
-			return err
-		}, "InvalidSubnet.Conflict"},
-		{"subnet in an unknown az", func() error {
-			_, err := e.c.CreateSubnet(e.ctx, &ec2.CreateSubnetInput{VpcId: &vpc, CidrBlock: aws.String("10.0.32.0/24"), AvailabilityZone: aws.String("us-east-1z")})
-			return err
-		}, "InvalidParameterValue"},
-		{"subnet in an unknown vpc", func() error {
-			_, err := e.c.CreateSubnet(e.ctx, &ec2.CreateSubnetInput{VpcId: aws.String("vpc-404"), CidrBlock: aws.String("10.0.32.0/24")})
-			return err
-		}, "InvalidVpcID.NotFound"},
-		{"two vpc attributes at once", func() error {
-			_, err := e.c.ModifyVpcAttribute(e.ctx, &ec2.ModifyVpcAttributeInput{VpcId: &vpc,
-				EnableDnsSupport: &types.AttributeBooleanValue{Value: aws.Bool(true)}, EnableDnsHostnames: &types.AttributeBooleanValue{Value: aws.Bool(true)}})
-			return err
-		}, "InvalidParameterCombination"},
-		{"tag spec of the wrong type", func() error {
-			_, err := e.c.CreateVpc(e.ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.9.0.0/16"), TagSpecifications: tagSpec(types.ResourceTypeSubnet, "x")})
-			return err
-		}, "InvalidParameterValue"},
-		{"unknown filter", func() error {
-			_, err := e.c.DescribeSubnets(e.ctx, &ec2.DescribeSubnetsInput{Filters: []types.Filter{{Name: aws.String("colour"), Values: []string{"red"}}}})
-			return err
-		}, "InvalidParameterValue"},
-		{"unknown subnet", func() error {
-			_, err := e.c.DeleteSubnet(e.ctx, &ec2.DeleteSubnetInput{SubnetId: aws.String("subnet-404")})
-			return err
-		}, "InvalidSubnetID.NotFound"},
-		{"tags on an unknown resource", func() error {
-			_, err := e.c.CreateTags(e.ctx, &ec2.CreateTagsInput{Resources: []string{"igw-404"}, Tags: []types.Tag{{Key: aws.String("a"), Value: aws.String("b")}}})
-			return err
-		}, "InvalidInternetGatewayID.NotFound"},
+		{"vpc cidr too large", call(e.ctx, e.c.CreateVpc, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/8")}), "InvalidVpc.Range"},
+		{"vpc cidr not a cidr", call(e.ctx, e.c.CreateVpc, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.1/16")}), "InvalidParameterValue"},
+		{"unknown vpc", call(e.ctx, e.c.DescribeVpcs, &ec2.DescribeVpcsInput{VpcIds: []string{"vpc-404"}}), "InvalidVpcID.NotFound"},
+		{"subnet outside the vpc", call(e.ctx, e.c.CreateSubnet, &ec2.CreateSubnetInput{VpcId: &vpc, CidrBlock: aws.String("10.1.0.0/24")}), "InvalidSubnet.Range"},
+		{"subnet overlapping another", call(e.ctx, e.c.CreateSubnet, &ec2.CreateSubnetInput{VpcId: &vpc, CidrBlock: aws.String("10.0.8.0/24")}), "InvalidSubnet.Conflict"},
+		{"subnet in an unknown az", call(e.ctx, e.c.CreateSubnet, &ec2.CreateSubnetInput{VpcId: &vpc, CidrBlock: aws.String("10.0.32.0/24"), AvailabilityZone: aws.String("us-east-1z")}), "InvalidParameterValue"},
+		{"subnet in an unknown vpc", call(e.ctx, e.c.CreateSubnet, &ec2.CreateSubnetInput{VpcId: aws.String("vpc-404"), CidrBlock: aws.String("10.0.32.0/24")}), "InvalidVpcID.NotFound"},
+		{"two vpc attributes at once", call(e.ctx, e.c.ModifyVpcAttribute, &ec2.ModifyVpcAttributeInput{VpcId: &vpc,
+			EnableDnsSupport: &types.AttributeBooleanValue{Value: aws.Bool(true)}, EnableDnsHostnames: &types.AttributeBooleanValue{Value: aws.Bool(true)}}), "InvalidParameterCombination"},
+		{"tag spec of the wrong type", call(e.ctx, e.c.CreateVpc, &ec2.CreateVpcInput{CidrBlock: aws.String("10.9.0.0/16"), TagSpecifications: tagSpec(types.ResourceTypeSubnet, "x")}), "InvalidParameterValue"},
+		{"unknown filter", call(e.ctx, e.c.DescribeSubnets, &ec2.DescribeSubnetsInput{Filters: []types.Filter{{Name: aws.String("colour"), Values: []string{"red"}}}}), "InvalidParameterValue"},
+		{"unknown subnet", call(e.ctx, e.c.DeleteSubnet, &ec2.DeleteSubnetInput{SubnetId: aws.String("subnet-404")}), "InvalidSubnetID.NotFound"},
+		{"tags on an unknown resource", call(e.ctx, e.c.CreateTags, &ec2.CreateTagsInput{Resources: []string{"igw-404"}, Tags: []types.Tag{{Key: aws.String("a"), Value: aws.String("b")}}}), "InvalidInternetGatewayID.NotFound"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.name, tc.call(), tc.code) })
@@ -260,8 +224,8 @@ func TestEC2DeleteVPCAndSubnetDependencies(t *testing.T) {
 	igw := e.igw(t, vpc)
 	eni := e.taskENI(sn, *sg.GroupId, false)
 
-	deleteVPC := func() error { _, err := e.c.DeleteVpc(e.ctx, &ec2.DeleteVpcInput{VpcId: &vpc}); return err }
-	deleteSubnet := func() error { _, err := e.c.DeleteSubnet(e.ctx, &ec2.DeleteSubnetInput{SubnetId: &sn}); return err }
+	deleteVPC := call(e.ctx, e.c.DeleteVpc, &ec2.DeleteVpcInput{VpcId: &vpc})
+	deleteSubnet := call(e.ctx, e.c.DeleteSubnet, &ec2.DeleteSubnetInput{SubnetId: &sn})
 	deleteSG := func() error {
 		_, err := e.c.DeleteSecurityGroup(e.ctx, &ec2.DeleteSecurityGroupInput{GroupId: sg.GroupId})
 		return err
@@ -340,54 +304,18 @@ func TestEC2InternetGatewayAndRouteErrors(t *testing.T) {
 		code string
 		msg  string
 	}{
-		{"attach twice", func() error {
-			_, err := e.c.AttachInternetGateway(e.ctx, &ec2.AttachInternetGatewayInput{InternetGatewayId: &igw, VpcId: &other})
-			return err
-		}, "Resource.AlreadyAssociated", ""},
-		{"detach from the wrong vpc", func() error {
-			_, err := e.c.DetachInternetGateway(e.ctx, &ec2.DetachInternetGatewayInput{InternetGatewayId: &igw, VpcId: &other})
-			return err
-		}, "Gateway.NotAttached", ""},
-		{"detach with a mapped public address", func() error {
-			_, err := e.c.DetachInternetGateway(e.ctx, &ec2.DetachInternetGatewayInput{InternetGatewayId: &igw, VpcId: &vpc})
-			return err
-		}, "DependencyViolation", "Network " + vpc + " has some mapped public address(es). Please unmap those public address(es) before detaching the gateway."},
-		{"unknown igw", func() error {
-			_, err := e.c.DescribeInternetGateways(e.ctx, &ec2.DescribeInternetGatewaysInput{InternetGatewayIds: []string{"igw-404"}})
-			return err
-		}, "InvalidInternetGatewayID.NotFound", ""},
-		{"route exists", func() error {
-			_, err := e.c.CreateRoute(e.ctx, &ec2.CreateRouteInput{RouteTableId: rtID, DestinationCidrBlock: aws.String("0.0.0.0/0"), GatewayId: &igw})
-			return err
-		}, "RouteAlreadyExists", ""},
-		{"route to a gateway of another vpc", func() error {
-			_, err := e.c.CreateRoute(e.ctx, &ec2.CreateRouteInput{RouteTableId: otherRT.RouteTable.RouteTableId, DestinationCidrBlock: aws.String("0.0.0.0/0"), GatewayId: &igw})
-			return err
-		}, "InvalidParameterValue", ""},
-		{"route to an unknown nat", func() error {
-			_, err := e.c.CreateRoute(e.ctx, &ec2.CreateRouteInput{RouteTableId: rtID, DestinationCidrBlock: aws.String("10.9.0.0/16"), NatGatewayId: aws.String("nat-404")})
-			return err
-		}, "NatGatewayNotFound", ""},
-		{"delete a missing route", func() error {
-			_, err := e.c.DeleteRoute(e.ctx, &ec2.DeleteRouteInput{RouteTableId: rtID, DestinationCidrBlock: aws.String("10.9.0.0/16")})
-			return err
-		}, "InvalidRoute.NotFound", ""},
-		{"associate a subnet twice", func() error {
-			_, err := e.c.AssociateRouteTable(e.ctx, &ec2.AssociateRouteTableInput{RouteTableId: rtID, SubnetId: &sn})
-			return err
-		}, "Resource.AlreadyAssociated", ""},
-		{"associate across vpcs", func() error {
-			_, err := e.c.AssociateRouteTable(e.ctx, &ec2.AssociateRouteTableInput{RouteTableId: otherRT.RouteTable.RouteTableId, SubnetId: &sn})
-			return err
-		}, "InvalidParameterValue", ""},
-		{"delete associated route table", func() error {
-			_, err := e.c.DeleteRouteTable(e.ctx, &ec2.DeleteRouteTableInput{RouteTableId: rtID})
-			return err
-		}, "DependencyViolation", ""},
-		{"unknown route table", func() error {
-			_, err := e.c.DeleteRouteTable(e.ctx, &ec2.DeleteRouteTableInput{RouteTableId: aws.String("rtb-404")})
-			return err
-		}, "InvalidRouteTableID.NotFound", ""},
+		{"attach twice", call(e.ctx, e.c.AttachInternetGateway, &ec2.AttachInternetGatewayInput{InternetGatewayId: &igw, VpcId: &other}), "Resource.AlreadyAssociated", ""},
+		{"detach from the wrong vpc", call(e.ctx, e.c.DetachInternetGateway, &ec2.DetachInternetGatewayInput{InternetGatewayId: &igw, VpcId: &other}), "Gateway.NotAttached", ""},
+		{"detach with a mapped public address", call(e.ctx, e.c.DetachInternetGateway, &ec2.DetachInternetGatewayInput{InternetGatewayId: &igw, VpcId: &vpc}), "DependencyViolation", "Network " + vpc + " has some mapped public address(es). Please unmap those public address(es) before detaching the gateway."},
+		{"unknown igw", call(e.ctx, e.c.DescribeInternetGateways, &ec2.DescribeInternetGatewaysInput{InternetGatewayIds: []string{"igw-404"}}), "InvalidInternetGatewayID.NotFound", ""},
+		{"route exists", call(e.ctx, e.c.CreateRoute, &ec2.CreateRouteInput{RouteTableId: rtID, DestinationCidrBlock: aws.String("0.0.0.0/0"), GatewayId: &igw}), "RouteAlreadyExists", ""},
+		{"route to a gateway of another vpc", call(e.ctx, e.c.CreateRoute, &ec2.CreateRouteInput{RouteTableId: otherRT.RouteTable.RouteTableId, DestinationCidrBlock: aws.String("0.0.0.0/0"), GatewayId: &igw}), "InvalidParameterValue", ""},
+		{"route to an unknown nat", call(e.ctx, e.c.CreateRoute, &ec2.CreateRouteInput{RouteTableId: rtID, DestinationCidrBlock: aws.String("10.9.0.0/16"), NatGatewayId: aws.String("nat-404")}), "NatGatewayNotFound", ""},
+		{"delete a missing route", call(e.ctx, e.c.DeleteRoute, &ec2.DeleteRouteInput{RouteTableId: rtID, DestinationCidrBlock: aws.String("10.9.0.0/16")}), "InvalidRoute.NotFound", ""},
+		{"associate a subnet twice", call(e.ctx, e.c.AssociateRouteTable, &ec2.AssociateRouteTableInput{RouteTableId: rtID, SubnetId: &sn}), "Resource.AlreadyAssociated", ""},
+		{"associate across vpcs", call(e.ctx, e.c.AssociateRouteTable, &ec2.AssociateRouteTableInput{RouteTableId: otherRT.RouteTable.RouteTableId, SubnetId: &sn}), "InvalidParameterValue", ""},
+		{"delete associated route table", call(e.ctx, e.c.DeleteRouteTable, &ec2.DeleteRouteTableInput{RouteTableId: rtID}), "DependencyViolation", ""},
+		{"unknown route table", call(e.ctx, e.c.DeleteRouteTable, &ec2.DeleteRouteTableInput{RouteTableId: aws.String("rtb-404")}), "InvalidRouteTableID.NotFound", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -522,26 +450,11 @@ func TestEC2SecurityGroupErrors(t *testing.T) {
 		call func() error
 		code string
 	}{
-		{"duplicate name in the vpc", func() error {
-			_, err := e.c.CreateSecurityGroup(e.ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("w"), Description: aws.String("d"), VpcId: &vpc})
-			return err
-		}, "InvalidGroup.Duplicate"},
-		{"egress rule exists", func() error {
-			_, err := e.c.AuthorizeSecurityGroupEgress(e.ctx, &ec2.AuthorizeSecurityGroupEgressInput{GroupId: sg.GroupId, IpPermissions: all})
-			return err
-		}, "InvalidPermission.Duplicate"},
-		{"revoke a missing rule", func() error {
-			_, err := e.c.RevokeSecurityGroupEgress(e.ctx, &ec2.RevokeSecurityGroupEgressInput{GroupId: sg.GroupId, IpPermissions: https})
-			return err
-		}, "InvalidPermission.NotFound"},
-		{"unknown group", func() error {
-			_, err := e.c.DescribeSecurityGroups(e.ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{"sg-404"}})
-			return err
-		}, "InvalidGroup.NotFound"},
-		{"group in an unknown vpc", func() error {
-			_, err := e.c.CreateSecurityGroup(e.ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("x"), Description: aws.String("d"), VpcId: aws.String("vpc-404")})
-			return err
-		}, "InvalidVpcID.NotFound"},
+		{"duplicate name in the vpc", call(e.ctx, e.c.CreateSecurityGroup, &ec2.CreateSecurityGroupInput{GroupName: aws.String("w"), Description: aws.String("d"), VpcId: &vpc}), "InvalidGroup.Duplicate"},
+		{"egress rule exists", call(e.ctx, e.c.AuthorizeSecurityGroupEgress, &ec2.AuthorizeSecurityGroupEgressInput{GroupId: sg.GroupId, IpPermissions: all}), "InvalidPermission.Duplicate"},
+		{"revoke a missing rule", call(e.ctx, e.c.RevokeSecurityGroupEgress, &ec2.RevokeSecurityGroupEgressInput{GroupId: sg.GroupId, IpPermissions: https}), "InvalidPermission.NotFound"},
+		{"unknown group", call(e.ctx, e.c.DescribeSecurityGroups, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{"sg-404"}}), "InvalidGroup.NotFound"},
+		{"group in an unknown vpc", call(e.ctx, e.c.CreateSecurityGroup, &ec2.CreateSecurityGroupInput{GroupName: aws.String("x"), Description: aws.String("d"), VpcId: aws.String("vpc-404")}), "InvalidVpcID.NotFound"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.name, tc.call(), tc.code) })

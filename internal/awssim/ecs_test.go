@@ -449,29 +449,14 @@ func TestECSTeardown(t *testing.T) {
 		call func() error
 		code string
 	}{
-		{"delete cluster with a service", func() error { _, err := f.ecs.DeleteCluster(bg, &ecs.DeleteClusterInput{Cluster: cluster}); return err }, "ClusterContainsServicesException"},
-		{"delete service scaled above 0", func() error {
-			_, err := f.ecs.DeleteService(bg, &ecs.DeleteServiceInput{Cluster: cluster, Service: aws.String("worker")})
-			return err
-		}, "InvalidParameterException"},
-		{"scale to 0", func() error {
-			_, err := f.ecs.UpdateService(bg, &ecs.UpdateServiceInput{Cluster: cluster, Service: aws.String("worker"), DesiredCount: aws.Int32(0)})
-			return err
-		}, ""},
-		{"delete service", func() error {
-			_, err := f.ecs.DeleteService(bg, &ecs.DeleteServiceInput{Cluster: cluster, Service: aws.String("worker")})
-			return err
-		}, ""},
-		{"update a draining service", func() error {
-			_, err := f.ecs.UpdateService(bg, &ecs.UpdateServiceInput{Cluster: cluster, Service: aws.String("worker"), DesiredCount: aws.Int32(1)})
-			return err
-		}, "ServiceNotActiveException"},
-		{"create over a draining service", func() error {
-			_, err := f.ecs.CreateService(bg, &ecs.CreateServiceInput{Cluster: cluster, ServiceName: aws.String("worker"), TaskDefinition: aws.String("deploybot-staging-worker"),
-				DesiredCount: aws.Int32(0), NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{Subnets: f.subnets}}})
-			return err
-		}, "InvalidParameterException"},
-		{"delete cluster while draining", func() error { _, err := f.ecs.DeleteCluster(bg, &ecs.DeleteClusterInput{Cluster: cluster}); return err }, "ClusterContainsServicesException"},
+		{"delete cluster with a service", call(bg, f.ecs.DeleteCluster, &ecs.DeleteClusterInput{Cluster: cluster}), "ClusterContainsServicesException"},
+		{"delete service scaled above 0", call(bg, f.ecs.DeleteService, &ecs.DeleteServiceInput{Cluster: cluster, Service: aws.String("worker")}), "InvalidParameterException"},
+		{"scale to 0", call(bg, f.ecs.UpdateService, &ecs.UpdateServiceInput{Cluster: cluster, Service: aws.String("worker"), DesiredCount: aws.Int32(0)}), ""},
+		{"delete service", call(bg, f.ecs.DeleteService, &ecs.DeleteServiceInput{Cluster: cluster, Service: aws.String("worker")}), ""},
+		{"update a draining service", call(bg, f.ecs.UpdateService, &ecs.UpdateServiceInput{Cluster: cluster, Service: aws.String("worker"), DesiredCount: aws.Int32(1)}), "ServiceNotActiveException"},
+		{"create over a draining service", call(bg, f.ecs.CreateService, &ecs.CreateServiceInput{Cluster: cluster, ServiceName: aws.String("worker"), TaskDefinition: aws.String("deploybot-staging-worker"),
+			DesiredCount: aws.Int32(0), NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{Subnets: f.subnets}}}), "InvalidParameterException"},
+		{"delete cluster while draining", call(bg, f.ecs.DeleteCluster, &ecs.DeleteClusterInput{Cluster: cluster}), "ClusterContainsServicesException"},
 	}
 	for _, s := range steps {
 		if got := errCode(t, s.call()); got != s.code {
@@ -554,23 +539,11 @@ func TestECSAPIErrors(t *testing.T) {
 		call func() error
 		code string
 	}{
-		{"create service in a missing cluster", func() error {
-			_, err := f.ecs.CreateService(bg, &ecs.CreateServiceInput{Cluster: aws.String("nope"), ServiceName: aws.String("w"), TaskDefinition: aws.String(td), NetworkConfiguration: net})
-			return err
-		}, "ClusterNotFoundException"},
-		{"create service with a missing task definition", func() error {
-			_, err := f.ecs.CreateService(bg, &ecs.CreateServiceInput{Cluster: aws.String("deploybot-staging"), ServiceName: aws.String("w"), TaskDefinition: aws.String("nope:1"), NetworkConfiguration: net})
-			return err
-		}, "InvalidParameterException"},
-		{"create service without network configuration", func() error {
-			_, err := f.ecs.CreateService(bg, &ecs.CreateServiceInput{Cluster: aws.String("deploybot-staging"), ServiceName: aws.String("w"), TaskDefinition: aws.String(td)})
-			return err
-		}, "InvalidParameterException"},
-		{"create service in a missing subnet", func() error {
-			_, err := f.ecs.CreateService(bg, &ecs.CreateServiceInput{Cluster: aws.String("deploybot-staging"), ServiceName: aws.String("w"), TaskDefinition: aws.String(td),
-				NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{Subnets: []string{"subnet-0123"}}}})
-			return err
-		}, "InvalidParameterException"},
+		{"create service in a missing cluster", call(bg, f.ecs.CreateService, &ecs.CreateServiceInput{Cluster: aws.String("nope"), ServiceName: aws.String("w"), TaskDefinition: aws.String(td), NetworkConfiguration: net}), "ClusterNotFoundException"},
+		{"create service with a missing task definition", call(bg, f.ecs.CreateService, &ecs.CreateServiceInput{Cluster: aws.String("deploybot-staging"), ServiceName: aws.String("w"), TaskDefinition: aws.String("nope:1"), NetworkConfiguration: net}), "InvalidParameterException"},
+		{"create service without network configuration", call(bg, f.ecs.CreateService, &ecs.CreateServiceInput{Cluster: aws.String("deploybot-staging"), ServiceName: aws.String("w"), TaskDefinition: aws.String(td)}), "InvalidParameterException"},
+		{"create service in a missing subnet", call(bg, f.ecs.CreateService, &ecs.CreateServiceInput{Cluster: aws.String("deploybot-staging"), ServiceName: aws.String("w"), TaskDefinition: aws.String(td),
+			NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{Subnets: []string{"subnet-0123"}}}}), "InvalidParameterException"},
 		{"create again with the same client token", func() error {
 			out, err := f.ecs.CreateService(bg, &ecs.CreateServiceInput{Cluster: aws.String("deploybot-staging"), ServiceName: aws.String("worker"), TaskDefinition: aws.String(td),
 				DesiredCount: aws.Int32(0), NetworkConfiguration: net, ClientToken: aws.String("tok-1")})
@@ -579,27 +552,12 @@ func TestECSAPIErrors(t *testing.T) {
 			}
 			return err
 		}, ""},
-		{"create again with another client token", func() error {
-			_, err := f.ecs.CreateService(bg, &ecs.CreateServiceInput{Cluster: aws.String("deploybot-staging"), ServiceName: aws.String("worker"), TaskDefinition: aws.String(td),
-				DesiredCount: aws.Int32(0), NetworkConfiguration: net, ClientToken: aws.String("tok-2")})
-			return err
-		}, "InvalidParameterException"},
-		{"update a missing service", func() error {
-			_, err := f.ecs.UpdateService(bg, &ecs.UpdateServiceInput{Cluster: aws.String("deploybot-staging"), Service: aws.String("nope"), DesiredCount: aws.Int32(1)})
-			return err
-		}, "ServiceNotFoundException"},
-		{"delete a missing service", func() error {
-			_, err := f.ecs.DeleteService(bg, &ecs.DeleteServiceInput{Cluster: aws.String("deploybot-staging"), Service: aws.String("nope")})
-			return err
-		}, "ServiceNotFoundException"},
-		{"list deployments of a missing service", func() error {
-			_, err := f.ecs.ListServiceDeployments(bg, &ecs.ListServiceDeploymentsInput{Cluster: aws.String("deploybot-staging"), Service: aws.String("nope")})
-			return err
-		}, "ServiceNotFoundException"},
-		{"describe tasks in a missing cluster", func() error {
-			_, err := f.ecs.DescribeTasks(bg, &ecs.DescribeTasksInput{Cluster: aws.String("nope"), Tasks: []string{"x"}})
-			return err
-		}, "ClusterNotFoundException"},
+		{"create again with another client token", call(bg, f.ecs.CreateService, &ecs.CreateServiceInput{Cluster: aws.String("deploybot-staging"), ServiceName: aws.String("worker"), TaskDefinition: aws.String(td),
+			DesiredCount: aws.Int32(0), NetworkConfiguration: net, ClientToken: aws.String("tok-2")}), "InvalidParameterException"},
+		{"update a missing service", call(bg, f.ecs.UpdateService, &ecs.UpdateServiceInput{Cluster: aws.String("deploybot-staging"), Service: aws.String("nope"), DesiredCount: aws.Int32(1)}), "ServiceNotFoundException"},
+		{"delete a missing service", call(bg, f.ecs.DeleteService, &ecs.DeleteServiceInput{Cluster: aws.String("deploybot-staging"), Service: aws.String("nope")}), "ServiceNotFoundException"},
+		{"list deployments of a missing service", call(bg, f.ecs.ListServiceDeployments, &ecs.ListServiceDeploymentsInput{Cluster: aws.String("deploybot-staging"), Service: aws.String("nope")}), "ServiceNotFoundException"},
+		{"describe tasks in a missing cluster", call(bg, f.ecs.DescribeTasks, &ecs.DescribeTasksInput{Cluster: aws.String("nope"), Tasks: []string{"x"}}), "ClusterNotFoundException"},
 	}
 	for _, tc := range cases {
 		if got := errCode(t, tc.call()); got != tc.code {

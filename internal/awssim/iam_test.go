@@ -54,47 +54,17 @@ func TestIAMRoleLifecycle(t *testing.T) {
 		call func() error
 		code string
 	}{
-		{"create twice", func() error {
-			_, err := c.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String("deploybot-staging-execution"), AssumeRolePolicyDocument: aws.String(ecsTrust)})
-			return err
-		}, "EntityAlreadyExists"},
-		{"bad json", func() error {
-			_, err := c.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String("other"), AssumeRolePolicyDocument: aws.String("{nope")})
-			return err
-		}, "MalformedPolicyDocument"},
-		{"unknown oidc principal", func() error {
-			_, err := c.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String("other"), AssumeRolePolicyDocument: aws.String(
-				`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},"Action":"sts:AssumeRoleWithWebIdentity"}]}`)})
-			return err
-		}, "MalformedPolicyDocument"},
-		{"attach unknown policy", func() error {
-			_, err := c.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyArn: aws.String("arn:aws:iam::aws:policy/Nope")})
-			return err
-		}, "NoSuchEntity"},
-		{"attach", func() error {
-			_, err := c.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyArn: aws.String(ECSTaskExecutionRolePolicyARN)})
-			return err
-		}, ""},
-		{"put inline", func() error {
-			_, err := c.PutRolePolicy(bg, &iam.PutRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyName: aws.String("secret"), PolicyDocument: aws.String(inline)})
-			return err
-		}, ""},
-		{"delete with policies attached", func() error {
-			_, err := c.DeleteRole(bg, &iam.DeleteRoleInput{RoleName: aws.String("deploybot-staging-execution")})
-			return err
-		}, "DeleteConflict"},
-		{"get missing inline", func() error {
-			_, err := c.GetRolePolicy(bg, &iam.GetRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyName: aws.String("nope")})
-			return err
-		}, "NoSuchEntity"},
-		{"detach", func() error {
-			_, err := c.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyArn: aws.String(ECSTaskExecutionRolePolicyARN)})
-			return err
-		}, ""},
-		{"delete with inline policy", func() error {
-			_, err := c.DeleteRole(bg, &iam.DeleteRoleInput{RoleName: aws.String("deploybot-staging-execution")})
-			return err
-		}, "DeleteConflict"},
+		{"create twice", call(bg, c.CreateRole, &iam.CreateRoleInput{RoleName: aws.String("deploybot-staging-execution"), AssumeRolePolicyDocument: aws.String(ecsTrust)}), "EntityAlreadyExists"},
+		{"bad json", call(bg, c.CreateRole, &iam.CreateRoleInput{RoleName: aws.String("other"), AssumeRolePolicyDocument: aws.String("{nope")}), "MalformedPolicyDocument"},
+		{"unknown oidc principal", call(bg, c.CreateRole, &iam.CreateRoleInput{RoleName: aws.String("other"), AssumeRolePolicyDocument: aws.String(
+			`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},"Action":"sts:AssumeRoleWithWebIdentity"}]}`)}), "MalformedPolicyDocument"},
+		{"attach unknown policy", call(bg, c.AttachRolePolicy, &iam.AttachRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyArn: aws.String("arn:aws:iam::aws:policy/Nope")}), "NoSuchEntity"},
+		{"attach", call(bg, c.AttachRolePolicy, &iam.AttachRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyArn: aws.String(ECSTaskExecutionRolePolicyARN)}), ""},
+		{"put inline", call(bg, c.PutRolePolicy, &iam.PutRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyName: aws.String("secret"), PolicyDocument: aws.String(inline)}), ""},
+		{"delete with policies attached", call(bg, c.DeleteRole, &iam.DeleteRoleInput{RoleName: aws.String("deploybot-staging-execution")}), "DeleteConflict"},
+		{"get missing inline", call(bg, c.GetRolePolicy, &iam.GetRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyName: aws.String("nope")}), "NoSuchEntity"},
+		{"detach", call(bg, c.DetachRolePolicy, &iam.DetachRolePolicyInput{RoleName: aws.String("deploybot-staging-execution"), PolicyArn: aws.String(ECSTaskExecutionRolePolicyARN)}), ""},
+		{"delete with inline policy", call(bg, c.DeleteRole, &iam.DeleteRoleInput{RoleName: aws.String("deploybot-staging-execution")}), "DeleteConflict"},
 	}
 	for _, s := range steps {
 		if got := errCode(t, s.call()); got != s.code {

@@ -22,6 +22,16 @@ func newTestWorld(t *testing.T, opts ...Option) (*World, *clock.Virtual) {
 	return New(c, opts...), c
 }
 
+// call is one SDK call of a table of calls and the error codes they
+// answer: f (a client's method) with in, which the table builds; the call
+// is made when its row is checked.
+func call[I, O, P any](ctx context.Context, f func(context.Context, *I, ...func(*P)) (*O, error), in *I) func() error {
+	return func() error {
+		_, err := f(ctx, in)
+		return err
+	}
+}
+
 // errCode returns the AWS error code of err ("" for nil), failing the test
 // for errors that are not API errors.
 func errCode(t *testing.T, err error) string {

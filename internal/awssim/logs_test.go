@@ -23,34 +23,13 @@ func TestLogGroups(t *testing.T) {
 		call func() error
 		code string
 	}{
-		{"create twice", func() error {
-			_, err := c.CreateLogGroup(bg, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("/other")})
-			return err
-		}, "ResourceAlreadyExistsException"},
-		{"retention", func() error {
-			_, err := c.PutRetentionPolicy(bg, &cloudwatchlogs.PutRetentionPolicyInput{LogGroupName: aws.String("/deploybot/staging/worker"), RetentionInDays: aws.Int32(30)})
-			return err
-		}, ""},
-		{"retention not allowed", func() error {
-			_, err := c.PutRetentionPolicy(bg, &cloudwatchlogs.PutRetentionPolicyInput{LogGroupName: aws.String("/other"), RetentionInDays: aws.Int32(31)})
-			return err
-		}, "InvalidParameterException"},
-		{"retention missing group", func() error {
-			_, err := c.PutRetentionPolicy(bg, &cloudwatchlogs.PutRetentionPolicyInput{LogGroupName: aws.String("/nope"), RetentionInDays: aws.Int32(30)})
-			return err
-		}, "ResourceNotFoundException"},
-		{"tag", func() error {
-			_, err := c.TagResource(bg, &cloudwatchlogs.TagResourceInput{ResourceArn: aws.String(arn), Tags: map[string]string{"team": "data"}})
-			return err
-		}, ""},
-		{"tag with :* arn", func() error {
-			_, err := c.TagResource(bg, &cloudwatchlogs.TagResourceInput{ResourceArn: aws.String(arn + ":*"), Tags: map[string]string{"team": "data"}})
-			return err
-		}, "InvalidParameterException"},
-		{"delete missing", func() error {
-			_, err := c.DeleteLogGroup(bg, &cloudwatchlogs.DeleteLogGroupInput{LogGroupName: aws.String("/nope")})
-			return err
-		}, "ResourceNotFoundException"},
+		{"create twice", call(bg, c.CreateLogGroup, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("/other")}), "ResourceAlreadyExistsException"},
+		{"retention", call(bg, c.PutRetentionPolicy, &cloudwatchlogs.PutRetentionPolicyInput{LogGroupName: aws.String("/deploybot/staging/worker"), RetentionInDays: aws.Int32(30)}), ""},
+		{"retention not allowed", call(bg, c.PutRetentionPolicy, &cloudwatchlogs.PutRetentionPolicyInput{LogGroupName: aws.String("/other"), RetentionInDays: aws.Int32(31)}), "InvalidParameterException"},
+		{"retention missing group", call(bg, c.PutRetentionPolicy, &cloudwatchlogs.PutRetentionPolicyInput{LogGroupName: aws.String("/nope"), RetentionInDays: aws.Int32(30)}), "ResourceNotFoundException"},
+		{"tag", call(bg, c.TagResource, &cloudwatchlogs.TagResourceInput{ResourceArn: aws.String(arn), Tags: map[string]string{"team": "data"}}), ""},
+		{"tag with :* arn", call(bg, c.TagResource, &cloudwatchlogs.TagResourceInput{ResourceArn: aws.String(arn + ":*"), Tags: map[string]string{"team": "data"}}), "InvalidParameterException"},
+		{"delete missing", call(bg, c.DeleteLogGroup, &cloudwatchlogs.DeleteLogGroupInput{LogGroupName: aws.String("/nope")}), "ResourceNotFoundException"},
 	}
 	for _, tc := range cases {
 		if got := errCode(t, tc.call()); got != tc.code {

@@ -63,35 +63,14 @@ func TestSQSQueueLifecycleAndErrorCodes(t *testing.T) {
 		call func() error
 		code string
 	}{
-		{"unknown queue name", func() error {
-			_, err := c.GetQueueUrl(bg, &sqs.GetQueueUrlInput{QueueName: aws.String("nope")})
-			return err
-		}, "AWS.SimpleQueueService.NonExistentQueue"},
-		{"unknown queue url", func() error {
-			_, err := c.GetQueueAttributes(bg, &sqs.GetQueueAttributesInput{QueueUrl: aws.String("https://sqs.us-east-1.amazonaws.com/123456789012/nope")})
-			return err
-		}, "AWS.SimpleQueueService.NonExistentQueue"},
-		{"unknown attribute", func() error {
-			_, err := c.SetQueueAttributes(bg, &sqs.SetQueueAttributesInput{QueueUrl: &url, Attributes: map[string]string{"VisibilityTimeoutSeconds": "300"}})
-			return err
-		}, "InvalidAttributeName"},
-		{"visibility out of range", func() error {
-			_, err := c.SetQueueAttributes(bg, &sqs.SetQueueAttributesInput{QueueUrl: &url, Attributes: map[string]string{"VisibilityTimeout": "43201"}})
-			return err
-		}, "InvalidAttributeValue"},
-		{"policy not a policy", func() error {
-			_, err := c.SetQueueAttributes(bg, &sqs.SetQueueAttributesInput{QueueUrl: &url, Attributes: map[string]string{"Policy": `{"Statement":"x"}`}})
-			return err
-		}, "InvalidAttributeValue"},
-		{"redrive to a missing queue", func() error {
-			_, err := c.SetQueueAttributes(bg, &sqs.SetQueueAttributesInput{QueueUrl: &url, Attributes: map[string]string{
-				"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:missing","maxReceiveCount":3}`}})
-			return err
-		}, "InvalidParameterValue"},
-		{"bad queue name", func() error {
-			_, err := c.CreateQueue(bg, &sqs.CreateQueueInput{QueueName: aws.String("no spaces")})
-			return err
-		}, "InvalidParameterValue"},
+		{"unknown queue name", call(bg, c.GetQueueUrl, &sqs.GetQueueUrlInput{QueueName: aws.String("nope")}), "AWS.SimpleQueueService.NonExistentQueue"},
+		{"unknown queue url", call(bg, c.GetQueueAttributes, &sqs.GetQueueAttributesInput{QueueUrl: aws.String("https://sqs.us-east-1.amazonaws.com/123456789012/nope")}), "AWS.SimpleQueueService.NonExistentQueue"},
+		{"unknown attribute", call(bg, c.SetQueueAttributes, &sqs.SetQueueAttributesInput{QueueUrl: &url, Attributes: map[string]string{"VisibilityTimeoutSeconds": "300"}}), "InvalidAttributeName"},
+		{"visibility out of range", call(bg, c.SetQueueAttributes, &sqs.SetQueueAttributesInput{QueueUrl: &url, Attributes: map[string]string{"VisibilityTimeout": "43201"}}), "InvalidAttributeValue"},
+		{"policy not a policy", call(bg, c.SetQueueAttributes, &sqs.SetQueueAttributesInput{QueueUrl: &url, Attributes: map[string]string{"Policy": `{"Statement":"x"}`}}), "InvalidAttributeValue"},
+		{"redrive to a missing queue", call(bg, c.SetQueueAttributes, &sqs.SetQueueAttributesInput{QueueUrl: &url, Attributes: map[string]string{
+			"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:missing","maxReceiveCount":3}`}}), "InvalidParameterValue"},
+		{"bad queue name", call(bg, c.CreateQueue, &sqs.CreateQueueInput{QueueName: aws.String("no spaces")}), "InvalidParameterValue"},
 	}
 	for _, tt := range tests {
 		if code := errCode(t, tt.call()); code != tt.code {

@@ -19,23 +19,11 @@ func TestSSMParameters(t *testing.T) {
 		call func() error
 		code string
 	}{
-		{"get missing", func() error { _, err := c.GetParameter(bg, &ssm.GetParameterInput{Name: name}); return err }, "ParameterNotFound"},
-		{"create", func() error {
-			_, err := c.PutParameter(bg, &ssm.PutParameterInput{Name: name, Value: aws.String("a"), Type: ssmtypes.ParameterTypeString, Tags: tags})
-			return err
-		}, ""},
-		{"create again", func() error {
-			_, err := c.PutParameter(bg, &ssm.PutParameterInput{Name: name, Value: aws.String("b"), Type: ssmtypes.ParameterTypeString})
-			return err
-		}, "ParameterAlreadyExists"},
-		{"overwrite with tags", func() error {
-			_, err := c.PutParameter(bg, &ssm.PutParameterInput{Name: name, Value: aws.String("b"), Overwrite: aws.Bool(true), Tags: tags})
-			return err
-		}, "ValidationException"},
-		{"overwrite", func() error {
-			_, err := c.PutParameter(bg, &ssm.PutParameterInput{Name: name, Value: aws.String("b"), Overwrite: aws.Bool(true)})
-			return err
-		}, ""},
+		{"get missing", call(bg, c.GetParameter, &ssm.GetParameterInput{Name: name}), "ParameterNotFound"},
+		{"create", call(bg, c.PutParameter, &ssm.PutParameterInput{Name: name, Value: aws.String("a"), Type: ssmtypes.ParameterTypeString, Tags: tags}), ""},
+		{"create again", call(bg, c.PutParameter, &ssm.PutParameterInput{Name: name, Value: aws.String("b"), Type: ssmtypes.ParameterTypeString}), "ParameterAlreadyExists"},
+		{"overwrite with tags", call(bg, c.PutParameter, &ssm.PutParameterInput{Name: name, Value: aws.String("b"), Overwrite: aws.Bool(true), Tags: tags}), "ValidationException"},
+		{"overwrite", call(bg, c.PutParameter, &ssm.PutParameterInput{Name: name, Value: aws.String("b"), Overwrite: aws.Bool(true)}), ""},
 	}
 	for _, tc := range cases {
 		if got := errCode(t, tc.call()); got != tc.code {
