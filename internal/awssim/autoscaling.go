@@ -79,17 +79,12 @@ func (w *World) aasTargetARNs() map[string]*scalableTarget {
 
 func init() {
 	RegisterInventory(func(w *World) []Item {
-		var items []Item
 		st := w.aas()
-		for _, k := range sortedKeys(st.Targets) {
-			t := st.Targets[k]
-			items = append(items, Item{Service: "application-autoscaling", Type: "scalable-target", ID: t.ARN, Tags: copyTags(t.Tags)})
-		}
-		for _, k := range sortedKeys(st.Policies) {
-			p := st.Policies[k]
-			items = append(items, Item{Service: "application-autoscaling", Type: "scaling-policy", ID: p.ARN, Tags: map[string]string{}})
-		}
-		return items
+		return append(listed(st.Targets, func(_ string, t *scalableTarget) (Item, bool) {
+			return Item{Service: "application-autoscaling", Type: "scalable-target", ID: t.ARN, Tags: copyTags(t.Tags)}, true
+		}), listed(st.Policies, func(_ string, p *scalingPolicy) (Item, bool) {
+			return Item{Service: "application-autoscaling", Type: "scaling-policy", ID: p.ARN, Tags: map[string]string{}}, true
+		})...)
 	})
 
 	Handle(func(ctx context.Context, w *World, in *applicationautoscaling.RegisterScalableTargetInput) (*applicationautoscaling.RegisterScalableTargetOutput, error) {
@@ -305,9 +300,7 @@ func init() {
 		if !ok {
 			return nil, &aastypes.ResourceNotFoundException{Message: aws.String("No scalable target found for ARN " + aws.ToString(in.ResourceARN)), ResourceName: in.ResourceARN}
 		}
-		for _, k := range in.TagKeys {
-			delete(t.Tags, k)
-		}
+		deleteKeys(t.Tags, in.TagKeys)
 		return &applicationautoscaling.UntagResourceOutput{}, nil
 	})
 }

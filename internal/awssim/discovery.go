@@ -215,18 +215,12 @@ func filterMatches(cond sdtypes.FilterCondition, values []string, v string) bool
 func init() {
 	registerAdvancer(func(w *World) { w.sdAdvance() })
 	RegisterInventory(func(w *World) []Item {
-		var items []Item
 		st := w.sd()
-		for _, id := range sortedKeys(st.Namespaces) {
-			if ns := st.Namespaces[id]; ns.Status != "CREATING" {
-				items = append(items, Item{Service: "servicediscovery", Type: "namespace", ID: ns.ARN, Tags: sdTagMap(ns.Tags)})
-			}
-		}
-		for _, id := range sortedKeys(st.Services) {
-			s := st.Services[id]
-			items = append(items, Item{Service: "servicediscovery", Type: "service", ID: s.ARN, Tags: sdTagMap(s.Tags)})
-		}
-		return items
+		return append(listed(st.Namespaces, func(_ string, ns *sdNamespace) (Item, bool) {
+			return Item{Service: "servicediscovery", Type: "namespace", ID: ns.ARN, Tags: sdTagMap(ns.Tags)}, ns.Status != "CREATING"
+		}), listed(st.Services, func(_ string, s *sdService) (Item, bool) {
+			return Item{Service: "servicediscovery", Type: "service", ID: s.ARN, Tags: sdTagMap(s.Tags)}, true
+		})...)
 	})
 
 	Handle(func(ctx context.Context, w *World, in *servicediscovery.CreatePrivateDnsNamespaceInput) (*servicediscovery.CreatePrivateDnsNamespaceOutput, error) {
@@ -536,17 +530,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		var kept []sdtypes.Tag
-		for _, t := range *tags {
-			drop := false
-			for _, k := range in.TagKeys {
-				drop = drop || k == aws.ToString(t.Key)
-			}
-			if !drop {
-				kept = append(kept, t)
-			}
-		}
-		*tags = kept
+		*tags = untagList(*tags, func(t sdtypes.Tag) *string { return t.Key }, in.TagKeys)
 		return &servicediscovery.UntagResourceOutput{}, nil
 	})
 }

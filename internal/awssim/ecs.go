@@ -333,13 +333,10 @@ func (w *World) ecsResourceTags(arn string) (*[]ecstypes.Tag, error) {
 
 func init() {
 	RegisterInventory(func(w *World) []Item {
-		var items []Item
 		st := w.ecs()
-		for _, n := range sortedKeys(st.Clusters) {
-			if c := st.Clusters[n]; c.Status == "ACTIVE" {
-				items = append(items, Item{Service: "ecs", Type: "cluster", ID: c.ARN, Tags: tagMap(c.Tags)})
-			}
-		}
+		items := listed(st.Clusters, func(_ string, c *ecsClus) (Item, bool) {
+			return Item{Service: "ecs", Type: "cluster", ID: c.ARN, Tags: tagMap(c.Tags)}, c.Status == "ACTIVE"
+		})
 		for _, fam := range sortedKeys(st.Families) {
 			for _, td := range st.Families[fam] {
 				if td != nil && td.Def.Status == ecstypes.TaskDefinitionStatusActive {
@@ -347,12 +344,9 @@ func init() {
 				}
 			}
 		}
-		for _, arn := range sortedKeys(st.Services) {
-			if s := st.Services[arn]; s.Status != "INACTIVE" {
-				items = append(items, Item{Service: "ecs", Type: "service", ID: arn, Tags: tagMap(s.Tags)})
-			}
-		}
-		return items
+		return append(items, listed(st.Services, func(arn string, s *ecsSvc) (Item, bool) {
+			return Item{Service: "ecs", Type: "service", ID: arn, Tags: tagMap(s.Tags)}, s.Status != "INACTIVE"
+		})...)
 	})
 
 	Handle(func(ctx context.Context, w *World, in *ecs.CreateClusterInput) (*ecs.CreateClusterOutput, error) {
@@ -472,17 +466,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		var kept []ecstypes.Tag
-		for _, t := range *tags {
-			drop := false
-			for _, k := range in.TagKeys {
-				drop = drop || aws.ToString(t.Key) == k
-			}
-			if !drop {
-				kept = append(kept, t)
-			}
-		}
-		*tags = kept
+		*tags = untagList(*tags, func(t ecstypes.Tag) *string { return t.Key }, in.TagKeys)
 		return &ecs.UntagResourceOutput{}, nil
 	})
 

@@ -150,12 +150,9 @@ func (r *ebRule) view(w *World) (out struct {
 
 func init() {
 	RegisterInventory(func(w *World) []Item {
-		var items []Item
-		for _, n := range sortedKeys(w.eb().Rules) {
-			r := w.eb().Rules[n]
-			items = append(items, Item{Service: "events", Type: "rule", ID: r.ARN, Tags: copyTags(r.Tags)})
-		}
-		return items
+		return listed(w.eb().Rules, func(_ string, r *ebRule) (Item, bool) {
+			return Item{Service: "events", Type: "rule", ID: r.ARN, Tags: copyTags(r.Tags)}, true
+		})
 	})
 
 	Handle(func(ctx context.Context, w *World, in *eventbridge.PutRuleInput) (*eventbridge.PutRuleOutput, error) {
@@ -354,9 +351,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		for _, k := range in.TagKeys {
-			delete(r.Tags, k)
-		}
+		deleteKeys(r.Tags, in.TagKeys)
 		return &eventbridge.UntagResourceOutput{}, nil
 	})
 

@@ -42,8 +42,7 @@ type iamRole struct {
 	MaxSession          int32
 	Created             time.Time
 	TrustChanged        time.Time
-	Tags                map[string]string
-	TagOrder            []string
+	orderedTags
 	Inline              map[string]string // policy name -> document as given
 	Attached            []string          // managed policy ARNs in attach order
 	PermissionsBoundary string
@@ -199,18 +198,7 @@ func (r *iamRole) sdk() *iamtypes.Role {
 }
 
 func (r *iamRole) sdkTags() []iamtypes.Tag {
-	var tags []iamtypes.Tag
-	for _, k := range r.TagOrder {
-		tags = append(tags, iamtypes.Tag{Key: aws.String(k), Value: aws.String(r.Tags[k])})
-	}
-	return tags
-}
-
-func (r *iamRole) setTag(k, v string) {
-	if _, ok := r.Tags[k]; !ok {
-		r.TagOrder = append(r.TagOrder, k)
-	}
-	r.Tags[k] = v
+	return inTagOrder(r.orderedTags, func(k, v *string) iamtypes.Tag { return iamtypes.Tag{Key: k, Value: v} })
 }
 
 // RoleAssumableByECS says whether ECS can assume the role now: it exists, its
@@ -281,16 +269,11 @@ func (w *World) rolePath(name string) (string, bool) {
 
 func init() {
 	RegisterInventory(func(w *World) []Item {
-		var items []Item
-		for _, name := range sortedKeys(w.iam().Roles) {
-			r := w.iam().Roles[name]
-			items = append(items, Item{Service: "iam", Type: "role", ID: r.ARN, Tags: copyTags(r.Tags)})
-		}
-		for _, arn := range sortedKeys(w.iam().Providers) {
-			p := w.iam().Providers[arn]
-			items = append(items, Item{Service: "iam", Type: "oidc-provider", ID: arn, Tags: copyTags(p.Tags)})
-		}
-		return items
+		return append(listed(w.iam().Roles, func(_ string, r *iamRole) (Item, bool) {
+			return Item{Service: "iam", Type: "role", ID: r.ARN, Tags: copyTags(r.Tags)}, true
+		}), listed(w.iam().Providers, func(arn string, p *oidcProvider) (Item, bool) {
+			return Item{Service: "iam", Type: "oidc-provider", ID: arn, Tags: copyTags(p.Tags)}, true
+		})...)
 	})
 
 	Handle(func(ctx context.Context, w *World, in *iam.CreateRoleInput) (*iam.CreateRoleOutput, error) {
@@ -324,7 +307,7 @@ func init() {
 		r := &iamRole{Name: name, Path: path, ARN: roleARN(w.Account, path, name),
 			ID:          "AROA" + token("role:"+name+fmt.Sprint(w.NextSeq("iam-role")), 17, alnumUpper),
 			Description: aws.ToString(in.Description), TrustPolicy: doc, MaxSession: maxSession,
-			Created: now, TrustChanged: now, Tags: map[string]string{}, Inline: map[string]string{},
+			Created: now, TrustChanged: now, orderedTags: newOrderedTags(), Inline: map[string]string{},
 			PermissionsBoundary: aws.ToString(in.PermissionsBoundary)}
 		for _, t := range in.Tags {
 			r.setTag(aws.ToString(t.Key), aws.ToString(t.Value))
@@ -390,15 +373,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		for _, k := range in.TagKeys {
-			delete(r.Tags, k)
-			for i, o := range r.TagOrder {
-				if o == k {
-					r.TagOrder = append(r.TagOrder[:i], r.TagOrder[i+1:]...)
-					break
-				}
-			}
-		}
+		r.untag(in.TagKeys)
 		return &iam.UntagRoleOutput{}, nil
 	})
 

@@ -120,6 +120,19 @@ func uuidFrom(seed string) string {
 	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32]
 }
 
+// listed is the inventory of one resource type: the resources of m in key
+// order, as item answers each; ok false leaves one out (one still being
+// created, or already gone).
+func listed[T any](m map[string]T, item func(key string, r T) (it Item, ok bool)) []Item {
+	var items []Item
+	for _, k := range sortedKeys(m) {
+		if it, ok := item(k, m[k]); ok {
+			items = append(items, it)
+		}
+	}
+	return items
+}
+
 func copyTags(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
 	for k, v := range m {

@@ -70,11 +70,9 @@ func (w *World) logGroupByARN(arn string) (*logGroup, error) {
 
 func init() {
 	RegisterInventory(func(w *World) []Item {
-		var items []Item
-		for _, n := range sortedKeys(w.logGroups()) {
-			items = append(items, Item{Service: "logs", Type: "log-group", ID: w.logGroupARN(n), Tags: copyTags(w.logGroups()[n].Tags)})
-		}
-		return items
+		return listed(w.logGroups(), func(n string, g *logGroup) (Item, bool) {
+			return Item{Service: "logs", Type: "log-group", ID: w.logGroupARN(n), Tags: copyTags(g.Tags)}, true
+		})
 	})
 
 	Handle(func(ctx context.Context, w *World, in *cloudwatchlogs.CreateLogGroupInput) (*cloudwatchlogs.CreateLogGroupOutput, error) {
@@ -192,9 +190,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		for _, k := range in.TagKeys {
-			delete(g.Tags, k)
-		}
+		deleteKeys(g.Tags, in.TagKeys)
 		return &cloudwatchlogs.UntagResourceOutput{}, nil
 	})
 }

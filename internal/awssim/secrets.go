@@ -21,12 +21,11 @@ type secretVersion struct {
 type secret struct {
 	Name, ARN, Description string
 	Created, LastChanged   time.Time
-	Tags                   map[string]string
-	TagOrder               []string
-	Versions               map[string]*secretVersion
-	DeletedDate            time.Time // zero unless scheduled for deletion
-	PurgeAt                time.Time
-	Forced                 bool
+	orderedTags
+	Versions    map[string]*secretVersion
+	DeletedDate time.Time // zero unless scheduled for deletion
+	PurgeAt     time.Time
+	Forced      bool
 }
 
 type secretsState struct {
@@ -47,16 +46,13 @@ func init() {
 		}
 	})
 	RegisterInventory(func(w *World) []Item {
-		var items []Item
-		for _, arn := range sortedKeys(w.secrets().ByARN) {
-			s := w.secrets().ByARN[arn]
+		return listed(w.secrets().ByARN, func(arn string, s *secret) (Item, bool) {
 			typ := "secret"
 			if !s.DeletedDate.IsZero() {
 				typ = "secret (pending deletion)"
 			}
-			items = append(items, Item{Service: "secretsmanager", Type: typ, ID: arn, Tags: copyTags(s.Tags)})
-		}
-		return items
+			return Item{Service: "secretsmanager", Type: typ, ID: arn, Tags: copyTags(s.Tags)}, true
+		})
 	})
 }
 
@@ -107,17 +103,10 @@ func (s *secret) current() *secretVersion {
 	return nil
 }
 
-func (s *secret) setTag(k, v string) {
-	if _, ok := s.Tags[k]; !ok {
-		s.TagOrder = append(s.TagOrder, k)
-	}
-	s.Tags[k] = v
-}
-
 func (s *secret) sdkTags() []smtypes.Tag {
-	tags := []smtypes.Tag{}
-	for _, k := range s.TagOrder {
-		tags = append(tags, smtypes.Tag{Key: aws.String(k), Value: aws.String(s.Tags[k])})
+	tags := inTagOrder(s.orderedTags, func(k, v *string) smtypes.Tag { return smtypes.Tag{Key: k, Value: v} })
+	if tags == nil {
+		return []smtypes.Tag{}
 	}
 	return tags
 }
@@ -197,7 +186,7 @@ func init() {
 		seq := w.NextSeq("secret")
 		arn := "arn:aws:secretsmanager:" + w.Region + ":" + w.Account + ":secret:" + name + "-" + token(fmt.Sprintf("%s#%d", name, seq), 6, alnumMixed)
 		s := &secret{Name: name, ARN: arn, Description: aws.ToString(in.Description), Created: now, LastChanged: now,
-			Tags: map[string]string{}, Versions: map[string]*secretVersion{}}
+			orderedTags: newOrderedTags(), Versions: map[string]*secretVersion{}}
 		for _, t := range in.Tags {
 			s.setTag(aws.ToString(t.Key), aws.ToString(t.Value))
 		}
@@ -374,10 +363,7 @@ func init() {
 		if s == nil {
 			return nil, secretNotFound()
 		}
-		for _, k := range in.TagKeys {
-			delete(s.Tags, k)
-			s.TagOrder = without(s.TagOrder, k)
-		}
+		s.untag(in.TagKeys)
 		return &secretsmanager.UntagResourceOutput{}, nil
 	})
 }

@@ -66,7 +66,7 @@ func (w *World) createServiceLinkedRole(service string) (*iamRole, error) {
 	r := &iamRole{Name: name, Path: path, ARN: roleARN(w.Account, path, name),
 		ID:          "AROA" + token("slr:"+name+fmt.Sprint(w.NextSeq("iam-role")), 17, alnumUpper),
 		Description: "service-linked role of " + service, TrustPolicy: trust, MaxSession: 3600,
-		Created: now, TrustChanged: now, Tags: map[string]string{}, Inline: map[string]string{}}
+		Created: now, TrustChanged: now, orderedTags: newOrderedTags(), Inline: map[string]string{}}
 	s.Roles[name] = r
 	return r, nil
 }

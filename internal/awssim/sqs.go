@@ -379,12 +379,9 @@ func longPollDeadline(ctx context.Context) (time.Time, bool) {
 
 func init() {
 	RegisterInventory(func(w *World) []Item {
-		var items []Item
-		for _, n := range sortedKeys(w.sqs().Queues) {
-			q := w.sqs().Queues[n]
-			items = append(items, Item{Service: "sqs", Type: "queue", ID: q.ARN, Tags: copyTags(q.Tags)})
-		}
-		return items
+		return listed(w.sqs().Queues, func(_ string, q *sqsQueue) (Item, bool) {
+			return Item{Service: "sqs", Type: "queue", ID: q.ARN, Tags: copyTags(q.Tags)}, true
+		})
 	})
 
 	Handle(func(ctx context.Context, w *World, in *sqs.CreateQueueInput) (*sqs.CreateQueueOutput, error) {
@@ -518,9 +515,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		for _, k := range in.TagKeys {
-			delete(q.Tags, k)
-		}
+		deleteKeys(q.Tags, in.TagKeys)
 		return &sqs.UntagQueueOutput{}, nil
 	})
 

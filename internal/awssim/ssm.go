@@ -32,11 +32,9 @@ func parameterNotFound() error {
 
 func init() {
 	RegisterInventory(func(w *World) []Item {
-		var items []Item
-		for _, n := range sortedKeys(w.ssmParams()) {
-			items = append(items, Item{Service: "ssm", Type: "parameter", ID: w.ssmARN(n), Tags: copyTags(w.ssmParams()[n].Tags)})
-		}
-		return items
+		return listed(w.ssmParams(), func(n string, p *ssmParameter) (Item, bool) {
+			return Item{Service: "ssm", Type: "parameter", ID: w.ssmARN(n), Tags: copyTags(p.Tags)}, true
+		})
 	})
 
 	// PutParameter with Overwrite=false is a create-if-absent: deploybot's
