@@ -160,10 +160,7 @@ func init() {
 				CreationTime: aws.Time(t.Created), SuspendedState: clone(suspended), ScalableTargetARN: aws.String(t.ARN)})
 		}
 		page, next, err := paginate(list, in.NextToken, in.MaxResults, 50)
-		if err != nil {
-			return nil, err
-		}
-		return &applicationautoscaling.DescribeScalableTargetsOutput{ScalableTargets: page, NextToken: next}, nil
+		return &applicationautoscaling.DescribeScalableTargetsOutput{ScalableTargets: page, NextToken: next}, err
 	})
 
 	Handle(func(ctx context.Context, w *World, in *applicationautoscaling.DeregisterScalableTargetInput) (*applicationautoscaling.DeregisterScalableTargetOutput, error) {
@@ -252,10 +249,7 @@ func init() {
 				TargetTrackingScalingPolicyConfiguration: clone(p.TargetTracking), Alarms: clone(p.Alarms), CreationTime: aws.Time(p.Created)})
 		}
 		page, next, err := paginate(list, in.NextToken, in.MaxResults, 50)
-		if err != nil {
-			return nil, err
-		}
-		return &applicationautoscaling.DescribeScalingPoliciesOutput{ScalingPolicies: page, NextToken: next}, nil
+		return &applicationautoscaling.DescribeScalingPoliciesOutput{ScalingPolicies: page, NextToken: next}, err
 	})
 
 	Handle(func(ctx context.Context, w *World, in *applicationautoscaling.DeleteScalingPolicyInput) (*applicationautoscaling.DeleteScalingPolicyOutput, error) {

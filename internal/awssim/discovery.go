@@ -312,10 +312,7 @@ func init() {
 			}
 		}
 		page, next, err := paginate(list, in.NextToken, in.MaxResults, 100)
-		if err != nil {
-			return nil, err
-		}
-		return &servicediscovery.ListNamespacesOutput{Namespaces: page, NextToken: next}, nil
+		return &servicediscovery.ListNamespacesOutput{Namespaces: page, NextToken: next}, err
 	})
 
 	Handle(func(ctx context.Context, w *World, in *servicediscovery.DeleteNamespaceInput) (*servicediscovery.DeleteNamespaceOutput, error) {
@@ -412,10 +409,7 @@ func init() {
 			}
 		}
 		page, next, err := paginate(list, in.NextToken, in.MaxResults, 100)
-		if err != nil {
-			return nil, err
-		}
-		return &servicediscovery.ListServicesOutput{Services: page, NextToken: next}, nil
+		return &servicediscovery.ListServicesOutput{Services: page, NextToken: next}, err
 	})
 
 	Handle(func(ctx context.Context, w *World, in *servicediscovery.UpdateServiceInput) (*servicediscovery.UpdateServiceOutput, error) {
@@ -467,10 +461,7 @@ func init() {
 			list = append(list, sdtypes.InstanceSummary{Id: aws.String(id), Attributes: copyTags(s.Instances[id]), CreatedByAccount: aws.String(w.Account)})
 		}
 		page, next, err := paginate(list, in.NextToken, in.MaxResults, 100)
-		if err != nil {
-			return nil, err
-		}
-		return &servicediscovery.ListInstancesOutput{Instances: page, NextToken: next, ResourceOwner: aws.String(w.Account)}, nil
+		return &servicediscovery.ListInstancesOutput{Instances: page, NextToken: next, ResourceOwner: aws.String(w.Account)}, err
 	})
 
 	Handle(func(ctx context.Context, w *World, in *servicediscovery.DeregisterInstanceInput) (*servicediscovery.DeregisterInstanceOutput, error) {

@@ -114,10 +114,7 @@ func describeInternetGateways(_ context.Context, w *World, in *ec2.DescribeInter
 	igws, err := describeEC2(ec2Describe[InternetGateway]{all: w.ec2NetState().IGWs, ids: in.InternetGatewayIds, byID: w.igwByID,
 		filters: in.Filters, tags: (*InternetGateway).tagMap, attr: w.igwFilter},
 		func(g *InternetGateway) types.InternetGateway { return *w.igwOut(g) })
-	if err != nil {
-		return nil, err
-	}
-	return &ec2.DescribeInternetGatewaysOutput{InternetGateways: igws}, nil
+	return &ec2.DescribeInternetGatewaysOutput{InternetGateways: igws}, err
 }
 
 // igwFilter answers DescribeInternetGateways' filters; a detached gateway
@@ -215,10 +212,7 @@ func describeRouteTables(_ context.Context, w *World, in *ec2.DescribeRouteTable
 	w.ec2Tick()
 	tables, err := describeEC2(ec2Describe[RouteTable]{all: w.ec2NetState().RouteTables, ids: in.RouteTableIds, byID: w.rtByID,
 		filters: in.Filters, tags: (*RouteTable).tagMap, attr: w.rtFilter}, w.rtOut)
-	if err != nil {
-		return nil, err
-	}
-	return &ec2.DescribeRouteTablesOutput{RouteTables: tables}, nil
+	return &ec2.DescribeRouteTablesOutput{RouteTables: tables}, err
 }
 
 // rtFilter answers DescribeRouteTables' filters.

@@ -90,10 +90,7 @@ func describeAddresses(_ context.Context, w *World, in *ec2.DescribeAddressesInp
 		d.keep = func(a *Address) bool { return slices.Contains(in.PublicIps, a.PublicIP) }
 	}
 	addresses, err := describeEC2(d, w.addressOut)
-	if err != nil {
-		return nil, err
-	}
-	return &ec2.DescribeAddressesOutput{Addresses: addresses}, nil
+	return &ec2.DescribeAddressesOutput{Addresses: addresses}, err
 }
 
 // addressFilter answers DescribeAddresses' filters.
@@ -252,10 +249,7 @@ func describeNatGateways(_ context.Context, w *World, in *ec2.DescribeNatGateway
 	// Deleted gateways are still described for NATDeletedVisibleFor.
 	gateways, err := describeEC2(ec2Describe[NatGateway]{all: w.ec2NetState().NATs, ids: in.NatGatewayIds, byID: w.natByID,
 		filters: in.Filter, tags: (*NatGateway).tagMap, attr: natFilter}, w.natOut)
-	if err != nil {
-		return nil, err
-	}
-	return &ec2.DescribeNatGatewaysOutput{NatGateways: gateways}, nil
+	return &ec2.DescribeNatGatewaysOutput{NatGateways: gateways}, err
 }
 
 // natByID finds a NAT gateway that EC2 still describes, deleted ones too.

@@ -161,10 +161,7 @@ func describeSecurityGroups(_ context.Context, w *World, in *ec2.DescribeSecurit
 		d.keep = func(sg *SecurityGroup) bool { return slices.Contains(in.GroupNames, sg.Name) }
 	}
 	groups, err := describeEC2(d, w.sgOut)
-	if err != nil {
-		return nil, err
-	}
-	return &ec2.DescribeSecurityGroupsOutput{SecurityGroups: groups}, nil
+	return &ec2.DescribeSecurityGroupsOutput{SecurityGroups: groups}, err
 }
 
 // sgFilter answers DescribeSecurityGroups' filters.
@@ -221,10 +218,7 @@ func deleteSecurityGroup(_ context.Context, w *World, in *ec2.DeleteSecurityGrou
 func authorizeSecurityGroupEgress(_ context.Context, w *World, in *ec2.AuthorizeSecurityGroupEgressInput) (*ec2.AuthorizeSecurityGroupEgressOutput, error) {
 	w.ec2Tick()
 	rules, err := w.sgAuthorize(in.GroupId, true, in.IpPermissions)
-	if err != nil {
-		return nil, err
-	}
-	return &ec2.AuthorizeSecurityGroupEgressOutput{Return: aws.Bool(true), SecurityGroupRules: rules}, nil
+	return &ec2.AuthorizeSecurityGroupEgressOutput{Return: aws.Bool(true), SecurityGroupRules: rules}, err
 }
 
 func revokeSecurityGroupEgress(_ context.Context, w *World, in *ec2.RevokeSecurityGroupEgressInput) (*ec2.RevokeSecurityGroupEgressOutput, error) {
@@ -242,10 +236,7 @@ func authorizeSecurityGroupIngress(_ context.Context, w *World, in *ec2.Authoriz
 	w.ec2Tick()
 	perms := sgIngressPermissions(in.IpPermissions, in.IpProtocol, in.FromPort, in.ToPort, in.CidrIp)
 	rules, err := w.sgAuthorize(in.GroupId, false, perms)
-	if err != nil {
-		return nil, err
-	}
-	return &ec2.AuthorizeSecurityGroupIngressOutput{Return: aws.Bool(true), SecurityGroupRules: rules}, nil
+	return &ec2.AuthorizeSecurityGroupIngressOutput{Return: aws.Bool(true), SecurityGroupRules: rules}, err
 }
 
 // revokeSecurityGroupIngress removes inbound rules. In a non-default VPC a
@@ -344,10 +335,7 @@ func describeNetworkInterfaces(_ context.Context, w *World, in *ec2.DescribeNetw
 	w.ec2Tick()
 	enis, err := describeEC2(ec2Describe[ENI]{all: w.EC2State().ENIs, ids: in.NetworkInterfaceIds, byID: w.eniByID,
 		filters: in.Filters, attr: eniFilter}, w.eniOut)
-	if err != nil {
-		return nil, err
-	}
-	return &ec2.DescribeNetworkInterfacesOutput{NetworkInterfaces: enis}, nil
+	return &ec2.DescribeNetworkInterfacesOutput{NetworkInterfaces: enis}, err
 }
 
 func (w *World) eniByID(id string) (*ENI, error) {

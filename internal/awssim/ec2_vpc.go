@@ -86,10 +86,7 @@ func describeVpcs(_ context.Context, w *World, in *ec2.DescribeVpcsInput) (*ec2.
 	vpcs, err := describeEC2(ec2Describe[VPC]{all: w.EC2State().VPCs, ids: in.VpcIds, byID: w.vpcByID,
 		filters: in.Filters, tags: (*VPC).tagMap, attr: w.vpcFilter},
 		func(v *VPC) types.Vpc { return *w.vpcOut(v) })
-	if err != nil {
-		return nil, err
-	}
-	return &ec2.DescribeVpcsOutput{Vpcs: vpcs}, nil
+	return &ec2.DescribeVpcsOutput{Vpcs: vpcs}, err
 }
 
 // vpcFilter answers DescribeVpcs' filters.
@@ -323,10 +320,7 @@ func describeSubnets(_ context.Context, w *World, in *ec2.DescribeSubnetsInput) 
 	subnets, err := describeEC2(ec2Describe[Subnet]{all: w.EC2State().Subnets, ids: in.SubnetIds, byID: w.subnetByID,
 		filters: in.Filters, tags: (*Subnet).tagMap, attr: w.subnetFilter},
 		func(sn *Subnet) types.Subnet { return *w.subnetOut(sn) })
-	if err != nil {
-		return nil, err
-	}
-	return &ec2.DescribeSubnetsOutput{Subnets: subnets}, nil
+	return &ec2.DescribeSubnetsOutput{Subnets: subnets}, err
 }
 
 // subnetFilter answers DescribeSubnets' filters.
@@ -412,10 +406,7 @@ func describeAvailabilityZones(_ context.Context, w *World, in *ec2.DescribeAvai
 				ZoneType: aws.String("availability-zone"), OptInStatus: types.AvailabilityZoneOptInStatusOptInNotRequired,
 				GroupName: aws.String(w.Region), NetworkBorderGroup: aws.String(w.Region)}
 		})
-	if err != nil {
-		return nil, err
-	}
-	return &ec2.DescribeAvailabilityZonesOutput{AvailabilityZones: out}, nil
+	return &ec2.DescribeAvailabilityZonesOutput{AvailabilityZones: out}, err
 }
 
 // zoneFilter answers DescribeAvailabilityZones' filters.

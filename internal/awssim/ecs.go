@@ -653,10 +653,7 @@ func init() {
 			arns[i] = r.arn
 		}
 		page, next, err := paginate(arns, in.NextToken, in.MaxResults, 100)
-		if err != nil {
-			return nil, err
-		}
-		return &ecs.ListTaskDefinitionsOutput{TaskDefinitionArns: page, NextToken: next}, nil
+		return &ecs.ListTaskDefinitionsOutput{TaskDefinitionArns: page, NextToken: next}, err
 	})
 }
 

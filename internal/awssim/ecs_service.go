@@ -465,10 +465,7 @@ func init() {
 				TargetServiceRevisionArn: v.TargetServiceRevision.Arn, Status: v.Status, StatusReason: v.StatusReason})
 		}
 		page, next, err := paginate(briefs, in.NextToken, in.MaxResults, 20)
-		if err != nil {
-			return nil, err
-		}
-		return &ecs.ListServiceDeploymentsOutput{ServiceDeployments: page, NextToken: next}, nil
+		return &ecs.ListServiceDeploymentsOutput{ServiceDeployments: page, NextToken: next}, err
 	})
 
 	Handle(func(ctx context.Context, w *World, in *ecs.DescribeServiceDeploymentsInput) (*ecs.DescribeServiceDeploymentsOutput, error) {

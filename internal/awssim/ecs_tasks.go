@@ -247,10 +247,7 @@ func init() {
 			arns = append(arns, arn)
 		}
 		page, next, err := paginate(arns, in.NextToken, in.MaxResults, 100)
-		if err != nil {
-			return nil, err
-		}
-		return &ecs.ListTasksOutput{TaskArns: page, NextToken: next}, nil
+		return &ecs.ListTasksOutput{TaskArns: page, NextToken: next}, err
 	})
 
 	Handle(func(ctx context.Context, w *World, in *ecs.DescribeTasksInput) (*ecs.DescribeTasksOutput, error) {

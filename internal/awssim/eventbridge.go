@@ -236,10 +236,7 @@ func init() {
 				State: v.State, Description: v.Description, RoleArn: v.RoleArn, EventBusName: v.EventBusName, ManagedBy: v.ManagedBy})
 		}
 		page, next, err := ebPaginate(rules, in.NextToken, in.Limit)
-		if err != nil {
-			return nil, err
-		}
-		return &eventbridge.ListRulesOutput{Rules: page, NextToken: next}, nil
+		return &eventbridge.ListRulesOutput{Rules: page, NextToken: next}, err
 	})
 
 	Handle(func(ctx context.Context, w *World, in *eventbridge.ListRuleNamesByTargetInput) (*eventbridge.ListRuleNamesByTargetOutput, error) {
@@ -257,10 +254,7 @@ func init() {
 			}
 		}
 		page, next, err := ebPaginate(names, in.NextToken, in.Limit)
-		if err != nil {
-			return nil, err
-		}
-		return &eventbridge.ListRuleNamesByTargetOutput{RuleNames: page, NextToken: next}, nil
+		return &eventbridge.ListRuleNamesByTargetOutput{RuleNames: page, NextToken: next}, err
 	})
 
 	Handle(func(ctx context.Context, w *World, in *eventbridge.PutTargetsInput) (*eventbridge.PutTargetsOutput, error) {

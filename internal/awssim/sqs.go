@@ -438,10 +438,7 @@ func init() {
 			names[i] = string(n)
 		}
 		attrs, err := w.sqsAttributes(q, names)
-		if err != nil {
-			return nil, err
-		}
-		return &sqs.GetQueueAttributesOutput{Attributes: attrs}, nil
+		return &sqs.GetQueueAttributesOutput{Attributes: attrs}, err
 	})
 
 	Handle(func(ctx context.Context, w *World, in *sqs.SetQueueAttributesInput) (*sqs.SetQueueAttributesOutput, error) {
@@ -490,10 +487,7 @@ func init() {
 			return &sqs.ListQueuesOutput{QueueUrls: urls[:min(len(urls), 1000)]}, nil
 		}
 		page, next, err := paginate(urls, in.NextToken, in.MaxResults, 1000)
-		if err != nil {
-			return nil, err
-		}
-		return &sqs.ListQueuesOutput{QueueUrls: page, NextToken: next}, nil
+		return &sqs.ListQueuesOutput{QueueUrls: page, NextToken: next}, err
 	})
 
 	Handle(func(ctx context.Context, w *World, in *sqs.TagQueueInput) (*sqs.TagQueueOutput, error) {

@@ -92,6 +92,8 @@ var (
 
 // Handle registers the simulated implementation of one SDK operation; service
 // files call it from init(). I is the operation's input struct type.
+// The output is dropped when f returns an error, so a handler may return
+// the output it built together with the error of the call that built it.
 func Handle[I any, O any](f func(ctx context.Context, w *World, in *I) (*O, error)) {
 	handlersMu.Lock()
 	defer handlersMu.Unlock()
