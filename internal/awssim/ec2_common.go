@@ -124,7 +124,7 @@ func ec2Tags(m map[string]string) []types.Tag {
 		return nil
 	}
 	out := make([]types.Tag, 0, len(m))
-	for _, k := range ec2SortedKeys(m) {
+	for _, k := range sortedKeys(m) {
 		out = append(out, types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
 	}
 	return out
@@ -220,7 +220,7 @@ func describeEC2[T, O any](d ec2Describe[T], shape func(*T) O) ([]O, error) {
 		}
 	}
 	var out []O
-	for _, id := range ec2SortedKeys(d.all) {
+	for _, id := range sortedKeys(d.all) {
 		r := d.all[id]
 		if len(d.ids) > 0 && !slices.Contains(d.ids, id) {
 			continue

@@ -87,7 +87,7 @@ func detachInternetGateway(_ context.Context, w *World, in *ec2.DetachInternetGa
 	if g.VPCID == "" || g.VPCID != vpcID {
 		return nil, Err("Gateway.NotAttached", fmt.Sprintf("resource %s is not attached to network %s", g.ID, vpcID))
 	}
-	for _, id := range ec2SortedKeys(w.EC2State().ENIs) {
+	for _, id := range sortedKeys(w.EC2State().ENIs) {
 		if e := w.EC2State().ENIs[id]; e.VPCID == vpcID && e.PublicIP != "" {
 			return nil, Err("DependencyViolation", fmt.Sprintf("Network %s has some mapped public address(es). Please unmap those public address(es) before detaching the gateway.", vpcID))
 		}
@@ -202,7 +202,7 @@ func (w *World) rtOut(rt *RouteTable) types.RouteTable {
 	if rt.Main {
 		out.Associations = append(out.Associations, assoc(rt.MainAssocID, "", true))
 	}
-	for _, id := range ec2SortedKeys(rt.Associations) {
+	for _, id := range sortedKeys(rt.Associations) {
 		out.Associations = append(out.Associations, assoc(id, rt.Associations[id], false))
 	}
 	return out
@@ -231,7 +231,7 @@ func (w *World) rtFilter(rt *RouteTable, name string) ([]string, bool) {
 		}
 		return v, true
 	case "association.route-table-association-id":
-		v := ec2SortedKeys(rt.Associations)
+		v := sortedKeys(rt.Associations)
 		if rt.Main {
 			v = append(v, rt.MainAssocID)
 		}

@@ -64,7 +64,7 @@ func (w *World) InternetReach(subnetID string, publicIP bool) (bool, string) {
 func (w *World) routeTableOf(sn *Subnet) *RouteTable {
 	n := w.ec2NetState()
 	var main *RouteTable
-	for _, id := range ec2SortedKeys(n.RouteTables) {
+	for _, id := range sortedKeys(n.RouteTables) {
 		rt := n.RouteTables[id]
 		if rt.VPCID != sn.VPCID {
 			continue
@@ -185,32 +185,32 @@ func ec2Inventory(w *World) []Item {
 	add := func(typ, id string, tags map[string]string) {
 		items = append(items, Item{Service: "ec2", Type: typ, ID: id, Tags: copyTags(tags)})
 	}
-	for _, id := range ec2SortedKeys(s.VPCs) {
+	for _, id := range sortedKeys(s.VPCs) {
 		add("vpc", id, s.VPCs[id].Tags)
 	}
-	for _, id := range ec2SortedKeys(s.Subnets) {
+	for _, id := range sortedKeys(s.Subnets) {
 		add("subnet", id, s.Subnets[id].Tags)
 	}
-	for _, id := range ec2SortedKeys(s.SecurityGroups) {
+	for _, id := range sortedKeys(s.SecurityGroups) {
 		if sg := s.SecurityGroups[id]; sg.Name != "default" {
 			add("security-group", id, sg.Tags)
 		}
 	}
-	for _, id := range ec2SortedKeys(s.ENIs) {
+	for _, id := range sortedKeys(s.ENIs) {
 		add("network-interface", id, nil)
 	}
-	for _, id := range ec2SortedKeys(n.IGWs) {
+	for _, id := range sortedKeys(n.IGWs) {
 		add("internet-gateway", id, n.IGWs[id].Tags)
 	}
-	for _, id := range ec2SortedKeys(n.RouteTables) {
+	for _, id := range sortedKeys(n.RouteTables) {
 		if rt := n.RouteTables[id]; !rt.Main {
 			add("route-table", id, rt.Tags)
 		}
 	}
-	for _, id := range ec2SortedKeys(n.Addresses) {
+	for _, id := range sortedKeys(n.Addresses) {
 		add("elastic-ip", id, n.Addresses[id].Tags)
 	}
-	for _, id := range ec2SortedKeys(n.NATs) {
+	for _, id := range sortedKeys(n.NATs) {
 		// A deleted NAT gateway is still described for a while but is gone.
 		if g := n.NATs[id]; g.State != types.NatGatewayStateDeleted && g.State != types.NatGatewayStateFailed {
 			add("nat-gateway", id, g.Tags)

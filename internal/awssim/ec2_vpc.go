@@ -3,7 +3,6 @@ package awssim
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -141,32 +140,32 @@ func deleteVpc(_ context.Context, w *World, in *ec2.DeleteVpcInput) (*ec2.Delete
 func (w *World) vpcDependency(id string) string {
 	s := w.EC2State()
 	n := w.ec2NetState()
-	for _, sn := range ec2SortedKeys(s.Subnets) {
+	for _, sn := range sortedKeys(s.Subnets) {
 		if s.Subnets[sn].VPCID == id {
 			return sn
 		}
 	}
-	for _, e := range ec2SortedKeys(s.ENIs) {
+	for _, e := range sortedKeys(s.ENIs) {
 		if s.ENIs[e].VPCID == id {
 			return e
 		}
 	}
-	for _, g := range ec2SortedKeys(n.NATs) {
+	for _, g := range sortedKeys(n.NATs) {
 		if nat := n.NATs[g]; nat.VPCID == id && nat.State != types.NatGatewayStateDeleted && nat.State != types.NatGatewayStateFailed {
 			return g
 		}
 	}
-	for _, g := range ec2SortedKeys(s.SecurityGroups) {
+	for _, g := range sortedKeys(s.SecurityGroups) {
 		if sg := s.SecurityGroups[g]; sg.VPCID == id && sg.Name != "default" {
 			return g
 		}
 	}
-	for _, r := range ec2SortedKeys(n.RouteTables) {
+	for _, r := range sortedKeys(n.RouteTables) {
 		if rt := n.RouteTables[r]; rt.VPCID == id && !rt.Main {
 			return r
 		}
 	}
-	for _, g := range ec2SortedKeys(n.IGWs) {
+	for _, g := range sortedKeys(n.IGWs) {
 		if n.IGWs[g].VPCID == id {
 			return g
 		}
@@ -248,7 +247,7 @@ func createSubnet(_ context.Context, w *World, in *ec2.CreateSubnetInput) (*ec2.
 		return nil, Err("InvalidSubnet.Range", fmt.Sprintf("The CIDR '%s' is invalid.", cidr))
 	}
 	s := w.EC2State()
-	for _, id := range ec2SortedKeys(s.Subnets) {
+	for _, id := range sortedKeys(s.Subnets) {
 		o := s.Subnets[id]
 		if o.VPCID != vpcID {
 			continue
@@ -459,8 +458,4 @@ func deleteTags(_ context.Context, w *World, in *ec2.DeleteTagsInput) (*ec2.Dele
 		}
 	}
 	return &ec2.DeleteTagsOutput{}, nil
-}
-
-func ec2SortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
 }

@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -219,7 +221,7 @@ func (d *demo) step(id, title, want string, f func(s *Step) error) error {
 	}
 	if len(s.Principals) > 0 {
 		var who []string
-		for _, p := range sortedKeys(s.Principals) {
+		for _, p := range slices.Sorted(maps.Keys(s.Principals)) {
 			who = append(who, fmt.Sprintf("%s (%d)", p, s.Principals[p]))
 		}
 		d.p.line("  AWS calls signed by: %s", strings.Join(who, ", "))
@@ -739,15 +741,6 @@ func lastDeployment(s *Step) *githubsim.Deployment {
 		}
 	}
 	return last
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // saveComment writes a comment's body to the workspace's comments/.
