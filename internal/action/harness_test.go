@@ -1,7 +1,6 @@
 package action_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -192,8 +191,8 @@ func (h *harness) run() int {
 	})
 }
 
-// outputs parses GITHUB_OUTPUT the way the runner does: name=value lines
-// and name<<DELIM … DELIM blocks.
+// outputs parses GITHUB_OUTPUT the way the runner does
+// (githubsim.ReadOutputs).
 func (h *harness) outputs() map[string]string {
 	h.t.Helper()
 	f, err := os.Open(h.env["GITHUB_OUTPUT"])
@@ -201,34 +200,9 @@ func (h *harness) outputs() map[string]string {
 		h.t.Fatal(err)
 	}
 	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		line := sc.Text()
-		if name, delim, ok := strings.Cut(line, "<<"); ok && !strings.Contains(name, "=") {
-			var val []string
-			closed := false
-			for sc.Scan() {
-				if sc.Text() == delim {
-					closed = true
-					break
-				}
-				val = append(val, sc.Text())
-			}
-			if !closed {
-				h.t.Fatalf("output %s: delimiter %s never closes", name, delim)
-			}
-			out[name] = strings.Join(val, "\n")
-			continue
-		}
-		if name, val, ok := strings.Cut(line, "="); ok {
-			out[name] = val
-			continue
-		}
-		if line != "" {
-			h.t.Fatalf("GITHUB_OUTPUT line %q is neither name=value nor name<<DELIM", line)
-		}
+	out, err := githubsim.ReadOutputs(f)
+	if err != nil {
+		h.t.Fatal(err)
 	}
 	return out
 }

@@ -1,13 +1,11 @@
 package demo
 
 import (
-	"bufio"
-	"fmt"
 	"io"
 	"os"
-	"strings"
 	"sync"
 
+	"github.com/deploybot/deploybot/internal/githubsim"
 	"github.com/deploybot/deploybot/internal/render"
 )
 
@@ -40,43 +38,18 @@ func (p *planFile) env(name string) (plan *render.PlanDoc, report *render.Report
 	return nil, nil, ""
 }
 
-// readOutputs parses GITHUB_OUTPUT as the runner does: name=value lines and
-// name<<DELIMITER ... DELIMITER blocks (docs/research/github-actions.md §1.6).
+// readOutputs reads the step's GITHUB_OUTPUT (githubsim.ReadOutputs); a
+// step that wrote no outputs has none.
 func readOutputs(path string) (map[string]string, error) {
-	out := map[string]string{}
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
-		return out, nil
+		return map[string]string{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		line := sc.Text()
-		if name, delim, ok := strings.Cut(line, "<<"); ok && !strings.Contains(name, "=") {
-			var val []string
-			closed := false
-			for sc.Scan() {
-				if sc.Text() == delim {
-					closed = true
-					break
-				}
-				val = append(val, sc.Text())
-			}
-			if !closed {
-				return nil, fmt.Errorf("GITHUB_OUTPUT: output %s: delimiter never closes", name)
-			}
-			out[name] = strings.Join(val, "\n")
-			continue
-		}
-		if name, val, ok := strings.Cut(line, "="); ok {
-			out[name] = val
-		}
-	}
-	return out, sc.Err()
+	return githubsim.ReadOutputs(f)
 }
 
 // lockedWriter serialises writes (the Action logs from concurrent plans).
