@@ -2,6 +2,7 @@ package awssim
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -151,44 +152,21 @@ func authzResource(w *World, service, op string, params any) (string, map[string
 			}
 			return td, nil
 		}
-	case *ecs.TagResourceInput:
-		return aws.ToString(in.ResourceArn), nil
-	case *ecs.UntagResourceInput:
-		return aws.ToString(in.ResourceArn), nil
-	case *ecs.ListTagsForResourceInput:
-		return aws.ToString(in.ResourceArn), nil
+	case *ecs.TagResourceInput, *ecs.UntagResourceInput, *ecs.ListTagsForResourceInput,
+		*cloudwatchlogs.TagResourceInput, *cloudwatchlogs.UntagResourceInput, *cloudwatchlogs.ListTagsForResourceInput:
+		return inputString(in, "ResourceArn"), nil
 
 	// CloudWatch Logs
-	case *cloudwatchlogs.CreateLogGroupInput:
-		return w.logGroup(aws.ToString(in.LogGroupName)), nil
-	case *cloudwatchlogs.DeleteLogGroupInput:
-		return w.logGroup(aws.ToString(in.LogGroupName)), nil
-	case *cloudwatchlogs.PutRetentionPolicyInput:
-		return w.logGroup(aws.ToString(in.LogGroupName)), nil
-	case *cloudwatchlogs.DeleteRetentionPolicyInput:
-		return w.logGroup(aws.ToString(in.LogGroupName)), nil
-	case *cloudwatchlogs.TagResourceInput:
-		return aws.ToString(in.ResourceArn), nil
-	case *cloudwatchlogs.UntagResourceInput:
-		return aws.ToString(in.ResourceArn), nil
-	case *cloudwatchlogs.ListTagsForResourceInput:
-		return aws.ToString(in.ResourceArn), nil
+	case *cloudwatchlogs.CreateLogGroupInput, *cloudwatchlogs.DeleteLogGroupInput,
+		*cloudwatchlogs.PutRetentionPolicyInput, *cloudwatchlogs.DeleteRetentionPolicyInput:
+		return w.logGroup(inputString(in, "LogGroupName")), nil
 
 	// Secrets Manager
 	case *secretsmanager.CreateSecretInput:
 		return w.secretARN(aws.ToString(in.Name)), nil
-	case *secretsmanager.DescribeSecretInput:
-		return w.secretARN(aws.ToString(in.SecretId)), nil
-	case *secretsmanager.PutSecretValueInput:
-		return w.secretARN(aws.ToString(in.SecretId)), nil
-	case *secretsmanager.DeleteSecretInput:
-		return w.secretARN(aws.ToString(in.SecretId)), nil
-	case *secretsmanager.RestoreSecretInput:
-		return w.secretARN(aws.ToString(in.SecretId)), nil
-	case *secretsmanager.TagResourceInput:
-		return w.secretARN(aws.ToString(in.SecretId)), nil
-	case *secretsmanager.UntagResourceInput:
-		return w.secretARN(aws.ToString(in.SecretId)), nil
+	case *secretsmanager.DescribeSecretInput, *secretsmanager.PutSecretValueInput, *secretsmanager.DeleteSecretInput,
+		*secretsmanager.RestoreSecretInput, *secretsmanager.TagResourceInput, *secretsmanager.UntagResourceInput:
+		return w.secretARN(inputString(in, "SecretId")), nil
 
 	// IAM (roles)
 	case *iam.CreateRoleInput:
@@ -197,22 +175,16 @@ func authzResource(w *World, service, op string, params any) (string, map[string
 			path = "/"
 		}
 		return "arn:aws:iam::" + w.Account + ":role" + path + aws.ToString(in.RoleName), nil
-	case *iam.AttachRolePolicyInput:
-		return w.roleARN(aws.ToString(in.RoleName)), map[string]string{"iam:PolicyARN": aws.ToString(in.PolicyArn)}
-	case *iam.DetachRolePolicyInput:
-		return w.roleARN(aws.ToString(in.RoleName)), map[string]string{"iam:PolicyARN": aws.ToString(in.PolicyArn)}
+	case *iam.AttachRolePolicyInput, *iam.DetachRolePolicyInput:
+		return w.roleARN(inputString(in, "RoleName")), map[string]string{"iam:PolicyARN": inputString(in, "PolicyArn")}
 	}
 	if name, ok := roleNameOf(params); ok {
 		return w.roleARN(name), nil
 	}
 	switch in := params.(type) {
 	// SSM
-	case *ssm.PutParameterInput:
-		return w.arn("ssm", "parameter"+aws.ToString(in.Name)), nil
-	case *ssm.GetParameterInput:
-		return w.arn("ssm", "parameter"+aws.ToString(in.Name)), nil
-	case *ssm.DeleteParameterInput:
-		return w.arn("ssm", "parameter"+aws.ToString(in.Name)), nil
+	case *ssm.PutParameterInput, *ssm.GetParameterInput, *ssm.DeleteParameterInput:
+		return w.arn("ssm", "parameter"+inputString(in, "Name")), nil
 	}
 	if service == "EC2" && IsWrite(op) {
 		return "", w.ec2Context(op, params)
@@ -222,29 +194,11 @@ func authzResource(w *World, service, op string, params any) (string, map[string
 
 // roleNameOf finds the RoleName of the IAM role operations.
 func roleNameOf(params any) (string, bool) {
-	switch in := params.(type) {
-	case *iam.GetRoleInput:
-		return aws.ToString(in.RoleName), true
-	case *iam.DeleteRoleInput:
-		return aws.ToString(in.RoleName), true
-	case *iam.UpdateAssumeRolePolicyInput:
-		return aws.ToString(in.RoleName), true
-	case *iam.TagRoleInput:
-		return aws.ToString(in.RoleName), true
-	case *iam.UntagRoleInput:
-		return aws.ToString(in.RoleName), true
-	case *iam.ListRoleTagsInput:
-		return aws.ToString(in.RoleName), true
-	case *iam.ListAttachedRolePoliciesInput:
-		return aws.ToString(in.RoleName), true
-	case *iam.PutRolePolicyInput:
-		return aws.ToString(in.RoleName), true
-	case *iam.GetRolePolicyInput:
-		return aws.ToString(in.RoleName), true
-	case *iam.DeleteRolePolicyInput:
-		return aws.ToString(in.RoleName), true
-	case *iam.ListRolePoliciesInput:
-		return aws.ToString(in.RoleName), true
+	switch params.(type) {
+	case *iam.GetRoleInput, *iam.DeleteRoleInput, *iam.UpdateAssumeRolePolicyInput, *iam.TagRoleInput, *iam.UntagRoleInput,
+		*iam.ListRoleTagsInput, *iam.ListAttachedRolePoliciesInput, *iam.PutRolePolicyInput, *iam.GetRolePolicyInput,
+		*iam.DeleteRolePolicyInput, *iam.ListRolePoliciesInput:
+		return inputString(params, "RoleName"), true
 	}
 	return "", false
 }
@@ -262,21 +216,10 @@ func (w *World) ec2Context(op string, params any) map[string]string {
 }
 
 func tagSpecsOf(params any) []ec2types.TagSpecification {
-	switch in := params.(type) {
-	case *ec2.CreateVpcInput:
-		return in.TagSpecifications
-	case *ec2.CreateSubnetInput:
-		return in.TagSpecifications
-	case *ec2.CreateInternetGatewayInput:
-		return in.TagSpecifications
-	case *ec2.CreateRouteTableInput:
-		return in.TagSpecifications
-	case *ec2.AllocateAddressInput:
-		return in.TagSpecifications
-	case *ec2.CreateNatGatewayInput:
-		return in.TagSpecifications
-	case *ec2.CreateSecurityGroupInput:
-		return in.TagSpecifications
+	switch params.(type) {
+	case *ec2.CreateVpcInput, *ec2.CreateSubnetInput, *ec2.CreateInternetGatewayInput, *ec2.CreateRouteTableInput,
+		*ec2.AllocateAddressInput, *ec2.CreateNatGatewayInput, *ec2.CreateSecurityGroupInput:
+		return inputField[[]ec2types.TagSpecification](params, "TagSpecifications")
 	}
 	return nil
 }
@@ -284,55 +227,41 @@ func tagSpecsOf(params any) []ec2types.TagSpecification {
 // ec2TargetID is the resource an EC2 write acts on.
 func ec2TargetID(params any) string {
 	switch in := params.(type) {
-	case *ec2.DeleteVpcInput:
-		return aws.ToString(in.VpcId)
-	case *ec2.ModifyVpcAttributeInput:
-		return aws.ToString(in.VpcId)
-	case *ec2.DeleteSubnetInput:
-		return aws.ToString(in.SubnetId)
-	case *ec2.ModifySubnetAttributeInput:
-		return aws.ToString(in.SubnetId)
-	case *ec2.AttachInternetGatewayInput:
-		return aws.ToString(in.InternetGatewayId)
-	case *ec2.DetachInternetGatewayInput:
-		return aws.ToString(in.InternetGatewayId)
-	case *ec2.DeleteInternetGatewayInput:
-		return aws.ToString(in.InternetGatewayId)
-	case *ec2.DeleteRouteTableInput:
-		return aws.ToString(in.RouteTableId)
-	case *ec2.CreateRouteInput:
-		return aws.ToString(in.RouteTableId)
-	case *ec2.ReplaceRouteInput:
-		return aws.ToString(in.RouteTableId)
-	case *ec2.DeleteRouteInput:
-		return aws.ToString(in.RouteTableId)
-	case *ec2.AssociateRouteTableInput:
-		return aws.ToString(in.RouteTableId)
+	case *ec2.DeleteVpcInput, *ec2.ModifyVpcAttributeInput:
+		return inputString(in, "VpcId")
+	case *ec2.DeleteSubnetInput, *ec2.ModifySubnetAttributeInput:
+		return inputString(in, "SubnetId")
+	case *ec2.AttachInternetGatewayInput, *ec2.DetachInternetGatewayInput, *ec2.DeleteInternetGatewayInput:
+		return inputString(in, "InternetGatewayId")
+	case *ec2.DeleteRouteTableInput, *ec2.CreateRouteInput, *ec2.ReplaceRouteInput, *ec2.DeleteRouteInput, *ec2.AssociateRouteTableInput:
+		return inputString(in, "RouteTableId")
 	case *ec2.ReleaseAddressInput:
 		return aws.ToString(in.AllocationId)
 	case *ec2.DeleteNatGatewayInput:
 		return aws.ToString(in.NatGatewayId)
-	case *ec2.DeleteSecurityGroupInput:
-		return aws.ToString(in.GroupId)
-	case *ec2.AuthorizeSecurityGroupEgressInput:
-		return aws.ToString(in.GroupId)
-	case *ec2.RevokeSecurityGroupEgressInput:
-		return aws.ToString(in.GroupId)
-	case *ec2.AuthorizeSecurityGroupIngressInput:
-		return aws.ToString(in.GroupId)
-	case *ec2.RevokeSecurityGroupIngressInput:
-		return aws.ToString(in.GroupId)
-	case *ec2.CreateTagsInput:
-		if len(in.Resources) > 0 {
-			return in.Resources[0]
-		}
-	case *ec2.DeleteTagsInput:
-		if len(in.Resources) > 0 {
-			return in.Resources[0]
+	case *ec2.DeleteSecurityGroupInput, *ec2.AuthorizeSecurityGroupEgressInput, *ec2.RevokeSecurityGroupEgressInput,
+		*ec2.AuthorizeSecurityGroupIngressInput, *ec2.RevokeSecurityGroupIngressInput:
+		return inputString(in, "GroupId")
+	case *ec2.CreateTagsInput, *ec2.DeleteTagsInput:
+		if ids := inputField[[]string](in, "Resources"); len(ids) > 0 {
+			return ids[0]
 		}
 	}
 	return ""
 }
+
+// inputField is the field name of an SDK input struct, for the operations
+// that share a field of that name and type (the cases above list them).
+func inputField[T any](in any, name string) T {
+	f := reflect.ValueOf(in).Elem().FieldByName(name)
+	if !f.IsValid() {
+		panic(fmt.Sprintf("awssim: %T has no field %s", in, name))
+	}
+	return f.Interface().(T)
+}
+
+// inputString is the *string field name of an SDK input, "" when it is nil.
+func inputString(in any, name string) string { return aws.ToString(inputField[*string](in, name)) }
 
 // impliedChecks are the further authorizations AWS makes behind a call:
 // its dependent actions, from the simulated account's own table of AWS's

@@ -24,8 +24,7 @@ import (
 // queueAndRuleAuthz answers authzResource for SQS and EventBridge inputs
 // (ok false for other services). Callers do not hold w.Mu.
 func (w *World) queueAndRuleAuthz(params any) (resource string, ctx map[string]string, ok bool) {
-	queueByURL := func(url *string) (string, map[string]string) {
-		u := aws.ToString(url)
+	queueByURL := func(u string) (string, map[string]string) {
 		name := u[strings.LastIndex(u, "/")+1:]
 		return w.sqsARN(name), w.queueTagContext(name)
 	}
@@ -36,42 +35,22 @@ func (w *World) queueAndRuleAuthz(params any) (resource string, ctx map[string]s
 		name := aws.ToString(in.QueueName)
 		return w.sqsARN(name), w.queueTagContext(name), true
 	case *sqs.TagQueueInput:
-		r, c := queueByURL(in.QueueUrl)
+		r, c := queueByURL(aws.ToString(in.QueueUrl))
 		for k, v := range queueRequestTags(in.Tags) {
 			c[k] = v
 		}
 		return r, c, true
 	case *sqs.UntagQueueInput:
-		r, c := queueByURL(in.QueueUrl)
+		r, c := queueByURL(aws.ToString(in.QueueUrl))
 		if len(in.TagKeys) > 0 {
 			c["aws:TagKeys"] = strings.Join(in.TagKeys, ",")
 		}
 		return r, c, true
 	case *sqs.ListQueuesInput:
 		return "", nil, true
-	case *sqs.GetQueueAttributesInput:
-		r, c := queueByURL(in.QueueUrl)
-		return r, c, true
-	case *sqs.SetQueueAttributesInput:
-		r, c := queueByURL(in.QueueUrl)
-		return r, c, true
-	case *sqs.DeleteQueueInput:
-		r, c := queueByURL(in.QueueUrl)
-		return r, c, true
-	case *sqs.ListQueueTagsInput:
-		r, c := queueByURL(in.QueueUrl)
-		return r, c, true
-	case *sqs.SendMessageInput:
-		r, c := queueByURL(in.QueueUrl)
-		return r, c, true
-	case *sqs.ReceiveMessageInput:
-		r, c := queueByURL(in.QueueUrl)
-		return r, c, true
-	case *sqs.DeleteMessageInput:
-		r, c := queueByURL(in.QueueUrl)
-		return r, c, true
-	case *sqs.ChangeMessageVisibilityInput:
-		r, c := queueByURL(in.QueueUrl)
+	case *sqs.GetQueueAttributesInput, *sqs.SetQueueAttributesInput, *sqs.DeleteQueueInput, *sqs.ListQueueTagsInput,
+		*sqs.SendMessageInput, *sqs.ReceiveMessageInput, *sqs.DeleteMessageInput, *sqs.ChangeMessageVisibilityInput:
+		r, c := queueByURL(inputString(in, "QueueUrl"))
 		return r, c, true
 
 	case *eventbridge.PutRuleInput:
@@ -80,14 +59,12 @@ func (w *World) queueAndRuleAuthz(params any) (resource string, ctx map[string]s
 			c["aws:RequestTag/"+aws.ToString(t.Key)] = aws.ToString(t.Value)
 		}
 		return w.ebRuleARN(aws.ToString(in.Name)), c, true
-	case *eventbridge.DescribeRuleInput:
-		return w.ruleAuthz(aws.ToString(in.Name)), w.ruleTagContext(aws.ToString(in.Name)), true
-	case *eventbridge.DeleteRuleInput:
-		return w.ruleAuthz(aws.ToString(in.Name)), w.ruleTagContext(aws.ToString(in.Name)), true
-	case *eventbridge.ListTargetsByRuleInput:
-		return w.ruleAuthz(aws.ToString(in.Rule)), w.ruleTagContext(aws.ToString(in.Rule)), true
-	case *eventbridge.RemoveTargetsInput:
-		return w.ruleAuthz(aws.ToString(in.Rule)), w.ruleTagContext(aws.ToString(in.Rule)), true
+	case *eventbridge.DescribeRuleInput, *eventbridge.DeleteRuleInput:
+		name := inputString(in, "Name")
+		return w.ruleAuthz(name), w.ruleTagContext(name), true
+	case *eventbridge.ListTargetsByRuleInput, *eventbridge.RemoveTargetsInput:
+		name := inputString(in, "Rule")
+		return w.ruleAuthz(name), w.ruleTagContext(name), true
 	case *eventbridge.PutTargetsInput:
 		c := w.ruleTagContext(aws.ToString(in.Rule))
 		if len(in.Targets) > 0 {
@@ -100,10 +77,8 @@ func (w *World) queueAndRuleAuthz(params any) (resource string, ctx map[string]s
 			c["aws:RequestTag/"+aws.ToString(t.Key)] = aws.ToString(t.Value)
 		}
 		return aws.ToString(in.ResourceARN), c, true
-	case *eventbridge.UntagResourceInput:
-		return aws.ToString(in.ResourceARN), nil, true
-	case *eventbridge.ListTagsForResourceInput:
-		return aws.ToString(in.ResourceARN), nil, true
+	case *eventbridge.UntagResourceInput, *eventbridge.ListTagsForResourceInput:
+		return inputString(in, "ResourceARN"), nil, true
 	case *eventbridge.ListRulesInput, *eventbridge.ListRuleNamesByTargetInput:
 		return "", nil, true
 	}
