@@ -95,6 +95,16 @@ func (w *World) findService(cluster *string, ref string) (*ecsClus, *ecsSvc, err
 	return c, s, nil
 }
 
+// activeService finds a service that UpdateService and DeleteService may
+// act on: a DRAINING or INACTIVE one is ServiceNotActiveException.
+func (w *World) activeService(cluster *string, ref string) (*ecsSvc, error) {
+	_, s, err := w.findService(cluster, ref)
+	if err == nil && s.Status != "ACTIVE" {
+		err = serviceNotActive()
+	}
+	return s, err
+}
+
 // fillDeploymentDefaults sets what DescribeServices shows when the caller
 // left them out (docs/research/aws-ecs.md §1.1: 200/100, circuit breaker off).
 func fillDeploymentDefaults(dc *ecstypes.DeploymentConfiguration) {
@@ -366,12 +376,9 @@ func init() {
 
 	Handle(func(ctx context.Context, w *World, in *ecs.UpdateServiceInput) (*ecs.UpdateServiceOutput, error) {
 		w.advance()
-		_, s, err := w.findService(in.Cluster, aws.ToString(in.Service))
+		s, err := w.activeService(in.Cluster, aws.ToString(in.Service))
 		if err != nil {
 			return nil, err
-		}
-		if s.Status != "ACTIVE" {
-			return nil, serviceNotActive()
 		}
 		prim := s.Deployments[0]
 		newTD, net, regs, pv := prim.TD, prim.Net, s.Registries, s.PlatformVersion
@@ -426,12 +433,9 @@ func init() {
 
 	Handle(func(ctx context.Context, w *World, in *ecs.DeleteServiceInput) (*ecs.DeleteServiceOutput, error) {
 		w.advance()
-		_, s, err := w.findService(in.Cluster, aws.ToString(in.Service))
+		s, err := w.activeService(in.Cluster, aws.ToString(in.Service))
 		if err != nil {
 			return nil, err
-		}
-		if s.Status != "ACTIVE" {
-			return nil, serviceNotActive()
 		}
 		if s.Desired > 0 && !aws.ToBool(in.Force) {
 			return nil, ecsInvalid("The service cannot be stopped while it is scaled above 0.")
