@@ -188,13 +188,7 @@ func sdTagsOf(w *World, arn string) (*[]sdtypes.Tag, error) {
 	return nil, &sdtypes.ResourceNotFoundException{Message: aws.String("Resource not found: " + arn)}
 }
 
-func sdTagMap(tags []sdtypes.Tag) map[string]string {
-	m := map[string]string{}
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
-}
+var sdTags = tagList[sdtypes.Tag](func(t sdtypes.Tag) (*string, *string) { return t.Key, t.Value })
 
 func filterMatches(cond sdtypes.FilterCondition, values []string, v string) bool {
 	for _, want := range values {
@@ -217,9 +211,9 @@ func init() {
 	RegisterInventory(func(w *World) []Item {
 		st := w.sd()
 		return append(listed(st.Namespaces, func(_ string, ns *sdNamespace) (Item, bool) {
-			return Item{Service: "servicediscovery", Type: "namespace", ID: ns.ARN, Tags: sdTagMap(ns.Tags)}, ns.Status != "CREATING"
+			return Item{Service: "servicediscovery", Type: "namespace", ID: ns.ARN, Tags: sdTags.asMap(ns.Tags)}, ns.Status != "CREATING"
 		}), listed(st.Services, func(_ string, s *sdService) (Item, bool) {
-			return Item{Service: "servicediscovery", Type: "service", ID: s.ARN, Tags: sdTagMap(s.Tags)}, true
+			return Item{Service: "servicediscovery", Type: "service", ID: s.ARN, Tags: sdTags.asMap(s.Tags)}, true
 		})...)
 	})
 
@@ -487,10 +481,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		out := clone(*tags)
-		if out == nil {
-			out = []sdtypes.Tag{}
-		}
+		out := sdTags.listed(*tags)
 		return &servicediscovery.ListTagsForResourceOutput{Tags: out}, nil
 	})
 
@@ -500,18 +491,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		for _, t := range in.Tags {
-			replaced := false
-			for i := range *tags {
-				if aws.ToString((*tags)[i].Key) == aws.ToString(t.Key) {
-					(*tags)[i].Value = t.Value
-					replaced = true
-				}
-			}
-			if !replaced {
-				*tags = append(*tags, sdtypes.Tag{Key: t.Key, Value: t.Value})
-			}
-		}
+		*tags = sdTags.merge(*tags, in.Tags)
 		return &servicediscovery.TagResourceOutput{}, nil
 	})
 
@@ -521,7 +501,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		*tags = untagList(*tags, func(t sdtypes.Tag) *string { return t.Key }, in.TagKeys)
+		*tags = sdTags.untag(*tags, in.TagKeys)
 		return &servicediscovery.UntagResourceOutput{}, nil
 	})
 }

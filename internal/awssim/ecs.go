@@ -99,29 +99,7 @@ func (w *World) activeCluster(ref *string) (*ecsClus, error) {
 	return c, nil
 }
 
-func mergeTags(tags []ecstypes.Tag, add []ecstypes.Tag) []ecstypes.Tag {
-	for _, t := range add {
-		found := false
-		for i := range tags {
-			if aws.ToString(tags[i].Key) == aws.ToString(t.Key) {
-				tags[i].Value = t.Value
-				found = true
-			}
-		}
-		if !found {
-			tags = append(tags, ecstypes.Tag{Key: t.Key, Value: t.Value})
-		}
-	}
-	return tags
-}
-
-func tagMap(tags []ecstypes.Tag) map[string]string {
-	m := map[string]string{}
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
-}
+var ecsTags = tagList[ecstypes.Tag](func(t ecstypes.Tag) (*string, *string) { return t.Key, t.Value })
 
 func hasInclude[T ~string](include []T, v string) bool {
 	for _, i := range include {
@@ -335,17 +313,17 @@ func init() {
 	RegisterInventory(func(w *World) []Item {
 		st := w.ecs()
 		items := listed(st.Clusters, func(_ string, c *ecsClus) (Item, bool) {
-			return Item{Service: "ecs", Type: "cluster", ID: c.ARN, Tags: tagMap(c.Tags)}, c.Status == "ACTIVE"
+			return Item{Service: "ecs", Type: "cluster", ID: c.ARN, Tags: ecsTags.asMap(c.Tags)}, c.Status == "ACTIVE"
 		})
 		for _, fam := range sortedKeys(st.Families) {
 			for _, td := range st.Families[fam] {
 				if td != nil && td.Def.Status == ecstypes.TaskDefinitionStatusActive {
-					items = append(items, Item{Service: "ecs", Type: "task-definition", ID: aws.ToString(td.Def.TaskDefinitionArn), Tags: tagMap(td.Tags)})
+					items = append(items, Item{Service: "ecs", Type: "task-definition", ID: aws.ToString(td.Def.TaskDefinitionArn), Tags: ecsTags.asMap(td.Tags)})
 				}
 			}
 		}
 		return append(items, listed(st.Services, func(arn string, s *ecsSvc) (Item, bool) {
-			return Item{Service: "ecs", Type: "service", ID: arn, Tags: tagMap(s.Tags)}, s.Status != "INACTIVE"
+			return Item{Service: "ecs", Type: "service", ID: arn, Tags: ecsTags.asMap(s.Tags)}, s.Status != "INACTIVE"
 		})...)
 	})
 
@@ -369,7 +347,7 @@ func init() {
 			return nil, err
 		}
 		c = &ecsClus{Name: name, ARN: w.ecsARN("cluster/" + name), Status: "ACTIVE", Created: w.Clock.Now(),
-			Tags: mergeTags(nil, in.Tags), Settings: clone(in.Settings)}
+			Tags: ecsTags.merge(nil, in.Tags), Settings: clone(in.Settings)}
 		hasInsights := false
 		for _, set := range c.Settings {
 			hasInsights = hasInsights || set.Name == ecstypes.ClusterSettingNameContainerInsights
@@ -456,7 +434,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		*tags = mergeTags(*tags, in.Tags)
+		*tags = ecsTags.merge(*tags, in.Tags)
 		return &ecs.TagResourceOutput{}, nil
 	})
 
@@ -466,7 +444,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		*tags = untagList(*tags, func(t ecstypes.Tag) *string { return t.Key }, in.TagKeys)
+		*tags = ecsTags.untag(*tags, in.TagKeys)
 		return &ecs.UntagResourceOutput{}, nil
 	})
 
@@ -476,10 +454,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		out := clone(*tags)
-		if out == nil {
-			out = []ecstypes.Tag{}
-		}
+		out := ecsTags.listed(*tags)
 		return &ecs.ListTagsForResourceOutput{Tags: out}, nil
 	})
 
@@ -548,7 +523,7 @@ func init() {
 		}
 		fillContainerDefaults(def.ContainerDefinitions, def.NetworkMode)
 		def.RequiresAttributes = requiresAttributes(&def)
-		td := &ecsTD{Def: def, Tags: mergeTags(nil, in.Tags)}
+		td := &ecsTD{Def: def, Tags: ecsTags.merge(nil, in.Tags)}
 		st.Families[fam] = append(st.Families[fam], td)
 		out := &ecs.RegisterTaskDefinitionOutput{TaskDefinition: ptr(clone(td.Def)), Tags: clone(td.Tags)}
 		return out, nil

@@ -87,9 +87,9 @@ func init() {
 			if t.Group == "" {
 				t.Group = "family:" + aws.ToString(td.Def.Family)
 			}
-			t.Tags = mergeTags(nil, in.Tags)
+			t.Tags = ecsTags.merge(nil, in.Tags)
 			if in.PropagateTags == ecstypes.PropagateTagsTaskDefinition {
-				t.Tags = mergeTags(t.Tags, td.Tags)
+				t.Tags = ecsTags.merge(t.Tags, td.Tags)
 			}
 			if o := t.Overrides; o != nil && aws.ToString(o.Cpu) != "" {
 				t.Def.Cpu = o.Cpu

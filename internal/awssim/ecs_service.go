@@ -336,7 +336,7 @@ func init() {
 		s := &ecsSvc{Name: name, ARN: arn, ClusterName: c.Name, Status: "ACTIVE", TaskDef: aws.ToString(td.Def.TaskDefinitionArn),
 			Desired: aws.ToInt32(in.DesiredCount), Registries: clone(in.ServiceRegistries), PlatformVersion: aws.ToString(in.PlatformVersion),
 			PropagateTags: in.PropagateTags, ManagedTags: in.EnableECSManagedTags, ExecuteCommand: in.EnableExecuteCommand,
-			Tags: mergeTags(nil, in.Tags), ClientToken: aws.ToString(in.ClientToken), Created: now, CreatedBy: PrincipalOf(ctx).ARN, gen: gen}
+			Tags: ecsTags.merge(nil, in.Tags), ClientToken: aws.ToString(in.ClientToken), Created: now, CreatedBy: PrincipalOf(ctx).ARN, gen: gen}
 		if s.PlatformVersion == "" {
 			s.PlatformVersion = "LATEST"
 		}

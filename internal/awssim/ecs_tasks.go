@@ -195,7 +195,7 @@ func (w *World) Tasks() []TaskView {
 		v := TaskView{ARN: t.ARN, Cluster: t.ClusterName, Service: t.ServiceName, TaskDefinitionARN: t.TDARN, LastStatus: t.LastStatus,
 			Hostname: t.Hostname, Image: t.Image, Env: cs.Env, Command: cs.Command,
 			StartedAt: t.Started, StoppedAt: t.Stopped, Internet: t.Internet, Behavior: t.Behavior,
-			TaskRoleARN: cs.TaskRoleARN, ClusterARN: cs.ClusterARN, Tags: tagMap(t.Tags), StopCode: string(t.StopCode), StoppedReason: t.StoppedReason}
+			TaskRoleARN: cs.TaskRoleARN, ClusterARN: cs.ClusterARN, Tags: ecsTags.asMap(t.Tags), StopCode: string(t.StopCode), StoppedReason: t.StoppedReason}
 		if t.Secrets != nil {
 			v.Secrets = copyTags(t.Secrets)
 		}

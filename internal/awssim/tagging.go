@@ -162,7 +162,7 @@ func (w *World) taggedResources(now time.Time) []taggedResource {
 	}
 	for _, t := range w.ecs().Tasks {
 		if t.LastStatus != "STOPPED" && len(t.Tags) > 0 {
-			live[t.ARN] = taggedResource{ARN: t.ARN, Tags: tagMap(t.Tags)}
+			live[t.ARN] = taggedResource{ARN: t.ARN, Tags: ecsTags.asMap(t.Tags)}
 		}
 	}
 

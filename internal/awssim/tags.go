@@ -49,15 +49,52 @@ func deleteKeys(tags map[string]string, keys []string) {
 	}
 }
 
-// untagList is the UntagResource of the services whose tags are a list of
-// {Key, Value} (ECS, Cloud Map): the tags whose key is not one of keys (nil
-// when none is left).
-func untagList[T any](tags []T, key func(T) *string, keys []string) []T {
+// tagList is the tag dialect of the services whose tags are a list of
+// their SDK's {Key, Value} Tag type (ECS, Cloud Map); it reads a tag's key
+// and value.
+type tagList[T any] func(T) (key, value *string)
+
+// merge is TagResource: a tag whose key is there replaces it, others are
+// added at the end.
+func (d tagList[T]) merge(tags, add []T) []T {
+	for _, t := range add {
+		k, _ := d(t)
+		i := slices.IndexFunc(tags, func(h T) bool { hk, _ := d(h); return aws.ToString(hk) == aws.ToString(k) })
+		if i >= 0 {
+			tags[i] = t
+		} else {
+			tags = append(tags, t)
+		}
+	}
+	return tags
+}
+
+// untag is UntagResource: the tags whose key is not one of keys (nil when
+// none is left); a key that is not there is no error.
+func (d tagList[T]) untag(tags []T, keys []string) []T {
 	var kept []T
 	for _, t := range tags {
-		if !slices.Contains(keys, aws.ToString(key(t))) {
+		if k, _ := d(t); !slices.Contains(keys, aws.ToString(k)) {
 			kept = append(kept, t)
 		}
 	}
 	return kept
+}
+
+// listed is ListTagsForResource: a copy, [] when there are none.
+func (d tagList[T]) listed(tags []T) []T {
+	out := clone(tags)
+	if out == nil {
+		out = []T{}
+	}
+	return out
+}
+
+func (d tagList[T]) asMap(tags []T) map[string]string {
+	m := map[string]string{}
+	for _, t := range tags {
+		k, v := d(t)
+		m[aws.ToString(k)] = aws.ToString(v)
+	}
+	return m
 }
