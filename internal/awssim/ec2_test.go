@@ -30,6 +30,25 @@ func newEC2Env(t *testing.T) *ec2Env {
 	return &ec2Env{w: w, clk: clk, c: ec2.NewFromConfig(w.Config()), ctx: context.Background()}
 }
 
+// newEC2Subnet is an account with one VPC, 10.0.0.0/16, and one subnet in
+// it, 10.0.0.0/24 in us-east-1a.
+func newEC2Subnet(t *testing.T) (e *ec2Env, vpc, subnet string) {
+	t.Helper()
+	e = newEC2Env(t)
+	vpc = e.vpc(t, "10.0.0.0/16")
+	return e, vpc, e.subnet(t, vpc, "10.0.0.0/24", "us-east-1a")
+}
+
+// sg creates a security group in vpc.
+func (e *ec2Env) sg(t *testing.T, vpc string) *ec2.CreateSecurityGroupOutput {
+	t.Helper()
+	sg, err := e.c.CreateSecurityGroup(e.ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("w"), Description: aws.String("d"), VpcId: &vpc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sg
+}
+
 func tagSpec(rt types.ResourceType, name string) []types.TagSpecification {
 	return []types.TagSpecification{{ResourceType: rt, Tags: []types.Tag{
 		{Key: aws.String("Name"), Value: aws.String(name)}, {Key: aws.String("deploybot:environment"), Value: aws.String("staging")}}}}
@@ -209,13 +228,8 @@ func TestEC2VPCDefaultsAttributesAndFilters(t *testing.T) {
 
 func TestEC2DeleteVPCAndSubnetDependencies(t *testing.T) {
 	t.Parallel()
-	e := newEC2Env(t)
-	vpc := e.vpc(t, "10.0.0.0/16")
-	sn := e.subnet(t, vpc, "10.0.0.0/24", "us-east-1a")
-	sg, err := e.c.CreateSecurityGroup(e.ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("w"), Description: aws.String("d"), VpcId: &vpc})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, vpc, sn := newEC2Subnet(t)
+	sg := e.sg(t, vpc)
 	rt, _ := e.c.CreateRouteTable(e.ctx, &ec2.CreateRouteTableInput{VpcId: &vpc})
 	assoc, err := e.c.AssociateRouteTable(e.ctx, &ec2.AssociateRouteTableInput{RouteTableId: rt.RouteTable.RouteTableId, SubnetId: &sn})
 	if err != nil {
@@ -345,9 +359,7 @@ func TestEC2InternetGatewayAndRouteErrors(t *testing.T) {
 
 func TestEC2NATGatewayAndEIPLifecycle(t *testing.T) {
 	t.Parallel()
-	e := newEC2Env(t)
-	vpc := e.vpc(t, "10.0.0.0/16")
-	pub := e.subnet(t, vpc, "10.0.0.0/24", "us-east-1a")
+	e, vpc, pub := newEC2Subnet(t)
 	e.igw(t, vpc)
 	alloc := e.eip(t)
 	token := "deploybot-staging-nat-a"
@@ -415,9 +427,7 @@ func TestEC2NATGatewayAndEIPLifecycle(t *testing.T) {
 
 func TestEC2NATWithoutInternetGatewayFails(t *testing.T) {
 	t.Parallel()
-	e := newEC2Env(t)
-	vpc := e.vpc(t, "10.0.0.0/16")
-	sn := e.subnet(t, vpc, "10.0.0.0/24", "us-east-1a")
+	e, _, sn := newEC2Subnet(t)
 	alloc := e.eip(t)
 	nat := e.nat(t, sn, alloc)
 	e.clk.Advance(DefaultTimings().NATPendingFor)
@@ -439,10 +449,7 @@ func TestEC2SecurityGroupErrors(t *testing.T) {
 	t.Parallel()
 	e := newEC2Env(t)
 	vpc := e.vpc(t, "10.0.0.0/16")
-	sg, err := e.c.CreateSecurityGroup(e.ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("w"), Description: aws.String("d"), VpcId: &vpc})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sg := e.sg(t, vpc)
 	all := []types.IpPermission{{IpProtocol: aws.String("-1"), IpRanges: []types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}}
 	https := []types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(443), ToPort: aws.Int32(443), IpRanges: []types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}}
 	tests := []struct {
@@ -506,9 +513,7 @@ func TestEC2NetworkInterfaceFilters(t *testing.T) {
 
 func TestEC2InternetReach(t *testing.T) {
 	t.Parallel()
-	e := newEC2Env(t)
-	vpc := e.vpc(t, "10.0.0.0/16")
-	pub := e.subnet(t, vpc, "10.0.0.0/24", "us-east-1a")
+	e, vpc, pub := newEC2Subnet(t)
 	priv := e.subnet(t, vpc, "10.0.1.0/24", "us-east-1a")
 	igw := e.igw(t, vpc)
 	pubRT, _ := e.c.CreateRouteTable(e.ctx, &ec2.CreateRouteTableInput{VpcId: &vpc})
@@ -553,9 +558,7 @@ func TestEC2InternetReach(t *testing.T) {
 
 func TestEC2InventoryListsNetworkResources(t *testing.T) {
 	t.Parallel()
-	e := newEC2Env(t)
-	vpc := e.vpc(t, "10.0.0.0/16")
-	sn := e.subnet(t, vpc, "10.0.0.0/24", "us-east-1a")
+	e, vpc, sn := newEC2Subnet(t)
 	e.igw(t, vpc)
 	e.nat(t, sn, e.eip(t))
 	var kinds []string
