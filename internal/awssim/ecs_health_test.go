@@ -148,14 +148,9 @@ func TestNeverHealthyRevisionKeepsTheOldTaskAndRollsBack(t *testing.T) {
 		}
 		return &scriptedProcess{rt: scriptedRuntime{}, start: c.StartedAt}
 	}))
-	f.createService(t, td1, 1)
-	if d, _ := f.waitDeployment(t, 10*time.Minute); d.Status != ecstypes.ServiceDeploymentStatusSuccessful {
-		t.Fatalf("first deployment %s", d.Status)
-	}
+	f.firstDeployment(t, td1)
 	td2 := f.register(t, "prefecthq/prefect-aws:broken")
-	if _, err := f.ecs.UpdateService(bg, &ecs.UpdateServiceInput{Cluster: aws.String("deploybot-staging"), Service: aws.String("worker"), TaskDefinition: aws.String(td2)}); err != nil {
-		t.Fatal(err)
-	}
+	f.updateService(t, td2)
 	for i := 0; i < 120; i++ {
 		f.clk.Advance(5 * time.Second)
 		healthy := 0

@@ -169,6 +169,24 @@ func (f *ecsFixture) latestDeployment(t *testing.T) ecstypes.ServiceDeployment {
 
 // waitDeployment polls the newest service deployment every 15 simulated
 // seconds until it reaches a terminal status, recording the statuses seen.
+// firstDeployment creates the worker service on td and waits for its
+// deployment to succeed.
+func (f *ecsFixture) firstDeployment(t *testing.T, td string) {
+	t.Helper()
+	f.createService(t, td, 1)
+	if d, _ := f.waitDeployment(t, 10*time.Minute); d.Status != ecstypes.ServiceDeploymentStatusSuccessful {
+		t.Fatalf("first deployment %s", d.Status)
+	}
+}
+
+// updateService points the worker service at td, as a deploy does.
+func (f *ecsFixture) updateService(t *testing.T, td string) {
+	t.Helper()
+	if _, err := f.ecs.UpdateService(bg, &ecs.UpdateServiceInput{Cluster: aws.String("deploybot-staging"), Service: aws.String("worker"), TaskDefinition: aws.String(td)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (f *ecsFixture) waitDeployment(t *testing.T, limit time.Duration) (ecstypes.ServiceDeployment, []ecstypes.ServiceDeploymentStatus) {
 	t.Helper()
 	var seen []ecstypes.ServiceDeploymentStatus
@@ -259,9 +277,7 @@ func TestECSDeploymentSucceedsThenRollsForward(t *testing.T) {
 	// A new revision: the new task starts while the old one runs (100/200),
 	// the old one drains once the new one is healthy.
 	td2 := f.register(t, "prefecthq/prefect-aws:0.5.1")
-	if _, err := f.ecs.UpdateService(bg, &ecs.UpdateServiceInput{Cluster: aws.String("deploybot-staging"), Service: aws.String("worker"), TaskDefinition: aws.String(td2)}); err != nil {
-		t.Fatal(err)
-	}
+	f.updateService(t, td2)
 	f.clk.Advance(40 * time.Second)
 	if n := len(f.tasks(t, ecstypes.DesiredStatusRunning)); n != 2 {
 		t.Fatalf("during the rollout %d tasks want RUNNING, want 2 (old and new)", n)
@@ -306,14 +322,9 @@ func TestECSCrashLoopRollsBackToPreviousDeployment(t *testing.T) {
 	t.Parallel()
 	f := newECSFixture(t, fixtureOpts{rolesAge: time.Minute})
 	td1 := f.register(t, "prefecthq/prefect-aws:0.5.0")
-	f.createService(t, td1, 1)
-	if d, _ := f.waitDeployment(t, 10*time.Minute); d.Status != ecstypes.ServiceDeploymentStatusSuccessful {
-		t.Fatalf("first deployment %s", d.Status)
-	}
+	f.firstDeployment(t, td1)
 	td2 := f.register(t, "prefecthq/prefect-aws:crashloop")
-	if _, err := f.ecs.UpdateService(bg, &ecs.UpdateServiceInput{Cluster: aws.String("deploybot-staging"), Service: aws.String("worker"), TaskDefinition: aws.String(td2)}); err != nil {
-		t.Fatal(err)
-	}
+	f.updateService(t, td2)
 	d, seen := f.waitDeployment(t, 30*time.Minute)
 	if diff := cmp.Diff([]ecstypes.ServiceDeploymentStatus{"PENDING", "IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL"}, seen); diff != "" {
 		t.Fatalf("statuses (-want +got):\n%s", diff)
