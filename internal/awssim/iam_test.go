@@ -181,11 +181,7 @@ func TestIAMListRolePoliciesPages(t *testing.T) {
 
 	var gotNames []string
 	pn := iam.NewListRolePoliciesPaginator(c, &iam.ListRolePoliciesInput{RoleName: role}, func(o *iam.ListRolePoliciesPaginatorOptions) { o.Limit = 1 })
-	for pn.HasMorePages() {
-		page, err := pn.NextPage(bg)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, page := range allPages(t, pn) {
 		gotNames = append(gotNames, page.PolicyNames...)
 	}
 	if diff := cmp.Diff(names, gotNames); diff != "" {
@@ -193,11 +189,7 @@ func TestIAMListRolePoliciesPages(t *testing.T) {
 	}
 	var gotARNs []string
 	pa := iam.NewListAttachedRolePoliciesPaginator(c, &iam.ListAttachedRolePoliciesInput{RoleName: role}, func(o *iam.ListAttachedRolePoliciesPaginatorOptions) { o.Limit = 2 })
-	for pa.HasMorePages() {
-		page, err := pa.NextPage(bg)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, page := range allPages(t, pa) {
 		for _, p := range page.AttachedPolicies {
 			gotARNs = append(gotARNs, aws.ToString(p.PolicyArn))
 		}

@@ -32,6 +32,26 @@ func call[I, O, P any](ctx context.Context, f func(context.Context, *I, ...func(
 	}
 }
 
+// pager is an SDK paginator whose pages are O (P is its client's Options).
+type pager[O, P any] interface {
+	HasMorePages() bool
+	NextPage(context.Context, ...func(*P)) (O, error)
+}
+
+// allPages reads every page of p, failing the test on an error.
+func allPages[O, P any](t *testing.T, p pager[O, P]) []O {
+	t.Helper()
+	var pages []O
+	for p.HasMorePages() {
+		page, err := p.NextPage(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, page)
+	}
+	return pages
+}
+
 // errCode returns the AWS error code of err ("" for nil), failing the test
 // for errors that are not API errors.
 func errCode(t *testing.T, err error) string {

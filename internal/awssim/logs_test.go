@@ -64,11 +64,7 @@ func TestLogGroups(t *testing.T) {
 	// Paginator over a limit of 1.
 	p := cloudwatchlogs.NewDescribeLogGroupsPaginator(c, &cloudwatchlogs.DescribeLogGroupsInput{Limit: aws.Int32(1)})
 	n := 0
-	for p.HasMorePages() {
-		page, err := p.NextPage(bg)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, page := range allPages(t, p) {
 		n += len(page.LogGroups)
 	}
 	if n != 3 {

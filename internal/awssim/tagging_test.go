@@ -108,17 +108,12 @@ func TestGetResourcesPages(t *testing.T) {
 	var all []string
 	staging := []taggingtypes.TagFilter{{Key: aws.String("deploybot:environment"), Values: []string{"staging"}}}
 	p := tagging.NewGetResourcesPaginator(c, &tagging.GetResourcesInput{ResourcesPerPage: aws.Int32(1), TagFilters: staging})
-	pages := 0
-	for p.HasMorePages() {
-		out, err := p.NextPage(bg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pages++
+	pages := allPages(t, p)
+	for _, out := range pages {
 		all = append(all, arnsOf(out)...)
 	}
-	if pages != 3 || len(all) != 3 {
-		t.Fatalf("%d pages, %d resources; want 3 and 3: %v", pages, len(all), all)
+	if len(pages) != 3 || len(all) != 3 {
+		t.Fatalf("%d pages, %d resources; want 3 and 3: %v", len(pages), len(all), all)
 	}
 
 	first, err := c.GetResources(bg, &tagging.GetResourcesInput{ResourcesPerPage: aws.Int32(1)})
@@ -186,11 +181,7 @@ func TestListRoles(t *testing.T) {
 	}
 	var names []string
 	p := iam.NewListRolesPaginator(c, &iam.ListRolesInput{PathPrefix: aws.String("/deploybot/"), MaxItems: aws.Int32(2)})
-	for p.HasMorePages() {
-		out, err := p.NextPage(bg)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, out := range allPages(t, p) {
 		for _, r := range out.Roles {
 			names = append(names, aws.ToString(r.RoleName))
 			if len(r.Tags) != 0 {
