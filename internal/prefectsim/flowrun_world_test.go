@@ -2,6 +2,7 @@ package prefectsim_test
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -62,7 +63,7 @@ func newRunWorld(t *testing.T, set runSetup) *runWorld {
 	x.ws.SetTaskRolePolicy(t, policy(x.roles, x.observer.QueueARN))
 	x.ws.CreateLogGroup(t, flowRunGroup)
 	td := x.ws.RegisterWorker(t, workerImage, "deploybot-staging", func(c *ecstypes.ContainerDefinition) {
-		for _, k := range slices.Sorted(mapsKeys(env)) {
+		for _, k := range slices.Sorted(maps.Keys(env)) {
 			c.Environment = append(c.Environment, ecstypes.KeyValuePair{Name: aws.String(k), Value: aws.String(env[k])})
 		}
 		if set.workerCommand != nil {
@@ -79,25 +80,7 @@ func newRunWorld(t *testing.T, set runSetup) *runWorld {
 	return x
 }
 
-func mapsKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
-func (x *runWorld) onlineWorkers() []string {
-	var out []string
-	for _, wk := range x.w.Prefect.Workers("ecs-pool") {
-		if wk.Status == "ONLINE" {
-			out = append(out, wk.Name)
-		}
-	}
-	return out
-}
+func (x *runWorld) onlineWorkers() []string { return x.w.Prefect.OnlineWorkers("ecs-pool") }
 
 // goodVariables are the variable defaults of a pool whose runs work: the
 // stack's cluster and network, the flow-run roles, the key as a secret,

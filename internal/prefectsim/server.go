@@ -406,6 +406,18 @@ func (s *Server) Workers(poolName string) []Worker {
 	return out
 }
 
+// OnlineWorkers names the workers of a pool that are ONLINE now, in
+// Workers' order.
+func (s *Server) OnlineWorkers(pool string) []string {
+	var out []string
+	for _, w := range s.Workers(pool) {
+		if w.Status == "ONLINE" {
+			out = append(out, w.Name)
+		}
+	}
+	return out
+}
+
 // WorkersOnlineAt lists the workers of pool the API would have listed
 // ONLINE at an instant up to now, worked out from the world's tasks as
 // their rows are (tasks.go, worker.go: a worker is ONLINE while its last

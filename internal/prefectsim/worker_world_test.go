@@ -70,15 +70,7 @@ func (x *probeWorld) tasks(t *testing.T, status ecstypes.DesiredStatus) []ecstyp
 	return out.Tasks
 }
 
-func (x *probeWorld) online() []string {
-	var out []string
-	for _, w := range x.w.Prefect.Workers("ecs-pool") {
-		if w.Status == "ONLINE" {
-			out = append(out, w.Name)
-		}
-	}
-	return out
-}
+func (x *probeWorld) online() []string { return x.w.Prefect.OnlineWorkers("ecs-pool") }
 
 // TestWorkerHealthFollowsWhatTheWorkerCanDo: whether ECS finds a worker
 // healthy depends on what its health-check command asks and on what the
