@@ -77,12 +77,18 @@ func denied(pr Principal, service string, req iampolicy.Request) error {
 }
 
 func accessDeniedCode(service string) string {
+	return byProtocol(service, "UnauthorizedOperation", "AccessDenied", "AccessDeniedException")
+}
+
+// byProtocol picks a service's spelling of a common error: EC2's own, the
+// one IAM, STS and SQS share, or the one the JSON services (ECS, Logs,
+// Secrets Manager, ...) answer.
+func byProtocol(service, ec2, iamSTSSQS, json string) string {
 	switch service {
 	case "EC2":
-		return "UnauthorizedOperation"
+		return ec2
 	case "IAM", "STS", "SQS":
-		return "AccessDenied"
-	default:
-		return "AccessDeniedException"
+		return iamSTSSQS
 	}
+	return json
 }

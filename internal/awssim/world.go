@@ -472,14 +472,7 @@ func (w *World) run(ctx context.Context, h handlerFunc, params any) (any, error)
 }
 
 func invalidTokenCode(service string) string {
-	switch service {
-	case "EC2":
-		return "AuthFailure"
-	case "IAM", "STS", "SQS":
-		return "InvalidClientTokenId"
-	default:
-		return "UnrecognizedClientException"
-	}
+	return byProtocol(service, "AuthFailure", "InvalidClientTokenId", "UnrecognizedClientException")
 }
 
 type principalKey struct{}
