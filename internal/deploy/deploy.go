@@ -242,8 +242,19 @@ func Plan(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return res, o.redact(res, err)
 	}
+	notePoolAfterGate(o.Env, p)
 	res.Plan = p.Plan
 	return res, nil
+}
+
+// notePoolAfterGate tells the reviewer when an existing pool's defaults
+// change: the apply writes them only once the smoke run passed with them
+// (deferPoolDefaults).
+func notePoolAfterGate(env *config.Environment, p *engine.Planned) {
+	if env.SmokeFlowRun() && p.Change(stack.AddrWorkPool) == plan.Update {
+		p.Plan.Notes = append(p.Plan.Notes, "the work pool "+env.Prefect.WorkPool+"'s job template defaults are written only after the health gate's smoke flow run has passed with them "+
+			"(the smoke deployment carries them as its own job variables): until then the pool's flow runs keep the current ones, and a failed gate leaves the pool as it is")
+	}
 }
 
 // Apply is account check → preflight → lock → plan → stale check → apply →
@@ -315,6 +326,7 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		report(plan.StatusFailed, err)
 		return res, err
 	}
+	notePoolAfterGate(o.Env, planned)
 	res.Plan = planned.Plan
 	warn, err := checkReviewed(planned.Plan, o.ReviewedPlan, o.ReviewedFingerprint)
 	res.Warnings = append(res.Warnings, warn...)
@@ -323,6 +335,7 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		return res, err
 	}
 
+	deferPool := deferPoolDefaults(o, planned)
 	rep, err := eng.Apply(ctx, planned)
 	res.Report = rep
 	if rep == nil {
@@ -339,6 +352,11 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		return res, err
 	}
 	if rep.Deployment == nil {
+		// No revision to gate: the pool's defaults are written now.
+		if err := eng.ApplyDeferred(ctx, planned, rep); err != nil {
+			report(plan.StatusFailed, err)
+			return res, err
+		}
 		return res, nil
 	}
 	if o.Prefect == nil {
@@ -365,7 +383,9 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		o.say("prefect", "waiting for a worker of "+shortARN(rep.Deployment.TaskDefinition)+" to come ONLINE in "+o.Env.Prefect.WorkPool+"…")
 	}
 	var poolStep *plan.StepResult
-	in.AlsoRollBack = poolRollback(o, planned, &poolStep)
+	if !deferPool {
+		in.AlsoRollBack = poolRollback(o, planned, &poolStep)
+	}
 	g, err := o.Prefect.Gate(ctx, eng.AWS.ECS, in, gate.Options{Clock: clk, Events: o.Events})
 	if g != nil && g.WorkPoolURL == "" && res.Preflight != nil {
 		g.WorkPoolURL = res.Preflight.WorkPoolURL
@@ -390,8 +410,19 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 		report(gateStatus(g), err)
 		return res, err
 	}
+	if deferPool {
+		o.say("prefect", "the smoke flow run passed with the new job template defaults: writing them to the work pool "+o.Env.Prefect.WorkPool+"…")
+	}
+	if err := eng.ApplyDeferred(ctx, planned, rep); err != nil {
+		// The gate is not recorded: the next apply gates the revision
+		// again and writes the pool's defaults then.
+		report(plan.StatusFailed, err)
+		return res, err
+	}
 	// The verdict is part of what the apply converges to: an apply stopped
-	// before this line leaves the revision to be gated by the next one.
+	// before this line (also between the gate and the pool's defaults)
+	// leaves the revision to be gated by the next one, which writes the
+	// pool's defaults after its gate passed.
 	if eng.AWS != nil && eng.AWS.ECS != nil {
 		if err := ecs.RecordGatePassed(context.WithoutCancel(ctx), eng.AWS.ECS, st.Names.ServiceARN, rep.Deployment.TaskDefinition); err != nil {
 			res.Warnings = append(res.Warnings, err.Error()+": the next apply gates this revision again")
@@ -399,6 +430,20 @@ func Apply(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	report(plan.StatusSucceeded, nil)
 	return res, nil
+}
+
+// deferPoolDefaults defers the write of an existing work pool's changed
+// job template defaults until the health gate's smoke run has passed with
+// them (the smoke deployment carries them as its own job variables,
+// internal/stack): a pool's defaults take effect for every worker of the
+// pool at once, the previous revision's too, so a broken default written
+// before the gate (a flow image no registry has) would break every flow run
+// until the rollback put it back. A failed gate then leaves the pool as it
+// was, with nothing to restore. A pool this apply creates, and an
+// environment without the smoke run (health_gate.flow_run: false), keep
+// the pool before the worker (poolRollback restores an update).
+func deferPoolDefaults(o Options, planned *engine.Planned) bool {
+	return o.Prefect != nil && o.Env.SmokeFlowRun() && planned.Defer(stack.AddrWorkPool)
 }
 
 // poolRollback is the gate's AlsoRollBack when the apply changed the work

@@ -29,14 +29,20 @@ import (
 // back as the gate would have.
 
 // killPoints are the moments an apply is stopped at: each a progress line
-// the apply says.
-var killPoints = []struct{ name, subject, says string }{
-	{"after the task definition", "task_definition.worker", "updated"},
-	{"after the work pool's defaults", "prefect_work_pool.main", "updated"},
-	{"while ECS deploys", "ecs_service.worker", "deployment IN_PROGRESS"},
-	{"right after the ECS deployment", "ecs_service.worker", "updated"},
-	{"while the workers come online", "prefect", "waiting for a worker of"},
-	{"while the smoke flow run runs", "prefect", "started the smoke flow run"},
+// the apply says (goodOnly: one only a revision that passes the gate says).
+var killPoints = []struct {
+	name, subject, says string
+	goodOnly            bool
+}{
+	{"after the task definition", "task_definition.worker", "updated", false},
+	{"after the smoke deployment", "prefect_deployment.smoke", "updated", false},
+	{"while ECS deploys", "ecs_service.worker", "deployment IN_PROGRESS", false},
+	{"right after the ECS deployment", "ecs_service.worker", "updated", false},
+	{"while the workers come online", "prefect", "waiting for a worker of", false},
+	{"while the smoke flow run runs", "prefect", "started the smoke flow run", false},
+	// the pool's defaults are written after the gate passed (deploy's
+	// deferPoolDefaults): the next apply gates again, then writes them
+	{"after the gate, before the work pool's defaults", "prefect", "writing them to the work pool", true},
 }
 
 // stopAt cancels the apply when the first matching event is said.
@@ -58,6 +64,9 @@ func TestAnInterruptedGateIsNotForgotten(t *testing.T) {
 	t.Parallel()
 	for _, good := range []bool{true, false} {
 		for _, kp := range killPoints {
+			if kp.goodOnly && !good {
+				continue
+			}
 			name := kp.name + "/good revision"
 			if !good {
 				name = kp.name + "/revision whose flow runs cannot start"

@@ -40,14 +40,15 @@ type scenario struct {
 	exit     exit.Code
 	byECS    bool
 	reasonIn string
-	// gapExpected: the pool cannot keep a working worker throughout (see
-	// the scenario).
-	gapExpected bool
+	// workerWorks: revision 2's worker itself can run flows (only what the
+	// smoke run proves is broken), so it counts as a working worker while
+	// the pool keeps its defaults.
+	workerWorks bool
 }
 
 var scenarios = []scenario{
 	{name: "a good deploy", image: "prefecthq/prefect-aws:3.2", status: plan.StatusSucceeded, exit: 0,
-		reasonIn: "COMPLETED"},
+		reasonIn: "COMPLETED", workerWorks: true},
 	{name: "a worker that never reaches Prefect", image: "prefecthq/prefect-aws:3-no-prefect", behavior: &awssim.ImageBehavior{NoHeartbeat: true},
 		status: plan.StatusRolledBack, exit: 3, byECS: true, reasonIn: "circuit breaker"},
 	{name: "a crash-looping image", image: "prefecthq/prefect-aws:3-crash", behavior: &awssim.ImageBehavior{CrashAfter: 5 * time.Second, ExitCode: 1},
@@ -56,13 +57,13 @@ var scenarios = []scenario{
 		status: plan.StatusRolledBack, exit: 3, byECS: true, reasonIn: "circuit breaker"},
 	// The deploy also points the flow runs at an image no registry has (a
 	// mistyped tag): the worker registers and ECS calls it healthy, but the
-	// smoke flow run cannot start. That breaks every worker's flow runs from
-	// the moment the apply writes the work pool's defaults, before the
-	// worker's revision changes, until the gate's rollback puts them back:
-	// a change to the pool's defaults takes effect for the whole pool at
-	// once, so this scenario has a gap (BENCHMARKS.md says how long).
+	// smoke flow run cannot start. A change to the pool's defaults takes
+	// effect for the whole pool at once, the old worker's runs included, so
+	// the apply writes them only after the smoke run passed with them (the
+	// smoke deployment carries them as its job variables): the failed gate
+	// leaves the pool as it was, and every worker's flow runs keep working.
 	{name: "a worker online whose flow runs cannot start", image: "prefecthq/prefect-aws:3.2", flowImage: "prefecthq/prefect:3-flows-does-not-exist",
-		status: plan.StatusRolledBack, exit: 3, reasonIn: "smoke flow run", gapExpected: true},
+		status: plan.StatusRolledBack, exit: 3, reasonIn: "smoke flow run", workerWorks: true},
 }
 
 // outcome is what one scenario measured.
@@ -75,6 +76,8 @@ type outcome struct {
 	// after is how a flow run after a rollback ended, and on which worker;
 	// prev is revision 1's worker prefix.
 	after, prev string
+	// poolWrites counts the PATCHes of the work pool (with a flowImage).
+	poolWrites int
 }
 
 // run deploys revision 1, then the scenario's revision 2.
@@ -98,14 +101,14 @@ func (sc scenario) run(t testing.TB) outcome {
 	end := x.clk.Now()
 	// revision 1's prefix, and revision 2's when it works
 	good := []string{prefixOf(t, res.Report.Deployment.PreviousTaskDefinition, x)}
-	if sc.status == plan.StatusSucceeded {
+	if sc.workerWorks {
 		good = append(good, res.Report.Deployment.WorkerPrefix)
 	}
 	// A flow image no registry has breaks every worker's flow runs from
 	// the PATCH that sets it until the PATCH that puts the old one back.
 	var broken [][2]time.Time
+	var patches []time.Time
 	if sc.flowImage != "" {
-		var patches []time.Time
 		for _, r := range x.sim.Requests() {
 			if r.Method == "PATCH" && strings.HasSuffix(r.Path, "/work_pools/demo-pool") && !r.At.Before(start) {
 				patches = append(patches, r.At)
@@ -119,16 +122,17 @@ func (sc scenario) run(t testing.TB) outcome {
 			broken = append(broken, [2]time.Time{patches[i], until})
 		}
 	}
-	out := outcome{res: res, err: err, verdict: end.Sub(start), gap: x.gap(start, end, good, broken), prev: good[0]}
+	out := outcome{res: res, err: err, verdict: end.Sub(start), gap: x.gap(start, end, good, broken), prev: good[0], poolWrites: len(patches)}
 	if sc.status == plan.StatusRolledBack {
 		out.after = x.flowRunAfter(t)
 	}
 	return out
 }
 
-// flowRunAfter runs the smoke deployment once more after the apply and
-// says how it ended: flow runs must work on the revision the rollback
-// restored.
+// flowRunAfter runs a team's deployment of the smoke flow (the smoke
+// deployment's flow and pull step, but no job variables of its own: only
+// the pool's defaults) after the apply and says how it ended: flow runs
+// must work on the revision and with the pool the rollback left.
 func (x *e2e) flowRunAfter(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
@@ -136,9 +140,16 @@ func (x *e2e) flowRunAfter(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := c.ReadDeploymentByName(ctx, "deploybot-smoke", "demo")
-	if err != nil || d == nil {
-		t.Fatalf("smoke deployment: %+v, %v", d, err)
+	smoke, err := c.ReadDeploymentByName(ctx, "deploybot-smoke", "demo")
+	if err != nil || smoke == nil || smoke.Entrypoint == nil || smoke.WorkPoolName == nil {
+		t.Fatalf("smoke deployment: %+v, %v", smoke, err)
+	}
+	d, _, err := c.UpsertDeployment(ctx, prefect.DeploymentCreate{Name: "a team's", FlowID: smoke.FlowID, WorkPoolName: *smoke.WorkPoolName,
+		Entrypoint: *smoke.Entrypoint, PullSteps: smoke.PullSteps, Parameters: map[string]any{},
+		ParameterOpenAPISchema: map[string]any{"type": "object", "properties": map[string]any{}}, EnforceParameterSchema: true,
+		JobVariables: map[string]any{}, Tags: []string{}, Labels: map[string]string{}})
+	if err != nil {
+		t.Fatal(err)
 	}
 	r, _, err := c.CreateFlowRun(ctx, d.ID, prefect.FlowRunCreate{Name: "after the rollback", Parameters: map[string]any{}})
 	if err != nil {
@@ -216,13 +227,17 @@ func TestDeployScenarios(t *testing.T) {
 				if fr == nil || fr.State == "COMPLETED" || fr.Worker == "" || !fr.NewRevision || fr.Task == "" {
 					t.Fatalf("flow run %+v", fr)
 				}
+				// The smoke run failed with the new defaults: the pool never got them.
+				if o.poolWrites != 0 {
+					t.Errorf("the work pool was written %d times by a deploy whose smoke run failed", o.poolWrites)
+				}
 			}
 			if sc.status == plan.StatusRolledBack {
 				if !strings.HasPrefix(o.after, "COMPLETED on "+o.prev+"-") {
 					t.Errorf("a flow run after the rollback: %s, want COMPLETED on a worker of %s", o.after, o.prev)
 				}
 			}
-			if o.gap != 0 && !sc.gapExpected {
+			if o.gap != 0 {
 				t.Errorf("the pool had no ONLINE worker that could run flows for %s (merge to verdict %s)", o.gap, o.verdict)
 			}
 			t.Logf("%s: %s; without a working worker %s; merge to verdict %s", sc.name, rep.Status, o.gap, o.verdict)

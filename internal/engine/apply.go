@@ -142,6 +142,9 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 			continue
 		}
 		s := &step{id: "apply:" + addr, run: func(ctx context.Context) error { return r.upsert(ctx, addr) }}
+		if slices.Contains(p.deferred, addr) {
+			s.run = func(context.Context) error { return nil } // ApplyDeferred's
+		}
 		for _, d := range p.graph.deps[addr] {
 			s.after = append(s.after, "apply:"+d)
 		}
@@ -152,6 +155,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned) (*plan.Report, error) {
 		steps = append(steps, s)
 	}
 	outcomes := walk(ctx, steps, e.concurrency())
+	p.run = r
 	return r.report, r.finish(steps, outcomes)
 }
 
@@ -165,6 +169,40 @@ func (r *run) deleteStep(g *graph, addr string, set map[string]bool, replacing b
 		}
 	}
 	return s
+}
+
+// ApplyDeferred writes what Defer left out of Apply, with the outputs
+// Apply ended with, and adds its steps to Apply's report (rep). It writes
+// nothing when Apply did not run, or failed: the next plan still shows the
+// change.
+func (e *Engine) ApplyDeferred(ctx context.Context, p *Planned, rep *plan.Report) error {
+	r := p.run
+	if r == nil || rep == nil || (rep.Status != plan.StatusSucceeded && rep.Status != plan.StatusNoChanges) {
+		return nil
+	}
+	var errs []error
+	for len(p.deferred) > 0 {
+		addr := p.deferred[0]
+		p.deferred = p.deferred[1:]
+		err := r.upsert(ctx, addr)
+		r.mu.Lock()
+		res, ok := r.steps["apply:"+addr]
+		r.mu.Unlock()
+		if ok {
+			rep.Steps = append(rep.Steps, res)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		rep.Status, rep.Error = plan.StatusFailed, err.Error()
+		return err
+	}
+	if rep.Status == plan.StatusNoChanges && len(rep.Steps) > 0 {
+		rep.Status = plan.StatusSucceeded
+	}
+	return nil
 }
 
 // Destroy deletes every resource of a destroy plan, dependents before what

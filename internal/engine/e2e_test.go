@@ -154,6 +154,7 @@ func TestE2EApplyUpdateDestroy(t *testing.T) {
 	got := summary(up.Plan)
 	want := []string{
 		"~ prefect_work_pool.main defaults.image",
+		"~ prefect_deployment.smoke pool_defaults", // it carries the pool's new defaults
 		"~ task_definition.worker container.env.DEPLOYBOT_WORKER_PREFIX container.image cpu",
 		"~ ecs_service.worker task_definition",
 	}
@@ -283,7 +284,8 @@ func TestE2EOwnSecurityGroupsGiven(t *testing.T) {
 	env := x.env("demo", "  assign_public_ip: true\n", "  assign_public_ip: true\n  security_group_ids: ["+own+"]\n")
 	p := x.plan(env)
 	// The flow runs move into the file's groups too.
-	want := []string{"- security_group.worker", "- security_group.flow_runs", "~ prefect_work_pool.main defaults.network_configuration", "~ ecs_service.worker network.security_groups"}
+	want := []string{"- security_group.worker", "- security_group.flow_runs", "~ prefect_work_pool.main defaults.network_configuration",
+		"~ prefect_deployment.smoke pool_defaults", "~ ecs_service.worker network.security_groups"}
 	if d := cmp.Diff(want, summary(p.Plan)); d != "" {
 		t.Fatalf("plan (-want +got):\n%s", d)
 	}

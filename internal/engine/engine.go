@@ -77,7 +77,29 @@ type Planned struct {
 
 	inventory    []string // the inventory's candidates (ARNs)
 	inventoryErr error
+
+	// deferred are the updates Apply leaves for ApplyDeferred (Defer), and
+	// run the apply whose outputs they are written with.
+	deferred []string
+	run      *run
 }
+
+// Defer leaves the update of the resource at address out of Apply, for
+// ApplyDeferred to write once the caller has checked the rest (the work
+// pool's defaults, after the health gate's smoke run proved them). Apply
+// treats it as unchanged: its dependents get its current outputs. Only an
+// update of a resource that exists can wait; Defer says whether it will.
+func (p *Planned) Defer(address string) bool {
+	if p.Change(address) != plan.Update || p.live[address] == nil || slices.Contains(p.deferred, address) {
+		return false
+	}
+	p.deferred = append(p.deferred, address)
+	return true
+}
+
+// Deferred is what Defer left out of Apply and ApplyDeferred has not
+// written yet.
+func (p *Planned) Deferred() []string { return p.deferred }
 
 // Live is what the plan read of the resource at address (nil: absent, or
 // not read): what the resource was before an apply, for a layer that must

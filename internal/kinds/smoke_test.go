@@ -2,6 +2,8 @@ package kinds_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,7 +25,10 @@ func TestSmokeDeploymentLifecycle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c := newComputeWorld(t, computeKey)
-	if d := cmp.Diff([]string{stack.AddrWorkPool}, c.res(stack.AddrSmokeDeployment).DependsOn); d != "" {
+	// the pool, and what the pool's defaults name: its runs carry them
+	deps := append([]string{stack.AddrWorkPool}, c.res(stack.AddrWorkPool).DependsOn...)
+	slices.Sort(deps)
+	if d := cmp.Diff(deps, c.res(stack.AddrSmokeDeployment).DependsOn); d != "" {
 		t.Fatalf("depends on (-want +got):\n%s", d)
 	}
 	r, out := c.create(ctx, stack.AddrSmokeDeployment)
@@ -35,6 +40,14 @@ func TestSmokeDeploymentLifecycle(t *testing.T) {
 	if *d.WorkPoolName != "staging-pool" || *d.WorkQueueName != stack.SmokeWorkQueue || *d.Entrypoint != prefect.SmokeEntrypoint ||
 		!d.EnforceParameterSchema || d.ParameterOpenAPISchema["type"] != "object" || d.Labels["deploybot:environment"] != "staging" {
 		t.Errorf("deployment = %+v", d)
+	}
+	// Its runs get the pool's defaults as the file asks for them, at the
+	// smoke run's own size: they prove them before the pool has them.
+	pool := must(c.kind(c.res(stack.AddrWorkPool)).Desired(c.res(stack.AddrWorkPool), c.refs(c.res(stack.AddrWorkPool))))
+	jv := d.JobVariables
+	if fmt.Sprintf("%v %v", jv["cpu"], jv["memory"]) != "256 512" || jv["image"] == nil ||
+		jv["cluster"] == nil || !strings.Contains(fmt.Sprint(pool), fmt.Sprint(jv["cluster"])) || jv["network_configuration"] == nil {
+		t.Errorf("job variables = %v; the pool's desired defaults %v", jv, pool)
 	}
 	script := d.PullSteps[0]["prefect.deployments.steps.run_shell_script"].(map[string]any)["script"].(string)
 	if !strings.HasPrefix(script, `python -c "import base64,pathlib;pathlib.Path('smoke.py').write_bytes(base64.b64decode('`) {
@@ -49,7 +62,7 @@ func TestSmokeDeploymentLifecycle(t *testing.T) {
 	f, _ := c.client().CreateFlow(ctx, prefect.SmokeFlow)
 	if _, _, err := c.client().UpsertDeployment(ctx, prefectapi.DeploymentCreate{Name: "staging", FlowID: f.ID, WorkPoolName: "staging-pool",
 		WorkQueueName: "default", Entrypoint: prefect.SmokeEntrypoint, PullSteps: d.PullSteps, Parameters: map[string]any{},
-		ParameterOpenAPISchema: d.ParameterOpenAPISchema, EnforceParameterSchema: true, JobVariables: map[string]any{},
+		ParameterOpenAPISchema: d.ParameterOpenAPISchema, EnforceParameterSchema: true, JobVariables: d.JobVariables,
 		Tags: []string{"deploybot"}, Labels: map[string]string{"deploybot:environment": "staging", "deploybot:stack": "prefect-worker",
 			"managed-by": "deploybot", "team": "data"}}); err != nil {
 		t.Fatal(err)

@@ -395,8 +395,10 @@ func TestNewEnvironmentFoldsHalfAndLosesNothing(t *testing.T) {
 	if rest > 172 {
 		t.Errorf("the folded plan without the flow runs' resources and the %d lines of the health-check script is %d lines, want at most 172 (half of the 320 before issue 13, and issue 9's dozen)", script, rest)
 	}
-	if theirs > 80 {
-		t.Errorf("the flow runs' resources take %d lines of the folded plan, want at most 80", theirs)
+	// 81: the smoke deployment's pool_defaults line (the pool's defaults
+	// by digest; they are shown once, in the pool's block).
+	if theirs > 81 {
+		t.Errorf("the flow runs' resources take %d lines of the folded plan, want at most 81", theirs)
 	}
 	common := map[string]bool{}
 	for _, f := range commonTags(p) {

@@ -455,7 +455,7 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 	// before the defaults are in place would run in the default cluster.
 	rs = append(rs, workPool(env, names, np, secretARN, tags))
 	if env.SmokeFlowRun() {
-		rs = append(rs, smokeDeployment(env, names, tags))
+		rs = append(rs, smokeDeployment(env, names, np, secretARN, tags))
 	}
 	svcDeps := []string{AddrCluster, AddrTaskDefinition, AddrDiscoveryService, AddrExecutionRole, AddrTaskRole, AddrWorkPool}
 	svcDeps = append(svcDeps, refAddresses(np.Subnets)...)
@@ -561,7 +561,7 @@ func leftovers(env *config.Environment, n Names, have []resource.Resource, tags 
 			flowRunSecurityGroup(env, n, NetworkPlacement{VPC: resource.Ref{Literal: env.Network.VPCID}}, tags, nil))
 	}
 	if !env.SmokeFlowRun() {
-		out = append(out, smokeDeployment(env, n, tags))
+		out = append(out, smokeDeployment(env, n, NetworkPlacement{}, resource.Ref{Address: n.SecretAddress, Key: "arn"}, tags))
 	}
 	out = append(out, OptionalNetworkResources(env, tags)...)
 	seen := map[string]bool{}

@@ -68,7 +68,7 @@ func TestBuildAddressesAndDependencies(t *testing.T) {
 		AddrObserverQueue:        {AddrObserverDLQ},
 		AddrObserverRule:         {AddrObserverQueue},
 		AddrWorkPool:             {AddrSecret, AddrFlowExecutionRole, AddrFlowTaskRole, AddrFlowRunLogGroup, AddrFlowRunSecurityGroup},
-		AddrSmokeDeployment:      {AddrWorkPool},
+		AddrSmokeDeployment:      {AddrWorkPool, AddrSecret, AddrFlowExecutionRole, AddrFlowTaskRole, AddrFlowRunLogGroup, AddrFlowRunSecurityGroup},
 	}
 	for _, tc := range []struct {
 		name        string

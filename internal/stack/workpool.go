@@ -21,6 +21,18 @@ const AddrWorkPool = "prefect_work_pool.main"
 // A Prefect work pool has no tags; the stack's are given for the record
 // (the kind compares none).
 func workPool(env *config.Environment, n Names, np NetworkPlacement, secretARN resource.Ref, tags map[string]string) resource.Resource {
+	defaults, deps := poolDefaults(env, n, np, secretARN)
+	return prefect.WorkPool.New(AddrWorkPool, n.WorkPool, deps, &prefect.WorkPoolSpec{
+		Name:        n.WorkPool,
+		Environment: env.Name,
+		Create:      env.Prefect.CreateWorkPool,
+		Defaults:    defaults,
+	}, maps.Clone(tags))
+}
+
+// poolDefaults are the work pool's job template defaults and the
+// addresses they name (the smoke deployment carries them too).
+func poolDefaults(env *config.Environment, n Names, np NetworkPlacement, secretARN resource.Ref) (prefect.JobDefaults, []string) {
 	groups := flowRunSecurityGroups(env, np)
 	deps := []string{n.SecretAddress, AddrFlowExecutionRole, AddrFlowTaskRole, AddrFlowRunLogGroup}
 	deps = append(deps, refAddresses(groups)...)
@@ -28,29 +40,24 @@ func workPool(env *config.Environment, n Names, np NetworkPlacement, secretARN r
 		deps = append(deps, np.VPC.Address)
 	}
 	deps = append(deps, refAddresses(np.Subnets)...)
-	return prefect.WorkPool.New(AddrWorkPool, n.WorkPool, dedupe(deps), &prefect.WorkPoolSpec{
-		Name:        n.WorkPool,
-		Environment: env.Name,
-		Create:      env.Prefect.CreateWorkPool,
-		Defaults: prefect.JobDefaults{
-			ClusterARN:     n.ClusterARN,
-			VPC:            np.VPC,
-			Subnets:        np.Subnets,
-			SecurityGroups: groups,
-			AssignPublicIP: np.AssignPublicIP,
-			ExecutionRole:  n.FlowExecutionRoleARN,
-			TaskRole:       n.FlowTaskRoleARN,
-			Secret:         secretARN,
-			SecretVariable: poolSecretVariable(env),
-			LogGroup:       n.FlowRunLogGroup,
-			Region:         n.Region,
-			StreamPrefix:   flowRunLogStreamPrefix,
-			Image:          env.FlowRuns.Image,
-			CPU:            env.FlowRuns.CPU,
-			Memory:         env.FlowRuns.Memory,
-			Env:            env.FlowRuns.Env,
-		},
-	}, maps.Clone(tags))
+	return prefect.JobDefaults{
+		ClusterARN:     n.ClusterARN,
+		VPC:            np.VPC,
+		Subnets:        np.Subnets,
+		SecurityGroups: groups,
+		AssignPublicIP: np.AssignPublicIP,
+		ExecutionRole:  n.FlowExecutionRoleARN,
+		TaskRole:       n.FlowTaskRoleARN,
+		Secret:         secretARN,
+		SecretVariable: poolSecretVariable(env),
+		LogGroup:       n.FlowRunLogGroup,
+		Region:         n.Region,
+		StreamPrefix:   flowRunLogStreamPrefix,
+		Image:          env.FlowRuns.Image,
+		CPU:            env.FlowRuns.CPU,
+		Memory:         env.FlowRuns.Memory,
+		Env:            env.FlowRuns.Env,
+	}, dedupe(deps)
 }
 
 // poolSecretVariable is the job template variable that injects the
@@ -74,19 +81,22 @@ const AddrSmokeDeployment = "prefect_deployment.smoke"
 const SmokeWorkQueue = "deploybot-smoke"
 
 // smokeJobVariables size the smoke run at Fargate's smallest (0.25 vCPU,
-// 0.5 GB): it imports Prefect and prints a line. Everything else (cluster,
-// network, roles, image, logs) is the pool's, so the run proves the flow
-// runs' own settings.
+// 0.5 GB): it imports Prefect and prints a line.
 var smokeJobVariables = map[string]any{"cpu": 256, "memory": 512}
 
 // smokeDeployment is the deployment of the health gate's smoke flow in the
 // environment's pool (health_gate.flow_run; docs/research/prefect-flow-runs.md
-// §C, §D): deploybot-smoke/NAME, created with the pool's defaults in
-// place, deleted by destroy (and when flow_run is turned off).
-func smokeDeployment(env *config.Environment, n Names, tags map[string]string) resource.Resource {
-	return prefect.Deployment.New(AddrSmokeDeployment, n.SmokeDeployment, []string{AddrWorkPool}, &prefect.DeploymentSpec{
+// §C, §D): deploybot-smoke/NAME, deleted by destroy (and when flow_run is
+// turned off). Its job variables are the pool's defaults as the file asks
+// for them (cluster, network, roles, image, logs; its own size on top), so
+// that the smoke run proves the flow runs' new settings before an existing
+// pool gets them: deploy writes a changed pool's defaults only after the
+// gate passed (internal/deploy).
+func smokeDeployment(env *config.Environment, n Names, np NetworkPlacement, secretARN resource.Ref, tags map[string]string) resource.Resource {
+	defaults, deps := poolDefaults(env, n, np, secretARN)
+	return prefect.Deployment.New(AddrSmokeDeployment, n.SmokeDeployment, dedupe(append([]string{AddrWorkPool}, deps...)), &prefect.DeploymentSpec{
 		Flow: prefect.SmokeFlow, Name: n.SmokeDeployment, WorkPool: n.WorkPool, WorkQueue: SmokeWorkQueue,
-		JobVariables: maps.Clone(smokeJobVariables),
+		Defaults: &defaults, JobVariables: maps.Clone(smokeJobVariables),
 		Description: "deploybot's smoke flow for environment " + env.Name + ": the health gate runs it once per deploy, on a worker of the new revision; " +
 			"destroying the environment (or health_gate.flow_run: false) deletes this deployment.",
 	}, maps.Clone(tags))

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 
@@ -58,8 +59,16 @@ type DeploymentSpec struct {
 	// WorkPool and WorkQueue are where its runs go: the environment's pool,
 	// and a queue of deploybot's own, which no team's deployment uses.
 	WorkPool, WorkQueue string
-	// JobVariables override the pool's defaults for its runs (the smallest
-	// Fargate size: the run only imports Prefect and prints a line).
+	// Defaults, when set, are the pool's defaults as the file asks for
+	// them, sent as the deployment's own job variables: Prefect lays a
+	// deployment's job variables over the pool's defaults
+	// (docs/research/prefect-flow-runs.md §A.4), so the smoke run gets the
+	// new settings while the pool still has the old ones. A default
+	// deploybot resets (nil) is not sent: a job variable cannot unset one.
+	Defaults *JobDefaults
+	// JobVariables override the pool's defaults (and Defaults) for its
+	// runs (the smallest Fargate size: the run only imports Prefect and
+	// prints a line).
 	JobVariables map[string]any
 	Description  string
 }
@@ -76,7 +85,11 @@ type DeploymentModel struct {
 	ParameterSchema        string `attr:"parameter_schema"`
 	EnforceParameterSchema bool   `attr:"enforce_parameter_schema"`
 	JobVariables           string `attr:"job_variables"`
-	Paused                 bool   `attr:"paused"`
+	// PoolDefaults are its other job variables, the pool's defaults as the
+	// file asks for them (DeploymentSpec.Defaults), by their digest: the
+	// plan shows them once, in the work pool's block.
+	PoolDefaults string `attr:"pool_defaults"`
+	Paused       bool   `attr:"paused"`
 }
 
 // Deployment is the smoke deployment kind. Its labels are its tags: the
@@ -141,12 +154,56 @@ func canonical(v any) string {
 	return string(b)
 }
 
+// jobVariables are the deployment's job variables: Defaults (without
+// those reset) with JobVariables on top.
+func (s DeploymentSpec) jobVariables(refs resource.Refs) map[string]any {
+	out := map[string]any{}
+	if s.Defaults != nil {
+		for k, v := range s.Defaults.values(refs) {
+			if v != nil {
+				out[k] = v
+			}
+		}
+	}
+	maps.Copy(out, s.JobVariables)
+	return out
+}
+
 // Desired implements resource.Impl.
-func (deploymentKind) Desired(r *deployment, _ resource.Refs) DeploymentModel {
+func (deploymentKind) Desired(r *deployment, refs resource.Refs) DeploymentModel {
 	s := r.Spec
+	own, pool := s.split(s.jobVariables(refs))
 	return DeploymentModel{WorkPool: s.WorkPool, WorkQueue: s.WorkQueue, Entrypoint: SmokeEntrypoint,
 		PullSteps: describeSteps(pullSteps()), ParameterSchema: canonical(parameterSchema()), EnforceParameterSchema: true,
-		JobVariables: canonical(orEmptyMap(s.JobVariables))}
+		JobVariables: canonical(own), PoolDefaults: describeDefaults(pool)}
+}
+
+// split parts job variables into the spec's own (JobVariables' keys) and
+// the rest (the pool's defaults).
+func (s DeploymentSpec) split(vars map[string]any) (own, pool map[string]any) {
+	own, pool = map[string]any{}, map[string]any{}
+	for k, v := range vars {
+		if _, ok := s.JobVariables[k]; ok {
+			own[k] = v
+		} else {
+			pool[k] = v
+		}
+	}
+	return own, pool
+}
+
+// describeDefaults is how a plan shows the pool's defaults the deployment
+// carries: their digest ("none" without any; unknown while a value is).
+func describeDefaults(vars map[string]any) string {
+	if len(vars) == 0 {
+		return "none"
+	}
+	c := canonical(vars)
+	if strings.Contains(c, unknown) {
+		return unknown
+	}
+	sum := sha256.Sum256([]byte(c))
+	return "the work pool's defaults (sha256 " + hex.EncodeToString(sum[:])[:12] + ")"
 }
 
 // describeSteps is how a plan shows pull steps: each step's function and
@@ -197,10 +254,10 @@ func (deploymentKind) Read(ctx context.Context, x *xd, r *deployment) (*foundDep
 	if d == nil {
 		return nil, nil
 	}
-	return foundOfDeployment(d), nil
+	return foundOfDeployment(*r.Spec, d), nil
 }
 
-func foundOfDeployment(d *prefectapi.Deployment) *foundDep {
+func foundOfDeployment(s DeploymentSpec, d *prefectapi.Deployment) *foundDep {
 	str := func(p *string) string {
 		if p == nil {
 			return ""
@@ -214,7 +271,9 @@ func foundOfDeployment(d *prefectapi.Deployment) *foundDep {
 	}
 	m := DeploymentModel{WorkPool: str(d.WorkPoolName), WorkQueue: str(d.WorkQueueName), Entrypoint: str(d.Entrypoint),
 		PullSteps: describeSteps(d.PullSteps), ParameterSchema: canonical(schema), EnforceParameterSchema: d.EnforceParameterSchema,
-		JobVariables: canonical(orEmptyMap(d.JobVariables)), Paused: d.Paused}
+		Paused: d.Paused}
+	own, pool := s.split(d.JobVariables)
+	m.JobVariables, m.PoolDefaults = canonical(own), describeDefaults(pool)
 	labels := map[string]string{}
 	for k, v := range d.Labels {
 		if s, ok := v.(string); ok {
@@ -226,7 +285,7 @@ func foundOfDeployment(d *prefectapi.Deployment) *foundDep {
 
 // upsert writes every field deploybot owns (the upsert sets only the
 // fields sent, §C.2), the tags as the deployment's labels.
-func upsert(ctx context.Context, x *xd, r *deployment) (resource.Outputs, error) {
+func upsert(ctx context.Context, x *xd, r *deployment, refs resource.Refs) (resource.Outputs, error) {
 	if x.API == nil {
 		return nil, errors.New("no Prefect API client: the smoke deployment cannot be written")
 	}
@@ -242,7 +301,7 @@ func upsert(ctx context.Context, x *xd, r *deployment) (resource.Outputs, error)
 	d, _, err := x.API.UpsertDeployment(ctx, prefectapi.DeploymentCreate{
 		Name: s.Name, FlowID: f.ID, WorkPoolName: s.WorkPool, WorkQueueName: s.WorkQueue, Entrypoint: SmokeEntrypoint,
 		PullSteps: pullSteps(), Parameters: map[string]any{}, ParameterOpenAPISchema: parameterSchema(), EnforceParameterSchema: true,
-		JobVariables: orEmptyMap(s.JobVariables), Paused: false, Tags: []string{"deploybot"}, Labels: labels, Description: s.Description,
+		JobVariables: s.jobVariables(refs), Paused: false, Tags: []string{"deploybot"}, Labels: labels, Description: s.Description,
 	})
 	if prefectapi.StatusOf(err) == http.StatusNotFound {
 		return nil, fmt.Errorf("the smoke deployment's work pool %q does not exist: %w", s.WorkPool, err)
@@ -254,13 +313,13 @@ func upsert(ctx context.Context, x *xd, r *deployment) (resource.Outputs, error)
 }
 
 // Create implements resource.Impl.
-func (deploymentKind) Create(ctx context.Context, x *xd, r *deployment, _ resource.Refs) (resource.Outputs, error) {
-	return upsert(ctx, x, r)
+func (deploymentKind) Create(ctx context.Context, x *xd, r *deployment, refs resource.Refs) (resource.Outputs, error) {
+	return upsert(ctx, x, r, refs)
 }
 
 // Update implements resource.Impl: the same upsert (it keeps the id).
-func (deploymentKind) Update(ctx context.Context, x *xd, r *deployment, _ *resource.Delta[DeploymentModel, struct{}], _ resource.Refs) (resource.Outputs, error) {
-	return upsert(ctx, x, r)
+func (deploymentKind) Update(ctx context.Context, x *xd, r *deployment, _ *resource.Delta[DeploymentModel, struct{}], refs resource.Refs) (resource.Outputs, error) {
+	return upsert(ctx, x, r, refs)
 }
 
 // Delete implements resource.Impl. Prefect also deletes the deployment's
