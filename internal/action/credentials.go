@@ -32,11 +32,13 @@ const tokenAttempts = 4
 // than that (docs/research/github-actions.md §2.4 items 1 and 3, §2.5).
 const stsAttempts = 8
 
-// ErrNoIDToken says the job cannot get a GitHub OIDC token.
-type ErrNoIDToken struct{}
+// ErrNoIDToken says the job cannot get a GitHub OIDC token: the runner
+// sets both variables only for a job granted `id-token: write`
+// (docs/research/github-actions.md §2.1), so Missing names the one absent.
+type ErrNoIDToken struct{ Missing string }
 
-func (ErrNoIDToken) Error() string {
-	return "no GitHub OIDC token: ACTIONS_ID_TOKEN_REQUEST_URL is not set; give the job `permissions: id-token: write` (fork pull requests never get one)"
+func (e ErrNoIDToken) Error() string {
+	return "no GitHub OIDC token: " + e.Missing + " is not set; give the job `permissions: id-token: write` and let the runner set it (fork pull requests never get one)"
 }
 
 // TokenRefusedError: GitHub's token endpoint answered 401 or 403. That is
@@ -71,8 +73,10 @@ func (t oidcStatusTransport) RoundTrip(req *http.Request) (*http.Response, error
 // long-lived key is read or written anywhere. Its errors do not name the
 // environment: failure() does, once.
 func (r *run) awsConfig(ctx context.Context, env *config.Environment, role, purpose string) (aws.Config, error) {
-	if r.o.Getenv("ACTIONS_ID_TOKEN_REQUEST_URL") == "" || r.o.Getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN") == "" {
-		return aws.Config{}, ErrNoIDToken{}
+	for _, v := range []string{"ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"} {
+		if r.o.Getenv(v) == "" {
+			return aws.Config{}, ErrNoIDToken{Missing: v}
+		}
 	}
 	if role == "" {
 		return aws.Config{}, fmt.Errorf("aws.%s_role_arn is not set in %s", purpose, env.File)

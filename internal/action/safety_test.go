@@ -299,33 +299,66 @@ func TestGHEDataResidencyAPIURL(t *testing.T) {
 	}
 }
 
-// TestWrongOIDCRequestTokenIsFinal is issue 11 item 15: a 401 from the
-// token endpoint is not retried (no 14 s of waits), and the message is one
-// line that says what is wrong, naming the environment once.
+// TestWrongOIDCRequestTokenIsFinal is issue 11 item 15: a 401 (a request
+// token that is not the job's) or a 403 (a job without `id-token: write`)
+// from the token endpoint is not retried (no 14 s of waits), and the
+// message is one line that says which input or permission is wrong, naming
+// the environment once; a variable the runner did not set is named without
+// asking at all.
 func TestWrongOIDCRequestTokenIsFinal(t *testing.T) {
-	h := newHarness(t)
-	h.openPR("environments/qa.yaml")
-	h.prEvent("pull_request.opened.json")
-	h.env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "not-this-jobs-token"
-	before := h.clock.Now()
-	if code := h.run(); code != 1 {
-		t.Fatalf("exit %d\n%s", code, h.stdout.String())
-	}
-	if waited := h.clock.Now().Sub(before); waited > time.Second {
-		t.Errorf("waited %s on a final refusal", waited)
-	}
-	if n := h.gh.CountRequests("GET", "idtoken"); n > 1 {
-		t.Errorf("%d token requests", n)
-	}
-	log := h.stdout.String()
-	if !strings.Contains(log, "::error title=deploybot::qa: GitHub refused the OIDC token request (HTTP 401): ACTIONS_ID_TOKEN_REQUEST_TOKEN is not this job's") {
-		t.Errorf("log:\n%s", log)
-	}
-	if strings.Contains(log, "qa: qa:") || strings.Contains(log, "plan qa") {
-		t.Errorf("the environment's name is repeated:\n%s", log)
-	}
-	if c := h.botComments()["qa"]; strings.Count(c.Body, "\n") > 12 {
-		t.Errorf("the comment is not short:\n%s", c.Body)
+	for _, c := range []struct {
+		name     string
+		setup    func(h *harness)
+		requests int
+		want     string
+	}{
+		{"401 a request token that is not the job's", func(h *harness) {
+			h.env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "not-this-jobs-token"
+		}, 1, "::error title=deploybot::qa: GitHub refused the OIDC token request (HTTP 401): ACTIONS_ID_TOKEN_REQUEST_TOKEN is not this job's; let the runner set it"},
+		{"403 a job without id-token: write", func(h *harness) {
+			h.gh.SetOIDC(githubsim.OIDC{RequestToken: oidcToken, Repository: repoFull, Ref: "refs/pull/2/merge",
+				EventName: "pull_request", NoIDTokenPermission: true})
+		}, 1, "::error title=deploybot::qa: GitHub refused the OIDC token request (HTTP 403): the job needs `permissions: id-token: write`"},
+		{"no request token", func(h *harness) { delete(h.env, "ACTIONS_ID_TOKEN_REQUEST_TOKEN") },
+			0, "::error title=deploybot::qa: no GitHub OIDC token: ACTIONS_ID_TOKEN_REQUEST_TOKEN is not set; give the job `permissions: id-token: write`"},
+		{"no request URL", func(h *harness) { delete(h.env, "ACTIONS_ID_TOKEN_REQUEST_URL") },
+			0, "::error title=deploybot::qa: no GitHub OIDC token: ACTIONS_ID_TOKEN_REQUEST_URL is not set; give the job `permissions: id-token: write`"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.openPR("environments/qa.yaml")
+			h.prEvent("pull_request.opened.json")
+			c.setup(h)
+			before := h.clock.Now()
+			if code := h.run(); code != 1 {
+				t.Fatalf("exit %d\n%s", code, h.stdout.String())
+			}
+			if waited := h.clock.Now().Sub(before); waited > time.Second {
+				t.Errorf("waited %s on a final refusal", waited)
+			}
+			if n := h.gh.CountRequests("GET", "idtoken"); n != c.requests {
+				t.Errorf("%d token requests, want %d", n, c.requests)
+			}
+			log := h.stdout.String()
+			var errLines []string
+			for _, l := range strings.Split(log, "\n") {
+				if strings.HasPrefix(l, "::error") {
+					errLines = append(errLines, l)
+				}
+			}
+			if len(errLines) != 1 || !strings.HasPrefix(errLines[0], c.want) {
+				t.Errorf("error lines %q, want one starting %q\nlog:\n%s", errLines, c.want, log)
+			}
+			if strings.Contains(log, "qa: qa:") || strings.Contains(log, "plan qa") {
+				t.Errorf("the environment's name is repeated:\n%s", log)
+			}
+			if strings.Contains(log, "attempt") {
+				t.Errorf("a final refusal was retried:\n%s", log)
+			}
+			if c := h.botComments()["qa"]; strings.Count(c.Body, "\n") > 12 {
+				t.Errorf("the comment is not short:\n%s", c.Body)
+			}
+		})
 	}
 }
 

@@ -34,6 +34,13 @@ type OIDC struct {
 	Issuer string
 	// FailNext makes the next N token requests answer 500.
 	FailNext int
+	// NoIDTokenPermission: the request token is the job's, but the job's
+	// `permissions:` do not grant `id-token: write`, so GitHub will not
+	// issue an ID token (docs/research/github-actions.md §2.1: "You won't be
+	// able to request the OIDC JWT ID token if the permissions setting for
+	// id-token is set to read or none"). The docs give no status code; the
+	// endpoint is modelled as refusing an authenticated request, 403.
+	NoIDTokenPermission bool
 }
 
 // Claims are the claims GitHub puts in an Actions ID token (oidc.md via
@@ -98,6 +105,11 @@ func (s *Server) serveOIDC(w http.ResponseWriter, r *http.Request) {
 	o := &s.oidc
 	if r.Header.Get("Authorization") != "Bearer "+o.RequestToken || o.RequestToken == "" {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Unauthorized"})
+		return
+	}
+	if o.NoIDTokenPermission {
+		s.log[len(s.log)-1].Status = http.StatusForbidden
+		writeJSON(w, http.StatusForbidden, map[string]string{"message": "Forbidden"})
 		return
 	}
 	if o.FailNext > 0 {
