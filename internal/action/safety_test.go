@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploybot/deploybot/internal/action"
 	"github.com/deploybot/deploybot/internal/deploy"
@@ -281,6 +282,49 @@ func TestPlanWhoseCommentCannotBeSavedFails(t *testing.T) {
 			t.Errorf("comments = %+v", h.gh.Comments(repoFull, 2))
 		}
 	})
+}
+
+// TestAmbiguousGitHubFailuresDuplicateNothing: a POST that GitHub carried
+// out before answering 5xx (a request stopped after 10 s, docs/research/github-actions.md
+// §3.3) is not simply sent again: the PR comment, the Deployment and its
+// statuses each exist once, as when nothing failed.
+func TestAmbiguousGitHubFailuresDuplicateNothing(t *testing.T) {
+	h := newHarness(t)
+	h.openPR("environments/staging.yaml")
+	h.prEvent("pull_request.opened.json")
+	h.gh.ServerErrorsAfterWrite("POST", "/comments", 502)
+	if code := h.run(); code != 0 {
+		t.Fatalf("plan: exit %d\n%s", code, h.stdout.String())
+	}
+	if cs := h.gh.Comments(repoFull, 2); len(cs) != 1 {
+		t.Errorf("%d comments on the pull request, want 1:\n%s", len(cs), h.stdout.String())
+	}
+
+	h.merge("environments/staging.yaml")
+	h.resetFiles()
+	// The create, then the in_progress and the final status, each done
+	// and answered with a server error.
+	h.gh.ServerErrorsAfterWrite("POST", "/deployments", 502, 503, 504)
+	if code := h.run(); code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, h.stdout.String())
+	}
+	deps := h.gh.Deployments(repoFull)
+	if len(deps) != 1 {
+		t.Fatalf("%d deployments, want 1:\n%s", len(deps), h.stdout.String())
+	}
+	var states []string
+	for _, st := range deps[0].Statuses {
+		states = append(states, st.State)
+	}
+	if diff := cmp.Diff([]string{"in_progress", "success"}, states); diff != "" {
+		t.Errorf("deployment states (-want +got):\n%s", diff)
+	}
+	if n := strings.Count(h.stdout.String(), "GitHub had done it before failing"); n != 3 {
+		t.Errorf("said %d times that GitHub had done it, want 3:\n%s", n, h.stdout.String())
+	}
+	if h.outputs()["result"] != "applied" {
+		t.Errorf("outputs = %v", h.outputs())
+	}
 }
 
 // TestGHEDataResidencyAPIURL is issue 11 item 14: the runner's

@@ -88,6 +88,10 @@ type Client struct {
 	clock      clock.Clock
 	redact     func(string) string
 	onEvent    func(string)
+	// serverRetries and maxWait bound Client.create as they bound the
+	// transport's retries.
+	serverRetries int
+	maxWait       time.Duration
 
 	loginMu  sync.Mutex
 	botLogin string
@@ -155,7 +159,7 @@ func New(o Options) (*Client, error) {
 		o.Redact = func(s string) string { return s }
 	}
 	return &Client{rest: rest, graphqlURL: graphqlURL(o.GraphQLURL, rest.BaseURL), clock: o.Clock,
-		botLogin: o.BotLogin, redact: o.Redact, onEvent: o.OnEvent}, nil
+		botLogin: o.BotLogin, redact: o.Redact, onEvent: o.OnEvent, serverRetries: retrying.serverRetries, maxWait: o.MaxWait}, nil
 }
 
 // graphqlURL is GITHUB_GRAPHQL_URL, or the GraphQL endpoint next to the

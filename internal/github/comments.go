@@ -142,8 +142,21 @@ func (c *Client) UpsertComment(ctx context.Context, owner, repo string, pr int, 
 		c.onEvent(fmt.Sprintf("comment %d for %s belongs to another account and cannot be edited: posting a new one", existing.ID, env))
 	}
 
-	ic, err := c.withCut(env, body, func(b string) (*gh.IssueComment, error) {
-		ic, _, err := c.rest.Issues.CreateComment(ctx, owner, repo, pr, &gh.IssueComment{Body: gh.String(b)})
+	ic, err := c.withCut(env, body, func(b string) (ic *gh.IssueComment, err error) {
+		err = c.create(ctx, "create comment for "+env, func() (err error) {
+			ic, _, err = c.rest.Issues.CreateComment(ctx, owner, repo, pr, &gh.IssueComment{Body: gh.String(b)})
+			return err
+		}, func() (bool, error) {
+			// The failed attempt's comment is this identity's newest for env.
+			cs, err := c.envComments(ctx, owner, repo, pr, env)
+			if err != nil || len(cs) == 0 {
+				return false, err
+			}
+			made := cs[len(cs)-1]
+			url, err := c.editComment(ctx, owner, repo, &made, b)
+			ic = &gh.IssueComment{ID: gh.Int64(made.ID), HTMLURL: gh.String(url), Body: gh.String(b), User: &gh.User{Login: gh.String(made.Author)}}
+			return err == nil, err
+		})
 		return ic, err
 	})
 	if err != nil {

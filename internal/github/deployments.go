@@ -2,6 +2,9 @@ package github
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -39,10 +42,26 @@ func (c *Client) CreateDeployment(ctx context.Context, owner, repo string, d New
 		Description:          gh.String(cut140(c.redact(d.Description))),
 		TransientEnvironment: gh.Bool(false),
 	}
-	if d.Payload != nil {
-		req.Payload = d.Payload
+	// The payload carries a key of this request, so that after an
+	// ambiguous failure the deployment it may have made is told from
+	// others of the same commit and environment (a re-run's).
+	key, err := requestKey()
+	if err != nil {
+		return 0, fmt.Errorf("create deployment of %s: %w", d.Environment, err)
 	}
-	dep, _, err := c.rest.Repositories.CreateDeployment(ctx, owner, repo, req)
+	payload := map[string]any{RequestKeyField: key}
+	for k, v := range d.Payload {
+		payload[k] = v
+	}
+	req.Payload = payload
+	var dep *gh.Deployment
+	err = c.create(ctx, "create deployment of "+d.Environment, func() (err error) {
+		dep, _, err = c.rest.Repositories.CreateDeployment(ctx, owner, repo, req)
+		return err
+	}, func() (bool, error) {
+		dep, err = c.findDeployment(ctx, owner, repo, d, key)
+		return dep != nil, err
+	})
 	if err != nil {
 		var acc *gh.AcceptedError
 		if errors.As(err, &acc) {
@@ -51,6 +70,40 @@ func (c *Client) CreateDeployment(ctx context.Context, owner, repo string, d New
 		return 0, fmt.Errorf("create deployment of %s: %w", d.Environment, err)
 	}
 	return dep.GetID(), nil
+}
+
+// RequestKeyField is the payload field that names the CreateDeployment call
+// that made a deployment.
+const RequestKeyField = "deploybot_request"
+
+func requestKey() (string, error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("a request key: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// findDeployment returns the deployment of d's commit, environment and task
+// whose payload carries key, or nil.
+func (c *Client) findDeployment(ctx context.Context, owner, repo string, d NewDeployment, key string) (*gh.Deployment, error) {
+	opts := &gh.DeploymentsListOptions{SHA: d.Ref, Task: "deploy", Environment: d.Environment, ListOptions: gh.ListOptions{PerPage: perPage}}
+	for {
+		page, resp, err := c.rest.Repositories.ListDeployments(ctx, owner, repo, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list deployments of %s: %w", d.Environment, err)
+		}
+		for _, dep := range page {
+			var p map[string]any
+			if json.Unmarshal(dep.Payload, &p) == nil && p[RequestKeyField] == key {
+				return dep, nil
+			}
+		}
+		if resp.NextPage == 0 {
+			return nil, nil
+		}
+		opts.Page = resp.NextPage
+	}
 }
 
 // Status is one deployment status.
@@ -70,7 +123,21 @@ func (c *Client) SetDeploymentStatus(ctx context.Context, owner, repo string, id
 	if s.EnvironmentURL != "" {
 		req.EnvironmentURL = gh.String(s.EnvironmentURL)
 	}
-	if _, _, err := c.rest.Repositories.CreateDeploymentStatus(ctx, owner, repo, id, req); err != nil {
+	err := c.create(ctx, fmt.Sprintf("set status %s of deployment %d", s.State, id), func() error {
+		_, _, err := c.rest.Repositories.CreateDeploymentStatus(ctx, owner, repo, id, req)
+		return err
+	}, func() (bool, error) {
+		// Done when the newest status is this one: a status is a state,
+		// and the deployment is in it.
+		sts, _, err := c.rest.Repositories.ListDeploymentStatuses(ctx, owner, repo, id, &gh.ListOptions{PerPage: 1})
+		if err != nil || len(sts) == 0 {
+			return false, err
+		}
+		st := sts[0]
+		return st.GetState() == req.GetState() && st.GetDescription() == req.GetDescription() &&
+			st.GetLogURL() == req.GetLogURL() && st.GetEnvironmentURL() == req.GetEnvironmentURL(), nil
+	})
+	if err != nil {
 		return fmt.Errorf("deployment %d: set status %s: %w", id, s.State, err)
 	}
 	return nil

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -582,8 +584,98 @@ func TestDeployments(t *testing.T) {
 	if d.AutoMerge == nil || *d.AutoMerge || d.RequiredContexts == nil || len(*d.RequiredContexts) != 0 || d.Environment != "staging" || d.TransientEnvironment {
 		t.Errorf("deployment request = %+v", d)
 	}
-	if string(d.Payload) != `{"fingerprint":"abc"}` || d.Statuses[1].LogURL == "" || d.Statuses[1].EnvironmentURL == "" {
+	var payload map[string]any
+	if err := json.Unmarshal(d.Payload, &payload); err != nil || payload["fingerprint"] != "abc" || len(fmt.Sprint(payload[github.RequestKeyField])) != 16 ||
+		d.Statuses[1].LogURL == "" || d.Statuses[1].EnvironmentURL == "" {
 		t.Errorf("payload=%s statuses=%+v", d.Payload, d.Statuses)
+	}
+}
+
+// TestCreatesAreDoneOnce: every POST that creates something, answered with
+// a 5xx, is done exactly once, whether GitHub had done it before failing
+// (then it is found, not repeated) or not (then it is repeated), and the
+// caller gets what was made.
+func TestCreatesAreDoneOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ops := []struct {
+		name, path string
+		setup      func(f *fixture) // what must exist first
+		do         func(f *fixture) error
+		count      func(f *fixture) int
+	}{
+		{"pull request comment", "/issues/2/comments", nil, func(f *fixture) error {
+			url, created, err := f.client.UpsertComment(ctx, owner, name, pr, "staging", body("staging", "a", "x"))
+			if err == nil && (url == "" || !created) {
+				err = fmt.Errorf("url %q created %v", url, created)
+			}
+			return err
+		}, func(f *fixture) int { return len(f.sim.Comments(repo, pr)) }},
+		{"deployment", "/deployments", nil, func(f *fixture) error {
+			id, err := f.client.CreateDeployment(ctx, owner, name, github.NewDeployment{Ref: "c4295bd", Environment: "staging"})
+			if err == nil && id == 0 {
+				err = errors.New("no deployment id")
+			}
+			return err
+		}, func(f *fixture) int { return len(f.sim.Deployments(repo)) }},
+		{"deployment status", "/statuses", func(f *fixture) {
+			if _, err := f.client.CreateDeployment(ctx, owner, name, github.NewDeployment{Ref: "c4295bd", Environment: "staging"}); err != nil {
+				t.Fatal(err)
+			}
+		}, func(f *fixture) error {
+			return f.client.SetDeploymentStatus(ctx, owner, name, f.sim.Deployments(repo)[0].ID, github.Status{State: github.StateSuccess, Description: "applied"})
+		}, func(f *fixture) int { return len(f.sim.Deployments(repo)[0].Statuses) }},
+		{"drift issue", "/issues", nil, func(f *fixture) error {
+			_, created, err := f.client.UpsertDriftIssue(ctx, owner, name, "staging", "Drift in staging", "2 to change")
+			if err == nil && !created {
+				err = errors.New("not created")
+			}
+			return err
+		}, func(f *fixture) int { return len(f.sim.Issues(repo)) }},
+		{"drift issue's closing comment", "/comments", func(f *fixture) {
+			if _, _, err := f.client.UpsertDriftIssue(ctx, owner, name, "staging", "Drift in staging", "2 to change"); err != nil {
+				t.Fatal(err)
+			}
+		}, func(f *fixture) error {
+			closed, err := f.client.CloseDriftIssue(ctx, owner, name, "staging", "The drift is gone.")
+			if err == nil && !closed {
+				err = errors.New("not closed")
+			}
+			return err
+		}, func(f *fixture) int { return len(f.sim.Comments(repo, f.sim.Issues(repo)[0].Number)) }},
+	}
+	for _, op := range ops {
+		for _, written := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s, written %v", op.name, written), func(t *testing.T) {
+				f := newFixture(t, func(o *github.Options) { o.BotLogin = githubsim.BotLogin })
+				if op.setup != nil {
+					op.setup(f)
+				}
+				posts := f.sim.CountRequests("POST", op.path)
+				if written {
+					f.sim.ServerErrorsAfterWrite("POST", op.path, 502)
+				} else {
+					f.sim.ServerErrorsFor("POST", op.path, 502)
+				}
+				if err := op.do(f); err != nil {
+					t.Fatal(err)
+				}
+				if n := op.count(f); n != 1 {
+					t.Errorf("%d made, want 1", n)
+				}
+				// Found, the failed POST is not sent again; not found, once more.
+				want := 2
+				if written {
+					want = 1
+				}
+				if n := f.sim.CountRequests("POST", op.path) - posts; n != want {
+					t.Errorf("%d POSTs, want %d", n, want)
+				}
+				if u := f.sim.Unexpected(); len(u) != 0 {
+					t.Errorf("unexpected requests: %v", u)
+				}
+			})
+		}
 	}
 }
 

@@ -60,7 +60,13 @@ func (c *Client) UpsertDriftIssue(ctx context.Context, owner, repo, env, title, 
 		}
 		return is.GetHTMLURL(), false, nil
 	}
-	is, _, err = c.rest.Issues.Create(ctx, owner, repo, &gh.IssueRequest{Title: gh.String(title), Body: gh.String(full), Labels: &[]string{DriftLabel}})
+	err = c.create(ctx, "open drift issue of "+env, func() (err error) {
+		is, _, err = c.rest.Issues.Create(ctx, owner, repo, &gh.IssueRequest{Title: gh.String(title), Body: gh.String(full), Labels: &[]string{DriftLabel}})
+		return err
+	}, func() (bool, error) {
+		is, err = c.findDriftIssue(ctx, owner, repo, env)
+		return is != nil, err
+	})
 	if err != nil {
 		return "", false, fmt.Errorf("open drift issue of %s: %w", env, err)
 	}
@@ -74,7 +80,24 @@ func (c *Client) CloseDriftIssue(ctx context.Context, owner, repo, env, why stri
 	if err != nil || is == nil {
 		return false, err
 	}
-	if _, _, err := c.rest.Issues.CreateComment(ctx, owner, repo, is.GetNumber(), &gh.IssueComment{Body: gh.String(c.redact(why))}); err != nil {
+	why = c.redact(why)
+	err = c.create(ctx, "comment on drift issue of "+env, func() error {
+		_, _, err := c.rest.Issues.CreateComment(ctx, owner, repo, is.GetNumber(), &gh.IssueComment{Body: gh.String(why)})
+		return err
+	}, func() (bool, error) {
+		login, err := c.Login(ctx)
+		if err != nil {
+			return false, err
+		}
+		all, err := c.listComments(ctx, owner, repo, is.GetNumber())
+		for _, ic := range all {
+			if ic.GetBody() == why && strings.EqualFold(ic.GetUser().GetLogin(), login) {
+				return true, nil
+			}
+		}
+		return false, err
+	})
+	if err != nil {
 		return false, fmt.Errorf("comment on drift issue of %s: %w", env, err)
 	}
 	if _, _, err := c.rest.Issues.Edit(ctx, owner, repo, is.GetNumber(), &gh.IssueRequest{State: gh.String("closed"), StateReason: gh.String("completed")}); err != nil {

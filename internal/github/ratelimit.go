@@ -28,9 +28,11 @@ import (
 // Server errors (5xx) and broken connections are retried the way GitHub's
 // own JavaScript client does (octokit/plugin-retry.js: 3 retries, waiting
 // (n+1)² seconds, never for 400, 401, 403, 404, 410, 422 or 451), obeying a
-// Retry-After the server sends. A broken connection is retried only for
-// methods that may be repeated (GET, HEAD, PUT, PATCH, DELETE: deploybot's
-// PATCHes set whole values): a POST may have been done.
+// Retry-After the server sends, but only for requests that may be repeated
+// (repeatable): a POST that creates something may have been done although
+// GitHub answered 5xx (docs/research/github-actions.md §3.3 "Server errors
+// and timeouts"), so Client.create retries those, after looking for what
+// the failed attempt made.
 type retryTransport struct {
 	base          http.RoundTripper
 	clock         clock.Clock
@@ -57,7 +59,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		resp, err := t.base.RoundTrip(r)
 		if err != nil {
-			if req.Context().Err() != nil || failures >= t.serverRetries || !repeatable(req.Method) {
+			if req.Context().Err() != nil || failures >= t.serverRetries || !repeatable(req) {
 				return nil, err
 			}
 			failures++
@@ -77,12 +79,8 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			continue
 		}
-		if resp.StatusCode >= 500 && failures < t.serverRetries {
-			wait := serverBackoff(failures + 1)
-			if d, ok := retryAfterHeader(resp); ok {
-				wait = d
-			}
-			if wait <= t.maxWait {
+		if resp.StatusCode >= 500 && failures < t.serverRetries && repeatable(req) {
+			if wait := serverWait(resp, failures+1); wait <= t.maxWait {
 				failures++
 				discard(resp)
 				if err := t.wait(req, wait, fmt.Sprintf("GitHub answered HTTP %d to %s %s", resp.StatusCode, req.Method, req.URL.Path), failures, t.serverRetries); err != nil {
@@ -104,12 +102,29 @@ func (t *retryTransport) wait(req *http.Request, d time.Duration, why string, n,
 // serverBackoff is octokit's (n)² seconds for the n-th retry.
 func serverBackoff(n int) time.Duration { return time.Duration(n*n) * time.Second }
 
-func repeatable(method string) bool {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+// serverWait is how long to wait before the n-th retry after the server
+// error resp (nil: a broken connection): its Retry-After, else serverBackoff.
+func serverWait(resp *http.Response, n int) time.Duration {
+	if resp != nil {
+		if d, ok := retryAfterHeader(resp); ok {
+			return d
+		}
+	}
+	return serverBackoff(n)
+}
+
+// repeatable says whether doing req twice is the same as doing it once:
+// every method but POST (deploybot's PATCHes and PUTs set whole values), and
+// the POSTs deploybot makes that create nothing new: GraphQL (it only
+// queries), an installation token (another one is as good), and labels
+// (adding a label an issue has changes nothing; creating one that exists is
+// a 422 the caller takes as done).
+func repeatable(req *http.Request) bool {
+	if req.Method != http.MethodPost {
 		return true
 	}
-	return false
+	p := req.URL.Path
+	return strings.HasSuffix(p, "/graphql") || strings.HasSuffix(p, "/access_tokens") || strings.HasSuffix(p, "/labels")
 }
 
 func discard(resp *http.Response) {

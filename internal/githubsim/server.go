@@ -302,6 +302,8 @@ func (s *Server) AddUserToken(token, login string) {
 type serverError struct {
 	method, pathPart string
 	status           int
+	// afterWrite: the request is carried out, then answered with status.
+	afterWrite bool
 }
 
 // ServerErrors makes the next requests answer these statuses (502, 503...)
@@ -315,6 +317,21 @@ func (s *Server) ServerErrorsFor(method, pathPart string, statuses ...int) {
 	defer s.mu.Unlock()
 	for _, st := range statuses {
 		s.serverErrors = append(s.serverErrors, serverError{method: method, pathPart: pathPart, status: st})
+	}
+}
+
+// ServerErrorsAfterWrite is ServerErrorsFor where GitHub did the request
+// before it failed: the write is made (a comment, a deployment exists) and
+// the client still gets the 5xx. GitHub stops a request that takes more than
+// 10 seconds and answers a timeout with "Server Error"
+// (https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api#timeouts,
+// docs/research/github-actions.md §3.3), and does not say whether the write
+// was done by then: a client cannot tell this from a request never served.
+func (s *Server) ServerErrorsAfterWrite(method, pathPart string, statuses ...int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range statuses {
+		s.serverErrors = append(s.serverErrors, serverError{method: method, pathPart: pathPart, status: st, afterWrite: true})
 	}
 }
 
@@ -625,6 +642,9 @@ func (s *Server) routes() http.Handler {
 		if len(s.serverErrors) > 0 {
 			if e := s.serverErrors[0]; (e.method == "" || e.method == r.Method) && strings.Contains(r.URL.Path, e.pathPart) {
 				s.serverErrors = s.serverErrors[1:]
+				if e.afterWrite {
+					mux.ServeHTTP(httptest.NewRecorder(), r) // done, and the answer lost
+				}
 				// What GitHub's front end answers when a backend is down.
 				writeJSON(rec, e.status, map[string]string{"message": "Server Error"})
 				return
