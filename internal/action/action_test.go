@@ -387,6 +387,7 @@ func TestDestroyNeedsTheExactConfirmation(t *testing.T) {
 		{"no environment is refused", "", "", 2},
 		{"an unknown environment is refused", "nope", "nope", 2},
 		{"the name itself destroys", "staging", "staging", 0},
+		{"a protected environment is refused at its protect line", "staging", "staging", 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -396,9 +397,21 @@ func TestDestroyNeedsTheExactConfirmation(t *testing.T) {
 			if code := h.run(); code != 0 {
 				t.Fatalf("apply: exit %d\n%s", code, h.stdout.String())
 			}
+			protected := strings.HasPrefix(tc.name, "a protected")
+			if protected {
+				f, err := os.OpenFile(filepath.Join(h.dir, "environments", "staging.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+				if err == nil {
+					_, err = f.WriteString("protect: true\n") // line 19
+					f.Close()
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
 			h.resetFiles()
 			h.world.ResetCalls()
 			h.sts.calls = nil
+			h.gh.ResetRequests()
 			h.event("workflow_dispatch", "workflow_dispatch.teardown.DERIVED.json", nil)
 			h.oidc("workflow_dispatch", "refs/heads/main", "staging")
 			h.env["INPUT_OPERATION"] = "destroy"
@@ -412,6 +425,19 @@ func TestDestroyNeedsTheExactConfirmation(t *testing.T) {
 			if tc.wantExit != 0 {
 				if h.awsCalls() != 0 {
 					t.Errorf("a refused destroy made %d AWS calls", h.awsCalls())
+				}
+				if n := h.gh.CountRequests("GET", "idtoken"); n != 0 {
+					t.Errorf("a refused destroy asked for %d OIDC tokens", n)
+				}
+				if protected {
+					var found bool
+					for _, l := range strings.Split(h.stdout.String(), "\n") {
+						found = found || strings.HasPrefix(l, "::error ") && strings.Contains(l, "file=environments/staging.yaml") &&
+							strings.Contains(l, "line=19") && strings.Contains(l, `::protect: refusing to destroy environment "staging"`)
+					}
+					if !found {
+						t.Errorf("no annotation on the protect line:\n%s", h.stdout.String())
+					}
 				}
 				if h.outputs()["result"] != "refused" || !strings.Contains(h.summary(), "Refused before any AWS call") {
 					t.Errorf("result %q; summary:\n%s", h.outputs()["result"], h.summary())

@@ -17,6 +17,7 @@ import (
 	"github.com/deploybot/deploybot/internal/github"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/render"
+	"github.com/deploybot/deploybot/internal/stack"
 )
 
 // event parses the event payload at GITHUB_EVENT_PATH with go-github's types.
@@ -541,8 +542,12 @@ func (r *run) destroyFlow(ctx context.Context) error {
 	if r.in.confirm != env {
 		return exit.Inputf("refused to destroy %s (%s): the confirm input must be exactly the environment's name %q, got %q", env, ef.Path, env, r.in.confirm)
 	}
-	if ef.Env.Protect {
-		return exit.Inputf("refused to destroy %s: %s sets protect: true (set it to false in a reviewed pull request first)", env, ef.Path)
+	// The stack's guard (protect: true) refuses before any call, the
+	// same rule the CLI and the engine ask.
+	if st, err := stack.Build(ef.Env, ""); err != nil {
+		return err
+	} else if err := st.Refusal(plan.OpDestroy); err != nil {
+		return err
 	}
 	c, err := r.client()
 	if err != nil {

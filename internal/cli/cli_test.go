@@ -292,8 +292,9 @@ func TestProtectedEnvironmentIsNotDestroyed(t *testing.T) {
 	h := newHarness(t)
 	path := h.file("demo.yaml", configtest.Edit(baseEnv, map[int]string{23: "protect: true"}))
 	code := h.run("destroy", "-e", path, "--confirm", "demo")
-	if code != 1 || !strings.Contains(h.lastErr, `refusing to destroy environment "demo"`) || !strings.Contains(h.lastErr, "protect: true") {
-		t.Fatalf("exit %d\n%s", code, h.lastErr)
+	// Bad input, placed like any other: FILE:LINE: field: message, exit 2.
+	if want := path + `:23: protect: refusing to destroy environment "demo": the file sets protect: true`; code != 2 || !strings.HasPrefix(h.lastErr, want) {
+		t.Fatalf("exit %d, want 2 and %q\n%s", code, want, h.lastErr)
 	}
 	if h.awsCalls() != 0 {
 		t.Fatal("a protected destroy called AWS")

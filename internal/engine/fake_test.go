@@ -269,7 +269,7 @@ func (f *fixture) stack(rs []resource.Resource, leftovers ...resource.Resource) 
 	st := &stack.Stack{Environment: f.env.Name, File: f.env.File, Account: f.env.AWS.AccountID, Region: f.env.AWS.Region,
 		Resources: rs, Leftovers: leftovers}
 	if f.env.Protect {
-		st.Guards = append(st.Guards, stack.ProtectGuard(f.env.Name, f.env.File))
+		st.Guards = append(st.Guards, stack.ProtectGuard(f.env.Name, f.env.File, f.env.Lines["protect"]))
 	}
 	return st
 }

@@ -238,10 +238,17 @@ func (s *Stack) Refusal(op plan.Operation) error {
 }
 
 // ProtectedError: destroy of an environment whose file sets protect: true.
-type ProtectedError struct{ Environment, File string }
+// It is bad input, placed at the file's protect line like any other
+// (FILE:LINE: protect: …, exit 2, an annotation on that line in the
+// Actions log), raised before any call.
+type ProtectedError struct {
+	Environment string
+	*config.Errors
+}
 
-func (e *ProtectedError) Error() string {
-	return fmt.Sprintf("refusing to destroy environment %q: %s sets protect: true (set it to false in a reviewed change first)", e.Environment, e.File)
+func newProtectedError(environment, file string, line int) *ProtectedError {
+	return &ProtectedError{Environment: environment, Errors: &config.Errors{Problems: []config.Problem{{File: file, Line: line, Field: "protect",
+		Message: fmt.Sprintf("refusing to destroy environment %q: the file sets protect: true (set it to false in a reviewed change first); nothing was done", environment)}}}}
 }
 
 // Inventory says how to find every resource tagged for the environment,
@@ -488,7 +495,7 @@ func Build(env *config.Environment, apiKey string, opts ...BuildOption) (*Stack,
 		Inventory: Inventory{TagKey: resource.TagEnvironment, TagValue: env.Name, RolePath: names.RolePath,
 			RolePrefix: "deploybot-" + env.Name + "-", Keep: []string{"parameter" + names.LockParameter}}}
 	if env.Protect {
-		st.Guards = append(st.Guards, ProtectGuard(env.Name, env.File))
+		st.Guards = append(st.Guards, ProtectGuard(env.Name, env.File, env.Lines["protect"]))
 	}
 	return st, nil
 }
@@ -514,9 +521,9 @@ func credentialSecret(env *config.Environment, n Names, value secret.Value, vers
 }
 
 // ProtectGuard refuses to destroy an environment whose file sets protect:
-// true.
-func ProtectGuard(environment, file string) Guard {
-	return Guard{Operation: plan.OpDestroy, Err: &ProtectedError{Environment: environment, File: file},
+// true at line (0: not known).
+func ProtectGuard(environment, file string, line int) Guard {
+	return Guard{Operation: plan.OpDestroy, Err: newProtectedError(environment, file, line),
 		Note: fmt.Sprintf("%s sets protect: true: destroy will be refused", file)}
 }
 
