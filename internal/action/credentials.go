@@ -16,6 +16,7 @@ import (
 
 	"github.com/deploybot/deploybot/internal/clock"
 	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/event"
 )
 
 // stsAudience is the audience AWS expects in a GitHub ID token
@@ -164,7 +165,7 @@ func (t *idTokenRetriever) GetIdentityToken() ([]byte, error) {
 			return nil, &TokenRefusedError{Status: status}
 		}
 		last = err
-		t.r.log.info("", "GitHub OIDC token request failed (attempt %d of %d): %v", attempt+1, tokenAttempts, err)
+		t.r.say(event.Info, "", "GitHub OIDC token request failed (attempt %d of %d): %v", attempt+1, tokenAttempts, err)
 	}
 	return nil, fmt.Errorf("get GitHub OIDC token: %w", last)
 }

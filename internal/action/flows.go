@@ -218,7 +218,7 @@ func (r *run) reportSelection(sel selection) {
 		r.note("%s is deleted. deploybot does **not** destroy an environment because its file is gone; run the workflow with `operation: destroy` to tear it down.", render.Code(d))
 	}
 	for _, ef := range sel.Envs {
-		r.log.info(ef.Name, "selected (%s)", ef.Path)
+		r.say(event.Info, ef.Name, "selected (%s)", ef.Path)
 		r.selected = append(r.selected, ef.Name)
 	}
 }
@@ -236,7 +236,7 @@ func (r *run) nothingYet(all []*envFile) bool {
 	}
 	r.note("There are no environment files in %s yet, so there is nothing to %s. Add one (see the README's Quickstart) and deploybot plans it on its pull request.",
 		render.Code(r.in.envDir), what)
-	r.log.info("", "no environment files in %s: nothing to %s", r.in.envDir, what)
+	r.say(event.Info, "", "no environment files in %s: nothing to %s", r.in.envDir, what)
 	r.outcome = "no_changes"
 	return true
 }
@@ -256,7 +256,7 @@ func (r *run) planOne(ctx context.Context, ef *envFile) (*plan.Plan, error) {
 	}
 	p := res.Plan
 	s := p.Summary()
-	r.log.info(ef.Name, "plan: %d to add, %d to change, %d to replace, %d to destroy (fingerprint %s)", s.Add, s.Change, s.Replace, s.Destroy, fingerprint(p))
+	r.say(event.Info, ef.Name, "plan: %d to add, %d to change, %d to replace, %d to destroy (fingerprint %s)", s.Add, s.Change, s.Replace, s.Destroy, fingerprint(p))
 	return p, nil
 }
 
@@ -266,7 +266,7 @@ func (r *run) request(ef *envFile, cfg aws.Config) Request {
 		credential = r.in.prefectAuthString
 	}
 	return Request{Env: ef.Env, AWS: cfg, PrefectCredential: credential, Secrets: r.secrets, Clock: r.o.Clock, Getenv: r.o.Getenv,
-		Events: event.Func(func(e event.Event) { r.log.info(ef.Name, "%s", event.Text(e)) })}
+		Events: event.ForEnvironment(r.events, ef.Name)}
 }
 
 // comment upserts env's comment, recording the URL, or the error in
@@ -282,12 +282,12 @@ func (r *run) comment(ctx context.Context, pr int, env, body string, res *envRes
 			if created {
 				verb = "created"
 			}
-			r.log.info(env, "comment %s: %s", verb, res.CommentURL)
+			r.say(event.Info, env, "comment %s: %s", verb, res.CommentURL)
 			return
 		}
 	}
 	res.CommentErr = err
-	r.log.warning("%s: could not write the pull request comment: %v", env, err)
+	r.say(event.Warning, env, "could not write the pull request comment: %v", err)
 }
 
 // errorComment is the comment of an environment that could not be planned
@@ -324,7 +324,7 @@ func (r *run) skipFork(number int, headRepo string) error {
 	// A notice annotation shows on the run's page and the pull request's
 	// checks, where a reviewer looks when no plan comment appears
 	// (docs/research/github-actions.md §1.4).
-	r.log.noticeTitled("deploybot did not plan this fork's pull request", msg)
+	r.events.Emit(event.Event{Time: r.o.Clock.Now(), Level: event.Notice, Title: "deploybot did not plan this fork's pull request", Message: msg})
 	r.note("%s", fmt.Sprintf("**Not planned:** pull request #%d comes from the fork %s. GitHub gives fork pull requests no OIDC token, so deploybot cannot assume an AWS role: nothing was read or changed in AWS. To get a plan, push the branch to %s.",
 		number, render.Code(headRepo), render.Code(r.owner+"/"+r.repo)))
 	r.outcome = "skipped"
@@ -370,7 +370,7 @@ func (r *run) applyFlow(ctx context.Context) error {
 		if pr == nil {
 			r.note("Commit %s is not the merge of a pull request: nothing was reviewed, so no destroy or replacement will be applied.", render.Code(short(after)))
 		} else {
-			r.log.info("", "merged pull request #%d (head %s)", pr.Number, short(pr.HeadSHA))
+			r.say(event.Info, "", "merged pull request #%d (head %s)", pr.Number, short(pr.HeadSHA))
 		}
 	}
 	// Applies run one environment at a time, in file order: an apply
@@ -404,7 +404,7 @@ func (r *run) applyOne(ctx context.Context, c *github.Client, ef *envFile, after
 			return res
 		}
 		if found && reviewed.HeadSHA != "" && pr.HeadSHA != "" && !strings.HasPrefix(pr.HeadSHA, reviewed.HeadSHA) && !strings.HasPrefix(reviewed.HeadSHA, pr.HeadSHA) {
-			r.log.warning("%s: the reviewed plan was made for %s, but pull request #%d was merged at %s", ef.Name, short(reviewed.HeadSHA), pr.Number, short(pr.HeadSHA))
+			r.say(event.Warning, ef.Name, "the reviewed plan was made for %s, but pull request #%d was merged at %s", short(reviewed.HeadSHA), pr.Number, short(pr.HeadSHA))
 		}
 	}
 
@@ -415,7 +415,7 @@ func (r *run) applyOne(ctx context.Context, c *github.Client, ef *envFile, after
 	depID, err := c.CreateDeployment(ctx, r.owner, r.repo, github.NewDeployment{Ref: after, Environment: ef.Name,
 		Description: "deploybot apply of " + ef.Name, Payload: payload})
 	if err != nil {
-		r.log.warning("%s: could not record a GitHub Deployment: %v", ef.Name, err)
+		r.say(event.Warning, ef.Name, "could not record a GitHub Deployment: %v", err)
 	} else {
 		r.deploymentStatus(ctx, c, depID, ef.Name, github.Status{State: github.StateInProgress, Description: "applying", LogURL: r.runURL})
 	}
@@ -433,7 +433,7 @@ func (r *run) applyOne(ctx context.Context, c *github.Client, ef *envFile, after
 		}
 		var out *deploy.Result
 		out, err = r.o.Engine.Apply(ctx, req)
-		res.take(out, r.log, ef.Name)
+		res.take(out, r, ef.Name)
 	}
 	res.Err = err
 	if res.Report != nil && res.Report.Status != "" {
@@ -447,7 +447,7 @@ func (r *run) applyOne(ctx context.Context, c *github.Client, ef *envFile, after
 	if depID != 0 {
 		r.deploymentStatus(ctx, c, depID, ef.Name, github.Status{State: state, Description: desc, LogURL: r.runURL, EnvironmentURL: res.EnvURL})
 	}
-	r.log.info(ef.Name, "apply: %s", desc)
+	r.say(event.Info, ef.Name, "apply: %s", desc)
 
 	if pr != nil {
 		marker := render.Marker(ef.Name, reviewed.Fingerprint, reviewed.HeadSHA, reviewed.BaseSHA)
@@ -482,12 +482,12 @@ func deploymentOutcome(res *envResult) (state, desc string) {
 
 func (r *run) deploymentStatus(ctx context.Context, c *github.Client, id int64, env string, s github.Status) {
 	if err := c.SetDeploymentStatus(ctx, r.owner, r.repo, id, s); err != nil {
-		r.log.warning("%s: could not set the deployment status %s: %v", env, s.State, err)
+		r.say(event.Warning, env, "could not set the deployment status %s: %v", s.State, err)
 	}
 }
 
 // take records a deploy result: its plan, report and warnings.
-func (res *envResult) take(out *deploy.Result, log *logger, env string) {
+func (res *envResult) take(out *deploy.Result, r *run, env string) {
 	if out == nil {
 		return
 	}
@@ -502,11 +502,11 @@ func (res *envResult) take(out *deploy.Result, log *logger, env string) {
 		res.EnvURL = out.Preflight.WorkPoolURL
 	}
 	for _, w := range out.Warnings {
-		log.warning("%s: %s", env, w)
+		r.say(event.Warning, env, "%s", w)
 		res.Warnings = append(res.Warnings, w)
 	}
 	for _, n := range out.Notes {
-		log.info(env, "note: %s", n)
+		r.say(event.Info, env, "note: %s", n)
 		res.Notes = append(res.Notes, n)
 	}
 }
@@ -558,7 +558,7 @@ func (r *run) destroyFlow(ctx context.Context) error {
 	if err == nil {
 		var out *deploy.Result
 		out, err = r.o.Engine.Destroy(ctx, r.request(ef, cfg))
-		res.take(out, r.log, ef.Name)
+		res.take(out, r, ef.Name)
 	}
 	res.Err = err
 	if res.Report != nil && res.Report.Status != "" {
@@ -571,9 +571,9 @@ func (r *run) destroyFlow(ctx context.Context) error {
 	if res.Report != nil && (res.Report.Status == plan.StatusSucceeded || res.Report.Status == plan.StatusNoChanges) {
 		n, err := c.DeactivateDeployments(ctx, r.owner, r.repo, env, github.Status{Description: "destroyed by deploybot", LogURL: r.runURL})
 		if err != nil {
-			r.log.warning("%s: could not mark the deployments inactive: %v", env, err)
+			r.say(event.Warning, env, "could not mark the deployments inactive: %v", err)
 		} else {
-			r.log.info(env, "destroyed; %d GitHub deployment(s) marked inactive", n)
+			r.say(event.Info, env, "destroyed; %d GitHub deployment(s) marked inactive", n)
 		}
 	}
 	return r.failure()
@@ -618,14 +618,14 @@ func (r *run) driftFlow(ctx context.Context) error {
 				return res
 			}
 			res.CommentURL = url
-			r.log.info(ef.Name, "drift: issue %s (%s)", map[bool]string{true: "opened", false: "updated"}[created], url)
+			r.say(event.Info, ef.Name, "drift: issue %s (%s)", map[bool]string{true: "opened", false: "updated"}[created], url)
 			return res
 		}
 		closed, err := c.CloseDriftIssue(ctx, r.owner, r.repo, ef.Name, fmt.Sprintf("No drift in %s any more (%s): closing.", render.Code(ef.Name), render.Link("run", r.runURL)))
 		if err != nil {
 			res.Err = err
 		} else if closed {
-			r.log.info(ef.Name, "drift is gone: issue closed")
+			r.say(event.Info, ef.Name, "drift is gone: issue closed")
 		}
 		return res
 	})

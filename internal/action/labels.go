@@ -3,6 +3,7 @@ package action
 import (
 	"context"
 
+	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/github"
 )
 
@@ -16,7 +17,7 @@ import (
 func (r *run) labelPR(ctx context.Context, number int) {
 	want, unknown := prLabel(r.results)
 	if unknown != "" {
-		r.log.info("", "labels: left as they are (%s was not planned)", unknown)
+		r.say(event.Info, "", "labels: left as they are (%s was not planned)", unknown)
 		return
 	}
 	c, err := r.client()
@@ -24,12 +25,12 @@ func (r *run) labelPR(ctx context.Context, number int) {
 		var wrote bool
 		if wrote, err = c.SetPRLabel(ctx, r.owner, r.repo, number, want); err == nil {
 			if wrote {
-				r.log.info("", "labels: pull request #%d is now %s", number, want.Name)
+				r.say(event.Info, "", "labels: pull request #%d is now %s", number, want.Name)
 			}
 			return
 		}
 	}
-	r.log.warning("could not label pull request #%d %s (the labels input needs issues: write): %v", number, want.Name, err)
+	r.say(event.Warning, "", "could not label pull request #%d %s (the labels input needs issues: write): %v", number, want.Name, err)
 }
 
 // prLabel is the label for a run's plans, or the name of an environment

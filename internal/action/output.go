@@ -11,6 +11,7 @@ import (
 
 	githubactions "github.com/sethvargo/go-githubactions"
 
+	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/render"
@@ -135,7 +136,7 @@ func (r *run) result(runErr error) string {
 // uses a fixed, unchecked one: docs/research/github-actions.md §1.6).
 func (r *run) setOutput(name, value string) error {
 	if r.o.Getenv("GITHUB_OUTPUT") == "" {
-		r.log.info("", "output %s=%s", name, value)
+		r.say(event.Info, "", "output %s=%s", name, value)
 		return nil
 	}
 	value = r.secrets.Redact(value)
@@ -171,11 +172,11 @@ func (r *run) writeSummary(runErr error, planPath string) {
 		return
 	}
 	var b strings.Builder
-	event := ""
+	eventName := ""
 	if r.ghctx != nil {
-		event = r.ghctx.EventName
+		eventName = r.ghctx.EventName
 	}
-	fmt.Fprintf(&b, "## deploybot %s (%s)\n\n", firstNonEmpty(r.op, "run"), render.Escape(firstNonEmpty(event, "no event")))
+	fmt.Fprintf(&b, "## deploybot %s (%s)\n\n", firstNonEmpty(r.op, "run"), render.Escape(firstNonEmpty(eventName, "no event")))
 	for _, n := range r.notes {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
@@ -216,7 +217,7 @@ func (r *run) writeSummary(runErr error, planPath string) {
 		fmt.Fprintf(&b, "The plans as JSON: `%s` (output `plan-json`).\n", planPath)
 	}
 	if err := r.fileCommand("step-summary", b.String()); err != nil {
-		r.log.warning("could not write the job summary: %v", err)
+		r.say(event.Warning, "", "could not write the job summary: %v", err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/deploybot/deploybot/internal/config"
 	"github.com/deploybot/deploybot/internal/deploy"
+	"github.com/deploybot/deploybot/internal/event"
 	"github.com/deploybot/deploybot/internal/exit"
 	"github.com/deploybot/deploybot/internal/github"
 	"github.com/deploybot/deploybot/internal/plan"
@@ -64,7 +65,12 @@ type run struct {
 	gha   *githubactions.Action
 	ghctx *githubactions.GitHubContext
 	in    inputs
-	log   *logger
+	// events is the run's progress, in the Actions log (event.Actions
+	// through the redacting writer): the engine's, deploy's and the
+	// Action's own.
+	events event.Sink
+	// masks writes ::add-mask::, the one line written around the redactor.
+	masks *githubactions.Action
 	// secrets is every credential the run holds; everything the run writes
 	// (log, summary, outputs, plan JSON, GitHub bodies) is redacted with it.
 	secrets *secret.Redactor
@@ -97,7 +103,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		githubactions.WithHTTPClient(&http.Client{Transport: oidcStatusTransport{base: transportOf(o.HTTPClient)}, Timeout: o.HTTPClient.Timeout}))
 	// ::add-mask:: must reach the runner with the secret in it: it alone is
 	// written around the redactor.
-	r.log = &logger{gha: r.gha, masks: githubactions.New(githubactions.WithWriter(out.Unredacted())), secrets: o.Secrets}
+	r.masks = githubactions.New(githubactions.WithWriter(out.Unredacted()))
+	r.events = event.Actions(out, event.ActionsOptions{})
 
 	// Secrets are masked before anything else is printed
 	// (docs/research/github-actions.md §1.4; the runner hides them from the log only).
@@ -127,7 +134,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	r.op = op
-	r.log.info("", "deploybot %s for %s event in %s/%s", op, ghctx.EventName, r.owner, r.repo)
+	r.say(event.Info, "", "deploybot %s for %s event in %s/%s", op, ghctx.EventName, r.owner, r.repo)
 	switch op {
 	case OpPlan:
 		return r.planFlow(ctx)
@@ -171,10 +178,29 @@ func authStringToken(v secret.Value) string {
 	return base64.StdEncoding.EncodeToString([]byte(v.Reveal()))
 }
 
-// mask registers a credential with the runner (::add-mask::, line by line)
-// and with the run's redactor.
+// mask registers a credential with the run's redactor, so that nothing
+// written from now on carries it, and with the runner (::add-mask::, one
+// per line: a mask covers one line, a PEM key has many), which also hides
+// it where deploybot's redactor does not reach.
 func (r *run) mask(s string) {
-	r.log.mask(s)
+	if strings.TrimSpace(s) == "" {
+		return
+	}
+	r.secrets.AddString(s)
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if len(line) < 4 || strings.HasPrefix(line, "-----") {
+			continue
+		}
+		r.masks.AddMask(line)
+	}
+}
+
+// say writes one event of the run to its log: progress (event.Info), or a
+// notice or warning the runner lists as an annotation. env is the
+// environment it is about, "" for the run as a whole.
+func (r *run) say(level event.Level, env, format string, args ...any) {
+	r.events.Emit(event.Event{Time: r.o.Clock.Now(), Environment: env, Level: level, Message: fmt.Sprintf(format, args...)})
 }
 
 func (r *run) readInputs() error {
@@ -259,7 +285,7 @@ func (r *run) client() (*github.Client, error) {
 	}
 	c, err := github.New(github.Options{APIURL: r.ghctx.APIURL, GraphQLURL: r.o.Getenv("GITHUB_GRAPHQL_URL"), Auth: auth,
 		Transport: r.o.HTTPClient.Transport, Clock: r.o.Clock, Redact: r.secrets.Redact,
-		OnEvent: func(m string) { r.log.info("", "%s", m) }})
+		OnEvent: func(m string) { r.say(event.Info, "", "%s", m) }})
 	if err != nil {
 		return nil, err
 	}
@@ -516,85 +542,6 @@ func (r *run) forEach(envs []*envFile, f func(ef *envFile) *envResult) {
 	for _, res := range out {
 		r.add(res)
 	}
-}
-
-// logger writes the log as workflow output, one line per message, prefixed
-// by the environment, through the run's redacting writer (the runner's
-// ::add-mask:: is a second line of defence, and it does not cover what
-// deploybot writes to GitHub or to files). Untrusted text in a line (file
-// names, messages from AWS, Prefect or GitHub) cannot start a workflow
-// command: see logLine.
-type logger struct {
-	mu      sync.Mutex
-	gha     *githubactions.Action // through the redactor
-	masks   *githubactions.Action // raw: ::add-mask:: only
-	secrets *secret.Redactor
-}
-
-// mask registers a credential with the runner (::add-mask::, one per line:
-// a mask covers one line, a PEM key has many) and with the redactor.
-// Everything that writes to stdout holds l.mu: plans run concurrently.
-func (l *logger) mask(s string) {
-	if strings.TrimSpace(s) == "" {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range strings.Split(s, "\n") {
-		line = strings.TrimSpace(line)
-		if len(line) < 4 || strings.HasPrefix(line, "-----") {
-			continue
-		}
-		l.masks.AddMask(line)
-	}
-	l.secrets.AddString(s)
-}
-
-func (l *logger) info(env, format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	msg := fmt.Sprintf(format, args...)
-	if env != "" {
-		msg = "[" + env + "] " + msg
-	}
-	l.gha.Infof("%s", logLine(msg))
-}
-
-// notice and warning are workflow commands; go-githubactions escapes their
-// message (%, CR, LF) as GitHub documents, so no text can end them.
-func (l *logger) notice(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.gha.Noticef("%s", fmt.Sprintf(format, args...))
-}
-
-// noticeTitled writes a notice annotation with a title.
-func (l *logger) noticeTitled(title, msg string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.gha.WithFieldsMap(map[string]string{"title": title}).Noticef("%s", msg)
-}
-
-func (l *logger) warning(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.gha.Warningf("%s", fmt.Sprintf(format, args...))
-}
-
-// logLine makes msg one plain log line the runner cannot read as a
-// workflow command. The runner reads a line as a command when, after
-// leading white space, it starts with "::" (ActionCommand.TryParseV2 in
-// actions/runner), or, in the older form, contains "##[" (TryParse); and
-// it splits lines at CR and LF alike. So line breaks are shown as "⏎", a
-// leading "::" is escaped as GitHub escapes ":" in properties (%3A), and
-// "##[" is broken up.
-func logLine(msg string) string {
-	msg = strings.NewReplacer("\r\n", " ⏎ ", "\n", " ⏎ ", "\r", " ⏎ ", "##[", "# #[").Replace(msg)
-	trimmed := strings.TrimLeft(msg, " \t")
-	if strings.HasPrefix(trimmed, "::") {
-		msg = msg[:len(msg)-len(trimmed)] + "%3A%3A" + trimmed[2:]
-	}
-	return msg
 }
 
 // transportOf is the HTTP client's transport, or the default one.

@@ -327,6 +327,41 @@ func TestAmbiguousGitHubFailuresDuplicateNothing(t *testing.T) {
 	}
 }
 
+// TestActionLogIsTheEventSink is issue 12's one progress type: the
+// Action's own lines and warnings and deploy's progress reach the log
+// through event.Actions alone, in its one form ("[env] subject: message",
+// "::warning::[env] message"), redacted and escaped by it.
+func TestActionLogIsTheEventSink(t *testing.T) {
+	h := newHarness(t)
+	h.openPR("environments/staging.yaml")
+	h.prEvent("pull_request.opened.json")
+	if code := h.run(); code != 0 {
+		t.Fatalf("plan: exit %d\n%s", code, h.stdout.String())
+	}
+	h.merge("environments/staging.yaml")
+	h.resetFiles()
+	h.gh.ServerErrorsFor("POST", "/repos/Codertocat/Hello-World/deployments", 500, 500, 500, 500)
+	if code := h.run(); code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, h.stdout.String())
+	}
+	log := h.stdout.String()
+	for _, want := range []string{
+		"\n[staging] selected (environments/staging.yaml)\n",
+		"\n[staging] lock: ",
+		"\n::warning::[staging] could not record a GitHub Deployment: create deployment of staging: ",
+		"\n[staging] apply: applied\n",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log has no %q:\n%s", want, log)
+		}
+	}
+	for _, l := range strings.Split(strings.TrimSpace(log), "\n") {
+		if strings.HasPrefix(l, "::") && !strings.HasPrefix(l, "::add-mask::") && !strings.HasPrefix(l, "::warning::") && !strings.HasPrefix(l, "::notice::") {
+			t.Errorf("a line event.Actions does not write: %q", l)
+		}
+	}
+}
+
 // TestGHEDataResidencyAPIURL is issue 11 item 14: the runner's
 // GITHUB_API_URL is used exactly; GHE.com has no /api/v3.
 func TestGHEDataResidencyAPIURL(t *testing.T) {

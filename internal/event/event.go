@@ -51,7 +51,10 @@ type Event struct {
 	// ("lock", "prefect").
 	Subject  string
 	Resource bool
-	Message  string
+	// Title is the headline of an annotation (a notice, warning or error
+	// the Actions log lists on the run's page); "" for none.
+	Title   string
+	Message string
 	// Since is when the subject's step began: sinks show the time elapsed
 	// since then. Zero when the event is not part of a step.
 	Since time.Time

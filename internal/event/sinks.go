@@ -8,16 +8,18 @@ import (
 	"time"
 )
 
-// Text is an event as one line of text: "subject: message (elapsed)", the
-// elapsed time only for events of a step (a wait's line says its own
-// elapsed time and budget). Line breaks in the message (AWS
+// Text is an event as one line of text: "title: subject: message
+// (elapsed)", the elapsed time only for events of a step (a wait's line
+// says its own elapsed time and budget). Line breaks in the message (AWS
 // and Prefect messages are not ours) become spaces, so one event is always
 // one line.
 func Text(e Event) string {
 	var b strings.Builder
-	if e.Subject != "" {
-		b.WriteString(e.Subject)
-		b.WriteString(": ")
+	for _, p := range []string{e.Title, e.Subject} {
+		if p != "" {
+			b.WriteString(oneLine(p))
+			b.WriteString(": ")
+		}
 	}
 	b.WriteString(oneLine(e.Message))
 	if d, ok := e.Elapsed(); ok && e.Wait == nil {
@@ -61,7 +63,7 @@ func Terminal(w io.Writer) Sink {
 			line = "  " + line
 		}
 		if e.Environment != "" {
-			line = "[" + e.Environment + "] " + line
+			line = "[" + oneLine(e.Environment) + "] " + line
 		}
 		lw.write(line)
 	})
@@ -87,12 +89,34 @@ type ActionsOptions struct {
 	Escape Escaper
 }
 
+// EscapeWorkflowProperty encodes the value of a workflow command's
+// property (an annotation's title): escapeData's characters and ':' and
+// ',', which end a property, as @actions/core's escapeProperty does
+// (https://github.com/actions/toolkit/blob/main/packages/core/src/command.ts).
+func EscapeWorkflowProperty(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
+}
+
+// plainLine makes text a log line the runner cannot read as a workflow
+// command. The runner reads a line as a command when, after leading white
+// space, it starts with "::" (ActionCommand.TryParseV2 in actions/runner),
+// or, in the older form, contains "##[" (TryParse); Text has already made
+// it one line. So a leading "::" is quoted and "##[" is broken up.
+func plainLine(text string) string {
+	text = strings.ReplaceAll(text, "##[", "# #[")
+	if strings.HasPrefix(strings.TrimSpace(text), "::") {
+		text = "> " + text
+	}
+	return text
+}
+
 // Actions writes events to a GitHub Actions job log: progress as plain
 // lines, warnings and errors as ::warning:: and ::error:: workflow commands
 // and notices as ::notice::, so the runner lists them on the run's summary
-// page (https://docs.github.com/en/actions/reference/workflow-commands-for-github-actions).
-// A plain line never starts with "::", so no message can be read by the
-// runner as a command.
+// page (https://docs.github.com/en/actions/reference/workflow-commands-for-github-actions),
+// with the event's Title as the annotation's title. A plain line is never
+// a command (plainLine), and a command's data and title are escaped, so no
+// message can end a command or start another.
 func Actions(w io.Writer, o ActionsOptions) Sink {
 	lw := &lineWriter{w: w}
 	esc := o.Escape
@@ -100,18 +124,23 @@ func Actions(w io.Writer, o ActionsOptions) Sink {
 		esc = EscapeWorkflowData
 	}
 	return Func(func(e Event) {
+		title := e.Title
+		if e.Level != Info {
+			e.Title = "" // the annotation's title, not part of its text
+		}
 		text := Text(e)
 		if e.Environment != "" {
-			text = "[" + e.Environment + "] " + text
+			text = "[" + oneLine(e.Environment) + "] " + text
 		}
 		switch e.Level {
 		case Notice, Warning, Error:
-			lw.write("::" + e.Level.String() + "::" + esc(text))
-		default:
-			if strings.HasPrefix(strings.TrimSpace(text), "::") {
-				text = "> " + text
+			props := ""
+			if title != "" {
+				props = " title=" + EscapeWorkflowProperty(title)
 			}
-			lw.write(text)
+			lw.write("::" + e.Level.String() + props + "::" + esc(text))
+		default:
+			lw.write(plainLine(text))
 		}
 	})
 }
@@ -123,6 +152,7 @@ type jsonEvent struct {
 	Environment string    `json:"environment,omitempty"`
 	Subject     string    `json:"subject,omitempty"`
 	Resource    bool      `json:"resource,omitempty"`
+	Title       string    `json:"title,omitempty"`
 	Message     string    `json:"message"`
 	ElapsedMS   *int64    `json:"elapsed_ms,omitempty"`
 	Wait        *jsonWait `json:"wait,omitempty"`
@@ -139,7 +169,7 @@ func JSONLines(w io.Writer) Sink {
 	lw := &lineWriter{w: w}
 	return Func(func(e Event) {
 		je := jsonEvent{Time: e.Time.UTC(), Level: e.Level.String(), Environment: e.Environment,
-			Subject: e.Subject, Resource: e.Resource, Message: e.Message}
+			Subject: e.Subject, Resource: e.Resource, Title: e.Title, Message: e.Message}
 		if d, ok := e.Elapsed(); ok {
 			ms := d.Milliseconds()
 			je.ElapsedMS = &ms

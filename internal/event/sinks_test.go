@@ -71,6 +71,24 @@ func TestActionsNeverLetsAMessageBecomeACommand(t *testing.T) {
 			t.Errorf("unexpected workflow command %q", line)
 		}
 	}
+	// An environment's name comes from a file name: it is one line too.
+	b.Reset()
+	ForEnvironment(Actions(&b, ActionsOptions{}), "x\n## pwned\r::warning::injected").Emit(Event{Time: t0, Message: "selected"})
+	if got, want := b.String(), "[x ## pwned ::warning::injected] selected\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	// The older command form, "##[", is broken up wherever it stands.
+	b.Reset()
+	Actions(&b, ActionsOptions{}).Emit(Event{Time: t0, Message: "file x ##[error]forged"})
+	if got, want := b.String(), "file x # #[error]forged\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	// A title is the annotation's property, escaped as one.
+	b.Reset()
+	Actions(&b, ActionsOptions{}).Emit(Event{Time: t0, Level: Notice, Title: "fork: x,y\n::error::z", Message: "not planned"})
+	if got, want := b.String(), "::notice title=fork%3A x%2Cy%0A%3A%3Aerror%3A%3Az::not planned\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
 	// Without an environment, a message that looks like a command is quoted.
 	b.Reset()
 	Actions(&b, ActionsOptions{}).Emit(Event{Time: t0, Message: "  ::add-mask::x"})
