@@ -200,6 +200,12 @@ func (taskDefinitionKind) Read(ctx context.Context, x *x, r *taskDefinition) (*f
 	if td == nil || (which == s.Family && td.Status != ecstypes.TaskDefinitionStatusActive) {
 		return nil, nil
 	}
+	return foundRevision(s, out), nil
+}
+
+// foundRevision is a revision as Read and register see it.
+func foundRevision(s *TaskDefinitionSpec, out *awsecs.DescribeTaskDefinitionOutput) *foundTaskDefinition {
+	td := out.TaskDefinition
 	arn := aws.ToString(td.TaskDefinitionArn)
 	f := &foundTaskDefinition{ID: arn, ARN: arn, Tags: awstags.ECSMap(out.Tags),
 		// Every revision of the family: Delete deregisters and deletes them all.
@@ -217,7 +223,7 @@ func (taskDefinitionKind) Read(ctx context.Context, x *x, r *taskDefinition) (*f
 			f.Model.Container = containerModel(c, s.Container.Derived)
 		}
 	}
-	return f, nil
+	return f
 }
 
 // splitEnv splits a container's environment into what the file sets and
@@ -265,7 +271,10 @@ func familyOf(arn string) string {
 	return s
 }
 
-func register(ctx context.Context, x *x, r *taskDefinition, refs resource.Refs) (resource.Outputs, error) {
+// register registers r's definition as a new revision. An update first
+// takes the newest revision when it is already that (registered); a create
+// need not look: its plan found no ACTIVE revision at all.
+func register(ctx context.Context, x *x, r *taskDefinition, refs resource.Refs, update bool) (resource.Outputs, error) {
 	s := r.Spec
 	c := s.Container
 	in := &awsecs.RegisterTaskDefinitionInput{
@@ -310,6 +319,15 @@ func register(ctx context.Context, x *x, r *taskDefinition, refs resource.Refs) 
 
 	unlock := lockFamily(s.Family)
 	defer unlock()
+	if update {
+		f, err := registered(ctx, x, r, refs)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			return f.Outputs, nil
+		}
+	}
 	out, err := x.API.RegisterTaskDefinition(ctx, in)
 	if err != nil {
 		return nil, fmt.Errorf("RegisterTaskDefinition %s: %w", s.Family, err)
@@ -321,7 +339,40 @@ func register(ctx context.Context, x *x, r *taskDefinition, refs resource.Refs) 
 }
 
 func (taskDefinitionKind) Create(ctx context.Context, x *x, r *taskDefinition, refs resource.Refs) (resource.Outputs, error) {
-	return register(ctx, x, r, refs)
+	return register(ctx, x, r, refs, false)
+}
+
+// registered returns the family's newest ACTIVE revision when it is this
+// environment's and already what r asks for (tags aside, which it sets),
+// else nil. The service may not run it yet: a run that registered it died
+// before updating the service, and the re-run's plan, which compares with
+// the revision the service runs, asks for it again. Registering is not
+// idempotent (every call makes a revision), so it is taken instead of
+// registering the same definition twice.
+func registered(ctx context.Context, x *x, r *taskDefinition, refs resource.Refs) (*foundTaskDefinition, error) {
+	out, err := x.API.DescribeTaskDefinition(ctx, &awsecs.DescribeTaskDefinitionInput{
+		TaskDefinition: aws.String(r.Spec.Family),
+		Include:        []ecstypes.TaskDefinitionField{ecstypes.TaskDefinitionFieldTags},
+	})
+	if awserr.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("DescribeTaskDefinition %s: %w", r.Spec.Family, err)
+	}
+	if out.TaskDefinition == nil || out.TaskDefinition.Status != ecstypes.TaskDefinitionStatusActive {
+		return nil, nil
+	}
+	f := foundRevision(r.Spec, out)
+	want := resource.Normalize(taskDefinitionKind{}.Desired(r, refs))
+	if !resource.IsOurs(r.Tags, f.Tags) || !resource.Equal(want, resource.Normalize(f.Model)) {
+		return nil, nil
+	}
+	if err := awstags.ECS(x.API).Apply(ctx, f.ID, resource.Tags(r.Tags, f.Tags)); err != nil {
+		return nil, err
+	}
+	x.Say(r.Address, "already registered: "+f.ARN)
+	return f, nil
 }
 
 // Update registers a new revision, except when only tags changed: those are
@@ -333,7 +384,7 @@ func (taskDefinitionKind) Update(ctx context.Context, x *x, r *taskDefinition, d
 		}
 		return d.Found.Outputs, nil
 	}
-	return register(ctx, x, r, refs)
+	return register(ctx, x, r, refs, true)
 }
 
 // Delete deregisters every ACTIVE revision of the family, then deletes the
