@@ -277,10 +277,9 @@ next:
 	if err != nil {
 		return fmt.Errorf("destroy of environment %s: could not check that nothing is left: %w", p.st.Environment, err)
 	}
-	// A resource of a kind that cannot adopt (an ECS cluster or service)
-	// that this destroy deleted is gone: its kind's Delete said so (ECS
-	// keeps a deleted cluster or service INACTIVE for a while, and the
-	// tagging index may still list it).
+	// A resource of a kind that cannot adopt (cannot read it by its ARN)
+	// that this destroy deleted is gone: its kind's Delete said so, and the
+	// tagging index may still list it.
 	deleted := map[string]bool{}
 	for addr, ch := range p.changes {
 		if live := p.live[addr]; ch.Action == plan.Delete && live != nil && live.ARN != "" {

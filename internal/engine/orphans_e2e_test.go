@@ -203,8 +203,8 @@ func (l laggingIndex) GetResources(ctx context.Context, in *tagging.GetResources
 }
 
 // TestE2EDestroyTrustsItsDeletesOverALaggingIndex: the ECS cluster and
-// service a destroy deleted (their kinds cannot read them by ARN) are
-// still in the tagging index; the destroy succeeds. A cluster it did not
+// service a destroy deleted are still in the tagging index (ECS keeps them
+// INACTIVE, which their kinds read as gone); the destroy succeeds. A cluster it did not
 // delete would be left (TestE2EDestroyFailsWhenSomethingIsLeft).
 func TestE2EDestroyTrustsItsDeletesOverALaggingIndex(t *testing.T) {
 	t.Parallel()

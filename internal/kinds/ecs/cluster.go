@@ -15,6 +15,7 @@ import (
 	"github.com/deploybot/deploybot/internal/awsapi"
 	"github.com/deploybot/deploybot/internal/awserr"
 	"github.com/deploybot/deploybot/internal/awstags"
+	"github.com/deploybot/deploybot/internal/inventory"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/retry"
 )
@@ -112,6 +113,22 @@ func (clusterKind) Read(ctx context.Context, x *x, r *cluster) (*foundCluster, e
 		}
 	}
 	return f, nil
+}
+
+// ARNTypes and Adopt: a cluster tagged for the environment that its stack
+// does not have (arn:…:cluster/NAME: one an earlier version or a person
+// made) is read by its name, and deleted like a leftover; ECS refuses to
+// delete one that still has services or tasks, and Delete waits for them.
+func (k clusterKind) ARNTypes() []string { return []string{"ecs:cluster"} }
+
+func (k clusterKind) Adopt(ctx context.Context, x *x, arn string) (*cluster, *foundCluster, error) {
+	name := strings.TrimPrefix(inventory.Resource(arn), "cluster/")
+	c := &cluster{Name: name, Spec: &ClusterSpec{Name: name}}
+	f, err := k.Read(ctx, x, c)
+	if err != nil || f == nil {
+		return nil, nil, err
+	}
+	return c, f, nil
 }
 
 // needsServiceLinkedRole: the first cluster of an account waits for the

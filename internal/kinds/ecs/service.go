@@ -18,6 +18,7 @@ import (
 	"github.com/deploybot/deploybot/internal/awserr"
 	"github.com/deploybot/deploybot/internal/awstags"
 	"github.com/deploybot/deploybot/internal/ecsdeploy"
+	"github.com/deploybot/deploybot/internal/inventory"
 	"github.com/deploybot/deploybot/internal/plan"
 	"github.com/deploybot/deploybot/internal/resource"
 	"github.com/deploybot/deploybot/internal/retry"
@@ -540,6 +541,27 @@ func regate(ctx context.Context, x *x, r *service, d *resource.Delta[ServiceMode
 	}
 	x.Say(r.Address, fmt.Sprintf("the running revision %s has not passed the health gate (an earlier apply stopped before its verdict); gating it", ecsdeploy.ShortTaskDefinition(td)))
 	return waitDeployment(ctx, x, r, d.Found.ID, td, id, since, previous, nil)
+}
+
+// ARNTypes and Adopt: a service tagged for the environment that its stack
+// does not have (arn:…:service/CLUSTER/NAME, ECS's long ARN format) is read
+// by its cluster and name, and its Delete scales it to 0 and waits for its
+// tasks like the stack's own. An ARN of the old short format names no
+// cluster, so it cannot be read: that is an error, not a resource gone.
+func (k serviceKind) ARNTypes() []string { return []string{"ecs:service"} }
+
+func (k serviceKind) Adopt(ctx context.Context, x *x, arn string) (*service, *foundService, error) {
+	parts := strings.Split(inventory.Resource(arn), "/")
+	if len(parts) != 3 {
+		return nil, nil, fmt.Errorf("ECS service %s: its ARN does not name its cluster (the old short ARN format), so deploybot cannot read it", arn)
+	}
+	svc := &service{Name: parts[2], Spec: &ServiceSpec{Cluster: parts[1], Name: parts[2]}}
+	f, err := k.Read(ctx, x, svc)
+	if err != nil || f == nil {
+		return nil, nil, err
+	}
+	svc.Spec.TaskFamily = familyOf(taskDefinitionOf(f.Detail))
+	return svc, f, nil
 }
 
 // Delete follows docs/research/aws-ecs.md §5.3 step 2: scale to 0, delete

@@ -179,12 +179,14 @@ func (taskDefinitionKind) OutputsChangedByUpdate(*taskDefinition) []string {
 func (taskDefinitionKind) Read(ctx context.Context, x *x, r *taskDefinition) (*foundTaskDefinition, error) {
 	s := r.Spec
 	which := s.Family
-	svc, err := describeService(ctx, x, s.Cluster, s.Service)
-	if err != nil {
-		return nil, err
-	}
-	if used := taskDefinitionOf(svc); used != "" && familyOf(used) == s.Family {
-		which = used
+	if s.Service != "" {
+		svc, err := describeService(ctx, x, s.Cluster, s.Service)
+		if err != nil {
+			return nil, err
+		}
+		if used := taskDefinitionOf(svc); used != "" && familyOf(used) == s.Family {
+			which = used
+		}
 	}
 	out, err := x.API.DescribeTaskDefinition(ctx, &awsecs.DescribeTaskDefinitionInput{
 		TaskDefinition: aws.String(which),
@@ -201,6 +203,22 @@ func (taskDefinitionKind) Read(ctx context.Context, x *x, r *taskDefinition) (*f
 		return nil, nil
 	}
 	return foundRevision(s, out), nil
+}
+
+// ARNTypes and Adopt: a family tagged for the environment that its stack
+// does not have is read as its newest ACTIVE revision, and its Delete
+// removes every revision. Its other revisions are listed too; they are
+// that family's, so only the newest is adopted (the others read as nil).
+func (k taskDefinitionKind) ARNTypes() []string { return []string{"ecs:task-definition"} }
+
+func (k taskDefinitionKind) Adopt(ctx context.Context, x *x, arn string) (*taskDefinition, *foundTaskDefinition, error) {
+	family := familyOf(arn)
+	td := &taskDefinition{Name: family, Spec: &TaskDefinitionSpec{Family: family}}
+	f, err := k.Read(ctx, x, td)
+	if err != nil || f == nil || f.ARN != arn {
+		return nil, nil, err
+	}
+	return td, f, nil
 }
 
 // foundRevision is a revision as Read and register see it.
