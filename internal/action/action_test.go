@@ -254,6 +254,21 @@ func TestWrongRoleTrustFailsThePlan(t *testing.T) {
 	}
 }
 
+// planPR runs the plan job of PR #2, which changes environments/staging.yaml,
+// after before (GitHub's faults for the job; nil for none), and fails the
+// test unless it exits 0.
+func (h *harness) planPR(before func()) {
+	h.t.Helper()
+	h.openPR("environments/staging.yaml")
+	h.prEvent("pull_request.opened.json")
+	if before != nil {
+		before()
+	}
+	if code := h.run(); code != 0 {
+		h.t.Fatalf("plan: exit %d\n%s", code, h.stdout.String())
+	}
+}
+
 // merge marks PR #2 merged as mergeSHA and makes the push compare list files.
 func (h *harness) merge(files ...string) {
 	h.gh.Do(func() {

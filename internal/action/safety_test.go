@@ -290,12 +290,7 @@ func TestPlanWhoseCommentCannotBeSavedFails(t *testing.T) {
 // statuses each exist once, as when nothing failed.
 func TestAmbiguousGitHubFailuresDuplicateNothing(t *testing.T) {
 	h := newHarness(t)
-	h.openPR("environments/staging.yaml")
-	h.prEvent("pull_request.opened.json")
-	h.gh.ServerErrorsAfterWrite("POST", "/comments", 502)
-	if code := h.run(); code != 0 {
-		t.Fatalf("plan: exit %d\n%s", code, h.stdout.String())
-	}
+	h.planPR(func() { h.gh.ServerErrorsAfterWrite("POST", "/comments", 502) })
 	if cs := h.gh.Comments(repoFull, 2); len(cs) != 1 {
 		t.Errorf("%d comments on the pull request, want 1:\n%s", len(cs), h.stdout.String())
 	}
@@ -333,11 +328,7 @@ func TestAmbiguousGitHubFailuresDuplicateNothing(t *testing.T) {
 // "::warning::[env] message"), redacted and escaped by it.
 func TestActionLogIsTheEventSink(t *testing.T) {
 	h := newHarness(t)
-	h.openPR("environments/staging.yaml")
-	h.prEvent("pull_request.opened.json")
-	if code := h.run(); code != 0 {
-		t.Fatalf("plan: exit %d\n%s", code, h.stdout.String())
-	}
+	h.planPR(nil)
 	h.merge("environments/staging.yaml")
 	h.resetFiles()
 	h.gh.ServerErrorsFor("POST", "/repos/Codertocat/Hello-World/deployments", 500, 500, 500, 500)
