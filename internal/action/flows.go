@@ -621,6 +621,17 @@ func (r *run) driftFlow(ctx context.Context) error {
 			r.say(event.Info, ef.Name, "drift: issue %s (%s)", map[bool]string{true: "opened", false: "updated"}[created], url)
 			return res
 		}
+		if len(res.Plan.Unread) > 0 {
+			// A plan that could not read part of the stack (the work pool
+			// without a Prefect key) cannot say the drift is gone: the
+			// issue stays as it is, and the log says what was not read.
+			var addrs []string
+			for _, u := range res.Plan.Unread {
+				addrs = append(addrs, u.Address)
+			}
+			r.say(event.Warning, ef.Name, "drift check could not read %s, so the drift issue (if any) is left as it is", strings.Join(addrs, ", "))
+			return res
+		}
 		closed, err := c.CloseDriftIssue(ctx, r.owner, r.repo, ef.Name, fmt.Sprintf("No drift in %s any more (%s): closing.", render.Code(ef.Name), render.Link("run", r.runURL)))
 		if err != nil {
 			res.Err = err

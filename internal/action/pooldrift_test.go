@@ -2,10 +2,14 @@ package action_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/deploybot/deploybot/internal/action"
+	"github.com/deploybot/deploybot/internal/clock"
+	"github.com/deploybot/deploybot/internal/config"
+	"github.com/deploybot/deploybot/internal/deploy"
 	"github.com/deploybot/deploybot/internal/kinds"
 	"github.com/deploybot/deploybot/internal/prefect"
 )
@@ -61,6 +65,21 @@ func TestDriftIssueShowsAWorkPoolDefaultChangedInPrefect(t *testing.T) {
 			t.Errorf("the drift issue does not say %q:\n%s", want, issue)
 		}
 	}
+
+	// A check that cannot reach Prefect cannot read the pool, so it cannot
+	// say the drift is gone: the issue stays open.
+	withPrefect := de
+	de.Prefect = func(*config.Environment, string, clock.Clock) (deploy.Prefect, error) {
+		return nil, errors.New("no Prefect for this check")
+	}
+	h.engine = de
+	if _, ok := check()["open"]; !ok {
+		t.Fatalf("a drift check that could not read the pool closed the issue: %+v", h.gh.Issues(repoFull))
+	}
+	if !strings.Contains(h.stdout.String(), "could not read prefect_work_pool.main") {
+		t.Errorf("the check does not say it could not read the pool:\n%s", h.stdout.String())
+	}
+	h.engine = withPrefect
 
 	h.merge("environments/staging.yaml")
 	if code := h.run(); code != 0 {
