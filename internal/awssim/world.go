@@ -214,6 +214,19 @@ func (w *World) Calls() []Call {
 	return append([]Call(nil), w.calls...)
 }
 
+// CallsBesideAccountCheck returns the logged calls other than STS
+// GetCallerIdentity, the account check that changes nothing: what tests of
+// "nothing happens before (or after) the account check" expect to be empty.
+func (w *World) CallsBesideAccountCheck() []Call {
+	var out []Call
+	for _, c := range w.Calls() {
+		if c.Service != "STS" || c.Operation != "GetCallerIdentity" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // ResetCalls forgets the call log (not the state).
 func (w *World) ResetCalls() {
 	w.faultsMu.Lock()

@@ -439,10 +439,8 @@ func TestFailedPreflightWritesNothing(t *testing.T) {
 		t.Fatalf("stderr:\n%s", h.lastErr)
 	}
 	// Only the account check (STS) comes before preflight; the lock after.
-	for _, c := range h.world.Calls() {
-		if c.Service != "STS" || c.Operation != "GetCallerIdentity" {
-			t.Fatalf("%s.%s called after a failed preflight", c.Service, c.Operation)
-		}
+	for _, c := range h.world.CallsBesideAccountCheck() {
+		t.Fatalf("%s.%s called after a failed preflight", c.Service, c.Operation)
 	}
 }
 
