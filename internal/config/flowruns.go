@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -111,7 +112,7 @@ func (c *checker) policyDocument(path, doc string) {
 		at(keyLine, "must be a JSON object with Version and Statement")
 		return
 	}
-	for _, k := range sortedKeysOf(top) {
+	for _, k := range slices.Sorted(maps.Keys(top)) {
 		if k != "Version" && k != "Statement" && k != "Id" {
 			at(keyLine, "has the key %q; a policy document has Version, Id and Statement", clip(k))
 			return
@@ -172,7 +173,7 @@ func statementProblem(raw any) string {
 	}
 	known := map[string]bool{"Sid": true, "Effect": true, "Action": true, "NotAction": true,
 		"Resource": true, "NotResource": true, "Condition": true}
-	for _, k := range sortedKeysOf(s) {
+	for _, k := range slices.Sorted(maps.Keys(s)) {
 		switch {
 		case k == "Principal" || k == "NotPrincipal":
 			return "has " + k + "; a role's own policy names no principal (it applies to the role), only resource and trust policies do"
@@ -242,15 +243,6 @@ func stringsOf(v any) ([]string, error) {
 		return out, nil
 	}
 	return nil, errors.New("must be a string or a list of strings")
-}
-
-func sortedKeysOf(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // jsonErrorLine is the line of the file a JSON error in path's text is on:

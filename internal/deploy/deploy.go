@@ -9,8 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -155,7 +156,7 @@ type StaleError struct {
 
 func (e *StaleError) Error() string {
 	var parts []string
-	for _, a := range sortedKeys(e.Unreviewed) {
+	for _, a := range slices.Sorted(maps.Keys(e.Unreviewed)) {
 		parts = append(parts, fmt.Sprintf("%s (%s)", a, e.Unreviewed[a]))
 	}
 	what := "the reviewed plan did not"
@@ -777,15 +778,6 @@ func shortARN(arn string) string {
 		return arn[i+1:]
 	}
 	return arn
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // gateInput is what the health gate judges: the deployment the apply
