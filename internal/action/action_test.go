@@ -313,11 +313,7 @@ func TestMergeAppliesTheReviewedPlanAndRefusesAStaleOne(t *testing.T) {
 		t.Fatalf("deployments = %d", len(deps))
 	}
 	d := deps[0]
-	var states []string
-	for _, s := range d.Statuses {
-		states = append(states, s.State)
-	}
-	if diff := cmp.Diff([]string{"in_progress", "success"}, states); diff != "" {
+	if diff := cmp.Diff([]string{"in_progress", "success"}, d.States()); diff != "" {
 		t.Errorf("deployment states (-want +got):\n%s", diff)
 	}
 	if d.Ref != mergeSHA || d.Environment != "staging" || *d.AutoMerge || len(*d.RequiredContexts) != 0 ||

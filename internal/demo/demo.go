@@ -406,13 +406,9 @@ func (d *demo) mergeAndApply(ctx context.Context, s *Step, number int, logName s
 	s.Comments = d.botComments(number)
 	s.Deployments = w.gh.Deployments(repoFull)
 	if dep := lastDeployment(s); dep != nil {
-		var states []string
-		for _, st := range dep.Statuses {
-			states = append(states, st.State)
-		}
 		last := dep.Statuses[len(dep.Statuses)-1]
 		d.p.line("")
-		d.p.line("GitHub Deployment #%d to %q: %s — %q", dep.ID, dep.Environment, strings.Join(states, " → "), last.Description)
+		d.p.line("GitHub Deployment #%d to %q: %s — %q", dep.ID, dep.Environment, strings.Join(dep.States(), " → "), last.Description)
 		if last.EnvironmentURL != "" {
 			d.p.line("  environment URL (the Prefect work pool): %s", last.EnvironmentURL)
 		}

@@ -574,11 +574,7 @@ func TestDeployments(t *testing.T) {
 		t.Fatalf("deployments = %d", len(ds))
 	}
 	d := ds[0]
-	var states []string
-	for _, s := range d.Statuses {
-		states = append(states, s.State)
-	}
-	if diff := cmp.Diff([]string{"in_progress", "success", "inactive"}, states); diff != "" {
+	if diff := cmp.Diff([]string{"in_progress", "success", "inactive"}, d.States()); diff != "" {
 		t.Errorf("states (-want +got):\n%s", diff)
 	}
 	if d.AutoMerge == nil || *d.AutoMerge || d.RequiredContexts == nil || len(*d.RequiredContexts) != 0 || d.Environment != "staging" || d.TransientEnvironment {

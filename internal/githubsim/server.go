@@ -179,6 +179,15 @@ func (d *Deployment) State() string {
 	return d.Statuses[len(d.Statuses)-1].State
 }
 
+// States is the state of each of the deployment's statuses, oldest first.
+func (d *Deployment) States() []string {
+	var out []string
+	for _, st := range d.Statuses {
+		out = append(out, st.State)
+	}
+	return out
+}
+
 // DeploymentStatus is one status of a deployment.
 type DeploymentStatus struct {
 	ID             int64
