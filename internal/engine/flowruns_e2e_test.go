@@ -81,14 +81,7 @@ func applyFlowWorld(t *testing.T, x *account, env *config.Environment) *flowWorl
 	return f
 }
 
-func (f *flowWorld) online() bool {
-	for _, wk := range f.prefect.Workers(f.names.WorkPool) {
-		if wk.Status == "ONLINE" {
-			return true
-		}
-	}
-	return false
-}
+func (f *flowWorld) online() bool { return len(f.prefect.OnlineWorkers(f.names.WorkPool)) > 0 }
 
 // run submits a run of a deployment of the pool without job variables
 // (the pool's defaults decide everything) and waits for its end; seen is
