@@ -434,17 +434,29 @@ func (d *demo) mergeAndApply(ctx context.Context, s *Step, number int, logName s
 
 // --- 3. raise the CPU ------------------------------------------------------
 
-func (d *demo) cpuPR(ctx context.Context) error {
+// envPR writes the environment file with the given worker cpu and image
+// and opens PR number with it; showChange prints the lines the PR changes.
+func (d *demo) envPR(number int, title, branch string, cpu int, image string) (p *pr, showChange func(), err error) {
 	w := d.w
-	before, err := w.writeEnvFile(w.envFile(1024, "prefecthq/prefect-aws:latest"))
+	before, err := w.writeEnvFile(w.envFile(cpu, image))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	pr := w.openPR(2, "Give the worker more CPU", "worker-cpu-1024", githubsim.File{Filename: envPath, Status: "modified"})
-	return d.step("3a", "PR #2 raises worker.cpu from 512 to 1024", "planned", func(s *Step) error {
+	p = w.openPR(number, title, branch, githubsim.File{Filename: envPath, Status: "modified"})
+	return p, func() {
 		d.p.line("The change to %s:", envPath)
 		d.p.quote(strings.Join(lineChanges(before, w.currentEnvFile()), "\n"), 0)
 		d.p.line("")
+	}, nil
+}
+
+func (d *demo) cpuPR(ctx context.Context) error {
+	pr, showChange, err := d.envPR(2, "Give the worker more CPU", "worker-cpu-1024", 1024, "prefecthq/prefect-aws:latest")
+	if err != nil {
+		return err
+	}
+	return d.step("3a", "PR #2 raises worker.cpu from 512 to 1024", "planned", func(s *Step) error {
+		showChange()
 		if err := d.pullRequest(ctx, s, pr, "3a-pr-2-plan"); err != nil {
 			return err
 		}
@@ -536,15 +548,12 @@ func (d *demo) brokenPR(ctx context.Context) error {
 		w.aws.Images[brokenImage] = *d.o.brokenBehavior
 	}
 	w.aws.Mu.Unlock()
-	before, err := w.writeEnvFile(w.envFile(1024, brokenImage))
+	pr, showChange, err := d.envPR(3, "Upgrade the worker image", "worker-image", 1024, brokenImage)
 	if err != nil {
 		return err
 	}
-	pr := w.openPR(3, "Upgrade the worker image", "worker-image", githubsim.File{Filename: envPath, Status: "modified"})
 	return d.step("4a", "PR #3 ships an image whose worker starts but never reaches Prefect", "planned", func(s *Step) error {
-		d.p.line("The change to %s:", envPath)
-		d.p.quote(strings.Join(lineChanges(before, w.currentEnvFile()), "\n"), 0)
-		d.p.line("")
+		showChange()
 		return d.pullRequest(ctx, s, pr, "4a-pr-3-plan")
 	})
 }
